@@ -1,0 +1,233 @@
+// Package build compiles Fluid OS: the NASM boot stages, the kernel variants,
+// the workload modules and the disk image, into build/.
+//
+// Every artifact is produced by a step whose cache key is the content hash
+// of its inputs (including every header the compiler reports), the command
+// line and the toolchain's versions, so a second build with nothing changed
+// runs nothing. Builds are deterministic: no absolute paths reach outputs
+// (-ffile-prefix-map), and SOURCE_DATE_EPOCH is the only time used.
+package build
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/fluid-os/fluid/internal/toolchain"
+)
+
+// Options configure a Builder. Zero values are filled by New.
+type Options struct {
+	Root            string               // repository root; default: found from the working directory
+	Out             string               // output directory; default Root/build
+	Light           bool                 // LIGHT=1: shrink workloads (defines FLUID_LIGHT=1)
+	Version         string               // FLUID_VERSION; default `git describe --tags --always`, else "dev"
+	Commit          string               // default `git rev-parse HEAD`, else "unknown"
+	SourceDateEpoch int64                // default $SOURCE_DATE_EPOCH, else the last commit's time, else 0
+	Jobs            int                  // parallel compile jobs; default NumCPU
+	Log             io.Writer            // one line per step that runs; default os.Stdout
+	Toolchain       *toolchain.Toolchain // default toolchain.Find()
+}
+
+// Builder builds artifacts into Out.
+type Builder struct {
+	root, out string
+	opt       Options
+	tc        *toolchain.Toolchain
+	tcKey     string
+	log       io.Writer
+	jobs      int
+	hash      *hasher
+	goKey     string // identifies the Go code doing in-process steps (pack, image)
+}
+
+// New resolves defaults and checks the toolchain.
+func New(opt Options) (*Builder, error) {
+	var err error
+	if opt.Root == "" {
+		if opt.Root, err = FindRoot(); err != nil {
+			return nil, err
+		}
+	}
+	if opt.Root, err = filepath.Abs(opt.Root); err != nil {
+		return nil, err
+	}
+	if opt.Out == "" {
+		opt.Out = filepath.Join(opt.Root, "build")
+	}
+	if opt.Out, err = filepath.Abs(opt.Out); err != nil {
+		return nil, err
+	}
+	if opt.Log == nil {
+		opt.Log = os.Stdout
+	}
+	if opt.Jobs <= 0 {
+		opt.Jobs = runtime.NumCPU()
+	}
+	if opt.Toolchain == nil {
+		if opt.Toolchain, err = toolchain.Find(); err != nil {
+			return nil, err
+		}
+	}
+	if opt.Version == "" {
+		opt.Version = envOr("FLUID_VERSION", gitOut(opt.Root, "describe", "--tags", "--always"), "dev")
+	}
+	if opt.Commit == "" {
+		opt.Commit = envOr("", gitOut(opt.Root, "rev-parse", "HEAD"), "unknown")
+	}
+	if opt.SourceDateEpoch == 0 {
+		opt.SourceDateEpoch, err = sourceDateEpoch(opt.Root)
+		if err != nil {
+			return nil, err
+		}
+	}
+	return &Builder{
+		root: opt.Root, out: opt.Out, opt: opt, tc: opt.Toolchain,
+		tcKey: opt.Toolchain.Key(), log: opt.Log, jobs: opt.Jobs,
+		hash: &hasher{sums: map[string]string{}}, goKey: executableKey(),
+	}, nil
+}
+
+// Root is the repository root.
+func (b *Builder) Root() string { return b.root }
+
+// Out is the output directory.
+func (b *Builder) Out() string { return b.out }
+
+// Toolchain is the toolchain in use.
+func (b *Builder) Toolchain() *toolchain.Toolchain { return b.tc }
+
+// Options returns the resolved options.
+func (b *Builder) Options() Options { return b.opt }
+
+// Lock takes an exclusive lock on Out/.lock so that concurrent builders
+// (parallel test packages, two terminals) never write the same files.
+func (b *Builder) Lock() (unlock func(), err error) {
+	if err := os.MkdirAll(b.out, 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(b.out, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
+}
+
+// rel returns p relative to the root when it is inside it.
+func (b *Builder) rel(p string) string {
+	if !filepath.IsAbs(p) {
+		return filepath.ToSlash(p)
+	}
+	if r, err := filepath.Rel(b.root, p); err == nil && !strings.HasPrefix(r, "..") {
+		return filepath.ToSlash(r)
+	}
+	return p
+}
+
+// outRel is a path under Out, relative to the root when possible.
+func (b *Builder) outRel(parts ...string) string {
+	return b.rel(filepath.Join(append([]string{b.out}, parts...)...))
+}
+
+// env is the environment build commands run in: fixed locale and time zone,
+// SOURCE_DATE_EPOCH set, nothing else that varies between machines.
+func (b *Builder) env() []string {
+	env := []string{
+		"LC_ALL=C", "LANG=C", "TZ=UTC",
+		"SOURCE_DATE_EPOCH=" + strconv.FormatInt(b.opt.SourceDateEpoch, 10),
+	}
+	for _, k := range []string{"PATH", "HOME", "TMPDIR"} {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
+}
+
+// FindRoot walks up from the working directory to the directory holding
+// go.mod and boot/bootinfo.h.
+func FindRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if fileExists(filepath.Join(d, "go.mod")) && fileExists(filepath.Join(d, "boot", "bootinfo.h")) {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no Fluid OS checkout above %s (looked for go.mod and boot/bootinfo.h); run from inside the repository", dir)
+		}
+	}
+}
+
+func sourceDateEpoch(root string) (int64, error) {
+	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a non-negative integer of seconds since 1970", v)
+		}
+		return n, nil
+	}
+	if s := gitOut(root, "log", "-1", "--format=%ct"); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return n, nil
+		}
+	}
+	// Outside git (a source tarball): a fixed, documented epoch.
+	return time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC).Unix(), nil
+}
+
+func gitOut(root string, args ...string) string {
+	cmd := exec.Command("git", append([]string{"-C", root}, args...)...)
+	out, err := cmd.Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func envOr(key, fallback, def string) string {
+	if key != "" {
+		if v := os.Getenv(key); v != "" {
+			return v
+		}
+	}
+	if fallback != "" {
+		return fallback
+	}
+	return def
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// executableKey changes whenever the running binary (mage's or a test's)
+// changes, so in-process steps rerun when their Go code changed.
+func executableKey() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return "unknown"
+	}
+	st, err := os.Stat(exe)
+	if err != nil {
+		return "unknown"
+	}
+	return fmt.Sprintf("%s:%d:%d", exe, st.Size(), st.ModTime().UnixNano())
+}

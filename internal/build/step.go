@@ -1,0 +1,292 @@
+package build
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// step is one node of the build graph: a command (or Go function) that turns
+// inputs into outputs. A step is skipped when its stamp shows that the same
+// command, toolchain and input contents (including every header the compiler
+// reported in its depfile) produced outputs that still exist.
+type step struct {
+	tag     string   // short verb for the log line: CC, NASM, LD, IMG ...
+	name    string   // what the log line names (repo-relative)
+	argv    []string // command to run in the repo root; nil when fn is set
+	fn      func() error
+	inputs  []string // repo-relative or absolute files
+	outputs []string
+	depfile string // make-style depfile the command writes (optional)
+	key     string // anything else that must invalidate the step
+}
+
+type stamp struct {
+	Key  string   `json:"key"`
+	Deps []string `json:"deps"`
+}
+
+// hasher hashes files once per build run.
+type hasher struct {
+	mu   sync.Mutex
+	sums map[string]string
+}
+
+func (h *hasher) sum(path string) (string, error) {
+	h.mu.Lock()
+	s, ok := h.sums[path]
+	h.mu.Unlock()
+	if ok {
+		return s, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	d := sha256.Sum256(data)
+	s = hex.EncodeToString(d[:])
+	h.mu.Lock()
+	h.sums[path] = s
+	h.mu.Unlock()
+	return s, nil
+}
+
+func (h *hasher) forget(paths ...string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range paths {
+		delete(h.sums, p)
+	}
+}
+
+func (b *Builder) abs(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(b.root, p)
+}
+
+func (b *Builder) stampPath(s *step) string {
+	rel := strings.NewReplacer("/", "_", "\\", "_").Replace(b.rel(s.outputs[0]))
+	return filepath.Join(b.out, ".stamps", rel+".json")
+}
+
+// computeKey mixes the command, toolchain, extra key and the contents of
+// every input and dependency.
+func (b *Builder) computeKey(s *step, deps []string) (string, error) {
+	h := sha256.New()
+	fmt.Fprintf(h, "tc=%s\nkey=%s\n", b.tcKey, s.key)
+	for _, a := range s.argv {
+		fmt.Fprintf(h, "arg=%s\n", a)
+	}
+	files := append(append([]string{}, s.inputs...), deps...)
+	sort.Strings(files)
+	prev := ""
+	for _, f := range files {
+		if f == prev {
+			continue
+		}
+		prev = f
+		sum, err := b.hash.sum(b.abs(f))
+		if err != nil {
+			return "", err // a vanished dependency means: rebuild
+		}
+		fmt.Fprintf(h, "in=%s %s\n", b.rel(f), sum)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// upToDate reports whether s can be skipped.
+func (b *Builder) upToDate(s *step) bool {
+	data, err := os.ReadFile(b.stampPath(s))
+	if err != nil {
+		return false
+	}
+	var st stamp
+	if json.Unmarshal(data, &st) != nil {
+		return false
+	}
+	for _, o := range s.outputs {
+		if _, err := os.Stat(b.abs(o)); err != nil {
+			return false
+		}
+	}
+	k, err := b.computeKey(s, st.Deps)
+	return err == nil && k == st.Key
+}
+
+// run executes s unless it is up to date. It reports whether it ran.
+func (b *Builder) run(s *step) (bool, error) {
+	if b.upToDate(s) {
+		return false, nil
+	}
+	fmt.Fprintf(b.log, "%-5s %s\n", s.tag, s.name)
+	for _, o := range s.outputs {
+		if err := os.MkdirAll(filepath.Dir(b.abs(o)), 0o755); err != nil {
+			return true, err
+		}
+	}
+	_ = os.Remove(b.stampPath(s))
+	b.hash.forget(absAll(b, s.outputs)...)
+	if s.fn != nil {
+		if err := s.fn(); err != nil {
+			return true, err
+		}
+	} else {
+		cmd := exec.Command(s.argv[0], s.argv[1:]...)
+		cmd.Dir = b.root
+		cmd.Env = b.env()
+		var buf bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &buf, &buf
+		if err := cmd.Run(); err != nil {
+			for _, o := range s.outputs {
+				_ = os.Remove(b.abs(o)) // never leave a half-written artifact
+			}
+			return true, &StepError{Tag: s.tag, Name: s.name, Argv: s.argv, Output: buf.String(), Err: err}
+		}
+		if buf.Len() > 0 {
+			_, _ = io.Copy(b.log, &buf)
+		}
+	}
+	b.hash.forget(absAll(b, s.outputs)...)
+	var deps []string
+	if s.depfile != "" {
+		d, err := parseDepfile(b.abs(s.depfile))
+		if err != nil {
+			return true, fmt.Errorf("%s %s: read depfile: %w", s.tag, s.name, err)
+		}
+		for _, p := range d {
+			deps = append(deps, b.rel(p))
+		}
+	}
+	k, err := b.computeKey(s, deps)
+	if err != nil {
+		return true, fmt.Errorf("%s %s: hash inputs: %w", s.tag, s.name, err)
+	}
+	data, _ := json.Marshal(stamp{Key: k, Deps: deps})
+	if err := os.MkdirAll(filepath.Dir(b.stampPath(s)), 0o755); err != nil {
+		return true, err
+	}
+	return true, writeAtomic(b.stampPath(s), data, 0o644)
+}
+
+// runAll runs independent steps with at most b.jobs at a time and returns
+// the first error (in step order, so messages are stable).
+func (b *Builder) runAll(steps []*step) (int, error) {
+	errs := make([]error, len(steps))
+	ran := make([]bool, len(steps))
+	sem := make(chan struct{}, b.jobs)
+	var wg sync.WaitGroup
+	for i, s := range steps {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(i int, s *step) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			ran[i], errs[i] = b.run(s)
+		}(i, s)
+	}
+	wg.Wait()
+	n := 0
+	for i := range steps {
+		if ran[i] {
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// StepError is a failed build command with its output.
+type StepError struct {
+	Tag, Name string
+	Argv      []string
+	Output    string
+	Err       error
+}
+
+func (e *StepError) Error() string {
+	return fmt.Sprintf("%s %s failed (%v):\n%s\ncommand: %s", e.Tag, e.Name, e.Err,
+		strings.TrimRight(e.Output, "\n"), shellQuote(e.Argv))
+}
+
+func (e *StepError) Unwrap() error { return e.Err }
+
+func absAll(b *Builder, ps []string) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = b.abs(p)
+	}
+	return out
+}
+
+// parseDepfile reads a make-style depfile ("out: in1 in2 \\\n in3").
+func parseDepfile(path string) ([]string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	text := strings.ReplaceAll(string(data), "\\\n", " ")
+	var deps []string
+	for _, line := range strings.Split(text, "\n") {
+		i := strings.Index(line, ": ")
+		if i < 0 {
+			if strings.HasSuffix(strings.TrimSpace(line), ":") {
+				continue
+			}
+			continue
+		}
+		for _, f := range strings.Fields(line[i+2:]) {
+			deps = append(deps, strings.ReplaceAll(f, "\\ ", " "))
+		}
+	}
+	return deps, nil
+}
+
+// writeAtomic writes data to a temp file beside path and renames it.
+func writeAtomic(path string, data []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return nil
+}
+
+func shellQuote(argv []string) string {
+	q := make([]string, len(argv))
+	for i, a := range argv {
+		if a != "" && !strings.ContainsAny(a, " \t\n'\"\\$`*?[]{}()<>|&;#~") {
+			q[i] = a
+		} else {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
+}

@@ -1,0 +1,129 @@
+// Package modfmt is the host side of the Fluid OS module file format
+// (modules/include/fluid_module.h): it packs a linked module ELF into a .mod
+// file (Pack), parses and validates .mod files exactly as the kernel's loader
+// does (Parse, a Go mirror of kernel/module/modparse.c used by tests), and
+// holds the one copy of the compiler and linker flags every module variant is
+// built with (CFlags, LDFlags).
+package modfmt
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Format constants; they mirror the #defines in modules/include/fluid_module.h
+// (TestHeaderMatchesC parses that header and fails on drift).
+const (
+	Magic        = 0x444F4D46 // "FMOD" little-endian
+	ABIVersion   = 1
+	HeaderSize   = 104
+	CRCStart     = 12 // the CRC-32 covers file bytes [CRCStart, file_size)
+	NameMax      = 32 // name field incl. its NUL
+	HashSize     = 8  // leading bytes of SHA-256(image || reloc table)
+	MaxAlign     = 4096
+	MaxImage     = 1 << 22
+	MaxRelocs    = 1 << 16
+	NoOffset     = 0xFFFFFFFF
+	RelocSize    = 8
+	FlagProfile  = 0x1
+	knownFlags   = FlagProfile
+	R386_32      = 1
+	R386Relative = 8
+
+	// EntrySymbol is the module entry point every module defines.
+	EntrySymbol = "fluid_main"
+	// ProfileSymbol is the optional profile dump hook (see fluid_module.h).
+	ProfileSymbol = "fluid_profile_dump"
+)
+
+// Header field offsets (FLUID_MOD_OFF_* in fluid_module.h).
+const (
+	offMagic       = 0
+	offABIVersion  = 4
+	offHeaderSize  = 6
+	offCRC32       = 8
+	offFileSize    = 12
+	offName        = 16
+	offVariant     = 48
+	offFlags       = 52
+	offHash        = 56
+	offImageOffset = 64
+	offCodeSize    = 68
+	offDataSize    = 72
+	offBSSSize     = 76
+	offAlign       = 80
+	offEntry       = 84
+	offRelocOffset = 88
+	offRelocCount  = 92
+	offProfile     = 96
+	offReserved    = 100
+)
+
+// Variant is the build variant tag stored in a module header.
+type Variant uint32
+
+// The variants, numbered as FLUID_VARIANT_* in fluid_module.h.
+const (
+	VariantBaseline     Variant = 0 // -O2
+	VariantO3           Variant = 1 // -O3
+	VariantPGO          Variant = 2 // -O2 -fprofile-instr-use
+	VariantInstrumented Variant = 3 // -O2 -fprofile-instr-generate
+	variantCount                = 4
+)
+
+// String returns the name the kernel prints for the variant.
+func (v Variant) String() string {
+	switch v {
+	case VariantBaseline:
+		return "baseline"
+	case VariantO3:
+		return "O3"
+	case VariantPGO:
+		return "PGO"
+	case VariantInstrumented:
+		return "instrumented"
+	}
+	return fmt.Sprintf("variant(%d)", uint32(v))
+}
+
+// ParseVariant maps "baseline", "O3", "PGO" or "instrumented" (any case) to
+// a Variant.
+func ParseVariant(s string) (Variant, error) {
+	var names []string
+	for v := Variant(0); v < variantCount; v++ {
+		if strings.EqualFold(s, v.String()) {
+			return v, nil
+		}
+		names = append(names, v.String())
+	}
+	return 0, fmt.Errorf("unknown module variant %q (want one of %s)", s, strings.Join(names, ", "))
+}
+
+// ValidName reports whether name can be a module name: 1..31 characters from
+// [a-z0-9_-], so it is also a valid 8.3-free FAT32 file stem.
+func ValidName(name string) error {
+	if len(name) == 0 || len(name) >= NameMax {
+		return fmt.Errorf("module name %q: must be 1..%d characters", name, NameMax-1)
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return fmt.Errorf("module name %q: only a-z, 0-9, '_' and '-' are allowed", name)
+		}
+	}
+	return nil
+}
+
+// relocTypeName names i386 relocation types for error messages.
+func relocTypeName(t uint32) string {
+	names := map[uint32]string{
+		0: "R_386_NONE", 1: "R_386_32", 2: "R_386_PC32", 3: "R_386_GOT32",
+		4: "R_386_PLT32", 5: "R_386_COPY", 6: "R_386_GLOB_DAT",
+		7: "R_386_JMP_SLOT", 8: "R_386_RELATIVE", 9: "R_386_GOTOFF",
+		10: "R_386_GOTPC", 14: "R_386_TLS_TPOFF", 20: "R_386_16",
+		22: "R_386_8", 42: "R_386_IRELATIVE", 43: "R_386_GOT32X",
+	}
+	if n, ok := names[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("relocation type %d", t)
+}

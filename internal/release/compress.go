@@ -1,0 +1,110 @@
+package release
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// CompressedExt is the extension of compressed image assets (zstd: fast,
+// streaming, and a 64 MiB image of mostly zeros shrinks to a few hundred KiB).
+const CompressedExt = ".zst"
+
+// MaxImageSize bounds how much a compressed image may expand to, so a hostile
+// asset cannot fill the disk. Fluid OS images are tens of MiB.
+const MaxImageSize = 4 << 30
+
+// CompressFile writes a zstd-compressed copy of src to dst through a temporary
+// file and a rename. The encoder runs single-threaded at a fixed level, so the
+// same input always gives the same bytes (the checksums depend on it).
+func CompressFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("compress %s: %w", src, err)
+	}
+	defer in.Close()
+	return writeAtomic(dst, func(w io.Writer) error {
+		enc, err := zstd.NewWriter(w,
+			zstd.WithEncoderLevel(zstd.SpeedBestCompression),
+			zstd.WithEncoderConcurrency(1),
+			zstd.WithEncoderCRC(true))
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(enc, in); err != nil {
+			enc.Close()
+			return fmt.Errorf("compress %s: %w", src, err)
+		}
+		return enc.Close()
+	})
+}
+
+// DecompressFile expands the zstd file src into dst (temporary file, then
+// rename). A corrupt stream or one that expands past MaxImageSize is an error
+// and leaves nothing at dst.
+func DecompressFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("decompress %s: %w", src, err)
+	}
+	defer in.Close()
+	return writeAtomic(dst, func(w io.Writer) error {
+		dec, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return fmt.Errorf("decompress %s: %w", src, err)
+		}
+		defer dec.Close()
+		n, err := io.Copy(w, io.LimitReader(dec, MaxImageSize+1))
+		if err != nil {
+			return fmt.Errorf("decompress %s: %w", src, err)
+		}
+		if n > MaxImageSize {
+			return fmt.Errorf("decompress %s: expands past %d bytes; refusing", src, int64(MaxImageSize))
+		}
+		return nil
+	})
+}
+
+// writeAtomic creates dst by writing a temporary file in the same directory
+// and renaming it into place. On any error the temporary file is removed and
+// dst is untouched.
+func writeAtomic(dst string, write func(io.Writer) error) (err error) {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", dst, err)
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err = write(tmp); err != nil {
+		return err
+	}
+	if err = tmp.Chmod(0o644); err != nil {
+		return fmt.Errorf("write %s: %w", dst, err)
+	}
+	if err = tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", dst, err)
+	}
+	if err = os.Rename(tmp.Name(), dst); err != nil {
+		return fmt.Errorf("write %s: %w", dst, err)
+	}
+	return nil
+}
+
+// WriteFileAtomic writes data to path through a temporary file and a rename.
+func WriteFileAtomic(path string, data []byte) error {
+	return writeAtomic(path, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// errIsNotExist reports whether err says a file does not exist.
+func errIsNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }

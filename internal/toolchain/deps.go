@@ -1,0 +1,109 @@
+package toolchain
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+)
+
+// DepsPlan is what `mage deps` would do on this machine.
+type DepsPlan struct {
+	LLVMMajor int      // the LLVM major apt offers (18 preferred, else the lowest newer one)
+	Packages  []string // every package the build and tests need
+	Missing   []string // those not installed yet
+	Root      bool     // whether we may run apt-get ourselves
+}
+
+// Command is the exact shell command that installs the missing packages.
+func (p DepsPlan) Command() string {
+	if len(p.Missing) == 0 {
+		return ""
+	}
+	sudo := "sudo "
+	if p.Root {
+		sudo = ""
+	}
+	return fmt.Sprintf("%sapt-get update && %sapt-get install -y --no-install-recommends %s", sudo, sudo, strings.Join(p.Missing, " "))
+}
+
+// PlanDeps works out which packages are missing. It needs dpkg/apt (Debian,
+// Ubuntu); elsewhere it returns an error that says what to install by hand.
+func PlanDeps() (DepsPlan, error) {
+	var p DepsPlan
+	if _, err := exec.LookPath("dpkg-query"); err != nil {
+		return p, fmt.Errorf("mage deps knows Debian and Ubuntu (apt); on this system install by hand: LLVM %d+ (clang, lld, llvm tools, compiler-rt profile runtime for i386), nasm, qemu-system-i386, dosfstools, mtools, gdb", MinLLVMMajor)
+	}
+	p.Root = os.Geteuid() == 0
+	p.LLVMMajor = installedOrAvailableLLVM()
+	if p.LLVMMajor == 0 && p.Root {
+		// A fresh machine has empty package lists: refresh them once.
+		_ = exec.Command("apt-get", "update", "-qq").Run()
+		p.LLVMMajor = installedOrAvailableLLVM()
+	}
+	if p.LLVMMajor == 0 {
+		return p, fmt.Errorf("apt offers no clang-N with N >= %d; run `apt-get update` first, or add apt.llvm.org, or set %s to an LLVM directory", MinLLVMMajor, EnvLLVM)
+	}
+	p.Packages = append(Packages(p.LLVMMajor), "ca-certificates")
+	for _, pkg := range p.Packages {
+		if !dpkgInstalled(pkg) {
+			p.Missing = append(p.Missing, pkg)
+		}
+	}
+	return p, nil
+}
+
+// InstallDeps installs the missing packages with apt-get when running as
+// root; otherwise it returns an error carrying the command to run.
+func InstallDeps(p DepsPlan, out io.Writer) error {
+	if len(p.Missing) == 0 {
+		fmt.Fprintf(out, "deps: all %d packages present (LLVM %d)\n", len(p.Packages), p.LLVMMajor)
+		return nil
+	}
+	if !p.Root {
+		return fmt.Errorf("missing packages: %s; not root, so run this yourself:\n  %s", strings.Join(p.Missing, " "), p.Command())
+	}
+	fmt.Fprintf(out, "deps: installing %s\n", strings.Join(p.Missing, " "))
+	env := append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+	for _, argv := range [][]string{
+		{"apt-get", "update", "-qq"},
+		append([]string{"apt-get", "install", "-y", "-qq", "--no-install-recommends"}, p.Missing...),
+	} {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s failed: %w; rerun it by hand to see why: %s", strings.Join(argv[:2], " "), err, p.Command())
+		}
+	}
+	return nil
+}
+
+func dpkgInstalled(pkg string) bool {
+	out, err := exec.Command("dpkg-query", "-W", "-f=${Status}", pkg).Output()
+	return err == nil && strings.Contains(string(out), "install ok installed")
+}
+
+// installedOrAvailableLLVM prefers an installed LLVM (pin first), then what
+// apt can install (pin first, then the lowest newer major).
+func installedOrAvailableLLVM() int {
+	if v := os.Getenv(EnvLLVM); v != "" {
+		var n int
+		if _, err := fmt.Sscanf(v, "%d", &n); err == nil && n >= MinLLVMMajor {
+			return n
+		}
+	}
+	for n := PinnedLLVMMajor; n <= 30; n++ {
+		if dpkgInstalled(fmt.Sprintf("clang-%d", n)) {
+			return n
+		}
+	}
+	for n := PinnedLLVMMajor; n <= 30; n++ {
+		out, err := exec.Command("apt-cache", "policy", fmt.Sprintf("clang-%d", n)).Output()
+		if err == nil && strings.Contains(string(out), "Candidate:") && !strings.Contains(string(out), "Candidate: (none)") {
+			return n
+		}
+	}
+	return 0
+}

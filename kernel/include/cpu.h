@@ -1,0 +1,122 @@
+/*
+ * cpu.h — port I/O, interrupt-flag control, control registers and CPUID.
+ * Thin inline wrappers around single instructions; no state.
+ */
+#ifndef FLUID_CPU_H
+#define FLUID_CPU_H
+
+#include <stdint.h>
+
+#define EFLAGS_IF        (1u << 9)
+
+#define CR0_PE           (1u << 0)
+#define CR0_MP           (1u << 1)  /* monitor coprocessor (WAIT honours TS)  */
+#define CR0_EM           (1u << 2)  /* emulate FPU: must be 0 to use x87/SSE */
+#define CR0_TS           (1u << 3)
+#define CR0_NE           (1u << 5)  /* native x87 error reporting (#MF)      */
+#define CR0_WP           (1u << 16)
+#define CR0_PG           (1u << 31)
+
+#define CR4_PSE          (1u << 4)  /* 4 MiB pages                            */
+#define CR4_OSFXSR       (1u << 9)  /* OS supports FXSAVE/SSE                 */
+#define CR4_OSXMMEXCPT   (1u << 10) /* OS handles #XM (SIMD FP exception)     */
+
+static inline uint8_t inb(uint16_t port)
+{
+	uint8_t v;
+	__asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline void outb(uint16_t port, uint8_t v)
+{
+	__asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint16_t inw(uint16_t port)
+{
+	uint16_t v;
+	__asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline void outw(uint16_t port, uint16_t v)
+{
+	__asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port));
+}
+
+static inline uint32_t inl(uint16_t port)
+{
+	uint32_t v;
+	__asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+	return v;
+}
+
+static inline void outl(uint16_t port, uint32_t v)
+{
+	__asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port));
+}
+
+/* A write to an unused port: ~1 µs delay for slow devices (PIC). */
+static inline void io_wait(void)
+{
+	outb(0x80, 0);
+}
+
+static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
+static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
+static inline void hlt(void) { __asm__ volatile("hlt" ::: "memory"); }
+static inline void cpu_pause(void) { __asm__ volatile("pause" ::: "memory"); }
+
+static inline uint32_t read_eflags(void)
+{
+	uint32_t v;
+	__asm__ volatile("pushfl; popl %0" : "=r"(v));
+	return v;
+}
+
+/* Disable interrupts and return the previous EFLAGS for irq_restore(). */
+static inline uint32_t irq_save(void)
+{
+	uint32_t f = read_eflags();
+	cli();
+	return f;
+}
+
+static inline void irq_restore(uint32_t flags)
+{
+	if (flags & EFLAGS_IF)
+		sti();
+}
+
+#define DEFINE_CR(n)                                                   \
+	static inline uint32_t read_cr##n(void)                        \
+	{                                                              \
+		uint32_t v;                                            \
+		__asm__ volatile("mov %%cr" #n ", %0" : "=r"(v));      \
+		return v;                                              \
+	}                                                              \
+	static inline void write_cr##n(uint32_t v)                     \
+	{                                                              \
+		__asm__ volatile("mov %0, %%cr" #n : : "r"(v) : "memory"); \
+	}
+DEFINE_CR(0)
+DEFINE_CR(2)
+DEFINE_CR(3)
+DEFINE_CR(4)
+#undef DEFINE_CR
+
+static inline void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d)
+{
+	__asm__ volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
+}
+
+#define CPUID_EDX_FPU    (1u << 0)
+#define CPUID_EDX_TSC    (1u << 4)
+#define CPUID_EDX_PSE    (1u << 3)
+#define CPUID_EDX_FXSR   (1u << 24)
+#define CPUID_EDX_SSE    (1u << 25)
+#define CPUID_EDX_SSE2   (1u << 26)
+#define CPUID_ECX_SSE3   (1u << 0)
+
+#endif /* FLUID_CPU_H */

@@ -1,0 +1,45 @@
+/*
+ * idt.h — the IDT (256 vectors, NASM stubs in arch/isr.asm), the interrupt
+ * frame and the handler registry.
+ *
+ * Vectors 0..31 are CPU exceptions: with no registered handler they print a
+ * register dump and end the run (EXIT_CPU_EXCEPTION).  Vectors 32..47 are the
+ * PIC's IRQ 0..15 (EOI is sent by the dispatcher).  Any other vector without
+ * a handler panics.
+ */
+#ifndef FLUID_IDT_H
+#define FLUID_IDT_H
+
+#include <stdint.h>
+
+#define IDT_VECTORS     256
+#define EXC_VECTORS     32
+#define IRQ_BASE        0x20   /* master PIC: vectors 0x20..0x27 */
+#define IRQ_SLAVE_BASE  0x28   /* slave PIC:  vectors 0x28..0x2f */
+#define IRQ_COUNT       16
+
+#define EXC_PAGE_FAULT  14
+
+/* Layout pushed by isr.asm's common stub (lowest address first). */
+struct int_frame {
+	uint32_t gs, fs, es, ds;
+	uint32_t edi, esi, ebp, esp_at_pusha, ebx, edx, ecx, eax;
+	uint32_t vector, err;
+	uint32_t eip, cs, eflags;   /* pushed by the CPU (ring 0: no ESP/SS) */
+};
+
+typedef void (*int_handler)(struct int_frame *f);
+
+void idt_init(void);
+/* Install h for vector (replaces any previous handler); NULL removes it. */
+void interrupt_register(unsigned vector, int_handler h);
+/* Called by isr.asm. */
+void interrupt_dispatch(struct int_frame *f);
+const char *exception_name(unsigned vector);
+/* Spurious IRQ 7/15 seen so far. */
+unsigned irq_spurious_count(void);
+
+/* The exception dump (exceptions.c); does not return. */
+__attribute__((noreturn)) void exception_dump(const struct int_frame *f);
+
+#endif

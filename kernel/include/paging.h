@@ -1,0 +1,21 @@
+/*
+ * paging.h — identity paging: the first 4 MiB through a 4 KiB page table
+ * with page 0 not present (NULL dereferences fault, CR2=0), the rest of
+ * physical memory in 4 MiB PSE pages.
+ */
+#ifndef FLUID_PAGING_H
+#define FLUID_PAGING_H
+
+#include <stdint.h>
+#include "bootinfo.h"
+
+#define PAGE_SIZE      4096u
+#define LARGE_PAGE     0x400000u
+
+/* Maps [0, top of the E820 map rounded up to 4 MiB) and turns paging on.
+ * Returns the number of bytes identity-mapped. */
+uint32_t paging_init(const struct boot_info *bi);
+/* 1 if addr is mapped (present) in the kernel's page tables. */
+int paging_is_mapped(uint32_t addr);
+
+#endif
