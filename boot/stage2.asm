@@ -41,8 +41,9 @@
 ; Memory map (physical):
 ;   0x00000-0x004FF  IVT + BIOS data area (untouched)
 ;   0x00500-0x00510  A20 wrap-around test bytes (restored after each test)
-;   0x01000-0x013FF  CRC-32 table (256 dwords, built at run time)
-;   0x01400-0x015FF  kernel header sector buffer
+;   0x01000-0x01FFF  CRC-32 tables T0..T3 (4 x 256 dwords, slicing-by-4,
+;                    built at run time)
+;   0x02000-0x021FF  kernel header sector buffer
 ;   0x05000-0x0533F  struct boot_info (BOOTINFO_ADDR, BOOTINFO_SIZE bytes)
 ;   0x05340-0x07BFF  stack (SP = 0x7C00 at entry, grows down)
 ;   0x07C00-0x07DFF  MBR as loaded by the BIOS (partition table read here)
@@ -64,8 +65,11 @@
 %include "bootinfo.inc"
 
 COM1_BASE       equ 0x3F8
-CRC_TABLE       equ 0x1000           ; 1 KiB
-HDR_BUF         equ 0x1400           ; one sector
+CRC_TABLE       equ 0x1000           ; T0; T1..T3 follow, 1 KiB each
+CRC_T1          equ CRC_TABLE + 0x400
+CRC_T2          equ CRC_TABLE + 0x800
+CRC_T3          equ CRC_TABLE + 0xC00
+HDR_BUF         equ 0x2000           ; one sector
 HDR_BUF_SEG     equ HDR_BUF >> 4
 STACK_TOP       equ 0x7C00
 MBR_ADDR        equ 0x7C00
@@ -624,10 +628,12 @@ enter_unreal:
 
 ; ---------------------------------------------------------------------------
 ; CRC-32 (IEEE 802.3, reflected, poly 0xEDB88320, init and final xor
-; 0xFFFFFFFF: Go's crc32.ChecksumIEEE).
+; 0xFFFFFFFF: Go's crc32.ChecksumIEEE), slicing-by-4: T0 is the classic
+; byte table, Tk[i] = (T(k-1)[i] >> 8) ^ T0[T(k-1)[i] & 0xFF], so four
+; input bytes cost four table lookups.
 
 build_crc_table:
-        mov di, CRC_TABLE
+        mov di, CRC_TABLE                ; T0
         xor edx, edx                     ; i = 0..255
 .entry:
         mov eax, edx
@@ -642,13 +648,46 @@ build_crc_table:
         inc dx
         cmp dx, 256
         jb .entry
+        ; T1..T3 from the table before each (DI now = CRC_T1).
+        mov si, CRC_TABLE
+        mov cx, 3 * 256
+.slice:
+        mov eax, [si]                    ; T(k-1)[i]
+        movzx bx, al
+        shl bx, 2
+        shr eax, 8
+        xor eax, [CRC_TABLE + bx]
+        stosd                            ; Tk[i]
+        add si, 4
+        loop .slice
         ret
 
 ; crc32: EAX = CRC-32 of ECX bytes at linear ESI (ESI above 64 KiB needs
-; unreal mode). Clobbers EBX, ECX, ESI.
+; unreal mode). Clobbers EBX, ECX, EDX, ESI.
 crc32:
         mov eax, 0xFFFFFFFF
-        jecxz .done
+        push ecx
+        shr ecx, 2                       ; whole dwords
+        jz .tail
+.dword:
+        mov ebx, [esi]
+        add esi, 4
+        xor ebx, eax
+        movzx eax, bl
+        mov eax, [CRC_T3 + eax * 4]
+        movzx edx, bh
+        xor eax, [CRC_T2 + edx * 4]
+        shr ebx, 16
+        movzx edx, bl
+        xor eax, [CRC_T1 + edx * 4]
+        movzx edx, bh
+        xor eax, [CRC_TABLE + edx * 4]
+        dec ecx
+        jnz .dword
+.tail:
+        pop ecx
+        and ecx, 3                       ; 0..3 bytes left
+        jz .done
 .byte:
         movzx ebx, byte [esi]
         inc esi
@@ -795,9 +834,9 @@ serial_init:
         ret
 
 ; putc: AL = char to COM1 and the screen ('\n' is CR LF on the screen).
-; Preserves all registers.
+; Preserves all registers, 32-bit halves too (a BIOS may clobber them).
 putc:
-        pusha
+        pushad
         mov ah, al
         mov dx, COM1_BASE + 5            ; LSR
         mov cx, 0xFFFF                   ; bounded: a missing UART can't hang us
@@ -817,7 +856,7 @@ putc:
         mov al, 10
 .screen:
         call tty
-        popa
+        popad
         ret
 
 ; tty: INT 10h AH=0Eh teletype: AL = char, BH = page, BL = colour (graphics

@@ -47,7 +47,7 @@ func Build() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("build: %s (%s)\n", b.rel(a.Image), a.Summary)
+	fmt.Printf("build: %s (%s)\n", b.Rel(a.Image), a.Summary)
 	return nil
 }
 

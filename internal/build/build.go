@@ -45,7 +45,6 @@ type Builder struct {
 	log       io.Writer
 	jobs      int
 	hash      *hasher
-	goKey     string // identifies the Go code doing in-process steps (pack, image)
 }
 
 // New resolves defaults and checks the toolchain.
@@ -91,7 +90,7 @@ func New(opt Options) (*Builder, error) {
 	return &Builder{
 		root: opt.Root, out: opt.Out, opt: opt, tc: opt.Toolchain,
 		tcKey: opt.Toolchain.Key(), log: opt.Log, jobs: opt.Jobs,
-		hash: &hasher{sums: map[string]string{}}, goKey: executableKey(),
+		hash: &hasher{sums: map[string]string{}},
 	}, nil
 }
 
@@ -218,16 +217,18 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// executableKey changes whenever the running binary (mage's or a test's)
-// changes, so in-process steps rerun when their Go code changed.
-func executableKey() string {
-	exe, err := os.Executable()
-	if err != nil {
-		return "unknown"
+// goSources lists the non-test Go files of internal packages that do
+// in-process build steps (the module packer, the image writer), so those
+// steps rerun exactly when their code changes.
+func (b *Builder) goSources(pkgs ...string) []string {
+	var files []string
+	for _, p := range pkgs {
+		m, _ := filepath.Glob(filepath.Join(b.root, "internal", p, "*.go"))
+		for _, f := range m {
+			if !strings.HasSuffix(f, "_test.go") {
+				files = append(files, b.rel(f))
+			}
+		}
 	}
-	st, err := os.Stat(exe)
-	if err != nil {
-		return "unknown"
-	}
-	return fmt.Sprintf("%s:%d:%d", exe, st.Size(), st.ModTime().UnixNano())
+	return files
 }

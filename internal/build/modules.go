@@ -150,7 +150,7 @@ func (b *Builder) Modules(v ModuleVariant, only ...string) ([]Module, error) {
 		if tag == "" {
 			tag = "baseline"
 		}
-		if _, err := b.run(&step{tag: "PACK", name: mod, inputs: []string{elf}, outputs: []string{mod}, key: "pack " + name + " " + tag + " " + b.goKey,
+		if _, err := b.run(&step{tag: "PACK", name: mod, inputs: append([]string{elf}, b.goSources("modfmt")...), outputs: []string{mod}, key: "pack " + name + " " + tag,
 			fn: func() error { return modfmt.PackFile(b.abs(elf), name, tag, b.abs(mod)) }}); err != nil {
 			return nil, err
 		}

@@ -290,3 +290,8 @@ func shellQuote(argv []string) string {
 	}
 	return strings.Join(q, " ")
 }
+
+func hashBytes(data []byte) string {
+	d := sha256.Sum256(data)
+	return hex.EncodeToString(d[:])
+}

@@ -54,10 +54,12 @@ const DockerfilePath = ".github/toolchain/Dockerfile"
 // DefaultUmask is the umask every containerized step runs with.
 const DefaultUmask = "0022"
 
-// DefaultPassEnv lists the host variables that reach a containerized step.
+// DefaultPassEnv returns the host variables that reach a containerized step.
 // SOURCE_DATE_EPOCH is the one time that may reach an artifact; the FLUID_*
 // and LIGHT knobs change what is built and are recorded in the manifest.
-var DefaultPassEnv = []string{"SOURCE_DATE_EPOCH", "LIGHT", "FLUID_LIGHT", "FLUID_KTEST"}
+func DefaultPassEnv() []string {
+	return []string{"SOURCE_DATE_EPOCH", "LIGHT", "FLUID_LIGHT", "FLUID_KTEST"}
+}
 
 // fixedEnv is set inside every step regardless of the host, so the time zone
 // and locale of the person building never matter.
@@ -105,7 +107,7 @@ type Options struct {
 	// Umask in octal, e.g. "0022"; empty means DefaultUmask.
 	Umask string
 	// PassEnv names host variables passed through by name (the engine reads
-	// their values from its own environment). Nil means DefaultPassEnv.
+	// their values from its own environment). Nil means DefaultPassEnv().
 	PassEnv []string
 	// SetEnv sets variables to fixed values inside the step, on top of (and
 	// overriding) TZ=UTC, LANG/LC_ALL=C.UTF-8, HOME=/tmp.
@@ -246,7 +248,7 @@ func Wrap(argv []string, opts Options) ([]string, error) {
 	}
 	pass := opts.PassEnv
 	if pass == nil {
-		pass = DefaultPassEnv
+		pass = DefaultPassEnv()
 	}
 	for _, k := range pass {
 		if !envName.MatchString(k) {

@@ -20,6 +20,7 @@ const (
 	bpbTotalSectors32  = 32 // u32
 	bpbSectorsPerFAT32 = 36 // u32
 	bpbRootCluster     = 44 // u32
+	bpbFSInfoSector    = 48 // u16
 	bpbBackupBootSect  = 50 // u16
 	bpbVolumeID        = 67 // u32: volume serial number
 
@@ -40,6 +41,12 @@ const (
 	dirWriteDate    = 24
 	dirClusterLo    = 26
 	dirFree         = 0xE5 // first name byte of a deleted entry
+
+	fsiLeadSig   = 0   // u32 0x41615252
+	fsiStrucSig  = 484 // u32 0x61417272
+	fsiFreeCount = 488 // u32: free clusters
+	fsiNextFree  = 492 // u32: hint where to look for a free cluster
+	fsiTrailSig  = 508 // u32 0xAA550000
 )
 
 // fat32Layout reproduces go-diskfs v1.9.4's FAT32 sizing (fat32.Create) for
@@ -149,8 +156,8 @@ func finishFAT32(rw readWriterAt, partOff int64, hiddenSectors, serial uint32, t
 	// Walk the directory tree from the root. visited guards against a loop
 	// in a broken FAT.
 	visited := map[uint32]bool{}
-	var walk func(first uint32) error
-	walk = func(first uint32) error {
+	var walk func(first, parent uint32) error
+	walk = func(first, parent uint32) error {
 		var subdirs []uint32
 		for c := first; c >= 2 && c < fatEOCMin; c = next(c) {
 			if c >= clusters+2 || visited[c] {
@@ -177,6 +184,17 @@ func finishFAT32(rw readWriterAt, partOff int64, hiddenSectors, serial uint32, t
 				le.PutUint16(e[dirAccessDate:], date)
 				le.PutUint16(e[dirWriteTime:], tm)
 				le.PutUint16(e[dirWriteDate:], date)
+				if e[dirAttrOff]&dirAttrDir != 0 && string(e[:11]) == "..         " {
+					// ".." names the parent's first cluster, or 0 when the
+					// parent is the root (go-diskfs writes the root's
+					// cluster number, which fsck.fat rejects).
+					up := parent
+					if parent == root {
+						up = 0
+					}
+					le.PutUint16(e[dirClusterHi:], uint16(up>>16))
+					le.PutUint16(e[dirClusterLo:], uint16(up))
+				}
 				if e[dirAttrOff]&dirAttrDir != 0 && e[0] != '.' {
 					sub := uint32(le.Uint16(e[dirClusterHi:]))<<16 | uint32(le.Uint16(e[dirClusterLo:]))
 					subdirs = append(subdirs, sub)
@@ -190,13 +208,52 @@ func finishFAT32(rw readWriterAt, partOff int64, hiddenSectors, serial uint32, t
 			}
 		}
 		for _, s := range subdirs {
-			if err := walk(s); err != nil {
+			if err := walk(s, first); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return walk(root)
+	if err := walk(root, 0); err != nil {
+		return err
+	}
+	return writeFSInfo(rw, partOff, bs, clusters, next)
+}
+
+// writeFSInfo fills the FSInfo sector's free-cluster count and next-free
+// hint from the FAT (go-diskfs leaves them "unknown", which fsck.fat reports).
+func writeFSInfo(rw readWriterAt, partOff int64, bs []byte, clusters uint32, next func(uint32) uint32) error {
+	le := binary.LittleEndian
+	sec := int64(le.Uint16(bs[bpbFSInfoSector:]))
+	if sec == 0 || sec == 0xFFFF {
+		return nil // no FSInfo sector
+	}
+	fsi := make([]byte, layout.SectorSize)
+	off := partOff + sec*layout.SectorSize
+	if _, err := rw.ReadAt(fsi, off); err != nil {
+		return fmt.Errorf("read FSInfo sector: %w", err)
+	}
+	if le.Uint32(fsi[fsiLeadSig:]) != 0x41615252 || le.Uint32(fsi[fsiStrucSig:]) != 0x61417272 || le.Uint32(fsi[fsiTrailSig:]) != 0xAA550000 {
+		return fmt.Errorf("FSInfo sector %d has no FSInfo signatures", sec)
+	}
+	var free, firstFree uint32
+	for c := uint32(2); c < clusters+2; c++ {
+		if next(c) == 0 {
+			if free == 0 {
+				firstFree = c
+			}
+			free++
+		}
+	}
+	if free == 0 {
+		firstFree = 0xFFFFFFFF
+	}
+	le.PutUint32(fsi[fsiFreeCount:], free)
+	le.PutUint32(fsi[fsiNextFree:], firstFree)
+	if _, err := rw.WriteAt(fsi, off); err != nil {
+		return fmt.Errorf("write FSInfo sector: %w", err)
+	}
+	return nil
 }
 
 // readWriterAt is the part of *os.File finishFAT32 needs.

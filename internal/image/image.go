@@ -114,6 +114,9 @@ func Build(spec Spec) (err error) {
 	}
 
 	dir := filepath.Dir(spec.Out)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("build image %s: %w", spec.Out, err)
+	}
 	tmp, err := os.CreateTemp(dir, filepath.Base(spec.Out)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("build image %s: create temporary file: %w", spec.Out, err)
@@ -262,6 +265,7 @@ func writeDisk(f *os.File, size int64, partSectors uint32, label string, stage1,
 		LogicalSectorSize:  layout.SectorSize,
 		PhysicalSectorSize: layout.SectorSize,
 		Partitions: []*mbr.Partition{{
+			Index:     1,
 			Bootable:  true,
 			Type:      PartitionType,
 			Start:     layout.Part1LBA,

@@ -46,7 +46,7 @@ func Parse(b []byte) (*Module, error) {
 		return nil, fmt.Errorf("file too short: %d bytes, the header alone is %d", n, HeaderSize)
 	}
 	if m := le.Uint32(b[offMagic:]); m != Magic {
-		return nil, fmt.Errorf("bad magic 0x%08x (want 0x%08x \"FMOD\")", m, uint32(Magic))
+		return nil, fmt.Errorf("bad magic 0x%x (want \"FMOD\")", m)
 	}
 	if v := le.Uint16(b[offABIVersion:]); v != ABIVersion {
 		return nil, fmt.Errorf("ABI version %d, this kernel supports %d: rebuild the module", v, ABIVersion)
@@ -55,10 +55,10 @@ func Parse(b []byte) (*Module, error) {
 		return nil, fmt.Errorf("header size %d, want %d", h, HeaderSize)
 	}
 	if fs := le.Uint32(b[offFileSize:]); uint64(fs) != n {
-		return nil, fmt.Errorf("file size field %d does not match the file (%d bytes): truncated or padded", fs, n)
+		return nil, fmt.Errorf("file size field %d does not match the file: truncated or padded", fs)
 	}
 	if want, got := le.Uint32(b[offCRC32:]), crc32.ChecksumIEEE(b[CRCStart:]); want != got {
-		return nil, fmt.Errorf("checksum mismatch: header says 0x%08x, contents give 0x%08x", want, got)
+		return nil, fmt.Errorf("checksum mismatch: header says 0x%x, contents give 0x%x", want, got)
 	}
 	name := b[offName : offName+NameMax]
 	nlen := 0
@@ -108,24 +108,24 @@ func Parse(b []byte) (*Module, error) {
 	}
 	filed := uint64(m.CodeSize) + uint64(m.DataSize)
 	if filed+uint64(m.BSSSize) > MaxImage {
-		return nil, fmt.Errorf("image of %d bytes (code %d + data %d + bss %d) exceeds %d", filed+uint64(m.BSSSize), m.CodeSize, m.DataSize, m.BSSSize, MaxImage)
+		return nil, fmt.Errorf("image of %d bytes exceeds %d", filed+uint64(m.BSSSize), MaxImage)
 	}
 	imgOff := uint64(m.ImageOffset)
 	if imgOff < HeaderSize || imgOff+filed > n {
-		return nil, fmt.Errorf("image [%d, +%d) is outside the file (%d bytes)", imgOff, filed, n)
+		return nil, fmt.Errorf("image at offset %d is outside the file", imgOff)
 	}
 	if uint64(m.Entry) >= uint64(m.CodeSize) {
-		return nil, fmt.Errorf("entry offset 0x%x is outside the code (0x%x bytes)", m.Entry, m.CodeSize)
+		return nil, fmt.Errorf("entry offset 0x%x is outside the code", m.Entry)
 	}
 	if relocCount > MaxRelocs {
 		return nil, fmt.Errorf("%d relocations exceed the limit of %d", relocCount, MaxRelocs)
 	}
 	if relocCount > 0 && (relocOff < imgOff+filed || relocOff+relocCount*RelocSize > n) {
-		return nil, fmt.Errorf("relocation table [%d, +%d) is outside the file after the image", relocOff, relocCount*RelocSize)
+		return nil, fmt.Errorf("relocation table at offset %d is outside the file after the image", relocOff)
 	}
 	if m.Flags&FlagProfile != 0 {
 		if uint64(m.Profile) >= uint64(m.CodeSize) {
-			return nil, fmt.Errorf("profile hook offset 0x%x is outside the code (0x%x bytes)", m.Profile, m.CodeSize)
+			return nil, fmt.Errorf("profile hook offset 0x%x is outside the code", m.Profile)
 		}
 	} else if m.Profile != NoOffset {
 		return nil, fmt.Errorf("profile hook offset 0x%x set without the profile flag", m.Profile)
@@ -137,7 +137,7 @@ func Parse(b []byte) (*Module, error) {
 			return nil, fmt.Errorf("relocation %d: unsupported type %s (only R_386_32 and R_386_RELATIVE)", i, relocTypeName(r.Type))
 		}
 		if uint64(r.Offset)+4 > filed {
-			return nil, fmt.Errorf("relocation %d: target 0x%x is outside the image code+data (0x%x bytes)", i, r.Offset, filed)
+			return nil, fmt.Errorf("relocation %d: target 0x%x is outside the image code+data", i, r.Offset)
 		}
 		m.Relocs = append(m.Relocs, r)
 	}

@@ -12,8 +12,8 @@
 #define PAGE_SIZE      4096u
 #define LARGE_PAGE     0x400000u
 
-/* Maps [0, top of the E820 map rounded up to 4 MiB) and turns paging on.
- * Returns the number of bytes identity-mapped. */
+/* Identity-maps every 4 MiB page an E820 entry (any type) touches, plus
+ * the low 16 MiB, and turns paging on.  Returns the MiB mapped. */
 uint32_t paging_init(const struct boot_info *bi);
 /* 1 if addr is mapped (present) in the kernel's page tables. */
 int paging_is_mapped(uint32_t addr);

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	ghc "github.com/fluid-os/fluid/internal/github"
+	"github.com/fluid-os/fluid/internal/release"
+)
+
+// Image asset names. The release carries them zstd-compressed.
+var imageAssets = map[string]string{
+	"pgo":      "fluid-pgo.img",
+	"baseline": "fluid-baseline.img",
+}
+
+const manifestName = "manifest.json"
+
+// maxSmallAsset bounds checksums.txt and the bundle, read into memory.
+const maxSmallAsset = 4 << 20
+
+func cmdDownload(ctx context.Context, args []string, e env) error {
+	fs := newFlagSet("download", e)
+	ver := fs.String("version", "latest", "release `tag` to fetch (vX.Y.Z) or latest")
+	repo := fs.String("repo", defaultRepo(), "GitHub repository `owner/name`")
+	out := fs.String("o", ".", "destination `dir`ectory")
+	key := fs.String("key", "", "verify with this cosign public `key` instead of keyless (for key-signed releases)")
+	img := fs.String("image", "pgo", "which image: pgo or baseline")
+	troot := fs.String("trusted-root", "", "Sigstore trusted_root.json `file` (private Sigstore deployments; default: public-good via TUF)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		return usageError{"download takes no file arguments"}
+	}
+	imgName, ok := imageAssets[*img]
+	if !ok {
+		return usageError{fmt.Sprintf("--image %q: want pgo or baseline", *img)}
+	}
+	client, err := ghc.New(*repo, ghc.Options{Token: e.getenv("GITHUB_TOKEN"), APIURL: e.getenv("GITHUB_API_URL"), Log: e.stderr})
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	v, err := newVerifier(verifierOptions{repo: *repo, key: *key, trustedRoot: *troot})
+	if err != nil {
+		return err
+	}
+	d := &downloader{client: client, verifier: v, e: e}
+	files, err := d.run(ctx, *ver, imgName, *out)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		fmt.Fprintln(e.stdout, f)
+	}
+	return nil
+}
+
+type downloader struct {
+	client   *ghc.Client
+	verifier *release.Verifier
+	e        env
+}
+
+// run fetches, verifies and installs one image. It works in a staging
+// directory inside dest (same file system, so the final renames are atomic)
+// and removes it — and dest, if it created dest — on any failure.
+func (d *downloader) run(ctx context.Context, version, imgName, dest string) (placed []string, err error) {
+	rel, err := d.client.FindRelease(ctx, version)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(d.e.stderr, "fluid: release %s of %s\n", rel.Tag, d.client.Repository())
+	compressed := imgName + release.CompressedExt
+	// Every asset must exist before anything is fetched.
+	need := []string{release.ChecksumsName, release.BundleName, compressed, manifestName}
+	for _, n := range need {
+		if _, err := rel.Asset(n); err != nil {
+			return nil, err
+		}
+	}
+
+	createdDest := false
+	if _, statErr := os.Stat(dest); os.IsNotExist(statErr) {
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dest, err)
+		}
+		createdDest = true
+	}
+	stage, err := os.MkdirTemp(dest, ".fluid-download-")
+	if err != nil {
+		return nil, fmt.Errorf("create staging directory in %s: %w", dest, err)
+	}
+	defer func() {
+		os.RemoveAll(stage)
+		if err != nil {
+			if createdDest {
+				os.Remove(dest) // only succeeds if empty: never removes the user's files
+			}
+			err = fmt.Errorf("%w\nnothing was written to %s", err, dest)
+		}
+	}()
+
+	// 1. Signature over checksums.txt.
+	sums, err := d.fetchSmall(ctx, rel, release.ChecksumsName)
+	if err != nil {
+		return nil, err
+	}
+	bundle, err := d.fetchSmall(ctx, rel, release.BundleName)
+	if err != nil {
+		return nil, err
+	}
+	id, err := d.verifier.VerifyChecksums(bundle, sums)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(d.e.stderr, "fluid: signature OK: checksums.txt signed by %s\n", id)
+	table, err := release.ParseChecksums(sums)
+	if err != nil {
+		return nil, &release.CheckError{Check: release.CheckChecksum, Subject: release.ChecksumsName, Err: err, Meaning: "the signed checksums file is malformed"}
+	}
+	for name, data := range map[string][]byte{release.ChecksumsName: sums, release.BundleName: bundle} {
+		if err := release.WriteFileAtomic(filepath.Join(stage, name), data); err != nil {
+			return nil, err
+		}
+	}
+
+	// 2. Assets, each checked against checksums.txt.
+	for _, n := range []string{manifestName, compressed} {
+		p := filepath.Join(stage, n)
+		if err := d.fetchFile(ctx, rel, n, p); err != nil {
+			return nil, err
+		}
+		if err := table.VerifyFile(p, n); err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(d.e.stderr, "fluid: checksum OK: %s\n", n)
+	}
+
+	// 3. Decompress.
+	if err := release.DecompressFile(filepath.Join(stage, compressed), filepath.Join(stage, imgName)); err != nil {
+		return nil, &release.CheckError{Check: release.CheckImage, Subject: compressed, Err: err,
+			Meaning: "the signed, checksummed asset does not decompress; report this to the project"}
+	}
+
+	// 4. Move into place: the image last, so its presence means all is there.
+	order := []string{release.ChecksumsName, release.BundleName, manifestName, compressed, imgName}
+	for _, n := range order {
+		if err := os.Rename(filepath.Join(stage, n), filepath.Join(dest, n)); err != nil {
+			for _, done := range placed {
+				os.Remove(done)
+			}
+			placed = nil
+			return nil, fmt.Errorf("move %s into %s: %w", n, dest, err)
+		}
+		placed = append(placed, filepath.Join(dest, n))
+	}
+	fmt.Fprintf(d.e.stderr, "fluid: %s verified and written to %s\n", imgName, dest)
+	return placed, nil
+}
+
+func (d *downloader) fetchSmall(ctx context.Context, rel *ghc.Release, name string) ([]byte, error) {
+	a, err := rel.Asset(name)
+	if err != nil {
+		return nil, err
+	}
+	if a.GetSize() > maxSmallAsset {
+		return nil, &release.CheckError{Check: release.CheckAsset, Subject: name,
+			Err: fmt.Errorf("is %d bytes, more than %d", a.GetSize(), maxSmallAsset), Meaning: "this is not a Fluid OS release asset"}
+	}
+	var buf bytes.Buffer
+	if err := d.client.DownloadAsset(ctx, a, &buf, nil); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+func (d *downloader) fetchFile(ctx context.Context, rel *ghc.Release, name, path string) error {
+	a, err := rel.Asset(name)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	defer f.Close()
+	var w io.Writer = f
+	if d.e.stderrTTY {
+		bar := progressbar.NewOptions64(int64(a.GetSize()),
+			progressbar.OptionSetWriter(d.e.stderr),
+			progressbar.OptionSetDescription(name),
+			progressbar.OptionShowBytes(true),
+			progressbar.OptionThrottle(100*time.Millisecond),
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(d.e.stderr) }),
+			progressbar.OptionClearOnFinish())
+		w = io.MultiWriter(f, bar)
+		defer bar.Close()
+	} else {
+		fmt.Fprintf(d.e.stderr, "fluid: downloading %s (%s)\n", name, humanBytes(int64(a.GetSize())))
+	}
+	if err := d.client.DownloadAsset(ctx, a, w, nil); err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// isTerminal reports whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0 && !strings.EqualFold(os.Getenv("TERM"), "dumb")
+}

@@ -1,0 +1,144 @@
+// Command fluid downloads and verifies Fluid OS release images.
+//
+//	fluid download [--version vX.Y.Z|latest] [--repo owner/name] [-o DIR] [--key cosign.pub] [--image pgo|baseline]
+//	fluid verify [--key cosign.pub] [--repo owner/name] [--checksums FILE] [--bundle FILE] FILE...
+//	fluid verify --rebuild IMAGE
+//	fluid version
+//
+// Every file is checked before it is kept: the Sigstore bundle must sign
+// checksums.txt (keyless: by the repository's release workflow on a v* tag;
+// or by the key given with --key), each asset must match its SHA-256 there,
+// and only then are the files moved into place.
+//
+// Environment: GITHUB_TOKEN (optional; raises the API rate limit),
+// GITHUB_API_URL (GitHub Enterprise Server or a test server).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	"github.com/fluid-os/fluid/internal/release"
+)
+
+// Set by the linker (see .goreleaser.yaml).
+var (
+	version = "dev"
+	commit  = "none"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	code := run(ctx, os.Args[1:], env{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr, stderrTTY: isTerminal(os.Stderr)})
+	stop()
+	os.Exit(code)
+}
+
+// env is what run needs from the process, so tests can supply their own.
+type env struct {
+	getenv    func(string) string
+	stdout    io.Writer
+	stderr    io.Writer
+	stderrTTY bool
+}
+
+const usage = `usage:
+  fluid download [--version vX.Y.Z|latest] [--repo owner/name] [-o DIR] [--key cosign.pub] [--image pgo|baseline]
+  fluid verify [--key cosign.pub] [--repo owner/name] [--checksums FILE] [--bundle FILE] FILE...
+  fluid verify --rebuild IMAGE
+  fluid version
+`
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitRefused = 1 // a check failed or an operation failed
+	exitUsage   = 2
+)
+
+func run(ctx context.Context, args []string, e env) int {
+	if len(args) == 0 {
+		fmt.Fprint(e.stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch args[0] {
+	case "download":
+		err = cmdDownload(ctx, args[1:], e)
+	case "verify":
+		err = cmdVerify(ctx, args[1:], e)
+	case "version", "--version":
+		fmt.Fprintf(e.stdout, "fluid %s (commit %s)\n", version, commit)
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(e.stdout, usage)
+		return exitOK
+	default:
+		fmt.Fprintf(e.stderr, "fluid: unknown command %q\n%s", args[0], usage)
+		return exitUsage
+	}
+	if err == nil {
+		return exitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(e.stderr, "fluid %s: %v\n%s", args[0], err, usage)
+		return exitUsage
+	}
+	var ce *release.CheckError
+	if errors.As(err, &ce) {
+		fmt.Fprintf(e.stderr, "fluid %s: REFUSED: %v\n", args[0], err)
+		return exitRefused
+	}
+	fmt.Fprintf(e.stderr, "fluid %s: %v\n", args[0], err)
+	return exitRefused
+}
+
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+// newFlagSet returns a flag set that reports errors as usageError.
+func newFlagSet(name string, e env) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	// Allow flags after positional arguments (fluid verify FILE --key k).
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return usageError{err.Error()}
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	return fs.Parse(append([]string{"--"}, pos...))
+}
+
+// defaultRepo is the repository releases come from unless --repo says
+// otherwise; it is the one release/policy.json names.
+func defaultRepo() string {
+	p, err := projectPolicy()
+	if err != nil {
+		return "fluid-os/fluid"
+	}
+	return p.Repository
+}
+

@@ -1,0 +1,265 @@
+// Package bench measures the module variants: it builds the baseline (-O2),
+// -O3 and PGO modules, boots each set under QEMU with -icount (so the
+// guest's rdtsc counts executed instructions and every run is the same),
+// and compares guest instructions per module run against the baseline.
+//
+// The figures come from the kernel's summary frames (internal/profile): per
+// module the smallest per-call rdtsc delta of its runs ("cycles_min"), which
+// under -icount shift=0 is the instruction count of one whole workload run
+// (the minimum filters out runs that a timer interrupt landed in).
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/profile"
+)
+
+// Variant names, in table order. Baseline is the reference.
+const (
+	Baseline = "baseline"
+	O3       = "O3"
+	PGO      = "PGO"
+)
+
+// Files the benchmark writes into the build directory.
+const (
+	JSONFile = "bench.json"
+	SVGFile  = "bench.svg"
+)
+
+// ModuleResult is one module's figures.
+type ModuleResult struct {
+	Module string `json:"module"`
+	// Instructions per workload run, per variant (guest instructions under
+	// -icount: the minimum rdtsc delta over the module's calls).
+	Instructions map[string]uint64 `json:"instructions"`
+	// Ratio of each variant to the baseline (< 1 is better).
+	Ratio map[string]float64 `json:"ratio"`
+	Hash  map[string]string  `json:"hash"` // module header hash per variant
+}
+
+// Report is build/bench.json.
+type Report struct {
+	Metric   string             `json:"metric"`
+	Light    bool               `json:"light"`
+	Variants []string           `json:"variants"`
+	Modules  []ModuleResult     `json:"modules"`
+	Geomean  map[string]float64 `json:"geomean_ratio"` // geometric mean of Ratio per variant
+	KVM      string             `json:"kvm"`           // why there are no KVM cycle figures
+}
+
+// Options configure Run. The caller holds the builder's lock.
+type Options struct {
+	B           *build.Builder
+	ProfilesDir string         // default <root>/profiles
+	Boot        profile.Booter // default profile.QEMUBoot
+	Log         io.Writer      // default os.Stdout
+}
+
+// Run builds the three variants, boots each, and returns the report. It
+// fails if any module fails its checks or reports the wrong variant.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if o.Boot == nil {
+		o.Boot = profile.QEMUBoot
+	}
+	if o.Log == nil {
+		o.Log = os.Stdout
+	}
+	b := o.B
+	names, err := b.ModuleNames()
+	if err != nil {
+		return nil, err
+	}
+	p := &profile.Pipeline{B: b, Dir: o.ProfilesDir, Boot: o.Boot, Log: o.Log}
+	builds := []struct {
+		name  string
+		build func() ([]build.Module, error)
+	}{
+		{Baseline, func() ([]build.Module, error) { return b.Modules(build.ModuleBaseline) }},
+		{O3, func() ([]build.Module, error) { return b.Modules(build.ModuleO3) }},
+		{PGO, func() ([]build.Module, error) { return p.PGOModules(ctx) }},
+	}
+	kernel, err := b.Kernel(build.KernelNormal)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{
+		Metric:  "guest instructions per workload run (rdtsc under qemu -icount shift=0, minimum over the module's calls)",
+		Light:   b.Options().Light,
+		Geomean: map[string]float64{},
+		KVM:     "not measured: the benchmark boots under TCG with -icount only",
+	}
+	res := map[string]*ModuleResult{}
+	for _, n := range names {
+		res[n] = &ModuleResult{Module: n, Instructions: map[string]uint64{}, Ratio: map[string]float64{}, Hash: map[string]string{}}
+	}
+	for _, v := range builds {
+		rep.Variants = append(rep.Variants, v.name)
+		mods, err := v.build()
+		if err != nil {
+			return nil, fmt.Errorf("bench %s: %w", v.name, err)
+		}
+		img, err := b.Image(build.ImageSpec{Name: "fluid-bench-" + strings.ToLower(v.name) + ".img", Kernel: kernel, Modules: mods})
+		if err != nil {
+			return nil, fmt.Errorf("bench %s: %w", v.name, err)
+		}
+		logPath := filepath.Join(b.Out(), "bench-"+strings.ToLower(v.name)+".log")
+		fmt.Fprintf(o.Log, "bench: booting %s (%s modules, -icount)\n", b.Rel(img), v.name)
+		if err := o.Boot(ctx, img, logPath); err != nil {
+			return nil, fmt.Errorf("bench %s: %w", v.name, err)
+		}
+		got, err := profile.ReadLog(logPath, names, false)
+		if err != nil {
+			return nil, fmt.Errorf("bench %s: %w", v.name, err)
+		}
+		for _, n := range names {
+			s := got[n].Summary
+			if !strings.EqualFold(s.Variant, v.name) {
+				return nil, fmt.Errorf("bench %s: module %s reports variant %q: the image holds the wrong build", v.name, n, s.Variant)
+			}
+			if s.Calls == 0 {
+				return nil, fmt.Errorf("bench %s: module %s was not run", v.name, n)
+			}
+			res[n].Instructions[v.name] = s.CyclesMin
+			res[n].Hash[v.name] = s.Hash
+		}
+	}
+	for _, n := range names {
+		r := res[n]
+		base := float64(r.Instructions[Baseline])
+		for _, v := range rep.Variants {
+			r.Ratio[v] = float64(r.Instructions[v]) / base
+		}
+		rep.Modules = append(rep.Modules, *r)
+	}
+	for _, v := range rep.Variants {
+		rep.Geomean[v] = Geomean(rep.Modules, v)
+	}
+	return rep, nil
+}
+
+// Geomean is the geometric mean of the modules' ratios for variant v.
+func Geomean(mods []ModuleResult, v string) float64 {
+	if len(mods) == 0 {
+		return math.NaN()
+	}
+	sum := 0.0
+	for _, m := range mods {
+		sum += math.Log(m.Ratio[v])
+	}
+	return math.Exp(sum / float64(len(mods)))
+}
+
+// WriteTable prints the report as a table.
+func (r *Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	head := "module\t"
+	for _, v := range r.Variants {
+		head += v + " instr\t"
+	}
+	for _, v := range r.Variants[1:] {
+		head += v + "/base\t"
+	}
+	fmt.Fprintln(tw, head)
+	for _, m := range r.Modules {
+		line := m.Module + "\t"
+		for _, v := range r.Variants {
+			line += fmt.Sprintf("%d\t", m.Instructions[v])
+		}
+		for _, v := range r.Variants[1:] {
+			line += fmt.Sprintf("%.3f\t", m.Ratio[v])
+		}
+		fmt.Fprintln(tw, line)
+	}
+	line := "geomean\t"
+	for range r.Variants {
+		line += "\t"
+	}
+	for _, v := range r.Variants[1:] {
+		line += fmt.Sprintf("%.3f\t", r.Geomean[v])
+	}
+	fmt.Fprintln(tw, line)
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "metric: %s\n", r.Metric)
+	for _, v := range r.Variants[1:] {
+		fmt.Fprintf(w, "%s: %+.1f%% guest instructions vs baseline (geometric mean)\n", v, (r.Geomean[v]-1)*100)
+	}
+	return nil
+}
+
+// Verdict checks the goals: PGO at least 10% fewer instructions than the
+// baseline in geometric mean, better than -O3, and no module worse than
+// baseline. It returns one line per goal (met or not).
+func (r *Report) Verdict() []string {
+	var out []string
+	mark := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "NOT met"
+	}
+	g := r.Geomean[PGO]
+	out = append(out, fmt.Sprintf("goal PGO geomean <= 0.900 of baseline: %.3f, %s", g, mark(g <= 0.9)))
+	out = append(out, fmt.Sprintf("goal PGO beats O3 in geomean: %.3f vs %.3f, %s", g, r.Geomean[O3], mark(g < r.Geomean[O3])))
+	var worse []string
+	for _, m := range r.Modules {
+		if m.Ratio[PGO] > 1 {
+			worse = append(worse, fmt.Sprintf("%s (%.3f)", m.Module, m.Ratio[PGO]))
+		}
+	}
+	sort.Strings(worse)
+	if len(worse) == 0 {
+		out = append(out, "goal no module worse than baseline under PGO: met")
+	} else {
+		out = append(out, "goal no module worse than baseline under PGO: NOT met: "+strings.Join(worse, ", "))
+	}
+	return out
+}
+
+// WriteFiles writes bench.json and bench.svg into dir (each atomically).
+func (r *Report) WriteFiles(dir string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode bench report: %w", err)
+	}
+	if err := writeAtomic(filepath.Join(dir, JSONFile), append(data, '\n')); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(dir, SVGFile), []byte(r.SVG()))
+}
+
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, werr := f.Write(data)
+	cerr := f.Close()
+	if werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Chmod(f.Name(), 0o644)
+	}
+	if werr == nil {
+		werr = os.Rename(f.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("write %s: %w", path, werr)
+	}
+	return nil
+}

@@ -1,0 +1,240 @@
+// Package bootbench measures the boot chain's figures: clean and no-op build
+// times (next to `go tool mage -l` alone), QEMU wall time from start to
+// guest exit for the default image next to a 512-byte boot sector that only
+// writes to the serial port and exits (the floor), guest instructions from
+// reset to kernel_main under -icount, and kernel and image sizes.
+//
+// These are figures to read, not assertions: nothing here fails on a slow
+// machine.
+package bootbench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/image"
+	"github.com/fluid-os/fluid/internal/qemu"
+)
+
+// Report holds every figure.
+type Report struct {
+	CleanBuild      time.Duration `json:"clean_build_ns"`
+	NoOpBuild       time.Duration `json:"noop_build_ns"`
+	MageList        time.Duration `json:"mage_list_ns"`
+	BootWall        time.Duration `json:"boot_wall_ns"`
+	FloorWall       time.Duration `json:"floor_wall_ns"`
+	ResetToMain     uint64        `json:"instructions_reset_to_kernel_main"`
+	ResetToMainNote string        `json:"instructions_note,omitempty"`
+	KernelELF       int64         `json:"kernel_elf_bytes"`
+	KernelPayload   int64         `json:"kernel_payload_bytes"`
+	KernelMem       int64         `json:"kernel_mem_bytes"`
+	Stage2          int64         `json:"stage2_bytes"`
+	Image           int64         `json:"image_bytes"`
+	Runs            int           `json:"runs"`
+}
+
+// Options for Run.
+type Options struct {
+	Root string    // repository root
+	Runs int       // repetitions for timings (median); default 5
+	Log  io.Writer // progress
+}
+
+// tscLine is what the kernel prints first: the TSC at kernel_main, which
+// under -icount shift=0 counts guest instructions since reset.
+var tscLine = regexp.MustCompile(`kernel_main reached at tsc=(\d+)`)
+
+// Run measures everything. It builds into a temporary directory for the
+// clean build and uses the repository's build/ for the rest.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if o.Runs <= 0 {
+		o.Runs = 5
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	r := &Report{Runs: o.Runs}
+
+	// Clean build: a fresh output directory, the real compile graph.
+	tmp, err := os.MkdirTemp("", "fluid-bootbench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	fmt.Fprintf(o.Log, "bootbench: clean build into %s\n", tmp)
+	cb, err := build.New(build.Options{Root: o.Root, Out: tmp, Log: io.Discard})
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	if _, err := cb.All(); err != nil {
+		return nil, fmt.Errorf("clean build: %w", err)
+	}
+	r.CleanBuild = time.Since(start)
+
+	// No-op build vs `mage -l`: both as a user runs them.
+	if _, err := timeCmd(ctx, o.Root, "go", "tool", "mage", "build"); err != nil { // warm up build/
+		return nil, err
+	}
+	fmt.Fprintf(o.Log, "bootbench: timing `go tool mage build` (no-op) and `go tool mage -l`, %d runs each\n", o.Runs)
+	var noop, list []time.Duration
+	for i := 0; i < o.Runs; i++ {
+		d, err := timeCmd(ctx, o.Root, "go", "tool", "mage", "build")
+		if err != nil {
+			return nil, err
+		}
+		noop = append(noop, d)
+		d, err = timeCmd(ctx, o.Root, "go", "tool", "mage", "-l")
+		if err != nil {
+			return nil, err
+		}
+		list = append(list, d)
+	}
+	r.NoOpBuild, r.MageList = median(noop), median(list)
+
+	b, err := build.New(build.Options{Root: o.Root, Log: io.Discard})
+	if err != nil {
+		return nil, err
+	}
+	a, err := b.All()
+	if err != nil {
+		return nil, err
+	}
+	floor, err := floorImage(b, a.Boot.Floor)
+	if err != nil {
+		return nil, err
+	}
+
+	fmt.Fprintf(o.Log, "bootbench: booting fluid.img and the floor sector alternately, %d runs each\n", o.Runs)
+	var boot, fl []time.Duration
+	for i := 0; i < o.Runs; i++ {
+		for _, c := range []struct {
+			img string
+			out *[]time.Duration
+		}{{a.Image, &boot}, {floor, &fl}} {
+			res, err := qemu.Run(ctx, qemu.Options{Image: c.img, Timeout: 2 * time.Minute})
+			if err != nil {
+				return nil, err
+			}
+			if res.Outcome != qemu.Passed && c.img == a.Image {
+				return nil, fmt.Errorf("boot of %s did not pass: %s", c.img, res)
+			}
+			*c.out = append(*c.out, res.Duration)
+		}
+	}
+	r.BootWall, r.FloorWall = median(boot), median(fl)
+
+	// Instructions from reset to kernel_main: -icount makes the TSC count
+	// instructions; the kernel prints it first thing.
+	var tsc uint64
+	res, err := qemu.Run(ctx, qemu.Options{Image: a.Image, Icount: true, Timeout: 5 * time.Minute,
+		OnLine: func(line string) {
+			if m := tscLine.FindStringSubmatch(line); m != nil && tsc == 0 {
+				tsc, _ = strconv.ParseUint(m[1], 10, 64)
+			}
+		}})
+	if err != nil {
+		return nil, err
+	}
+	if res.Outcome != qemu.Passed {
+		return nil, fmt.Errorf("icount boot did not pass: %s", res)
+	}
+	r.ResetToMain = tsc
+	if tsc == 0 {
+		r.ResetToMainNote = "the kernel printed no `kernel_main reached at tsc=` line"
+	}
+
+	r.KernelELF = fileSize(a.Kernel)
+	r.Image = fileSize(a.Image)
+	r.Stage2 = fileSize(a.Boot.Stage2)
+	if _, payload, info, err := image.KernelPayload(a.Kernel); err == nil {
+		r.KernelPayload = int64(len(payload))
+		r.KernelMem = int64(info.MemSize)
+	}
+	data, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(filepath.Join(b.Out(), "bootbench.json"), append(data, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Table renders the report for a terminal, with the goals next to the figures.
+func (r *Report) Table() string {
+	var s strings.Builder
+	ratio := func(a, b time.Duration) string {
+		if b == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.2f×", float64(a)/float64(b))
+	}
+	fmt.Fprintf(&s, "%-44s %14s   %s\n", "figure (median of "+strconv.Itoa(r.Runs)+")", "value", "goal / comparison")
+	fmt.Fprintf(&s, "%-44s %14s\n", "clean build", ms(r.CleanBuild))
+	fmt.Fprintf(&s, "%-44s %14s   %s of `go tool mage -l` (%s); goal ≤ 1.50×\n", "no-op build (go tool mage build)", ms(r.NoOpBuild), ratio(r.NoOpBuild, r.MageList), ms(r.MageList))
+	fmt.Fprintf(&s, "%-44s %14s   %s of the 512-byte floor (%s); goal ≤ 1.50×\n", "QEMU start → guest exit, fluid.img (TCG)", ms(r.BootWall), ratio(r.BootWall, r.FloorWall), ms(r.FloorWall))
+	note := ""
+	if r.ResetToMainNote != "" {
+		note = r.ResetToMainNote
+	}
+	fmt.Fprintf(&s, "%-44s %14d   %s\n", "guest instructions reset → kernel_main", r.ResetToMain, note)
+	fmt.Fprintf(&s, "%-44s %14d\n", "kernel.elf bytes", r.KernelELF)
+	fmt.Fprintf(&s, "%-44s %14d   (%d in memory incl. .bss)\n", "kernel payload bytes (loaded by stage 2)", r.KernelPayload, r.KernelMem)
+	fmt.Fprintf(&s, "%-44s %14d\n", "stage2.bin bytes", r.Stage2)
+	fmt.Fprintf(&s, "%-44s %14d\n", "fluid.img bytes", r.Image)
+	return s.String()
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d)/float64(time.Millisecond)) }
+
+// floorImage pads the 512-byte floor sector to a 1 MiB disk.
+func floorImage(b *build.Builder, floorBin string) (string, error) {
+	data, err := os.ReadFile(floorBin)
+	if err != nil {
+		return "", err
+	}
+	if len(data) != 512 || data[510] != 0x55 || data[511] != 0xAA {
+		return "", fmt.Errorf("%s is not a 512-byte boot sector ending in 55 AA", floorBin)
+	}
+	img := make([]byte, 1<<20)
+	copy(img, data)
+	out := filepath.Join(b.Out(), "floor.img")
+	return out, os.WriteFile(out, img, 0o644)
+}
+
+func timeCmd(ctx context.Context, dir, name string, args ...string) (time.Duration, error) {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	start := time.Now()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return 0, fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return time.Since(start), nil
+}
+
+func median(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	s := append([]time.Duration{}, ds...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	return s[len(s)/2]
+}
+
+func fileSize(p string) int64 {
+	st, err := os.Stat(p)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}

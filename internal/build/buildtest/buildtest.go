@@ -1,0 +1,68 @@
+// Package buildtest gives tests real build artifacts: it builds into the
+// repository's build/ directory under the build lock (so parallel test
+// packages share one cache and never race) and fails the test with the
+// build's own message when something does not compile.
+package buildtest
+
+import (
+	"io"
+	"testing"
+
+	"github.com/fluid-os/fluid/internal/build"
+)
+
+// Builder returns a Builder for the repository the test runs in. Steps are
+// logged through t.Logf.
+func Builder(t testing.TB) *build.Builder {
+	t.Helper()
+	opt := build.OptionsFromEnv()
+	opt.Log = logWriter{t}
+	b, err := build.New(opt)
+	if err != nil {
+		t.Fatalf("set up the build: %v", err)
+	}
+	return b
+}
+
+// Locked runs fn with the build lock held and fails the test on error.
+func Locked[T any](t testing.TB, b *build.Builder, what string, fn func() (T, error)) T {
+	t.Helper()
+	unlock, err := b.Lock()
+	if err != nil {
+		t.Fatalf("lock build dir: %v", err)
+	}
+	defer unlock()
+	v, err := fn()
+	if err != nil {
+		t.Fatalf("build %s: %v", what, err)
+	}
+	return v
+}
+
+// All builds the default artifacts (boot stages, kernel, modules, fluid.img).
+func All(t testing.TB) *build.Artifacts {
+	t.Helper()
+	b := Builder(t)
+	return Locked(t, b, "default image", b.All)
+}
+
+// Kernel builds one kernel variant and returns its ELF path.
+func Kernel(t testing.TB, b *build.Builder, v build.KernelVariant) string {
+	t.Helper()
+	return Locked(t, b, "kernel "+v.Name, func() (string, error) { return b.Kernel(v) })
+}
+
+// Image builds an image and returns its path.
+func Image(t testing.TB, b *build.Builder, s build.ImageSpec) string {
+	t.Helper()
+	return Locked(t, b, "image "+s.Name, func() (string, error) { return b.Image(s) })
+}
+
+type logWriter struct{ t testing.TB }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	w.t.Logf("%s", p)
+	return len(p), nil
+}
+
+var _ io.Writer = logWriter{}

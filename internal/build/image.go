@@ -1,0 +1,127 @@
+package build
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/fluid-os/fluid/internal/image"
+)
+
+// ImageSpec says which kernel and modules go into one disk image.
+type ImageSpec struct {
+	Name    string       // file name under build/, e.g. "fluid.img"
+	Kernel  string       // kernel ELF path
+	Modules []Module     // copied to /modules/<name>.mod
+	Extra   []image.File // more files for partition 1 (e.g. the manifest)
+	Size    int64        // 0 = image.DefaultSize
+}
+
+// ModuleImagePath is where a module lives in partition 1; the kernel's
+// loader lists this directory.
+func ModuleImagePath(name string) string { return "/modules/" + name + ".mod" }
+
+// Image assembles a disk image from already-built parts: stage 1 and 2 from
+// Boot, the kernel ELF, the modules and any extra files. It reruns only when
+// one of them changed.
+func (b *Builder) Image(s ImageSpec) (string, error) {
+	boot, err := b.Boot()
+	if err != nil {
+		return "", err
+	}
+	if s.Name == "" || strings.Contains(s.Name, "/") {
+		return "", fmt.Errorf("image name %q: want a plain file name such as fluid.img", s.Name)
+	}
+	out := b.outRel(s.Name)
+	files := []image.File{{Path: "/KERNEL.ELF", Src: s.Kernel}}
+	inputs := []string{boot.Stage1, boot.Stage2, s.Kernel}
+	for _, m := range s.Modules {
+		files = append(files, image.File{Path: ModuleImagePath(m.Name), Src: m.Path})
+		inputs = append(inputs, m.Path)
+	}
+	inputs = append(inputs, b.goSources("image", "layout")...)
+	key := fmt.Sprintf("image size=%d epoch=%d", s.Size, b.opt.SourceDateEpoch)
+	for _, f := range s.Extra {
+		files = append(files, f)
+		if f.Data != nil {
+			key += fmt.Sprintf(" %s=%x", f.Path, hashBytes(f.Data))
+		} else {
+			inputs = append(inputs, f.Src)
+		}
+	}
+	for _, f := range files {
+		key += " " + f.Path
+	}
+	_, err = b.run(&step{tag: "IMG", name: out, inputs: inputs, outputs: []string{out}, key: key,
+		fn: func() error {
+			return image.Build(image.Spec{
+				Out: b.abs(out), Size: s.Size,
+				Stage1: boot.Stage1, Stage2: boot.Stage2, KernelELF: s.Kernel,
+				Files:           files,
+				SourceDateEpoch: time.Unix(b.opt.SourceDateEpoch, 0).UTC(),
+			})
+		}})
+	if err != nil {
+		return "", fmt.Errorf("image %s: %w", out, err)
+	}
+	return b.abs(out), nil
+}
+
+// Artifacts are the outputs of the default build.
+type Artifacts struct {
+	Boot    BootArtifacts
+	Kernel  string
+	Modules []Module
+	Image   string
+	// Summary is a short human description: sizes of kernel and image.
+	Summary string
+}
+
+// Rel returns p relative to the repository root (for messages).
+func (b *Builder) Rel(p string) string { return b.rel(p) }
+
+// All is `mage build`: boot stages, kernel, baseline modules and
+// build/fluid.img (with the PGO modules instead when PGOModules is set by
+// the caller through AllWith).
+func (b *Builder) All() (*Artifacts, error) {
+	return b.AllWith(nil)
+}
+
+// AllWith is All with a different module set (nil = baseline modules).
+func (b *Builder) AllWith(mods []Module) (*Artifacts, error) {
+	var a Artifacts
+	var err error
+	if a.Boot, err = b.Boot(); err != nil {
+		return nil, err
+	}
+	if a.Kernel, err = b.Kernel(KernelNormal); err != nil {
+		return nil, err
+	}
+	if mods == nil {
+		if mods, err = b.Modules(ModuleBaseline); err != nil {
+			return nil, err
+		}
+	}
+	a.Modules = mods
+	if a.Image, err = b.Image(ImageSpec{Name: "fluid.img", Kernel: a.Kernel, Modules: mods}); err != nil {
+		return nil, err
+	}
+	a.Summary = fmt.Sprintf("kernel %s, image %s, %d modules", sizeOf(a.Kernel), sizeOf(a.Image), len(mods))
+	return &a, nil
+}
+
+func sizeOf(p string) string {
+	st, err := os.Stat(p)
+	if err != nil {
+		return "?"
+	}
+	n := st.Size()
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,311 @@
+// Package cicheck holds the policy checks over the GitHub Actions workflows
+// in .github/workflows, run by the test suite and by `go tool mage lint`:
+//
+//   - actionlint (pinned as a Go tool in go.mod) is clean;
+//   - every `uses:` is pinned by a full 40-hex commit SHA with a `# vX.Y.Z`
+//     comment, except the SLSA generator's reusable workflow, which must be
+//     referenced by tag (its provenance names the tag) and carry a comment
+//     saying so;
+//   - the workflow-level permissions grant nothing beyond read;
+//   - every job has timeout-minutes, every workflow a concurrency group;
+//   - nothing is triggered by pull_request_target;
+//   - every `go tool mage <target>` a workflow runs names a target that
+//     `go tool mage -l` lists;
+//   - .github/toolchain/image.lock matches the Dockerfile it pins.
+package cicheck
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/fluid-os/fluid/internal/container"
+	"github.com/rhysd/actionlint"
+)
+
+// Problem is one policy violation, located in a workflow file.
+type Problem struct {
+	File string
+	Line int
+	Msg  string
+}
+
+// String formats the problem as file:line: message.
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
+	}
+	return fmt.Sprintf("%s: %s", p.File, p.Msg)
+}
+
+// SLSAGeneratorPrefix is the reusable workflow that must be referenced by
+// tag: slsa-verifier checks the builder's identity by the tag it was called
+// at, so a SHA reference produces provenance nobody can verify
+// (https://github.com/slsa-framework/slsa-github-generator#referencing-slsa-builders-and-generators).
+const SLSAGeneratorPrefix = "slsa-framework/slsa-github-generator/.github/workflows/"
+
+var (
+	shaPinned   = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@]+)?@[0-9a-f]{40}$`)
+	versionNote = regexp.MustCompile(`#\s*v\d+\.\d+\.\d+\b`)
+	tagRef      = regexp.MustCompile(`@v\d+\.\d+\.\d+$`)
+	dockerByDig = regexp.MustCompile(`^docker://[^@]+@sha256:[0-9a-f]{64}$`)
+	mageCall    = regexp.MustCompile(`\bgo\s+tool\s+mage\b([^\n]*)`)
+	mageList    = regexp.MustCompile(`^\s{2}([A-Za-z0-9_:]+)\*?(\s|$)`)
+)
+
+// CheckWorkflow checks one workflow file's content. targets holds the mage
+// target names (lower case) that exist; nil skips the target check.
+func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
+	var out []Problem
+	add := func(line int, format string, args ...any) {
+		out = append(out, Problem{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	}
+	wf, errs := actionlint.Parse(src)
+	if wf == nil {
+		for _, e := range errs {
+			add(e.Line, "parse: %s", e.Message)
+		}
+		return out
+	}
+	lines := strings.Split(string(src), "\n")
+	lineText := func(n int) string {
+		if n >= 1 && n <= len(lines) {
+			return lines[n-1]
+		}
+		return ""
+	}
+
+	// Triggers.
+	for _, ev := range wf.On {
+		if we, ok := ev.(*actionlint.WebhookEvent); ok && we.Hook != nil && we.Hook.Value == "pull_request_target" {
+			add(we.Hook.Pos.Line, "pull_request_target runs with write access and secrets next to untrusted code; use pull_request plus a workflow_run job that reads artifacts only")
+		}
+	}
+
+	// Workflow-level permissions: read at most.
+	if wf.Permissions == nil {
+		add(1, "no top-level permissions: set `permissions: contents: read` and widen per job")
+	} else {
+		p := wf.Permissions
+		if p.All != nil && p.All.Value != "read-all" && p.All.Value != "" {
+			add(p.All.Pos.Line, "top-level permissions %q grant write; use `contents: read` and widen per job", p.All.Value)
+		}
+		for _, name := range sortedKeys(p.Scopes) {
+			s := p.Scopes[name]
+			if s.Value != nil && s.Value.Value == "write" {
+				add(s.Value.Pos.Line, "top-level permission %s: write; grant it only in the job that needs it", name)
+			}
+		}
+	}
+	if wf.Concurrency == nil {
+		add(1, "no concurrency group: add `concurrency:` so superseded runs are cancelled or queued")
+	}
+
+	checkUses := func(s *actionlint.String, what string) {
+		if s == nil {
+			return
+		}
+		ref := s.Value
+		comment := lineText(s.Pos.Line)
+		switch {
+		case strings.HasPrefix(ref, "./"):
+			return // an action or workflow in this repository
+		case strings.HasPrefix(ref, "docker://"):
+			if !dockerByDig.MatchString(ref) {
+				add(s.Pos.Line, "%s %s: pin the image by digest (docker://name@sha256:...)", what, ref)
+			}
+		case strings.HasPrefix(ref, SLSAGeneratorPrefix):
+			if !tagRef.MatchString(ref) {
+				add(s.Pos.Line, "%s %s: the SLSA generator must be referenced by a vX.Y.Z tag (its verifier checks the tag)", what, ref)
+			}
+			if !strings.Contains(strings.ToLower(comment), "slsa") || !strings.Contains(comment, "#") {
+				add(s.Pos.Line, "%s %s: say in a comment on this line why the SLSA generator is referenced by tag", what, ref)
+			}
+		case !shaPinned.MatchString(ref):
+			add(s.Pos.Line, "%s %s is not pinned by a full 40-hex commit SHA (a tag or branch can be moved under us)", what, ref)
+		case !versionNote.MatchString(comment):
+			add(s.Pos.Line, "%s %s: add a `# vX.Y.Z` comment naming the release the SHA is", what, ref)
+		}
+	}
+
+	for _, id := range sortedKeys(wf.Jobs) {
+		job := wf.Jobs[id]
+		if job.WorkflowCall != nil {
+			// Reusable-workflow jobs cannot set timeout-minutes; the called
+			// workflow's own jobs carry theirs.
+			checkUses(job.WorkflowCall.Uses, "job "+id+" uses")
+		} else if job.TimeoutMinutes == nil {
+			add(job.Pos.Line, "job %s has no timeout-minutes (the default is 6 hours)", id)
+		}
+		for _, st := range job.Steps {
+			switch ex := st.Exec.(type) {
+			case *actionlint.ExecAction:
+				checkUses(ex.Uses, "step uses")
+			case *actionlint.ExecRun:
+				if targets == nil || ex.Run == nil {
+					continue
+				}
+				for _, t := range MageTargetsIn(ex.Run.Value) {
+					if !targets[strings.ToLower(t)] {
+						add(ex.Run.Pos.Line, "job %s runs `go tool mage %s`, but `go tool mage -l` has no target %q", id, t, t)
+					}
+				}
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	return out
+}
+
+// MageTargetsIn returns the targets of every `go tool mage ...` call in a
+// shell script, in order. Flags are skipped; a token with shell syntax or an
+// expansion ends the list.
+func MageTargetsIn(script string) []string {
+	script = strings.ReplaceAll(script, "\\\n", " ")
+	var out []string
+	for _, m := range mageCall.FindAllStringSubmatch(script, -1) {
+		toks := strings.Fields(m[1])
+	scan:
+		for i := 0; i < len(toks); i++ {
+			t := toks[i]
+			switch {
+			case t == "-t" || t == "-d" || t == "-w" || t == "-gocmd":
+				i++ // flag with a value
+			case strings.HasPrefix(t, "-"):
+			case strings.ContainsAny(t, "$`'\"|&;<>(){}#="):
+				// End of the mage arguments, but a target glued to ';' or
+				// '&&' still counts.
+				if j := strings.IndexAny(t, ";&|)"); j > 0 && !strings.ContainsAny(t[:j], "$`'\"<>(){}#=") {
+					out = append(out, t[:j])
+				}
+				break scan
+			default:
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// MageTargets runs `go tool mage -l` in root and returns the target names
+// in lower case (mage matches targets case-insensitively).
+func MageTargets(root string) (map[string]bool, error) {
+	cmd := exec.Command("go", "tool", "mage", "-l")
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go tool mage -l in %s: %w\n%s", root, err, stderr.String())
+	}
+	return ParseMageList(string(out)), nil
+}
+
+// ParseMageList extracts target names from `mage -l` output.
+func ParseMageList(out string) map[string]bool {
+	targets := map[string]bool{}
+	in := false
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "Targets:") {
+			in = true
+			continue
+		}
+		if !in {
+			continue
+		}
+		if m := mageList.FindStringSubmatch(line); m != nil {
+			targets[strings.ToLower(m[1])] = true
+		}
+	}
+	return targets
+}
+
+// Workflows returns the workflow files under root/.github/workflows.
+func Workflows(root string) ([]string, error) {
+	var files []string
+	for _, pat := range []string{"*.yml", "*.yaml"} {
+		m, err := filepath.Glob(filepath.Join(root, ".github", "workflows", pat))
+		if err != nil {
+			return nil, err
+		}
+		files = append(files, m...)
+	}
+	sort.Strings(files)
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no workflows in %s", filepath.Join(root, ".github", "workflows"))
+	}
+	return files, nil
+}
+
+// CheckRepo runs every policy check (not actionlint) over the tree at root.
+func CheckRepo(root string) ([]Problem, error) {
+	files, err := Workflows(root)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := MageTargets(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []Problem
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read workflow: %w", err)
+		}
+		rel, _ := filepath.Rel(root, f)
+		out = append(out, CheckWorkflow(rel, src, targets)...)
+	}
+	if _, err := container.CheckLock(root); err != nil {
+		out = append(out, Problem{File: container.LockFile, Msg: err.Error()})
+	}
+	return out, nil
+}
+
+// Actionlint runs the pinned actionlint over files (from root) and returns
+// its report; err is non-nil when it found problems or could not run.
+// shellcheck and pyflakes integration is off so the result does not depend
+// on what else the machine has installed (GitHub's runners have shellcheck,
+// this machine may not).
+func Actionlint(root string, files ...string) (string, error) {
+	args := append([]string{"tool", "actionlint", "-no-color", "-oneline", "-shellcheck=", "-pyflakes="}, files...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("actionlint: %w", err)
+	}
+	return string(out), nil
+}
+
+// VerifyTargets picks the mage targets `verify` builds: override (space
+// separated) when set, else "build" plus "pgo" when that target exists, so
+// the PGO modules are compared as soon as they can be built.
+func VerifyTargets(root, override string) ([]string, error) {
+	if f := strings.Fields(override); len(f) > 0 {
+		return f, nil
+	}
+	targets, err := MageTargets(root)
+	if err != nil {
+		return nil, err
+	}
+	out := []string{"build"}
+	if targets["pgo"] {
+		out = append(out, "pgo")
+	}
+	return out, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

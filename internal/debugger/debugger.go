@@ -1,0 +1,126 @@
+// Package debugger runs the project's gdb ritual: QEMU halted at reset with a
+// gdb stub, gdb loading kernel.elf's symbols, breakpoints on kernel_main,
+// module_execute and profiling_trigger_export (the seed notes' three stops).
+package debugger
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fluid-os/fluid/internal/qemu"
+)
+
+// DefaultBreakpoints are the functions the ritual stops at.
+var DefaultBreakpoints = []string{"kernel_main", "module_execute", "profiling_trigger_export"}
+
+// Session is one debugging session.
+type Session struct {
+	Kernel      string        // kernel ELF with symbols
+	Image       string        // disk image to boot
+	Port        int           // gdb stub TCP port; 0 = a free one
+	Breakpoints []string      // default DefaultBreakpoints
+	Timeout     time.Duration // QEMU lifetime bound; default 30 min
+}
+
+// Script returns the gdb command file for the session. Breakpoints on
+// functions that the kernel does not have (yet) are set as pending, so gdb
+// neither stops nor asks.
+func (s *Session) Script() string {
+	var b strings.Builder
+	b.WriteString("set pagination off\nset confirm off\nset breakpoint pending on\n")
+	fmt.Fprintf(&b, "file %s\n", s.Kernel)
+	fmt.Fprintf(&b, "target remote 127.0.0.1:%d\n", s.Port)
+	bps := s.Breakpoints
+	if bps == nil {
+		bps = DefaultBreakpoints
+	}
+	for _, bp := range bps {
+		fmt.Fprintf(&b, "break %s\n", bp)
+	}
+	return b.String()
+}
+
+// FreePort asks the kernel for an unused TCP port on the loopback interface.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start boots the image in QEMU, stopped at the first instruction with the
+// gdb stub listening, writes the gdb script next to the image and returns
+// its path plus a function that stops QEMU and returns its result.
+func (s *Session) Start(ctx context.Context) (script string, stop func() *qemu.Result, err error) {
+	if s.Port == 0 {
+		if s.Port, err = FreePort(); err != nil {
+			return "", nil, fmt.Errorf("find a free port for the gdb stub: %w", err)
+		}
+	}
+	if s.Timeout == 0 {
+		s.Timeout = 30 * time.Minute
+	}
+	script = filepath.Join(filepath.Dir(s.Image), "debug.gdb")
+	if err := os.WriteFile(script, []byte(s.Script()), 0o644); err != nil {
+		return "", nil, fmt.Errorf("write gdb script: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan *qemu.Result, 1)
+	opts := qemu.Options{Image: s.Image, GDB: s.Port, Timeout: s.Timeout,
+		SerialLog: filepath.Join(filepath.Dir(s.Image), "debug-serial.log")}
+	go func() {
+		r, err := qemu.Run(ctx, opts)
+		if err != nil {
+			r = &qemu.Result{Outcome: qemu.StartFailed, Reason: err.Error()}
+		}
+		done <- r
+	}()
+	// Wait until the stub listens (or QEMU died).
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, derr := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(s.Port), 200*time.Millisecond)
+		if derr == nil {
+			c.Close()
+			break
+		}
+		select {
+		case r := <-done:
+			cancel()
+			return "", nil, fmt.Errorf("QEMU exited before its gdb stub came up: %s", r)
+		default:
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			return "", nil, fmt.Errorf("QEMU's gdb stub on port %d did not come up within 10 s", s.Port)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return script, func() *qemu.Result { cancel(); return <-done }, nil
+}
+
+// Command is the gdb command line for a script.
+func Command(gdb, script string) []string {
+	return []string{gdb, "-q", "-x", script}
+}
+
+// Batch runs gdb non-interactively: the script, then `continue` until the
+// first breakpoint, then the extra commands (e.g. "bt", "info registers"),
+// and returns gdb's combined output.
+func Batch(ctx context.Context, gdb, script string, extra ...string) (string, error) {
+	args := []string{"-q", "-batch", "-nx", "-x", script, "-ex", "continue"}
+	for _, e := range extra {
+		args = append(args, "-ex", e)
+	}
+	cmd := exec.CommandContext(ctx, gdb, args...)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

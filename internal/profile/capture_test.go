@@ -1,0 +1,130 @@
+package profile
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+
+	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/toolchain"
+)
+
+// fibCalls is how often computing fib(n) naively enters fib():
+// 2*F(n+1) - 1.
+func fibCalls(n int) uint64 {
+	a, b := uint64(0), uint64(1) // F(0), F(1)
+	for i := 0; i < n+1; i++ {
+		a, b = b, a+b
+	}
+	return 2*a - 1 // a = F(n+1)
+}
+
+func TestFibCalls(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		want uint64
+	}{{0, 1}, {1, 1}, {2, 3}, {18, 8361}, {20, 21891}, {27, 635621}} {
+		if got := fibCalls(tt.n); got != tt.want {
+			t.Errorf("fibCalls(%d) = %d, want %d", tt.n, got, tt.want)
+		}
+	}
+}
+
+// newBuilder makes a LIGHT=1 builder with its own output directory, or
+// skips when the toolchain or QEMU is missing.
+func newBuilder(t *testing.T) *build.Builder {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots QEMU; skipped with -short")
+	}
+	if _, err := exec.LookPath("qemu-system-i386"); err != nil {
+		t.Skip("qemu-system-i386 not installed")
+	}
+	tc, err := toolchain.Find()
+	if err != nil {
+		t.Skipf("toolchain: %v", err)
+	}
+	root, err := build.FindRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := os.Getenv("FLUID_TEST_BUILD_DIR") // reuse a build dir between runs
+	if out == "" {
+		out = t.TempDir()
+	}
+	b, err := build.New(build.Options{Root: root, Out: out, Light: true, Toolchain: tc, Jobs: 2,
+		Version: "test", Commit: "test", SourceDateEpoch: 1, Log: testLog{t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := b.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(unlock)
+	return b
+}
+
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) { l.t.Logf("%s", p); return len(p), nil }
+
+// TestCaptureFibExactAndDeterministic boots the instrumented modules twice
+// under -icount and checks (1) that the captured fib profile, read back by
+// this toolchain's llvm-profdata, holds the closed-form call count and
+// (2) that both captures produce byte-identical profiles/.
+func TestCaptureFibExactAndDeterministic(t *testing.T) {
+	b := newBuilder(t)
+	ctx := context.Background()
+	dirs := []string{filepath.Join(t.TempDir(), "profiles"), filepath.Join(t.TempDir(), "profiles")}
+	for _, d := range dirs {
+		p := &Pipeline{B: b, Dir: d, Log: testLog{t}}
+		if err := p.Profile(ctx); err != nil {
+			t.Fatalf("profile: %v", err)
+		}
+	}
+	doc, err := ReadSummary(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls uint64
+	for _, m := range doc.Modules {
+		if m.Module == "fib" {
+			calls = m.Calls
+		}
+	}
+	if calls == 0 {
+		t.Fatalf("no fib module run in %+v", doc.Modules)
+	}
+	// modules/fib/fib.c computes fib(18) with LIGHT=1, once per call.
+	want := calls * fibCalls(18)
+	out, err := exec.Command(b.Toolchain().Path("llvm-profdata"), "show", "--all-functions", "--counts",
+		"--function=fib", filepath.Join(dirs[0], "fib"+TextExt)).CombinedOutput()
+	if err != nil {
+		t.Fatalf("llvm-profdata show: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`(?m)^  fib:\n(?:.*\n)*?\s+Function count: (\d+)`).FindSubmatch(out)
+	if m == nil {
+		t.Fatalf("no count for fib in:\n%s", out)
+	}
+	got, _ := strconv.ParseUint(string(m[1]), 10, 64)
+	if got != want {
+		t.Fatalf("fib entered %d times, want %d calls x 2*F(19)-1 = %d\n%s", got, calls, want, out)
+	}
+	t.Logf("fib: %d entries = %d x (2*F(19)-1), as llvm-profdata shows", got, calls)
+
+	a, c := snapshot(t, dirs[0]), snapshot(t, dirs[1])
+	if !equalMaps(a, c) {
+		for k := range a {
+			if a[k] != c[k] {
+				t.Errorf("%s differs between two captures", k)
+			}
+		}
+		t.Fatal("two captures of the same commit are not byte-identical")
+	}
+	t.Logf("two captures byte-identical: %d files", len(a))
+}

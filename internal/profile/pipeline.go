@@ -1,0 +1,367 @@
+package profile
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/toolchain"
+)
+
+// RefreshCommand is the command that recaptures profiles/.
+const RefreshCommand = "go tool mage profile"
+
+// Pipeline runs the profile and PGO steps over a Builder. The caller holds
+// the builder's lock.
+type Pipeline struct {
+	B    *build.Builder
+	Dir  string    // profiles directory; default <root>/profiles
+	Boot Booter    // default QEMUBoot
+	Log  io.Writer // progress lines; default os.Stdout
+}
+
+func (p *Pipeline) defaults() {
+	if p.Dir == "" {
+		p.Dir = filepath.Join(p.B.Root(), "profiles")
+	}
+	if p.Boot == nil {
+		p.Boot = QEMUBoot
+	}
+	if p.Log == nil {
+		p.Log = os.Stdout
+	}
+}
+
+func (p *Pipeline) work(parts ...string) string {
+	return filepath.Join(append([]string{p.B.Out(), "profile"}, parts...)...)
+}
+
+// InstrumentedVariant is the module build that records a profile: the
+// optimized build's flags plus InstrumentFlags, linked with the module
+// profile runtime and compiler-rt's profile archive.
+func (p *Pipeline) InstrumentedVariant(ctx context.Context) (build.ModuleVariant, string, error) {
+	p.defaults()
+	clang := p.B.Toolchain().Path("clang")
+	archive, err := RuntimeArchive(ctx, clang)
+	if err != nil {
+		return build.ModuleVariant{}, "", err
+	}
+	v := build.ModuleVariant{Name: "instrumented", Tag: "instrumented", CFlags: InstrumentFlags()}
+	obj, err := CompileRuntime(ctx, clang, p.B.Root(), p.B.ModuleCFlags(v, ""), p.work("rt"))
+	if err != nil {
+		return v, "", err
+	}
+	v.LinkInputs = []string{obj, archive}
+	return v, archive, nil
+}
+
+// Capture builds the instrumented modules, boots them with the normal
+// kernel under deterministic QEMU and returns what every module sent, plus
+// the serial log's path.
+func (p *Pipeline) Capture(ctx context.Context) (map[string]*Module, string, string, error) {
+	p.defaults()
+	names, err := p.B.ModuleNames()
+	if err != nil {
+		return nil, "", "", err
+	}
+	v, archive, err := p.InstrumentedVariant(ctx)
+	if err != nil {
+		return nil, "", "", err
+	}
+	mods, err := p.B.Modules(v)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("build instrumented modules: %w", err)
+	}
+	kernel, err := p.B.Kernel(build.KernelNormal)
+	if err != nil {
+		return nil, "", "", err
+	}
+	img, err := p.B.Image(build.ImageSpec{Name: "fluid-instrumented.img", Kernel: kernel, Modules: mods})
+	if err != nil {
+		return nil, "", "", err
+	}
+	logPath := p.work("serial.log")
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return nil, "", "", err
+	}
+	fmt.Fprintf(p.Log, "profile: booting %s (instrumented modules, -icount)\n", p.B.Rel(img))
+	bootErr := p.Boot(ctx, img, logPath)
+	got, err := ReadLog(logPath, names, true)
+	if err != nil {
+		if bootErr != nil {
+			return nil, "", "", fmt.Errorf("%w\n(the boot also failed: %v)", err, bootErr)
+		}
+		return nil, "", "", err
+	}
+	if bootErr != nil {
+		return nil, "", "", fmt.Errorf("profile run: %w", bootErr)
+	}
+	return got, logPath, archive, nil
+}
+
+// ReadLog parses a serial log file and collects the frames of the given
+// modules.
+func ReadLog(path string, modules []string, needProfraw bool) (map[string]*Module, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read serial log: %w", err)
+	}
+	defer f.Close()
+	c, err := ParseLog(f)
+	if err != nil {
+		return nil, fmt.Errorf("serial log %s: %w", path, err)
+	}
+	mods, err := Collect(c, modules, needProfraw)
+	if err != nil {
+		return nil, fmt.Errorf("serial log %s: %w", path, err)
+	}
+	return mods, nil
+}
+
+// Profile is the `profile` target: capture, convert, and replace profiles/
+// only when every module succeeded.
+func (p *Pipeline) Profile(ctx context.Context) error {
+	p.defaults()
+	mods, logPath, archive, err := p.Capture(ctx)
+	if err != nil {
+		return fmt.Errorf("%w\nprofiles/ was left unchanged", err)
+	}
+	info, err := ToolchainInfoOf(p.B.Toolchain(), archive)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(mods))
+	for n := range mods {
+		names = append(names, n)
+	}
+	sources, err := SourceHashes(p.B.Root(), names)
+	if err != nil {
+		return err
+	}
+	err = Write(ctx, Output{
+		Dir: p.Dir, RawDir: p.work("raw"), Profdata: p.B.Toolchain().Path("llvm-profdata"),
+		Toolchain: info, Sources: sources, Light: p.B.Options().Light,
+	}, mods)
+	if err != nil {
+		return fmt.Errorf("%w\nprofiles/ was left unchanged (serial log: %s)", err, logPath)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(p.Log, "profile: wrote %s: %s\n", p.B.Rel(p.Dir), strings.Join(names, ", "))
+	return nil
+}
+
+// ToolchainInfoOf fingerprints the tools a profile depends on.
+func ToolchainInfoOf(tc *toolchain.Toolchain, archive string) (ToolchainInfo, error) {
+	id, err := tc.Identity()
+	if err != nil {
+		return ToolchainInfo{}, err
+	}
+	info := ToolchainInfo{LLVMMajor: id.LLVMMajor, ProfileRuntime: filepath.Base(archive)}
+	for _, t := range id.Tools {
+		switch t.Name {
+		case "clang":
+			info.Clang, info.ClangSHA256 = t.Version, t.SHA256
+		case "llvm-profdata":
+			info.LLVMProfdata, info.LLVMProfdataSHA = t.Version, t.SHA256
+		}
+	}
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		return info, fmt.Errorf("fingerprint %s: %w", archive, err)
+	}
+	sum := sha256.Sum256(data)
+	info.ProfileRuntimeSHA = hex.EncodeToString(sum[:])
+	return info, nil
+}
+
+// SourceHashes returns, per module, the SHA-256 over the files its build
+// reads: modules/<m>/*.{c,h}, modules/lib/*.{c,h} and modules/include/*.h
+// (relative path and content of each, in sorted order).
+func SourceHashes(root string, modules []string) (map[string]string, error) {
+	shared, err := globAll(root, "modules/lib/*.c", "modules/lib/*.h", "modules/include/*.h")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, m := range modules {
+		own, err := globAll(root, "modules/"+m+"/*.c", "modules/"+m+"/*.h")
+		if err != nil {
+			return nil, err
+		}
+		if len(own) == 0 {
+			return nil, fmt.Errorf("module %s: no sources in modules/%s", m, m)
+		}
+		files := append(own, shared...)
+		sort.Strings(files)
+		h := sha256.New()
+		for _, f := range files {
+			data, err := os.ReadFile(filepath.Join(root, f))
+			if err != nil {
+				return nil, fmt.Errorf("module %s: %w", m, err)
+			}
+			fmt.Fprintf(h, "%s %d\n", f, len(data))
+			h.Write(data)
+		}
+		out[m] = hex.EncodeToString(h.Sum(nil))
+	}
+	return out, nil
+}
+
+func globAll(root string, patterns ...string) ([]string, error) {
+	var out []string
+	for _, p := range patterns {
+		m, err := filepath.Glob(filepath.Join(root, p))
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range m {
+			rel, err := filepath.Rel(root, f)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, filepath.ToSlash(rel))
+		}
+	}
+	return out, nil
+}
+
+// StaleError lists modules whose committed profile does not fit the
+// current sources.
+type StaleError struct {
+	Modules []string // sorted
+	Why     map[string]string
+}
+
+func (e *StaleError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "stale profiles for %d module(s):", len(e.Modules))
+	for _, m := range e.Modules {
+		fmt.Fprintf(&b, "\n  %s: %s", m, e.Why[m])
+	}
+	fmt.Fprintf(&b, "\nrefresh them with `%s` (then commit profiles/)", RefreshCommand)
+	return b.String()
+}
+
+// CheckFresh compares profiles/summary.json with the current module
+// sources and build mode; it returns a *StaleError naming every module
+// whose profile is missing or was captured from other sources.
+func CheckFresh(doc *SummaryDoc, root string, modules []string, light bool) error {
+	cur, err := SourceHashes(root, modules)
+	if err != nil {
+		return err
+	}
+	rec := map[string]ModuleRecord{}
+	for _, r := range doc.Modules {
+		rec[r.Module] = r
+	}
+	se := &StaleError{Why: map[string]string{}}
+	for _, m := range modules {
+		r, ok := rec[m]
+		switch {
+		case !ok:
+			se.Why[m] = "no profile in profiles/ (a new module?)"
+		case r.SourceSHA256 != cur[m]:
+			se.Why[m] = fmt.Sprintf("modules/%s changed since its profile was captured", m)
+		case doc.Light != light:
+			se.Why[m] = fmt.Sprintf("profile captured with LIGHT=%s, this build is LIGHT=%s", b01(doc.Light), b01(light))
+		default:
+			continue
+		}
+		se.Modules = append(se.Modules, m)
+	}
+	if len(se.Modules) > 0 {
+		sort.Strings(se.Modules)
+		return se
+	}
+	return nil
+}
+
+func b01(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// PGOVariant checks that profiles/ fits the current sources, converts each
+// module's text profile into an indexed profile under build/profile/indexed
+// and returns the PGO module variant that uses them.
+func (p *Pipeline) PGOVariant(ctx context.Context) (build.ModuleVariant, error) {
+	p.defaults()
+	names, err := p.B.ModuleNames()
+	if err != nil {
+		return build.ModuleVariant{}, err
+	}
+	doc, err := ReadSummary(p.Dir)
+	if err != nil {
+		return build.ModuleVariant{}, err
+	}
+	if err := CheckFresh(doc, p.B.Root(), names, p.B.Options().Light); err != nil {
+		return build.ModuleVariant{}, err
+	}
+	indexed := map[string]string{}
+	dir := p.work("indexed")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return build.ModuleVariant{}, err
+	}
+	for _, m := range names {
+		text := filepath.Join(p.Dir, m+TextExt)
+		out := filepath.Join(dir, m+".profdata")
+		tmp := out + ".tmp"
+		if err := profdata(ctx, p.B.Toolchain().Path("llvm-profdata"), "merge", "-o", tmp, text); err != nil {
+			os.Remove(tmp)
+			return build.ModuleVariant{}, fmt.Errorf("module %s: llvm-profdata cannot index %s: %v (recapture with `%s`)", m, text, err, RefreshCommand)
+		}
+		if err := replaceIfChanged(tmp, out); err != nil {
+			return build.ModuleVariant{}, err
+		}
+		indexed[m] = out
+	}
+	return build.ModuleVariant{
+		Name: "pgo", Tag: "PGO",
+		PerModuleCFlags: func(m string) []string { return UseFlags(indexed[m]) },
+		Inputs:          func(m string) []string { return []string{indexed[m]} },
+	}, nil
+}
+
+// PGOModules builds the PGO modules from profiles/. A profile clang
+// rejects (out of date, missing, unprofiled) is reported by module with
+// the refresh command.
+func (p *Pipeline) PGOModules(ctx context.Context) ([]build.Module, error) {
+	v, err := p.PGOVariant(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mods, err := p.B.Modules(v)
+	if err != nil {
+		if strings.Contains(err.Error(), "profile-instr-") || strings.Contains(err.Error(), "profile data") {
+			return nil, fmt.Errorf("%w\nthe committed profile no longer matches the module's code: refresh it with `%s`", err, RefreshCommand)
+		}
+		return nil, err
+	}
+	return mods, nil
+}
+
+// replaceIfChanged renames tmp over dst unless dst already has the same
+// bytes (then tmp is removed), so unchanged profiles keep their mtime.
+func replaceIfChanged(tmp, dst string) error {
+	a, err := os.ReadFile(tmp)
+	if err != nil {
+		return err
+	}
+	if b, err := os.ReadFile(dst); err == nil && bytes.Equal(a, b) {
+		return os.Remove(tmp)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}

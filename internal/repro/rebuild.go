@@ -1,0 +1,195 @@
+package repro
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+)
+
+// ImagePath and ManifestPath are where a build leaves the disk image and
+// its manifest, relative to the tree.
+const (
+	ImagePath    = "build/fluid.img"
+	ManifestPath = "build/manifest.json"
+)
+
+// Rebuilt is a fresh build of a source tree, for `fluid verify --rebuild`.
+type Rebuilt struct {
+	// Dir is the copy the build ran in.
+	Dir string
+	// Image and Manifest are the rebuilt build/fluid.img and build/manifest.json.
+	Image, Manifest string
+	cleanup         func()
+}
+
+// Close removes the rebuild's work directory (unless Options.Keep).
+func (r *Rebuilt) Close() error {
+	if r.cleanup != nil {
+		r.cleanup()
+		r.cleanup = nil
+	}
+	return nil
+}
+
+// Rebuild builds opts.Source once from a clean copy, isolated as verify's
+// build A is (fixed TZ, LANG and umask, SOURCE_DATE_EPOCH from opts or the
+// last commit). The caller compares with CompareImage/CompareManifest and
+// then calls Close.
+func Rebuild(ctx context.Context, opts Options) (*Rebuilt, error) {
+	log := opts.Log
+	if log == nil {
+		log = io.Discard
+	}
+	work, cleanup, err := workDir(opts)
+	if err != nil {
+		return nil, err
+	}
+	sde, err := sourceDateEpoch(ctx, opts)
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	v := DefaultVariants()[0]
+	if opts.Variants != nil {
+		v = opts.Variants[0]
+	}
+	v.Label = "rebuild"
+	dir := filepath.Join(work, filepath.FromSlash(v.Subdir))
+	fmt.Fprintf(log, "rebuild: copying %s to %s\n", opts.Source, dir)
+	if err := CopyTree(ctx, opts.Source, dir); err != nil {
+		cleanup()
+		return nil, err
+	}
+	if err := buildOne(ctx, opts, v, dir, sde, log); err != nil {
+		cleanup()
+		return nil, err
+	}
+	r := &Rebuilt{Dir: dir, Image: filepath.Join(dir, ImagePath), Manifest: filepath.Join(dir, ManifestPath), cleanup: cleanup}
+	for _, p := range []string{r.Image, r.Manifest} {
+		if _, err := os.Stat(p); err != nil {
+			r.Close()
+			return nil, fmt.Errorf("rebuild: the build did not produce %s: %w", p, err)
+		}
+	}
+	return r, nil
+}
+
+// CompareImage compares a disk image with a rebuilt one. It returns nil when
+// they are byte-identical, else an error wrapping ErrNotReproducible that
+// gives the first differing offset and the disk region (stage 1, stage 2,
+// kernel header, kernel payload, FAT32 partition) holding it.
+func CompareImage(image, rebuilt string) error {
+	d, same, err := CompareFiles(image, rebuilt)
+	if err != nil {
+		return err
+	}
+	if same != nil {
+		return nil
+	}
+	d.Path = image
+	return fmt.Errorf("%w: %s does not match the rebuild %s: %s", ErrNotReproducible, image, rebuilt, d.String())
+}
+
+// CompareManifest compares two manifest.json files. Identical bytes pass.
+// Otherwise both are decoded and the error lists up to ten JSON paths whose
+// values differ (e.g. `outputs["build/kernel.elf"].sha256: "ab.." vs "cd.."`),
+// so a person sees which input or output changed.
+func CompareManifest(want, got string) error {
+	a, err := os.ReadFile(want)
+	if err != nil {
+		return fmt.Errorf("compare manifests: %w", err)
+	}
+	b, err := os.ReadFile(got)
+	if err != nil {
+		return fmt.Errorf("compare manifests: %w", err)
+	}
+	if bytes.Equal(a, b) {
+		return nil
+	}
+	var va, vb any
+	if err := json.Unmarshal(a, &va); err != nil {
+		return fmt.Errorf("compare manifests: %s is not JSON: %w", want, err)
+	}
+	if err := json.Unmarshal(b, &vb); err != nil {
+		return fmt.Errorf("compare manifests: %s is not JSON: %w", got, err)
+	}
+	diffs := JSONDiff(va, vb, "")
+	if len(diffs) == 0 {
+		diffs = []string{"same content, different bytes (key order or formatting): the manifest writer is not canonical"}
+	}
+	more := ""
+	if len(diffs) > 10 {
+		more = fmt.Sprintf("\n  ... and %d more", len(diffs)-10)
+		diffs = diffs[:10]
+	}
+	return fmt.Errorf("%w: manifest %s differs from %s:\n  %s%s", ErrNotReproducible, got, want, strings.Join(diffs, "\n  "), more)
+}
+
+// JSONDiff lists the paths at which two decoded JSON values differ.
+func JSONDiff(a, b any, path string) []string {
+	if reflect.DeepEqual(a, b) {
+		return nil
+	}
+	ma, okA := a.(map[string]any)
+	mb, okB := b.(map[string]any)
+	if okA && okB {
+		keys := map[string]bool{}
+		for k := range ma {
+			keys[k] = true
+		}
+		for k := range mb {
+			keys[k] = true
+		}
+		sorted := make([]string, 0, len(keys))
+		for k := range keys {
+			sorted = append(sorted, k)
+		}
+		sort.Strings(sorted)
+		var out []string
+		for _, k := range sorted {
+			p := path + "." + k
+			if strings.ContainsAny(k, "./[] ") {
+				p = fmt.Sprintf("%s[%q]", path, k)
+			}
+			va, inA := ma[k]
+			vb, inB := mb[k]
+			switch {
+			case !inA:
+				out = append(out, p+": only in the second")
+			case !inB:
+				out = append(out, p+": only in the first")
+			default:
+				out = append(out, JSONDiff(va, vb, p)...)
+			}
+		}
+		return out
+	}
+	la, okA := a.([]any)
+	lb, okB := b.([]any)
+	if okA && okB && len(la) == len(lb) {
+		var out []string
+		for i := range la {
+			out = append(out, JSONDiff(la[i], lb[i], fmt.Sprintf("%s[%d]", path, i))...)
+		}
+		return out
+	}
+	if path == "" {
+		path = "."
+	}
+	return []string{fmt.Sprintf("%s: %s vs %s", path, short(a), short(b))}
+}
+
+func short(v any) string {
+	b, _ := json.Marshal(v)
+	if len(b) > 80 {
+		return string(b[:77]) + "..."
+	}
+	return string(b)
+}

@@ -1,0 +1,49 @@
+/*
+ * exit.c — ending a run: the FLUID-END line the host looks for, then the
+ * isa-debug-exit write (QEMU exits with (code << 1) | 1).
+ */
+#include <stdarg.h>
+#include "bootinfo.h"
+#include "console.h"
+#include "cpu.h"
+#include "exit.h"
+#include "fmt.h"
+#include "string.h"
+
+void qemu_exit(uint32_t code)
+{
+	outl(DEBUG_EXIT_PORT, code);
+	/* Still here: no debug-exit device (real hardware).  Stop for good. */
+	for (;;) {
+		cli();
+		hlt();
+	}
+}
+
+void fluid_end_pass(void)
+{
+	kprintf("FLUID-END pass\n");
+	qemu_exit(EXIT_PASS);
+}
+
+static uint32_t class_code(const char *cls)
+{
+	if (!strcmp(cls, "test"))
+		return EXIT_TEST_FAIL;
+	if (!strcmp(cls, "exception"))
+		return EXIT_CPU_EXCEPTION;
+	if (!strcmp(cls, "module"))
+		return EXIT_MODULE_FAIL;
+	return EXIT_PANIC;
+}
+
+void fluid_end_fail(const char *cls, const char *fmt, ...)
+{
+	char reason[256];
+	va_list ap;
+	va_start(ap, fmt);
+	kvsnprintf(reason, sizeof reason, fmt, ap);
+	va_end(ap);
+	kprintf("FLUID-END fail %s: %s\n", cls, reason);
+	qemu_exit(class_code(cls));
+}

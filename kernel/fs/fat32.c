@@ -1,0 +1,365 @@
+/*
+ * fat32.c — read-only FAT32 (see fat32.h): mount from the BPB, walk
+ * directories (8.3 and long names), follow cluster chains, read files.
+ */
+#include "fat32.h"
+#include "fmt.h"
+#include "string.h"
+
+/* BPB field offsets in the partition's first sector. */
+#define BPB_BYTES_PER_SEC   11  /* u16 */
+#define BPB_SEC_PER_CLUS    13  /* u8  */
+#define BPB_RSVD_SEC_CNT    14  /* u16 */
+#define BPB_NUM_FATS        16  /* u8  */
+#define BPB_ROOT_ENT_CNT    17  /* u16, 0 on FAT32 */
+#define BPB_TOT_SEC16       19  /* u16 */
+#define BPB_FAT_SZ16        22  /* u16, 0 on FAT32 */
+#define BPB_TOT_SEC32       32  /* u32 */
+#define BPB_FAT_SZ32        36  /* u32 */
+#define BPB_ROOT_CLUS       44  /* u32 */
+#define BPB_SIGNATURE       510 /* 0x55 0xAA */
+
+/* Directory entry layout (32 bytes). */
+#define DIR_ENTRY_SIZE      32
+#define DIR_NAME            0
+#define DIR_ATTR            11
+#define DIR_NTRES           12  /* bit 3: base lower case, bit 4: ext lower case */
+#define DIR_FST_CLUS_HI     20
+#define DIR_FST_CLUS_LO     26
+#define DIR_FILE_SIZE       28
+#define DIR_FREE            0xE5
+#define DIR_END             0x00
+#define NTRES_LOWER_BASE    0x08
+#define NTRES_LOWER_EXT     0x10
+#define LFN_LAST            0x40
+#define LFN_SEQ_MASK        0x1F
+#define LFN_CHARS           13
+
+#define FAT_ENTRY_MASK      0x0FFFFFFFu
+#define FAT_BAD             0x0FFFFFF7u
+#define FAT_EOC_MIN         0x0FFFFFF8u
+
+static uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static int ferr(struct fat32 *fs, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int ferr(struct fat32 *fs, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	kvsnprintf(fs->err, sizeof(fs->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int rd_sectors(struct fat32 *fs, uint32_t lba, uint32_t n, void *buf)
+{
+	int rc = fs->read(fs->ctx, lba, n, buf);
+	if (rc != 0)
+		return ferr(fs, "disk read of %u sector(s) at LBA %u failed (%d)", n, lba, rc);
+	return 0;
+}
+
+int fat32_mount(struct fat32 *fs, fat32_read_fn read, void *ctx, uint32_t part_lba)
+{
+	memset(fs, 0, sizeof(*fs));
+	fs->read = read;
+	fs->ctx = ctx;
+	fs->part_lba = part_lba;
+	fs->fat_cached = UINT32_MAX;
+	uint8_t *b = fs->dir_buf;
+	if (rd_sectors(fs, part_lba, 1, b))
+		return -1;
+	if (b[BPB_SIGNATURE] != 0x55 || b[BPB_SIGNATURE + 1] != 0xAA)
+		return ferr(fs, "no boot sector signature (55 AA) at LBA %u: not a FAT filesystem", part_lba);
+	uint32_t bps = rd16(b + BPB_BYTES_PER_SEC);
+	uint32_t spc = b[BPB_SEC_PER_CLUS];
+	uint32_t rsvd = rd16(b + BPB_RSVD_SEC_CNT);
+	uint32_t nfats = b[BPB_NUM_FATS];
+	uint32_t fatsz = rd32(b + BPB_FAT_SZ32);
+	uint32_t total = rd16(b + BPB_TOT_SEC16) ? rd16(b + BPB_TOT_SEC16) : rd32(b + BPB_TOT_SEC32);
+	if (bps != FAT32_SECTOR)
+		return ferr(fs, "bytes per sector %u, only 512 is supported", bps);
+	if (spc == 0 || (spc & (spc - 1)) || spc > 128)
+		return ferr(fs, "sectors per cluster %u is not a power of two up to 128", spc);
+	if (rsvd == 0 || nfats == 0 || nfats > 4)
+		return ferr(fs, "bad BPB: %u reserved sectors, %u FATs", rsvd, nfats);
+	if (rd16(b + BPB_ROOT_ENT_CNT) != 0 || rd16(b + BPB_FAT_SZ16) != 0 || fatsz == 0)
+		return ferr(fs, "not FAT32 (FAT12/16 layout: root entries %u, 16-bit FAT size %u)",
+			    rd16(b + BPB_ROOT_ENT_CNT), rd16(b + BPB_FAT_SZ16));
+	uint64_t meta = (uint64_t)rsvd + (uint64_t)nfats * fatsz;
+	if (total <= meta)
+		return ferr(fs, "bad BPB: %u total sectors leave no data area", total);
+	uint32_t clusters = (uint32_t)((total - meta) / spc);
+	if ((uint64_t)clusters + 2 > (uint64_t)fatsz * (FAT32_SECTOR / 4))
+		return ferr(fs, "bad BPB: FAT of %u sectors cannot map %u clusters", fatsz, clusters);
+	fs->sectors_per_cluster = spc;
+	fs->fat_lba = part_lba + rsvd;
+	fs->fat_sectors = fatsz;
+	fs->data_lba = (uint32_t)(part_lba + meta);
+	fs->cluster_count = clusters;
+	fs->root_cluster = rd32(b + BPB_ROOT_CLUS);
+	if (fs->root_cluster < 2 || fs->root_cluster > clusters + 1)
+		return ferr(fs, "root cluster %u out of range", fs->root_cluster);
+	return 0;
+}
+
+const char *fat32_error(const struct fat32 *fs)
+{
+	return fs->err[0] ? fs->err : "no error";
+}
+
+void fat32_root(const struct fat32 *fs, struct fat32_dirent *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->name[0] = '/';
+	out->attr = FAT32_ATTR_DIR;
+	out->cluster = fs->root_cluster;
+}
+
+static int valid_cluster(const struct fat32 *fs, uint32_t c)
+{
+	return c >= 2 && c <= fs->cluster_count + 1;
+}
+
+/* Next cluster in the chain: 0 = end of chain, -1 = error. */
+static int next_cluster(struct fat32 *fs, uint32_t c, uint32_t *next)
+{
+	uint32_t sec = c / (FAT32_SECTOR / 4);
+	if (sec >= fs->fat_sectors)
+		return ferr(fs, "cluster %u beyond the FAT", c);
+	if (fs->fat_cached != sec) {
+		if (rd_sectors(fs, fs->fat_lba + sec, 1, fs->fat_buf)) {
+			fs->fat_cached = UINT32_MAX;
+			return -1;
+		}
+		fs->fat_cached = sec;
+	}
+	uint32_t v = rd32(fs->fat_buf + (c % (FAT32_SECTOR / 4)) * 4) & FAT_ENTRY_MASK;
+	if (v >= FAT_EOC_MIN) {
+		*next = 0;
+		return 0;
+	}
+	if (v == FAT_BAD)
+		return ferr(fs, "cluster chain runs into a bad cluster after %u", c);
+	if (!valid_cluster(fs, v))
+		return ferr(fs, "cluster chain after %u points to invalid cluster %u", c, v);
+	*next = v;
+	return 0;
+}
+
+static uint32_t cluster_lba(const struct fat32 *fs, uint32_t c)
+{
+	return fs->data_lba + (c - 2) * fs->sectors_per_cluster;
+}
+
+static char lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+static int name_eq(const char *a, const char *b, size_t blen)
+{
+	size_t i = 0;
+	for (; i < blen; i++)
+		if (!a[i] || lower(a[i]) != lower(b[i]))
+			return 0;
+	return a[i] == '\0';
+}
+
+static uint8_t lfn_checksum(const uint8_t *short_name)
+{
+	uint8_t sum = 0;
+	for (int i = 0; i < 11; i++)
+		sum = (uint8_t)(((sum & 1) << 7) + (sum >> 1) + short_name[i]);
+	return sum;
+}
+
+static void short_name(const uint8_t *e, char *out)
+{
+	int n = 0;
+	uint8_t nt = e[DIR_NTRES];
+	for (int i = 0; i < 8 && e[i] != ' '; i++) {
+		char c = (char)(i == 0 && e[0] == 0x05 ? 0xE5 : e[i]);
+		out[n++] = (nt & NTRES_LOWER_BASE) ? lower(c) : c;
+	}
+	if (e[8] != ' ') {
+		out[n++] = '.';
+		for (int i = 8; i < 11 && e[i] != ' '; i++)
+			out[n++] = (nt & NTRES_LOWER_EXT) ? lower((char)e[i]) : (char)e[i];
+	}
+	out[n] = '\0';
+}
+
+/* Long-name assembly state across directory entries. */
+struct lfn_state {
+	char name[FAT32_NAME_MAX];
+	uint8_t checksum;
+	uint8_t expect;   /* next sequence number expected (counting down), 0 = none */
+	uint8_t too_long;
+};
+
+static void lfn_entry(struct lfn_state *l, const uint8_t *e)
+{
+	static const uint8_t pos[LFN_CHARS] = { 1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30 };
+	uint8_t seq = e[0] & LFN_SEQ_MASK;
+	if (e[0] & LFN_LAST) {
+		memset(l, 0, sizeof(*l));
+		l->checksum = e[13];
+		l->expect = seq;
+	}
+	if (seq == 0 || seq != l->expect || e[13] != l->checksum) {
+		l->expect = 0; /* broken sequence: fall back to the short name */
+		l->name[0] = '\0';
+		return;
+	}
+	for (int i = 0; i < LFN_CHARS; i++) {
+		uint16_t ch = rd16(e + pos[i]);
+		uint32_t at = (uint32_t)(seq - 1) * LFN_CHARS + (uint32_t)i;
+		if (ch == 0x0000 || ch == 0xFFFF)
+			break;
+		if (at >= FAT32_NAME_MAX - 1) {
+			l->too_long = 1;
+			break;
+		}
+		l->name[at] = ch < 0x80 ? (char)ch : '?';
+	}
+	l->expect = (uint8_t)(seq - 1);
+}
+
+int fat32_list(struct fat32 *fs, const struct fat32_dirent *dir,
+	       int (*cb)(void *ctx, const struct fat32_dirent *e), void *ctx)
+{
+	if (!(dir->attr & FAT32_ATTR_DIR))
+		return ferr(fs, "%s is not a directory", dir->name);
+	uint32_t c = dir->cluster;
+	struct lfn_state lfn;
+	memset(&lfn, 0, sizeof(lfn));
+	/* A chain longer than the cluster count must contain a loop. */
+	for (uint32_t hops = 0; c; hops++) {
+		if (!valid_cluster(fs, c) || hops > fs->cluster_count)
+			return ferr(fs, "directory %s: bad cluster chain at %u", dir->name, c);
+		for (uint32_t s = 0; s < fs->sectors_per_cluster; s++) {
+			if (rd_sectors(fs, cluster_lba(fs, c) + s, 1, fs->dir_buf))
+				return -1;
+			for (uint32_t off = 0; off < FAT32_SECTOR; off += DIR_ENTRY_SIZE) {
+				const uint8_t *e = fs->dir_buf + off;
+				if (e[DIR_NAME] == DIR_END)
+					return 0;
+				if (e[DIR_NAME] == DIR_FREE) {
+					lfn.expect = 0;
+					continue;
+				}
+				if ((e[DIR_ATTR] & 0x3F) == FAT32_ATTR_LFN) {
+					lfn_entry(&lfn, e);
+					continue;
+				}
+				int have_lfn = lfn.expect == 0 && lfn.name[0] && !lfn.too_long &&
+					       lfn.checksum == lfn_checksum(e);
+				if ((e[DIR_ATTR] & FAT32_ATTR_VOLUME) || e[DIR_NAME] == '.') {
+					memset(&lfn, 0, sizeof(lfn));
+					continue;
+				}
+				struct fat32_dirent d;
+				memset(&d, 0, sizeof(d));
+				if (have_lfn)
+					memcpy(d.name, lfn.name, sizeof(d.name));
+				else
+					short_name(e, d.name);
+				memset(&lfn, 0, sizeof(lfn));
+				d.attr = e[DIR_ATTR];
+				d.cluster = (uint32_t)rd16(e + DIR_FST_CLUS_HI) << 16 | rd16(e + DIR_FST_CLUS_LO);
+				d.size = (d.attr & FAT32_ATTR_DIR) ? 0 : rd32(e + DIR_FILE_SIZE);
+				if (cb(ctx, &d))
+					return 0;
+			}
+		}
+		if (next_cluster(fs, c, &c))
+			return -1;
+	}
+	return 0;
+}
+
+struct find_ctx {
+	const char *name;
+	size_t len;
+	struct fat32_dirent *out;
+	int found;
+};
+
+static int find_cb(void *ctx, const struct fat32_dirent *e)
+{
+	struct find_ctx *f = ctx;
+	if (name_eq(e->name, f->name, f->len)) {
+		*f->out = *e;
+		f->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+int fat32_lookup(struct fat32 *fs, const char *path, struct fat32_dirent *out)
+{
+	struct fat32_dirent cur;
+	fat32_root(fs, &cur);
+	if (path[0] != '/')
+		return ferr(fs, "path %s is not absolute", path);
+	const char *p = path;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *end = p;
+		while (*end && *end != '/')
+			end++;
+		if (!(cur.attr & FAT32_ATTR_DIR))
+			return ferr(fs, "%s: %s is not a directory", path, cur.name);
+		struct fat32_dirent next;
+		struct find_ctx f = { p, (size_t)(end - p), &next, 0 };
+		if (fat32_list(fs, &cur, find_cb, &f))
+			return -1;
+		if (!f.found)
+			return 1;
+		cur = next;
+		p = end;
+	}
+	*out = cur;
+	return 0;
+}
+
+int fat32_read(struct fat32 *fs, const struct fat32_dirent *f, void *buf, uint32_t len)
+{
+	if (f->attr & FAT32_ATTR_DIR)
+		return ferr(fs, "%s is a directory", f->name);
+	if (len > f->size)
+		return ferr(fs, "%s: asked for %u bytes of a %u-byte file", f->name, len, f->size);
+	uint8_t *dst = buf;
+	uint32_t c = f->cluster;
+	uint32_t cluster_bytes = fs->sectors_per_cluster * FAT32_SECTOR;
+	for (uint32_t hops = 0; len > 0; hops++) {
+		if (!valid_cluster(fs, c) || hops > fs->cluster_count)
+			return ferr(fs, "%s: bad cluster chain at %u with %u bytes left", f->name, c, len);
+		uint32_t chunk = len < cluster_bytes ? len : cluster_bytes;
+		uint32_t whole = chunk / FAT32_SECTOR;
+		if (whole && rd_sectors(fs, cluster_lba(fs, c), whole, dst))
+			return -1;
+		dst += whole * FAT32_SECTOR;
+		uint32_t rest = chunk - whole * FAT32_SECTOR;
+		if (rest) {
+			if (rd_sectors(fs, cluster_lba(fs, c) + whole, 1, fs->dir_buf))
+				return -1;
+			memcpy(dst, fs->dir_buf, rest);
+			dst += rest;
+		}
+		len -= chunk;
+		if (len && next_cluster(fs, c, &c))
+			return -1;
+		if (len && c == 0)
+			return ferr(fs, "%s: cluster chain ends with %u bytes still to read", f->name, len);
+	}
+	return 0;
+}

@@ -1,0 +1,181 @@
+/*
+ * loader.c — place a validated module into a JIT pool, relocate it, run it
+ * with the kernel services and measure every call (see module.h).
+ * Nothing here executes module code that modparse() has not accepted.
+ */
+#include "module.h"
+#include "console.h"
+#include "fmt.h"
+#include "heap.h"
+#include "jit_allocator.h"
+#include "string.h"
+#include "timer.h"
+
+static struct module_record records[MODULE_MAX_RECORDS];
+static size_t nrecords;
+/* The record of the module currently running, for the check() service. */
+static struct module_record *running;
+
+struct module_record *module_record_new(const char *file)
+{
+	if (nrecords >= MODULE_MAX_RECORDS)
+		return NULL;
+	struct module_record *r = &records[nrecords++];
+	memset(r, 0, sizeof(*r));
+	strncpy(r->file, file, sizeof(r->file) - 1);
+	return r;
+}
+
+const struct module_record *module_records(size_t *n)
+{
+	*n = nrecords;
+	return records;
+}
+
+void module_records_reset(void)
+{
+	nrecords = 0;
+	running = NULL;
+}
+
+static int refuse(struct module_record *rec, const char *why)
+{
+	rec->result = MODULE_REFUSED;
+	strncpy(rec->reason, why, sizeof(rec->reason) - 1);
+	rec->reason[sizeof(rec->reason) - 1] = '\0';
+	return -1;
+}
+
+int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
+		struct jit_pool *pool, struct module *out)
+{
+	struct modparse_info info;
+	char err[MODPARSE_ERR_MAX];
+	memset(out, 0, sizeof(*out));
+	out->rec = rec;
+	if (modparse(buf, len, &info, err, sizeof(err)) != 0)
+		return refuse(rec, err);
+	memcpy(rec->name, info.name, sizeof(rec->name));
+	rec->variant = info.variant;
+	for (uint32_t i = 0; i < FLUID_MOD_HASH_SIZE; i++)
+		ksnprintf(rec->hash + 2 * i, 3, "%02x", info.hash[i]);
+
+	uint32_t filed = info.code_size + info.data_size; /* modparse bounded both */
+	uint32_t total = filed + info.bss_size;
+	uint8_t *mem = jit_alloc(pool, total, info.align);
+	if (!mem) {
+		ksnprintf(err, sizeof(err), "no room in the JIT pool for %u bytes: %s", total,
+			  jit_last_error(pool));
+		return refuse(rec, err);
+	}
+	memcpy(mem, info.image, filed);
+	memset(mem + filed, 0, info.bss_size);
+	for (uint32_t i = 0; i < info.reloc_count; i++) {
+		/* modparse checked type and that off + 4 <= code + data. */
+		const uint8_t *r = info.relocs + i * sizeof(struct fluid_mod_reloc);
+		uint32_t off = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
+		uint32_t word;
+		memcpy(&word, mem + off, sizeof(word));
+		word += (uint32_t)(uintptr_t)mem;
+		memcpy(mem + off, &word, sizeof(word));
+	}
+	rec->base = (uintptr_t)mem;
+	rec->size = total;
+	if (info.flags & FLUID_MOD_F_PROFILE)
+		rec->profile = (fluid_profile_fn)(uintptr_t)(mem + info.profile_offset);
+	rec->result = MODULE_PENDING;
+	out->entry = (fluid_entry_fn)(uintptr_t)(mem + info.entry_offset);
+	out->mem = mem;
+	out->runs = MODULE_RUNS;
+	return 0;
+}
+
+/* ---- Services ------------------------------------------------------------ */
+
+static void svc_print(const char *s)
+{
+	kprintf("%s", s);
+}
+
+static void svc_printf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	kvprintf(fmt, ap);
+	va_end(ap);
+}
+
+static void *svc_alloc(size_t size)
+{
+	return kmalloc(size);
+}
+
+static void svc_free(void *p)
+{
+	kfree(p);
+}
+
+static uint64_t svc_rdtsc(void)
+{
+	return rdtsc();
+}
+
+static int svc_check(const char *name, uint64_t got, uint64_t expected)
+{
+	struct module_record *r = running;
+	if (got == expected) {
+		if (r)
+			r->checks_ok++;
+		return 1;
+	}
+	if (r) {
+		r->checks_failed++;
+		if (!r->reason[0])
+			ksnprintf(r->reason, sizeof(r->reason), "check %s failed", name);
+	}
+	kprintf("check %s: %s FAIL got=%llu (0x%llx) want=%llu (0x%llx)\n", r ? r->name : "?", name,
+		(unsigned long long)got, (unsigned long long)got, (unsigned long long)expected,
+		(unsigned long long)expected);
+	return 0;
+}
+
+int module_execute(struct module *m)
+{
+	struct module_record *r = m->rec;
+	struct fluid_services svc = {
+		.version = FLUID_SERVICES_VERSION,
+		.light = m->light,
+		.print = svc_print,
+		.printf = svc_printf,
+		.alloc = svc_alloc,
+		.free = svc_free,
+		.rdtsc = svc_rdtsc,
+		.check = svc_check,
+	};
+	if (r->result != MODULE_PENDING || !m->entry)
+		return -1; /* refused or already run: never execute */
+	running = r;
+	int ok = 1;
+	for (uint32_t i = 0; i < m->runs; i++) {
+		uint64_t t0 = rdtsc();
+		int32_t st = m->entry(&svc);
+		uint64_t dt = rdtsc() - t0;
+		r->calls++;
+		r->cycles_total += dt;
+		if (r->calls == 1 || dt < r->cycles_min)
+			r->cycles_min = dt;
+		if (dt > r->cycles_max)
+			r->cycles_max = dt;
+		r->last_status = st;
+		if (st != FLUID_OK) {
+			ok = 0;
+			if (!r->reason[0])
+				ksnprintf(r->reason, sizeof(r->reason), "entry returned %d", (int)st);
+		}
+	}
+	running = NULL;
+	if (r->checks_failed)
+		ok = 0;
+	r->result = ok ? MODULE_OK : MODULE_FAIL;
+	return ok ? 0 : -1;
+}

@@ -1,0 +1,245 @@
+/*
+ * modparse.c — validate a module file (modules/include/fluid_module.h) held
+ * in a byte buffer. Pure: no kernel calls, no allocation, no globals, so the
+ * same file builds for the host and is fuzzed there (internal/modfmt).
+ *
+ * Invariant: modparse returns 0 only when every offset, size, count and
+ * relocation target it reports lies inside buf[0..len) and the checksum
+ * matches; internal/modfmt's Parse mirrors these checks in the same order.
+ */
+#define FLUID_MODPARSE_HOST 1 /* only the pure part of module.h */
+#include "module.h"
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+uint32_t modparse_crc32(const uint8_t *p, size_t n)
+{
+	/* Reflected CRC-32 (poly 0xEDB88320), one nibble at a time. */
+	static const uint32_t tab[16] = {
+		0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4,
+		0x4DB26158, 0x5005713C, 0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C,
+		0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C,
+	};
+	uint32_t c = 0xFFFFFFFFu;
+	for (size_t i = 0; i < n; i++) {
+		c ^= p[i];
+		c = (c >> 4) ^ tab[c & 15];
+		c = (c >> 4) ^ tab[c & 15];
+	}
+	return c ^ 0xFFFFFFFFu;
+}
+
+const char *module_variant_name(uint32_t variant)
+{
+	switch (variant) {
+	case FLUID_VARIANT_BASELINE: return "baseline";
+	case FLUID_VARIANT_O3: return "O3";
+	case FLUID_VARIANT_PGO: return "PGO";
+	case FLUID_VARIANT_INSTRUMENTED: return "instrumented";
+	default: return "unknown";
+	}
+}
+
+const char *module_reloc_name(uint32_t type)
+{
+	switch (type) {
+	case 0: return "R_386_NONE";
+	case 1: return "R_386_32";
+	case 2: return "R_386_PC32";
+	case 3: return "R_386_GOT32";
+	case 4: return "R_386_PLT32";
+	case 5: return "R_386_COPY";
+	case 6: return "R_386_GLOB_DAT";
+	case 7: return "R_386_JMP_SLOT";
+	case 8: return "R_386_RELATIVE";
+	case 9: return "R_386_GOTOFF";
+	case 10: return "R_386_GOTPC";
+	case 14: return "R_386_TLS_TPOFF";
+	case 20: return "R_386_16";
+	case 22: return "R_386_8";
+	case 42: return "R_386_IRELATIVE";
+	case 43: return "R_386_GOT32X";
+	default: return "unknown";
+	}
+}
+
+/* --- a tiny formatter, so the error text needs no kernel fmt --- */
+struct errbuf {
+	char *p;
+	size_t cap, len;
+};
+
+static void eput(struct errbuf *e, const char *s)
+{
+	while (*s && e->len + 1 < e->cap)
+		e->p[e->len++] = *s++;
+	if (e->cap)
+		e->p[e->len] = '\0';
+}
+
+static void eputu(struct errbuf *e, uint64_t v, unsigned base)
+{
+	char tmp[24];
+	int i = 0;
+	if (base == 16)
+		eput(e, "0x");
+	do {
+		tmp[i++] = "0123456789abcdef"[v % base];
+		v /= base;
+	} while (v && i < (int)sizeof(tmp));
+	char out[26];
+	int j = 0;
+	while (i > 0)
+		out[j++] = tmp[--i];
+	out[j] = '\0';
+	eput(e, out);
+}
+
+/* fail(e, "text", value, "text", value, ...) helpers, kept explicit. */
+static int fail1(struct errbuf *e, const char *a)
+{
+	eput(e, a);
+	return -1;
+}
+
+static int fail2(struct errbuf *e, const char *a, uint64_t x, unsigned base, const char *b)
+{
+	eput(e, a);
+	eputu(e, x, base);
+	eput(e, b);
+	return -1;
+}
+
+static int valid_name_char(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+}
+
+int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *err, size_t errlen)
+{
+	struct errbuf e = { err, errlen, 0 };
+	if (errlen)
+		err[0] = '\0';
+	if (!buf || len < FLUID_MOD_HDR_SIZE)
+		return fail2(&e, "file too short: ", len, 10, " bytes, the header alone is 104");
+	if (rd32(buf + FLUID_MOD_OFF_MAGIC) != FLUID_MOD_MAGIC)
+		return fail2(&e, "bad magic ", rd32(buf + FLUID_MOD_OFF_MAGIC), 16, " (want \"FMOD\")");
+	if (rd16(buf + FLUID_MOD_OFF_ABI_VERSION) != FLUID_MOD_ABI_VERSION)
+		return fail2(&e, "ABI version ", rd16(buf + FLUID_MOD_OFF_ABI_VERSION), 10,
+			     ", this kernel supports 1: rebuild the module");
+	if (rd16(buf + FLUID_MOD_OFF_HDR_SIZE) != FLUID_MOD_HDR_SIZE)
+		return fail2(&e, "header size ", rd16(buf + FLUID_MOD_OFF_HDR_SIZE), 10, ", want 104");
+	if ((uint64_t)rd32(buf + FLUID_MOD_OFF_FILE_SIZE) != (uint64_t)len)
+		return fail2(&e, "file size field ", rd32(buf + FLUID_MOD_OFF_FILE_SIZE), 10,
+			     " does not match the file: truncated or padded");
+	uint32_t want = rd32(buf + FLUID_MOD_OFF_CRC32);
+	uint32_t got = modparse_crc32(buf + FLUID_MOD_CRC_START, len - FLUID_MOD_CRC_START);
+	if (want != got) {
+		eput(&e, "checksum mismatch: header says ");
+		eputu(&e, want, 16);
+		return fail2(&e, ", contents give ", got, 16, "");
+	}
+
+	const char *name = (const char *)buf + FLUID_MOD_OFF_NAME;
+	uint32_t nlen = 0;
+	while (nlen < FLUID_MOD_NAME_MAX && name[nlen])
+		nlen++;
+	if (nlen == FLUID_MOD_NAME_MAX)
+		return fail1(&e, "name is not NUL-terminated");
+	if (nlen == 0)
+		return fail1(&e, "bad name: only 1..31 of a-z 0-9 _ - allowed");
+	for (uint32_t i = 0; i < nlen; i++)
+		if (!valid_name_char(name[i]))
+			return fail1(&e, "bad name: only 1..31 of a-z 0-9 _ - allowed");
+	for (uint32_t i = nlen; i < FLUID_MOD_NAME_MAX; i++)
+		if (name[i])
+			return fail1(&e, "name padding is not zero");
+
+	uint32_t variant = rd32(buf + FLUID_MOD_OFF_VARIANT);
+	uint32_t flags = rd32(buf + FLUID_MOD_OFF_FLAGS);
+	uint32_t image_off = rd32(buf + FLUID_MOD_OFF_IMAGE_OFFSET);
+	uint32_t code = rd32(buf + FLUID_MOD_OFF_CODE_SIZE);
+	uint32_t data = rd32(buf + FLUID_MOD_OFF_DATA_SIZE);
+	uint32_t bss = rd32(buf + FLUID_MOD_OFF_BSS_SIZE);
+	uint32_t align = rd32(buf + FLUID_MOD_OFF_ALIGN);
+	uint32_t entry = rd32(buf + FLUID_MOD_OFF_ENTRY);
+	uint64_t reloc_off = rd32(buf + FLUID_MOD_OFF_RELOC_OFFSET);
+	uint64_t reloc_count = rd32(buf + FLUID_MOD_OFF_RELOC_COUNT);
+	uint32_t profile = rd32(buf + FLUID_MOD_OFF_PROFILE);
+
+	if (variant >= FLUID_VARIANT_COUNT)
+		return fail2(&e, "unknown variant ", variant, 10, "");
+	if (flags & ~FLUID_MOD_F_KNOWN)
+		return fail2(&e, "unknown flags ", flags & ~FLUID_MOD_F_KNOWN, 16, "");
+	if (rd32(buf + FLUID_MOD_OFF_RESERVED) != 0)
+		return fail2(&e, "reserved field is ", rd32(buf + FLUID_MOD_OFF_RESERVED), 16, ", want 0");
+	if (code == 0)
+		return fail1(&e, "code size is 0");
+	if (align == 0 || align > FLUID_MOD_MAX_ALIGN || (align & (align - 1)))
+		return fail2(&e, "alignment ", align, 10, " is not a power of two up to 4096");
+	uint64_t filed = (uint64_t)code + data;
+	if (filed + bss > FLUID_MOD_MAX_IMAGE)
+		return fail2(&e, "image of ", filed + bss, 10, " bytes exceeds 4194304");
+	if (image_off < FLUID_MOD_HDR_SIZE || (uint64_t)image_off + filed > len)
+		return fail2(&e, "image at offset ", image_off, 10, " is outside the file");
+	if (entry >= code)
+		return fail2(&e, "entry offset ", entry, 16, " is outside the code");
+	if (reloc_count > FLUID_MOD_MAX_RELOCS)
+		return fail2(&e, "", reloc_count, 10, " relocations exceed the limit of 65536");
+	if (reloc_count > 0 &&
+	    (reloc_off < (uint64_t)image_off + filed || reloc_off + reloc_count * 8u > len))
+		return fail2(&e, "relocation table at offset ", reloc_off, 10,
+			     " is outside the file after the image");
+	if (flags & FLUID_MOD_F_PROFILE) {
+		if (profile >= code)
+			return fail2(&e, "profile hook offset ", profile, 16, " is outside the code");
+	} else if (profile != FLUID_MOD_NO_OFFSET) {
+		return fail2(&e, "profile hook offset ", profile, 16, " set without the profile flag");
+	}
+	for (uint64_t i = 0; i < reloc_count; i++) {
+		const uint8_t *r = buf + reloc_off + i * 8u;
+		uint32_t off = rd32(r), type = rd32(r + 4);
+		if (type != FLUID_R_386_32 && type != FLUID_R_386_RELATIVE) {
+			eput(&e, "relocation ");
+			eputu(&e, i, 10);
+			eput(&e, ": unsupported type ");
+			if (module_reloc_name(type)[0] == 'u')
+				eputu(&e, type, 10);
+			else
+				eput(&e, module_reloc_name(type));
+			return fail1(&e, " (only R_386_32 and R_386_RELATIVE)");
+		}
+		if ((uint64_t)off + 4 > filed) {
+			eput(&e, "relocation ");
+			eputu(&e, i, 10);
+			return fail2(&e, ": target ", off, 16, " is outside the image code+data");
+		}
+	}
+
+	if (out) {
+		for (uint32_t i = 0; i < FLUID_MOD_NAME_MAX; i++)
+			out->name[i] = name[i];
+		for (uint32_t i = 0; i < FLUID_MOD_HASH_SIZE; i++)
+			out->hash[i] = buf[FLUID_MOD_OFF_HASH + i];
+		out->variant = variant;
+		out->flags = flags;
+		out->image = buf + image_off;
+		out->code_size = code;
+		out->data_size = data;
+		out->bss_size = bss;
+		out->align = align;
+		out->entry_offset = entry;
+		out->relocs = reloc_count ? buf + reloc_off : NULL;
+		out->reloc_count = (uint32_t)reloc_count;
+		out->profile_offset = profile;
+	}
+	return 0;
+}

@@ -1,0 +1,181 @@
+/*
+ * workload.c — the kernel's workload: mount partition 1 (FAT32, ATA PIO),
+ * load every .mod file in /modules, in name order, into a JIT pool, run each one,
+ * print what ran and how it went, then export the profile frames.
+ * Replacing a .mod file in the image changes what runs; no kernel rebuild.
+ */
+#include "ata.h"
+#include "console.h"
+#include "fat32.h"
+#include "fmt.h"
+#include "heap.h"
+#include "jit_allocator.h"
+#include "module.h"
+#include "profiling.h"
+#include "string.h"
+#include "workload.h"
+
+#define MODULES_DIR        "/modules"
+#define MODULE_SUFFIX      ".mod"
+#define JIT_POOL_BYTES     (2u << 20)  /* 2 MiB: every module stays resident */
+#define MODULE_FILE_LIMIT  (4u << 20)  /* larger files are refused unread   */
+
+#ifdef FLUID_LIGHT
+#define WORKLOAD_LIGHT 1u
+#else
+#define WORKLOAD_LIGHT 0u
+#endif
+
+struct mod_list {
+	struct fat32_dirent ent[MODULE_MAX_RECORDS];
+	uint32_t n;
+	uint32_t skipped; /* .mod files beyond MODULE_MAX_RECORDS */
+};
+
+static int ends_with_mod(const char *s)
+{
+	size_t n = strlen(s), k = strlen(MODULE_SUFFIX);
+	if (n <= k)
+		return 0;
+	for (size_t i = 0; i < k; i++) {
+		char c = s[n - k + i];
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c + 32);
+		if (c != MODULE_SUFFIX[i])
+			return 0;
+	}
+	return 1;
+}
+
+static int collect_cb(void *ctx, const struct fat32_dirent *e)
+{
+	struct mod_list *l = ctx;
+	if ((e->attr & FAT32_ATTR_DIR) || !ends_with_mod(e->name))
+		return 0;
+	if (l->n >= MODULE_MAX_RECORDS) {
+		l->skipped++;
+		return 0;
+	}
+	/* insertion by name keeps the run order independent of the
+	 * directory order the image writer chose */
+	uint32_t i = l->n++;
+	while (i > 0 && strcmp(l->ent[i - 1].name, e->name) > 0) {
+		l->ent[i] = l->ent[i - 1];
+		i--;
+	}
+	l->ent[i] = *e;
+	return 0;
+}
+
+static int ata_source(void *ctx, uint32_t lba, uint32_t count, void *buf)
+{
+	(void)ctx;
+	return ata_read(lba, count, buf);
+}
+
+/* Load and run one module file; 0 = ran and passed. */
+static int run_one(struct fat32 *fs, const struct fat32_dirent *e, struct jit_pool *pool)
+{
+	struct module_record *rec = module_record_new(e->name);
+	if (!rec) {
+		kprintf("module %s: refused: more than %u modules\n", e->name, MODULE_MAX_RECORDS);
+		return -1;
+	}
+	if (e->size > MODULE_FILE_LIMIT || e->size == 0) {
+		ksnprintf(rec->reason, sizeof(rec->reason), "file size %u is not in 1..%u", e->size,
+			  MODULE_FILE_LIMIT);
+		rec->result = MODULE_REFUSED;
+		kprintf("module %s: refused: %s\n", e->name, rec->reason);
+		return -1;
+	}
+	uint8_t *buf = kmalloc(e->size);
+	if (!buf) {
+		ksnprintf(rec->reason, sizeof(rec->reason), "out of kernel heap reading %u bytes", e->size);
+		rec->result = MODULE_REFUSED;
+		kprintf("module %s: refused: %s\n", e->name, rec->reason);
+		return -1;
+	}
+	if (fat32_read(fs, e, buf, e->size) != 0) {
+		ksnprintf(rec->reason, sizeof(rec->reason), "read failed: %s", fat32_error(fs));
+		rec->result = MODULE_REFUSED;
+		kprintf("module %s: refused: %s\n", e->name, rec->reason);
+		kfree(buf);
+		return -1;
+	}
+	struct module m;
+	int rc = module_load(rec, buf, e->size, pool, &m);
+	kfree(buf); /* the image now lives in the pool */
+	if (rc != 0) {
+		kprintf("module %s: refused: %s\n", e->name, rec->reason);
+		return -1;
+	}
+	m.light = WORKLOAD_LIGHT;
+	m.runs = WORKLOAD_LIGHT ? MODULE_RUNS_LIGHT : MODULE_RUNS;
+	kprintf("module %s: loaded (%s %s) from %s/%s at %p, %u bytes%s\n", rec->name,
+		module_variant_name(rec->variant), rec->hash, MODULES_DIR, e->name, (void *)rec->base,
+		rec->size, rec->profile ? ", profile hook" : "");
+	rc = module_execute(&m);
+	kprintf("module %s: result %s calls=%u cycles total=%llu min=%llu max=%llu checks=%u/%u%s%s\n",
+		rec->name, rc == 0 ? "ok" : "FAIL", rec->calls, (unsigned long long)rec->cycles_total,
+		(unsigned long long)rec->cycles_min, (unsigned long long)rec->cycles_max,
+		rec->checks_ok, rec->checks_ok + rec->checks_failed, rc == 0 ? "" : ": ",
+		rc == 0 ? "" : rec->reason);
+	return rc;
+}
+
+int workload_run(const struct boot_info *bi)
+{
+	static struct fat32 fs; /* 1 KiB of buffers: keep it off the stack */
+	kprintf("workload: modules from partition 1 (LBA %u, %u sectors)%s\n", bi->part1_lba,
+		bi->part1_sectors, WORKLOAD_LIGHT ? ", LIGHT" : "");
+	int rc = ata_init();
+	if (rc != ATA_OK) {
+		kprintf("workload: ATA primary master: %s: %s\n", ata_strerror(rc), ata_last_detail());
+		kprintf("workload: boot the image as the first IDE disk (-drive file=...,format=raw,if=ide,index=0)\n");
+		return 1;
+	}
+	kprintf("workload: ATA primary master \"%s\", %u sectors\n", ata_model(), ata_sectors());
+	if (fat32_mount(&fs, ata_source, NULL, bi->part1_lba) != 0) {
+		kprintf("workload: partition 1 at LBA %u: %s\n", bi->part1_lba, fat32_error(&fs));
+		return 1;
+	}
+	struct fat32_dirent dir;
+	rc = fat32_lookup(&fs, MODULES_DIR, &dir);
+	if (rc != 0 || !(dir.attr & FAT32_ATTR_DIR)) {
+		kprintf("workload: %s: %s\n", MODULES_DIR,
+			rc < 0 ? fat32_error(&fs) : "no such directory on partition 1: rebuild the image with modules");
+		return 1;
+	}
+	static struct mod_list list;
+	memset(&list, 0, sizeof(list));
+	if (fat32_list(&fs, &dir, collect_cb, &list) != 0) {
+		kprintf("workload: listing %s: %s\n", MODULES_DIR, fat32_error(&fs));
+		return 1;
+	}
+	if (list.n == 0) {
+		kprintf("workload: no *.mod files in %s: nothing to run\n", MODULES_DIR);
+		return 1;
+	}
+	struct jit_pool *pool = jit_pool_create(JIT_POOL_BYTES);
+	if (!pool) {
+		kprintf("workload: cannot allocate the %u-byte JIT pool from the kernel heap\n", JIT_POOL_BYTES);
+		return 1;
+	}
+	module_records_reset();
+	uint32_t failed = 0;
+	for (uint32_t i = 0; i < list.n; i++)
+		if (run_one(&fs, &list.ent[i], pool) != 0)
+			failed++;
+	if (list.skipped) {
+		kprintf("workload: %u more .mod files ignored (limit %u)\n", list.skipped, MODULE_MAX_RECORDS);
+		failed++;
+	}
+	struct jit_stats st;
+	jit_stats(pool, &st);
+	kprintf("workload: %u module(s), %u failed or refused; JIT pool %u/%u bytes used in %u blocks\n",
+		list.n, failed, st.used, st.size, st.blocks);
+	int export_errors = profiling_trigger_export();
+	if (export_errors)
+		kprintf("workload: profile export reported %d error(s)\n", export_errors);
+	return failed ? 1 : 0;
+}

@@ -1,0 +1,215 @@
+/*
+ * export.c — profiling_export: after every module ran, send per module a
+ * JSON summary frame and, for modules with a profile hook (instrumented
+ * builds), a profraw frame with the bytes the hook wrote, then the
+ * FRAMES-DONE line. Frame format: profiling.h. Host side: internal/profile.
+ */
+#include "profiling.h"
+#include "fmt.h"
+#include "heap.h"
+#include "module.h"
+#include "serial.h"
+#include "string.h"
+
+/*
+ * compiler-rt's i386 objects (linked into instrumented modules) are built
+ * with -fstack-protector for the Linux ABI: they read the canary at
+ * %gs:SSP_CANARY_OFFSET. If that linear address is not mapped (Fluid keeps
+ * page 0 unmapped and GS flat), the hook would page-fault. For the duration
+ * of the hook call the export then maps page 0 present and read-only; the
+ * canary is whatever the IVT holds there, constant during the call.
+ * A GDT entry giving GS a base that points at a canary block makes this
+ * unnecessary (the check below then finds the address mapped).
+ */
+#define SSP_CANARY_OFFSET  0x14u
+#define PAGE_BYTES         4096u
+#define PDE_PRESENT        0x001u
+#define PDE_LARGE          0x080u
+#define PTE_PRESENT        0x001u
+#define PT_INDEX_MASK      0x3FFu
+#define SEL_TI_LDT         0x4u
+#define SEL_INDEX_MASK     0xFFF8u
+
+struct gdtr {
+	uint16_t limit;
+	uint32_t base;
+} __attribute__((packed));
+
+static void serial_sink_write(void *ctx, const char *s, size_t n)
+{
+	(void)ctx;
+	serial_write(s, n);
+}
+
+/* Linear base of the segment in GS, or -1 if it cannot be read. */
+static int gs_base(uint32_t *base)
+{
+	struct gdtr g;
+	uint16_t sel;
+	__asm__ volatile("sgdt %0" : "=m"(g));
+	__asm__ volatile("mov %%gs, %0" : "=r"(sel));
+	if ((sel & SEL_TI_LDT) || (uint32_t)(sel & SEL_INDEX_MASK) + 7u > g.limit)
+		return -1;
+	const uint8_t *d = (const uint8_t *)(uintptr_t)(g.base + (sel & SEL_INDEX_MASK));
+	*base = (uint32_t)d[2] | (uint32_t)d[3] << 8 | (uint32_t)d[4] << 16 | (uint32_t)d[7] << 24;
+	return 0;
+}
+
+static uint32_t *pte_for(uint32_t addr)
+{
+	uint32_t cr0, cr3;
+	__asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
+	if (!(cr0 & 0x80000000u))
+		return NULL; /* paging off: every address is reachable */
+	__asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
+	uint32_t *pd = (uint32_t *)(uintptr_t)(cr3 & ~(PAGE_BYTES - 1));
+	uint32_t pde = pd[addr >> 22];
+	if (!(pde & PDE_PRESENT) || (pde & PDE_LARGE))
+		return NULL;
+	uint32_t *pt = (uint32_t *)(uintptr_t)(pde & ~(PAGE_BYTES - 1));
+	return &pt[(addr >> 12) & PT_INDEX_MASK];
+}
+
+static void invlpg(uint32_t addr)
+{
+	__asm__ volatile("invlpg (%0)" ::"r"(addr) : "memory");
+}
+
+/* Calls hook(buf, cap) with the stack-protector canary address readable.
+ * Returns the hook's value, or INT32_MIN when the canary address cannot be
+ * made readable (reason in *why). */
+static int32_t call_hook(fluid_profile_fn hook, uint8_t *buf, uint32_t cap, const char **why)
+{
+	uint32_t base;
+	if (gs_base(&base) != 0) {
+		*why = "GS does not hold a readable GDT selector (compiler-rt reads its canary at %gs:0x14)";
+		return INT32_MIN;
+	}
+	uint32_t canary = base + SSP_CANARY_OFFSET;
+	uint32_t *pte = pte_for(canary);
+	if (pte == NULL || (*pte & PTE_PRESENT))
+		return hook(buf, cap); /* mapped (or paging off / large page) */
+	if ((canary & ~(PAGE_BYTES - 1)) != 0) {
+		*why = "the stack-protector canary address %gs:0x14 is not mapped";
+		return INT32_MIN;
+	}
+	uint32_t saved = *pte;
+	*pte = PTE_PRESENT; /* page 0, read-only, supervisor */
+	invlpg(0);
+	int32_t r = hook(buf, cap);
+	*pte = saved;
+	invlpg(0);
+	return r;
+}
+
+static const char *result_name(enum module_result r)
+{
+	switch (r) {
+	case MODULE_PENDING:
+		return "pending";
+	case MODULE_OK:
+		return "ok";
+	case MODULE_FAIL:
+		return "fail";
+	case MODULE_REFUSED:
+		return "refused";
+	}
+	return "unknown";
+}
+
+/* The module's name for frames: its header name, else its file name. */
+static const char *rec_name(const struct module_record *r)
+{
+	return r->name[0] ? r->name : r->file;
+}
+
+static int export_summary(const struct prof_sink *sink, const struct module_record *r)
+{
+	char json[512];
+	int n = ksnprintf(json, sizeof json,
+			  "{\"module\":\"%s\",\"variant\":\"%s\",\"hash\":\"%s\",\"calls\":%u,"
+			  "\"cycles_total\":%llu,\"cycles_min\":%llu,\"cycles_max\":%llu,\"result\":\"%s\"}",
+			  rec_name(r), module_variant_name(r->variant), r->hash, (unsigned)r->calls,
+			  (unsigned long long)r->cycles_total,
+			  (unsigned long long)(r->calls ? r->cycles_min : 0),
+			  (unsigned long long)r->cycles_max, result_name(r->result));
+	if (n < 0 || (size_t)n >= sizeof json) {
+		prof_frame_error(sink, PROF_KIND_SUMMARY, rec_name(r), "summary JSON does not fit its buffer");
+		return -1;
+	}
+	prof_frame_write(sink, PROF_KIND_SUMMARY, rec_name(r), json, (size_t)n);
+	return 0;
+}
+
+static int export_profraw(const struct prof_sink *sink, const struct module_record *r)
+{
+	const char *why = "";
+	char reason[96];
+	int32_t need = call_hook(r->profile, NULL, 0, &why);
+	if (need == INT32_MIN) {
+		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), why);
+		return -1;
+	}
+	if (need <= 0) {
+		ksnprintf(reason, sizeof reason, "profile hook returned size %d", (int)need);
+		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), reason);
+		return -1;
+	}
+	uint8_t *buf = kmalloc((size_t)need);
+	if (buf == NULL) {
+		ksnprintf(reason, sizeof reason, "out of kernel heap for a %d-byte profile", (int)need);
+		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), reason);
+		return -1;
+	}
+	int32_t got = call_hook(r->profile, buf, (uint32_t)need, &why);
+	int rc = 0;
+	if (got == INT32_MIN) {
+		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), why);
+		rc = -1;
+	} else if (got != need) {
+		ksnprintf(reason, sizeof reason, "profile hook wrote %d bytes, announced %d", (int)got, (int)need);
+		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), reason);
+		rc = -1;
+	} else {
+		prof_frame_write(sink, PROF_KIND_PROFRAW, rec_name(r), buf, (size_t)got);
+	}
+	kfree(buf);
+	return rc;
+}
+
+int profiling_export(void)
+{
+	const struct prof_sink sink = { serial_sink_write, NULL };
+	size_t n;
+	const struct module_record *recs = module_records(&n);
+	int frames = 0, errors = 0;
+	char line[96];
+
+	for (size_t i = 0; i < n; i++) {
+		const struct module_record *r = &recs[i];
+		if (export_summary(&sink, r) == 0)
+			frames++;
+		else
+			errors++;
+		/* Only a module that was loaded (and so relocated) has a hook
+		 * that may be called. */
+		if (r->profile != NULL && r->result != MODULE_REFUSED) {
+			if (export_profraw(&sink, r) == 0)
+				frames++;
+			else
+				errors++;
+		}
+	}
+	ksnprintf(line, sizeof line, "@@FLUID-FRAMES-DONE frames=%d errors=%d\n", frames, errors);
+	serial_write(line, strlen(line));
+	return errors;
+}
+
+__attribute__((noinline)) int profiling_trigger_export(void)
+{
+	/* Keep the call from being turned into a jump, so the frame (and a gdb
+	 * breakpoint on this function) stays visible in backtraces. */
+	int errors = profiling_export();
+	__asm__ volatile("" ::: "memory");
+	return errors;
+}
