@@ -1,28 +1,31 @@
 ; stage1.asm — Fluid OS stage 1: the MBR boot code (bytes 0..439 of LBA 0).
 ;
 ; The BIOS loads LBA 0 to 0x0000:0x7C00 and jumps here with DL = boot drive.
-; Stage 1 loads stage 2 (STAGE2_MAX_SECTORS sectors from STAGE2_LBA) to
-; STAGE2_LOAD_ADDR with one INT 13h AH=42h extended read, checks the "FLS2"
-; magic at STAGE2_LOAD_ADDR + STAGE2_MAGIC_OFFSET and jumps there with
-; DL = boot drive.
+; Stage 1 reads the first sector of stage 2 (STAGE2_LBA) to STAGE2_LOAD_ADDR
+; with an INT 13h AH=42h extended read, checks the "FLS2" magic at
+; STAGE2_MAGIC_OFFSET and stage 2's size field (stage2hdr.inc: sectors,
+; 1..STAGE2_MAX_SECTORS), reads that many sectors, and jumps to
+; STAGE2_LOAD_ADDR with DL = boot drive.
 ;
 ; This file assembles to exactly 440 bytes: the image builder writes it into
 ; bytes 0..439 of the MBR; the disk signature (440..445), the partition table
 ; (446..509) and the 0x55AA signature (510..511) are written by go-diskfs.
 ; Nothing here reads or relies on bytes 440..511.
 ;
-; Failure (no INT 13h extensions, read error, no stage 2 magic): print
+; Failure (no INT 13h extensions, read error, no stage 2 magic, bad size):
+; print
 ; "stage1: FATAL: <reason>" on the screen (INT 10h teletype) and COM1, write
 ; EXIT_BOOT_ERROR to the QEMU isa-debug-exit port (harmless on real
 ; hardware: nothing listens on port 0xf4), then halt forever.
 ;
 ; Memory used: 0x7C00..0x7DB7 (this code), stack below 0x7C00,
-; 0x8000..0x8000+STAGE2_MAX_SECTORS*512 (stage 2).
+; 0x8000..0x8000+STAGE2_MAX_SECTORS*512 at most (stage 2).
 ;
 ; Register contract with stage 2: DL = BIOS boot drive, CS = DS = ES = SS = 0,
 ; SP = 0x7C00, IF = 1, DF = 0.
 
 %include "bootinfo.inc"
+%include "stage2hdr.inc"
 
 COM1_BASE       equ 0x3F8
 STAGE1_SIZE     equ 440          ; MBR bytes we own (disk signature follows)
@@ -58,11 +61,32 @@ start:
         test cl, 1
         jz fail
 
+        ; Read the first sector of stage 2, check its magic and its size
+        ; field, then read the whole of it (the size covers sector 1 too).
+        mov ax, 1
+        call read_stage2
+        cmp dword [STAGE2_LOAD_ADDR + STAGE2_MAGIC_OFFSET], STAGE2_MAGIC
+        mov si, msg_magic
+        jne fail
+        mov ax, [STAGE2_LOAD_ADDR + STAGE2_SECTORS_OFFSET]
+        dec ax                   ; 1..MAX -> 0..MAX-1; 0 -> 0xFFFF
+        cmp ax, STAGE2_MAX_SECTORS - 1
+        mov si, msg_size
+        ja fail
+        inc ax
+        call read_stage2
+        mov dl, [boot_drive]     ; DL = boot drive for stage 2
+        jmp 0x0000:STAGE2_LOAD_ADDR
+
+; read_stage2: read AX sectors from STAGE2_LBA to STAGE2_LOAD_ADDR, READ_TRIES
+; attempts with a disk reset in between; dies on failure.
+read_stage2:
         mov di, READ_TRIES
-.read:
-        ; The DAP is rebuilt on every attempt: a failed call may have
-        ; written the count of sectors actually transferred into it.
-        mov word [dap_count], STAGE2_MAX_SECTORS
+        mov bp, ax
+.try:
+        ; The DAP count is rewritten on every attempt: a failed call may
+        ; have stored the number of sectors actually transferred in it.
+        mov [dap_count], bp
         ; INT 13h AH=42h: extended read.
         ;   in:  DL = drive, DS:SI = Disk Address Packet
         ;   out: CF clear = ok; CF set = error, AH = status
@@ -70,22 +94,17 @@ start:
         mov dl, [boot_drive]
         mov ah, 0x42
         int 0x13
-        jnc .read_ok
+        jnc .ok
         ; INT 13h AH=00h: reset the disk system (DL = drive), then retry.
         xor ah, ah
         mov dl, [boot_drive]
         int 0x13
         dec di
-        jnz .read
+        jnz .try
         mov si, msg_read
         jmp fail
-
-.read_ok:
-        cmp dword [STAGE2_LOAD_ADDR + STAGE2_MAGIC_OFFSET], STAGE2_MAGIC
-        mov si, msg_magic
-        jne fail
-        mov dl, [boot_drive]     ; DL = boot drive for stage 2
-        jmp 0x0000:STAGE2_LOAD_ADDR
+.ok:
+        ret
 
 ; fail: SI = reason (NUL-terminated). Prints "stage1: FATAL: <reason>" on
 ; COM1 and the screen, exits QEMU with EXIT_BOOT_ERROR, halts. Never returns.
@@ -165,6 +184,7 @@ msg_prefix:     db "stage1: FATAL: ", 0
 msg_noext:      db "no INT 13h extensions (BIOS too old or not a disk)", 0
 msg_read:       db "cannot read stage 2 (INT 13h AH=42h failed)", 0
 msg_magic:      db "no stage 2 (FLS2) at LBA 1", 0
+msg_size:       db "stage 2 size field out of range", 0
 msg_nl:         db 10, 0
 
 boot_drive:     db 0

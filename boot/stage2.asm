@@ -3,8 +3,10 @@
 ;
 ; Stage 1 loads this flat binary (at most STAGE2_MAX_SECTORS sectors) to
 ; STAGE2_LOAD_ADDR and jumps to its first byte with DL = BIOS boot drive,
-; CS = DS = ES = SS = 0. It begins with a short jmp and the "FLS2" magic at
-; offset STAGE2_MAGIC_OFFSET (stage 1 refuses to jump without it).
+; CS = DS = ES = SS = 0. It begins with a short jmp, the "FLS2" magic at
+; offset STAGE2_MAGIC_OFFSET (stage 1 refuses to jump without it) and its own
+; size in sectors at STAGE2_SECTORS_OFFSET (stage2hdr.inc); stage 1 reads
+; exactly that many sectors. boot_info.stage2_sectors = that size.
 ;
 ; What it does, in order (each step prints a "stage2: ..." line on COM1 and
 ; the screen):
@@ -63,6 +65,7 @@
 ;     must not rely on it), other registers undefined.
 
 %include "bootinfo.inc"
+%include "stage2hdr.inc"
 
 COM1_BASE       equ 0x3F8
 CRC_TABLE       equ 0x1000           ; T0; T1..T3 follow, 1 KiB each
@@ -84,6 +87,14 @@ KBC_TIMEOUT     equ 0xFFFF           ; polls of port 0x64 before giving up
 SEL_CODE32      equ 0x08
 SEL_DATA32      equ 0x10
 E820_SMAP       equ 0x534D4150       ; "SMAP"
+BDA_VIDEO_MODE  equ 0x449            ; BIOS data area: current video mode
+BDA_CURSOR_COL  equ 0x450            ; page 0 cursor column
+BDA_CURSOR_ROW  equ 0x451            ; page 0 cursor row
+BDA_CRTC_PORT   equ 0x463            ; CRTC index port (0x3D4 colour, 0x3B4 mono)
+SCR_COLS        equ 80
+SCR_ROWS        equ 25
+SCR_BYTES       equ SCR_COLS * SCR_ROWS * 2
+SCR_ATTR        equ 0x07             ; light grey on black
 
 ; Test hook (never set by the normal build): -DSTAGE2_TEST_A20_SKIP=<mask>
 ; makes stage 2 first turn A20 off through port 0x92 and then skip the A20
@@ -105,6 +116,10 @@ stage2_start:
 %if ($ - $$) != STAGE2_MAGIC_OFFSET + 4
 %error "STAGE2_MAGIC must sit at offset STAGE2_MAGIC_OFFSET"
 %endif
+        dw STAGE2_SECTORS                ; our size: stage 1 reads this many
+%if ($ - $$) != STAGE2_SECTORS_OFFSET + 2
+%error "the stage 2 size must sit at offset STAGE2_SECTORS_OFFSET"
+%endif
 
 main:
         cli
@@ -118,6 +133,217 @@ main:
         mov [boot_drive], dl             ; DL = boot drive from stage 1
 
         call serial_init
+        call screen_init
+        ; Stage 1 read as many sectors as our size field says; if the field
+        ; were short, the tail of stage 2 would be missing: check the
+        ; trailer at our very end before running any code beyond sector 1.
+        cmp dword [stage2_trailer], STAGE2_MAGIC
+        mov si, e_truncated
+        jne die
+        jmp main2
+
+; ---------------------------------------------------------------------------
+; First-sector code: everything main and die need before the trailer check
+; (serial, screen, puts, die) lives here, within the first 512 bytes.
+
+serial_init:
+        mov dx, COM1_BASE + 1
+        xor al, al
+        out dx, al                       ; IER: no interrupts
+        mov dl, (COM1_BASE + 3) & 0xFF
+        mov al, 0x80
+        out dx, al                       ; LCR: DLAB = 1
+        mov dl, COM1_BASE & 0xFF
+        mov al, 1
+        out dx, al                       ; divisor low: 115200 / 1
+        inc dx
+        xor al, al
+        out dx, al                       ; divisor high
+        mov dl, (COM1_BASE + 3) & 0xFF
+        mov al, 0x03
+        out dx, al                       ; LCR: 8N1, DLAB = 0
+        dec dx
+        mov al, 0xC7
+        out dx, al                       ; FCR: FIFO on, clear, 14-byte trigger
+        mov dl, (COM1_BASE + 4) & 0xFF
+        mov al, 0x03
+        out dx, al                       ; MCR: DTR + RTS
+        ret
+
+; screen_init: the screen is written directly (text memory), not through
+; INT 10h: the BIOS teletype costs ~4 ms of QEMU time for our few lines.
+; Only the 80x25 text modes the BIOS boots in are handled (BDA 0x449 mode
+; 2/3: colour text at B800h; 7: mono at B000h); in any other mode stage 2
+; writes to COM1 only. Output starts on the line after the BIOS cursor
+; (BDA 0x450 column, 0x451 row of page 0).
+screen_init:
+        mov al, [BDA_VIDEO_MODE]
+        mov bx, 0xB800
+        cmp al, 2
+        je .text
+        cmp al, 3
+        je .text
+        mov bh, 0xB0
+        cmp al, 7
+        jne .done
+.text:
+        mov [scr_seg], bx
+        movzx ax, byte [BDA_CURSOR_ROW]
+        cmp byte [BDA_CURSOR_COL], 0
+        je .row
+        inc ax                           ; BIOS left a partial line
+.row:
+        mov dx, SCR_COLS * 2
+        mul dx
+        mov [scr_pos], ax                ; may be past the end: putc scrolls
+.done:
+        ret
+
+; putc: AL = char to COM1 and the screen ('\n' = next line on the screen).
+; Preserves all registers, 32-bit halves too.
+putc:
+        pushad
+        mov ah, al
+        mov dx, COM1_BASE + 5            ; LSR
+        mov cx, 0xFFFF                   ; bounded: a missing UART can't hang us
+.wait:
+        in al, dx
+        test al, 0x20                    ; THR empty
+        jnz .send
+        loop .wait
+.send:
+        mov al, ah
+        mov dl, COM1_BASE & 0xFF
+        out dx, al
+        mov cx, [scr_seg]
+        jcxz .done
+        push es
+        mov es, cx
+        mov di, [scr_pos]
+        cmp di, SCR_BYTES                ; full screen: scroll first
+        jb .put
+        push ax
+        call scroll
+        pop ax
+.put:
+        cmp al, 10
+        je .newline
+        mov ah, SCR_ATTR
+        stosw
+        jmp .store
+.newline:
+        mov ax, di                       ; DI = start of the next line
+        xor dx, dx
+        mov cx, SCR_COLS * 2
+        div cx                           ; AX = row
+        inc ax
+        mul cx
+        mov di, ax
+        div cl                           ; AL = new row (AX < 25 * 160)
+        cmp al, SCR_ROWS - 1
+        jbe .bda
+        mov al, SCR_ROWS - 1             ; the next char scrolls to line 24
+.bda:
+        mov [BDA_CURSOR_ROW], al         ; keep the BIOS cursor in step
+        mov byte [BDA_CURSOR_COL], 0
+.store:
+        mov [scr_pos], di
+        pop es
+.done:
+        popad
+        ret
+
+; scroll: ES = text segment; moves lines 1..24 up, blanks line 24, and
+; sets DI = start of line 24. Clobbers AX, CX, SI.
+scroll:
+        push ds
+        push es
+        pop ds
+        mov si, SCR_COLS * 2
+        xor di, di
+        mov cx, SCR_COLS * (SCR_ROWS - 1)
+        rep movsw
+        mov ax, (SCR_ATTR << 8) | ' '
+        mov cx, SCR_COLS
+        rep stosw
+        pop ds
+        mov di, SCR_COLS * 2 * (SCR_ROWS - 1)
+        ret
+
+; cursor_sync: move the hardware cursor to the next output cell (CRTC
+; registers 0Eh/0Fh at the port in BDA 0x463), once, before leaving stage 2.
+; Preserves all registers.
+cursor_sync:
+        pusha
+        cmp word [scr_seg], 0
+        je .done
+        mov bx, [scr_pos]
+        shr bx, 1                        ; cell index
+        cmp bx, SCR_COLS * SCR_ROWS
+        jb .set
+        mov bx, SCR_COLS * (SCR_ROWS - 1) ; past the end: last line (scrolled later)
+.set:
+        mov dx, [BDA_CRTC_PORT]
+        mov al, 0x0E                     ; cursor location high
+        mov ah, bh
+        out dx, ax
+        mov al, 0x0F                     ; cursor location low
+        mov ah, bl
+        out dx, ax
+.done:
+        popa
+        ret
+
+; puts: SI = NUL-terminated string. Preserves all but SI (left past the NUL).
+puts:
+        push ax
+.next:
+        lodsb
+        test al, al
+        jz .done
+        call putc
+        jmp .next
+.done:
+        pop ax
+        ret
+
+newline:
+        push ax
+        mov al, 10
+        call putc
+        pop ax
+        ret
+
+; die: SI = reason. "stage2: FATAL: <reason>", exit 43, halt.
+die:
+        push si
+        mov si, s_fatal
+        call puts
+        pop si
+        call puts
+die_end:
+        call newline
+        call cursor_sync
+        mov eax, EXIT_BOOT_ERROR
+        mov dx, DEBUG_EXIT_PORT
+        out dx, eax                      ; QEMU isa-debug-exit: status 43
+.halt:
+        cli
+        hlt
+        jmp .halt
+
+s_fatal:        db "stage2: FATAL: ", 0
+e_truncated:    db "stage 2 is truncated (its size field is wrong); rebuild boot/stage2.asm", 0
+        align 2
+scr_seg:        dw 0                     ; text segment; 0 = no screen output
+scr_pos:        dw 0                     ; byte offset of the next cell
+
+first_sector_end:
+%if (first_sector_end - stage2_start) > SECTOR_SIZE
+%error "stage 2's first-sector code (main .. die) must fit in 512 bytes"
+%endif
+
+main2:
 
         ; boot_info: all zero, then the fields known now.
         mov di, BOOTINFO_ADDR
@@ -707,7 +933,7 @@ handoff:
         mov dword [BOOTINFO_ADDR + BI_OFF_MAGIC], BOOTINFO_MAGIC
         mov dword [BOOTINFO_ADDR + BI_OFF_VERSION], BOOTINFO_VERSION
         mov dword [BOOTINFO_ADDR + BI_OFF_STAGE2_LBA], STAGE2_LBA
-        mov dword [BOOTINFO_ADDR + BI_OFF_STAGE2_SECTORS], STAGE2_MAX_SECTORS
+        mov dword [BOOTINFO_ADDR + BI_OFF_STAGE2_SECTORS], STAGE2_SECTORS
         mov dword [BOOTINFO_ADDR + BI_OFF_KERNEL_LBA], KERNEL_HDR_LBA
         mov eax, [k_load]
         mov [BOOTINFO_ADDR + BI_OFF_KERNEL_LOAD], eax
@@ -723,6 +949,7 @@ handoff:
         mov eax, [k_entry]
         call puthex32
         call newline
+        call cursor_sync
 
         cli
         lgdt [gdt_desc]
@@ -747,23 +974,6 @@ pm_entry:
 
 ; ---------------------------------------------------------------------------
 ; Failure
-
-; die: SI = reason. "stage2: FATAL: <reason>", exit 43, halt.
-die:
-        push si
-        mov si, s_fatal
-        call puts
-        pop si
-        call puts
-die_end:
-        call newline
-        mov eax, EXIT_BOOT_ERROR
-        mov dx, DEBUG_EXIT_PORT
-        out dx, eax                      ; QEMU isa-debug-exit: status 43
-.halt:
-        cli
-        hlt
-        jmp .halt
 
 ; die_crc: SI = reason, EDX = CRC from the header, EAX = computed CRC.
 die_crc:
@@ -808,84 +1018,6 @@ die_read:
 
 ; ---------------------------------------------------------------------------
 ; Output: COM1 and the screen.
-
-serial_init:
-        mov dx, COM1_BASE + 1
-        xor al, al
-        out dx, al                       ; IER: no interrupts
-        mov dl, (COM1_BASE + 3) & 0xFF
-        mov al, 0x80
-        out dx, al                       ; LCR: DLAB = 1
-        mov dl, COM1_BASE & 0xFF
-        mov al, 1
-        out dx, al                       ; divisor low: 115200 / 1
-        inc dx
-        xor al, al
-        out dx, al                       ; divisor high
-        mov dl, (COM1_BASE + 3) & 0xFF
-        mov al, 0x03
-        out dx, al                       ; LCR: 8N1, DLAB = 0
-        dec dx
-        mov al, 0xC7
-        out dx, al                       ; FCR: FIFO on, clear, 14-byte trigger
-        mov dl, (COM1_BASE + 4) & 0xFF
-        mov al, 0x03
-        out dx, al                       ; MCR: DTR + RTS
-        ret
-
-; putc: AL = char to COM1 and the screen ('\n' is CR LF on the screen).
-; Preserves all registers, 32-bit halves too (a BIOS may clobber them).
-putc:
-        pushad
-        mov ah, al
-        mov dx, COM1_BASE + 5            ; LSR
-        mov cx, 0xFFFF                   ; bounded: a missing UART can't hang us
-.wait:
-        in al, dx
-        test al, 0x20                    ; THR empty
-        jnz .send
-        loop .wait
-.send:
-        mov al, ah
-        mov dl, COM1_BASE & 0xFF
-        out dx, al
-        cmp al, 10
-        jne .screen
-        mov al, 13
-        call tty
-        mov al, 10
-.screen:
-        call tty
-        popad
-        ret
-
-; tty: INT 10h AH=0Eh teletype: AL = char, BH = page, BL = colour (graphics
-; modes only). No return value; may clobber AX, BX.
-tty:
-        mov ah, 0x0E
-        mov bx, 0x0007
-        int 0x10
-        ret
-
-; puts: SI = NUL-terminated string. Preserves all but SI (left past the NUL).
-puts:
-        push ax
-.next:
-        lodsb
-        test al, al
-        jz .done
-        call putc
-        jmp .next
-.done:
-        pop ax
-        ret
-
-newline:
-        push ax
-        mov al, 10
-        call putc
-        pop ax
-        ret
 
 ; puthex32: "0x" and 8 hex digits of EAX. puthex8: "0x" and 2 digits of AL.
 puthex32:
@@ -976,15 +1108,14 @@ s_part1:        db "stage2: partition 1: LBA ", 0
 s_part1_mid:    db ", ", 0
 s_part1_tail:   db " sectors", 0
 s_noram_check:  db "stage2: no E820 map: kernel placement not checked against RAM", 0
-s_hdr:          db "stage2: kernel header ok: load ", 0
+s_hdr:          db "stage2: header ok: load ", 0
 s_hdr_entry:    db " entry ", 0
-s_hdr_size:     db " payload ", 0
-s_hdr_mem:      db " bytes, mem ", 0
+s_hdr_size:     db " size ", 0
+s_hdr_mem:      db " mem ", 0
 s_loaded:       db "stage2: kernel payload read: ", 0
 s_loaded_tail:  db " sectors", 0
 s_crc_ok:       db "stage2: payload CRC-32 ok ", 0
 s_jump:         db "stage2: entering kernel at ", 0
-s_fatal:        db "stage2: FATAL: ", 0
 s_crc_hdr:      db " (header says ", 0
 s_crc_got:      db ", computed ", 0
 s_crc_tail:     db "); rebuild the disk image", 0
@@ -1035,7 +1166,9 @@ dest:           dd 0
         align 4
 dap:            times 16 db 0
 
+stage2_trailer: dd STAGE2_MAGIC         ; last 4 bytes: main checks them
 stage2_end:
+STAGE2_SECTORS equ (stage2_end - stage2_start + SECTOR_SIZE - 1) / SECTOR_SIZE
 %if (stage2_end - stage2_start) > STAGE2_MAX_SECTORS * SECTOR_SIZE
 %error "stage2 is larger than STAGE2_MAX_SECTORS * 512 bytes: stage 1 would load only part of it"
 %endif

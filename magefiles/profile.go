@@ -42,7 +42,8 @@ func PGO(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	mods, err := (&profile.Pipeline{B: b}).PGOModules(ctx)
+	p := &profile.Pipeline{B: b}
+	mods, err := p.PGOModules(ctx)
 	if err != nil {
 		return err
 	}
@@ -50,18 +51,21 @@ func PGO(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := p.SelectPGO(); err != nil {
+		return err
+	}
 	fmt.Printf("pgo: %s now holds the PGO modules (%s); boot it with `go tool mage qemu`\n", b.Rel(a.Image), a.Summary)
 	return nil
 }
 
-// Bench builds the baseline (-O2), -O3 and PGO modules, boots each under QEMU -icount and prints guest instructions per module, the ratios to baseline and their geometric mean; writes build/bench.json and build/bench.svg.
+// Bench builds the baseline (-O2), -O3 and PGO modules, boots each under QEMU -icount and prints guest instructions per module (plus KVM cycles when KVM works), the ratios to baseline and their geometric mean; writes build/bench.json and build/bench.svg.
 func Bench(ctx context.Context) error {
 	b, unlock, err := lockedBuilder()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	rep, err := bench.Run(ctx, bench.Options{B: b})
+	rep, err := bench.Run(ctx, bench.Options{B: b, KVMBoot: profile.KVMBoot})
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,7 @@ const (
 	svgTop           = 70
 	svgLeft          = 70
 	svgBottom        = 70
-	svgRight         = 30
+	svgRight         = 90 // room for the reference-line labels
 )
 
 var svgColors = map[string]string{Baseline: "#9e9e9e", O3: "#4e79a7", PGO: "#59a14f"}
@@ -72,7 +72,7 @@ func (r *Report) SVG() string {
 			}
 			fmt.Fprintf(&b, `<rect x="%d" y="%.1f" width="%d" height="%.1f" fill="%s"><title>%s</title></rect>`+"\n",
 				x+2, yy, svgBarWidth-4, float64(svgTop+svgPlotHeight)-yy, svgColors[v], html.EscapeString(title))
-			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="middle" font-size="10">%.2f</text>`+"\n", x+svgBarWidth/2, yy-4, ratio)
+			fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="middle" font-size="10">%.3f</text>`+"\n", x+svgBarWidth/2, yy-4, ratio)
 		}
 		weight := "normal"
 		if g.Module == "geomean" {
@@ -90,7 +90,7 @@ func (r *Report) SVG() string {
 	}{{1.0, "baseline", "#333"}, {0.9, "goal: -10%", "#d62728"}} {
 		yy := y(ref.v)
 		fmt.Fprintf(&b, `<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="%s" stroke-dasharray="6 4"/>`+"\n", svgLeft, width-svgRight, yy, yy, ref.color)
-		fmt.Fprintf(&b, `<text x="%d" y="%.1f" text-anchor="end" fill="%s" font-size="10">%s</text>`+"\n", width-svgRight, yy-3, ref.color, ref.label)
+		fmt.Fprintf(&b, `<text x="%d" y="%.1f" fill="%s" font-size="11">%s</text>`+"\n", width-svgRight+6, yy+4, ref.color, ref.label)
 	}
 
 	// Legend.

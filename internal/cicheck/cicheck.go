@@ -25,6 +25,7 @@ import (
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/container"
+	"github.com/fluid-os/fluid/internal/profile"
 	"github.com/rhysd/actionlint"
 )
 
@@ -54,7 +55,7 @@ var (
 	versionNote = regexp.MustCompile(`#\s*v\d+\.\d+\.\d+\b`)
 	tagRef      = regexp.MustCompile(`@v\d+\.\d+\.\d+$`)
 	dockerByDig = regexp.MustCompile(`^docker://[^@]+@sha256:[0-9a-f]{64}$`)
-	mageCall    = regexp.MustCompile(`\bgo\s+tool\s+mage\b([^\n]*)`)
+	mageCall    = regexp.MustCompile(`\bgo[ \t]+tool[ \t]+mage\b`)
 	mageList    = regexp.MustCompile(`^\s{2}([A-Za-z0-9_:]+)\*?(\s|$)`)
 )
 
@@ -102,7 +103,15 @@ func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
 			}
 		}
 	}
-	if wf.Concurrency == nil {
+	callOnly := len(wf.On) > 0
+	for _, ev := range wf.On {
+		if _, ok := ev.(*actionlint.WorkflowCallEvent); !ok {
+			callOnly = false
+		}
+	}
+	// A reusable workflow runs inside its caller's concurrency group; one of
+	// its own with the same key would deadlock against the caller.
+	if wf.Concurrency == nil && !callOnly {
 		add(1, "no concurrency group: add `concurrency:` so superseded runs are cancelled or queued")
 	}
 
@@ -162,14 +171,39 @@ func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
 	return out
 }
 
+var usesLine = regexp.MustCompile(`^\s*(?:-\s*)?uses:\s*['"]?([^'"\s#]+)['"]?\s*(#.*)?$`)
+
+// CheckActionFile checks the `uses:` lines of a composite action's
+// action.yml with the same pinning rule as workflows.
+func CheckActionFile(file string, src []byte) []Problem {
+	var out []Problem
+	for i, line := range strings.Split(string(src), "\n") {
+		m := usesLine.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		ref := m[1]
+		switch {
+		case strings.HasPrefix(ref, "./"):
+		case dockerByDig.MatchString(ref):
+		case !shaPinned.MatchString(ref):
+			out = append(out, Problem{File: file, Line: i + 1, Msg: fmt.Sprintf("uses %s is not pinned by a full 40-hex commit SHA", ref)})
+		case !versionNote.MatchString(m[2]):
+			out = append(out, Problem{File: file, Line: i + 1, Msg: fmt.Sprintf("uses %s: add a `# vX.Y.Z` comment naming the release the SHA is", ref)})
+		}
+	}
+	return out
+}
+
 // MageTargetsIn returns the targets of every `go tool mage ...` call in a
 // shell script, in order. Flags are skipped; a token with shell syntax or an
 // expansion ends the list.
 func MageTargetsIn(script string) []string {
 	script = strings.ReplaceAll(script, "\\\n", " ")
 	var out []string
-	for _, m := range mageCall.FindAllStringSubmatch(script, -1) {
-		toks := strings.Fields(m[1])
+	for _, m := range mageCall.FindAllStringIndex(script, -1) {
+		rest, _, _ := strings.Cut(script[m[1]:], "\n")
+		toks := strings.Fields(rest)
 	scan:
 		for i := 0; i < len(toks); i++ {
 			t := toks[i]
@@ -261,6 +295,18 @@ func CheckRepo(root string) ([]Problem, error) {
 		rel, _ := filepath.Rel(root, f)
 		out = append(out, CheckWorkflow(rel, src, targets)...)
 	}
+	actions, err := filepath.Glob(filepath.Join(root, ".github", "actions", "*", "action.y*ml"))
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range actions {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("read action: %w", err)
+		}
+		rel, _ := filepath.Rel(root, f)
+		out = append(out, CheckActionFile(rel, src)...)
+	}
 	if _, err := container.CheckLock(root); err != nil {
 		out = append(out, Problem{File: container.LockFile, Msg: err.Error()})
 	}
@@ -284,8 +330,9 @@ func Actionlint(root string, files ...string) (string, error) {
 }
 
 // VerifyTargets picks the mage targets `verify` builds: override (space
-// separated) when set, else "build" plus "pgo" when that target exists, so
-// the PGO modules are compared as soon as they can be built.
+// separated) when set, else "build" plus "pgo" when that target exists and
+// profiles have been committed (profiles/summary.json), so the PGO modules
+// are compared as soon as they can be built.
 func VerifyTargets(root, override string) ([]string, error) {
 	if f := strings.Fields(override); len(f) > 0 {
 		return f, nil
@@ -295,7 +342,7 @@ func VerifyTargets(root, override string) ([]string, error) {
 		return nil, err
 	}
 	out := []string{"build"}
-	if targets["pgo"] {
+	if _, err := os.Stat(filepath.Join(root, "profiles", profile.SummaryFile)); err == nil && targets["pgo"] {
 		out = append(out, "pgo")
 	}
 	return out, nil

@@ -343,3 +343,15 @@ func appendTo(t *testing.T, p string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkBuild measures building a default-size image from the fixtures.
+func BenchmarkBuild(b *testing.B) {
+	dir := b.TempDir()
+	spec := fixtures(b, dir)
+	for i := 0; b.Loop(); i++ {
+		spec.Out = filepath.Join(dir, fmt.Sprintf("bench%d.img", i%2))
+		if err := Build(spec); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -157,7 +157,7 @@ func ParseKernelHeader(hdr []byte) (KernelInfo, error) {
 		PayloadCRC:  le.Uint32(hdr[layout.KHdrOffPayloadCRC:]),
 		HdrCRC:      le.Uint32(hdr[layout.KHdrOffHdrCRC:]),
 	}
-	info.Sectors = int((info.PayloadSize + layout.SectorSize - 1) / layout.SectorSize)
+	info.Sectors = int((uint64(info.PayloadSize) + layout.SectorSize - 1) / layout.SectorSize)
 	if got := crc32.ChecksumIEEE(hdr[:layout.KHdrOffHdrCRC]); got != info.HdrCRC {
 		return KernelInfo{}, fmt.Errorf("%w: header CRC %#x, computed %#x", ErrBadKernelHeader, info.HdrCRC, got)
 	}

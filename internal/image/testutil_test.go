@@ -26,7 +26,7 @@ type elfSpec struct {
 }
 
 // writeELF writes a minimal ELF32 executable (no sections) and returns its path.
-func writeELF(t *testing.T, dir string, s elfSpec) string {
+func writeELF(t testing.TB, dir string, s elfSpec) string {
 	t.Helper()
 	if s.class == 0 {
 		s.class = 1
@@ -98,7 +98,7 @@ func writeELF(t *testing.T, dir string, s elfSpec) string {
 
 // fixtures writes a stage 1, a stage 2 and a kernel ELF and returns a Spec
 // using them.
-func fixtures(t *testing.T, dir string) Spec {
+func fixtures(t testing.TB, dir string) Spec {
 	t.Helper()
 	stage1 := bytes.Repeat([]byte{0x90}, Stage1Size)
 	stage1[0], stage1[1] = 0xEB, 0xFE // jmp $
@@ -131,6 +131,7 @@ func fixtures(t *testing.T, dir string) Spec {
 			{Path: "/KERNEL.ELF", Src: kernel},
 			{Path: "/modules/sum.mod", Data: bytes.Repeat([]byte{1, 2, 3}, 5000)},
 			{Path: "/MANIFEST.JSON", Data: []byte("{\"schema\": 1}\n")},
+			{Path: "/docs/deep/nested/readme.txt", Data: []byte("nested directories need '..' entries fsck.fat accepts\n")},
 		},
 	}
 }

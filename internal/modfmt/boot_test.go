@@ -3,8 +3,11 @@ package modfmt_test
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,6 +17,7 @@ import (
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/image"
 	"github.com/fluid-os/fluid/internal/modfmt"
+	"github.com/fluid-os/fluid/internal/profile"
 	"github.com/fluid-os/fluid/internal/qemu"
 )
 
@@ -48,6 +52,21 @@ func bootOutput(t *testing.T, img string) (*qemu.Result, []string) {
 func newBuilder(t *testing.T) *build.Builder {
 	t.Helper()
 	b, err := build.New(build.Options{Log: testWriter{t}})
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return b
+}
+
+// newLightBuilder builds with LIGHT=1 into its own output directory, so the
+// light objects do not replace the default ones in build/.
+func newLightBuilder(t *testing.T) *build.Builder {
+	t.Helper()
+	root, err := build.FindRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := build.New(build.Options{Log: testWriter{t}, Light: true, Out: filepath.Join(root, "build", "modfmt-light")})
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
@@ -183,4 +202,136 @@ func TestBootModules(t *testing.T) {
 			t.Errorf("%d modules passed next to the corrupted ones, want %d\n%s", ok, len(arts.Modules), log)
 		}
 	})
+}
+
+// TestInKernelLoaderTests boots the test kernel and checks that the
+// in-kernel tests of the JIT allocator, the FAT32 reader, the ATA driver and
+// the module loader (kernel/tests/test_{jit,fat32,module}.c) ran and passed.
+func TestInKernelLoaderTests(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU; skipped with -short")
+	}
+	b := newBuilder(t)
+	unlock, err := b.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	kernel, err := b.Kernel(build.KernelTest)
+	if err == nil {
+		var img string
+		img, err = b.Image(build.ImageSpec{Name: "fluid-modfmt-ktest.img", Kernel: kernel})
+		unlock()
+		if err != nil {
+			t.Fatalf("image: %v", err)
+		}
+		_, lines := bootOutput(t, img)
+		want := []string{
+			"jit_align_fresh_pool", "jit_align_fragmented_pool", "jit_free_coalesces_to_one_block",
+			"jit_exhaustion_is_an_error", "jit_bad_arguments_refused",
+			"module_loads_relocates_and_runs", "module_failing_status_is_reported",
+			"module_corrupted_is_refused", "modparse_reloc_names",
+			"fat32_ram_volume_names_and_reads", "fat32_damaged_chains_are_errors", "fat32_bad_bpb_refused",
+			"ata_reads_partition1_kernel_elf", "fat32_partition1_over_ata",
+		}
+		log := strings.Join(lines, "\n")
+		for _, name := range want {
+			switch {
+			case strings.Contains(log, "[ktest] PASS "+name):
+			case strings.Contains(log, "[ktest] FAIL "+name):
+				for _, l := range lines {
+					if strings.Contains(l, "[ktest] FAIL "+name) {
+						t.Errorf("%s", l)
+					}
+				}
+			default:
+				t.Errorf("in-kernel test %s did not run\n%s", name, log)
+			}
+		}
+		return
+	}
+	unlock()
+	t.Fatalf("build test kernel: %v", err)
+}
+
+// TestBootModulesLight boots a LIGHT=1 build: every module still checks its
+// (smaller) known answers, and each runs once.
+func TestBootModulesLight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots QEMU; skipped with -short")
+	}
+	b := newLightBuilder(t)
+	unlock, err := b.Lock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	arts, err := b.All()
+	unlock()
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	res, lines := bootOutput(t, arts.Image)
+	if res.Outcome != qemu.Passed {
+		t.Fatalf("LIGHT boot did not pass: %s\n%s", res, strings.Join(res.Tail, "\n"))
+	}
+	n := 0
+	for _, l := range lines {
+		if m := resultRE.FindStringSubmatch(l); m != nil {
+			t.Log(l)
+			n++
+			if m[2] != "ok" || m[3] != "1" {
+				t.Errorf("LIGHT: want result ok calls=1: %s", l)
+			}
+		}
+	}
+	if n != len(arts.Modules) {
+		t.Errorf("%d result lines for %d modules", n, len(arts.Modules))
+	}
+}
+
+// TestPackInstrumented packs a module built the way the profile pipeline
+// builds it (-fprofile-instr-generate, internal/profile's runtime and
+// compiler-rt's i386 profile archive): the __llvm_prf_* sections, the
+// profile hook and compiler-rt's relocations must all be accepted.
+func TestPackInstrumented(t *testing.T) {
+	b := newBuilder(t)
+	tc, root := b.Toolchain(), b.Root()
+	ctx := context.Background()
+	archive, err := profile.RuntimeArchive(ctx, tc.Path("clang"))
+	if err != nil {
+		t.Skipf("no i386 profile runtime: %v", err)
+	}
+	dir := t.TempDir()
+	flags := append(modfmt.CFlags(), profile.InstrumentFlags()...)
+	flags = append(flags, "-I"+filepath.Join(root, modfmt.IncludeDir))
+	rt := filepath.Join(dir, profile.RuntimeSourceName)
+	if err := os.WriteFile(rt, profile.RuntimeSource, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var objs []string
+	for i, src := range []string{filepath.Join(root, "modules/interp/interp.c"), filepath.Join(root, modfmt.RuntimeDir, "runtime.c"), rt} {
+		obj := filepath.Join(dir, fmt.Sprintf("%d.o", i))
+		argv := append(append([]string{}, flags...), "-c", src, "-o", obj)
+		if out, err := exec.Command(tc.Path("clang"), argv...).CombinedOutput(); err != nil {
+			t.Fatalf("clang %s: %v\n%s", src, err, out)
+		}
+		objs = append(objs, obj)
+	}
+	elf := filepath.Join(dir, "interp.elf")
+	argv := append(modfmt.LDFlags(), "-T", filepath.Join(root, modfmt.LinkerScript), "-o", elf)
+	argv = append(append(argv, objs...), archive)
+	if out, err := exec.Command(tc.Path("ld.lld"), argv...).CombinedOutput(); err != nil {
+		t.Fatalf("ld.lld: %v\n%s", err, out)
+	}
+	data, err := modfmt.Pack(elf, "interp", "instrumented")
+	if err != nil {
+		t.Fatalf("pack instrumented module: %v", err)
+	}
+	m, err := modfmt.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Variant != modfmt.VariantInstrumented || m.Flags&modfmt.FlagProfile == 0 || m.Profile >= m.CodeSize {
+		t.Errorf("variant %v flags %#x profile %#x: want the instrumented variant with its hook", m.Variant, m.Flags, m.Profile)
+	}
+	t.Logf("instrumented interp: code %d data %d bss %d, %d relocations", m.CodeSize, m.DataSize, m.BSSSize, len(m.Relocs))
 }

@@ -125,5 +125,5 @@ func relocTypeName(t uint32) string {
 	if n, ok := names[t]; ok {
 		return n
 	}
-	return fmt.Sprintf("relocation type %d", t)
+	return fmt.Sprintf("%d", t)
 }

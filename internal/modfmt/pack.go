@@ -164,7 +164,9 @@ func pack(f *elf.File, name string, v Variant) ([]byte, error) {
 }
 
 // collectImage lays out the allocated sections below the image end: code
-// (read-only) first, then data (writable, with contents), then bss.
+// (everything before the first writable section), then data (from there on,
+// including read-only sections such as __llvm_prf_names that the linker
+// script places among the data), then bss.
 func collectImage(f *elf.File, end uint32) (*layout, error) {
 	type sec struct {
 		s          *elf.Section
@@ -210,8 +212,6 @@ func collectImage(f *elf.File, end uint32) (*layout, error) {
 			continue
 		case sawBSS:
 			return nil, fmt.Errorf("section %s with contents follows .bss: keep bss last (see %s)", x.s.Name, LinkerScript)
-		case !writable && sawData:
-			return nil, fmt.Errorf("read-only section %s follows writable data: keep code and rodata first (see %s)", x.s.Name, LinkerScript)
 		case writable && !sawData:
 			sawData = true
 			codeEnd = x.addr

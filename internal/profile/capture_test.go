@@ -1,12 +1,14 @@
 package profile
 
 import (
+	"bytes"
 	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/build"
@@ -127,4 +129,34 @@ func TestCaptureFibExactAndDeterministic(t *testing.T) {
 		t.Fatal("two captures of the same commit are not byte-identical")
 	}
 	t.Logf("two captures byte-identical: %d files", len(a))
+
+	// The real serial log, cut inside the fib profraw frame or with one
+	// payload byte changed, must be refused naming fib.
+	logData, err := os.ReadFile(filepath.Join(b.Out(), "profile", "serial.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	begin := bytes.Index(logData, []byte("kind=profraw module=fib "))
+	if begin < 0 {
+		t.Fatalf("no fib profraw frame in the serial log")
+	}
+	payload := begin + bytes.IndexByte(logData[begin:], '\n') + 1
+	flipped := bytes.Clone(logData)
+	flipped[payload+10] ^= 0x01 // base64 letter -> another letter
+	names := make([]string, 0, len(doc.Modules))
+	for _, m := range doc.Modules {
+		names = append(names, m.Module)
+	}
+	for name, data := range map[string][]byte{"truncated": logData[:payload+100], "corrupted": flipped} {
+		bad := filepath.Join(t.TempDir(), name+".log")
+		if err := os.WriteFile(bad, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := ReadLog(bad, names, true)
+		if err == nil || !strings.Contains(err.Error(), "module fib profraw") {
+			t.Errorf("%s real capture: got %v, want a refusal naming fib's profraw frame", name, err)
+		} else {
+			t.Logf("%s real capture refused: %v", name, err)
+		}
+	}
 }

@@ -46,6 +46,9 @@ const (
 // will not use.
 var ErrRefused = errors.New("profile capture refused")
 
+// ErrNoKVM is wrapped by KVMBoot when this host cannot run a KVM guest.
+var ErrNoKVM = errors.New("no working KVM")
+
 // Frame is one complete, verified frame.
 type Frame struct {
 	Kind    string

@@ -252,9 +252,12 @@ func (e *StaleError) Error() string {
 }
 
 // CheckFresh compares profiles/summary.json with the current module
-// sources and build mode; it returns a *StaleError naming every module
-// whose profile is missing or was captured from other sources.
-func CheckFresh(doc *SummaryDoc, root string, modules []string, light bool) error {
+// sources; it returns a *StaleError naming every module whose profile is
+// missing or was captured from other sources. (A LIGHT=1 capture is not
+// stale for a full build: LIGHT only changes how much work the modules do
+// at run time; if a module's code depends on it, clang's
+// -Werror=profile-instr-out-of-date catches the mismatch.)
+func CheckFresh(doc *SummaryDoc, root string, modules []string) error {
 	cur, err := SourceHashes(root, modules)
 	if err != nil {
 		return err
@@ -271,8 +274,6 @@ func CheckFresh(doc *SummaryDoc, root string, modules []string, light bool) erro
 			se.Why[m] = "no profile in profiles/ (a new module?)"
 		case r.SourceSHA256 != cur[m]:
 			se.Why[m] = fmt.Sprintf("modules/%s changed since its profile was captured", m)
-		case doc.Light != light:
-			se.Why[m] = fmt.Sprintf("profile captured with LIGHT=%s, this build is LIGHT=%s", b01(doc.Light), b01(light))
 		default:
 			continue
 		}
@@ -283,13 +284,6 @@ func CheckFresh(doc *SummaryDoc, root string, modules []string, light bool) erro
 		return se
 	}
 	return nil
-}
-
-func b01(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
 }
 
 // PGOVariant checks that profiles/ fits the current sources, converts each
@@ -305,7 +299,7 @@ func (p *Pipeline) PGOVariant(ctx context.Context) (build.ModuleVariant, error) 
 	if err != nil {
 		return build.ModuleVariant{}, err
 	}
-	if err := CheckFresh(doc, p.B.Root(), names, p.B.Options().Light); err != nil {
+	if err := CheckFresh(doc, p.B.Root(), names); err != nil {
 		return build.ModuleVariant{}, err
 	}
 	indexed := map[string]string{}
@@ -364,4 +358,37 @@ func replaceIfChanged(tmp, dst string) error {
 		return err
 	}
 	return os.Rename(tmp, dst)
+}
+
+// pgoMarker, inside the build directory, records that `mage pgo` put the
+// PGO modules into build/fluid.img, so that later default builds (`mage
+// build`, `mage qemu`) keep them instead of going back to the baseline.
+const pgoMarker = "profile/use-pgo"
+
+// SelectPGO records that the default image should carry the PGO modules.
+func (p *Pipeline) SelectPGO() error {
+	path := filepath.Join(p.B.Out(), pgoMarker)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, []byte("pgo modules selected by `go tool mage pgo`; delete this file (or `go tool mage clean`) to go back to the baseline modules\n"))
+}
+
+// DefaultModules is the module set of the default image: the PGO modules
+// once `mage pgo` selected them, else nil (the baseline modules, as
+// build.AllWith(nil) builds them). When the profiles no longer fit the
+// sources it says so on p.Log and falls back to the baseline, so editing a
+// module never blocks booting it.
+func (p *Pipeline) DefaultModules(ctx context.Context) ([]build.Module, error) {
+	p.defaults()
+	if _, err := os.Stat(filepath.Join(p.B.Out(), pgoMarker)); err != nil {
+		return nil, nil
+	}
+	mods, err := p.PGOModules(ctx)
+	var se *StaleError
+	if errors.As(err, &se) {
+		fmt.Fprintf(p.Log, "modules: using the baseline modules, not PGO: %v\n", err)
+		return nil, nil
+	}
+	return mods, err
 }

@@ -24,9 +24,28 @@ const (
 	// RunSummaryFile (in Output.RawDir) keeps the full summaries of the
 	// capture run, cycle counts included.
 	RunSummaryFile = "run-summary.json"
+	// ReadmeFile explains the directory to a reviewer.
+	ReadmeFile = "README.md"
 	// TextExt is the extension of a module's text profile.
 	TextExt = ".proftext"
 )
+
+// readme is profiles/README.md; Write regenerates the whole directory.
+const readme = `# profiles/
+
+Written by ` + "`go tool mage profile`" + ` — do not edit by hand; the whole directory is
+replaced on every capture (and left untouched when a capture fails).
+
+- ` + "`<module>.proftext`" + `: the module's LLVM instrumentation profile in text form
+  (` + "`llvm-profdata merge --text`" + `), captured from an instrumented build booted under
+  QEMU with ` + "`-icount shift=0,sleep=off`" + `, so two captures of one commit are identical.
+  Per function: its CFG hash, then one counter per region (function entry first).
+- ` + "`summary.json`" + `: per module the variant and hash of the captured build, how often it
+  ran, its result, and the SHA-256 of its sources — ` + "`go tool mage pgo`" + ` refuses a
+  profile whose sources have changed since.
+- ` + "`toolchain.json`" + `: the exact clang, llvm-profdata and compiler-rt profile runtime
+  that produced the profiles, and the raw profile format version they used.
+`
 
 // ToolchainInfo identifies the toolchain that produced profiles/: exact
 // versions and binary hashes, never host paths.
@@ -163,6 +182,9 @@ func Write(ctx context.Context, o Output, mods map[string]*Module) (err error) {
 		return err
 	}
 	if err := writeJSON(filepath.Join(tmp, ToolchainFile), tcinfo); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(tmp, ReadmeFile), []byte(readme)); err != nil {
 		return err
 	}
 	return swapDir(tmp, o.Dir)

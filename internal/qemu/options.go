@@ -152,9 +152,6 @@ func (o Options) resolve(getenv func(string) string) (Options, error) {
 	if !validMemory(o.Memory) {
 		return o, fmt.Errorf("%w: %q (want e.g. 128M or 1G)", ErrBadMemory, o.Memory)
 	}
-	if strings.ContainsAny(o.Image, ",") {
-		return o, fmt.Errorf("%w: path %q contains a comma, which QEMU's -drive cannot take", ErrImage, o.Image)
-	}
 	for _, a := range o.Extra {
 		switch a {
 		case "-serial", "-monitor", "-display", "-no-reboot", "-qmp", "-gdb":
@@ -186,7 +183,7 @@ func (o Options) Cmdline() (argv []string, shell string, err error) {
 }
 
 func (o Options) argv() []string {
-	drive := "file=" + o.Image + ",format=raw,if=ide"
+	drive := "file=" + qemuOptEscape(o.Image) + ",format=raw,if=ide"
 	if !o.Writable {
 		drive += ",snapshot=on"
 	}
@@ -211,10 +208,14 @@ func (o Options) argv() []string {
 		a = append(a, "-gdb", "tcp::"+strconv.Itoa(o.GDB), "-S")
 	}
 	if o.QMP != "" {
-		a = append(a, "-qmp", "unix:"+o.QMP+",server=on,wait=off")
+		a = append(a, "-qmp", "unix:"+qemuOptEscape(o.QMP)+",server=on,wait=off")
 	}
 	return append(a, o.Extra...)
 }
+
+// qemuOptEscape escapes a value inside a QEMU option list, where a comma
+// separates options and ",," stands for a literal comma.
+func qemuOptEscape(s string) string { return strings.ReplaceAll(s, ",", ",,") }
 
 // ShellQuote joins argv into one POSIX shell command line, quoting each
 // argument that needs it.

@@ -94,8 +94,10 @@ func (c Comparison) Err() error {
 var ErrNotReproducible = errors.New("build is not reproducible")
 
 // Exclude reports whether a path under build/ is not an artifact: locks,
-// logs, caches and dependency files, which say how a build ran rather than
-// what it produced.
+// logs, caches, the build's step stamps (cache keys, which hash the command
+// lines and so the tree's path) and dependency files, which say how a build
+// ran rather than what it produced. Intermediate objects are compared: a
+// differing .o names the source that caused a differing kernel.
 func Exclude(rel string) bool {
 	base := filepath.Base(rel)
 	switch {
@@ -103,7 +105,7 @@ func Exclude(rel string) bool {
 		strings.HasSuffix(base, ".tmp"), base == "bench.json", base == "bench.svg":
 		return true
 	}
-	for _, dir := range []string{"cache", "tmp", "logs", "serial"} {
+	for _, dir := range []string{".stamps", "cache", "tmp", "logs", "serial"} {
 		if strings.Contains("/"+filepath.ToSlash(rel)+"/", "/"+dir+"/") {
 			return true
 		}

@@ -45,11 +45,16 @@ _start:
 	hlt
 	jmp .halt
 
-section .bss nobits alloc noexec write align=16
-stack_bottom:
-	resb STACK_SIZE
-stack_top:
+; The stack sits on top of a guard page that paging_init leaves unmapped,
+; so an overflow faults (and the #DF task reports it) instead of silently
+; overwriting the rest of .bss.
+section .bss nobits alloc noexec write align=4096
+global kernel_stack_guard
 global kernel_stack_bottom
 global kernel_stack_top
-kernel_stack_bottom equ stack_bottom
-kernel_stack_top equ stack_top
+kernel_stack_guard:
+	resb 4096
+kernel_stack_bottom:
+	resb STACK_SIZE
+kernel_stack_top:
+stack_top equ kernel_stack_top

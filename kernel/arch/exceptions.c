@@ -9,7 +9,10 @@
 #include "console.h"
 #include "cpu.h"
 #include "exit.h"
+#include "gdt.h"
 #include "idt.h"
+#include "kernel.h"
+#include "paging.h"
 #include "serial.h"
 #include "vga.h"
 
@@ -43,6 +46,14 @@ void exception_dump(const struct int_frame *f)
 			(f->err & PF_USER) ? "user" : "kernel",
 			(f->err & PF_IFETCH) ? ", instruction fetch" : "",
 			(f->err & PF_RSVD) ? ", reserved bit set" : "");
+	if (f->vector == EXC_PAGE_FAULT || f->vector == EXC_DOUBLE_FAULT) {
+		uint32_t guard = (uint32_t)(uintptr_t)kernel_stack_guard;
+		if (cr2 >= guard && cr2 < guard + PAGE_SIZE)
+			kprintf("kernel stack overflow: CR2 0x%08x is in the stack guard page 0x%08x "
+				"(stack 0x%08x-0x%08x, %u KiB)\n", cr2, guard,
+				(unsigned)(uintptr_t)kernel_stack_bottom, (unsigned)(uintptr_t)kernel_stack_top,
+				(unsigned)((kernel_stack_top - kernel_stack_bottom) / 1024));
+	}
 	kprintf("EIP=%08x CS=%04x EFLAGS=%08x\n", f->eip, f->cs & 0xFFFF, f->eflags);
 	kprintf("CR0=%08x CR2=%08x CR3=%08x CR4=%08x\n", read_cr0(), cr2, read_cr3(), read_cr4());
 	kprintf("EAX=%08x EBX=%08x ECX=%08x EDX=%08x\n", f->eax, f->ebx, f->ecx, f->edx);
@@ -53,4 +64,26 @@ void exception_dump(const struct int_frame *f)
 		f->fs & 0xFFFF, f->gs & 0xFFFF);
 	backtrace_print(f->eip, f->ebp);
 	fluid_end_fail("exception", "%s", name);
+}
+
+/*
+ * The double-fault task (GDT_TSS_DF, reached through the task gate at IDT
+ * vector 8).  The task switch saved the faulting code's registers in the
+ * main TSS; turn them into an int_frame and dump as for any exception.  The
+ * CPU pushed a 0 error code on this task's stack where a C function expects
+ * its return address; this function never returns, so that is harmless.
+ */
+__attribute__((noreturn)) void double_fault_task(void);
+void double_fault_task(void)
+{
+	const struct tss *t = gdt_main_tss();
+	struct int_frame f = {
+		.gs = t->gs, .fs = t->fs, .es = t->es, .ds = t->ds,
+		.edi = t->edi, .esi = t->esi, .ebp = t->ebp,
+		.esp_at_pusha = t->esp - 5 * 4,   /* exception_dump adds 20 back */
+		.ebx = t->ebx, .edx = t->edx, .ecx = t->ecx, .eax = t->eax,
+		.vector = EXC_DOUBLE_FAULT, .err = 0,
+		.eip = t->eip, .cs = t->cs, .eflags = t->eflags,
+	};
+	exception_dump(&f);
 }

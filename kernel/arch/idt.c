@@ -11,6 +11,7 @@
 #include "pic.h"
 
 #define GATE_INT32_DPL0 0x8E  /* present, DPL 0, 32-bit interrupt gate (IF=0) */
+#define GATE_TASK_DPL0  0x85  /* present, DPL 0, task gate (selector = a TSS) */
 
 struct idt_gate {
 	uint16_t off_lo;
@@ -59,9 +60,16 @@ void idt_init(void)
 		idt[v].type_attr = GATE_INT32_DPL0;
 		idt[v].off_hi = (uint16_t)(a >> 16);
 	}
+	/* #DF switches to its own task and stack: it must work when the kernel
+	 * stack is exhausted (the stub would fault pushing the frame). */
+	idt[EXC_DOUBLE_FAULT].off_lo = 0;
+	idt[EXC_DOUBLE_FAULT].sel = GDT_TSS_DF;
+	idt[EXC_DOUBLE_FAULT].type_attr = GATE_TASK_DPL0;
+	idt[EXC_DOUBLE_FAULT].off_hi = 0;
 	struct idt_ptr p = { sizeof idt - 1, (uint32_t)(uintptr_t)idt };
 	__asm__ volatile("lidt %0" : : "m"(p) : "memory");
-	kprintf("idt: %u gates, exception handlers for vectors 0-%u\n", IDT_VECTORS, EXC_VECTORS - 1);
+	kprintf("idt: %u gates, exception handlers for vectors 0-%u (#DF via task gate)\n",
+		IDT_VECTORS, EXC_VECTORS - 1);
 }
 
 void interrupt_register(unsigned vector, int_handler h)

@@ -2,11 +2,14 @@
  * paging.c — identity paging for the whole physical address range the E820
  * map describes.  The first 4 MiB go through one 4 KiB page table so that
  * page 0 can be left not-present (NULL dereferences raise #PF with CR2 = 0);
- * everything above uses 4 MiB PSE pages.
+ * everything above uses 4 MiB PSE pages, except that the 4 MiB page holding
+ * the boot stack's guard page is split too, to leave the guard unmapped.
  */
 #include <stdint.h>
 #include "console.h"
 #include "cpu.h"
+#include "gdt.h"
+#include "kernel.h"
 #include "paging.h"
 #include "panic.h"
 
@@ -19,6 +22,8 @@
 
 static uint32_t page_dir[PD_ENTRIES] __attribute__((aligned(PAGE_SIZE)));
 static uint32_t low_table[PT_ENTRIES] __attribute__((aligned(PAGE_SIZE)));
+/* 4 KiB table for the 4 MiB page holding the stack guard, if not the first. */
+static uint32_t guard_table[PT_ENTRIES] __attribute__((aligned(PAGE_SIZE)));
 
 /* Mark in want[] every 4 MiB page that some E820 entry (any type) touches. */
 static void e820_pages(const struct boot_info *bi, uint8_t *want)
@@ -62,12 +67,26 @@ uint32_t paging_init(const struct boot_info *bi)
 		}
 	}
 
+	/* Unmap the stack guard page: split its 4 MiB page into 4 KiB pages. */
+	uint32_t guard = (uint32_t)(uintptr_t)kernel_stack_guard;
+	uint32_t gpde = guard / LARGE_PAGE;
+	uint32_t *gt = low_table;
+	if (gpde != 0) {
+		for (uint32_t i = 0; i < PT_ENTRIES; i++)
+			guard_table[i] = (gpde * LARGE_PAGE + i * PAGE_SIZE) | PTE_PRESENT | PTE_WRITE;
+		page_dir[gpde] = (uint32_t)(uintptr_t)guard_table | PTE_PRESENT | PTE_WRITE;
+		gt = guard_table;
+	}
+	gt[(guard >> 12) & (PT_ENTRIES - 1)] = 0;
+
 	write_cr4(read_cr4() | CR4_PSE);
 	write_cr3((uint32_t)(uintptr_t)page_dir);
 	write_cr0(read_cr0() | CR0_PG | CR0_WP);
+	gdt_set_df_cr3((uint32_t)(uintptr_t)page_dir);
 
-	kprintf("paging: identity-mapped %u MiB in 4 MiB pages (E820 ranges, highest 0x%08x), page 0 not present\n",
+	kprintf("paging: identity map %u MiB (4 MiB pages, up to 0x%08x)\n",
 		npde * 4, top * LARGE_PAGE + (LARGE_PAGE - 1));
+	kprintf("paging: not present: page 0 (NULL), stack guard 0x%08x\n", guard);
 	return npde * 4;
 }
 

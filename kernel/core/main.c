@@ -66,9 +66,9 @@ static void print_boot_info(const struct boot_info *bi)
 			usable += e->length;
 	}
 	kprintf("e820: %u MiB usable\n", (unsigned)(usable >> 20));
-	kprintf("kernel: load 0x%08x entry 0x%08x payload %u bytes (%u sectors from LBA %u), mem %u bytes\n",
-		bi->kernel_load, bi->kernel_entry, bi->kernel_size, bi->kernel_sectors,
-		bi->kernel_lba + 1, bi->kernel_mem);
+	kprintf("kernel: load 0x%08x entry 0x%08x, payload %u bytes, mem %u bytes\n",
+		bi->kernel_load, bi->kernel_entry, bi->kernel_size, bi->kernel_mem);
+	kprintf("kernel: header at LBA %u, %u payload sectors\n", bi->kernel_lba, bi->kernel_sectors);
 	kprintf("kernel: linked 0x%08x-0x%08x, .bss 0x%08x-0x%08x\n",
 		(unsigned)(uintptr_t)__kernel_start, (unsigned)(uintptr_t)__kernel_end,
 		(unsigned)(uintptr_t)__bss_start, (unsigned)(uintptr_t)__bss_end);
@@ -103,6 +103,20 @@ static void fault_triple(void)
 }
 #endif
 
+#if defined(FLUID_FAULT) && FLUID_FAULT == 5
+/* Kernel stack overflow: recurse into the guard page (#PF, then #DF while
+ * pushing the #PF frame, handled by the double-fault task). */
+static volatile int overflow_stop;
+static unsigned fault_stack_overflow(unsigned depth)
+{
+	volatile uint8_t frame[512];
+	frame[0] = (uint8_t)depth;
+	if (overflow_stop)
+		return 0;
+	return fault_stack_overflow(depth + 1) + frame[0];
+}
+#endif
+
 #if defined(FLUID_FAULT) && FLUID_FAULT == 2
 /* Page fault: write to address 0 (page 0 is not present). */
 static void fault_null_write(void)
@@ -115,15 +129,21 @@ static void fault_null_write(void)
 
 void kernel_main(uint32_t magic, const struct boot_info *bi)
 {
+	/* First thing: under QEMU -icount the TSC counts guest instructions,
+	 * so this is the cost of the whole boot path from reset (bootbench). */
+	uint64_t tsc_at_main = rdtsc();
+
 	serial_init();
 	vga_init();
 	kprintf("Fluid OS %s (BareFlow-LLVM)\n", FLUID_VERSION);
+	vga_pin_rows(1);        /* the banner stays on top of the screen */
 	if (magic != BOOTINFO_MAGIC)
 		panic("bad boot magic 0x%08x in EAX (expected 0x%08x): not started by Fluid stage 2",
 		      magic, BOOTINFO_MAGIC);
 	if (bi->magic != BOOTINFO_MAGIC || bi->version != BOOTINFO_VERSION)
 		panic("boot_info at %p: magic 0x%08x version %u, expected 0x%08x version %u",
 		      (const void *)bi, bi->magic, bi->version, BOOTINFO_MAGIC, BOOTINFO_VERSION);
+	kprintf("boot: kernel_main reached at tsc=%llu\n", (unsigned long long)tsc_at_main);
 	kprintf("serial: COM1 %s\n", serial_present() ? "present" : "absent");
 	print_boot_info(bi);
 
@@ -142,6 +162,8 @@ void kernel_main(uint32_t magic, const struct boot_info *bi)
 	fault_triple();
 #elif defined(FLUID_FAULT) && FLUID_FAULT == 2
 	fault_null_write();
+#elif defined(FLUID_FAULT) && FLUID_FAULT == 5
+	fault_stack_overflow(0);
 #elif defined(FLUID_FAULT) && FLUID_FAULT == 3
 	for (;;)
 		cpu_pause();    /* a hung workload: interrupts on, no more output */

@@ -20,6 +20,7 @@
 
 static volatile uint16_t *const vga_mem = (volatile uint16_t *)VGA_TEXT_BASE;
 static unsigned row, col;
+static unsigned pinned;   /* rows at the top that scrolling leaves alone */
 static uint8_t attr = VGA_LIGHT_GREY | (VGA_BLACK << 4);
 
 static uint16_t cell(char c)
@@ -51,12 +52,23 @@ void vga_init(void)
 	for (unsigned r = 0; r < VGA_ROWS; r++)
 		clear_row(r);
 	row = col = 0;
+	pinned = 0;
 	/* Cursor visible as an underline (scan lines 13..14). */
 	outb(VGA_CRTC_INDEX, CRTC_CURSOR_START);
 	outb(VGA_CRTC_DATA, (uint8_t)((inb(VGA_CRTC_DATA) & 0xC0) | CURSOR_SCANLINE_START));
 	outb(VGA_CRTC_INDEX, CRTC_CURSOR_END);
 	outb(VGA_CRTC_DATA, (uint8_t)((inb(VGA_CRTC_DATA) & 0xE0) | CURSOR_SCANLINE_END));
 	update_cursor();
+}
+
+void vga_pin_rows(unsigned n)
+{
+	pinned = n < VGA_ROWS - 1 ? n : VGA_ROWS - 1;
+	if (row < pinned) {
+		row = pinned;
+		col = 0;
+		update_cursor();
+	}
 }
 
 void vga_set_color(enum vga_color fg, enum vga_color bg)
@@ -66,7 +78,7 @@ void vga_set_color(enum vga_color fg, enum vga_color bg)
 
 static void scroll(void)
 {
-	for (unsigned i = 0; i < (VGA_ROWS - 1) * VGA_COLS; i++)
+	for (unsigned i = pinned * VGA_COLS; i < (VGA_ROWS - 1) * VGA_COLS; i++)
 		vga_mem[i] = vga_mem[i + VGA_COLS];
 	clear_row(VGA_ROWS - 1);
 	row = VGA_ROWS - 1;

@@ -18,6 +18,7 @@
 #define IRQ_SLAVE_BASE  0x28   /* slave PIC:  vectors 0x28..0x2f */
 #define IRQ_COUNT       16
 
+#define EXC_DOUBLE_FAULT 8
 #define EXC_PAGE_FAULT  14
 
 /* Layout pushed by isr.asm's common stub (lowest address first). */

@@ -1,7 +1,8 @@
 /*
  * paging.h — identity paging: the first 4 MiB through a 4 KiB page table
- * with page 0 not present (NULL dereferences fault, CR2=0), the rest of
- * physical memory in 4 MiB PSE pages.
+ * with page 0 not present (NULL dereferences fault, CR2=0) and the boot
+ * stack's guard page unmapped; the rest of physical memory in 4 MiB PSE
+ * pages.
  */
 #ifndef FLUID_PAGING_H
 #define FLUID_PAGING_H

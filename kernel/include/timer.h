@@ -22,7 +22,8 @@ void timer_init(void);
 uint64_t timer_ticks(void);
 /* TSC frequency in kHz measured against the PIT (0 before timer_init). */
 uint32_t tsc_khz(void);
-/* Busy-wait (with interrupts on) for at least ms milliseconds. */
+/* Wait (hlt between ticks) for at least ms milliseconds; needs IF=1
+ * (panics otherwise, since no tick could wake it). */
 void timer_sleep_ms(uint32_t ms);
 
 #endif

@@ -14,6 +14,8 @@ enum vga_color {
 };
 
 void vga_init(void);
+/* Keep the top n rows (the banner) in place when the screen scrolls. */
+void vga_pin_rows(unsigned n);
 void vga_set_color(enum vga_color fg, enum vga_color bg);
 void vga_putc(char c);
 void vga_write(const char *buf, size_t len);

@@ -142,7 +142,10 @@ void kfree(void *p)
 		panic("kfree(%p): pointer not %u-byte aligned, so not from kmalloc", p, HEAP_ALIGN);
 	struct block *b = hdr_of(p);
 	if (b->magic == HEAP_FREE)
-		panic("kfree(%p): double free (block of %u bytes is already free)", p, b->size);
+		panic("kfree(%p): double free (the block is already free)", p);
+	if (b->magic == 0)
+		panic("kfree(%p): no live block here: a double free of a block already merged "
+		      "into a free neighbour, or a pointer into the middle of a block", p);
 	if (b->magic != HEAP_USED)
 		panic("kfree(%p): block header corrupted (magic 0x%08x, expected 0x%08x): "
 		      "an overrun of the block below, or not a kmalloc pointer", p, b->magic, HEAP_USED);

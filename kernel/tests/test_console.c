@@ -43,6 +43,7 @@ KTEST(console_vga_scrolls)
 	KT_ASSERT(probe_row < VGA_ROWS);
 	for (unsigned r = 0; r < VGA_ROWS; r++)
 		KT_ASSERT(!row_starts_with(r, "scroll-probe"));
+	KT_ASSERT(row_starts_with(0, "Fluid OS "));   /* the pinned banner stayed */
 }
 
 KTEST(console_serial_no_timeouts)

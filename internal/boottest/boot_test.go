@@ -1,0 +1,319 @@
+package boottest
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/build/buildtest"
+	"github.com/fluid-os/fluid/internal/image"
+	"github.com/fluid-os/fluid/internal/layout"
+	"github.com/fluid-os/fluid/internal/qemu"
+)
+
+// bootTimeout bounds one boot of the real image under TCG.
+const bootTimeout = 3 * time.Minute
+
+// needTools skips when the host cannot build or boot the image.
+func needTools(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("boots QEMU; skipped with -short")
+	}
+	for _, tool := range []string{"qemu-system-i386", "nasm"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("%s not installed; real-image boot tests skipped (apt-get install qemu-system-x86 nasm)", tool)
+		}
+	}
+}
+
+// boot runs img and returns the result and all serial lines.
+func boot(t *testing.T, opts qemu.Options) (*qemu.Result, []string) {
+	t.Helper()
+	var mu sync.Mutex
+	var lines []string
+	user := opts.OnLine
+	opts.OnLine = func(l string) {
+		mu.Lock()
+		lines = append(lines, l)
+		mu.Unlock()
+		if user != nil {
+			user(l)
+		}
+	}
+	if opts.Timeout == 0 {
+		opts.Timeout = bootTimeout
+	}
+	if opts.SerialLog == "" {
+		opts.SerialLog = filepath.Join(t.TempDir(), "serial.log")
+	}
+	r, err := qemu.Run(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("qemu: %v", err)
+	}
+	t.Logf("%s", r)
+	mu.Lock()
+	defer mu.Unlock()
+	return r, append([]string(nil), lines...)
+}
+
+func hasLine(lines []string, prefix string) bool {
+	for _, l := range lines {
+		if strings.HasPrefix(l, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+// kernelImage builds a kernel variant and an image holding it (no modules).
+func kernelImage(t *testing.T, b *build.Builder, v build.KernelVariant) (elf, img string) {
+	t.Helper()
+	elf = buildtest.Kernel(t, b, v)
+	img = buildtest.Image(t, b, build.ImageSpec{Name: "boottest-" + v.Name + ".img", Kernel: elf})
+	return elf, img
+}
+
+// TestNormalBoot boots build/fluid.img (`mage build`) and expects a pass,
+// with stage 2's progress lines and the kernel banner on serial.
+func TestNormalBoot(t *testing.T) {
+	needTools(t)
+	a := buildtest.All(t)
+	r, lines := boot(t, qemu.Options{Image: a.Image})
+	if r.Outcome != qemu.Passed {
+		t.Fatalf("normal boot did not pass:\n%s", r)
+	}
+	if !hasLine(lines, "stage2: ") || !hasLine(lines, "Fluid OS ") {
+		t.Errorf("serial lacks the stage 2 progress or the banner:\n%s", strings.Join(lines, "\n"))
+	}
+}
+
+// TestTestKernel boots the in-kernel test build; every test must pass.
+func TestTestKernel(t *testing.T) {
+	needTools(t)
+	b := buildtest.Builder(t)
+	_, img := kernelImage(t, b, build.KernelTest)
+	r, lines := boot(t, qemu.Options{Image: img})
+	if r.Outcome != qemu.Passed {
+		t.Fatalf("test kernel did not pass:\n%s", r)
+	}
+	if !hasLine(lines, "[ktest] PASS ") || !hasLine(lines, "[ktest] ") {
+		t.Errorf("no [ktest] lines:\n%s", strings.Join(lines, "\n"))
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "[ktest] FAIL") {
+			t.Errorf("failing in-kernel test: %s", l)
+		}
+	}
+}
+
+// TestFaultKernels checks that each deliberate fault gets its outcome.
+func TestFaultKernels(t *testing.T) {
+	needTools(t)
+	b := buildtest.Builder(t)
+	tests := []struct {
+		fault   int
+		test    bool
+		timeout time.Duration
+		outcome qemu.Outcome
+		status  int
+		check   func(t *testing.T, r *qemu.Result)
+	}{
+		{fault: 1, outcome: qemu.Crashed, status: layout.StatusReset, check: func(t *testing.T, r *qemu.Result) {
+			if !strings.Contains(r.Reason, "reset itself") {
+				t.Errorf("reason %q does not say the guest reset", r.Reason)
+			}
+		}},
+		{fault: 2, outcome: qemu.Crashed, status: layout.StatusCPUException, check: func(t *testing.T, r *qemu.Result) {
+			if len(r.Dump) == 0 || !strings.HasPrefix(r.Dump[0], "*** CPU EXCEPTION 14") {
+				t.Errorf("no page-fault dump: %q", r.Dump)
+			}
+		}},
+		{fault: 3, timeout: 10 * time.Second, outcome: qemu.TimedOut, status: -1, check: func(t *testing.T, r *qemu.Result) {
+			if !hasLine(r.Tail, "Fluid OS ") && r.Lines < 3 {
+				t.Errorf("the spinning kernel printed too little before the timeout: %q", r.Tail)
+			}
+		}},
+		{fault: 4, test: true, outcome: qemu.Failed, status: layout.StatusTestFail, check: func(t *testing.T, r *qemu.Result) {
+			if !strings.HasPrefix(r.FailLine, "FLUID-END fail test") {
+				t.Errorf("fail line %q", r.FailLine)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		v := build.KernelVariant{Name: fmt.Sprintf("kernel-fault%d", tt.fault), Test: tt.test, Defines: []string{fmt.Sprintf("FLUID_FAULT=%d", tt.fault)}}
+		t.Run(v.Name, func(t *testing.T) {
+			_, img := kernelImage(t, b, v)
+			r, _ := boot(t, qemu.Options{Image: img, Timeout: tt.timeout})
+			if r.Outcome != tt.outcome || r.ExitStatus != tt.status {
+				t.Fatalf("outcome %v exit %d, want %v exit %d:\n%s", r.Outcome, r.ExitStatus, tt.outcome, tt.status, r)
+			}
+			tt.check(t, r)
+		})
+	}
+}
+
+// TestBigKernel boots a kernel whose payload is over 1 MiB (more than a
+// 16-bit sector count or one 64 KiB segment covers), padded with .rodata
+// whose last byte the kernel checks.
+func TestBigKernel(t *testing.T) {
+	needTools(t)
+	b := buildtest.Builder(t)
+	v := build.KernelVariant{Name: "kernel-pad1200", Test: true, Defines: []string{"FLUID_PAD_KIB=1200"}}
+	elf, img := kernelImage(t, b, v)
+	_, _, info, err := image.KernelPayload(elf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.PayloadSize <= 1<<20 {
+		t.Fatalf("padded kernel payload is only %d bytes; want > 1 MiB", info.PayloadSize)
+	}
+	r, lines := boot(t, qemu.Options{Image: img})
+	if r.Outcome != qemu.Passed {
+		t.Fatalf("%d-byte kernel did not boot:\n%s", info.PayloadSize, r)
+	}
+	if !hasLine(lines, "pad: 1200 KiB") {
+		t.Errorf("kernel did not report checking its padding")
+	}
+}
+
+// TestStage2RefusesBadKernel corrupts copies of the normal image; stage 2
+// must refuse each with a FATAL line and EXIT_BOOT_ERROR.
+func TestStage2RefusesBadKernel(t *testing.T) {
+	needTools(t)
+	a := buildtest.All(t)
+	orig, err := os.ReadFile(a.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	le := binary.LittleEndian
+	hdrOff := layout.KernelHdrLBA * layout.SectorSize
+	tests := []struct {
+		name    string
+		corrupt func(img []byte)
+	}{
+		{"bad magic", func(img []byte) { img[hdrOff+layout.KHdrOffMagic] = 'X' }},
+		{"bad header CRC", func(img []byte) { img[hdrOff+layout.KHdrOffHdrCRC] ^= 0xFF }},
+		{"bad payload CRC", func(img []byte) { img[hdrOff+layout.SectorSize+100] ^= 0x01 }},
+		{"bad version, header CRC fixed", func(img []byte) {
+			le.PutUint32(img[hdrOff+layout.KHdrOffVersion:], 99)
+			le.PutUint32(img[hdrOff+layout.KHdrOffHdrCRC:], crc32.ChecksumIEEE(img[hdrOff:hdrOff+layout.KHdrOffHdrCRC]))
+		}},
+		{"load below 1 MiB, header CRC fixed", func(img []byte) {
+			le.PutUint32(img[hdrOff+layout.KHdrOffLoadAddr:], 0x8000)
+			le.PutUint32(img[hdrOff+layout.KHdrOffHdrCRC:], crc32.ChecksumIEEE(img[hdrOff:hdrOff+layout.KHdrOffHdrCRC]))
+		}},
+		{"payload too big, header CRC fixed", func(img []byte) {
+			le.PutUint32(img[hdrOff+layout.KHdrOffPayloadSz:], (layout.KernelMaxSectors+1)*layout.SectorSize)
+			le.PutUint32(img[hdrOff+layout.KHdrOffHdrCRC:], crc32.ChecksumIEEE(img[hdrOff:hdrOff+layout.KHdrOffHdrCRC]))
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			img := append([]byte(nil), orig...)
+			tt.corrupt(img)
+			p := filepath.Join(t.TempDir(), "corrupt.img")
+			if err := os.WriteFile(p, img, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			r, lines := boot(t, qemu.Options{Image: p, Timeout: time.Minute})
+			if r.Outcome != qemu.Failed || r.ExitStatus != layout.StatusBootError {
+				t.Fatalf("outcome %v exit %d, want Failed exit %d:\n%s", r.Outcome, r.ExitStatus, layout.StatusBootError, r)
+			}
+			if !strings.HasPrefix(r.FailLine, "stage2: FATAL: ") {
+				t.Errorf("fail line %q, want a stage2: FATAL line", r.FailLine)
+			}
+			if hasLine(lines, "Fluid OS ") {
+				t.Errorf("the kernel ran although stage 2 should have refused it")
+			}
+		})
+	}
+}
+
+// TestVGABanner reads the screen over QMP once the banner is on serial:
+// the kernel prints it to VGA as well.
+func TestVGABanner(t *testing.T) {
+	needTools(t)
+	a := buildtest.All(t)
+	sock := filepath.Join(t.TempDir(), "qmp.sock")
+	banner := make(chan string, 1)
+	var once sync.Once
+	type shot struct {
+		screen []string
+		err    error
+	}
+	shots := make(chan shot, 1)
+	// kprintf writes COM1 before VGA, so the banner is surely on screen
+	// once the line after it arrives on serial.
+	seen := false
+	opts := qemu.Options{Image: a.Image, QMP: sock, OnLine: func(l string) {
+		if seen {
+			once.Do(func() { banner <- l })
+		}
+		if strings.HasPrefix(l, "Fluid OS ") {
+			seen = true
+		}
+	}}
+	// Stop the guest right after the banner, read the screen, resume.
+	go func() {
+		var l string
+		select {
+		case l = <-banner:
+		case <-time.After(bootTimeout):
+			shots <- shot{err: fmt.Errorf("no banner on serial")}
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		q, err := qemu.DialQMP(ctx, sock)
+		if err != nil {
+			shots <- shot{err: err}
+			return
+		}
+		defer q.Close()
+		if err := q.Stop(ctx); err != nil {
+			shots <- shot{err: err}
+			return
+		}
+		screen, err := q.ReadVGAText(ctx)
+		if cerr := q.Cont(ctx); err == nil {
+			err = cerr
+		}
+		_ = l
+		shots <- shot{screen: screen, err: err}
+	}()
+	r, lines := boot(t, opts)
+	s := <-shots
+	if s.err != nil {
+		t.Fatalf("read the screen: %v\n%s", s.err, r)
+	}
+	if r.Outcome != qemu.Passed {
+		t.Errorf("boot with a screen read did not pass:\n%s", r)
+	}
+	var want string
+	for _, l := range lines {
+		if strings.HasPrefix(l, "Fluid OS ") {
+			want = l
+			break
+		}
+	}
+	found := false
+	for _, row := range s.screen {
+		if strings.TrimSpace(row) == want {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("banner %q not on the VGA screen:\n%s", want, strings.Join(s.screen, "\n"))
+	}
+}

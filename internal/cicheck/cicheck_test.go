@@ -1,0 +1,189 @@
+package cicheck
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// repoRoot walks up from the package directory to go.mod.
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		if filepath.Dir(d) == d {
+			t.Fatalf("no go.mod above %s", dir)
+		}
+	}
+}
+
+// TestActionlint runs the pinned actionlint over every workflow, and over a
+// broken copy to show that it can fail.
+func TestActionlint(t *testing.T) {
+	root := repoRoot(t)
+	files, err := Workflows(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err := Actionlint(root, files...); err != nil {
+		t.Fatalf("actionlint is not clean:\n%s", out)
+	}
+
+	src, err := os.ReadFile(filepath.Join(root, ".github/workflows/ci.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(src), "needs: toolchain", "needs: no-such-job", 1)
+	bad := filepath.Join(t.TempDir(), "broken.yml")
+	if err := os.WriteFile(bad, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Actionlint(root, bad)
+	if err == nil || !strings.Contains(out, "no-such-job") {
+		t.Errorf("actionlint passed a workflow needing a job that does not exist:\n%s", out)
+	}
+}
+
+// TestRepoPolicy is the policy over the real workflows: SHA pins, read-only
+// top-level permissions, timeouts, concurrency, mage targets that exist,
+// image.lock matching the Dockerfile.
+func TestRepoPolicy(t *testing.T) {
+	problems, err := CheckRepo(repoRoot(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
+
+// TestPolicyViolations mutates a real workflow once per rule and checks that
+// the rule catches it: every check can fail.
+func TestPolicyViolations(t *testing.T) {
+	root := repoRoot(t)
+	read := func(name string) string {
+		b, err := os.ReadFile(filepath.Join(root, ".github/workflows", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	ci, release := read("ci.yml"), read("release.yml")
+	targets := map[string]bool{"build": true, "test": true, "bench": true, "lint": true, "verify": true,
+		"pgo": true, "release": true, "publish": true}
+	const checkout = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
+	tests := []struct {
+		name, src, old, new, want string
+	}{
+		{"tag instead of SHA", ci, checkout, "actions/checkout@v4", "actions/checkout@v4 is not pinned by a full 40-hex commit SHA"},
+		{"short SHA", ci, checkout, "actions/checkout@11bd719 # v4.2.2", "is not pinned by a full 40-hex commit SHA"},
+		{"SHA without version comment", ci, checkout, "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683", "add a `# vX.Y.Z` comment"},
+		{"branch ref", ci, checkout, "actions/checkout@main # v4.2.2", "is not pinned"},
+		{"top-level write", ci, "permissions:\n  contents: read\n\nconcurrency", "permissions:\n  contents: write\n\nconcurrency", "top-level permission contents: write"},
+		{"top-level write-all", ci, "permissions:\n  contents: read\n\nconcurrency", "permissions: write-all\n\nconcurrency", `top-level permissions "write-all" grant write`},
+		{"top-level id-token", release, "permissions:\n  contents: read\n\nconcurrency", "permissions:\n  contents: read\n  id-token: write\n\nconcurrency", "top-level permission id-token: write"},
+		{"no top-level permissions", ci, "permissions:\n  contents: read\n\nconcurrency", "concurrency", "no top-level permissions"},
+		{"job without timeout", ci, "    timeout-minutes: 10\n", "", "job lint has no timeout-minutes"},
+		{"no concurrency", ci, "concurrency:\n  group: ci-${{ github.event.pull_request.number || github.ref }}\n  cancel-in-progress: ${{ github.event_name == 'pull_request' }}\n", "", "no concurrency group"},
+		{"pull_request_target", ci, "on:\n  pull_request:\n", "on:\n  pull_request_target:\n", "pull_request_target runs with write access"},
+		{"unknown mage target", ci, "go tool mage bench", "go tool mage benchmark", `has no target "benchmark"`},
+		{"unknown target after a known one", ci, "go tool mage build", "go tool mage build qemuu", `has no target "qemuu"`},
+		{"SLSA generator by SHA", release, "  check:\n", "  slsa:\n    needs: check\n    permissions:\n      id-token: write\n      contents: write\n      actions: read\n    uses: slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml@f7dd8c54c2067bafc12ca7a55595d5ee9b75204a # v2.1.0\n    with:\n      base64-subjects: abc\n\n  check:\n", "must be referenced by a vX.Y.Z tag"},
+		{"SLSA generator without comment", release, "  check:\n", "  slsa:\n    needs: check\n    permissions:\n      id-token: write\n      contents: write\n      actions: read\n    uses: slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml@v2.1.0\n    with:\n      base64-subjects: abc\n\n  check:\n", "say in a comment on this line why"},
+		{"docker image by tag", ci, "      - run: go tool mage lint\n", "      - uses: docker://alpine:3\n      - run: go tool mage lint\n", "pin the image by digest"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(tc.src, tc.old) {
+				t.Fatalf("workflow no longer contains %q; update the test", tc.old)
+			}
+			mutated := strings.Replace(tc.src, tc.old, tc.new, 1)
+			problems := CheckWorkflow("mutated.yml", []byte(mutated), targets)
+			var msgs []string
+			for _, p := range problems {
+				msgs = append(msgs, p.String())
+			}
+			if !slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, tc.want) }) {
+				t.Errorf("no problem containing %q; got:\n%s", tc.want, strings.Join(msgs, "\n"))
+			}
+		})
+	}
+
+	// The documented exception passes: the SLSA generator by tag with a comment.
+	ok := strings.Replace(release, "  check:\n", "  slsa:\n    needs: check\n    permissions:\n      id-token: write\n      contents: write\n      actions: read\n    # SLSA generator: referenced by tag, not SHA, because slsa-verifier checks the tag.\n    uses: slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml@v2.1.0 # SLSA exception: by tag\n    with:\n      base64-subjects: abc\n\n  check:\n", 1)
+	for _, p := range CheckWorkflow("ok.yml", []byte(ok), targets) {
+		t.Errorf("documented SLSA exception flagged: %s", p)
+	}
+}
+
+func TestCheckActionFile(t *testing.T) {
+	src := `runs:
+  using: composite
+  steps:
+    - uses: actions/download-artifact@d3f86a106a0bac45b974a628896c90dbdf5c8093 # v4.3.0
+    - uses: actions/cache@v4
+    - uses: ./.github/actions/other
+    - uses: "actions/setup-go@d35c59abb061a4a6fb18e82ac0862c26744d6ab5"
+`
+	var got []string
+	for _, p := range CheckActionFile("a.yml", []byte(src)) {
+		got = append(got, p.String())
+	}
+	want := []string{
+		"a.yml:5: uses actions/cache@v4 is not pinned by a full 40-hex commit SHA",
+		"a.yml:7: uses actions/setup-go@d35c59abb061a4a6fb18e82ac0862c26744d6ab5: add a `# vX.Y.Z` comment naming the release the SHA is",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+func TestMageTargetsIn(t *testing.T) {
+	tests := []struct {
+		script string
+		want   []string
+	}{
+		{"go tool mage build", []string{"build"}},
+		{"go tool mage -v deps qemu", []string{"deps", "qemu"}},
+		{"go tool mage -t 10m build test && echo done", []string{"build", "test"}},
+		{"go tool mage bench; cp build/bench.json x", []string{"bench"}},
+		{"go tool mage build\ngo tool mage \\\n  verify", []string{"build", "verify"}},
+		{"LIGHT=1 go tool mage test 2>&1 | tee log", []string{"test"}},
+		{"go tool mage ${{ matrix.target }}", nil},
+		{"echo go tool mages", nil},
+		{"go tool mage pgo&& go tool mage qemu", []string{"pgo", "qemu"}},
+	}
+	for _, tc := range tests {
+		if got := MageTargetsIn(tc.script); !slices.Equal(got, tc.want) {
+			t.Errorf("MageTargetsIn(%q) = %q, want %q", tc.script, got, tc.want)
+		}
+	}
+}
+
+func TestParseMageList(t *testing.T) {
+	out := `Fluid OS build targets. Targets: not here.
+
+Targets:
+  build     compiles everything.
+  qemu*     boots (default).
+  ci:lint   namespaced.
+  verify    proves the build reproducible.
+`
+	got := ParseMageList(out)
+	for _, want := range []string{"build", "qemu", "ci:lint", "verify"} {
+		if !got[want] {
+			t.Errorf("target %q missing from %v", want, got)
+		}
+	}
+	if len(got) != 4 {
+		t.Errorf("targets = %v", got)
+	}
+}

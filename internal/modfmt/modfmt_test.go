@@ -1,0 +1,498 @@
+package modfmt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"hash/crc32"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/fluid-os/fluid/internal/toolchain"
+)
+
+// repoRoot is the repository root (two levels up from this package).
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+var tcOnce = sync.OnceValues(toolchain.Find)
+
+func tools(t *testing.T) *toolchain.Toolchain {
+	t.Helper()
+	tc, err := tcOnce()
+	if err != nil {
+		t.Fatalf("toolchain: %v", err)
+	}
+	return tc
+}
+
+func run(t *testing.T, argv ...string) {
+	t.Helper()
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	}
+}
+
+// buildELF compiles srcs (plus the module runtime) with CFlags and links
+// them with LDFlags and the module linker script, as internal/build does.
+func buildELF(t *testing.T, dir string, srcs ...string) string {
+	t.Helper()
+	tc, root := tools(t), repoRoot(t)
+	srcs = append(srcs, filepath.Join(root, RuntimeDir, "runtime.c"))
+	var objs []string
+	for i, src := range srcs {
+		obj := filepath.Join(dir, strconv.Itoa(i)+".o")
+		argv := append([]string{tc.Path("clang")}, CFlags()...)
+		argv = append(argv, "-I"+filepath.Join(root, IncludeDir), "-c", src, "-o", obj)
+		run(t, argv...)
+		objs = append(objs, obj)
+	}
+	elf := filepath.Join(dir, "module.elf")
+	argv := append([]string{tc.Path("ld.lld")}, LDFlags()...)
+	argv = append(argv, "-T", filepath.Join(root, LinkerScript), "-o", elf)
+	run(t, append(argv, objs...)...)
+	return elf
+}
+
+// packed returns the fixture module and fib, packed once per test binary.
+var packedOnce struct {
+	sync.Once
+	fixture, fib []byte
+	err          error
+}
+
+func packedModules(t *testing.T) (fixture, fib []byte) {
+	t.Helper()
+	packedOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "modfmt")
+		if err != nil {
+			packedOnce.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		root := repoRoot(t)
+		d1, d2 := filepath.Join(dir, "fixture"), filepath.Join(dir, "fib")
+		os.Mkdir(d1, 0o755)
+		os.Mkdir(d2, 0o755)
+		if packedOnce.fixture, err = Pack(buildELF(t, d1, filepath.Join(root, "internal/modfmt/testdata/fixture.c")), "fixture", "instrumented"); err != nil {
+			packedOnce.err = err
+			return
+		}
+		packedOnce.fib, packedOnce.err = Pack(buildELF(t, d2, filepath.Join(root, "modules/fib/fib.c")), "fib", "baseline")
+	})
+	if packedOnce.err != nil {
+		t.Fatalf("pack: %v", packedOnce.err)
+	}
+	return packedOnce.fixture, packedOnce.fib
+}
+
+// TestHeaderMatchesC keeps the Go constants equal to fluid_module.h.
+func TestHeaderMatchesC(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(repoRoot(t), IncludeDir, "fluid_module.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^#define (FLUID_\w+)\s+(0x[0-9A-Fa-f]+|\d+)u?\b`)
+	defs := map[string]uint64{}
+	for _, m := range re.FindAllStringSubmatch(string(src), -1) {
+		v, err := strconv.ParseUint(m[2], 0, 64)
+		if err != nil {
+			t.Fatalf("%s: %v", m[1], err)
+		}
+		defs[m[1]] = v
+	}
+	want := map[string]uint64{
+		"FLUID_MOD_MAGIC": Magic, "FLUID_MOD_ABI_VERSION": ABIVersion, "FLUID_MOD_HDR_SIZE": HeaderSize,
+		"FLUID_MOD_CRC_START": CRCStart, "FLUID_MOD_NAME_MAX": NameMax, "FLUID_MOD_HASH_SIZE": HashSize,
+		"FLUID_MOD_MAX_ALIGN": MaxAlign, "FLUID_MOD_NO_OFFSET": NoOffset, "FLUID_MOD_MAX_RELOCS": 0,
+		"FLUID_R_386_32": R386_32, "FLUID_R_386_RELATIVE": R386Relative, "FLUID_MOD_F_PROFILE": FlagProfile,
+		"FLUID_VARIANT_BASELINE": uint64(VariantBaseline), "FLUID_VARIANT_O3": uint64(VariantO3),
+		"FLUID_VARIANT_PGO": uint64(VariantPGO), "FLUID_VARIANT_INSTRUMENTED": uint64(VariantInstrumented),
+		"FLUID_VARIANT_COUNT": variantCount,
+		"FLUID_MOD_OFF_MAGIC": offMagic, "FLUID_MOD_OFF_ABI_VERSION": offABIVersion, "FLUID_MOD_OFF_HDR_SIZE": offHeaderSize,
+		"FLUID_MOD_OFF_CRC32": offCRC32, "FLUID_MOD_OFF_FILE_SIZE": offFileSize, "FLUID_MOD_OFF_NAME": offName,
+		"FLUID_MOD_OFF_VARIANT": offVariant, "FLUID_MOD_OFF_FLAGS": offFlags, "FLUID_MOD_OFF_HASH": offHash,
+		"FLUID_MOD_OFF_IMAGE_OFFSET": offImageOffset, "FLUID_MOD_OFF_CODE_SIZE": offCodeSize,
+		"FLUID_MOD_OFF_DATA_SIZE": offDataSize, "FLUID_MOD_OFF_BSS_SIZE": offBSSSize, "FLUID_MOD_OFF_ALIGN": offAlign,
+		"FLUID_MOD_OFF_ENTRY": offEntry, "FLUID_MOD_OFF_RELOC_OFFSET": offRelocOffset,
+		"FLUID_MOD_OFF_RELOC_COUNT": offRelocCount, "FLUID_MOD_OFF_PROFILE": offProfile, "FLUID_MOD_OFF_RESERVED": offReserved,
+	}
+	delete(want, "FLUID_MOD_MAX_RELOCS") // an expression in C: (1u << 16)
+	for name, v := range want {
+		got, ok := defs[name]
+		if !ok {
+			t.Errorf("%s: not defined in fluid_module.h", name)
+		} else if got != v {
+			t.Errorf("%s = %d in fluid_module.h, %d in Go", name, got, v)
+		}
+	}
+}
+
+func TestPackFixture(t *testing.T) {
+	fixture, fib := packedModules(t)
+	m, err := Parse(fixture)
+	if err != nil {
+		t.Fatalf("parse packed fixture: %v", err)
+	}
+	if m.Name != "fixture" || m.Variant != VariantInstrumented {
+		t.Errorf("name/variant = %q/%v", m.Name, m.Variant)
+	}
+	if m.Align != 256 {
+		t.Errorf("align = %d, want 256 (the aligned table)", m.Align)
+	}
+	if m.BSSSize < 8192 {
+		t.Errorf("bss = %d, want >= 8192", m.BSSSize)
+	}
+	if m.DataSize == 0 || len(m.Relocs) < 3 {
+		t.Errorf("data %d bytes, %d relocs: want the names[] pointers relocated", m.DataSize, len(m.Relocs))
+	}
+	if m.Flags&FlagProfile == 0 || m.Profile >= m.CodeSize {
+		t.Errorf("profile hook flags=%#x offset=%#x", m.Flags, m.Profile)
+	}
+	total := m.CodeSize + m.DataSize + m.BSSSize
+	for _, r := range m.Relocs {
+		if v := binary.LittleEndian.Uint32(m.Image[r.Offset:]); v >= total {
+			t.Errorf("reloc at %#x holds %#x, beyond the image (%#x)", r.Offset, v, total)
+		}
+	}
+	f, err := Parse(fib)
+	if err != nil {
+		t.Fatalf("parse fib: %v", err)
+	}
+	if f.Profile != NoOffset || f.Flags != 0 || f.Variant != VariantBaseline {
+		t.Errorf("fib: profile %#x flags %#x variant %v", f.Profile, f.Flags, f.Variant)
+	}
+	if len(f.HashString()) != 2*HashSize {
+		t.Errorf("hash string %q", f.HashString())
+	}
+}
+
+func TestPackDeterministic(t *testing.T) {
+	root := repoRoot(t)
+	var outs [][]byte
+	for i := 0; i < 2; i++ {
+		elf := buildELF(t, t.TempDir(), filepath.Join(root, "modules/fib/fib.c"))
+		b, err := Pack(elf, "fib", "PGO")
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, b)
+	}
+	if !bytes.Equal(outs[0], outs[1]) {
+		t.Error("two packs of the same source differ")
+	}
+}
+
+func TestPackErrors(t *testing.T) {
+	root, tc := repoRoot(t), tools(t)
+	dir := t.TempDir()
+	elf := buildELF(t, filepath.Join(dir), filepath.Join(root, "modules/fib/fib.c"))
+	notELF := filepath.Join(dir, "not.elf")
+	os.WriteFile(notELF, []byte("hello"), 0o644)
+	host := filepath.Join(dir, "host.o")
+	run(t, tc.Path("clang"), "-c", "-I"+filepath.Join(root, IncludeDir), filepath.Join(root, "modules/fib/fib.c"), "-o", host)
+	noScript := filepath.Join(dir, "noscript.elf")
+	obj := filepath.Join(dir, "fib32.o")
+	argv := append([]string{tc.Path("clang")}, CFlags()...)
+	run(t, append(argv, "-I"+filepath.Join(root, IncludeDir), "-c", filepath.Join(root, "modules/fib/fib.c"), "-o", obj)...)
+	run(t, append(append([]string{tc.Path("ld.lld")}, LDFlags()...), "-o", noScript, obj)...)
+
+	tests := []struct {
+		name, elf, mod, variant, want string
+	}{
+		{"bad variant", elf, "fib", "O4", `unknown module variant "O4"`},
+		{"bad name", elf, "Fib!", "baseline", "only a-z, 0-9"},
+		{"empty name", elf, "", "baseline", "must be 1..31"},
+		{"not an ELF", notELF, "fib", "baseline", "open ELF"},
+		{"missing file", filepath.Join(dir, "nope.elf"), "fib", "baseline", "open ELF"},
+		{"host object", host, "fib", "baseline", "not an i386"},
+		{"no linker script", noScript, "fib", "baseline", "link with -T " + LinkerScript},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Pack(tt.elf, tt.mod, tt.variant)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Pack: err = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestPackFileAtomic(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	elf := buildELF(t, dir, filepath.Join(root, "modules/fib/fib.c"))
+	out := filepath.Join(dir, "fib.mod")
+	if err := os.WriteFile(out, []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := PackFile(elf, "BAD NAME", "baseline", out); err == nil {
+		t.Fatal("PackFile accepted a bad name")
+	}
+	if b, _ := os.ReadFile(out); string(b) != "old" {
+		t.Error("a failed PackFile changed the output file")
+	}
+	if err := PackFile(elf, "fib", "baseline", out); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(out)
+	if _, err := Parse(b); err != nil {
+		t.Errorf("written module does not parse: %v", err)
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if strings.Contains(e.Name(), ".tmp") {
+			t.Errorf("temporary file %s left behind", e.Name())
+		}
+	}
+}
+
+// mutation corrupts a module; fix recomputes the CRC afterwards so the
+// checks behind the checksum are reached.
+type mutation struct {
+	name string
+	fix  bool
+	f    func(b []byte) []byte
+	want string // the exact refusal reason (Go and C agree) prefix
+}
+
+func put32(off int, v uint32) func(b []byte) []byte {
+	return func(b []byte) []byte { binary.LittleEndian.PutUint32(b[off:], v); return b }
+}
+
+func mutations(fixture []byte) []mutation {
+	le := binary.LittleEndian
+	relocOff := int(le.Uint32(fixture[offRelocOffset:]))
+	return []mutation{
+		{"valid", false, func(b []byte) []byte { return b }, ""},
+		{"empty", false, func(b []byte) []byte { return b[:0] }, "file too short: 0 bytes"},
+		{"header only half", false, func(b []byte) []byte { return b[:50] }, "file too short: 50 bytes"},
+		{"magic", false, func(b []byte) []byte { b[0] = 'X'; return b }, "bad magic 0x444f4d58"},
+		{"abi version", false, func(b []byte) []byte { b[4] = 9; return b }, "ABI version 9"},
+		{"header size", false, func(b []byte) []byte { b[6] = 105; return b }, "header size 105"},
+		{"truncated", false, func(b []byte) []byte { return b[:len(b)-1] }, "file size field"},
+		{"padded", false, func(b []byte) []byte { return append(b, 0) }, "file size field"},
+		{"flipped image bit", false, func(b []byte) []byte { b[HeaderSize+5] ^= 1; return b }, "checksum mismatch"},
+		{"flipped crc", false, func(b []byte) []byte { b[offCRC32] ^= 1; return b }, "checksum mismatch"},
+		{"name unterminated", true, func(b []byte) []byte {
+			for i := 0; i < NameMax; i++ {
+				b[offName+i] = 'a'
+			}
+			return b
+		}, "name is not NUL-terminated"},
+		{"name upper case", true, func(b []byte) []byte { b[offName] = 'F'; return b }, "bad name"},
+		{"name empty", true, func(b []byte) []byte { b[offName] = 0; return b }, "bad name"},
+		{"name padding", true, func(b []byte) []byte { b[offName+NameMax-1] = 'x'; return b }, "name padding is not zero"},
+		{"variant", true, put32(offVariant, 4), "unknown variant 4"},
+		{"flags", true, put32(offFlags, 0x81), "unknown flags 0x80"},
+		{"reserved", true, put32(offReserved, 1), "reserved field is 0x1"},
+		{"code size 0", true, put32(offCodeSize, 0), "code size is 0"},
+		{"align 0", true, put32(offAlign, 0), "alignment 0"},
+		{"align 48", true, put32(offAlign, 48), "alignment 48"},
+		{"align 8192", true, put32(offAlign, 8192), "alignment 8192"},
+		{"huge bss", true, put32(offBSSSize, 0xFFFFFFF0), "image of"},
+		{"image offset past end", true, put32(offImageOffset, 0xFFFFFFF0), "image at offset"},
+		{"image offset in header", true, put32(offImageOffset, 8), "image at offset 8"},
+		{"code size past file", true, put32(offCodeSize, 0x7FFFFFFF), "image of"},
+		{"entry", true, put32(offEntry, 0x7FFFFF), "entry offset 0x7fffff"},
+		{"reloc count huge", true, put32(offRelocCount, 0x10001), "65537 relocations exceed"},
+		{"reloc table past end", true, put32(offRelocCount, 0x1000), "relocation table at offset"},
+		{"reloc table overlaps image", true, put32(offRelocOffset, HeaderSize), "relocation table at offset"},
+		{"reloc type PC32", true, put32(relocOff+4, 2), "relocation 0: unsupported type R_386_PC32"},
+		{"reloc type GOTOFF", true, put32(relocOff+12, 9), "relocation 1: unsupported type R_386_GOTOFF"},
+		{"reloc type unknown", true, put32(relocOff+4, 77), "relocation 0: unsupported type 77"},
+		{"reloc target past image", true, put32(relocOff, 0xFFFFFFFE), "relocation 0: target 0xfffffffe"},
+		{"profile hook outside code", true, put32(offProfile, 0xFFFFFF), "profile hook offset 0xffffff"},
+		{"profile offset without flag", true, put32(offFlags, 0), "profile hook offset"},
+	}
+}
+
+// TestParseRejects corrupts a packed module field by field; Go's Parse and
+// the kernel's modparse (built for the host) must both refuse it, with the
+// same reason.
+func TestParseRejects(t *testing.T) {
+	fixture, _ := packedModules(t)
+	dir := t.TempDir()
+	check := buildChecker(t, dir)
+	ms := mutations(fixture)
+	var files []string
+	for i, m := range ms {
+		b := m.f(append([]byte(nil), fixture...))
+		if m.fix && len(b) >= CRCStart {
+			binary.LittleEndian.PutUint32(b[offCRC32:], crc32.ChecksumIEEE(b[CRCStart:]))
+		}
+		p := filepath.Join(dir, strconv.Itoa(i)+".mod")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, p)
+	}
+	out, err := exec.Command(check, files...).Output()
+	if err != nil {
+		t.Fatalf("modparse_check: %v", err)
+	}
+	cLines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(cLines) != len(ms) {
+		t.Fatalf("modparse_check printed %d lines for %d files:\n%s", len(cLines), len(ms), out)
+	}
+	for i, m := range ms {
+		t.Run(m.name, func(t *testing.T) {
+			b, _ := os.ReadFile(files[i])
+			_, err := Parse(b)
+			goLine := "ok"
+			if err != nil {
+				goLine = "refused: " + err.Error()
+			}
+			if goLine != cLines[i] {
+				t.Errorf("Go and C disagree:\n  Go: %s\n  C:  %s", goLine, cLines[i])
+			}
+			switch {
+			case m.want == "" && err != nil:
+				t.Errorf("valid module refused: %v", err)
+			case m.want != "" && (err == nil || !strings.HasPrefix(err.Error(), m.want)):
+				t.Errorf("Parse: %v, want a refusal starting %q", err, m.want)
+			}
+		})
+	}
+}
+
+// buildChecker compiles testdata/modparse_check.c with the kernel's parser
+// for the host.
+func buildChecker(t *testing.T, dir string) string {
+	t.Helper()
+	root, tc := repoRoot(t), tools(t)
+	out := filepath.Join(dir, "modparse_check")
+	run(t, tc.Path("clang"), "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
+		"-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+		"-I"+filepath.Join(root, "kernel/include"),
+		filepath.Join(root, "internal/modfmt/testdata/modparse_check.c"),
+		filepath.Join(root, "kernel/module/modparse.c"), "-o", out)
+	return out
+}
+
+func TestVariantNames(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want Variant
+		ok   bool
+	}{
+		{"baseline", VariantBaseline, true}, {"o3", VariantO3, true}, {"PGO", VariantPGO, true},
+		{"Instrumented", VariantInstrumented, true}, {"O2", 0, false}, {"", 0, false},
+	} {
+		v, err := ParseVariant(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && v != tt.want) {
+			t.Errorf("ParseVariant(%q) = %v, %v", tt.in, v, err)
+		}
+	}
+	if Variant(9).String() != "variant(9)" {
+		t.Errorf("String of unknown variant: %s", Variant(9))
+	}
+}
+
+// FuzzParse checks that Parse never panics and that whatever it accepts
+// stays inside the buffer. Seeds: the committed libFuzzer corpus.
+func FuzzParse(f *testing.F) {
+	ents, _ := os.ReadDir("testdata/corpus")
+	for _, e := range ents {
+		if b, err := os.ReadFile(filepath.Join("testdata/corpus", e.Name())); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := Parse(b)
+		if err != nil {
+			return
+		}
+		if uint64(m.ImageOffset)+uint64(len(m.Image)) > uint64(len(b)) || m.Entry >= m.CodeSize {
+			t.Fatalf("accepted module with out-of-range image/entry")
+		}
+	})
+}
+
+// TestFuzzModparse builds the kernel's module parser for the host with
+// libFuzzer, AddressSanitizer and UBSan and fuzzes it for a bounded time
+// (FLUID_FUZZ_SECONDS, default 20) from the committed corpus in
+// testdata/corpus. New inputs go to a temporary directory, so the committed
+// corpus only changes when FLUID_FUZZ_REGEN=1 rewrites its seeds.
+func TestFuzzModparse(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fuzzes for FLUID_FUZZ_SECONDS; skipped with -short")
+	}
+	secs := 20
+	if s := os.Getenv("FLUID_FUZZ_SECONDS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("FLUID_FUZZ_SECONDS=%q: want a positive number of seconds", s)
+		}
+		secs = n
+	}
+	root, tc := repoRoot(t), tools(t)
+	corpus := filepath.Join(root, "internal/modfmt/testdata/corpus")
+	if os.Getenv("FLUID_FUZZ_REGEN") == "1" {
+		writeSeeds(t, corpus)
+	}
+	if ents, _ := os.ReadDir(corpus); len(ents) == 0 {
+		t.Fatalf("empty corpus %s: run with FLUID_FUZZ_REGEN=1 once", corpus)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "modparse_fuzz")
+	run(t, tc.Path("clang"), "-std=c11", "-g", "-O1", "-Wall", "-Wextra", "-Werror",
+		"-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
+		"-I"+filepath.Join(root, "kernel/include"),
+		filepath.Join(root, "internal/modfmt/testdata/modparse_fuzz.c"),
+		filepath.Join(root, "kernel/module/modparse.c"), "-o", bin)
+	work := filepath.Join(dir, "new")
+	if err := os.Mkdir(work, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-max_total_time="+strconv.Itoa(secs), "-timeout=5", "-rss_limit_mb=1024",
+		"-max_len=65536", "-print_final_stats=1", "-artifact_prefix="+dir+"/", work, corpus)
+	out, err := cmd.CombinedOutput()
+	tail := string(out)
+	if len(tail) > 4000 {
+		tail = tail[len(tail)-4000:]
+	}
+	if err != nil {
+		t.Fatalf("fuzzing kernel/module/modparse.c found a problem (%v); crash input under %s:\n%s", err, dir, tail)
+	}
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "stat::number_of_executed_units") || strings.Contains(l, "DONE") {
+			t.Log(l)
+		}
+	}
+}
+
+// writeSeeds rewrites the committed seed corpus: the packed fixture and fib
+// modules and every mutation of TestParseRejects.
+func writeSeeds(t *testing.T, corpus string) {
+	fixture, fib := packedModules(t)
+	if err := os.MkdirAll(corpus, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name string, b []byte) {
+		if err := os.WriteFile(filepath.Join(corpus, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("fixture.mod", fixture)
+	write("fib.mod", fib)
+	for _, m := range mutations(fixture) {
+		b := m.f(append([]byte(nil), fixture...))
+		if m.fix && len(b) >= CRCStart {
+			binary.LittleEndian.PutUint32(b[offCRC32:], crc32.ChecksumIEEE(b[CRCStart:]))
+		}
+		write("mut-"+strings.ReplaceAll(m.name, " ", "-")+".mod", b)
+	}
+}

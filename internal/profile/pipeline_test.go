@@ -1,0 +1,146 @@
+package profile
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFiles(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestCheckFresh(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{
+		"modules/fib/fib.c":              "int fib;\n",
+		"modules/sort/sort.c":            "int sort;\n",
+		"modules/lib/runtime.c":          "int rt;\n",
+		"modules/include/fluid_module.h": "#define X 1\n",
+	})
+	cur, err := SourceHashes(root, []string{"fib", "sort"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := &SummaryDoc{Modules: []ModuleRecord{
+		{Module: "fib", SourceSHA256: cur["fib"]},
+		{Module: "sort", SourceSHA256: cur["sort"]},
+	}}
+	if err := CheckFresh(doc, root, []string{"fib", "sort"}); err != nil {
+		t.Fatalf("fresh profiles reported stale: %v", err)
+	}
+	tests := []struct {
+		name    string
+		edit    map[string]string
+		modules []string
+		stale   []string
+	}{
+		{"module source edited", map[string]string{"modules/sort/sort.c": "int sort2;\n"}, []string{"fib", "sort"}, []string{"sort"}},
+		{"shared runtime edited", map[string]string{"modules/lib/runtime.c": "int rt2;\n"}, []string{"fib", "sort"}, []string{"fib", "sort"}},
+		{"ABI header edited", map[string]string{"modules/include/fluid_module.h": "#define X 2\n"}, []string{"fib", "sort"}, []string{"fib", "sort"}},
+		{"new module without profile", map[string]string{"modules/zip/zip.c": "int zip;\n"}, []string{"fib", "sort", "zip"}, []string{"zip"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := t.TempDir()
+			if err := os.CopyFS(r, os.DirFS(root)); err != nil {
+				t.Fatal(err)
+			}
+			writeFiles(t, r, tt.edit)
+			err := CheckFresh(doc, r, tt.modules)
+			var se *StaleError
+			if !errors.As(err, &se) {
+				t.Fatalf("got %v, want a StaleError", err)
+			}
+			if strings.Join(se.Modules, ",") != strings.Join(tt.stale, ",") {
+				t.Errorf("stale modules %v, want %v", se.Modules, tt.stale)
+			}
+			if !strings.Contains(err.Error(), RefreshCommand) {
+				t.Errorf("error lacks the refresh command: %v", err)
+			}
+		})
+	}
+}
+
+// TestUseFlagsRejectOutOfDateProfile compiles a function with the PGO flags
+// against a text profile recorded for a different version of it: clang
+// must fail, naming the out-of-date profile, rather than silently ignore it.
+func TestUseFlagsRejectOutOfDateProfile(t *testing.T) {
+	bin := os.Getenv("FLUID_LLVM_DIR")
+	if bin == "" {
+		bin = "/usr/lib/llvm-19/bin"
+	}
+	clang, profdataBin := filepath.Join(bin, "clang"), filepath.Join(bin, "llvm-profdata")
+	if _, err := os.Stat(clang); err != nil {
+		t.Skipf("no clang at %s (set FLUID_LLVM_DIR)", clang)
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "m.c")
+	writeFiles(t, dir, map[string]string{
+		"m.c": "int f(int x) { if (x > 3) return x * 2; return x; }\n",
+		// Recorded for a one-counter f (no branch): the hash cannot match.
+		"m.proftext": "f\n# Func Hash:\n24\n# Num Counters:\n1\n# Counter Values:\n100\n\n",
+	})
+	indexed := filepath.Join(dir, "m.profdata")
+	if err := profdata(context.Background(), profdataBin, "merge", "-o", indexed, filepath.Join(dir, "m.proftext")); err != nil {
+		t.Fatal(err)
+	}
+	compile := func(profile string) ([]byte, error) {
+		args := append([]string{"--target=i686-unknown-none-elf", "-ffreestanding", "-O2", "-c", src, "-o", filepath.Join(dir, "m.o")}, UseFlags(profile)...)
+		return exec.Command(clang, args...).CombinedOutput()
+	}
+	out, err := compile(indexed)
+	if err == nil {
+		t.Fatalf("clang accepted an out-of-date profile:\n%s", out)
+	}
+	if !strings.Contains(string(out), "profile-instr-out-of-date") {
+		t.Fatalf("clang failed, but not for the out-of-date profile:\n%s", out)
+	}
+
+	// The matching profile (recorded from the same source) compiles.
+	writeFiles(t, dir, map[string]string{"m.proftext": ""})
+	gen := exec.Command(clang, "--target=i686-unknown-none-elf", "-ffreestanding", "-O2", "-fprofile-instr-generate", "-Xclang", "-disable-llvm-passes",
+		"-S", "-emit-llvm", src, "-o", filepath.Join(dir, "m.ll"))
+	if out, err := gen.CombinedOutput(); err != nil {
+		t.Fatalf("instrumented compile: %v\n%s", err, out)
+	}
+	ll, err := os.ReadFile(filepath.Join(dir, "m.ll"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := funcHash(t, string(ll))
+	writeFiles(t, dir, map[string]string{"m.proftext": "f\n# Func Hash:\n" + hash + "\n# Num Counters:\n2\n# Counter Values:\n100\n90\n\n"})
+	if err := profdata(context.Background(), profdataBin, "merge", "-o", indexed, filepath.Join(dir, "m.proftext")); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := compile(indexed); err != nil {
+		t.Fatalf("clang refused the matching profile: %v\n%s", err, out)
+	}
+}
+
+// funcHash finds f's CFG hash in instrumented IR: the i64 argument of its
+// llvm.instrprof.increment call.
+func funcHash(t *testing.T, ll string) string {
+	t.Helper()
+	for _, line := range strings.Split(ll, "\n") {
+		if strings.Contains(line, "@llvm.instrprof.increment(ptr @__profn_f, i64 ") {
+			rest := line[strings.Index(line, "i64 ")+4:]
+			return rest[:strings.IndexAny(rest, ",)")]
+		}
+	}
+	t.Fatalf("no instrprof.increment for f in:\n%s", ll)
+	return ""
+}

@@ -1,0 +1,266 @@
+/*
+ * test_fat32.c — in-kernel tests of the ATA driver and the FAT32 reader:
+ * a tiny FAT32 built in memory (long names, a cluster-chain loop, a chain
+ * that ends early, a chain into an invalid cluster, bad BPBs), then the
+ * real partition 1 of the boot disk over ATA PIO.
+ */
+#include "ata.h"
+#include "bootinfo.h"
+#include "fat32.h"
+#include "heap.h"
+#include "ktest.h"
+#include "string.h"
+
+/* In-memory volume: LBA 0 BPB, LBA 1 the FAT, data from LBA 2 (cluster 2),
+ * one sector per cluster. */
+#define RAM_SECTORS   64u
+#define RAM_PART_LBA  1000u /* pretend partition start */
+
+static uint8_t ram[RAM_SECTORS * 512];
+
+static int ram_read(void *ctx, uint32_t lba, uint32_t count, void *buf)
+{
+	(void)ctx;
+	if (lba < RAM_PART_LBA || lba - RAM_PART_LBA + count > RAM_SECTORS)
+		return -4;
+	memcpy(buf, ram + (lba - RAM_PART_LBA) * 512, count * 512);
+	return 0;
+}
+
+static void w16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void w32(uint8_t *p, uint32_t v)
+{
+	w16(p, (uint16_t)v);
+	w16(p + 2, (uint16_t)(v >> 16));
+}
+
+static uint8_t *cluster(uint32_t c)
+{
+	return ram + (2 + (c - 2)) * 512;
+}
+
+static void dirent(uint8_t *e, const char *name11, uint8_t attr, uint32_t clus, uint32_t size)
+{
+	memcpy(e, name11, 11);
+	e[11] = attr;
+	w16(e + 20, (uint16_t)(clus >> 16));
+	w16(e + 26, (uint16_t)clus);
+	w32(e + 28, size);
+}
+
+static uint8_t sum83(const char *n)
+{
+	uint8_t s = 0;
+	for (int i = 0; i < 11; i++)
+		s = (uint8_t)(((s & 1) << 7) + (s >> 1) + (uint8_t)n[i]);
+	return s;
+}
+
+/* The LFN entries for name, written from e on (highest sequence first, as
+ * on disk); returns how many 32-byte entries were used. */
+static int lfn(uint8_t *e, const char *name, uint8_t csum)
+{
+	static const uint8_t pos[13] = { 1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30 };
+	size_t n = strlen(name);
+	int count = (int)((n + 12) / 13);
+	for (int k = 0; k < count; k++) {
+		uint8_t *d = e + 32 * k;
+		int seq = count - k;
+		memset(d, 0xFF, 32);
+		d[0] = (uint8_t)(seq | (k == 0 ? 0x40 : 0));
+		d[11] = FAT32_ATTR_LFN;
+		d[12] = 0;
+		d[13] = csum;
+		w16(d + 26, 0);
+		for (size_t i = 0; i < 13; i++) {
+			size_t at = (size_t)(seq - 1) * 13 + i;
+			if (at < n)
+				w16(d + pos[i], (uint16_t)name[at]);
+			else if (at == n)
+				w16(d + pos[i], 0);
+		}
+	}
+	return count;
+}
+
+static void build_volume(void)
+{
+	memset(ram, 0, sizeof(ram));
+	uint8_t *b = ram;
+	w16(b + 11, 512);  /* bytes per sector */
+	b[13] = 1;         /* sectors per cluster */
+	w16(b + 14, 1);    /* reserved sectors */
+	b[16] = 1;         /* FATs */
+	w32(b + 32, RAM_SECTORS);
+	w32(b + 36, 1);    /* sectors per FAT */
+	w32(b + 44, 2);    /* root cluster */
+	b[510] = 0x55;
+	b[511] = 0xAA;
+	uint8_t *fat = ram + 512;
+	w32(fat + 0 * 4, 0x0FFFFFF8);
+	w32(fat + 1 * 4, 0x0FFFFFFF);
+	w32(fat + 2 * 4, 0x0FFFFFFF); /* root: one cluster */
+	w32(fat + 3 * 4, 4);          /* loop: 3 -> 4 -> 3 */
+	w32(fat + 4 * 4, 3);
+	w32(fat + 5 * 4, 6);          /* hello: 5 -> 6 -> end */
+	w32(fat + 6 * 4, 0x0FFFFFFF);
+	w32(fat + 7 * 4, 0x0FFFFFFF); /* short: 1 cluster, size says 3 */
+	w32(fat + 8 * 4, 0x0FFFFFF0); /* wild: points at an invalid cluster */
+	w32(fat + 9 * 4, 0x0FFFFFFF); /* subdir */
+	uint8_t *root = cluster(2);
+	static const char hello83[] = "HELLO-~1MOD";
+	int used = lfn(root, "Hello-World.mod", sum83(hello83)); /* two LFN entries */
+	dirent(root + 32 * used, hello83, FAT32_ATTR_ARCHIVE, 5, 600);
+	root += 32 * (used - 1);
+	dirent(root + 64, "LOOP    BIN", FAT32_ATTR_ARCHIVE, 3, 512 * 200);
+	dirent(root + 96, "SHORT   BIN", FAT32_ATTR_ARCHIVE, 7, 1500);
+	dirent(root + 128, "WILD    BIN", FAT32_ATTR_ARCHIVE, 8, 1024);
+	root[160] = 0xE5; /* a deleted entry is skipped */
+	dirent(root + 192, "SUB        ", FAT32_ATTR_DIR, 9, 0);
+	dirent(cluster(9), "INNER   TXT", FAT32_ATTR_ARCHIVE, 0, 0);
+	for (int i = 0; i < 512; i++) {
+		cluster(5)[i] = (uint8_t)('a' + i % 26);
+		cluster(6)[i] = (uint8_t)('A' + i % 26);
+	}
+}
+
+static int has(const char *s, const char *sub)
+{
+	size_t n = strlen(sub);
+	for (; *s; s++)
+		if (strncmp(s, sub, n) == 0)
+			return 1;
+	return 0;
+}
+
+static struct fat32 fs;
+
+KTEST(fat32_ram_volume_names_and_reads)
+{
+	build_volume();
+	if (fat32_mount(&fs, ram_read, NULL, RAM_PART_LBA) != 0)
+		ktest_fail(__FILE__, __LINE__, "mount: %s", fat32_error(&fs));
+	KT_EQ_U(fs.cluster_count, RAM_SECTORS - 2);
+	struct fat32_dirent e;
+	KT_EQ_U(fat32_lookup(&fs, "/hello-world.MOD", &e), 0);
+	KT_EQ_STR(e.name, "Hello-World.mod");
+	KT_EQ_U(e.size, 600);
+	static uint8_t buf[600];
+	KT_EQ_U(fat32_read(&fs, &e, buf, 600), 0);
+	KT_EQ_U(buf[0], 'a');
+	KT_EQ_U(buf[511], 'a' + 511 % 26);
+	KT_EQ_U(buf[512], 'A');       /* second cluster via the FAT */
+	KT_EQ_U(buf[599], 'A' + 87 % 26);
+	KT_EQ_U(fat32_lookup(&fs, "/sub/inner.txt", &e), 0);
+	KT_EQ_STR(e.name, "INNER.TXT");
+	KT_EQ_U(fat32_lookup(&fs, "/nope.bin", &e), 1);
+	KT_EQ_U(fat32_lookup(&fs, "/sub/nope", &e), 1);
+	KT_ASSERT(fat32_lookup(&fs, "/loop.bin/x", &e) == -1);
+	KT_ASSERT(has(fat32_error(&fs), "not a directory"));
+}
+
+KTEST(fat32_damaged_chains_are_errors)
+{
+	build_volume();
+	KT_EQ_U(fat32_mount(&fs, ram_read, NULL, RAM_PART_LBA), 0);
+	static uint8_t buf[512 * 200];
+	struct fat32_dirent e;
+	KT_EQ_U(fat32_lookup(&fs, "/loop.bin", &e), 0);
+	KT_ASSERT(fat32_read(&fs, &e, buf, e.size) == -1);
+	KT_ASSERT(has(fat32_error(&fs), "bad cluster chain"));
+	KT_EQ_U(fat32_lookup(&fs, "/short.bin", &e), 0);
+	KT_ASSERT(fat32_read(&fs, &e, buf, e.size) == -1);
+	KT_ASSERT(has(fat32_error(&fs), "chain ends"));
+	KT_EQ_U(fat32_lookup(&fs, "/wild.bin", &e), 0);
+	KT_ASSERT(fat32_read(&fs, &e, buf, e.size) == -1);
+	KT_ASSERT(has(fat32_error(&fs), "invalid cluster"));
+	KT_EQ_U(fat32_lookup(&fs, "/hello-world.mod", &e), 0);
+	KT_ASSERT(fat32_read(&fs, &e, buf, e.size + 1) == -1);
+	KT_ASSERT(has(fat32_error(&fs), "asked for"));
+}
+
+KTEST(fat32_bad_bpb_refused)
+{
+	struct {
+		uint32_t off, width, value;
+		const char *want;
+	} cases[] = {
+		{ 510, 1, 0, "signature" },
+		{ 11, 2, 1024, "bytes per sector 1024" },
+		{ 13, 1, 3, "sectors per cluster 3" },
+		{ 16, 1, 0, "0 FATs" },
+		{ 22, 2, 9, "not FAT32" },
+		{ 32, 4, 2, "no data area" },
+		{ 44, 4, 1, "root cluster 1" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		build_volume();
+		if (cases[i].width == 1)
+			ram[cases[i].off] = (uint8_t)cases[i].value;
+		else if (cases[i].width == 2)
+			w16(ram + cases[i].off, (uint16_t)cases[i].value);
+		else
+			w32(ram + cases[i].off, cases[i].value);
+		KT_ASSERT(fat32_mount(&fs, ram_read, NULL, RAM_PART_LBA) == -1);
+		if (!has(fat32_error(&fs), cases[i].want))
+			ktest_fail(__FILE__, __LINE__, "case %u: \"%s\" lacks \"%s\"", (unsigned)i, fat32_error(&fs),
+				   cases[i].want);
+		KT_ASSERT(has(fat32_error(&fs), cases[i].want));
+	}
+	KT_ASSERT(fat32_mount(&fs, ram_read, NULL, 5) == -1); /* read error */
+	KT_ASSERT(has(fat32_error(&fs), "disk read"));
+}
+
+KTEST(ata_reads_partition1_kernel_elf)
+{
+	const struct boot_info *bi = (const struct boot_info *)BOOTINFO_ADDR;
+	int rc = ata_init();
+	if (rc != ATA_OK)
+		ktest_fail(__FILE__, __LINE__, "ata_init: %s: %s", ata_strerror(rc), ata_last_detail());
+	KT_EQ_U(rc, ATA_OK);
+	KT_ASSERT(ata_sectors() > bi->part1_lba);
+	/* the MBR: signature 55 AA and Fluid's disk signature */
+	static uint8_t sec[512];
+	KT_EQ_U(ata_read(0, 1, sec), ATA_OK);
+	KT_EQ_U(sec[510], 0x55);
+	KT_EQ_U(sec[511], 0xAA);
+	KT_EQ_U((uint32_t)sec[440] | (uint32_t)sec[441] << 8 | (uint32_t)sec[442] << 16 | (uint32_t)sec[443] << 24,
+		DISK_SIGNATURE);
+	KT_ASSERT(ata_read(ata_sectors(), 1, sec) == ATA_ERR_RANGE);
+}
+
+static int ata_src(void *ctx, uint32_t lba, uint32_t count, void *buf)
+{
+	(void)ctx;
+	return ata_read(lba, count, buf);
+}
+
+KTEST(fat32_partition1_over_ata)
+{
+	const struct boot_info *bi = (const struct boot_info *)BOOTINFO_ADDR;
+	KT_EQ_U(ata_init(), ATA_OK);
+	KT_ASSERT(fat32_mount(&fs, ata_src, NULL, 0) == -1); /* LBA 0 is the MBR */
+	if (fat32_mount(&fs, ata_src, NULL, bi->part1_lba) != 0)
+		ktest_fail(__FILE__, __LINE__, "mount partition 1 at LBA %u: %s", bi->part1_lba, fat32_error(&fs));
+	struct fat32_dirent e;
+	KT_EQ_U(fat32_lookup(&fs, "/kernel.elf", &e), 0);
+	KT_ASSERT(e.size > 4096);
+	uint8_t *buf = kmalloc(e.size);
+	KT_ASSERT(buf != NULL);
+	if (fat32_read(&fs, &e, buf, e.size) != 0)
+		ktest_fail(__FILE__, __LINE__, "read /kernel.elf: %s", fat32_error(&fs));
+	KT_EQ_U(buf[0], 0x7F);
+	KT_EQ_U(buf[1], 'E');
+	KT_EQ_U(buf[2], 'L');
+	KT_EQ_U(buf[3], 'F');
+	/* the ELF's section header table ends exactly at or before the file end */
+	uint32_t shoff = (uint32_t)buf[32] | (uint32_t)buf[33] << 8 | (uint32_t)buf[34] << 16 | (uint32_t)buf[35] << 24;
+	uint32_t shnum = (uint32_t)buf[48] | (uint32_t)buf[49] << 8;
+	KT_ASSERT(shoff + shnum * 40 <= e.size);
+	kfree(buf);
+}

@@ -1,0 +1,202 @@
+/*
+ * test_module.c — in-kernel tests of the module loader (kernel/module): a
+ * hand-assembled module is loaded, relocated, run and measured; copies with
+ * a corrupted header, checksum, relocation or entry are refused with a
+ * reason and never executed.
+ */
+#include "jit_allocator.h"
+#include "ktest.h"
+#include "module.h"
+#include "string.h"
+
+#define TEST_POOL_BYTES (32u * 1024u)
+
+static uint8_t pool_mem[TEST_POOL_BYTES] __attribute__((aligned(4096)));
+static struct jit_pool pool;
+
+/* Image: code "mov eax, <status>; ret" (6 bytes) padded to 8, then one
+ * data word holding image offset 4 (relocated: load address + 4), bss 8. */
+#define IMG_CODE   8u
+#define IMG_DATA   4u
+#define IMG_BSS    8u
+#define N_RELOCS   1u
+#define MOD_BYTES  (FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA + 8u * N_RELOCS)
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+static void fix_crc(uint8_t *m, uint32_t len)
+{
+	wr32(m + FLUID_MOD_OFF_CRC32, modparse_crc32(m + FLUID_MOD_CRC_START, len - FLUID_MOD_CRC_START));
+}
+
+static void make_module(uint8_t *m, const char *name, int32_t status)
+{
+	memset(m, 0, MOD_BYTES);
+	wr32(m + FLUID_MOD_OFF_MAGIC, FLUID_MOD_MAGIC);
+	m[FLUID_MOD_OFF_ABI_VERSION] = FLUID_MOD_ABI_VERSION;
+	m[FLUID_MOD_OFF_HDR_SIZE] = FLUID_MOD_HDR_SIZE;
+	wr32(m + FLUID_MOD_OFF_FILE_SIZE, MOD_BYTES);
+	strncpy((char *)m + FLUID_MOD_OFF_NAME, name, FLUID_MOD_NAME_MAX - 1);
+	wr32(m + FLUID_MOD_OFF_VARIANT, FLUID_VARIANT_PGO);
+	for (uint32_t i = 0; i < FLUID_MOD_HASH_SIZE; i++)
+		m[FLUID_MOD_OFF_HASH + i] = (uint8_t)(0xA0 + i);
+	wr32(m + FLUID_MOD_OFF_IMAGE_OFFSET, FLUID_MOD_HDR_SIZE);
+	wr32(m + FLUID_MOD_OFF_CODE_SIZE, IMG_CODE);
+	wr32(m + FLUID_MOD_OFF_DATA_SIZE, IMG_DATA);
+	wr32(m + FLUID_MOD_OFF_BSS_SIZE, IMG_BSS);
+	wr32(m + FLUID_MOD_OFF_ALIGN, 64);
+	wr32(m + FLUID_MOD_OFF_ENTRY, 0);
+	wr32(m + FLUID_MOD_OFF_RELOC_OFFSET, FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA);
+	wr32(m + FLUID_MOD_OFF_RELOC_COUNT, N_RELOCS);
+	wr32(m + FLUID_MOD_OFF_PROFILE, FLUID_MOD_NO_OFFSET);
+	uint8_t *img = m + FLUID_MOD_HDR_SIZE;
+	img[0] = 0xB8; /* mov eax, imm32 */
+	wr32(img + 1, (uint32_t)status);
+	img[5] = 0xC3; /* ret */
+	img[6] = img[7] = 0x90;
+	wr32(img + IMG_CODE, 4); /* the data word: image offset 4 */
+	uint8_t *rel = img + IMG_CODE + IMG_DATA;
+	wr32(rel, IMG_CODE);     /* relocate the data word */
+	wr32(rel + 4, FLUID_R_386_RELATIVE);
+	fix_crc(m, MOD_BYTES);
+}
+
+static int has(const char *s, const char *sub)
+{
+	size_t n = strlen(sub);
+	for (; *s; s++)
+		if (strncmp(s, sub, n) == 0)
+			return 1;
+	return 0;
+}
+
+KTEST(module_loads_relocates_and_runs)
+{
+	static uint8_t m[MOD_BYTES];
+	make_module(m, "tiny", FLUID_OK);
+	KT_EQ_U(jit_pool_init(&pool, pool_mem, TEST_POOL_BYTES), 0);
+	module_records_reset();
+	struct module_record *rec = module_record_new("tiny.mod");
+	KT_ASSERT(rec != NULL);
+	struct module mod;
+	int rc = module_load(rec, m, MOD_BYTES, &pool, &mod);
+	if (rc != 0)
+		ktest_fail(__FILE__, __LINE__, "refused: %s", rec->reason);
+	KT_EQ_U(rc, 0);
+	KT_EQ_STR(rec->name, "tiny");
+	KT_EQ_STR(rec->hash, "a0a1a2a3a4a5a6a7");
+	KT_EQ_U(rec->variant, FLUID_VARIANT_PGO);
+	KT_EQ_U(rec->base & 63, 0);
+	KT_EQ_U(rec->size, IMG_CODE + IMG_DATA + IMG_BSS);
+	uint32_t word;
+	memcpy(&word, (uint8_t *)rec->base + IMG_CODE, 4);
+	KT_EQ_U(word, rec->base + 4);
+	KT_ASSERT(rec->profile == NULL);
+	mod.runs = 5;
+	KT_EQ_U(module_execute(&mod), 0);
+	KT_EQ_U(rec->result, MODULE_OK);
+	KT_EQ_U(rec->calls, 5);
+	KT_ASSERT(rec->cycles_min <= rec->cycles_max);
+	KT_ASSERT(rec->cycles_total >= rec->cycles_max);
+	KT_ASSERT(rec->cycles_max > 0);
+	/* a module runs once: a second execute is refused */
+	KT_ASSERT(module_execute(&mod) == -1);
+	KT_EQ_U(rec->calls, 5);
+	size_t n;
+	const struct module_record *all = module_records(&n);
+	KT_EQ_U(n, 1);
+	KT_ASSERT(all == rec);
+}
+
+KTEST(module_failing_status_is_reported)
+{
+	static uint8_t m[MOD_BYTES];
+	make_module(m, "sad", FLUID_FAIL);
+	KT_EQ_U(jit_pool_init(&pool, pool_mem, TEST_POOL_BYTES), 0);
+	module_records_reset();
+	struct module_record *rec = module_record_new("sad.mod");
+	struct module mod;
+	KT_EQ_U(module_load(rec, m, MOD_BYTES, &pool, &mod), 0);
+	mod.runs = 2;
+	KT_ASSERT(module_execute(&mod) == -1);
+	KT_EQ_U(rec->result, MODULE_FAIL);
+	KT_EQ_U(rec->calls, 2);
+	KT_ASSERT(has(rec->reason, "entry returned 1"));
+}
+
+struct bad_case {
+	const char *what;
+	uint32_t off;     /* field to overwrite (absolute file offset) */
+	uint32_t value;
+	int fix;          /* recompute the CRC afterwards */
+	uint32_t len;     /* file length to pass (0 = MOD_BYTES) */
+	const char *want; /* substring of the refusal */
+};
+
+KTEST(module_corrupted_is_refused)
+{
+	static const struct bad_case cases[] = {
+		{ "magic", FLUID_MOD_OFF_MAGIC, 0x12345678, 1, 0, "bad magic" },
+		{ "version", FLUID_MOD_OFF_ABI_VERSION, 7, 1, 0, "ABI version 7" },
+		{ "checksum", FLUID_MOD_HDR_SIZE + 1, 0xDEAD, 0, 0, "checksum mismatch" },
+		{ "crc field", FLUID_MOD_OFF_CRC32, 0, 0, 0, "checksum mismatch" },
+		{ "truncated", 0, 0, 0, MOD_BYTES - 4, "file size field" },
+		{ "reloc type", FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA + 4, 2, 1, 0, "unsupported type R_386_PC32" },
+		{ "reloc type GOT32", FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA + 4, 3, 1, 0, "R_386_GOT32" },
+		{ "reloc target", FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA, IMG_CODE + IMG_DATA - 2, 1, 0, "target" },
+		{ "reloc table", FLUID_MOD_OFF_RELOC_OFFSET, MOD_BYTES - 4, 1, 0, "relocation table" },
+		{ "entry", FLUID_MOD_OFF_ENTRY, IMG_CODE, 1, 0, "entry offset" },
+		{ "image size", FLUID_MOD_OFF_DATA_SIZE, 4096, 1, 0, "outside the file" },
+		{ "alignment", FLUID_MOD_OFF_ALIGN, 8192, 1, 0, "alignment 8192" },
+		{ "variant", FLUID_MOD_OFF_VARIANT, 9, 1, 0, "unknown variant" },
+		{ "pool", FLUID_MOD_OFF_BSS_SIZE, TEST_POOL_BYTES * 2, 1, 0, "no room in the JIT pool" },
+	};
+	static uint8_t m[MOD_BYTES];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const struct bad_case *c = &cases[i];
+		make_module(m, "bad", FLUID_OK);
+		if (c->len == 0) {
+			if (c->off == FLUID_MOD_OFF_ABI_VERSION)
+				m[c->off] = (uint8_t)c->value;
+			else
+				wr32(m + c->off, c->value);
+		}
+		uint32_t len = c->len ? c->len : MOD_BYTES;
+		if (c->fix)
+			fix_crc(m, len);
+		KT_EQ_U(jit_pool_init(&pool, pool_mem, TEST_POOL_BYTES), 0);
+		module_records_reset();
+		struct module_record *rec = module_record_new("bad.mod");
+		struct module mod;
+		int rc = module_load(rec, m, len, &pool, &mod);
+		if (rc == 0)
+			ktest_fail(__FILE__, __LINE__, "case %s: corrupted module accepted", c->what);
+		KT_ASSERT(rc == -1);
+		KT_EQ_U(rec->result, MODULE_REFUSED);
+		if (!has(rec->reason, c->want))
+			ktest_fail(__FILE__, __LINE__, "case %s: reason \"%s\" lacks \"%s\"", c->what, rec->reason,
+				   c->want);
+		KT_ASSERT(has(rec->reason, c->want));
+		/* never executed, nothing left in the pool */
+		KT_ASSERT(module_execute(&mod) == -1);
+		KT_EQ_U(rec->calls, 0);
+		struct jit_stats st;
+		jit_stats(&pool, &st);
+		KT_EQ_U(st.used, 0);
+	}
+}
+
+KTEST(modparse_reloc_names)
+{
+	KT_EQ_STR(module_reloc_name(2), "R_386_PC32");
+	KT_EQ_STR(module_reloc_name(8), "R_386_RELATIVE");
+	KT_EQ_STR(module_reloc_name(99), "unknown");
+	KT_EQ_STR(module_variant_name(FLUID_VARIANT_O3), "O3");
+	KT_EQ_U(modparse_crc32((const uint8_t *)"123456789", 9), 0xCBF43926u);
+}
