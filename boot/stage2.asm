@@ -6,11 +6,16 @@
 ; CS = DS = ES = SS = 0. It begins with a short jmp, the "FLS2" magic at
 ; offset STAGE2_MAGIC_OFFSET (stage 1 refuses to jump without it) and its own
 ; size in sectors at STAGE2_SECTORS_OFFSET (stage2hdr.inc); stage 1 reads
-; exactly that many sectors. boot_info.stage2_sectors = that size.
+; exactly that many sectors. boot_info.stage2_sectors = that size. The last
+; 4 bytes of stage 2 repeat the magic (stage2_trailer); code in the first
+; sector checks them before running anything beyond it.
 ;
 ; What it does, in order (each step prints a "stage2: ..." line on COM1 and
 ; the screen):
-;   1. COM1 = 16550 at 0x3F8, 115200 8N1, FIFO on, no interrupts.
+;   1. COM1 = 16550 at 0x3F8, 115200 8N1, FIFO on, no interrupts. The
+;      screen is written directly in text memory (B800h, or B000h in mode 7;
+;      nothing in graphics modes), continuing below the BIOS's lines and
+;      scrolling at the bottom: INT 10h teletype cost ~4 ms of QEMU time.
 ;   2. Checks INT 13h extensions (AH=41h).
 ;   3. A20: checks (wrap-around test), then BIOS INT 15h AX=2401h, then the
 ;      keyboard controller (command 0xD1, output port 0xDF), then fast A20
@@ -41,24 +46,31 @@
 ; forever. Stage 2 never jumps to a kernel it has not fully checked.
 ;
 ; Memory map (physical):
-;   0x00000-0x004FF  IVT + BIOS data area (untouched)
+;   0x00000-0x004FF  IVT + BIOS data area (only the page 0 cursor at
+;                    0x450/0x451 is written, to follow our screen output)
 ;   0x00500-0x00510  A20 wrap-around test bytes (restored after each test)
 ;   0x01000-0x01FFF  CRC-32 tables T0..T3 (4 x 256 dwords, slicing-by-4,
 ;                    built at run time)
 ;   0x02000-0x021FF  kernel header sector buffer
+;   0x02200-0x02217  E820 scratch entry
 ;   0x05000-0x0533F  struct boot_info (BOOTINFO_ADDR, BOOTINFO_SIZE bytes)
 ;   0x05340-0x07BFF  stack (SP = 0x7C00 at entry, grows down)
 ;   0x07C00-0x07DFF  MBR as loaded by the BIOS (partition table read here)
 ;   0x08000-0x0FBFF  stage 2 (code, data, GDT)
 ;   0x10000-0x17FFF  bounce buffer for disk reads (CHUNK_SECTORS * 512)
+;   0xB8000-0xB8F9F  text screen (0xB0000 in mode 7)
 ;   0x100000-...     kernel (load_addr from the header, >= KERNEL_LOAD_MIN)
 ; The GDT the kernel starts with lives inside stage 2 (0x8000..0xFBFF): the
 ; kernel must load its own GDT before it reuses memory below 1 MiB.
 ;
 ; Register use:
 ;   real mode: CS = DS = ES = SS = 0 throughout (all addresses here are
-;     linear); FS/GS unused; DS/ES get 4 GiB limits in unreal mode only
-;     around the copy, zero and CRC loops, with IF = 0 there.
+;     linear; putc loads ES with the text segment briefly and restores it);
+;     FS/GS unused; DS/ES get 4 GiB limits in unreal mode only around the
+;     copy, zero and CRC loops, with IF = 0 there.
+;   ESI/ECX/EAX in crc32: pointer, length, running CRC; EBX/EDX: table
+;     indices. In load_payload the loop state lives in memory (cur_lba,
+;     left_sectors, left_bytes, dest) because INT 13h may clobber registers.
 ;   hand-off: 32-bit protected mode, paging off, IF = 0, DF = 0,
 ;     CS = 0x08 (flat code), DS = ES = FS = GS = SS = 0x10 (flat data),
 ;     EAX = BOOTINFO_MAGIC, EBX = BOOTINFO_ADDR, ESP = 0x7C00 (the kernel
@@ -74,6 +86,7 @@ CRC_T2          equ CRC_TABLE + 0x800
 CRC_T3          equ CRC_TABLE + 0xC00
 HDR_BUF         equ 0x2000           ; one sector
 HDR_BUF_SEG     equ HDR_BUF >> 4
+E820_TMP        equ 0x2200           ; one E820 entry, scratch
 STACK_TOP       equ 0x7C00
 MBR_ADDR        equ 0x7C00
 MBR_PART1       equ MBR_ADDR + 446   ; partition table entry 1
@@ -500,8 +513,13 @@ read_e820:
         xor ebx, ebx                     ; continuation value: 0 = first call
         xor bp, bp                       ; entries kept
 .next:
-        mov dword [di + 20], 1           ; ACPI 3.0 attributes: "valid" if the
+        ; Every call gets the same scratch buffer (like Linux: at least one
+        ; BIOS assumes the buffer of the previous call); kept entries are
+        ; copied to boot_info.
+        mov dword [E820_TMP + 20], 1     ; ACPI 3.0 attributes: "valid" if the
                                          ; BIOS only writes 20 bytes
+        push di
+        mov di, E820_TMP
         ; INT 15h EAX=E820h: in: EBX = continuation, ECX = buffer size,
         ; EDX = "SMAP", ES:DI = buffer. out: CF clear, EAX = "SMAP",
         ; ECX = bytes written, EBX = next continuation (0 = last entry).
@@ -510,18 +528,21 @@ read_e820:
         mov ecx, E820_ENTRY_SIZE
         mov edx, E820_SMAP
         int 0x15
+        pop di
         jc .done
         cmp eax, E820_SMAP
         jne .done
         cmp ecx, 20
         jb .skip                         ; malformed
-        mov eax, [di + 8]                ; drop zero-length entries
-        or eax, [di + 12]
+        mov eax, [E820_TMP + 8]          ; drop zero-length entries
+        or eax, [E820_TMP + 12]
         jz .skip
-        test byte [di + 20], 1           ; ACPI 3.0: bit 0 clear = ignore entry
+        test byte [E820_TMP + 20], 1     ; ACPI 3.0: bit 0 clear = ignore entry
         jz .skip
+        mov si, E820_TMP
+        mov cx, E820_ENTRY_SIZE / 4
+        rep movsd                        ; DS:SI -> ES:DI, DI to the next slot
         inc bp
-        add di, E820_ENTRY_SIZE
         cmp bp, BOOTINFO_E820_MAX
         jae .full
 .skip:
@@ -533,12 +554,6 @@ read_e820:
         jz .done
         mov byte [e820_truncated], 1
 .done:
-        ; clear the scratch dword a skipped/last call may have left behind
-        cmp bp, BOOTINFO_E820_MAX
-        jae .stored
-        mov cx, E820_ENTRY_SIZE
-        xor al, al
-        rep stosb
 .stored:
         movzx eax, bp
         mov [BOOTINFO_ADDR + BI_OFF_E820_COUNT], eax

@@ -32,18 +32,9 @@ func Deps() error {
 	return nil
 }
 
-// Build compiles the boot stages, the kernel and the modules and assembles build/fluid.img (incremental: an unchanged tree compiles nothing). LIGHT=1 shrinks the workloads.
+// Build compiles the boot stages, the kernel and the modules and assembles build/fluid.img with build/manifest.json (incremental: an unchanged tree compiles nothing). The modules are the baseline ones, or the PGO ones after `mage pgo`. LIGHT=1 shrinks the workloads.
 func Build() error {
-	b, err := build.New(build.OptionsFromEnv())
-	if err != nil {
-		return err
-	}
-	unlock, err := b.Lock()
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	a, err := b.All()
+	b, a, err := buildDefault()
 	if err != nil {
 		return err
 	}

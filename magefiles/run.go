@@ -16,6 +16,7 @@ import (
 	"github.com/fluid-os/fluid/internal/bootbench"
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/debugger"
+	"github.com/fluid-os/fluid/internal/profile"
 	"github.com/fluid-os/fluid/internal/qemu"
 )
 
@@ -27,8 +28,9 @@ const (
 	exitStartFailed = 4
 )
 
-// buildDefault builds the default image (what `mage build` does) and
-// returns the builder and artifacts.
+// buildDefault builds the default image (what `mage build` does): the
+// baseline modules, or the PGO modules once `mage pgo` selected them (with
+// a note and the baseline when the profiles went stale).
 func buildDefault() (*build.Builder, *build.Artifacts, error) {
 	b, err := build.New(build.OptionsFromEnv())
 	if err != nil {
@@ -39,7 +41,11 @@ func buildDefault() (*build.Builder, *build.Artifacts, error) {
 		return nil, nil, err
 	}
 	defer unlock()
-	a, err := b.All()
+	mods, err := (&profile.Pipeline{B: b}).DefaultModules(context.Background())
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := b.AllWith(mods)
 	return b, a, err
 }
 
@@ -93,7 +99,7 @@ func Debug() error {
 	}
 	ctx, stopSig := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stopSig()
-	s := &debugger.Session{Kernel: a.Kernel, Image: a.Image, Port: port}
+	s := &debugger.Session{Kernel: a.Kernel, Image: a.Image, SourceDir: b.Root(), Port: port}
 	script, stop, err := s.Start(ctx)
 	if err != nil {
 		return err

@@ -102,7 +102,10 @@ func TestTestKernel(t *testing.T) {
 	needTools(t)
 	b := buildtest.Builder(t)
 	_, img := kernelImage(t, b, build.KernelTest)
-	r, lines := boot(t, qemu.Options{Image: img})
+	// -icount: guest time follows executed instructions, so the timer tests
+	// hold however loaded the host is (wall-clock TCG made a 100 ms sleep
+	// take 275 ms by the TSC when other QEMUs were running).
+	r, lines := boot(t, qemu.Options{Image: img, Icount: true})
 	if r.Outcome != qemu.Passed {
 		t.Fatalf("test kernel did not pass:\n%s", r)
 	}

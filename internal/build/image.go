@@ -74,6 +74,8 @@ type Artifacts struct {
 	Kernel  string
 	Modules []Module
 	Image   string
+	// Manifest is build/manifest.json: inputs, toolchain, outputs.
+	Manifest string
 	// Summary is a short human description: sizes of kernel and image.
 	Summary string
 }
@@ -81,14 +83,15 @@ type Artifacts struct {
 // Rel returns p relative to the repository root (for messages).
 func (b *Builder) Rel(p string) string { return b.rel(p) }
 
-// All is `mage build`: boot stages, kernel, baseline modules and
-// build/fluid.img (with the PGO modules instead when PGOModules is set by
-// the caller through AllWith).
+// All is `mage build` with the baseline modules: boot stages, kernel,
+// modules, build/manifest.json and build/fluid.img (the manifest inside it
+// as /manifest.json).
 func (b *Builder) All() (*Artifacts, error) {
 	return b.AllWith(nil)
 }
 
-// AllWith is All with a different module set (nil = baseline modules).
+// AllWith is All with another module set (nil = the baseline modules), e.g.
+// the PGO modules; the manifest records their variant and profiles.
 func (b *Builder) AllWith(mods []Module) (*Artifacts, error) {
 	var a Artifacts
 	var err error
@@ -104,10 +107,27 @@ func (b *Builder) AllWith(mods []Module) (*Artifacts, error) {
 		}
 	}
 	a.Modules = mods
-	if a.Image, err = b.Image(ImageSpec{Name: "fluid.img", Kernel: a.Kernel, Modules: mods}); err != nil {
+	outputs := []string{a.Boot.Stage1, a.Boot.Stage2, a.Kernel}
+	var profiles []string
+	variant := "baseline"
+	for _, m := range mods {
+		outputs = append(outputs, m.Path)
+		profiles = append(profiles, m.Profiles...)
+		if m.Tag != "" {
+			variant = strings.ToLower(m.Tag)
+		}
+	}
+	if b.opt.Light {
+		variant += "+light"
+	}
+	if a.Manifest, err = b.Manifest("manifest.json", variant, outputs, profiles); err != nil {
 		return nil, err
 	}
-	a.Summary = fmt.Sprintf("kernel %s, image %s, %d modules", sizeOf(a.Kernel), sizeOf(a.Image), len(mods))
+	extra := []image.File{{Path: "/manifest.json", Src: a.Manifest}}
+	if a.Image, err = b.Image(ImageSpec{Name: "fluid.img", Kernel: a.Kernel, Modules: mods, Extra: extra}); err != nil {
+		return nil, err
+	}
+	a.Summary = fmt.Sprintf("kernel %s, image %s, %d %s modules", sizeOf(a.Kernel), sizeOf(a.Image), len(mods), variant)
 	return &a, nil
 }
 

@@ -37,6 +37,9 @@ type Module struct {
 	Name string // e.g. "fib"
 	ELF  string // linked ELF (absolute path)
 	Path string // packed .mod file (absolute path)
+	Tag  string // variant tag in its header ("baseline", "O3", "PGO", "instrumented")
+	// Profiles are the repo-relative extra inputs (PGO profiles) it was built from.
+	Profiles []string
 }
 
 // ModuleNames lists modules/<name>/ folders that hold C sources (not
@@ -154,7 +157,11 @@ func (b *Builder) Modules(v ModuleVariant, only ...string) ([]Module, error) {
 			fn: func() error { return modfmt.PackFile(b.abs(elf), name, tag, b.abs(mod)) }}); err != nil {
 			return nil, err
 		}
-		mods = append(mods, Module{Name: name, ELF: b.abs(elf), Path: b.abs(mod)})
+		var profiles []string
+		for _, p := range extra {
+			profiles = append(profiles, b.rel(p))
+		}
+		mods = append(mods, Module{Name: name, ELF: b.abs(elf), Path: b.abs(mod), Tag: tag, Profiles: profiles})
 	}
 	return mods, nil
 }

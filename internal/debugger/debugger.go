@@ -23,6 +23,7 @@ var DefaultBreakpoints = []string{"kernel_main", "module_execute", "profiling_tr
 // Session is one debugging session.
 type Session struct {
 	Kernel      string        // kernel ELF with symbols
+	SourceDir   string        // repository root: the ELF's paths are relative to it (-ffile-prefix-map)
 	Image       string        // disk image to boot
 	Port        int           // gdb stub TCP port; 0 = a free one
 	Breakpoints []string      // default DefaultBreakpoints
@@ -36,6 +37,9 @@ func (s *Session) Script() string {
 	var b strings.Builder
 	b.WriteString("set pagination off\nset confirm off\nset breakpoint pending on\n")
 	fmt.Fprintf(&b, "file %s\n", s.Kernel)
+	if s.SourceDir != "" {
+		fmt.Fprintf(&b, "directory %s\n", s.SourceDir)
+	}
 	fmt.Fprintf(&b, "target remote 127.0.0.1:%d\n", s.Port)
 	bps := s.Breakpoints
 	if bps == nil {

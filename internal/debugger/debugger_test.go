@@ -19,7 +19,8 @@ func TestGDBStopsAtKernelMain(t *testing.T) {
 		t.Fatalf("gdb is not installed (run `go tool mage deps`): %v", err)
 	}
 	a := buildtest.All(t)
-	s := &Session{Kernel: a.Kernel, Image: a.Image, Timeout: 2 * time.Minute}
+	b := buildtest.Builder(t)
+	s := &Session{Kernel: a.Kernel, Image: a.Image, SourceDir: b.Root(), Timeout: 2 * time.Minute}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	script, stop, err := s.Start(ctx)
@@ -27,7 +28,12 @@ func TestGDBStopsAtKernelMain(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	out, err := Batch(ctx, gdb, script, "bt 1", "print bi->magic")
+	// At the breakpoint (the function's first instruction) the arguments
+	// are on the stack: [esp+4] = magic, [esp+8] = boot_info pointer.
+	out, err := Batch(ctx, gdb, script, "bt 1",
+		"print/x *(unsigned int *)($esp+4)",
+		"print/x ((const struct boot_info *)*(unsigned int *)($esp+8))->magic",
+		"list kernel_main")
 	t.Logf("gdb output:\n%s", out)
 	if err != nil {
 		t.Fatalf("gdb failed: %v", err)
@@ -38,10 +44,13 @@ func TestGDBStopsAtKernelMain(t *testing.T) {
 	if !strings.Contains(out, "#0  kernel_main") {
 		t.Fatalf("backtrace does not start in kernel_main")
 	}
-	// BOOTINFO_MAGIC "FLBI" = 0x49424c46 = 1229081670: gdb read the boot
-	// info through the kernel's own symbols.
-	if !strings.Contains(out, "1229081670") {
-		t.Fatalf("bi->magic is not BOOTINFO_MAGIC at kernel_main")
+	// BOOTINFO_MAGIC "FLBI" = 0x49424c46 in EAX (passed as magic) and in
+	// boot_info, read through the kernel's own type information.
+	if strings.Count(out, "= 0x49424c46") != 2 {
+		t.Fatalf("gdb did not read BOOTINFO_MAGIC as kernel_main's magic and bi->magic")
+	}
+	if !strings.Contains(out, "kernel_main(uint32_t magic") {
+		t.Fatalf("gdb could not list kernel_main's source (directory not set?)")
 	}
 }
 

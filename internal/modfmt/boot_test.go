@@ -145,6 +145,7 @@ func TestBootModules(t *testing.T) {
 		})},
 		{"bad-entry.mod", "refused: entry offset", corrupt(good, true, func(b []byte) { le.PutUint32(b[84:], 0xFFFFFF) })},
 		{"truncated.mod", "refused: file size field", good[:len(good)-7]},
+		{"renamed.mod", "refused: the header names module", good},
 	}
 	var extra []image.File
 	for _, c := range bad {
@@ -229,7 +230,7 @@ func TestInKernelLoaderTests(t *testing.T) {
 			"jit_align_fresh_pool", "jit_align_fragmented_pool", "jit_free_coalesces_to_one_block",
 			"jit_exhaustion_is_an_error", "jit_bad_arguments_refused",
 			"module_loads_relocates_and_runs", "module_failing_status_is_reported",
-			"module_corrupted_is_refused", "modparse_reloc_names",
+			"module_corrupted_is_refused", "module_name_must_match_file", "modparse_reloc_names",
 			"fat32_ram_volume_names_and_reads", "fat32_damaged_chains_are_errors", "fat32_bad_bpb_refused",
 			"ata_reads_partition1_kernel_elf", "fat32_partition1_over_ata",
 		}

@@ -10,7 +10,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/toolchain"
@@ -26,11 +25,9 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-var tcOnce = sync.OnceValues(toolchain.Find)
-
 func tools(t *testing.T) *toolchain.Toolchain {
 	t.Helper()
-	tc, err := tcOnce()
+	tc, err := toolchain.Find()
 	if err != nil {
 		t.Fatalf("toolchain: %v", err)
 	}
@@ -66,36 +63,21 @@ func buildELF(t *testing.T, dir string, srcs ...string) string {
 	return elf
 }
 
-// packed returns the fixture module and fib, packed once per test binary.
-var packedOnce struct {
-	sync.Once
-	fixture, fib []byte
-	err          error
-}
-
+// packedModules builds and packs the test fixture (as "instrumented") and
+// fib (as "baseline").
 func packedModules(t *testing.T) (fixture, fib []byte) {
 	t.Helper()
-	packedOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "modfmt")
-		if err != nil {
-			packedOnce.err = err
-			return
-		}
-		defer os.RemoveAll(dir)
-		root := repoRoot(t)
-		d1, d2 := filepath.Join(dir, "fixture"), filepath.Join(dir, "fib")
-		os.Mkdir(d1, 0o755)
-		os.Mkdir(d2, 0o755)
-		if packedOnce.fixture, err = Pack(buildELF(t, d1, filepath.Join(root, "internal/modfmt/testdata/fixture.c")), "fixture", "instrumented"); err != nil {
-			packedOnce.err = err
-			return
-		}
-		packedOnce.fib, packedOnce.err = Pack(buildELF(t, d2, filepath.Join(root, "modules/fib/fib.c")), "fib", "baseline")
-	})
-	if packedOnce.err != nil {
-		t.Fatalf("pack: %v", packedOnce.err)
+	root := repoRoot(t)
+	var err error
+	elf := buildELF(t, t.TempDir(), filepath.Join(root, "internal/modfmt/testdata/fixture.c"))
+	if fixture, err = Pack(elf, "fixture", "instrumented"); err != nil {
+		t.Fatalf("pack fixture: %v", err)
 	}
-	return packedOnce.fixture, packedOnce.fib
+	elf = buildELF(t, t.TempDir(), filepath.Join(root, "modules/fib/fib.c"))
+	if fib, err = Pack(elf, "fib", "baseline"); err != nil {
+		t.Fatalf("pack fib: %v", err)
+	}
+	return fixture, fib
 }
 
 // TestHeaderMatchesC keeps the Go constants equal to fluid_module.h.

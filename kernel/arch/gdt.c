@@ -3,7 +3,10 @@
  * (0x10) — the same selectors as stage 2, so loading it changes nothing but
  * where the table lives (stage 2's copy is in memory we may reuse) — and
  * the two TSS descriptors: the kernel's own task (TR) and the double-fault
- * task that IDT vector 8 switches to (see exceptions.c).
+ * task that IDT vector 8 switches to (see exceptions.c) — and the GS
+ * segment: code built for the Linux i386 ABI with -fstack-protector (the
+ * toolchain's precompiled compiler-rt, linked into instrumented modules)
+ * reads its canary at %gs:0x14, so GS points at a block holding one.
  */
 #include <stdint.h>
 #include "console.h"
@@ -15,6 +18,8 @@
 #define ACCESS_EXEC       0x08
 #define ACCESS_RW         0x02  /* readable code / writable data */
 #define FLAGS_4K_32BIT    0xC   /* G = 1 (4 KiB granularity), D/B = 1 (32-bit) */
+#define FLAGS_BYTE_32BIT  0x4   /* G = 0 (byte granularity), D/B = 1 (32-bit) */
+#define SSP_CANARY        0xF1D000A5u /* fixed: builds stay reproducible; a 0 byte stops string overruns */
 #define ACCESS_TSS32      0x89  /* present, DPL 0, 32-bit available TSS */
 #define EFLAGS_RESERVED1  0x2   /* bit 1 always set; IF = 0 in the #DF task */
 #define DF_STACK_SIZE     8192
@@ -42,7 +47,14 @@ static struct gdt_entry gdt[] __attribute__((aligned(8))) = {
 	FLAT(ACCESS_PRESENT | ACCESS_CODE_DATA | ACCESS_RW),
 	{ 0, 0, 0, 0, 0, 0 },   /* GDT_TSS_MAIN, filled by gdt_init */
 	{ 0, 0, 0, 0, 0, 0 },   /* GDT_TSS_DF */
+	{ 0, 0, 0, 0, 0, 0 },   /* GDT_KERNEL_GS, filled by gdt_init */
 };
+
+/* What GS addresses: the canary at GDT_SSP_CANARY_OFFSET. */
+static uint32_t gs_block[8] __attribute__((aligned(32))) = {
+	[GDT_SSP_CANARY_OFFSET / 4] = SSP_CANARY,
+};
+_Static_assert(GDT_SSP_CANARY_OFFSET + 4 <= sizeof gs_block, "canary inside the GS block");
 
 static struct tss main_tss, df_tss;
 static uint8_t df_stack[DF_STACK_SIZE] __attribute__((aligned(16)));
@@ -78,11 +90,22 @@ void gdt_init(void)
 	df_tss.esp = (uint32_t)(uintptr_t)(df_stack + sizeof df_stack);
 	df_tss.eflags = EFLAGS_RESERVED1;
 	df_tss.cs = GDT_KERNEL_CODE;
-	df_tss.ds = df_tss.es = df_tss.fs = df_tss.gs = df_tss.ss = GDT_KERNEL_DATA;
+	df_tss.ds = df_tss.es = df_tss.fs = df_tss.ss = GDT_KERNEL_DATA;
+	df_tss.gs = GDT_KERNEL_GS;
 	df_tss.cr3 = read_cr3();
 	main_tss.iomap = df_tss.iomap = sizeof(struct tss);   /* no I/O bitmap */
 	set_tss_desc(GDT_TSS_MAIN, &main_tss);
 	set_tss_desc(GDT_TSS_DF, &df_tss);
+	{
+		uint32_t base = (uint32_t)(uintptr_t)gs_block;
+		struct gdt_entry *e = &gdt[GDT_KERNEL_GS / 8];
+		e->limit_lo = sizeof gs_block - 1;
+		e->base_lo = (uint16_t)base;
+		e->base_mid = (uint8_t)(base >> 16);
+		e->access = ACCESS_PRESENT | ACCESS_CODE_DATA | ACCESS_RW;
+		e->limit_hi_flags = FLAGS_BYTE_32BIT << 4;
+		e->base_hi = (uint8_t)(base >> 24);
+	}
 
 	struct gdt_ptr p = { sizeof gdt - 1, (uint32_t)(uintptr_t)gdt };
 	__asm__ volatile(
@@ -93,13 +116,14 @@ void gdt_init(void)
 		"mov %%ax, %%ds\n\t"
 		"mov %%ax, %%es\n\t"
 		"mov %%ax, %%fs\n\t"
-		"mov %%ax, %%gs\n\t"
 		"mov %%ax, %%ss\n\t"
+		"mov %4, %%ax\n\t"
+		"mov %%ax, %%gs\n\t"
 		"mov %3, %%ax\n\t"
 		"ltr %%ax\n\t"
 		:
-		: "m"(p), "i"(GDT_KERNEL_CODE), "i"(GDT_KERNEL_DATA), "i"(GDT_TSS_MAIN)
+		: "m"(p), "i"(GDT_KERNEL_CODE), "i"(GDT_KERNEL_DATA), "i"(GDT_TSS_MAIN), "i"(GDT_KERNEL_GS)
 		: "eax", "memory");
-	kprintf("gdt: flat code 0x%02x, data 0x%02x, TSS 0x%02x, double-fault task 0x%02x\n",
-		GDT_KERNEL_CODE, GDT_KERNEL_DATA, GDT_TSS_MAIN, GDT_TSS_DF);
+	kprintf("gdt: flat code 0x%02x, data 0x%02x, TSS 0x%02x, double-fault task 0x%02x, GS (canary block) 0x%02x\n",
+		GDT_KERNEL_CODE, GDT_KERNEL_DATA, GDT_TSS_MAIN, GDT_TSS_DF, GDT_KERNEL_GS);
 }

@@ -13,6 +13,10 @@
 #define GDT_KERNEL_DATA 0x10
 #define GDT_TSS_MAIN    0x18   /* loaded in TR; the CPU saves state here on #DF */
 #define GDT_TSS_DF      0x20   /* the task IDT vector 8 switches to             */
+#define GDT_KERNEL_GS   0x28   /* GS: a small data segment whose offset 0x14 is
+                                * the stack-protector canary that precompiled
+                                * i386 objects (compiler-rt) read at %gs:0x14 */
+#define GDT_SSP_CANARY_OFFSET 0x14
 
 /* 32-bit task-state segment (Intel SDM vol. 3, 8.2.1). */
 struct tss {

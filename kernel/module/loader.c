@@ -38,6 +38,26 @@ void module_records_reset(void)
 	running = NULL;
 }
 
+/* 1 if file is "<name>.mod" (the suffix in any case), or has no .mod suffix. */
+static int name_matches_file(const char *name, const char *file)
+{
+	size_t n = strlen(name), f = strlen(file);
+	if (f < 4 || strncmp(file + f - 4, ".mod", 4) != 0) {
+		if (f < 4 || strncmp(file + f - 4, ".MOD", 4) != 0)
+			return 1;
+	}
+	if (f - 4 != n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = file[i];
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c + 32);
+		if (c != name[i])
+			return 0;
+	}
+	return 1;
+}
+
 static int refuse(struct module_record *rec, const char *why)
 {
 	rec->result = MODULE_REFUSED;
@@ -55,6 +75,11 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 	out->rec = rec;
 	if (modparse(buf, len, &info, err, sizeof(err)) != 0)
 		return refuse(rec, err);
+	if (!name_matches_file(info.name, rec->file)) {
+		ksnprintf(err, sizeof(err), "the header names module \"%s\": rename the file to %s.mod", info.name,
+			  info.name);
+		return refuse(rec, err);
+	}
 	memcpy(rec->name, info.name, sizeof(rec->name));
 	rec->variant = info.variant;
 	for (uint32_t i = 0; i < FLUID_MOD_HASH_SIZE; i++)

@@ -14,12 +14,10 @@
 /*
  * compiler-rt's i386 objects (linked into instrumented modules) are built
  * with -fstack-protector for the Linux ABI: they read the canary at
- * %gs:SSP_CANARY_OFFSET. If that linear address is not mapped (Fluid keeps
- * page 0 unmapped and GS flat), the hook would page-fault. For the duration
- * of the hook call the export then maps page 0 present and read-only; the
- * canary is whatever the IVT holds there, constant during the call.
- * A GDT entry giving GS a base that points at a canary block makes this
- * unnecessary (the check below then finds the address mapped).
+ * %gs:SSP_CANARY_OFFSET. gdt.c loads GS with a segment whose base points at
+ * a block holding a canary (GDT_KERNEL_GS); call_hook checks that the
+ * address is mapped before calling into the module, so a GS that was
+ * changed is refused with a reason instead of page-faulting.
  */
 #define SSP_CANARY_OFFSET  0x14u
 #define PAGE_BYTES         4096u
@@ -70,11 +68,6 @@ static uint32_t *pte_for(uint32_t addr)
 	return &pt[(addr >> 12) & PT_INDEX_MASK];
 }
 
-static void invlpg(uint32_t addr)
-{
-	__asm__ volatile("invlpg (%0)" ::"r"(addr) : "memory");
-}
-
 /* Calls hook(buf, cap) with the stack-protector canary address readable.
  * Returns the hook's value, or INT32_MIN when the canary address cannot be
  * made readable (reason in *why). */
@@ -87,19 +80,13 @@ static int32_t call_hook(fluid_profile_fn hook, uint8_t *buf, uint32_t cap, cons
 	}
 	uint32_t canary = base + SSP_CANARY_OFFSET;
 	uint32_t *pte = pte_for(canary);
-	if (pte == NULL || (*pte & PTE_PRESENT))
-		return hook(buf, cap); /* mapped (or paging off / large page) */
-	if ((canary & ~(PAGE_BYTES - 1)) != 0) {
-		*why = "the stack-protector canary address %gs:0x14 is not mapped";
+	if (pte != NULL && !(*pte & PTE_PRESENT)) {
+		/* gdt.c gives GS a base pointing at a canary block; reaching this
+		 * means GS was changed (e.g. flat again, canary in unmapped page 0). */
+		*why = "the stack-protector canary address %gs:0x14 is not mapped (GS must be GDT_KERNEL_GS)";
 		return INT32_MIN;
 	}
-	uint32_t saved = *pte;
-	*pte = PTE_PRESENT; /* page 0, read-only, supervisor */
-	invlpg(0);
-	int32_t r = hook(buf, cap);
-	*pte = saved;
-	invlpg(0);
-	return r;
+	return hook(buf, cap); /* mapped (or paging off / large page) */
 }
 
 static const char *result_name(enum module_result r)

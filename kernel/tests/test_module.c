@@ -192,6 +192,20 @@ KTEST(module_corrupted_is_refused)
 	}
 }
 
+KTEST(module_name_must_match_file)
+{
+	static uint8_t m[MOD_BYTES];
+	make_module(m, "tiny", FLUID_OK);
+	KT_EQ_U(jit_pool_init(&pool, pool_mem, TEST_POOL_BYTES), 0);
+	module_records_reset();
+	struct module mod;
+	struct module_record *rec = module_record_new("other.mod");
+	KT_ASSERT(module_load(rec, m, MOD_BYTES, &pool, &mod) == -1);
+	KT_ASSERT(has(rec->reason, "rename the file to tiny.mod"));
+	rec = module_record_new("TINY.MOD"); /* FAT short names are upper case */
+	KT_EQ_U(module_load(rec, m, MOD_BYTES, &pool, &mod), 0);
+}
+
 KTEST(modparse_reloc_names)
 {
 	KT_EQ_STR(module_reloc_name(2), "R_386_PC32");
