@@ -27,6 +27,15 @@
 %include "bootinfo.inc"
 %include "stage2hdr.inc"
 
+; ASM_CHECKS: 1 when NASM really assembles. In dependency-only mode
+; (nasm -M, __?PASS?__ = 0) or preprocess-only mode (3) labels and $ have
+; no values, so the size and offset assertions are skipped there.
+%if __?PASS?__ != 0 && __?PASS?__ != 3
+%define ASM_CHECKS 1
+%else
+%define ASM_CHECKS 0
+%endif
+
 COM1_BASE       equ 0x3F8
 STAGE1_SIZE     equ 440          ; MBR bytes we own (disk signature follows)
 READ_TRIES      equ 3            ; attempts for the stage 2 read
@@ -200,7 +209,9 @@ dap_count:
         dw STAGE2_LOAD_SEG       ; buffer segment
         dq STAGE2_LBA            ; start LBA
 
+%if ASM_CHECKS  ; size/offset assertions (skipped by nasm -M)
 %if ($ - $$) > STAGE1_SIZE
 %error "stage1 is larger than 440 bytes: it would overwrite the disk signature and partition table"
+%endif
 %endif
         times STAGE1_SIZE - ($ - $$) db 0

@@ -79,6 +79,15 @@
 %include "bootinfo.inc"
 %include "stage2hdr.inc"
 
+; ASM_CHECKS: 1 when NASM really assembles. In dependency-only mode
+; (nasm -M, __?PASS?__ = 0) or preprocess-only mode (3) labels and $ have
+; no values, so the size and offset assertions are skipped there.
+%if __?PASS?__ != 0 && __?PASS?__ != 3
+%define ASM_CHECKS 1
+%else
+%define ASM_CHECKS 0
+%endif
+
 COM1_BASE       equ 0x3F8
 CRC_TABLE       equ 0x1000           ; T0; T1..T3 follow, 1 KiB each
 CRC_T1          equ CRC_TABLE + 0x400
@@ -126,12 +135,16 @@ stage2_start:
         jmp short main
         nop
         dd STAGE2_MAGIC                  ; "FLS2" at offset 3 (stage 1 checks it)
+%if ASM_CHECKS  ; size/offset assertions (skipped by nasm -M)
 %if ($ - $$) != STAGE2_MAGIC_OFFSET + 4
 %error "STAGE2_MAGIC must sit at offset STAGE2_MAGIC_OFFSET"
 %endif
+%endif
         dw STAGE2_SECTORS                ; our size: stage 1 reads this many
+%if ASM_CHECKS  ; size/offset assertions (skipped by nasm -M)
 %if ($ - $$) != STAGE2_SECTORS_OFFSET + 2
 %error "the stage 2 size must sit at offset STAGE2_SECTORS_OFFSET"
+%endif
 %endif
 
 main:
@@ -352,8 +365,10 @@ scr_seg:        dw 0                     ; text segment; 0 = no screen output
 scr_pos:        dw 0                     ; byte offset of the next cell
 
 first_sector_end:
+%if ASM_CHECKS  ; size/offset assertions (skipped by nasm -M)
 %if (first_sector_end - stage2_start) > SECTOR_SIZE
 %error "stage 2's first-sector code (main .. die) must fit in 512 bytes"
+%endif
 %endif
 
 main2:
@@ -1184,6 +1199,8 @@ dap:            times 16 db 0
 stage2_trailer: dd STAGE2_MAGIC         ; last 4 bytes: main checks them
 stage2_end:
 STAGE2_SECTORS equ (stage2_end - stage2_start + SECTOR_SIZE - 1) / SECTOR_SIZE
+%if ASM_CHECKS  ; size/offset assertions (skipped by nasm -M)
 %if (stage2_end - stage2_start) > STAGE2_MAX_SECTORS * SECTOR_SIZE
 %error "stage2 is larger than STAGE2_MAX_SECTORS * 512 bytes: stage 1 would load only part of it"
+%endif
 %endif

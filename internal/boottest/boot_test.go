@@ -180,7 +180,7 @@ func TestBigKernel(t *testing.T) {
 	if info.PayloadSize <= 1<<20 {
 		t.Fatalf("padded kernel payload is only %d bytes; want > 1 MiB", info.PayloadSize)
 	}
-	r, lines := boot(t, qemu.Options{Image: img})
+	r, lines := boot(t, qemu.Options{Image: img, Icount: true}) // test kernel: timer tests need guest time
 	if r.Outcome != qemu.Passed {
 		t.Fatalf("%d-byte kernel did not boot:\n%s", info.PayloadSize, r)
 	}

@@ -34,6 +34,7 @@ func bootOutput(t *testing.T, img string) (*qemu.Result, []string) {
 	defer cancel()
 	res, err := qemu.Run(ctx, qemu.Options{
 		Image:   img,
+		Icount:  true, // guest time independent of host load (timer tests)
 		Timeout: 2 * time.Minute,
 		OnLine: func(l string) {
 			mu.Lock()

@@ -43,6 +43,10 @@ func UseFlags(indexed string) []string {
 		"-Werror=profile-instr-out-of-date",
 		"-Werror=profile-instr-unprofiled",
 		"-Werror=profile-instr-missing",
+		// Lay basic blocks out by the profile's edge counts (ext-TSP, the
+		// layout algorithm made for profiles; off by default in LLVM 18/19).
+		// It changes only code layout, not the CFG the profile is matched to.
+		"-mllvm", "-enable-ext-tsp-block-placement=1",
 	}
 }
 

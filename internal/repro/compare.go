@@ -395,7 +395,7 @@ func runDiffoscope(ctx context.Context, a, b string) string {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--text", "-", "--no-progress", a, b)
+	cmd := exec.CommandContext(ctx, bin, "--text", "-", "--no-progress", "--max-report-size", "262144", a, b)
 	out, _ := cmd.Output() // exits 1 when the files differ
 	var lines []string
 	sc := bufio.NewScanner(bytes.NewReader(out))

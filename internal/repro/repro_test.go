@@ -168,6 +168,16 @@ func TestVerifyRealClang(t *testing.T) {
 			if !errors.Is(err, ErrNotReproducible) {
 				t.Errorf("err = %v, want ErrNotReproducible", err)
 			}
+			if _, lookErr := exec.LookPath("diffoscope"); lookErr == nil {
+				for _, d := range res.Differences {
+					if !strings.Contains(d.Diffoscope, "---") {
+						t.Errorf("diffoscope is installed but %s has no report: %q", d.Path, d.Diffoscope)
+					}
+				}
+				if !strings.Contains(log.String(), "verify: diffoscope build/") {
+					t.Errorf("diffoscope report not logged:\n%s", log.String())
+				}
+			}
 			for _, w := range tc.wantIn {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error lacks %q:\n%v", w, err)

@@ -29,7 +29,15 @@ static uint32_t xorshift32(uint32_t *s)
 	return *s = x;
 }
 
-static void mul(const int32_t *a, const int32_t *b, int32_t *c, int n)
+/*
+ * always_inline: mul's profile shows 6 entries against 663552 trips of its
+ * inner loop. PGO's inliner weighs the call sites by entry count, finds them
+ * cold and keeps mul out of line, where the 64-bit multiply-accumulate loop
+ * spills on i686 (24 instead of 20 instructions per 2 elements): -O2 inlines
+ * it, PGO did not, and PGO ended 23% worse. Inlining is what every variant
+ * should do here, so say so.
+ */
+static inline __attribute__((always_inline)) void mul(const int32_t *a, const int32_t *b, int32_t *c, int n)
 {
 	for (int i = 0; i < n; i++)
 		for (int j = 0; j < n; j++) {
