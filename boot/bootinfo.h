@@ -27,10 +27,12 @@
 #define DISK_SIGNATURE         0x464C5544 /* fixed MBR disk signature        */
 
 /* ---- Stage 1 <-> stage 2 -------------------------------------------------
- * Stage 1 reads STAGE2_MAX_SECTORS sectors from STAGE2_LBA to STAGE2_LOAD_ADDR
- * and jumps to STAGE2_LOAD_ADDR with DL = BIOS boot drive.
- * Stage 2 begins with a 16-bit jmp, then the 4 bytes "FLS2" at offset 3;
- * stage 1 checks them before jumping. */
+ * Stage 1 reads stage 2's first sector from STAGE2_LBA to STAGE2_LOAD_ADDR,
+ * checks "FLS2" at offset 3 and the sector count at offset 7 (1..
+ * STAGE2_MAX_SECTORS; layout in boot/stage2hdr.inc), reads exactly that many
+ * sectors and jumps to STAGE2_LOAD_ADDR with DL = BIOS boot drive. Stage 2
+ * ends with a second copy of the magic and checks it before running anything
+ * past its first sector. boot_info.stage2_sectors is that count. */
 #define STAGE2_MAGIC           0x32534C46 /* "FLS2" little-endian */
 #define STAGE2_MAGIC_OFFSET    3
 

@@ -13,9 +13,8 @@
 ; Nothing here reads or relies on bytes 440..511.
 ;
 ; Failure (no INT 13h extensions, read error, no stage 2 magic, bad size):
-; print
-; "stage1: FATAL: <reason>" on the screen (INT 10h teletype) and COM1, write
-; EXIT_BOOT_ERROR to the QEMU isa-debug-exit port (harmless on real
+; print "stage1: FATAL: <reason>" on the screen (INT 10h teletype) and COM1,
+; write EXIT_BOOT_ERROR to the QEMU isa-debug-exit port (harmless on real
 ; hardware: nothing listens on port 0xf4), then halt forever.
 ;
 ; Memory used: 0x7C00..0x7DB7 (this code), stack below 0x7C00,

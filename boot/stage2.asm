@@ -1047,7 +1047,7 @@ die_read:
         jmp die_end
 
 ; ---------------------------------------------------------------------------
-; Output: COM1 and the screen.
+; Number output (putc, puts, newline are in the first-sector block).
 
 ; puthex32: "0x" and 8 hex digits of EAX. puthex8: "0x" and 2 digits of AL.
 puthex32:

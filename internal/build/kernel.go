@@ -55,6 +55,7 @@ func (b *Builder) Boot() (BootArtifacts, error) {
 		return BootArtifacts{}, err
 	}
 	gen := b.outRel("gen") + "/"
+	incs := b.nasmIncludes("boot")
 	var steps []*step
 	var outs []string
 	for _, name := range []string{"stage1", "stage2", "floor"} {
@@ -64,7 +65,7 @@ func (b *Builder) Boot() (BootArtifacts, error) {
 		steps = append(steps, &step{
 			tag: "NASM", name: src,
 			argv:    []string{b.tc.Path("nasm"), "-f", "bin", "-I", gen, "-I", "boot/", "-MD", dep, "-o", out, src},
-			inputs:  []string{src},
+			inputs:  append([]string{src}, incs...),
 			outputs: []string{out}, depfile: dep,
 		})
 		outs = append(outs, b.abs(out))
@@ -158,6 +159,7 @@ func (b *Builder) Kernel(v KernelVariant) (string, error) {
 		objs = append(objs, obj)
 	}
 	gen := b.outRel("gen") + "/"
+	incs := b.nasmIncludes("boot", "kernel/include")
 	for _, src := range asms {
 		obj := objDir + "/" + strings.TrimSuffix(src, ".asm") + ".o"
 		dep := obj + ".d"
@@ -168,7 +170,7 @@ func (b *Builder) Kernel(v KernelVariant) (string, error) {
 			}
 		}
 		argv = append(argv, "-MD", dep, "-o", obj, src)
-		steps = append(steps, &step{tag: "NASM", name: src, argv: argv, inputs: []string{src}, outputs: []string{obj}, depfile: dep})
+		steps = append(steps, &step{tag: "NASM", name: src, argv: argv, inputs: append([]string{src}, incs...), outputs: []string{obj}, depfile: dep})
 		objs = append(objs, obj)
 	}
 	if _, err := b.runAll(steps); err != nil {
@@ -181,4 +183,20 @@ func (b *Builder) Kernel(v KernelVariant) (string, error) {
 		return "", err
 	}
 	return b.abs(elf), nil
+}
+
+// nasmIncludes lists every .inc a NASM source could include: the generated
+// bootinfo.inc and the .inc files of the given directories. They are explicit
+// step inputs because NASM 2.16.01's -MD leaves included files out of the
+// depfile (fixed in 2.16.02), so the depfile alone would miss an edit.
+func (b *Builder) nasmIncludes(dirs ...string) []string {
+	incs := []string{b.outRel("gen", "bootinfo.inc")}
+	for _, d := range dirs {
+		m, _ := filepath.Glob(filepath.Join(b.abs(d), "*.inc"))
+		sort.Strings(m)
+		for _, f := range m {
+			incs = append(incs, b.rel(f))
+		}
+	}
+	return incs
 }

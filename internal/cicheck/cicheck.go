@@ -11,6 +11,8 @@
 //   - nothing is triggered by pull_request_target;
 //   - every `go tool mage <target>` a workflow runs names a target that
 //     `go tool mage -l` lists;
+//   - the toolchain Dockerfile pins its base image by digest, the apt archive
+//     by snapshot date and every package by version;
 //   - .github/toolchain/image.lock matches the Dockerfile it pins.
 package cicheck
 
@@ -25,7 +27,6 @@ import (
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/container"
-	"github.com/fluid-os/fluid/internal/profile"
 	"github.com/rhysd/actionlint"
 )
 
@@ -307,6 +308,12 @@ func CheckRepo(root string) ([]Problem, error) {
 		rel, _ := filepath.Rel(root, f)
 		out = append(out, CheckActionFile(rel, src)...)
 	}
+	dockerfile := filepath.Join(root, filepath.FromSlash(container.DockerfilePath))
+	if src, err := os.ReadFile(dockerfile); err != nil {
+		out = append(out, Problem{File: container.DockerfilePath, Msg: err.Error()})
+	} else {
+		out = append(out, CheckDockerfile(container.DockerfilePath, src)...)
+	}
 	if _, err := container.CheckLock(root); err != nil {
 		out = append(out, Problem{File: container.LockFile, Msg: err.Error()})
 	}
@@ -329,25 +336,6 @@ func Actionlint(root string, files ...string) (string, error) {
 	return string(out), nil
 }
 
-// VerifyTargets picks the mage targets `verify` builds: override (space
-// separated) when set, else "build" plus "pgo" when that target exists and
-// profiles have been committed (profiles/summary.json), so the PGO modules
-// are compared as soon as they can be built.
-func VerifyTargets(root, override string) ([]string, error) {
-	if f := strings.Fields(override); len(f) > 0 {
-		return f, nil
-	}
-	targets, err := MageTargets(root)
-	if err != nil {
-		return nil, err
-	}
-	out := []string{"build"}
-	if _, err := os.Stat(filepath.Join(root, "profiles", profile.SummaryFile)); err == nil && targets["pgo"] {
-		out = append(out, "pgo")
-	}
-	return out, nil
-}
-
 func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -355,4 +343,52 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+var (
+	fromLine    = regexp.MustCompile(`(?m)^FROM\s+(\S+)`)
+	fromDigest  = regexp.MustCompile(`^[a-z0-9./_-]+(:[A-Za-z0-9._-]+)?@sha256:[0-9a-f]{64}$`)
+	snapshotArg = regexp.MustCompile(`(?m)^ARG SNAPSHOT=(\d{8}T\d{6}Z)$`)
+	aptInstall  = regexp.MustCompile(`apt-get install((?:\s+(?:\\\n)?\s*[^;&|\n\\]+)+)`)
+)
+
+// CheckDockerfile checks that the toolchain image definition pins what it
+// is built from: every FROM by digest, the package archive by a snapshot
+// date that apt is pointed at, and every installed package by version.
+func CheckDockerfile(file string, src []byte) []Problem {
+	var out []Problem
+	s := string(src)
+	add := func(format string, args ...any) {
+		out = append(out, Problem{File: file, Msg: fmt.Sprintf(format, args...)})
+	}
+	froms := fromLine.FindAllStringSubmatch(s, -1)
+	if len(froms) == 0 {
+		add("no FROM line")
+	}
+	for _, m := range froms {
+		if !fromDigest.MatchString(m[1]) {
+			add("FROM %s is not pinned by digest (name[:tag]@sha256:<64 hex>)", m[1])
+		}
+	}
+	if m := snapshotArg.FindStringSubmatch(s); m == nil {
+		add("no `ARG SNAPSHOT=YYYYMMDDTHHMMSSZ`: apt must read a dated archive snapshot")
+	} else if !strings.Contains(s, "snapshot.ubuntu.com/ubuntu/${SNAPSHOT}") {
+		add("ARG SNAPSHOT is set but apt is not pointed at snapshot.ubuntu.com/ubuntu/${SNAPSHOT}")
+	}
+	installs := aptInstall.FindAllStringSubmatch(strings.ReplaceAll(s, "\\\n", " "), -1)
+	if len(installs) == 0 {
+		add("no apt-get install: where does the toolchain come from?")
+	}
+	for _, m := range installs {
+		for _, tok := range strings.Fields(m[1]) {
+			tok = strings.Trim(tok, `"'`)
+			if strings.HasPrefix(tok, "-") {
+				continue
+			}
+			if name, ver, ok := strings.Cut(tok, "="); !ok || ver == "" {
+				add("apt-get install %s has no exact version (%s=<version>)", tok, name)
+			}
+		}
+	}
+	return out
 }

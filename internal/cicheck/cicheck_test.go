@@ -187,3 +187,41 @@ Targets:
 		t.Errorf("targets = %v", got)
 	}
 }
+
+func TestCheckDockerfile(t *testing.T) {
+	root := repoRoot(t)
+	src, err := os.ReadFile(filepath.Join(root, ".github/toolchain/Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(src)
+	if p := CheckDockerfile("Dockerfile", src); len(p) != 0 {
+		t.Fatalf("the real Dockerfile: %v", p)
+	}
+	tests := []struct{ name, old, new, want string }{
+		{"base by tag", "FROM ubuntu:noble-20250714@sha256:a08e551cb33850e4740772b38217fc1796a66da2506d312abe51acda354ff061", "FROM ubuntu:24.04", "FROM ubuntu:24.04 is not pinned by digest"},
+		{"unversioned package", `"nasm=${NASM_VERSION}"`, "nasm", "apt-get install nasm has no exact version"},
+		{"no snapshot", "ARG SNAPSHOT=20250714T000000Z", "ARG SNAP=20250714T000000Z", "no `ARG SNAPSHOT"},
+		{"snapshot not used", "http://snapshot.ubuntu.com/ubuntu/${SNAPSHOT}/#\" \\\n      -e", "http://archive.ubuntu.com/ubuntu/#\" \\\n      -e", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(df, tc.old) {
+				t.Fatalf("Dockerfile no longer contains %q; update the test", tc.old)
+			}
+			mutated := strings.Replace(df, tc.old, tc.new, -1)
+			if tc.want == "" {
+				// Both sed expressions must go before the check notices.
+				mutated = strings.ReplaceAll(mutated, "snapshot.ubuntu.com/ubuntu/${SNAPSHOT}", "archive.ubuntu.com/ubuntu")
+				tc.want = "apt is not pointed at snapshot.ubuntu.com"
+			}
+			var msgs []string
+			for _, p := range CheckDockerfile("Dockerfile", []byte(mutated)) {
+				msgs = append(msgs, p.String())
+			}
+			if !slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, tc.want) }) {
+				t.Errorf("no problem containing %q; got %q", tc.want, msgs)
+			}
+		})
+	}
+}

@@ -21,11 +21,13 @@ package container
 
 import (
 	"bufio"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"regexp"
@@ -427,4 +429,36 @@ func CheckLock(root string) (Lock, error) {
 		return lock, fmt.Errorf("%s records dockerfile-sha256=%s but %s hashes to %s: the Dockerfile changed; set dockerfile-sha256=%s and clear digest= (CI builds and publishes the new image and prints its digest to record)", LockFile, lock.DockerfileSHA256, DockerfilePath, sum, sum)
 	}
 	return lock, nil
+}
+
+// EnvMode selects where build steps run: "container" runs them in the
+// pinned image (this package), anything else on the host.
+const EnvMode = "FLUID_TOOLCHAIN"
+
+// FromEnv returns the options for running the steps of the tree at root in
+// the container when FLUID_TOOLCHAIN=container, or nil when steps run on the
+// host. It fails, saying what to set, when container mode is asked for but
+// no image digest is known.
+func FromEnv(root string, getenv func(string) string) (*Options, error) {
+	if getenv(EnvMode) != "container" {
+		return nil, nil
+	}
+	opts, err := DefaultOptions(root, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("%s=container: %w", EnvMode, err)
+	}
+	return &opts, nil
+}
+
+// Command returns an exec.Cmd that runs argv inside the container, with the
+// engine's own environment set to env (so --env NAME passthrough reads
+// from it). The caller sets Stdout/Stderr and runs it.
+func (o Options) Command(ctx context.Context, argv []string, env []string) (*exec.Cmd, error) {
+	full, err := Wrap(argv, o)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, full[0], full[1:]...)
+	cmd.Env = env
+	return cmd, nil
 }

@@ -1,8 +1,10 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -186,5 +188,52 @@ func TestLock(t *testing.T) {
 		if _, err := ReadLock(filepath.Join(root, LockFile)); err == nil {
 			t.Errorf("ReadLock accepted %q", bad)
 		}
+	}
+}
+
+func TestFromEnvAndCommand(t *testing.T) {
+	root := t.TempDir()
+	env := map[string]string{}
+	getenv := func(k string) string { return env[k] }
+	if o, err := FromEnv(root, getenv); o != nil || err != nil {
+		t.Fatalf("host mode: %v, %v", o, err)
+	}
+	env[EnvMode] = "container"
+	if _, err := FromEnv(root, getenv); err == nil || !strings.Contains(err.Error(), "FLUID_TOOLCHAIN=container") {
+		t.Errorf("container mode without a lock or image: %v", err)
+	}
+	env[EnvImage] = testImage
+	o, err := FromEnv(root, getenv)
+	if err != nil || o == nil {
+		t.Fatalf("container mode with an image: %v, %v", o, err)
+	}
+	cmd, err := o.Command(context.Background(), []string{"/usr/bin/clang", "--version"}, []string{"SOURCE_DATE_EPOCH=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cmd.Args[0] != "docker" || cmd.Args[len(cmd.Args)-2] != "clang" || !slices.Equal(cmd.Env, []string{"SOURCE_DATE_EPOCH=1"}) {
+		t.Errorf("Command = %q env %q", cmd.Args, cmd.Env)
+	}
+}
+
+// TestEntrypointScriptRuns runs, on the host, exactly what Wrap tells the
+// container's /bin/sh to run: the umask is applied and the step's argv
+// arrives intact, spaces and quotes included.
+func TestEntrypointScriptRuns(t *testing.T) {
+	root := t.TempDir()
+	full, err := Wrap([]string{"sh", "-c", `umask; printf '%s|' "$@"`, "step", "a b", `c'd`, "$HOME"}, Options{Image: testImage, Root: root, Umask: "0077"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.Index(full, testImage)
+	if i < 2 || full[i-2] != "--entrypoint" || full[i-1] != "/bin/sh" {
+		t.Fatalf("no /bin/sh entrypoint before the image: %q", full)
+	}
+	out, err := exec.Command("/bin/sh", full[i+1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if got, want := string(out), "0077\na b|c'd|$HOME|"; got != want {
+		t.Errorf("entrypoint ran %q, want %q", got, want)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"debug/elf"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -219,6 +220,17 @@ func CompareFiles(a, b string) (Difference, *Artifact, error) {
 	d.SizeA, d.SizeB = int64(len(ba)), int64(len(bb))
 	d.Offset = int64(firstDiff(ba, bb))
 	d.Where = Locate(ba, d.Offset)
+	if d.Where == "" && json.Valid(ba) && json.Valid(bb) {
+		var va, vb any
+		if json.Unmarshal(ba, &va) == nil && json.Unmarshal(bb, &vb) == nil {
+			if diffs := JSONDiff(va, vb, ""); len(diffs) > 0 {
+				d.Where = "JSON " + diffs[0]
+				if len(diffs) > 1 {
+					d.Where += fmt.Sprintf(" (and %d more)", len(diffs)-1)
+				}
+			}
+		}
+	}
 	if where, off, ok := firstDifferingSection(ba, bb); ok {
 		// A section that grew moves everything after it, so the first
 		// differing byte is often a header field; the first section whose

@@ -176,7 +176,7 @@ func JSONDiff(a, b any, path string) []string {
 	if okA && okB && len(la) == len(lb) {
 		var out []string
 		for i := range la {
-			out = append(out, JSONDiff(la[i], lb[i], fmt.Sprintf("%s[%d]", path, i))...)
+			out = append(out, JSONDiff(la[i], lb[i], fmt.Sprintf("%s[%s]", path, elemLabel(la[i], i)))...)
 		}
 		return out
 	}
@@ -184,6 +184,19 @@ func JSONDiff(a, b any, path string) []string {
 		path = "."
 	}
 	return []string{fmt.Sprintf("%s: %s vs %s", path, short(a), short(b))}
+}
+
+// elemLabel names a list element by its "path" or "name" field when it
+// has one (manifest entries do), else by its index.
+func elemLabel(v any, i int) string {
+	if m, ok := v.(map[string]any); ok {
+		for _, k := range []string{"path", "name", "module"} {
+			if s, ok := m[k].(string); ok && s != "" {
+				return fmt.Sprintf("%d %s=%q", i, k, s)
+			}
+		}
+	}
+	return fmt.Sprint(i)
 }
 
 func short(v any) string {

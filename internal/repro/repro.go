@@ -66,15 +66,26 @@ func (f BuilderFunc) Build(ctx context.Context, spec Spec, log io.Writer) error 
 // a child process, under `sh -c 'umask ...'` so the umask applies to that
 // build alone.
 type MageBuilder struct {
-	// Targets to run, in order; empty means "build".
+	// Targets to run, in order; empty means Targets(spec.Root).
 	Targets []string
+}
+
+// Targets returns the mage targets that build what a release ships from the
+// tree at root: "build", then "pgo" when profiles are committed
+// (profiles/summary.json), so the PGO modules and the PGO image are
+// compared too.
+func Targets(root string) []string {
+	if _, err := os.Stat(filepath.Join(root, "profiles", "summary.json")); err == nil {
+		return []string{"build", "pgo"}
+	}
+	return []string{"build"}
 }
 
 // Build runs the mage targets in spec.Root.
 func (m MageBuilder) Build(ctx context.Context, spec Spec, log io.Writer) error {
 	targets := m.Targets
 	if len(targets) == 0 {
-		targets = []string{"build"}
+		targets = Targets(spec.Root)
 	}
 	args := append([]string{"-c", `umask "$0" && exec "$@"`, fmt.Sprintf("%04o", spec.Umask), "go", "tool", "mage"}, targets...)
 	cmd := exec.CommandContext(ctx, "/bin/sh", args...)
@@ -193,6 +204,7 @@ func Verify(ctx context.Context, opts Options) (Result, error) {
 			return res, err
 		}
 		took[i] = time.Since(started)
+		fmt.Fprintf(log, "verify: build %s took %s\n", v.Label, took[i].Round(time.Millisecond))
 	}
 	res.DirA, res.DirB = dirs[0], dirs[1]
 	res.BuildA, res.BuildB = took[0], took[1]
@@ -202,6 +214,7 @@ func Verify(ctx context.Context, opts Options) (Result, error) {
 		return res, err
 	}
 	if err := res.Comparison.Err(); err != nil {
+		fmt.Fprintf(log, "verify: compared %d artifacts in %s\n", len(res.Same)+len(res.Differences), (res.Total - res.BuildA - res.BuildB).Round(time.Millisecond))
 		for _, d := range res.Differences {
 			if d.Diffoscope != "" {
 				fmt.Fprintf(log, "verify: diffoscope %s:\n%s\n", d.Path, d.Diffoscope)
@@ -337,6 +350,11 @@ func sourceFiles(ctx context.Context, src string) ([]string, error) {
 			}
 			// A file deleted in the working tree but still in the index.
 			if fi, err := os.Lstat(filepath.Join(src, f)); err != nil || !fi.Mode().IsRegular() {
+				continue
+			}
+			// The output directory never travels: each build starts clean
+			// even if build/ is not in .gitignore.
+			if strings.HasPrefix(f, "build/") {
 				continue
 			}
 			files = append(files, filepath.FromSlash(f))

@@ -333,6 +333,9 @@ func TestCompareManifest(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `.outputs["build/kernel.elf"].sha256: "11" vs "99"`) {
 		t.Errorf("changed manifest: %v", err)
 	}
+	if d, _, err := CompareFiles(a, changed); err != nil || !strings.Contains(d.String(), `in JSON .outputs["build/kernel.elf"].sha256: "11" vs "99"`) {
+		t.Errorf("CompareFiles on manifests: %v, %v", d, err)
+	}
 	err = CompareManifest(a, reordered)
 	if err == nil || !strings.Contains(err.Error(), "not canonical") {
 		t.Errorf("reordered manifest: %v", err)
@@ -361,5 +364,77 @@ func TestCompareImage(t *testing.T) {
 	err := CompareImage(a, b)
 	if !errors.Is(err, ErrNotReproducible) || !strings.Contains(err.Error(), "FAT32 partition 1 (partition offset 0x43)") {
 		t.Errorf("changed image: %v", err)
+	}
+}
+
+func TestRebuild(t *testing.T) {
+	src := writeTree(t, map[string]string{"kernel/main.c": "int main;\n"})
+	// A builder whose image depends only on the sources.
+	b := BuilderFunc(func(ctx context.Context, spec Spec, log io.Writer) error {
+		srcData, err := os.ReadFile(filepath.Join(spec.Root, "kernel/main.c"))
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Join(spec.Root, "build"), 0o755); err != nil {
+			return err
+		}
+		img := append(append([]byte("IMG:"), srcData...), make([]byte, 64)...)
+		if err := os.WriteFile(filepath.Join(spec.Root, ImagePath), img, 0o644); err != nil {
+			return err
+		}
+		man := fmt.Sprintf(`{"source_date_epoch":%q,"inputs":{"kernel/main.c":%q}}`, spec.Getenv("SOURCE_DATE_EPOCH"), srcData)
+		return os.WriteFile(filepath.Join(spec.Root, ManifestPath), []byte(man), 0o644)
+	})
+	ctx := context.Background()
+	first, err := Rebuild(ctx, Options{Source: src, Builder: b, SourceDateEpoch: "7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	// Keep copies of the "released" image and manifest, then rebuild.
+	rel := t.TempDir()
+	img, man := filepath.Join(rel, "fluid.img"), filepath.Join(rel, "manifest.json")
+	for from, to := range map[string]string{first.Image: img, first.Manifest: man} {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(to, data, 0o644)
+	}
+	r, err := Rebuild(ctx, Options{Source: src, Builder: b, SourceDateEpoch: "7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := CompareImage(img, r.Image); err != nil {
+		t.Errorf("same source: %v", err)
+	}
+	if err := CompareManifest(man, r.Manifest); err != nil {
+		t.Errorf("same source: %v", err)
+	}
+	dir := r.Dir
+	r.Close()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("Close left %s behind", dir)
+	}
+
+	// One changed input byte: the image and the manifest no longer match,
+	// and the manifest difference names the input.
+	os.WriteFile(filepath.Join(src, "kernel/main.c"), []byte("int maim;\n"), 0o644)
+	r, err = Rebuild(ctx, Options{Source: src, Builder: b, SourceDateEpoch: "7"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := CompareImage(img, r.Image); err == nil || !strings.Contains(err.Error(), "first difference at offset 11") {
+		t.Errorf("changed source, image: %v", err)
+	}
+	if err := CompareManifest(man, r.Manifest); err == nil || !strings.Contains(err.Error(), `.inputs["kernel/main.c"]`) {
+		t.Errorf("changed source, manifest: %v", err)
+	}
+
+	// A build that makes no image is an error naming the missing file.
+	none := BuilderFunc(func(ctx context.Context, spec Spec, log io.Writer) error { return nil })
+	if _, err := Rebuild(ctx, Options{Source: src, Builder: none, SourceDateEpoch: "7"}); err == nil || !strings.Contains(err.Error(), "did not produce") {
+		t.Errorf("no image: %v", err)
 	}
 }

@@ -1,0 +1,410 @@
+// Package githubtest is an in-memory GitHub for tests: an httptest server
+// that serves the documented REST endpoints for releases and release assets
+// (get by tag, latest, list, create, update, list/upload/delete assets, and
+// asset download with Accept: application/octet-stream answered by a 302 to a
+// storage URL, as GitHub does), with faults to inject: 5xx answers, rate
+// limits, uploads that fail and leave a half-uploaded asset, truncated
+// downloads.
+package githubtest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Server is a fake GitHub for one repository.
+type Server struct {
+	*httptest.Server
+	Owner, Repo string
+	// OmitDigest leaves out the assets' "digest" field, like older GitHub
+	// Enterprise servers, so clients must compare contents another way.
+	OmitDigest bool
+
+	mu       sync.Mutex
+	nextID   int64
+	releases []*Release
+	faults   []*Fault
+	log      []string
+}
+
+// Release is a stored release.
+type Release struct {
+	ID         int64
+	Tag        string
+	Name       string
+	Body       string
+	Draft      bool
+	Prerelease bool
+	Created    time.Time
+	Assets     []*Asset
+}
+
+// Asset is a stored release asset.
+type Asset struct {
+	ID    int64
+	Name  string
+	Data  []byte
+	State string // "uploaded" or "starter" (an upload that broke off)
+	// Tamper, when set, is served instead of Data (the API still reports
+	// Data's size and digest): a storage server handing out altered bytes.
+	Tamper []byte
+	// Truncate, when > 0, serves only that many bytes while announcing the
+	// full Content-Length, then drops the connection.
+	Truncate int
+}
+
+// Fault makes matching requests fail.
+type Fault struct {
+	Method string // "" matches any
+	Path   string // prefix of the URL path after /repos/{owner}/{repo}/ ("" matches any), or "/storage/"
+	Times  int    // how many requests fail; then the fault is spent
+	Status int    // HTTP status to answer (e.g. 502, 403, 429)
+	// RateLimit answers as GitHub's primary rate limit does: 403 with
+	// X-RateLimit-Remaining: 0 and X-RateLimit-Reset ResetIn from now.
+	RateLimit bool
+	ResetIn   time.Duration
+	// RetryAfter, when set with Status 429 or a secondary-limit 403, is sent as Retry-After seconds.
+	RetryAfter int
+	// LeaveStarter makes a failing upload leave a half-uploaded asset behind.
+	LeaveStarter bool
+}
+
+// New starts a server for owner/repo; Close it when done.
+func New(owner, repo string) *Server {
+	s := &Server{Owner: owner, Repo: repo, nextID: 100}
+	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	return s
+}
+
+// APIURL is the base URL to give the client (GITHUB_API_URL).
+func (s *Server) APIURL() string { return s.URL + "/" }
+
+// AddRelease stores a published release with the given assets (name → bytes).
+func (s *Server) AddRelease(tag string, assets map[string][]byte) *Release {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := &Release{ID: s.id(), Tag: tag, Name: tag, Created: time.Unix(1700000000+s.nextID, 0)}
+	names := make([]string, 0, len(assets))
+	for n := range assets {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		r.Assets = append(r.Assets, &Asset{ID: s.id(), Name: n, Data: assets[n], State: "uploaded"})
+	}
+	s.releases = append(s.releases, r)
+	return r
+}
+
+// Release returns the stored release for tag (drafts included), or nil.
+func (s *Server) Release(tag string) *Release {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, r := range s.releases {
+		if r.Tag == tag {
+			return r
+		}
+	}
+	return nil
+}
+
+// Releases returns how many releases exist.
+func (s *Server) Releases() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.releases)
+}
+
+// AddFault registers a fault.
+func (s *Server) AddFault(f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, &f)
+}
+
+// Log returns "METHOD path" for every request served so far.
+func (s *Server) Log() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.log...)
+}
+
+func (s *Server) id() int64 { s.nextID++; return s.nextID }
+
+func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.log = append(s.log, r.Method+" "+r.URL.Path)
+	prefix := "/repos/" + s.Owner + "/" + s.Repo + "/"
+	var rest string
+	switch {
+	case strings.HasPrefix(r.URL.Path, "/storage/"):
+		rest = r.URL.Path
+	case strings.HasPrefix(r.URL.Path, prefix):
+		rest = strings.TrimPrefix(r.URL.Path, prefix)
+	default:
+		s.notFound(w)
+		return
+	}
+	if s.fault(w, r, rest) {
+		return
+	}
+	parts := strings.Split(strings.Trim(rest, "/"), "/")
+	switch {
+	case parts[0] == "storage" && len(parts) == 2:
+		s.storage(w, parts[1])
+	case len(parts) == 1 && parts[0] == "releases" && r.Method == http.MethodGet:
+		var out []any
+		for i := len(s.releases) - 1; i >= 0; i-- {
+			out = append(out, s.releaseJSON(s.releases[i]))
+		}
+		if out == nil {
+			out = []any{}
+		}
+		writeJSON(w, 200, out)
+	case len(parts) == 1 && parts[0] == "releases" && r.Method == http.MethodPost:
+		s.create(w, r)
+	case len(parts) == 2 && parts[1] == "latest" && r.Method == http.MethodGet:
+		var best *Release
+		for _, rel := range s.releases {
+			if !rel.Draft && !rel.Prerelease && (best == nil || rel.Created.After(best.Created)) {
+				best = rel
+			}
+		}
+		if best == nil {
+			s.notFound(w)
+			return
+		}
+		writeJSON(w, 200, s.releaseJSON(best))
+	case len(parts) == 3 && parts[1] == "tags" && r.Method == http.MethodGet:
+		for _, rel := range s.releases {
+			if rel.Tag == parts[2] && !rel.Draft {
+				writeJSON(w, 200, s.releaseJSON(rel))
+				return
+			}
+		}
+		s.notFound(w)
+	case len(parts) == 3 && parts[1] == "assets":
+		s.asset(w, r, parts[2])
+	case len(parts) == 2 && r.Method == http.MethodPatch:
+		rel := s.byID(parts[1])
+		if rel == nil {
+			s.notFound(w)
+			return
+		}
+		var in map[string]any
+		json.NewDecoder(r.Body).Decode(&in)
+		if v, ok := in["name"].(string); ok {
+			rel.Name = v
+		}
+		if v, ok := in["body"].(string); ok {
+			rel.Body = v
+		}
+		if v, ok := in["prerelease"].(bool); ok {
+			rel.Prerelease = v
+		}
+		writeJSON(w, 200, s.releaseJSON(rel))
+	case len(parts) == 3 && parts[2] == "assets" && r.Method == http.MethodGet:
+		rel := s.byID(parts[1])
+		if rel == nil {
+			s.notFound(w)
+			return
+		}
+		out := []any{}
+		for _, a := range rel.Assets {
+			out = append(out, s.assetJSON(a))
+		}
+		writeJSON(w, 200, out)
+	case len(parts) == 3 && parts[2] == "assets" && r.Method == http.MethodPost:
+		s.upload(w, r, parts[1], nil)
+	default:
+		s.notFound(w)
+	}
+}
+
+// fault answers r with a matching fault, if any is left.
+func (s *Server) fault(w http.ResponseWriter, r *http.Request, rest string) bool {
+	for _, f := range s.faults {
+		if f.Times <= 0 || (f.Method != "" && f.Method != r.Method) || !strings.HasPrefix(rest, f.Path) {
+			continue
+		}
+		f.Times--
+		if f.LeaveStarter && r.Method == http.MethodPost {
+			parts := strings.Split(strings.Trim(rest, "/"), "/")
+			if len(parts) == 3 && parts[2] == "assets" {
+				if rel := s.byID(parts[1]); rel != nil {
+					body, _ := io.ReadAll(r.Body)
+					half := body[:len(body)/2]
+					rel.Assets = append(rel.Assets, &Asset{ID: s.id(), Name: r.URL.Query().Get("name"), Data: half, State: "starter"})
+				}
+			}
+		}
+		if f.RateLimit {
+			w.Header().Set("X-RateLimit-Limit", "60")
+			w.Header().Set("X-RateLimit-Remaining", "0")
+			w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(f.ResetIn).Unix(), 10))
+			writeJSON(w, http.StatusForbidden, map[string]string{"message": "API rate limit exceeded", "documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"})
+			return true
+		}
+		if f.RetryAfter > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(f.RetryAfter))
+		}
+		writeJSON(w, f.Status, map[string]string{"message": fmt.Sprintf("injected fault %d", f.Status)})
+		return true
+	}
+	return false
+}
+
+func (s *Server) create(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		TagName    string `json:"tag_name"`
+		Name       string `json:"name"`
+		Body       string `json:"body"`
+		Draft      bool   `json:"draft"`
+		Prerelease bool   `json:"prerelease"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.TagName == "" {
+		writeJSON(w, 422, map[string]string{"message": "Validation Failed"})
+		return
+	}
+	for _, rel := range s.releases {
+		if rel.Tag == in.TagName {
+			writeJSON(w, 422, map[string]any{"message": "Validation Failed", "errors": []map[string]string{{"resource": "Release", "code": "already_exists", "field": "tag_name"}}})
+			return
+		}
+	}
+	rel := &Release{ID: s.id(), Tag: in.TagName, Name: in.Name, Body: in.Body, Draft: in.Draft, Prerelease: in.Prerelease, Created: time.Unix(1700000000+s.nextID, 0)}
+	s.releases = append(s.releases, rel)
+	writeJSON(w, 201, s.releaseJSON(rel))
+}
+
+func (s *Server) upload(w http.ResponseWriter, r *http.Request, relID string, _ any) {
+	rel := s.byID(relID)
+	if rel == nil {
+		s.notFound(w)
+		return
+	}
+	name := r.URL.Query().Get("name")
+	for _, a := range rel.Assets {
+		if a.Name == name {
+			writeJSON(w, 422, map[string]any{"message": "Validation Failed", "errors": []map[string]string{{"resource": "ReleaseAsset", "code": "already_exists", "field": "name"}}})
+			return
+		}
+	}
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
+		writeJSON(w, 400, map[string]string{"message": "bad body"})
+		return
+	}
+	a := &Asset{ID: s.id(), Name: name, Data: data, State: "uploaded"}
+	rel.Assets = append(rel.Assets, a)
+	writeJSON(w, 201, s.assetJSON(a))
+}
+
+func (s *Server) asset(w http.ResponseWriter, r *http.Request, idStr string) {
+	for _, rel := range s.releases {
+		for i, a := range rel.Assets {
+			if strconv.FormatInt(a.ID, 10) != idStr {
+				continue
+			}
+			switch r.Method {
+			case http.MethodDelete:
+				rel.Assets = append(rel.Assets[:i], rel.Assets[i+1:]...)
+				w.WriteHeader(http.StatusNoContent)
+			case http.MethodGet:
+				if r.Header.Get("Accept") == "application/octet-stream" {
+					// GitHub redirects to a pre-signed storage URL.
+					http.Redirect(w, r, s.URL+"/storage/"+idStr+"?X-Amz-Signature=test", http.StatusFound)
+					return
+				}
+				writeJSON(w, 200, s.assetJSON(a))
+			default:
+				writeJSON(w, 405, map[string]string{"message": "method not allowed"})
+			}
+			return
+		}
+	}
+	s.notFound(w)
+}
+
+func (s *Server) storage(w http.ResponseWriter, idStr string) {
+	for _, rel := range s.releases {
+		for _, a := range rel.Assets {
+			if strconv.FormatInt(a.ID, 10) != idStr {
+				continue
+			}
+			data := a.Data
+			if a.Tamper != nil {
+				data = a.Tamper
+			}
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+			w.WriteHeader(200)
+			if a.Truncate > 0 && a.Truncate < len(data) {
+				w.Write(data[:a.Truncate])
+				// Returning with fewer bytes than announced makes the server
+				// close the connection: the client sees an unexpected EOF.
+				return
+			}
+			w.Write(data)
+			return
+		}
+	}
+	http.Error(w, "no such object", 404)
+}
+
+func (s *Server) byID(idStr string) *Release {
+	for _, rel := range s.releases {
+		if strconv.FormatInt(rel.ID, 10) == idStr {
+			return rel
+		}
+	}
+	return nil
+}
+
+func (s *Server) releaseJSON(r *Release) map[string]any {
+	assets := []any{}
+	for _, a := range r.Assets {
+		assets = append(assets, s.assetJSON(a))
+	}
+	base := s.URL + "/repos/" + s.Owner + "/" + s.Repo + "/releases/" + strconv.FormatInt(r.ID, 10)
+	return map[string]any{
+		"id": r.ID, "tag_name": r.Tag, "name": r.Name, "body": r.Body, "draft": r.Draft, "prerelease": r.Prerelease,
+		"url": base, "upload_url": base + "/assets{?name,label}", "assets": assets,
+		"created_at": r.Created.UTC().Format(time.RFC3339),
+	}
+}
+
+func (s *Server) assetJSON(a *Asset) map[string]any {
+	m := map[string]any{
+		"id": a.ID, "name": a.Name, "size": len(a.Data), "state": a.State,
+		"content_type": "application/octet-stream",
+		"url":          s.URL + "/repos/" + s.Owner + "/" + s.Repo + "/releases/assets/" + strconv.FormatInt(a.ID, 10),
+		"browser_download_url": s.URL + "/download/" + a.Name,
+	}
+	if !s.OmitDigest && a.State == "uploaded" {
+		sum := sha256.Sum256(a.Data)
+		m["digest"] = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return m
+}
+
+func (s *Server) notFound(w http.ResponseWriter) {
+	writeJSON(w, 404, map[string]string{"message": "Not Found", "documentation_url": "https://docs.github.com/rest"})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

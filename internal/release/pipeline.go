@@ -1,0 +1,213 @@
+package release
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Image asset names in a release (zstd-compressed, see CompressedExt).
+const (
+	PGOImageAsset      = "fluid-pgo.img"
+	BaselineImageAsset = "fluid-baseline.img"
+	ManifestAsset      = "manifest.json"
+)
+
+// Inputs are the build outputs a release ships. Paths are taken as given;
+// `mage release` passes build/fluid-pgo.img, build/fluid.img and
+// build/manifest.json.
+type Inputs struct {
+	PGOImage      string
+	BaselineImage string
+	Manifest      string
+}
+
+// PreparedAsset is one file written by PrepareAssets.
+type PreparedAsset struct {
+	Name    string // asset name
+	Path    string // where it was written
+	RawSize int64  // size before compression (same as Size for the manifest)
+	Size    int64  // size of the asset
+}
+
+// PrepareAssets writes the release's non-CLI assets into dir (emptied first):
+// each image zstd-compressed, and the manifest. goreleaser's checksum and
+// release extra_files pick them up from there.
+func PrepareAssets(in Inputs, dir string) ([]PreparedAsset, error) {
+	type src struct{ path, name, hint string }
+	srcs := []src{
+		{in.PGOImage, PGOImageAsset, "build the PGO image first (go tool mage pgo)"},
+		{in.BaselineImage, BaselineImageAsset, "build the image first (go tool mage build)"},
+		{in.Manifest, ManifestAsset, "the build writes it beside the image (go tool mage build)"},
+	}
+	for _, s := range srcs {
+		if s.path == "" {
+			return nil, fmt.Errorf("release inputs: no path for %s", s.name)
+		}
+		if _, err := os.Stat(s.path); err != nil {
+			return nil, fmt.Errorf("release input %s for %s: %w; %s", s.path, s.name, err, s.hint)
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return nil, fmt.Errorf("clean %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	var out []PreparedAsset
+	for _, s := range srcs {
+		fi, err := os.Stat(s.path)
+		if err != nil {
+			return nil, err
+		}
+		a := PreparedAsset{Name: s.name, RawSize: fi.Size()}
+		if s.name == ManifestAsset {
+			data, err := os.ReadFile(s.path)
+			if err != nil {
+				return nil, fmt.Errorf("read %s: %w", s.path, err)
+			}
+			a.Path = filepath.Join(dir, s.name)
+			if err := WriteFileAtomic(a.Path, data); err != nil {
+				return nil, err
+			}
+		} else {
+			a.Name += CompressedExt
+			a.Path = filepath.Join(dir, a.Name)
+			if err := CompressFile(s.path, a.Path); err != nil {
+				return nil, err
+			}
+		}
+		fi, err = os.Stat(a.Path)
+		if err != nil {
+			return nil, err
+		}
+		a.Size = fi.Size()
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// SigningEnv decides how `mage release` signs, from the environment:
+//   - COSIGN_KEY (PEM of a cosign private key) — key-based, passed through;
+//   - COSIGN_KEY_FILE (path, outside the repository) — key-based; the key is
+//     read and handed to goreleaser/cosign as COSIGN_KEY in the child's
+//     environment only, never written anywhere or printed;
+//   - in GitHub Actions with an OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL) —
+//     keyless.
+//
+// Key-based signing needs COSIGN_PASSWORD set (empty for an unencrypted key).
+// It returns the extra environment for the child and a description of the mode.
+func SigningEnv(getenv func(string) string, lookup func(string) (string, bool), repoRoot string) ([]string, string, error) {
+	if getenv("COSIGN_KEY") != "" || getenv("COSIGN_KEY_FILE") != "" {
+		if _, ok := lookup("COSIGN_PASSWORD"); !ok {
+			return nil, "", errors.New("signing: COSIGN_PASSWORD is not set; set it to the key's password (empty for an unencrypted key) so cosign does not prompt")
+		}
+	}
+	if getenv("COSIGN_KEY") != "" {
+		return nil, "key-based (COSIGN_KEY)", nil
+	}
+	if p := getenv("COSIGN_KEY_FILE"); p != "" {
+		abs, err := filepath.Abs(p)
+		if err != nil {
+			return nil, "", fmt.Errorf("signing: COSIGN_KEY_FILE: %w", err)
+		}
+		if rel, err := filepath.Rel(repoRoot, abs); err == nil && !strings.HasPrefix(rel, "..") {
+			return nil, "", fmt.Errorf("signing: COSIGN_KEY_FILE %s is inside the repository; keep private keys outside it (e.g. ~/.config/fluid/cosign.key) so they can never be committed", p)
+		}
+		pem, err := os.ReadFile(abs)
+		if err != nil {
+			return nil, "", fmt.Errorf("signing: read COSIGN_KEY_FILE: %w", err)
+		}
+		if !strings.Contains(string(pem), "PRIVATE KEY") {
+			return nil, "", fmt.Errorf("signing: COSIGN_KEY_FILE %s does not hold a PEM private key (make one with cosign generate-key-pair)", p)
+		}
+		return []string{"COSIGN_KEY=" + string(pem)}, "key-based (COSIGN_KEY_FILE)", nil
+	}
+	if getenv("ACTIONS_ID_TOKEN_REQUEST_URL") != "" {
+		return nil, "keyless (GitHub Actions OIDC)", nil
+	}
+	return nil, "", errors.New("signing: no key and no OIDC token. For a local release set COSIGN_KEY_FILE=/path/outside/repo/cosign.key and COSIGN_PASSWORD; keyless signing runs in GitHub Actions (release.yml, id-token: write)")
+}
+
+// GoreleaserOptions configure RunGoreleaser.
+type GoreleaserOptions struct {
+	Root       string   // repository root: a git work tree with .goreleaser.yaml
+	Goreleaser string   // goreleaser binary (toolcache)
+	Cosign     string   // cosign binary; its directory goes first on PATH
+	Snapshot   bool     // --snapshot: no tag needed, version X.Y.Z-snapshot
+	Offline    bool     // GOPROXY=off, GOFLAGS=-mod=mod: build from the module cache only
+	Env        []string // extra environment (signing, SOURCE_DATE_EPOCH)
+	Stdout     io.Writer
+	Stderr     io.Writer
+}
+
+// RunGoreleaser builds, archives, checksums and signs the CLI release into
+// Root/build/dist without publishing (publishing is Publish's job, so that a
+// rerun is idempotent): `goreleaser release --clean --skip=publish,announce`.
+func RunGoreleaser(ctx context.Context, o GoreleaserOptions) error {
+	args := []string{"release", "--clean", "--skip=publish,announce,validate"}
+	if o.Snapshot {
+		args = append(args, "--snapshot")
+	}
+	cmd := exec.CommandContext(ctx, o.Goreleaser, args...)
+	cmd.Dir = o.Root
+	env := os.Environ()
+	if o.Cosign != "" {
+		env = append(env, "PATH="+filepath.Dir(o.Cosign)+string(os.PathListSeparator)+os.Getenv("PATH"))
+	}
+	if o.Offline {
+		env = append(env, "GOPROXY=off", "GOFLAGS=-mod=mod", "GOSUMDB=off")
+	}
+	cmd.Env = append(env, o.Env...)
+	cmd.Stdout, cmd.Stderr = o.Stdout, o.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("goreleaser %s in %s: %w (its log above says which step failed)", strings.Join(args, " "), o.Root, err)
+	}
+	return nil
+}
+
+// ReleaseFiles returns every file to publish for a release built into
+// distDir: checksums.txt, its bundle, and each asset checksums.txt lists,
+// found in distDir or in assetsDir. Each listed file is checked against its
+// checksum, so a stale or damaged file is never published.
+func ReleaseFiles(distDir, assetsDir string) ([]string, error) {
+	sumsPath := filepath.Join(distDir, ChecksumsName)
+	data, err := os.ReadFile(sumsPath)
+	if err != nil {
+		return nil, fmt.Errorf("release files: %w; run go tool mage release first", err)
+	}
+	bundlePath := filepath.Join(distDir, BundleName)
+	if _, err := os.Stat(bundlePath); err != nil {
+		return nil, fmt.Errorf("release files: %s is missing: the release is not signed; run go tool mage release with a signing key", bundlePath)
+	}
+	sums, err := ParseChecksums(data)
+	if err != nil {
+		return nil, fmt.Errorf("release files: %s: %w", sumsPath, err)
+	}
+	names := make([]string, 0, len(sums))
+	for n := range sums {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	files := []string{sumsPath, bundlePath}
+	for _, n := range names {
+		p := filepath.Join(distDir, n)
+		if _, err := os.Stat(p); err != nil {
+			p = filepath.Join(assetsDir, n)
+			if _, err := os.Stat(p); err != nil {
+				return nil, fmt.Errorf("release files: %s is listed in %s but found neither in %s nor in %s", n, sumsPath, distDir, assetsDir)
+			}
+		}
+		if err := sums.VerifyFile(p, n); err != nil {
+			return nil, fmt.Errorf("release files: %w", err)
+		}
+		files = append(files, p)
+	}
+	return files, nil
+}

@@ -1,0 +1,126 @@
+package toolchain
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// fakeLLVM makes a directory with shell-script "tools" that print the given
+// clang version, so the version checks run against real executables.
+func fakeLLVM(t *testing.T, clangVersion string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, r := range Requirements {
+		if !r.InLLVM {
+			continue
+		}
+		v := "LLVM version 0.0.0"
+		if r.Name == "clang" {
+			v = clangVersion
+		}
+		script := "#!/bin/sh\necho '" + v + "'\n"
+		if err := os.WriteFile(filepath.Join(dir, r.Binary), []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestFindAcceptsPinAndNewer(t *testing.T) {
+	for _, tc := range []struct {
+		version string
+		major   int
+		ok      bool
+	}{
+		{"Ubuntu clang version 18.1.3 (1ubuntu1)", 18, true},
+		{"Debian clang version 19.1.7 (3~deb12u1)", 19, true},
+		{"clang version 21.0.0", 21, true},
+		{"Debian clang version 14.0.6", 14, false},
+	} {
+		t.Run(tc.version, func(t *testing.T) {
+			t.Setenv(EnvLLVM, fakeLLVM(t, tc.version))
+			got, err := Find()
+			if !tc.ok {
+				if err == nil || !errors.Is(err, ErrMissing) {
+					t.Fatalf("LLVM %d accepted, want a refusal; err=%v", tc.major, err)
+				}
+				msg := err.Error()
+				for _, want := range []string{"LLVM 14", "LLVM 18 or newer", "mage deps"} {
+					if !strings.Contains(msg, want) {
+						t.Errorf("refusal does not say %q: %s", want, msg)
+					}
+				}
+				return
+			}
+			if err != nil {
+				if errors.Is(err, ErrMissing) && strings.Contains(err.Error(), "nasm") {
+					t.Skipf("nasm not installed here: %v", err)
+				}
+				t.Fatal(err)
+			}
+			if got.LLVMMajor != tc.major {
+				t.Fatalf("major = %d, want %d", got.LLVMMajor, tc.major)
+			}
+		})
+	}
+}
+
+func TestOverrideErrorsNameTheProblem(t *testing.T) {
+	t.Setenv(EnvLLVM, t.TempDir())
+	_, err := Find()
+	if err == nil || !strings.Contains(err.Error(), "is not a directory holding clang") {
+		t.Fatalf("empty FLUID_LLVM dir: err = %v", err)
+	}
+	t.Setenv(EnvLLVM, "97")
+	_, err = Find()
+	if err == nil || !strings.Contains(err.Error(), "/usr/lib/llvm-97/bin/clang does not exist") || !strings.Contains(err.Error(), "clang-97") {
+		t.Fatalf("FLUID_LLVM=97: err = %v", err)
+	}
+}
+
+func TestMissingLLVMToolIsNamed(t *testing.T) {
+	dir := fakeLLVM(t, "clang version 19.1.7")
+	os.Remove(filepath.Join(dir, "llvm-profdata"))
+	t.Setenv(EnvLLVM, dir)
+	_, err := Find()
+	if err == nil || !strings.Contains(err.Error(), "llvm-profdata is missing from "+dir) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPackagesFollowTheMajor(t *testing.T) {
+	got := strings.Join(Packages(18), " ")
+	for _, want := range []string{"clang-18", "lld-18", "llvm-18", "libclang-rt-18-dev", "nasm", "qemu-system-x86", "dosfstools", "mtools", "gdb"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("Packages(18) = %s, lacks %s", got, want)
+		}
+	}
+	p := DepsPlan{Missing: []string{"nasm", "gdb"}}
+	if c := p.Command(); c != "sudo apt-get update && sudo apt-get install -y --no-install-recommends nasm gdb" {
+		t.Errorf("non-root command = %q", c)
+	}
+}
+
+func TestIdentityHasNoPaths(t *testing.T) {
+	dir := fakeLLVM(t, "clang version 19.1.7")
+	t.Setenv(EnvLLVM, dir)
+	tc, err := Find()
+	if err != nil {
+		t.Skipf("needs nasm: %v", err)
+	}
+	id, err := tc.Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tool := range id.Tools {
+		if len(tool.SHA256) != 64 {
+			t.Errorf("%s: sha256 %q", tool.Name, tool.SHA256)
+		}
+		if strings.Contains(tool.Version, dir) {
+			t.Errorf("%s: identity leaks the path %s", tool.Name, dir)
+		}
+	}
+}
