@@ -295,3 +295,15 @@ func hashBytes(data []byte) string {
 	d := sha256.Sum256(data)
 	return hex.EncodeToString(d[:])
 }
+
+// Step runs argv (in the repository root) as a cached build step: it is
+// skipped when the same command already produced outputs from inputs with
+// the same contents. Paths may be absolute or repo-relative. It reports
+// whether the command ran. Pipeline packages (profile, bench) use it for
+// their own tool invocations.
+func (b *Builder) Step(tag, name string, argv, inputs, outputs []string) (bool, error) {
+	if len(outputs) == 0 {
+		return false, fmt.Errorf("%s %s: a step needs at least one output", tag, name)
+	}
+	return b.run(&step{tag: tag, name: name, argv: argv, inputs: inputs, outputs: outputs})
+}

@@ -1,7 +1,6 @@
 package profile
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -310,13 +309,10 @@ func (p *Pipeline) PGOVariant(ctx context.Context) (build.ModuleVariant, error) 
 	for _, m := range names {
 		text := filepath.Join(p.Dir, m+TextExt)
 		out := filepath.Join(dir, m+".profdata")
-		tmp := out + ".tmp"
-		if err := profdata(ctx, p.B.Toolchain().Path("llvm-profdata"), "merge", "-o", tmp, text); err != nil {
-			os.Remove(tmp)
+		// A cached build step: a no-op build does not re-index.
+		argv := []string{p.B.Toolchain().Path("llvm-profdata"), "merge", "-o", out, text}
+		if _, err := p.B.Step("PROF", p.B.Rel(out), argv, []string{text}, []string{out}); err != nil {
 			return build.ModuleVariant{}, fmt.Errorf("module %s: llvm-profdata cannot index %s: %v (recapture with `%s`)", m, text, err, RefreshCommand)
-		}
-		if err := replaceIfChanged(tmp, out); err != nil {
-			return build.ModuleVariant{}, err
 		}
 		indexed[m] = out
 	}
@@ -345,20 +341,6 @@ func (p *Pipeline) PGOModules(ctx context.Context) ([]build.Module, error) {
 	return mods, nil
 }
 
-// replaceIfChanged renames tmp over dst unless dst already has the same
-// bytes (then tmp is removed), so unchanged profiles keep their mtime.
-func replaceIfChanged(tmp, dst string) error {
-	a, err := os.ReadFile(tmp)
-	if err != nil {
-		return err
-	}
-	if b, err := os.ReadFile(dst); err == nil && bytes.Equal(a, b) {
-		return os.Remove(tmp)
-	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	return os.Rename(tmp, dst)
-}
 
 // pgoMarker, inside the build directory, records that `mage pgo` put the
 // PGO modules into build/fluid.img, so that later default builds (`mage
