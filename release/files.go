@@ -12,3 +12,10 @@ var policyJSON []byte
 // PolicyJSON returns the bytes of release/policy.json: the certificate
 // identity and OIDC issuer that official release signatures must carry.
 func PolicyJSON() []byte { return append([]byte(nil), policyJSON...) }
+
+//go:embed notes.md.tmpl
+var notesTemplate []byte
+
+// NotesTemplate returns release/notes.md.tmpl, the Go text/template of the
+// release notes (fields: see internal/release.NotesData).
+func NotesTemplate() []byte { return append([]byte(nil), notesTemplate...) }

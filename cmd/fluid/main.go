@@ -141,4 +141,3 @@ func defaultRepo() string {
 	}
 	return p.Repository
 }
-

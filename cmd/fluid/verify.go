@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/fluid-os/fluid/internal/release"
+	"github.com/fluid-os/fluid/internal/repro"
 )
 
 func cmdVerify(ctx context.Context, args []string, e env) error {
@@ -23,12 +23,14 @@ func cmdVerify(ctx context.Context, args []string, e env) error {
 	sumsPath := fs.String("checksums", "", "checksums `file` (default: checksums.txt beside the first FILE)")
 	bundlePath := fs.String("bundle", "", "Sigstore bundle `file` (default: checksums.txt.sigstore.json beside the checksums)")
 	troot := fs.String("trusted-root", "", "Sigstore trusted_root.json `file` (private Sigstore deployments)")
-	rebuild := fs.Bool("rebuild", false, "rebuild the image from source and compare it with the manifest (needs a source checkout)")
+	rebuild := fs.Bool("rebuild", false, "rebuild the image from source and compare it and its manifest byte for byte (needs a source checkout)")
+	source := fs.String("source", ".", "with --rebuild: the source checkout (of the release's tag) to rebuild from")
+	manifestPath := fs.String("manifest", "", "with --rebuild: the release's manifest.json (default: beside the image)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *rebuild {
-		return rebuildUnavailable(e)
+		return cmdRebuild(ctx, e, *source, *manifestPath, fs.Args())
 	}
 	var files []string
 	for _, f := range fs.Args() {
@@ -129,13 +131,51 @@ func hashDecompressed(zst string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// rebuildUnavailable explains what --rebuild needs until the reproducibility
-// pipeline offers a rebuild-and-compare function to call.
-func rebuildUnavailable(e env) error {
-	msg := []string{
-		"fluid verify --rebuild rebuilds the image from its tagged source and compares it byte for byte with the release and its manifest.",
-		"It needs a source checkout and the host toolchain; this fluid binary cannot do it on its own.",
-		"In a checkout of the release tag run:  go tool mage verify",
+// cmdRebuild rebuilds the image from a source checkout with the
+// reproducibility pipeline (internal/repro) and compares the given image and
+// its manifest with the rebuild, byte for byte.
+func cmdRebuild(ctx context.Context, e env, source, manifestPath string, args []string) error {
+	if len(args) != 1 {
+		return usageError{"--rebuild takes one image (fluid.img, or fluid-baseline.img[.zst] from a release)"}
 	}
-	return errors.New(strings.Join(msg, "\n"))
+	image := args[0]
+	mod, err := os.ReadFile(filepath.Join(source, "go.mod"))
+	if err != nil || !strings.Contains(string(mod), "module github.com/fluid-os/fluid\n") {
+		return fmt.Errorf("fluid verify --rebuild needs a source checkout of the release's tag: %s is not one (no go.mod for github.com/fluid-os/fluid).\n"+
+			"Clone the repository, check out the tag (git checkout vX.Y.Z), and run this command from there or pass --source DIR", source)
+	}
+	if manifestPath == "" {
+		manifestPath = filepath.Join(filepath.Dir(image), manifestName)
+	}
+	if _, err := os.Stat(manifestPath); err != nil {
+		return fmt.Errorf("manifest not found at %s: download manifest.json from the same release or pass --manifest", manifestPath)
+	}
+	if strings.HasSuffix(image, release.CompressedExt) {
+		tmp, err := os.MkdirTemp("", "fluid-rebuild-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		raw := filepath.Join(tmp, strings.TrimSuffix(filepath.Base(image), release.CompressedExt))
+		if err := release.DecompressFile(image, raw); err != nil {
+			return err
+		}
+		image = raw
+	}
+	fmt.Fprintf(e.stderr, "fluid: rebuilding %s from %s (a full build; minutes)\n", repro.ImagePath, source)
+	r, err := repro.Rebuild(ctx, repro.Options{Source: source, Log: e.stderr})
+	if err != nil {
+		return fmt.Errorf("rebuild from %s: %w", source, err)
+	}
+	defer r.Close()
+	if err := repro.CompareManifest(manifestPath, r.Manifest); err != nil {
+		return &release.CheckError{Check: "rebuild", Subject: manifestName, Err: err,
+			Meaning: "the source, toolchain or SOURCE_DATE_EPOCH differ from the release's; check out the exact tag and use the pinned toolchain"}
+	}
+	if err := repro.CompareImage(image, r.Image); err != nil {
+		return &release.CheckError{Check: "rebuild", Subject: filepath.Base(image), Err: err,
+			Meaning: "the image is not what its source builds to"}
+	}
+	fmt.Fprintf(e.stdout, "OK  %s is bit-for-bit the rebuild of %s, and %s matches\n", args[0], source, manifestPath)
+	return nil
 }

@@ -163,7 +163,11 @@ func (b *Builder) Kernel(v KernelVariant) (string, error) {
 	for _, src := range asms {
 		obj := objDir + "/" + strings.TrimSuffix(src, ".asm") + ".o"
 		dep := obj + ".d"
-		argv := []string{b.tc.Path("nasm"), "-f", "elf32", "-g", "-F", "dwarf", "-I", gen, "-I", "kernel/include/", "-I", "boot/"}
+		// No -g: NASM 2.16 writes the absolute working directory into
+		// DW_AT_comp_dir and has no prefix map, which would make kernel.elf
+		// depend on where the tree is checked out. gdb still has symbols
+		// for the assembly (the ELF symbol table) and full DWARF for C.
+		argv := []string{b.tc.Path("nasm"), "-f", "elf32", "-I", gen, "-I", "kernel/include/", "-I", "boot/"}
 		for _, d := range b.kernelDefines(v) {
 			if !strings.Contains(d, `"`) { // NASM gets the numeric switches only
 				argv = append(argv, d)

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"time"
 
 	gh "github.com/google/go-github/v60/github"
@@ -226,6 +227,13 @@ func (c *Client) classify(err error, resp *gh.Response, attempt int) (time.Durat
 		return 0, false
 	}
 	if isNetErr(err) {
+		// No route to GitHub at all (unknown host, nothing listening):
+		// waiting will not help, say so at once. Resets, timeouts and
+		// cut-off bodies are worth another try.
+		var de *net.DNSError
+		if (errors.As(err, &de) && de.IsNotFound) || errors.Is(err, syscall.ECONNREFUSED) {
+			return 0, false
+		}
 		return backoff, true
 	}
 	return 0, false

@@ -110,6 +110,24 @@ func TestSnapshotReleaseOffline(t *testing.T) {
 	}
 
 	dist := filepath.Join(repo, "build", "dist")
+	firstSums, _ := os.ReadFile(filepath.Join(dist, release.ChecksumsName))
+
+	// Reproducible: a second run from the same commit gives the same
+	// checksums for every asset (binaries, archives, SBOMs, images).
+	glog.Reset()
+	start = time.Now()
+	err = release.RunGoreleaser(ctx, release.GoreleaserOptions{
+		Root: repo, Goreleaser: goreleaser, Cosign: cosign, Snapshot: true, Offline: true,
+		Env: append(signEnv, "COSIGN_PASSWORD=throwaway", "SOURCE_DATE_EPOCH=1767225600"), Stdout: &glog, Stderr: &glog,
+	})
+	if err != nil {
+		t.Fatalf("second run: %v\n%s", err, tailLines(glog.String(), 60))
+	}
+	t.Logf("second goreleaser run (warm) took %s", time.Since(start).Round(time.Second))
+	if secondSums, _ := os.ReadFile(filepath.Join(dist, release.ChecksumsName)); !bytes.Equal(firstSums, secondSums) {
+		t.Fatalf("two release runs from one commit differ:\nfirst:\n%s\nsecond:\n%s", firstSums, secondSums)
+	}
+
 	files, err := release.ReleaseFiles(dist, assetsDir)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +247,9 @@ type cmdErr struct {
 	out []byte
 }
 
-func (c *cmdErr) Error() string { return c.err.Error() + ": " + strings.TrimSpace(lastLine(string(c.out))) }
+func (c *cmdErr) Error() string {
+	return c.err.Error() + ": " + strings.TrimSpace(lastLine(string(c.out)))
+}
 
 func runFluid(ctx context.Context, bin string, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -288,6 +308,9 @@ func gitCommit(t *testing.T, dir string) {
 		{"init", "-q"},
 		{"add", "-A"},
 		{"-c", "user.name=fluid test", "-c", "user.email=test@fluid.invalid", "-c", "commit.gpgsign=false", "commit", "-q", "-m", "snapshot"},
+		// goreleaser fills .CommitTimestamp (mod_timestamp, archive times)
+		// only when the repository has a remote; a real clone has one.
+		{"remote", "add", "origin", "https://github.com/fluid-os/fluid.git"},
 	} {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = dir

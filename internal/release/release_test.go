@@ -226,3 +226,19 @@ func TestSigningEnv(t *testing.T) {
 		})
 	}
 }
+
+func TestRenderNotes(t *testing.T) {
+	p := DefaultPolicy("fluid-os/fluid")
+	out, err := RenderNotes(relfiles.NotesTemplate(), NotesData{Tag: "v1.2.3", Commit: "abc", Signer: "the release workflow", IdentityRegexp: p.IdentityRegexp, Issuer: p.Issuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Fluid OS v1.2.3", "`abc`", p.IdentityRegexp, "fluid download --version v1.2.3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("notes lack %q", want)
+		}
+	}
+	if _, err := RenderNotes([]byte("{{ .Nope }}"), NotesData{}); err == nil {
+		t.Fatal("unknown field rendered")
+	}
+}

@@ -67,6 +67,7 @@ type Asset struct {
 type Fault struct {
 	Method string // "" matches any
 	Path   string // prefix of the URL path after /repos/{owner}/{repo}/ ("" matches any), or "/storage/"
+	After  int    // how many matching requests pass before the fault starts
 	Times  int    // how many requests fail; then the fault is spent
 	Status int    // HTTP status to answer (e.g. 502, 403, 429)
 	// RateLimit answers as GitHub's primary rate limit does: 403 with
@@ -238,6 +239,10 @@ func (s *Server) fault(w http.ResponseWriter, r *http.Request, rest string) bool
 		if f.Times <= 0 || (f.Method != "" && f.Method != r.Method) || !strings.HasPrefix(rest, f.Path) {
 			continue
 		}
+		if f.After > 0 {
+			f.After--
+			continue
+		}
 		f.Times--
 		if f.LeaveStarter && r.Method == http.MethodPost {
 			parts := strings.Split(strings.Trim(rest, "/"), "/")
@@ -388,8 +393,8 @@ func (s *Server) releaseJSON(r *Release) map[string]any {
 func (s *Server) assetJSON(a *Asset) map[string]any {
 	m := map[string]any{
 		"id": a.ID, "name": a.Name, "size": len(a.Data), "state": a.State,
-		"content_type": "application/octet-stream",
-		"url":          s.URL + "/repos/" + s.Owner + "/" + s.Repo + "/releases/assets/" + strconv.FormatInt(a.ID, 10),
+		"content_type":         "application/octet-stream",
+		"url":                  s.URL + "/repos/" + s.Owner + "/" + s.Repo + "/releases/assets/" + strconv.FormatInt(a.ID, 10),
 		"browser_download_url": s.URL + "/download/" + a.Name,
 	}
 	if !s.OmitDigest && a.State == "uploaded" {
@@ -407,4 +412,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// ClearFaults removes every fault: the server behaves again.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = nil
 }

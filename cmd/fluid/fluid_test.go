@@ -1,0 +1,291 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/pem"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/fluid-os/fluid/internal/github/githubtest"
+	"github.com/fluid-os/fluid/internal/release"
+)
+
+// signer is a throwaway signing key, producing the same bundle shape as
+// `cosign sign-blob --key --new-bundle-format --tlog-upload=false`.
+type signer struct {
+	key    *ecdsa.PrivateKey
+	pubPEM []byte
+}
+
+func newSigner(t *testing.T) *signer {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &signer{key: k, pubPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})}
+}
+
+func (s *signer) bundle(t *testing.T, data []byte) []byte {
+	t.Helper()
+	d := sha256.Sum256(data)
+	sig, err := s.key.Sign(rand.Reader, d[:], crypto.SHA256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &protobundle.Bundle{
+		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
+		VerificationMaterial: &protobundle.VerificationMaterial{
+			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: "test"}},
+		},
+		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
+			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: d[:]},
+			Signature:     sig,
+		}},
+	}
+	out, err := protojson.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// fixture is a signed release: an image (mostly zeros), its zstd asset, the
+// manifest, checksums.txt and the bundle.
+type fixture struct {
+	image  []byte
+	assets map[string][]byte
+	pubKey string // path of cosign.pub
+}
+
+func newFixture(t *testing.T, s *signer) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	img := make([]byte, 4<<20)
+	copy(img[1<<20:], bytes.Repeat([]byte("fluid image "), 4000))
+	raw := filepath.Join(dir, "fluid-pgo.img")
+	os.WriteFile(raw, img, 0o644)
+	zst := filepath.Join(dir, "fluid-pgo.img.zst")
+	if err := release.CompressFile(raw, zst); err != nil {
+		t.Fatal(err)
+	}
+	man := filepath.Join(dir, "manifest.json")
+	os.WriteFile(man, []byte(`{"commit":"test"}`), 0o644)
+	sums, err := release.ComputeChecksums([]string{zst, man})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{image: img, assets: map[string][]byte{}}
+	f.assets["fluid-pgo.img.zst"], _ = os.ReadFile(zst)
+	f.assets["manifest.json"], _ = os.ReadFile(man)
+	f.assets["checksums.txt"] = sums.Marshal()
+	f.assets["checksums.txt.sigstore.json"] = s.bundle(t, f.assets["checksums.txt"])
+	f.pubKey = filepath.Join(dir, "cosign.pub")
+	os.WriteFile(f.pubKey, s.pubPEM, 0o644)
+	return f
+}
+
+func runCLI(t *testing.T, apiURL string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	vars := map[string]string{"GITHUB_API_URL": apiURL}
+	code := run(context.Background(), args, env{getenv: func(k string) string { return vars[k] }, stdout: &out, stderr: &errb})
+	return code, out.String(), errb.String()
+}
+
+func TestDownload(t *testing.T) {
+	s := newSigner(t)
+	fx := newFixture(t, s)
+	tests := []struct {
+		name      string
+		version   string
+		setup     func(srv *githubtest.Server, fx *fixture)
+		key       string // "" = fixture key; "other" = another key
+		wantCheck release.Check
+		wantMsg   string
+	}{
+		{name: "happy path", version: "v1.0.0"},
+		{name: "latest", version: "latest"},
+		{name: "no such release", version: "v9.9.9", wantCheck: release.CheckRelease, wantMsg: "no release v9.9.9"},
+		{name: "missing asset", version: "v1.0.0", wantCheck: release.CheckAsset, wantMsg: "has no asset fluid-pgo.img.zst",
+			setup: func(srv *githubtest.Server, _ *fixture) { dropAsset(srv.Release("v1.0.0"), "fluid-pgo.img.zst") }},
+		{name: "truncated download", version: "v1.0.0", wantCheck: release.CheckDownload, wantMsg: "interrupted after",
+			setup: func(srv *githubtest.Server, _ *fixture) {
+				a := asset(srv.Release("v1.0.0"), "fluid-pgo.img.zst")
+				a.Truncate = len(a.Data) / 2
+			}},
+		{name: "tampered asset", version: "v1.0.0", wantCheck: release.CheckChecksum, wantMsg: "SHA-256 is",
+			setup: func(srv *githubtest.Server, fx *fixture) {
+				a := asset(srv.Release("v1.0.0"), "fluid-pgo.img.zst")
+				a.Tamper = append([]byte(nil), a.Data...)
+				a.Tamper[len(a.Tamper)/2] ^= 1
+			}},
+		{name: "tampered checksums", version: "v1.0.0", wantCheck: release.CheckSignature,
+			setup: func(srv *githubtest.Server, fx *fixture) {
+				a := asset(srv.Release("v1.0.0"), "checksums.txt")
+				a.Tamper = bytes.Replace(a.Data, []byte("manifest"), []byte("Manifest"), 1)
+			}},
+		{name: "signed by another key", version: "v1.0.0", key: "other", wantCheck: release.CheckSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := githubtest.New("fluid-os", "fluid")
+			defer srv.Close()
+			srv.AddRelease("v0.9.0", map[string][]byte{"checksums.txt": []byte("old")})
+			srv.AddRelease("v1.0.0", fx.assets)
+			if tt.setup != nil {
+				tt.setup(srv, fx)
+			}
+			key := fx.pubKey
+			if tt.key == "other" {
+				key = newFixture(t, newSigner(t)).pubKey
+			}
+			dest := filepath.Join(t.TempDir(), "out")
+			code, stdout, stderr := runCLI(t, srv.APIURL(), "download", "--version", tt.version, "--key", key, "-o", dest)
+			if tt.wantCheck == "" {
+				if code != 0 {
+					t.Fatalf("exit %d\n%s", code, stderr)
+				}
+				got, err := os.ReadFile(filepath.Join(dest, "fluid-pgo.img"))
+				if err != nil || !bytes.Equal(got, fx.image) {
+					t.Fatalf("image not in place or different: %v", err)
+				}
+				ents, _ := os.ReadDir(dest)
+				var names []string
+				for _, e := range ents {
+					names = append(names, e.Name())
+				}
+				if strings.Join(names, " ") != "checksums.txt checksums.txt.sigstore.json fluid-pgo.img fluid-pgo.img.zst manifest.json" {
+					t.Fatalf("destination holds %v", names)
+				}
+				if !strings.Contains(stdout, filepath.Join(dest, "fluid-pgo.img")) {
+					t.Fatalf("stdout does not list the image: %s", stdout)
+				}
+				// The downloaded files pass fluid verify, the image through its .zst.
+				code, out, errOut := runCLI(t, "", "verify", "--key", fx.pubKey, filepath.Join(dest, "fluid-pgo.img"), filepath.Join(dest, "manifest.json"))
+				if code != 0 {
+					t.Fatalf("fluid verify after download: exit %d\n%s%s", code, out, errOut)
+				}
+				// A changed byte in the decompressed image is caught.
+				p := filepath.Join(dest, "fluid-pgo.img")
+				b, _ := os.ReadFile(p)
+				b[3<<20] ^= 1
+				os.WriteFile(p, b, 0o644)
+				if code, _, errOut := runCLI(t, "", "verify", "--key", fx.pubKey, p); code != 1 || !strings.Contains(errOut, "checksum check failed") {
+					t.Fatalf("changed image passed verify (exit %d): %s", code, errOut)
+				}
+				t.Logf("stderr:\n%s", stderr)
+				return
+			}
+			if code != 1 {
+				t.Fatalf("exit %d, want 1 (refused)\n%s", code, stderr)
+			}
+			if !strings.Contains(stderr, "REFUSED: "+string(tt.wantCheck)+" check failed") || !strings.Contains(stderr, tt.wantMsg) {
+				t.Fatalf("stderr does not name the %s check / %q:\n%s", tt.wantCheck, tt.wantMsg, stderr)
+			}
+			if !strings.Contains(stderr, "nothing was written to "+dest) && tt.wantCheck != release.CheckRelease && tt.wantCheck != release.CheckAsset {
+				t.Fatalf("stderr does not say nothing was written:\n%s", stderr)
+			}
+			if _, err := os.Stat(dest); !os.IsNotExist(err) {
+				ents, _ := os.ReadDir(dest)
+				t.Fatalf("destination left behind after a refused download: %v", ents)
+			}
+			t.Logf("refused: %s", strings.TrimSpace(stderr[strings.Index(stderr, "fluid download: "):]))
+		})
+	}
+}
+
+// A destination that already exists keeps its files and gets no leftovers.
+func TestDownloadFailureLeavesExistingDirClean(t *testing.T) {
+	s := newSigner(t)
+	fx := newFixture(t, s)
+	srv := githubtest.New("fluid-os", "fluid")
+	defer srv.Close()
+	srv.AddRelease("v1.0.0", fx.assets)
+	asset(srv.Release("v1.0.0"), "fluid-pgo.img.zst").Truncate = 10
+	dest := t.TempDir()
+	os.WriteFile(filepath.Join(dest, "mine.txt"), []byte("user file"), 0o644)
+	code, _, stderr := runCLI(t, srv.APIURL(), "download", "--version", "v1.0.0", "--key", fx.pubKey, "-o", dest)
+	if code != 1 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	ents, _ := os.ReadDir(dest)
+	if len(ents) != 1 || ents[0].Name() != "mine.txt" {
+		t.Fatalf("destination after failure: %v", ents)
+	}
+}
+
+func TestDownloadNoNetwork(t *testing.T) {
+	fx := newFixture(t, newSigner(t))
+	srv := githubtest.New("fluid-os", "fluid")
+	url := srv.APIURL()
+	srv.Close()
+	dest := filepath.Join(t.TempDir(), "out")
+	code, _, stderr := runCLI(t, url, "download", "--key", fx.pubKey, "-o", dest)
+	if code != 1 || !strings.Contains(stderr, "REFUSED: network check failed") || !strings.Contains(stderr, "check your network") {
+		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Fatal("destination created without network")
+	}
+}
+
+func TestVerifyUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{}, 2, "usage"},
+		{[]string{"bogus"}, 2, "unknown command"},
+		{[]string{"verify"}, 2, "name the files"},
+		{[]string{"verify", "--rebuild", "--source", "/", "x.img"}, 1, "needs a source checkout"},
+		{[]string{"verify", "--rebuild", "a.img", "b.img"}, 2, "takes one image"},
+		{[]string{"download", "--image", "nope"}, 2, "want pgo or baseline"},
+		{[]string{"download", "--repo", "noslash"}, 2, "owner/name"},
+		{[]string{"verify", "--key", "/nonexistent.pub", "/tmp/x.img"}, 1, "nonexistent.pub"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := runCLI(t, "", tt.args...)
+			if code != tt.code || !strings.Contains(out+errOut, tt.want) {
+				t.Fatalf("exit %d, want %d; output lacks %q:\n%s%s", code, tt.code, tt.want, out, errOut)
+			}
+		})
+	}
+}
+
+func asset(r *githubtest.Release, name string) *githubtest.Asset {
+	for _, a := range r.Assets {
+		if a.Name == name {
+			return a
+		}
+	}
+	panic("no asset " + name)
+}
+
+func dropAsset(r *githubtest.Release, name string) {
+	for i, a := range r.Assets {
+		if a.Name == name {
+			r.Assets = append(r.Assets[:i], r.Assets[i+1:]...)
+			return
+		}
+	}
+}

@@ -1,0 +1,305 @@
+package github_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	ghc "github.com/fluid-os/fluid/internal/github"
+	"github.com/fluid-os/fluid/internal/github/githubtest"
+	"github.com/fluid-os/fluid/internal/release"
+)
+
+// noSleep records the waits the client asks for instead of sleeping.
+type noSleep struct{ waits []time.Duration }
+
+func (n *noSleep) sleep(_ context.Context, d time.Duration) error {
+	n.waits = append(n.waits, d)
+	return nil
+}
+
+func newClient(t *testing.T, srv *githubtest.Server, s *noSleep, log *bytes.Buffer) *ghc.Client {
+	t.Helper()
+	r := ghc.Retry{BaseDelay: 10 * time.Millisecond}
+	if s != nil {
+		r.Sleep = s.sleep
+	}
+	opts := ghc.Options{Token: "test-token", APIURL: srv.APIURL(), Retry: r}
+	if log != nil {
+		opts.Log = log
+	}
+	c, err := ghc.New(srv.Owner+"/"+srv.Repo, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func writeAssets(t *testing.T, files map[string]string) []string {
+	t.Helper()
+	dir := t.TempDir()
+	var paths []string
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o644)
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	return paths
+}
+
+func assetNames(r *githubtest.Release) map[string]string {
+	out := map[string]string{}
+	for _, a := range r.Assets {
+		if _, dup := out[a.Name]; dup {
+			out[a.Name+" (DUPLICATE)"] = a.State
+		}
+		out[a.Name] = string(a.Data)
+	}
+	return out
+}
+
+func TestPublishCreatesThenSkips(t *testing.T) {
+	srv := githubtest.New("fluid-os", "fluid")
+	defer srv.Close()
+	c := newClient(t, srv, &noSleep{}, nil)
+	assets := writeAssets(t, map[string]string{"checksums.txt": "sums", "fluid-pgo.img.zst": "image bytes", "manifest.json": "{}"})
+	ctx := context.Background()
+	var out bytes.Buffer
+	res, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v1.0.0", Body: "notes", Assets: assets, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Created || len(res.Uploaded) != 3 {
+		t.Fatalf("first run: %+v", res)
+	}
+	// Second run: nothing to do.
+	res, err = c.Publish(ctx, ghc.PublishOptions{Tag: "v1.0.0", Body: "notes", Assets: assets, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Created || res.Updated || len(res.Uploaded) != 0 || len(res.Skipped) != 3 {
+		t.Fatalf("rerun did work it should have skipped: %+v\n%s", res, out.String())
+	}
+	// Changed content → replaced, never duplicated; changed notes → updated.
+	os.WriteFile(assets[0], []byte("new content"), 0o644)
+	res, err = c.Publish(ctx, ghc.PublishOptions{Tag: "v1.0.0", Body: "notes v2", Assets: assets, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Updated || len(res.Replaced) != 1 {
+		t.Fatalf("changed asset/notes: %+v", res)
+	}
+	got := assetNames(srv.Release("v1.0.0"))
+	if len(got) != 3 || srv.Releases() != 1 || srv.Release("v1.0.0").Body != "notes v2" {
+		t.Fatalf("release state: %v (releases %d)", got, srv.Releases())
+	}
+	t.Logf("publish log:\n%s", out.String())
+}
+
+// The acceptance case: an upload fails for good half-way (leaving a broken
+// asset, as GitHub does), publish reports it; the rerun finishes the job with
+// exactly one copy of every asset.
+func TestPublishRerunAfterFailedUpload(t *testing.T) {
+	for _, omitDigest := range []bool{false, true} {
+		name := "with digest"
+		if omitDigest {
+			name = "server without digest field"
+		}
+		t.Run(name, func(t *testing.T) {
+			srv := githubtest.New("fluid-os", "fluid")
+			srv.OmitDigest = omitDigest
+			defer srv.Close()
+			sl := &noSleep{}
+			c := newClient(t, srv, sl, nil)
+			files := map[string]string{"a.txt": "aaaa", "b.img.zst": strings.Repeat("image", 1000), "c.json": "{}"}
+			assets := writeAssets(t, files)
+			ctx := context.Background()
+			// a.txt uploads; then every upload fails (all retries), each
+			// leaving a half-uploaded "starter" asset, as GitHub can.
+			srv.AddFault(githubtest.Fault{Method: http.MethodPost, Path: "releases/", After: 1, Times: 100, Status: 502, LeaveStarter: true})
+			_, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v2.0.0", Assets: assets})
+			if err == nil || !strings.Contains(err.Error(), "run publish again") {
+				t.Fatalf("failed upload not reported: %v", err)
+			}
+			if len(sl.waits) == 0 {
+				t.Fatal("no retries before giving up")
+			}
+			before := srv.Release("v2.0.0")
+			if before == nil {
+				t.Fatal("release not created")
+			}
+			t.Logf("after the failed run the release holds %d asset(s), states: %v", len(before.Assets), states(before))
+
+			// The network recovers.
+			srv.ClearFaults()
+			res, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v2.0.0", Assets: assets})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Skipped) != 1 || res.Skipped[0] != "a.txt" || len(res.Replaced) != 1 || res.Replaced[0] != "b.img.zst" {
+				t.Errorf("rerun should skip a.txt and replace the broken b.img.zst: %+v", res)
+			}
+			got := assetNames(srv.Release("v2.0.0"))
+			if len(got) != 3 {
+				t.Fatalf("after rerun: %v (want exactly a.txt, b.img.zst, c.json)", got)
+			}
+			for n, content := range files {
+				if got[n] != content {
+					t.Fatalf("asset %s has %q", n, got[n])
+				}
+			}
+			if srv.Releases() != 1 {
+				t.Fatalf("%d releases; the rerun created another", srv.Releases())
+			}
+			t.Logf("rerun: uploaded %v replaced %v skipped %v", res.Uploaded, res.Replaced, res.Skipped)
+		})
+	}
+}
+
+func states(r *githubtest.Release) []string {
+	var s []string
+	for _, a := range r.Assets {
+		s = append(s, a.Name+"="+a.State)
+	}
+	return s
+}
+
+func TestPublishDryRunChangesNothing(t *testing.T) {
+	srv := githubtest.New("fluid-os", "fluid")
+	defer srv.Close()
+	c := newClient(t, srv, &noSleep{}, nil)
+	assets := writeAssets(t, map[string]string{"x.txt": "x"})
+	var out bytes.Buffer
+	res, err := c.Publish(context.Background(), ghc.PublishOptions{Tag: "v3.0.0", Assets: assets, DryRun: true, Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srv.Releases() != 0 {
+		t.Fatal("dry run created a release")
+	}
+	for _, l := range srv.Log() {
+		if !strings.HasPrefix(l, "GET ") {
+			t.Fatalf("dry run sent %s", l)
+		}
+	}
+	if !res.Created || !strings.Contains(out.String(), "would create release") || !strings.Contains(out.String(), "would upload x.txt") {
+		t.Fatalf("dry run output:\n%s", out.String())
+	}
+	t.Logf("dry run:\n%s", out.String())
+}
+
+func TestRetriesOn5xxAndRateLimits(t *testing.T) {
+	tests := []struct {
+		name     string
+		fault    githubtest.Fault
+		sleep    bool // use the fake sleep (else real time)
+		wantErr  string
+		wantWait time.Duration // minimum first wait
+	}{
+		{name: "502 twice then OK", fault: githubtest.Fault{Path: "releases/tags/", Times: 2, Status: 502}, sleep: true},
+		{name: "503 forever", fault: githubtest.Fault{Path: "releases/tags/", Times: 100, Status: 503}, sleep: true, wantErr: "503"},
+		{name: "429 with Retry-After", fault: githubtest.Fault{Path: "releases/tags/", Times: 1, Status: 429, RetryAfter: 7}, sleep: true, wantWait: 7 * time.Second},
+		// go-github also blocks requests locally until the reset, so this
+		// case sleeps for real (about a second).
+		{name: "primary rate limit resets soon", fault: githubtest.Fault{Path: "releases/tags/", Times: 1, RateLimit: true, ResetIn: time.Second}},
+		{name: "rate limit resets in an hour", fault: githubtest.Fault{Path: "releases/tags/", Times: 1, RateLimit: true, ResetIn: time.Hour}, sleep: true, wantErr: "rate limit resets in"},
+		{name: "404 is not retried", fault: githubtest.Fault{Path: "releases/tags/", Times: 1, Status: 404}, sleep: true, wantErr: "no release v1.0.0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := githubtest.New("o", "r")
+			defer srv.Close()
+			srv.AddRelease("v1.0.0", map[string][]byte{"a": []byte("a")})
+			srv.AddFault(tt.fault)
+			var sl *noSleep
+			if tt.sleep {
+				sl = &noSleep{}
+			}
+			var log bytes.Buffer
+			c := newClient(t, srv, sl, &log)
+			start := time.Now()
+			_, err := c.FindRelease(context.Background(), "v1.0.0")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+			} else if err != nil {
+				t.Fatalf("%v\nlog:\n%s", err, log.String())
+			}
+			if sl != nil && tt.wantWait > 0 && (len(sl.waits) == 0 || sl.waits[0] < tt.wantWait) {
+				t.Fatalf("waits %v, want first >= %s", sl.waits, tt.wantWait)
+			}
+			t.Logf("took %s; log:\n%s", time.Since(start).Round(time.Millisecond), log.String())
+		})
+	}
+}
+
+func TestDownloadAsset(t *testing.T) {
+	srv := githubtest.New("o", "r")
+	defer srv.Close()
+	payload := bytes.Repeat([]byte("0123456789"), 10000)
+	rel := srv.AddRelease("v1.0.0", map[string][]byte{"img.zst": payload, "short": payload})
+	for _, a := range rel.Assets {
+		if a.Name == "short" {
+			a.Truncate = 5000
+		}
+	}
+	c := newClient(t, srv, &noSleep{}, nil)
+	ctx := context.Background()
+	r, err := c.FindRelease(ctx, "latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := r.Asset("img.zst")
+	var buf bytes.Buffer
+	var last int64
+	if err := c.DownloadAsset(ctx, a, &buf, func(n int64) { last = n }); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(buf.Bytes(), payload) || last != int64(len(payload)) {
+		t.Fatalf("got %d bytes, progress %d", buf.Len(), last)
+	}
+	// GitHub's redirect was followed to the storage URL.
+	sawStorage := false
+	for _, l := range srv.Log() {
+		sawStorage = sawStorage || strings.HasPrefix(l, "GET /storage/")
+	}
+	if !sawStorage {
+		t.Fatalf("no request to the storage URL: %v", srv.Log())
+	}
+	short, _ := r.Asset("short")
+	buf.Reset()
+	err = c.DownloadAsset(ctx, short, &buf, nil)
+	var ce *release.CheckError
+	if !errors.As(err, &ce) || ce.Check != release.CheckDownload {
+		t.Fatalf("truncated download: %v", err)
+	}
+	t.Logf("truncated: %v", err)
+	if _, err := r.Asset("nope"); !errors.As(err, &ce) || ce.Check != release.CheckAsset {
+		t.Fatalf("missing asset: %v", err)
+	}
+}
+
+func TestNoNetwork(t *testing.T) {
+	srv := githubtest.New("o", "r")
+	url := srv.APIURL()
+	srv.Close() // nothing listens there any more
+	c, err := ghc.New("o/r", ghc.Options{APIURL: url, Retry: ghc.Retry{Attempts: 2, Sleep: (&noSleep{}).sleep}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.FindRelease(context.Background(), "latest")
+	var ce *release.CheckError
+	if !errors.As(err, &ce) || ce.Check != release.CheckNetwork {
+		t.Fatalf("err = %v, want a network check error", err)
+	}
+	t.Logf("no network: %v", err)
+}

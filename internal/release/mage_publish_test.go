@@ -1,0 +1,122 @@
+package release_test
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluid-os/fluid/internal/github/githubtest"
+	"github.com/fluid-os/fluid/internal/release"
+	"github.com/fluid-os/fluid/internal/release/toolcache"
+)
+
+// TestMagePublish runs the real `go tool mage publish` against the fake
+// GitHub: the first run dies half-way (uploads start failing and leave
+// half-uploaded assets behind), the rerun finishes with exactly one copy of
+// every asset, and a third run changes nothing.
+func TestMagePublish(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles the mage binary; skipped with -short")
+	}
+	root, err := toolcache.RepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	os.WriteFile(filepath.Join(work, "go.mod"), []byte("module example.com/publishtest\n"), 0o644)
+	os.MkdirAll(filepath.Join(work, "tools"), 0o755)
+	os.WriteFile(filepath.Join(work, "tools", "go.mod"), []byte("module example.com/publishtest/tools\n"), 0o644)
+	dist := filepath.Join(work, "build", "dist")
+	assets := filepath.Join(work, "build", "release-assets")
+	os.MkdirAll(dist, 0o755)
+	os.MkdirAll(assets, 0o755)
+	files := map[string]string{
+		filepath.Join(assets, "fluid-pgo.img.zst"):               strings.Repeat("pgo image ", 3000),
+		filepath.Join(assets, "manifest.json"):                   `{"commit":"x"}`,
+		filepath.Join(dist, "fluid_1.0.0_linux_amd64.tar.gz"):    strings.Repeat("cli ", 5000),
+		filepath.Join(dist, "fluid_1.0.0_linux_amd64.sbom.json"): `{"bomFormat":"CycloneDX"}`,
+	}
+	var paths []string
+	for p, c := range files {
+		os.WriteFile(p, []byte(c), 0o644)
+		paths = append(paths, p)
+	}
+	sums, err := release.ComputeChecksums(paths)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dist, release.ChecksumsName), sums.Marshal(), 0o644)
+	os.WriteFile(filepath.Join(dist, release.BundleName), []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`), 0o644)
+
+	srv := githubtest.New("fluid-os", "fluid")
+	defer srv.Close()
+	// Two uploads succeed, then every upload fails and leaves a broken asset.
+	srv.AddFault(githubtest.Fault{Method: http.MethodPost, Path: "releases/", After: 2, Times: 1000, Status: 502, LeaveStarter: true})
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	mage := func() (string, error) {
+		cmd := exec.CommandContext(ctx, "go", "tool", "mage", "-d", "magefiles", "-w", work, "publish")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "GITHUB_API_URL="+srv.APIURL(), "GITHUB_TOKEN=test-token",
+			"GITHUB_REPOSITORY=fluid-os/fluid", "TAG=v1.0.0", "FLUID_RETRY_BASE_DELAY=5ms", "DRY_RUN=")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := mage()
+	if err == nil || !strings.Contains(out, "run publish again") {
+		t.Fatalf("first run should fail on the broken uploads and say to rerun; err=%v\n%s", err, out)
+	}
+	t.Logf("first run (failed as planned):\n%s", lastLines(out, 6))
+	rel := srv.Release("v1.0.0")
+	if rel == nil {
+		t.Fatal("first run created no release")
+	}
+
+	srv.ClearFaults()
+	out, err = mage()
+	if err != nil {
+		t.Fatalf("rerun: %v\n%s", err, out)
+	}
+	t.Logf("rerun:\n%s", out)
+	rel = srv.Release("v1.0.0")
+	seen := map[string]int{}
+	for _, a := range rel.Assets {
+		seen[a.Name]++
+		if a.State != "uploaded" {
+			t.Errorf("asset %s left in state %s", a.Name, a.State)
+		}
+	}
+	if len(seen) != len(files)+2 {
+		t.Errorf("release has %d distinct assets, want %d: %v", len(seen), len(files)+2, seen)
+	}
+	for n, c := range seen {
+		if c != 1 {
+			t.Errorf("asset %s appears %d times", n, c)
+		}
+	}
+	if srv.Releases() != 1 {
+		t.Errorf("%d releases", srv.Releases())
+	}
+	if !strings.Contains(rel.Body, "## Fluid OS v1.0.0") {
+		t.Errorf("release notes not rendered: %.200s", rel.Body)
+	}
+
+	out, err = mage()
+	if err != nil || !strings.Contains(out, "0 uploaded, 0 replaced, 6 already there") {
+		t.Fatalf("third run should change nothing: %v\n%s", err, out)
+	}
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
