@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/container"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
@@ -71,8 +72,19 @@ func New(opt Options) (*Builder, error) {
 		opt.Jobs = runtime.NumCPU()
 	}
 	if opt.Toolchain == nil {
-		if opt.Toolchain, err = toolchain.Find(); err != nil {
+		if opt.Toolchain, err = toolchain.FindIn(opt.Root); err != nil {
 			return nil, err
+		}
+	}
+	if c := opt.Toolchain.Container; c != nil {
+		// Steps run inside the image with the tree at /src; an output
+		// directory outside the tree is mounted too.
+		if r, err := filepath.Rel(opt.Root, opt.Out); err != nil || strings.HasPrefix(r, "..") {
+			cc := *c
+			cc.Mounts = append(append([]container.Mount{}, c.Mounts...), container.Mount{Host: opt.Out, Container: "/out"})
+			tc := *opt.Toolchain
+			tc.Container = &cc
+			opt.Toolchain = &tc
 		}
 	}
 	if opt.Version == "" {

@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -9,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -143,9 +143,18 @@ func (b *Builder) run(s *step) (bool, error) {
 			return true, err
 		}
 	} else {
-		cmd := exec.Command(s.argv[0], s.argv[1:]...)
+		env := b.env()
+		if b.tc.Container != nil {
+			// The engine itself needs the caller's environment (DOCKER_HOST,
+			// XDG_RUNTIME_DIR, ...); what reaches the step is only what
+			// internal/container passes by name.
+			env = append(os.Environ(), env...)
+		}
+		cmd, err := b.tc.Command(context.Background(), s.argv, env)
+		if err != nil {
+			return true, fmt.Errorf("%s %s: %w", s.tag, s.name, err)
+		}
 		cmd.Dir = b.root
-		cmd.Env = b.env()
 		var buf bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &buf, &buf
 		if err := cmd.Run(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
 func testBuilder(t *testing.T) (*Builder, *bytes.Buffer) {
@@ -13,7 +15,7 @@ func testBuilder(t *testing.T) (*Builder, *bytes.Buffer) {
 	root := t.TempDir()
 	var log bytes.Buffer
 	b := &Builder{root: root, out: filepath.Join(root, "build"), log: &log, jobs: 2,
-		tcKey: "test", hash: &hasher{sums: map[string]string{}}}
+		tcKey: "test", tc: &toolchain.Toolchain{}, hash: &hasher{sums: map[string]string{}}}
 	return b, &log
 }
 

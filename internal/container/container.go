@@ -119,6 +119,10 @@ type Options struct {
 	Mounts []Mount
 	// Network allows network access; steps are offline by default.
 	Network bool
+	// ImagePaths are absolute path prefixes that exist inside the image
+	// (e.g. "/usr/lib/llvm-18/"); arguments under them pass unchanged, so a
+	// step may name the toolchain's own files (compiler-rt archives).
+	ImagePaths []string
 }
 
 var (
@@ -278,6 +282,10 @@ func Wrap(argv []string, opts Options) ([]string, error) {
 	for _, a := range argv[1:] {
 		if filepath.IsAbs(a) {
 			p, ok := mapPath(filepath.Clean(a), maps)
+			if !ok && inImage(a, opts.ImagePaths) {
+				cmd = append(cmd, a)
+				continue
+			}
 			if !ok {
 				return nil, fmt.Errorf("%w: argument %s is not under %s; the step inside the container cannot see it (add a Mount or build inside the tree)", ErrOutsideTree, a, opts.Root)
 			}
@@ -287,6 +295,16 @@ func Wrap(argv []string, opts Options) ([]string, error) {
 		cmd = append(cmd, rewriteArg(a, maps))
 	}
 	return cmd, nil
+}
+
+// inImage reports whether a lies under one of the image's own prefixes.
+func inImage(a string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(a, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // mapPath maps an absolute host path to its container path.

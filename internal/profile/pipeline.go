@@ -49,13 +49,13 @@ func (p *Pipeline) work(parts ...string) string {
 // profile runtime and compiler-rt's profile archive.
 func (p *Pipeline) InstrumentedVariant(ctx context.Context) (build.ModuleVariant, string, error) {
 	p.defaults()
-	clang := p.B.Toolchain().Path("clang")
-	archive, err := RuntimeArchive(ctx, clang)
+	tc := p.B.Toolchain()
+	archive, err := RuntimeArchive(ctx, tc)
 	if err != nil {
 		return build.ModuleVariant{}, "", err
 	}
 	v := build.ModuleVariant{Name: "instrumented", Tag: "instrumented", CFlags: InstrumentFlags()}
-	obj, err := CompileRuntime(ctx, clang, p.B.Root(), p.B.ModuleCFlags(v, ""), p.work("rt"))
+	obj, err := CompileRuntime(ctx, tc, p.B.Root(), p.B.ModuleCFlags(v, ""), p.work("rt"))
 	if err != nil {
 		return v, "", err
 	}

@@ -5,8 +5,8 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"github.com/fluid-os/fluid/internal/toolchain"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -53,21 +53,29 @@ func UseFlags(indexed string) []string {
 // RuntimeArchive finds compiler-rt's i386 profile runtime of the given
 // clang: libclang_rt.profile-i386.a (old layout, lib/linux/) or
 // libclang_rt.profile.a in the per-target runtime directory (new layout).
-func RuntimeArchive(ctx context.Context, clang string) (string, error) {
+func RuntimeArchive(ctx context.Context, tc *toolchain.Toolchain) (string, error) {
 	const triple = "--target=i386-pc-linux-gnu"
+	clang := tc.Path("clang")
+	// In container mode the archive lives in the image: trust clang's answer.
+	exists := func(p string) bool { return tc.Container != nil || fileExists(p) }
+	query := func(arg string) (string, error) {
+		cmd, err := tc.Command(ctx, []string{clang, triple, arg}, os.Environ())
+		if err != nil {
+			return "", err
+		}
+		out, err := cmd.Output()
+		return strings.TrimSpace(string(out)), err
+	}
 	var tried []string
-	out, err := exec.CommandContext(ctx, clang, triple, "--print-file-name=libclang_rt.profile-i386.a").Output()
-	if err == nil {
-		p := strings.TrimSpace(string(out))
-		if filepath.IsAbs(p) && fileExists(p) {
+	if p, err := query("--print-file-name=libclang_rt.profile-i386.a"); err == nil {
+		if filepath.IsAbs(p) && exists(p) {
 			return p, nil
 		}
 		tried = append(tried, p)
 	}
-	out, err = exec.CommandContext(ctx, clang, triple, "--print-runtime-dir").Output()
-	if err == nil {
-		p := filepath.Join(strings.TrimSpace(string(out)), "libclang_rt.profile.a")
-		if fileExists(p) {
+	if dir, err := query("--print-runtime-dir"); err == nil {
+		p := filepath.Join(dir, "libclang_rt.profile.a")
+		if exists(p) {
 			return p, nil
 		}
 		tried = append(tried, p)
@@ -79,7 +87,8 @@ func RuntimeArchive(ctx context.Context, clang string) (string, error) {
 // flags (which must include the instrumentation; relative -I paths are taken
 // from root) into dir/fluid_profile_rt.o and returns the object's path. The source is written next to it first,
 // so the object's debug/profile names do not depend on where Go runs.
-func CompileRuntime(ctx context.Context, clang, root string, moduleFlags []string, dir string) (string, error) {
+func CompileRuntime(ctx context.Context, tc *toolchain.Toolchain, root string, moduleFlags []string, dir string) (string, error) {
+	clang := tc.Path("clang")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("profile runtime: %w", err)
 	}
@@ -91,9 +100,11 @@ func CompileRuntime(ctx context.Context, clang, root string, moduleFlags []strin
 	}
 	obj := filepath.Join(dir, strings.TrimSuffix(RuntimeSourceName, ".c")+".o")
 	args := append(append([]string{}, moduleFlags...), "-ffile-prefix-map="+dir+"/=", "-c", src, "-o", obj+".tmp")
-	cmd := exec.CommandContext(ctx, clang, args...)
+	cmd, err := tc.Command(ctx, append([]string{clang}, args...), append(os.Environ(), "LC_ALL=C"))
+	if err != nil {
+		return "", fmt.Errorf("compile the module profile runtime: %w", err)
+	}
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {

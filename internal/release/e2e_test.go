@@ -51,6 +51,12 @@ func TestSnapshotReleaseOffline(t *testing.T) {
 	copyRepo(t, root, repo)
 	gitCommit(t, repo)
 
+	check := exec.CommandContext(ctx, goreleaser, "check")
+	check.Dir = repo
+	if out, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("goreleaser check rejects .goreleaser.yaml: %v\n%s", err, out)
+	}
+
 	// Inputs: the lead's real images when they have been built, else small
 	// generated ones (8 MiB, mostly zeros, like a disk image).
 	in := release.Inputs{

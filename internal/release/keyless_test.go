@@ -1,6 +1,7 @@
 package release
 
 import (
+	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -12,6 +13,9 @@ import (
 	"errors"
 	"math/big"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +24,9 @@ import (
 	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/fluid-os/fluid/internal/release/toolcache"
+	relfiles "github.com/fluid-os/fluid/release"
 )
 
 // testCA is a private Fulcio-like certificate authority: a root that issues
@@ -127,26 +134,24 @@ func (ca *testCA) signBundle(t *testing.T, san, issuer string, data []byte) []by
 	return out
 }
 
-func TestKeylessPolicy(t *testing.T) {
-	ca := newTestCA(t)
-	other := newTestCA(t)
-	pol := DefaultPolicy("fluid-os/fluid")
-	v, err := NewKeylessVerifier(pol, KeylessOptions{Trusted: ca.trustedRoot(t), NoTransparencyLog: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sums := []byte("0000000000000000000000000000000000000000000000000000000000000000  fluid-pgo.img.zst\n")
-	const good = "https://github.com/fluid-os/fluid/.github/workflows/release.yml@refs/tags/v1.2.3"
-	tests := []struct {
-		name      string
-		ca        *testCA
-		san       string
-		issuer    string
-		data      []byte // what is verified; nil = what was signed
-		wantCheck Check
-		wantMsg   string
-	}{
-		{name: "release workflow on a tag", ca: ca, san: good, issuer: GitHubActionsIssuer},
+type keylessCase struct {
+	name      string
+	ca        *testCA
+	san       string
+	issuer    string
+	data      []byte // what is verified; nil = what was signed
+	wantCheck Check
+	wantMsg   string
+}
+
+const goodSAN = "https://github.com/fluid-os/fluid/.github/workflows/release.yml@refs/tags/v1.2.3"
+
+var keylessSums = []byte("0000000000000000000000000000000000000000000000000000000000000000  fluid-pgo.img.zst\n")
+
+// keylessCases: the release workflow on a tag, and every way to miss it.
+func keylessCases(ca, other *testCA) []keylessCase {
+	return []keylessCase{
+		{name: "release workflow on a tag", ca: ca, san: goodSAN, issuer: GitHubActionsIssuer},
 		{name: "another repository", ca: ca, san: "https://github.com/evil/fluid/.github/workflows/release.yml@refs/tags/v1.2.3",
 			issuer: GitHubActionsIssuer, wantCheck: CheckIdentity, wantMsg: "names repository evil/fluid, policy requires fluid-os/fluid"},
 		{name: "another workflow", ca: ca, san: "https://github.com/fluid-os/fluid/.github/workflows/ci.yml@refs/tags/v1.2.3",
@@ -155,14 +160,25 @@ func TestKeylessPolicy(t *testing.T) {
 			issuer: GitHubActionsIssuer, wantCheck: CheckIdentity, wantMsg: "names ref refs/heads/main, policy requires a ref starting with refs/tags/v"},
 		{name: "a tag not starting with v", ca: ca, san: "https://github.com/fluid-os/fluid/.github/workflows/release.yml@refs/tags/nightly",
 			issuer: GitHubActionsIssuer, wantCheck: CheckIdentity, wantMsg: "names ref refs/tags/nightly"},
-		{name: "another issuer", ca: ca, san: good, issuer: "https://accounts.google.com",
+		{name: "another issuer", ca: ca, san: goodSAN, issuer: "https://accounts.google.com",
 			wantCheck: CheckIssuer, wantMsg: `certificate issuer is "https://accounts.google.com", policy requires "https://token.actions.githubusercontent.com"`},
-		{name: "untrusted certificate authority", ca: other, san: good, issuer: GitHubActionsIssuer,
+		{name: "untrusted certificate authority", ca: other, san: goodSAN, issuer: GitHubActionsIssuer,
 			wantCheck: CheckSignature, wantMsg: "certificate"},
-		{name: "checksums altered after signing", ca: ca, san: good, issuer: GitHubActionsIssuer,
-			data: []byte(strings.Replace(string(sums), "0000", "1111", 1)), wantCheck: CheckSignature},
+		{name: "checksums altered after signing", ca: ca, san: goodSAN, issuer: GitHubActionsIssuer,
+			data: []byte(strings.Replace(string(keylessSums), "0000", "1111", 1)), wantCheck: CheckSignature},
 	}
-	for _, tt := range tests {
+}
+
+func TestKeylessPolicy(t *testing.T) {
+	ca := newTestCA(t)
+	other := newTestCA(t)
+	pol := DefaultPolicy("fluid-os/fluid")
+	v, err := NewKeylessVerifier(pol, KeylessOptions{Trusted: ca.trustedRoot(t), NoTransparencyLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums := keylessSums
+	for _, tt := range keylessCases(ca, other) {
 		t.Run(tt.name, func(t *testing.T) {
 			bundle := tt.ca.signBundle(t, tt.san, tt.issuer, sums)
 			data := tt.data
@@ -208,5 +224,57 @@ func TestKeylessNeedsTlogByDefault(t *testing.T) {
 	var ce *CheckError
 	if !errors.As(err, &ce) || ce.Check != CheckSignature {
 		t.Fatalf("bundle without a Rekor entry accepted or wrong error: %v", err)
+	}
+}
+
+// The real cosign CLI, given the same trusted root and the policy from
+// release/policy.json, must agree with sigstore-go on every case.
+func TestKeylessPolicyWithCosignCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the cosign binary from tools/go.mod; skipped with -short")
+	}
+	root, err := toolcache.RepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cosign, err := toolcache.Ensure(context.Background(), root, toolcache.Cosign, func(s string) { t.Log(s) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	pol, err := ParsePolicy(relfiles.PolicyJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, other := newTestCA(t), newTestCA(t)
+	dir := t.TempDir()
+	trJSON, err := ca.trustedRoot(t).MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := filepath.Join(dir, "trusted_root.json")
+	os.WriteFile(tr, trJSON, 0o644)
+	for _, tt := range keylessCases(ca, other) {
+		t.Run(tt.name, func(t *testing.T) {
+			d := t.TempDir()
+			data := tt.data
+			if data == nil {
+				data = keylessSums
+			}
+			os.WriteFile(filepath.Join(d, ChecksumsName), data, 0o644)
+			os.WriteFile(filepath.Join(d, BundleName), tt.ca.signBundle(t, tt.san, tt.issuer, keylessSums), 0o644)
+			// No Rekor in a private test CA: the log and SCT checks are off,
+			// everything else (chain, signature, identity, issuer) is real.
+			cmd := exec.Command(cosign, "verify-blob", "--bundle", BundleName, "--new-bundle-format", "--trusted-root", tr,
+				"--certificate-identity-regexp", pol.IdentityRegexp, "--certificate-oidc-issuer", pol.Issuer,
+				"--insecure-ignore-tlog", "--insecure-ignore-sct", ChecksumsName)
+			cmd.Dir = d
+			out, err := cmd.CombinedOutput()
+			if tt.wantCheck == "" && err != nil {
+				t.Fatalf("cosign refused the release workflow's signature: %v\n%s", err, out)
+			}
+			if tt.wantCheck != "" && err == nil {
+				t.Fatalf("cosign accepted %s:\n%s", tt.name, out)
+			}
+		})
 	}
 }

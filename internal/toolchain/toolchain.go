@@ -22,6 +22,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/fluid-os/fluid/internal/container"
 )
 
 // PinnedLLVMMajor is the LLVM major version releases are built with.
@@ -46,6 +48,9 @@ type Toolchain struct {
 	LLVMDir   string // directory holding clang, ld.lld, llvm-*
 	LLVMMajor int
 	Tools     map[string]*Tool
+	// Container is set in container mode (FLUID_TOOLCHAIN=container): the
+	// LLVM tools and nasm run inside that image; see Command.
+	Container *container.Options
 }
 
 // Requirement describes one tool the build looks for.
@@ -159,7 +164,7 @@ func (tc *Toolchain) Identity() (Identity, error) {
 	sort.Strings(names)
 	for _, n := range names {
 		t := tc.Tools[n]
-		if t.SHA256 == "" {
+		if t.SHA256 == "" && tc.Container == nil {
 			sum, err := hashFile(t.Path)
 			if err != nil {
 				return id, fmt.Errorf("fingerprint %s: %w", n, err)
@@ -175,6 +180,9 @@ func (tc *Toolchain) Identity() (Identity, error) {
 // steps mix it into their cache keys.
 func (tc *Toolchain) Key() string {
 	h := sha256.New()
+	if tc.Container != nil {
+		fmt.Fprintf(h, "image=%s\n", tc.Container.Image)
+	}
 	for _, r := range Requirements {
 		if t, ok := tc.Tools[r.Name]; ok {
 			fmt.Fprintf(h, "%s=%s\n", t.Name, t.Version)
@@ -185,7 +193,11 @@ func (tc *Toolchain) Key() string {
 
 // Summary is a one-line description for logs.
 func (tc *Toolchain) Summary() string {
-	return fmt.Sprintf("LLVM %d (%s), %s", tc.LLVMMajor, firstLine(tc.Tools["clang"].Version), firstLine(tc.Tools["nasm"].Version))
+	where := "host"
+	if tc.Container != nil {
+		where = "container " + tc.Container.Image
+	}
+	return fmt.Sprintf("LLVM %d (%s), %s, on the %s", tc.LLVMMajor, firstLine(tc.Tools["clang"].Version), firstLine(tc.Tools["nasm"].Version), where)
 }
 
 func llvmDir(override string) (string, error) {

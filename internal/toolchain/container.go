@@ -1,0 +1,119 @@
+package toolchain
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+
+	"github.com/fluid-os/fluid/internal/container"
+)
+
+// ContainerLLVMDir is where the pinned image keeps LLVM 18's tools.
+const ContainerLLVMDir = "/usr/lib/llvm-18/bin"
+
+// FindIn locates the toolchain for the tree at root. With
+// FLUID_TOOLCHAIN=container the LLVM tools and nasm are those of the pinned
+// image (.github/toolchain/Dockerfile, by the digest in image.lock or
+// $FLUID_TOOLCHAIN_IMAGE) and every build step runs in it; QEMU, gdb and the
+// FAT tools stay on the host. Otherwise it is Find.
+func FindIn(root string) (*Toolchain, error) {
+	opts, err := container.FromEnv(root, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	if opts == nil {
+		return Find()
+	}
+	return findInContainer(*opts)
+}
+
+// Command returns the command that runs a toolchain tool: directly on the
+// host, or inside the pinned image in container mode. env is the step's
+// environment (in container mode only the variables the container package
+// passes through reach the tool).
+func (tc *Toolchain) Command(ctx context.Context, argv []string, env []string) (*exec.Cmd, error) {
+	if tc.Container != nil {
+		return tc.Container.Command(ctx, argv, env)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = env
+	return cmd, nil
+}
+
+// probeScript prints, for each tool, its name, the SHA-256 of its binary and
+// the first line of its version output, separated by tabs.
+func probeScript(reqs []Requirement) string {
+	var b strings.Builder
+	for _, r := range reqs {
+		fmt.Fprintf(&b, "p=$(command -v %s) && printf '%%s\\t%%s\\t%%s\\n' %s \"$(sha256sum \"$(readlink -f \"$p\")\" | cut -d' ' -f1)\" \"$(%s %s 2>&1 | head -n1)\";\n",
+			r.Binary, r.Name, r.Binary, strings.Join(r.VersArgs, " "))
+	}
+	return b.String()
+}
+
+func findInContainer(opts container.Options) (*Toolchain, error) {
+	opts.ImagePaths = append(opts.ImagePaths, "/usr/lib/llvm-", "/usr/lib/clang/")
+	tc := &Toolchain{LLVMDir: ContainerLLVMDir, Tools: map[string]*Tool{}, Container: &opts}
+	var inImage []Requirement
+	for _, r := range Requirements {
+		if r.InLLVM || r.Name == "nasm" {
+			inImage = append(inImage, r)
+		}
+	}
+	argv := []string{"sh", "-c", probeScript(inImage)}
+	cmd, err := opts.Command(context.Background(), argv, os.Environ())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s=container: %v", ErrMissing, container.EnvMode, err)
+	}
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%w: %s=container, but probing the toolchain image %s failed (%v): %s\nIs the engine (%s) installed and the image pulled? Unset %s to build with the host toolchain.",
+			ErrMissing, container.EnvMode, opts.Image, err, strings.TrimSpace(stderr.String()), engineName(opts), container.EnvMode)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		f := strings.SplitN(line, "\t", 3)
+		if len(f) != 3 {
+			continue
+		}
+		for _, r := range inImage {
+			if r.Name == f[0] {
+				tc.Tools[r.Name] = &Tool{Name: r.Name, Path: r.Binary, SHA256: f[1], Version: f[2]}
+			}
+		}
+	}
+	var missing []string
+	for _, r := range inImage {
+		if _, ok := tc.Tools[r.Name]; !ok {
+			missing = append(missing, r.Binary)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: the toolchain image %s lacks %s; rebuild it from .github/toolchain/Dockerfile", ErrMissing, opts.Image, strings.Join(missing, ", "))
+	}
+	m := clangVersionRE.FindStringSubmatch(tc.Tools["clang"].Version)
+	if m == nil {
+		return nil, fmt.Errorf("%w: could not read clang's version from %q in image %s", ErrMissing, tc.Tools["clang"].Version, opts.Image)
+	}
+	tc.LLVMMajor, _ = strconv.Atoi(m[1])
+	// Host tools the tests and QEMU targets need.
+	for _, r := range Requirements {
+		if r.Optional {
+			if t, err := resolve(r, ""); err == nil {
+				tc.Tools[r.Name] = t
+			}
+		}
+	}
+	return tc, nil
+}
+
+func engineName(o container.Options) string {
+	if o.Engine == "" {
+		return "docker"
+	}
+	return o.Engine
+}
