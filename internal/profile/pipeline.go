@@ -341,7 +341,6 @@ func (p *Pipeline) PGOModules(ctx context.Context) ([]build.Module, error) {
 	return mods, nil
 }
 
-
 // pgoMarker, inside the build directory, records that `mage pgo` put the
 // PGO modules into build/fluid.img, so that later default builds (`mage
 // build`, `mage qemu`) keep them instead of going back to the baseline.
