@@ -13,21 +13,21 @@ import (
 	"time"
 
 	ghc "github.com/fluid-os/fluid/internal/github"
+	"github.com/fluid-os/fluid/internal/profile"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
 	relfiles "github.com/fluid-os/fluid/release"
 )
 
-// Release builds a signed release into build/dist without publishing it: compresses build/fluid-pgo.img and build/fluid.img (FLUID_PGO_IMAGE, FLUID_IMAGE, FLUID_MANIFEST override) into build/release-assets, then runs goreleaser (pinned in tools/go.mod): the fluid CLI for 6 platforms, SBOMs, checksums.txt over every asset, and a cosign Sigstore bundle over checksums.txt. A snapshot unless HEAD carries a v* tag (SNAPSHOT=1 forces one). Signing: COSIGN_KEY_FILE (outside the repo) + COSIGN_PASSWORD locally, keyless in GitHub Actions. Prints the asset sizes.
+// Release builds a signed release into build/dist without publishing it: refuses a toolchain off the LLVM 18 pin (FLUID_RELEASE_ALLOW_LLVM=<major> overrides), builds build/fluid-baseline.img and build/fluid-pgo.img (PGO from the committed profiles; a stale profile is an error) and compresses them with the PGO build's manifest into build/release-assets (FLUID_PGO_IMAGE, FLUID_IMAGE, FLUID_MANIFEST use given files instead), then runs goreleaser (pinned in tools/go.mod): the fluid CLI for 6 platforms, SBOMs, checksums.txt over every asset, and a cosign Sigstore bundle over checksums.txt. A snapshot unless HEAD carries a v* tag (SNAPSHOT=1 forces one). Signing: COSIGN_KEY_FILE (outside the repo) + COSIGN_PASSWORD locally, keyless in GitHub Actions. Prints the asset sizes.
 func Release(ctx context.Context) error {
 	root, err := toolcache.RepoRoot(".")
 	if err != nil {
 		return err
 	}
-	in := release.Inputs{
-		PGOImage:      relEnvOr("FLUID_PGO_IMAGE", filepath.Join(root, "build", "fluid-pgo.img")),
-		BaselineImage: relEnvOr("FLUID_IMAGE", filepath.Join(root, "build", "fluid.img")),
-		Manifest:      relEnvOr("FLUID_MANIFEST", filepath.Join(root, "build", "manifest.json")),
+	in, err := releaseImages(ctx)
+	if err != nil {
+		return err
 	}
 	signEnv, mode, err := release.SigningEnv(os.Getenv, os.LookupEnv, root)
 	if err != nil {
@@ -196,4 +196,35 @@ func relHeadTag(root string) string {
 		return ""
 	}
 	return tags[len(tags)-1]
+}
+
+// releaseImages builds the release's two images and picks the PGO build's
+// manifest, unless FLUID_PGO_IMAGE / FLUID_IMAGE / FLUID_MANIFEST name
+// prebuilt files (all three).
+func releaseImages(ctx context.Context) (release.Inputs, error) {
+	if p, bl, m := os.Getenv("FLUID_PGO_IMAGE"), os.Getenv("FLUID_IMAGE"), os.Getenv("FLUID_MANIFEST"); p != "" || bl != "" || m != "" {
+		if p == "" || bl == "" || m == "" {
+			return release.Inputs{}, errors.New("set all of FLUID_PGO_IMAGE, FLUID_IMAGE and FLUID_MANIFEST to release prebuilt files, or none to build them")
+		}
+		fmt.Println("release: using prebuilt images from FLUID_PGO_IMAGE, FLUID_IMAGE, FLUID_MANIFEST")
+		return release.Inputs{PGOImage: p, BaselineImage: bl, Manifest: m}, nil
+	}
+	b, unlock, err := lockedBuilder()
+	if err != nil {
+		return release.Inputs{}, err
+	}
+	defer unlock()
+	note, err := b.Toolchain().CheckReleasePin(os.Getenv)
+	if err != nil {
+		return release.Inputs{}, err
+	}
+	if note != "" {
+		fmt.Println("release: WARNING:", note)
+	}
+	base, pgo, err := (&profile.Pipeline{B: b}).ReleaseImages(ctx)
+	if err != nil {
+		return release.Inputs{}, err
+	}
+	fmt.Printf("release: images %s (%s) and %s (%s)\n", b.Rel(base.Image), base.Summary, b.Rel(pgo.Image), pgo.Summary)
+	return release.Inputs{PGOImage: pgo.Image, BaselineImage: base.Image, Manifest: pgo.Manifest}, nil
 }

@@ -1,3 +1,11 @@
+// Release tools, pinned here so their large dependency graphs stay out of the
+// main module (github.com/fluid-os/fluid):
+//   go tool -modfile=tools/go.mod goreleaser check
+//   go tool -modfile=tools/go.mod cosign version
+// Tests and `mage release` build them once into build/tools/<hash of this
+// file and go.sum>/ (internal/release/toolcache). Update with
+//   go get -modfile=tools/go.mod -tool <module>@<version> && (cd tools && go mod tidy)
+// goreleaser v2.15.1 is the newest that builds with Go 1.26; cosign v2.6.x.
 module github.com/fluid-os/fluid/tools
 
 go 1.26.8

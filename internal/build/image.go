@@ -93,6 +93,14 @@ func (b *Builder) All() (*Artifacts, error) {
 // AllWith is All with another module set (nil = the baseline modules), e.g.
 // the PGO modules; the manifest records their variant and profiles.
 func (b *Builder) AllWith(mods []Module) (*Artifacts, error) {
+	return b.Compose("fluid.img", "manifest.json", mods)
+}
+
+// Compose builds the boot stages and kernel and assembles the image
+// build/<imageName> holding mods (nil = the baseline modules) and its
+// manifest, also written to build/<manifestName>. Releases compose
+// fluid-baseline.img and fluid-pgo.img this way, next to the default image.
+func (b *Builder) Compose(imageName, manifestName string, mods []Module) (*Artifacts, error) {
 	var a Artifacts
 	var err error
 	if a.Boot, err = b.Boot(); err != nil {
@@ -120,11 +128,11 @@ func (b *Builder) AllWith(mods []Module) (*Artifacts, error) {
 	if b.opt.Light {
 		variant += "+light"
 	}
-	if a.Manifest, err = b.Manifest("manifest.json", variant, outputs, profiles); err != nil {
+	if a.Manifest, err = b.Manifest(manifestName, variant, outputs, profiles); err != nil {
 		return nil, err
 	}
 	extra := []image.File{{Path: "/manifest.json", Src: a.Manifest}}
-	if a.Image, err = b.Image(ImageSpec{Name: "fluid.img", Kernel: a.Kernel, Modules: mods, Extra: extra}); err != nil {
+	if a.Image, err = b.Image(ImageSpec{Name: imageName, Kernel: a.Kernel, Modules: mods, Extra: extra}); err != nil {
 		return nil, err
 	}
 	a.Summary = fmt.Sprintf("kernel %s, image %s, %d %s modules", sizeOf(a.Kernel), sizeOf(a.Image), len(mods), variant)

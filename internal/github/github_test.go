@@ -275,6 +275,11 @@ func TestDownloadAsset(t *testing.T) {
 	if !sawStorage {
 		t.Fatalf("no request to the storage URL: %v", srv.Log())
 	}
+	for _, h := range srv.StorageAuthHeaders() {
+		if h != "" {
+			t.Fatalf("the API token was sent to the storage URL: %q", h)
+		}
+	}
 	short, _ := r.Asset("short")
 	buf.Reset()
 	err = c.DownloadAsset(ctx, short, &buf, nil)

@@ -373,3 +373,23 @@ func (p *Pipeline) DefaultModules(ctx context.Context) ([]build.Module, error) {
 	}
 	return mods, err
 }
+
+// ReleaseImages builds the two images a release ships: the baseline image
+// (build/fluid-baseline.img, -O2 modules, build/manifest-baseline.json) and
+// the PGO image (build/fluid-pgo.img, modules rebuilt from the committed
+// profiles, build/manifest-pgo.json). A stale profile is an error naming the
+// module: a release never ships a PGO image from profiles of other code.
+func (p *Pipeline) ReleaseImages(ctx context.Context) (baseline, pgo *build.Artifacts, err error) {
+	p.defaults()
+	if baseline, err = p.B.Compose("fluid-baseline.img", "manifest-baseline.json", nil); err != nil {
+		return nil, nil, fmt.Errorf("baseline image: %w", err)
+	}
+	mods, err := p.PGOModules(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("PGO image: %w", err)
+	}
+	if pgo, err = p.B.Compose("fluid-pgo.img", "manifest-pgo.json", mods); err != nil {
+		return nil, nil, fmt.Errorf("PGO image: %w", err)
+	}
+	return baseline, pgo, nil
+}

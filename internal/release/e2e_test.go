@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/build/buildtest"
+	"github.com/fluid-os/fluid/internal/profile"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
 )
@@ -57,26 +60,15 @@ func TestSnapshotReleaseOffline(t *testing.T) {
 		t.Fatalf("goreleaser check rejects .goreleaser.yaml: %v\n%s", err, out)
 	}
 
-	// Inputs: the lead's real images when they have been built, else small
-	// generated ones (8 MiB, mostly zeros, like a disk image).
-	in := release.Inputs{
-		PGOImage:      filepath.Join(root, "build", "fluid-pgo.img"),
-		BaselineImage: filepath.Join(root, "build", "fluid.img"),
-		Manifest:      filepath.Join(root, "build", "manifest.json"),
-	}
-	if !exists(in.BaselineImage) {
-		t.Log("inputs: GENERATED images (build/fluid.img not built yet)")
-		in = generatedInputs(t, work)
-	} else {
-		if !exists(in.PGOImage) {
-			t.Log("inputs: build/fluid-pgo.img not built yet; using build/fluid.img for both images")
-			in.PGOImage = in.BaselineImage
-		}
-		if !exists(in.Manifest) {
-			in.Manifest = generatedInputs(t, work).Manifest
-		}
-		t.Logf("inputs: REAL images %s, %s", in.PGOImage, in.BaselineImage)
-	}
+	// Inputs: the real release images, built the way `mage release` builds
+	// them (baseline and PGO from the committed profiles) under the build lock.
+	bld := buildtest.Builder(t)
+	pair := buildtest.Locked(t, bld, "release images", func() ([2]*build.Artifacts, error) {
+		base, pgo, err := (&profile.Pipeline{B: bld}).ReleaseImages(ctx)
+		return [2]*build.Artifacts{base, pgo}, err
+	})
+	in := release.Inputs{PGOImage: pair[1].Image, BaselineImage: pair[0].Image, Manifest: pair[1].Manifest}
+	t.Logf("inputs: REAL images %s, %s", in.PGOImage, in.BaselineImage)
 	assetsDir := filepath.Join(repo, "build", "release-assets")
 	prepared, err := release.PrepareAssets(in, assetsDir)
 	if err != nil {
@@ -263,23 +255,6 @@ func runFluid(ctx context.Context, bin string, args ...string) (string, error) {
 	return string(out), err
 }
 
-func generatedInputs(t *testing.T, dir string) release.Inputs {
-	t.Helper()
-	mk := func(name string, seed byte) string {
-		p := filepath.Join(dir, name)
-		data := make([]byte, 8<<20)
-		for i := 0; i < 64<<10; i++ {
-			data[512+i] = seed ^ byte(i*7)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
-	man := filepath.Join(dir, "manifest.json")
-	os.WriteFile(man, []byte(`{"generated_by":"release e2e test"}`+"\n"), 0o644)
-	return release.Inputs{PGOImage: mk("fluid-pgo.img", 1), BaselineImage: mk("fluid.img", 2), Manifest: man}
-}
 
 // copyRepo copies what a release build needs (sources, modules, configs) —
 // not build/ — into dst.

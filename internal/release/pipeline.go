@@ -42,8 +42,8 @@ type PreparedAsset struct {
 func PrepareAssets(in Inputs, dir string) ([]PreparedAsset, error) {
 	type src struct{ path, name, hint string }
 	srcs := []src{
-		{in.PGOImage, PGOImageAsset, "build the PGO image first (go tool mage pgo)"},
-		{in.BaselineImage, BaselineImageAsset, "build the image first (go tool mage build)"},
+		{in.PGOImage, PGOImageAsset, "build the PGO image first, or point FLUID_PGO_IMAGE at it"},
+		{in.BaselineImage, BaselineImageAsset, "build the baseline image first (go tool mage build), or point FLUID_IMAGE at it"},
 		{in.Manifest, ManifestAsset, "the build writes it beside the image (go tool mage build)"},
 	}
 	for _, s := range srcs {
@@ -150,8 +150,10 @@ type GoreleaserOptions struct {
 // RunGoreleaser builds, archives, checksums and signs the CLI release into
 // Root/build/dist without publishing (publishing is Publish's job, so that a
 // rerun is idempotent): `goreleaser release --clean --skip=publish,announce`.
+// A tagged (non-snapshot) run keeps goreleaser's validation: a dirty tree or
+// a HEAD that is not the tag is refused.
 func RunGoreleaser(ctx context.Context, o GoreleaserOptions) error {
-	args := []string{"release", "--clean", "--skip=publish,announce,validate"}
+	args := []string{"release", "--clean", "--skip=publish,announce"}
 	if o.Snapshot {
 		args = append(args, "--snapshot")
 	}

@@ -326,3 +326,23 @@ func hashFile(p string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
+
+// EnvAllowLLVM names the variable that lets a release use another LLVM
+// major than the pin, e.g. FLUID_RELEASE_ALLOW_LLVM=19.
+const EnvAllowLLVM = "FLUID_RELEASE_ALLOW_LLVM"
+
+// CheckReleasePin refuses a toolchain whose LLVM major differs from
+// PinnedLLVMMajor unless getenv(EnvAllowLLVM) names that major. The
+// returned note (when allowed) says that the release is off the pin.
+func (tc *Toolchain) CheckReleasePin(getenv func(string) string) (note string, err error) {
+	if tc.LLVMMajor == PinnedLLVMMajor {
+		return "", nil
+	}
+	if getenv(EnvAllowLLVM) == strconv.Itoa(tc.LLVMMajor) {
+		return fmt.Sprintf("releasing with LLVM %d instead of the pinned LLVM %d because %s=%d; the images will not match a pinned rebuild",
+			tc.LLVMMajor, PinnedLLVMMajor, EnvAllowLLVM, tc.LLVMMajor), nil
+	}
+	return "", fmt.Errorf("release refused: the toolchain is LLVM %d (%s) but releases are built with LLVM %d. "+
+		"Build in the pinned image (FLUID_TOOLCHAIN=container), or, for a local test release, set %s=%d to override",
+		tc.LLVMMajor, tc.Tools["clang"].Version, PinnedLLVMMajor, EnvAllowLLVM, tc.LLVMMajor)
+}

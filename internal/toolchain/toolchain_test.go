@@ -124,3 +124,30 @@ func TestIdentityHasNoPaths(t *testing.T) {
 		}
 	}
 }
+
+func TestReleasePin(t *testing.T) {
+	env := func(v string) func(string) string {
+		return func(k string) string {
+			if k == EnvAllowLLVM {
+				return v
+			}
+			return ""
+		}
+	}
+	pinned := &Toolchain{LLVMMajor: PinnedLLVMMajor, Tools: map[string]*Tool{"clang": {Version: "clang version 18.1.3"}}}
+	if note, err := pinned.CheckReleasePin(env("")); err != nil || note != "" {
+		t.Fatalf("pinned LLVM refused: %q %v", note, err)
+	}
+	other := &Toolchain{LLVMMajor: 19, Tools: map[string]*Tool{"clang": {Version: "Debian clang version 19.1.7"}}}
+	_, err := other.CheckReleasePin(env(""))
+	if err == nil || !strings.Contains(err.Error(), "LLVM 19") || !strings.Contains(err.Error(), EnvAllowLLVM+"=19") {
+		t.Fatalf("LLVM 19 release not refused with the override named: %v", err)
+	}
+	if _, err := other.CheckReleasePin(env("20")); err == nil {
+		t.Fatal("an override for another major let LLVM 19 through")
+	}
+	note, err := other.CheckReleasePin(env("19"))
+	if err != nil || !strings.Contains(note, "instead of the pinned LLVM 18") {
+		t.Fatalf("override: %q %v", note, err)
+	}
+}

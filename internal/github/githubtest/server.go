@@ -30,11 +30,12 @@ type Server struct {
 	// Enterprise servers, so clients must compare contents another way.
 	OmitDigest bool
 
-	mu       sync.Mutex
-	nextID   int64
-	releases []*Release
-	faults   []*Fault
-	log      []string
+	mu          sync.Mutex
+	storageAuth []string
+	nextID      int64
+	releases    []*Release
+	faults      []*Fault
+	log         []string
 }
 
 // Release is a stored release.
@@ -163,6 +164,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
 	switch {
 	case parts[0] == "storage" && len(parts) == 2:
+		s.storageAuth = append(s.storageAuth, r.Header.Get("Authorization"))
 		s.storage(w, parts[1])
 	case len(parts) == 1 && parts[0] == "releases" && r.Method == http.MethodGet:
 		var out []any
@@ -412,6 +414,15 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// StorageAuthHeaders returns the Authorization header of every request to
+// the storage URL ("" when none was sent). GitHub's storage URLs are
+// pre-signed: the API token must not travel there.
+func (s *Server) StorageAuthHeaders() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.storageAuth...)
 }
 
 // ClearFaults removes every fault: the server behaves again.
