@@ -255,7 +255,6 @@ func runFluid(ctx context.Context, bin string, args ...string) (string, error) {
 	return string(out), err
 }
 
-
 // copyRepo copies what a release build needs (sources, modules, configs) —
 // not build/ — into dst.
 func copyRepo(t *testing.T, src, dst string) {
