@@ -27,6 +27,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fluid-os/fluid/internal/atomicfile"
+
 	"github.com/fluid-os/fluid/internal/bench"
 	"github.com/fluid-os/fluid/internal/ci"
 )
@@ -81,7 +83,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 			if err != nil {
 				return err
 			}
-			if err := writeAtomic(*outcomeFile, append(data, '\n')); err != nil {
+			if err := os.MkdirAll(filepath.Dir(*outcomeFile), 0o755); err != nil {
+				return err
+			}
+			if err := atomicfile.WriteFile0644(*outcomeFile, append(data, '\n')); err != nil {
 				return err
 			}
 		}
@@ -175,29 +180,4 @@ func optionalBench(path string) (*bench.Report, error) {
 		return nil, nil
 	}
 	return ci.ReadBench(path)
-}
-
-// writeAtomic writes data to a temporary file beside path and renames it.
-func writeAtomic(path string, data []byte) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

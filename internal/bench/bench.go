@@ -22,6 +22,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/fluid-os/fluid/internal/atomicfile"
+
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/profile"
 )
@@ -282,31 +284,8 @@ func (r *Report) WriteFiles(dir string) error {
 	if err != nil {
 		return fmt.Errorf("encode bench report: %w", err)
 	}
-	if err := writeAtomic(filepath.Join(dir, JSONFile), append(data, '\n')); err != nil {
+	if err := atomicfile.WriteFile0644(filepath.Join(dir, JSONFile), append(data, '\n')); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(dir, SVGFile), []byte(r.SVG()))
-}
-
-func writeAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	_, werr := f.Write(data)
-	cerr := f.Close()
-	if werr == nil {
-		werr = cerr
-	}
-	if werr == nil {
-		werr = os.Chmod(f.Name(), 0o644)
-	}
-	if werr == nil {
-		werr = os.Rename(f.Name(), path)
-	}
-	if werr != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, werr)
-	}
-	return nil
+	return atomicfile.WriteFile0644(filepath.Join(dir, SVGFile), []byte(r.SVG()))
 }

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fluid-os/fluid/internal/atomicfile"
+
 	"github.com/fluid-os/fluid/internal/layout"
 )
 
@@ -42,7 +44,7 @@ func (b *Builder) BootInfoInc() (string, error) {
 			if err != nil {
 				return fmt.Errorf("generate %s: %w", out, err)
 			}
-			return writeAtomic(b.abs(out), data, 0o644)
+			return atomicfile.WriteFile(b.abs(out), data, 0o644)
 		},
 	}
 	_, err := b.run(s)

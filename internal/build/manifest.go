@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fluid-os/fluid/internal/atomicfile"
+
 	"github.com/fluid-os/fluid/internal/manifest"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
@@ -115,7 +117,7 @@ func (b *Builder) Manifest(name, variant string, outputs []string, profiles []st
 		return path, nil
 	}
 	fmt.Fprintf(b.log, "%-5s %s\n", "MANI", b.rel(path))
-	if err := writeAtomic(path, data, 0o644); err != nil {
+	if err := atomicfile.WriteFile(path, data, 0o644); err != nil {
 		return "", fmt.Errorf("write %s: %w", path, err)
 	}
 	b.hash.forget(path)

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/fluid-os/fluid/internal/atomicfile"
 )
 
 // step is one node of the build graph: a command (or Go function) that turns
@@ -186,7 +188,7 @@ func (b *Builder) run(s *step) (bool, error) {
 	if err := os.MkdirAll(filepath.Dir(b.stampPath(s)), 0o755); err != nil {
 		return true, err
 	}
-	return true, writeAtomic(b.stampPath(s), data, 0o644)
+	return true, atomicfile.WriteFile(b.stampPath(s), data, 0o644)
 }
 
 // runAll runs independent steps with at most b.jobs at a time and returns
@@ -259,33 +261,6 @@ func parseDepfile(path string) ([]string, error) {
 		}
 	}
 	return deps, nil
-}
-
-// writeAtomic writes data to a temp file beside path and renames it.
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Chmod(tmp, mode); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	return nil
 }
 
 func shellQuote(argv []string) string {

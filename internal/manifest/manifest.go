@@ -20,6 +20,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fluid-os/fluid/internal/atomicfile"
 )
 
 // Schema is the manifest format version this package writes and reads.
@@ -115,40 +117,10 @@ func (m *Manifest) Write(path string) error {
 	if err != nil {
 		return fmt.Errorf("write manifest %s: %w", path, err)
 	}
-	if err := writeAtomic(path, data); err != nil {
+	if err := atomicfile.WriteFile0644(path, data); err != nil {
 		return fmt.Errorf("write manifest %s: %w", path, err)
 	}
 	return nil
-}
-
-func writeAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // ErrSchema is wrapped by Read for a manifest of another schema version.

@@ -8,9 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"os"
-	"path/filepath"
 	"sort"
+
+	"github.com/fluid-os/fluid/internal/atomicfile"
 )
 
 // Linker-script symbols that delimit the module image (modules/module.ld).
@@ -49,26 +49,7 @@ func PackFile(elfPath, name, variant, outPath string) error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(outPath, data)
-}
-
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile0644(outPath, data)
 }
 
 type layout struct {

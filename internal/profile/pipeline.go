@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fluid-os/fluid/internal/atomicfile"
+
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
@@ -352,7 +354,7 @@ func (p *Pipeline) SelectPGO() error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, []byte("pgo modules selected by `go tool mage pgo`; delete this file (or `go tool mage clean`) to go back to the baseline modules\n"))
+	return atomicfile.WriteFile0644(path, []byte("pgo modules selected by `go tool mage pgo`; delete this file (or `go tool mage clean`) to go back to the baseline modules\n"))
 }
 
 // DefaultModules is the module set of the default image: the PGO modules

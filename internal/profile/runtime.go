@@ -5,10 +5,12 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
-	"github.com/fluid-os/fluid/internal/toolchain"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/fluid-os/fluid/internal/atomicfile"
+	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
 // RuntimeSource is rt/fluid_profile_rt.c: the module-side profile hook
@@ -94,7 +96,7 @@ func CompileRuntime(ctx context.Context, tc *toolchain.Toolchain, root string, m
 	}
 	src := filepath.Join(dir, RuntimeSourceName)
 	if old, err := os.ReadFile(src); err != nil || !bytes.Equal(old, RuntimeSource) {
-		if err := writeFileAtomic(src, RuntimeSource); err != nil {
+		if err := atomicfile.WriteFile0644(src, RuntimeSource); err != nil {
 			return "", fmt.Errorf("profile runtime: %w", err)
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fluid-os/fluid/internal/atomicfile"
 )
 
 // Files in profiles/ besides the per-module <module>.proftext.
@@ -147,7 +149,7 @@ func Write(ctx context.Context, o Output, mods map[string]*Module) (err error) {
 		}
 		tcinfo.RawProfileVersion = v
 		raw := filepath.Join(rawDir, n+".profraw")
-		if err := writeFileAtomic(raw, m.Profraw); err != nil {
+		if err := atomicfile.WriteFile0644(raw, m.Profraw); err != nil {
 			return err
 		}
 		text := filepath.Join(tmp, n+TextExt)
@@ -184,7 +186,7 @@ func Write(ctx context.Context, o Output, mods map[string]*Module) (err error) {
 	if err := writeJSON(filepath.Join(tmp, ToolchainFile), tcinfo); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(tmp, ReadmeFile), []byte(readme)); err != nil {
+	if err := atomicfile.WriteFile0644(filepath.Join(tmp, ReadmeFile), []byte(readme)); err != nil {
 		return err
 	}
 	return swapDir(tmp, o.Dir)
@@ -231,32 +233,7 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
-	return writeFileAtomic(path, append(data, '\n'))
-}
-
-func writeFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Chmod(f.Name(), 0o644); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.WriteFile0644(path, append(data, '\n'))
 }
 
 // profdata runs llvm-profdata with a fixed locale and returns its stderr

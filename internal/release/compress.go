@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+
+	"github.com/fluid-os/fluid/internal/atomicfile"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -27,7 +28,7 @@ func CompressFile(src, dst string) error {
 		return fmt.Errorf("compress %s: %w", src, err)
 	}
 	defer in.Close()
-	return writeAtomic(dst, func(w io.Writer) error {
+	return atomicfile.Write(dst, 0o644, func(w io.Writer) error {
 		enc, err := zstd.NewWriter(w,
 			zstd.WithEncoderLevel(zstd.SpeedBestCompression),
 			zstd.WithEncoderConcurrency(1),
@@ -52,7 +53,7 @@ func DecompressFile(src, dst string) error {
 		return fmt.Errorf("decompress %s: %w", src, err)
 	}
 	defer in.Close()
-	return writeAtomic(dst, func(w io.Writer) error {
+	return atomicfile.Write(dst, 0o644, func(w io.Writer) error {
 		dec, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return fmt.Errorf("decompress %s: %w", src, err)
@@ -69,38 +70,9 @@ func DecompressFile(src, dst string) error {
 	})
 }
 
-// writeAtomic creates dst by writing a temporary file in the same directory
-// and renaming it into place. On any error the temporary file is removed and
-// dst is untouched.
-func writeAtomic(dst string, write func(io.Writer) error) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err = write(tmp); err != nil {
-		return err
-	}
-	if err = tmp.Chmod(0o644); err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	if err = tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	if err = os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("write %s: %w", dst, err)
-	}
-	return nil
-}
-
 // WriteFileAtomic writes data to path through a temporary file and a rename.
 func WriteFileAtomic(path string, data []byte) error {
-	return writeAtomic(path, func(w io.Writer) error {
+	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
 		_, err := w.Write(data)
 		return err
 	})
