@@ -22,15 +22,6 @@
 #define SUM_LIGHT          0xb89497d8u
 #define TOKENS_LIGHT       8698u
 
-static uint32_t xorshift32(uint32_t *s)
-{
-	uint32_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
-
 struct text {
 	char *p;
 	uint32_t n;

@@ -19,15 +19,6 @@
 #define FNV_LIGHT        0xc0f6011bu
 #define SHA_LIGHT        0xb650c67611727709ull
 
-static uint32_t xorshift32(uint32_t *s)
-{
-	uint32_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
-
 static uint32_t crc32(const uint8_t *p, uint32_t n, const uint32_t *tab)
 {
 	uint32_t c = 0xFFFFFFFFu;

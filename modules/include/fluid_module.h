@@ -162,4 +162,16 @@ void *memmove(void *dst, const void *src, size_t n);
 void *memset(void *dst, int c, size_t n);
 int memcmp(const void *a, const void *b, size_t n);
 
+/* The workloads' input generator: Marsaglia's xorshift32 (13, 17, 5). Every
+ * module's known answers (modules/<name>/known_answers.py) replay this exact
+ * sequence, so it lives here once. */
+static inline uint32_t xorshift32(uint32_t *s)
+{
+	uint32_t x = *s;
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	return *s = x;
+}
+
 #endif /* FLUID_MODULE_H */

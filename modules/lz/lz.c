@@ -31,15 +31,6 @@ static const char *const words[16] = {
 	"fluid", "kernel", "module", "profile", "branch", "cache", "loop", "data",
 };
 
-static uint32_t xorshift32(uint32_t *s)
-{
-	uint32_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
-
 static void gen_text(uint8_t *p, uint32_t n)
 {
 	uint32_t s = LZ_SEED, i = 0;

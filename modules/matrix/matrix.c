@@ -20,15 +20,6 @@
 #define TRACE_LIGHT    0x00279685u
 #define CLAMPED_LIGHT  37u
 
-static uint32_t xorshift32(uint32_t *s)
-{
-	uint32_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
-
 /*
  * always_inline: mul's profile shows 6 entries against 663552 trips of its
  * inner loop. PGO's inliner weighs the call sites by entry count, finds them

@@ -18,15 +18,6 @@
 #define SUM_LIGHT          0xceb6478fu
 #define HITS_LIGHT         1001u
 
-static uint32_t xorshift32(uint32_t *s)
-{
-	uint32_t x = *s;
-	x ^= x << 13;
-	x ^= x >> 17;
-	x ^= x << 5;
-	return *s = x;
-}
-
 static void insertion(uint32_t *a, int lo, int hi)
 {
 	for (int i = lo + 1; i <= hi; i++) {
