@@ -3,173 +3,23 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"time"
+	"runtime"
 
-	ghc "github.com/fluid-os/fluid/internal/github"
-	"github.com/fluid-os/fluid/internal/profile"
-	"github.com/fluid-os/fluid/internal/release"
-	"github.com/fluid-os/fluid/internal/release/toolcache"
-	relfiles "github.com/fluid-os/fluid/release"
+	"github.com/magefile/mage/mg"
 )
 
 // Release builds a signed release into build/dist without publishing it: refuses a toolchain off the LLVM 18 pin (FLUID_RELEASE_ALLOW_LLVM=<major> overrides), builds build/fluid-baseline.img and build/fluid-pgo.img (PGO from the committed profiles; a stale profile is an error) and compresses them with the PGO build's manifest into build/release-assets (FLUID_PGO_IMAGE, FLUID_IMAGE, FLUID_MANIFEST use given files instead), then runs goreleaser (pinned in tools/go.mod): the fluid CLI for 6 platforms, SBOMs, checksums.txt over every asset, and a cosign Sigstore bundle over checksums.txt. A snapshot unless HEAD carries a v* tag (SNAPSHOT=1 forces one). Signing: COSIGN_KEY_FILE (outside the repo) + COSIGN_PASSWORD locally, keyless in GitHub Actions. Prints the asset sizes.
-func Release(ctx context.Context) error {
-	root, err := toolcache.RepoRoot(".")
-	if err != nil {
-		return err
-	}
-	in, err := releaseImages(ctx)
-	if err != nil {
-		return err
-	}
-	signEnv, mode, err := release.SigningEnv(os.Getenv, os.LookupEnv, root)
-	if err != nil {
-		return err
-	}
-	if out, _ := exec.Command("git", "-C", root, "remote").Output(); strings.TrimSpace(string(out)) == "" {
-		fmt.Println("release: WARNING: this repository has no git remote; goreleaser then leaves the commit time out of the CLI binaries' and archives' timestamps, so they will not be reproducible (add the GitHub remote)")
-	}
-	tag := relHeadTag(root)
-	snapshot := tag == "" || os.Getenv("SNAPSHOT") == "1"
-	assets, err := release.PrepareAssets(in, filepath.Join(root, "build", "release-assets"))
-	if err != nil {
-		return err
-	}
-	log := func(s string) { fmt.Println("release:", s) }
-	cosign, err := toolcache.Ensure(ctx, root, toolcache.Cosign, log)
-	if err != nil {
-		return err
-	}
-	goreleaser, err := toolcache.Ensure(ctx, root, toolcache.Goreleaser, log)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("release: %s, signing %s\n", map[bool]string{true: "snapshot", false: "tag " + tag}[snapshot], mode)
-	if err := release.RunGoreleaser(ctx, release.GoreleaserOptions{
-		Root: root, Goreleaser: goreleaser, Cosign: cosign, Snapshot: snapshot,
-		Env: signEnv, Stdout: os.Stdout, Stderr: os.Stderr,
-	}); err != nil {
-		return err
-	}
-	files, err := release.ReleaseFiles(filepath.Join(root, "build", "dist"), filepath.Join(root, "build", "release-assets"))
-	if err != nil {
-		return err
-	}
-	for _, a := range assets {
-		fmt.Printf("release: %-24s %10d bytes raw -> %9d bytes (%.1f%%)\n", a.Name, a.RawSize, a.Size, 100*float64(a.Size)/float64(a.RawSize))
-	}
-	fmt.Printf("release: %d files in build/dist ready for `go tool mage publish`\n", len(files))
-	return nil
-}
+func Release() error { return fluidRelease("release") }
 
 // Publish uploads the release built by `mage release` to GitHub through go-github: creates or updates the release for TAG (default: the v* tag at HEAD), skips assets already there with the same size and SHA-256, replaces changed or half-uploaded ones, never duplicates; retries on 5xx and waits out rate limits. GITHUB_TOKEN authenticates; GITHUB_REPOSITORY (owner/name) and GITHUB_API_URL choose the target (FLUID_RETRY_BASE_DELAY shortens the backoff); DRY_RUN=1 prints what it would do and changes nothing.
-func Publish(ctx context.Context) error {
-	root, err := toolcache.RepoRoot(".")
-	if err != nil {
-		return err
-	}
-	tag := relEnvOr("TAG", relHeadTag(root))
-	if tag == "" {
-		return errors.New("publish: no tag: HEAD carries no v* tag; set TAG=vX.Y.Z (snapshots are not published)")
-	}
-	dryRun := os.Getenv("DRY_RUN") == "1"
-	token := os.Getenv("GITHUB_TOKEN")
-	if token == "" && !dryRun {
-		return errors.New("publish: GITHUB_TOKEN is not set (a token with contents: write on the repository); DRY_RUN=1 shows the plan without one")
-	}
-	pol, err := release.ParsePolicy(relfiles.PolicyJSON())
-	if err != nil {
-		return err
-	}
-	repo := relEnvOr("GITHUB_REPOSITORY", pol.Repository)
-	files, err := release.ReleaseFiles(filepath.Join(root, "build", "dist"), filepath.Join(root, "build", "release-assets"))
-	if err != nil {
-		return err
-	}
-	commit, _ := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
-	signer := "this repository's release workflow (keyless, Sigstore)"
-	if os.Getenv("GITHUB_ACTIONS") != "true" {
-		signer = "a maintainer's cosign key (verify with `fluid verify --key cosign.pub`)"
-	}
-	notes, err := release.RenderNotes(relfiles.NotesTemplate(), release.NotesData{
-		Tag: tag, Commit: strings.TrimSpace(string(commit)), Signer: signer,
-		IdentityRegexp: release.DefaultPolicy(repo).IdentityRegexp, Issuer: pol.Issuer,
-	})
-	if err != nil {
-		return err
-	}
-	retry := ghc.Retry{}
-	if d := os.Getenv("FLUID_RETRY_BASE_DELAY"); d != "" { // e.g. 10ms in tests
-		if retry.BaseDelay, err = time.ParseDuration(d); err != nil {
-			return fmt.Errorf("publish: FLUID_RETRY_BASE_DELAY=%q: %w", d, err)
-		}
-	}
-	c, err := ghc.New(repo, ghc.Options{Token: token, APIURL: os.Getenv("GITHUB_API_URL"), Log: os.Stderr, Retry: retry})
-	if err != nil {
-		return err
-	}
-	res, err := c.Publish(ctx, ghc.PublishOptions{Tag: tag, Body: notes, Assets: files, DryRun: dryRun, Out: os.Stdout})
-	if err != nil {
-		return err
-	}
-	fmt.Printf("publish %s: %d uploaded, %d replaced, %d already there\n", tag, len(res.Uploaded), len(res.Replaced), len(res.Skipped))
-	return nil
-}
+func Publish() error { return fluidRelease("publish") }
 
 // ReleaseKey makes a cosign key pair for local key-signed releases: the encrypted private key goes to FLUID_KEY_DIR (default ~/.config/fluid, never inside the repository), the public key to release/cosign.pub. Needs COSIGN_PASSWORD. Refuses to overwrite an existing key.
-func ReleaseKey(ctx context.Context) error {
-	root, err := toolcache.RepoRoot(".")
-	if err != nil {
-		return err
-	}
-	if _, ok := os.LookupEnv("COSIGN_PASSWORD"); !ok {
-		return errors.New("release key: set COSIGN_PASSWORD (the private key is encrypted with it)")
-	}
-	dir := os.Getenv("FLUID_KEY_DIR")
-	if dir == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return err
-		}
-		dir = filepath.Join(home, ".config", "fluid")
-	}
-	abs, _ := filepath.Abs(dir)
-	if rel, err := filepath.Rel(root, abs); err == nil && !strings.HasPrefix(rel, "..") {
-		return fmt.Errorf("release key: FLUID_KEY_DIR %s is inside the repository; pick a directory outside it", dir)
-	}
-	if _, err := os.Stat(filepath.Join(abs, "cosign.key")); err == nil {
-		return fmt.Errorf("release key: %s already exists; move it away first", filepath.Join(abs, "cosign.key"))
-	}
-	if err := os.MkdirAll(abs, 0o700); err != nil {
-		return err
-	}
-	cosign, err := toolcache.Ensure(ctx, root, toolcache.Cosign, func(s string) { fmt.Println("release key:", s) })
-	if err != nil {
-		return err
-	}
-	cmd := exec.CommandContext(ctx, cosign, "generate-key-pair")
-	cmd.Dir = abs
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("release key: cosign generate-key-pair: %w", err)
-	}
-	pub, err := os.ReadFile(filepath.Join(abs, "cosign.pub"))
-	if err != nil {
-		return err
-	}
-	if err := release.WriteFileAtomic(filepath.Join(root, "release", "cosign.pub"), pub); err != nil {
-		return err
-	}
-	fmt.Printf("release key: private key %s (keep it secret, never commit it); public key release/cosign.pub\n", filepath.Join(abs, "cosign.key"))
-	return nil
-}
+func ReleaseKey() error { return fluidRelease("release-key") }
 
 // VerifyBench prints how long verifying a release image takes (signature over checksums.txt, SHA-256 of the compressed image, decompression) and the compressed vs raw size, using build/fluid.img when built, else a generated 64 MiB image.
 func VerifyBench() error {
@@ -178,53 +28,29 @@ func VerifyBench() error {
 	return cmd.Run()
 }
 
-func relEnvOr(k, def string) string {
-	if v := os.Getenv(k); v != "" {
-		return v
+// fluidRelease runs cmd/fluid-release: the release code lives outside the
+// mage binary so every other target starts fast.
+func fluidRelease(sub string) error {
+	// The module holding this magefile (mage compiles without -trimpath);
+	// the command runs in mage's working directory (-w), like a target.
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		return errors.New("cannot locate the magefiles directory")
 	}
-	return def
-}
-
-// relHeadTag returns the v* tag at HEAD, or "".
-func relHeadTag(root string) string {
-	out, err := exec.Command("git", "-C", root, "tag", "--points-at", "HEAD", "--list", "v*").Output()
+	wd, err := os.Getwd()
 	if err != nil {
-		return ""
+		return err
 	}
-	tags := strings.Fields(string(out))
-	if len(tags) == 0 {
-		return ""
-	}
-	return tags[len(tags)-1]
-}
-
-// releaseImages builds the release's two images and picks the PGO build's
-// manifest, unless FLUID_PGO_IMAGE / FLUID_IMAGE / FLUID_MANIFEST name
-// prebuilt files (all three).
-func releaseImages(ctx context.Context) (release.Inputs, error) {
-	if p, bl, m := os.Getenv("FLUID_PGO_IMAGE"), os.Getenv("FLUID_IMAGE"), os.Getenv("FLUID_MANIFEST"); p != "" || bl != "" || m != "" {
-		if p == "" || bl == "" || m == "" {
-			return release.Inputs{}, errors.New("set all of FLUID_PGO_IMAGE, FLUID_IMAGE and FLUID_MANIFEST to release prebuilt files, or none to build them")
+	cmd := exec.Command("go", "run", "./cmd/fluid-release", sub)
+	cmd.Dir = filepath.Dir(filepath.Dir(self))
+	cmd.Env = append(os.Environ(), "FLUID_WORKDIR="+wd)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return mg.Fatalf(ee.ExitCode(), "%s failed (see above)", sub)
 		}
-		fmt.Println("release: using prebuilt images from FLUID_PGO_IMAGE, FLUID_IMAGE, FLUID_MANIFEST")
-		return release.Inputs{PGOImage: p, BaselineImage: bl, Manifest: m}, nil
+		return err
 	}
-	b, unlock, err := lockedBuilder()
-	if err != nil {
-		return release.Inputs{}, err
-	}
-	defer unlock()
-	note, err := b.Toolchain().CheckReleasePin(os.Getenv)
-	if err != nil {
-		return release.Inputs{}, err
-	}
-	if note != "" {
-		fmt.Println("release: WARNING:", note)
-	}
-	base, pgo, err := (&profile.Pipeline{B: b}).ReleaseImages(ctx)
-	if err != nil {
-		return release.Inputs{}, err
-	}
-	fmt.Printf("release: images %s (%s) and %s (%s)\n", b.Rel(base.Image), base.Summary, b.Rel(pgo.Image), pgo.Summary)
-	return release.Inputs{PGOImage: pgo.Image, BaselineImage: base.Image, Manifest: pgo.Manifest}, nil
+	return nil
 }

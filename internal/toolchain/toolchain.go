@@ -51,6 +51,8 @@ type Toolchain struct {
 	// Container is set in container mode (FLUID_TOOLCHAIN=container): the
 	// LLVM tools and nasm run inside that image; see Command.
 	Container *container.Options
+
+	cache *probeCache // host mode: remembered versions and hashes
 }
 
 // Requirement describes one tool the build looks for.
@@ -92,10 +94,11 @@ func Find() (*Toolchain, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &Toolchain{LLVMDir: dir, Tools: map[string]*Tool{}}
+	tc := &Toolchain{LLVMDir: dir, Tools: map[string]*Tool{}, cache: loadProbeCache()}
+	defer tc.cache.save()
 	var missing []string
 	for _, r := range Requirements {
-		t, err := resolve(r, dir)
+		t, err := resolveCached(r, dir, tc.cache)
 		if err != nil {
 			if !r.Optional {
 				missing = append(missing, err.Error())
@@ -165,13 +168,28 @@ func (tc *Toolchain) Identity() (Identity, error) {
 	for _, n := range names {
 		t := tc.Tools[n]
 		if t.SHA256 == "" && tc.Container == nil {
-			sum, err := hashFile(t.Path)
-			if err != nil {
-				return id, fmt.Errorf("fingerprint %s: %w", n, err)
+			var k string
+			if tc.cache != nil {
+				k = tc.cache.key(t.Path, nil)
+				if e, ok := tc.cache.get(k + "|sha"); ok {
+					t.SHA256 = e.SHA256
+				}
 			}
-			t.SHA256 = sum
+			if t.SHA256 == "" {
+				sum, err := hashFile(t.Path)
+				if err != nil {
+					return id, fmt.Errorf("fingerprint %s: %w", n, err)
+				}
+				t.SHA256 = sum
+				if tc.cache != nil {
+					tc.cache.put(k+"|sha", probeEntry{SHA256: sum})
+				}
+			}
 		}
 		id.Tools = append(id.Tools, t)
+	}
+	if tc.cache != nil {
+		tc.cache.save()
 	}
 	return id, nil
 }
@@ -233,19 +251,44 @@ func llvmDir(override string) (string, error) {
 	return "", fmt.Errorf("%w: no LLVM found (looked for /usr/lib/llvm-N/bin/clang with N >= %d and for clang on PATH).\n%s", ErrMissing, MinLLVMMajor, installHint(0))
 }
 
-func resolve(r Requirement, llvm string) (*Tool, error) {
-	var path string
+// resolveCached is resolve, answering the version from the probe cache when
+// the binary is unchanged since it was last asked.
+func resolveCached(r Requirement, llvm string, c *probeCache) (*Tool, error) {
+	path, err := locate(r, llvm)
+	if err != nil {
+		return nil, err
+	}
+	k := c.key(path, r.VersArgs)
+	if e, ok := c.get(k); ok && e.Version != "" {
+		return &Tool{Name: r.Name, Path: path, Version: e.Version}, nil
+	}
+	t, err := resolve(r, llvm)
+	if err == nil {
+		c.put(k, probeEntry{Version: t.Version})
+	}
+	return t, err
+}
+
+// locate finds a tool's binary without running it.
+func locate(r Requirement, llvm string) (string, error) {
 	if r.InLLVM {
-		path = filepath.Join(llvm, r.Binary)
+		path := filepath.Join(llvm, r.Binary)
 		if !isExec(path) {
-			return nil, fmt.Errorf("%s is missing from %s (package %s)", r.Binary, llvm, pkgName(r.Package, majorFromDir(llvm)))
+			return "", fmt.Errorf("%s is missing from %s (package %s)", r.Binary, llvm, pkgName(r.Package, majorFromDir(llvm)))
 		}
-	} else {
-		p, err := exec.LookPath(r.Binary)
-		if err != nil {
-			return nil, fmt.Errorf("%s was not found on PATH (package %s)", r.Binary, r.Package)
-		}
-		path, _ = filepath.Abs(p)
+		return path, nil
+	}
+	p, err := exec.LookPath(r.Binary)
+	if err != nil {
+		return "", fmt.Errorf("%s was not found on PATH (package %s)", r.Binary, r.Package)
+	}
+	return filepath.Abs(p)
+}
+
+func resolve(r Requirement, llvm string) (*Tool, error) {
+	path, err := locate(r, llvm)
+	if err != nil {
+		return nil, err
 	}
 	out, _ := exec.Command(path, r.VersArgs...).CombinedOutput()
 	v := firstLine(string(out)) // fsck.fat --help starts "fsck.fat 4.2 (2021-01-31)"

@@ -27,8 +27,8 @@
 #define PORTB_SPEAKER     0x02  /* speaker data enable: keep off */
 #define PORTB_OUT2        0x20  /* channel 2 output (read-only) */
 #define TIMER_IRQ         0
-#define CALIBRATE_MS      10u
-#define CALIBRATE_RUNS    3     /* keep the shortest: delays only add cycles */
+#define CALIBRATE_MS      5u
+#define CALIBRATE_RUNS    2     /* keep the shortest: delays only add cycles */
 #define CALIBRATE_COUNT   ((PIT_INPUT_HZ * CALIBRATE_MS + 500) / 1000)
 #define OUT2_SPIN_MAX     100000000u
 #define TICK_WAIT_TSC_MAX 4000000000ull /* give up waiting for IRQ0 */
