@@ -251,10 +251,7 @@ func parseDepfile(path string) ([]string, error) {
 	for _, line := range strings.Split(text, "\n") {
 		i := strings.Index(line, ": ")
 		if i < 0 {
-			if strings.HasSuffix(strings.TrimSpace(line), ":") {
-				continue
-			}
-			continue
+			continue // blank, or a target with no prerequisites ("x.o:")
 		}
 		for _, f := range strings.Fields(line[i+2:]) {
 			deps = append(deps, strings.ReplaceAll(f, "\\ ", " "))

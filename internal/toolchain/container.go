@@ -72,7 +72,7 @@ func findInContainer(opts container.Options) (*Toolchain, error) {
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%w: %s=container, but probing the toolchain image %s failed (%v): %s\nIs the engine (%s) installed and the image pulled? Unset %s to build with the host toolchain.",
+		return nil, fmt.Errorf("%w: %s=container, but probing the toolchain image %s failed (%v): %s\nis the engine (%s) installed and the image pulled? Unset %s to build with the host toolchain",
 			ErrMissing, container.EnvMode, opts.Image, err, strings.TrimSpace(stderr.String()), engineName(opts), container.EnvMode)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {

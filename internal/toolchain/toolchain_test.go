@@ -12,6 +12,7 @@ import (
 // clang version, so the version checks run against real executables.
 func fakeLLVM(t *testing.T, clangVersion string) string {
 	t.Helper()
+	t.Setenv("FLUID_CACHE_DIR", t.TempDir())
 	dir := t.TempDir()
 	for _, r := range Requirements {
 		if !r.InLLVM {
@@ -149,5 +150,41 @@ func TestReleasePin(t *testing.T) {
 	note, err := other.CheckReleasePin(env("19"))
 	if err != nil || !strings.Contains(note, "instead of the pinned LLVM 18") {
 		t.Fatalf("override: %q %v", note, err)
+	}
+}
+
+// TestProbeCache: a second Find does not run an unchanged tool again, and a
+// replaced binary (other size or mtime) is asked again.
+func TestProbeCache(t *testing.T) {
+	dir := fakeLLVM(t, "clang version 19.1.7")
+	runs := filepath.Join(t.TempDir(), "runs")
+	clang := filepath.Join(dir, "clang")
+	script := "#!/bin/sh\necho x >> " + runs + "\necho 'clang version 19.1.7'\n"
+	if err := os.WriteFile(clang, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvLLVM, dir)
+	count := func() int { b, _ := os.ReadFile(runs); return strings.Count(string(b), "x") }
+	if _, err := Find(); err != nil {
+		t.Skipf("needs nasm: %v", err)
+	}
+	if _, err := Find(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("clang --version ran %d times for two Finds, want 1 (cached)", n)
+	}
+	if err := os.WriteFile(clang, []byte(script+"# new build\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tc, err := Find()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 2 {
+		t.Fatalf("a changed clang was not probed again (%d runs)", n)
+	}
+	if tc.LLVMMajor != 19 {
+		t.Fatalf("major %d", tc.LLVMMajor)
 	}
 }
