@@ -58,7 +58,9 @@ func Qemu() error {
 	if err != nil {
 		return err
 	}
-	opts := qemu.Options{Image: a.Image, Stream: os.Stdout, SerialLog: filepath.Join(b.Out(), "serial.log")}
+	// The console shows every line but the base64 payload of profile
+	// frames; build/serial.log keeps everything.
+	opts := qemu.Options{Image: a.Image, OnLine: profile.ConsoleLines(os.Stdout), SerialLog: filepath.Join(b.Out(), "serial.log")}
 	if _, shell, err := opts.Cmdline(); err == nil {
 		fmt.Printf("qemu: %s\n", shell)
 	}
