@@ -7,17 +7,9 @@
 ; on top of QEMU start-up and the BIOS. On real hardware it halts.
 
 %include "bootinfo.inc"
+%include "common.inc"
 
-; ASM_CHECKS: 1 when NASM really assembles. In dependency-only mode
-; (nasm -M, __?PASS?__ = 0) or preprocess-only mode (3) labels and $ have
-; no values, so the size and offset assertions are skipped there.
-%if __?PASS?__ != 0 && __?PASS?__ != 3
-%define ASM_CHECKS 1
-%else
-%define ASM_CHECKS 0
-%endif
 
-COM1_BASE       equ 0x3F8
 
         bits 16
         org 0x7C00
@@ -31,23 +23,7 @@ start:
         cld
 
         ; COM1: 115200 8N1, FIFO on, no interrupts (same as stage 2).
-        mov dx, COM1_BASE + 1
-        out dx, al                       ; IER = 0 (AL = 0)
-        mov dl, (COM1_BASE + 3) & 0xFF
-        mov al, 0x80
-        out dx, al                       ; LCR: DLAB = 1
-        mov dl, COM1_BASE & 0xFF
-        mov al, 1
-        out dx, al                       ; divisor low: 115200 / 1
-        inc dx
-        xor al, al
-        out dx, al                       ; divisor high
-        mov dl, (COM1_BASE + 3) & 0xFF
-        mov al, 0x03
-        out dx, al                       ; LCR: 8N1
-        dec dx
-        mov al, 0xC7
-        out dx, al                       ; FCR: FIFO on, clear
+        COM1_INIT
 
         mov si, msg
 .next:
@@ -55,17 +31,7 @@ start:
         test al, al
         jz .exit
         mov ah, al
-        mov dx, COM1_BASE + 5            ; LSR
-        mov cx, 0xFFFF                   ; bounded wait for THR empty
-.wait:
-        in al, dx
-        test al, 0x20
-        jnz .send
-        loop .wait
-.send:
-        mov al, ah
-        mov dl, COM1_BASE & 0xFF
-        out dx, al
+        COM1_SEND
         jmp .next
 
 .exit:

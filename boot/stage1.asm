@@ -24,18 +24,10 @@
 ; SP = 0x7C00, IF = 1, DF = 0.
 
 %include "bootinfo.inc"
+%include "common.inc"
 %include "stage2hdr.inc"
 
-; ASM_CHECKS: 1 when NASM really assembles. In dependency-only mode
-; (nasm -M, __?PASS?__ = 0) or preprocess-only mode (3) labels and $ have
-; no values, so the size and offset assertions are skipped there.
-%if __?PASS?__ != 0 && __?PASS?__ != 3
-%define ASM_CHECKS 1
-%else
-%define ASM_CHECKS 0
-%endif
 
-COM1_BASE       equ 0x3F8
 STAGE1_SIZE     equ 440          ; MBR bytes we own (disk signature follows)
 READ_TRIES      equ 3            ; attempts for the stage 2 read
 
@@ -119,24 +111,7 @@ read_stage2:
 fail:
         push si
         ; COM1: 115200 8N1, FIFO on, no interrupts.
-        mov dx, COM1_BASE + 1
-        xor al, al
-        out dx, al               ; IER = 0
-        add dl, 2                ; 0x3FB LCR
-        mov al, 0x80
-        out dx, al               ; DLAB = 1
-        mov dl, COM1_BASE & 0xFF ; 0x3F8 divisor low
-        mov al, 1
-        out dx, al               ; divisor 1 = 115200 baud
-        inc dx
-        xor al, al
-        out dx, al               ; divisor high = 0
-        add dl, 2                ; 0x3FB
-        mov al, 0x03
-        out dx, al               ; 8N1, DLAB = 0
-        dec dx                   ; 0x3FA FCR
-        mov al, 0xC7
-        out dx, al               ; FIFO enable + clear
+        COM1_INIT
         mov si, msg_prefix
         call puts
         pop si
@@ -158,17 +133,7 @@ puts:
         test al, al
         jz .done
         mov ah, al
-        mov dx, COM1_BASE + 5    ; LSR
-        mov cx, 0xFFFF           ; bounded wait: a missing UART must not hang us
-.wait:
-        in al, dx
-        test al, 0x20            ; THR empty
-        jnz .send
-        loop .wait
-.send:
-        mov al, ah
-        mov dl, COM1_BASE & 0xFF
-        out dx, al
+        COM1_SEND
         cmp al, 10
         jne .screen
         mov al, 13

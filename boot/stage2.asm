@@ -77,18 +77,10 @@
 ;     must not rely on it), other registers undefined.
 
 %include "bootinfo.inc"
+%include "common.inc"
 %include "stage2hdr.inc"
 
-; ASM_CHECKS: 1 when NASM really assembles. In dependency-only mode
-; (nasm -M, __?PASS?__ = 0) or preprocess-only mode (3) labels and $ have
-; no values, so the size and offset assertions are skipped there.
-%if __?PASS?__ != 0 && __?PASS?__ != 3
-%define ASM_CHECKS 1
-%else
-%define ASM_CHECKS 0
-%endif
 
-COM1_BASE       equ 0x3F8
 CRC_TABLE       equ 0x1000           ; T0; T1..T3 follow, 1 KiB each
 CRC_T1          equ CRC_TABLE + 0x400
 CRC_T2          equ CRC_TABLE + 0x800
@@ -173,24 +165,7 @@ main:
 ; (serial, screen, puts, die) lives here, within the first 512 bytes.
 
 serial_init:
-        mov dx, COM1_BASE + 1
-        xor al, al
-        out dx, al                       ; IER: no interrupts
-        mov dl, (COM1_BASE + 3) & 0xFF
-        mov al, 0x80
-        out dx, al                       ; LCR: DLAB = 1
-        mov dl, COM1_BASE & 0xFF
-        mov al, 1
-        out dx, al                       ; divisor low: 115200 / 1
-        inc dx
-        xor al, al
-        out dx, al                       ; divisor high
-        mov dl, (COM1_BASE + 3) & 0xFF
-        mov al, 0x03
-        out dx, al                       ; LCR: 8N1, DLAB = 0
-        dec dx
-        mov al, 0xC7
-        out dx, al                       ; FCR: FIFO on, clear, 14-byte trigger
+        COM1_INIT
         mov dl, (COM1_BASE + 4) & 0xFF
         mov al, 0x03
         out dx, al                       ; MCR: DTR + RTS
@@ -230,17 +205,7 @@ screen_init:
 putc:
         pushad
         mov ah, al
-        mov dx, COM1_BASE + 5            ; LSR
-        mov cx, 0xFFFF                   ; bounded: a missing UART can't hang us
-.wait:
-        in al, dx
-        test al, 0x20                    ; THR empty
-        jnz .send
-        loop .wait
-.send:
-        mov al, ah
-        mov dl, COM1_BASE & 0xFF
-        out dx, al
+        COM1_SEND
         mov cx, [scr_seg]
         jcxz .done
         push es

@@ -189,9 +189,10 @@ func TestBigKernel(t *testing.T) {
 	}
 }
 
-// TestStage2RefusesBadKernel corrupts copies of the normal image; stage 2
-// must refuse each with a FATAL line and EXIT_BOOT_ERROR.
-func TestStage2RefusesBadKernel(t *testing.T) {
+// TestBootStagesRefuseBadImages corrupts copies of the normal image: stage 1
+// must refuse a missing or mis-sized stage 2, and stage 2 a bad kernel
+// header or payload, each with its FATAL line and EXIT_BOOT_ERROR.
+func TestBootStagesRefuseBadImages(t *testing.T) {
 	needTools(t)
 	a := buildtest.All(t)
 	orig, err := os.ReadFile(a.Image)
@@ -200,22 +201,26 @@ func TestStage2RefusesBadKernel(t *testing.T) {
 	}
 	le := binary.LittleEndian
 	hdrOff := layout.KernelHdrLBA * layout.SectorSize
+	s2 := layout.Stage2LBA * layout.SectorSize
 	tests := []struct {
 		name    string
 		corrupt func(img []byte)
+		stage   string // which stage must refuse
 	}{
-		{"bad magic", func(img []byte) { img[hdrOff+layout.KHdrOffMagic] = 'X' }},
-		{"bad header CRC", func(img []byte) { img[hdrOff+layout.KHdrOffHdrCRC] ^= 0xFF }},
-		{"bad payload CRC", func(img []byte) { img[hdrOff+layout.SectorSize+100] ^= 0x01 }},
-		{"bad version, header CRC fixed", func(img []byte) {
+		{name: "stage 2 magic", stage: "stage1", corrupt: func(img []byte) { img[s2+layout.Stage2MagicOffset] = 'X' }},
+		{name: "stage 2 size field 0", stage: "stage1", corrupt: func(img []byte) { img[s2+7] = 0 }},
+		{name: "bad magic", corrupt: func(img []byte) { img[hdrOff+layout.KHdrOffMagic] = 'X' }},
+		{name: "bad header CRC", corrupt: func(img []byte) { img[hdrOff+layout.KHdrOffHdrCRC] ^= 0xFF }},
+		{name: "bad payload CRC", corrupt: func(img []byte) { img[hdrOff+layout.SectorSize+100] ^= 0x01 }},
+		{name: "bad version, header CRC fixed", corrupt: func(img []byte) {
 			le.PutUint32(img[hdrOff+layout.KHdrOffVersion:], 99)
 			le.PutUint32(img[hdrOff+layout.KHdrOffHdrCRC:], crc32.ChecksumIEEE(img[hdrOff:hdrOff+layout.KHdrOffHdrCRC]))
 		}},
-		{"load below 1 MiB, header CRC fixed", func(img []byte) {
+		{name: "load below 1 MiB, header CRC fixed", corrupt: func(img []byte) {
 			le.PutUint32(img[hdrOff+layout.KHdrOffLoadAddr:], 0x8000)
 			le.PutUint32(img[hdrOff+layout.KHdrOffHdrCRC:], crc32.ChecksumIEEE(img[hdrOff:hdrOff+layout.KHdrOffHdrCRC]))
 		}},
-		{"payload too big, header CRC fixed", func(img []byte) {
+		{name: "payload too big, header CRC fixed", corrupt: func(img []byte) {
 			le.PutUint32(img[hdrOff+layout.KHdrOffPayloadSz:], (layout.KernelMaxSectors+1)*layout.SectorSize)
 			le.PutUint32(img[hdrOff+layout.KHdrOffHdrCRC:], crc32.ChecksumIEEE(img[hdrOff:hdrOff+layout.KHdrOffHdrCRC]))
 		}},
@@ -233,8 +238,12 @@ func TestStage2RefusesBadKernel(t *testing.T) {
 			if r.Outcome != qemu.Failed || r.ExitStatus != layout.StatusBootError {
 				t.Fatalf("outcome %v exit %d, want Failed exit %d:\n%s", r.Outcome, r.ExitStatus, layout.StatusBootError, r)
 			}
-			if !strings.HasPrefix(r.FailLine, "stage2: FATAL: ") {
-				t.Errorf("fail line %q, want a stage2: FATAL line", r.FailLine)
+			stage := tt.stage
+			if stage == "" {
+				stage = "stage2"
+			}
+			if !strings.HasPrefix(r.FailLine, stage+": FATAL: ") {
+				t.Errorf("fail line %q, want a %s: FATAL line", r.FailLine, stage)
 			}
 			if hasLine(lines, "Fluid OS ") {
 				t.Errorf("the kernel ran although stage 2 should have refused it")
