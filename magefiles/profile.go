@@ -12,22 +12,9 @@ import (
 	"github.com/fluid-os/fluid/internal/profile"
 )
 
-// lockedBuilder returns a builder from the environment holding build/.lock.
-func lockedBuilder() (*build.Builder, func(), error) {
-	b, err := build.New(build.OptionsFromEnv())
-	if err != nil {
-		return nil, nil, err
-	}
-	unlock, err := b.Lock()
-	if err != nil {
-		return nil, nil, err
-	}
-	return b, unlock, nil
-}
-
 // Profile builds instrumented modules, boots them under QEMU with -icount (deterministic), decodes the profile frames from COM1 and replaces profiles/ (text profiles, summary.json, toolchain.json) only if every module's frames arrived intact.
 func Profile(ctx context.Context) error {
-	b, unlock, err := lockedBuilder()
+	b, unlock, err := build.NewLocked(build.OptionsFromEnv())
 	if err != nil {
 		return err
 	}
@@ -37,7 +24,7 @@ func Profile(ctx context.Context) error {
 
 // PGO rebuilds the modules with -fprofile-instr-use from the committed profiles/ (stale or mismatched profiles are errors naming the module) and writes them into build/fluid.img; the kernel is not rebuilt.
 func PGO(ctx context.Context) error {
-	b, unlock, err := lockedBuilder()
+	b, unlock, err := build.NewLocked(build.OptionsFromEnv())
 	if err != nil {
 		return err
 	}
@@ -60,7 +47,7 @@ func PGO(ctx context.Context) error {
 
 // Bench builds the baseline (-O2), -O3 and PGO modules, boots each under QEMU -icount and prints guest instructions per module (plus KVM cycles when KVM works), the ratios to baseline and their geometric mean; writes build/bench.json and build/bench.svg.
 func Bench(ctx context.Context) error {
-	b, unlock, err := lockedBuilder()
+	b, unlock, err := build.NewLocked(build.OptionsFromEnv())
 	if err != nil {
 		return err
 	}

@@ -32,11 +32,7 @@ const (
 // baseline modules, or the PGO modules once `mage pgo` selected them (with
 // a note and the baseline when the profiles went stale).
 func buildDefault() (*build.Builder, *build.Artifacts, error) {
-	b, err := build.New(build.OptionsFromEnv())
-	if err != nil {
-		return nil, nil, err
-	}
-	unlock, err := b.Lock()
+	b, unlock, err := build.NewLocked(build.OptionsFromEnv())
 	if err != nil {
 		return nil, nil, err
 	}

@@ -57,19 +57,6 @@ func main() {
 	}
 }
 
-// lockedBuilder returns a builder from the environment holding build/.lock.
-func lockedBuilder() (*build.Builder, func(), error) {
-	b, err := build.New(build.OptionsFromEnv())
-	if err != nil {
-		return nil, nil, err
-	}
-	unlock, err := b.Lock()
-	if err != nil {
-		return nil, nil, err
-	}
-	return b, unlock, nil
-}
-
 // Release builds a signed release into build/dist without publishing it: refuses a toolchain off the LLVM 18 pin (FLUID_RELEASE_ALLOW_LLVM=<major> overrides), builds build/fluid-baseline.img and build/fluid-pgo.img (PGO from the committed profiles; a stale profile is an error) and compresses them with the PGO build's manifest into build/release-assets (FLUID_PGO_IMAGE, FLUID_IMAGE, FLUID_MANIFEST use given files instead), then runs goreleaser (pinned in tools/go.mod): the fluid CLI for 6 platforms, SBOMs, checksums.txt over every asset, and a cosign Sigstore bundle over checksums.txt. A snapshot unless HEAD carries a v* tag (SNAPSHOT=1 forces one). Signing: COSIGN_KEY_FILE (outside the repo) + COSIGN_PASSWORD locally, keyless in GitHub Actions. Prints the asset sizes.
 func Release(ctx context.Context) error {
 	root, err := toolcache.RepoRoot(".")
@@ -253,7 +240,7 @@ func releaseImages(ctx context.Context) (release.Inputs, error) {
 		fmt.Println("release: using prebuilt images from FLUID_PGO_IMAGE, FLUID_IMAGE, FLUID_MANIFEST")
 		return release.Inputs{PGOImage: p, BaselineImage: bl, Manifest: m}, nil
 	}
-	b, unlock, err := lockedBuilder()
+	b, unlock, err := build.NewLocked(build.OptionsFromEnv())
 	if err != nil {
 		return release.Inputs{}, err
 	}

@@ -244,3 +244,17 @@ func (b *Builder) goSources(pkgs ...string) []string {
 	}
 	return files
 }
+
+// NewLocked is New followed by Lock: what a command-line entry point that
+// writes into Out needs. Call the returned function to unlock.
+func NewLocked(opt Options) (*Builder, func(), error) {
+	b, err := New(opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock, err := b.Lock()
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, unlock, nil
+}
