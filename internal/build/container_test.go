@@ -19,6 +19,9 @@ import (
 // the output mount — is exercised for real, and the kernel and boot stages
 // it produces must be byte-identical to a host build.
 func TestContainerModeBuildsTheSameBytes(t *testing.T) {
+	if os.Getenv("FLUID_TOOLCHAIN") == "container" {
+		t.Skip("the stand-in engine runs the host toolchain; CI in container mode has none (the real engine is exercised by every build step there)")
+	}
 	hostTC, err := toolchain.Find()
 	if err != nil {
 		t.Fatalf("host toolchain: %v", err)
