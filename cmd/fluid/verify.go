@@ -144,10 +144,15 @@ func cmdRebuild(ctx context.Context, e env, source, manifestPath string, args []
 		return fmt.Errorf("fluid verify --rebuild needs a source checkout of the release's tag: %s is not one (no go.mod for github.com/fluid-os/fluid).\n"+
 			"Clone the repository, check out the tag (git checkout vX.Y.Z), and run this command from there or pass --source DIR", source)
 	}
+	// A release's manifest.json describes its PGO build, so the baseline
+	// image is rebuilt without `mage pgo` and compared as an image only
+	// (its own manifest is inside it), unless --manifest names one.
+	baseline := strings.HasPrefix(filepath.Base(image), strings.TrimSuffix(release.BaselineImageAsset, ".img"))
+	checkManifest := manifestPath != "" || !baseline
 	if manifestPath == "" {
 		manifestPath = filepath.Join(filepath.Dir(image), manifestName)
 	}
-	if _, err := os.Stat(manifestPath); err != nil {
+	if _, err := os.Stat(manifestPath); err != nil && checkManifest {
 		return fmt.Errorf("manifest not found at %s: download manifest.json from the same release or pass --manifest", manifestPath)
 	}
 	if strings.HasSuffix(image, release.CompressedExt) {
@@ -163,18 +168,28 @@ func cmdRebuild(ctx context.Context, e env, source, manifestPath string, args []
 		image = raw
 	}
 	fmt.Fprintf(e.stderr, "fluid: rebuilding %s from %s (a full build; minutes)\n", repro.ImagePath, source)
-	r, err := repro.Rebuild(ctx, repro.Options{Source: source, Log: e.stderr})
+	opts := repro.Options{Source: source, Log: e.stderr}
+	if baseline {
+		opts.Builder = repro.MageBuilder{Targets: []string{"build"}} // no pgo: the -O2 modules
+	}
+	r, err := repro.Rebuild(ctx, opts)
 	if err != nil {
 		return fmt.Errorf("rebuild from %s: %w", source, err)
 	}
 	defer r.Close()
-	if err := repro.CompareManifest(manifestPath, r.Manifest); err != nil {
+	if !checkManifest {
+		fmt.Fprintf(e.stderr, "fluid: %s is the baseline image: comparing the image only (its manifest is inside it; the release's manifest.json describes the PGO build)\n", filepath.Base(args[0]))
+	} else if err := repro.CompareManifest(manifestPath, r.Manifest); err != nil {
 		return &release.CheckError{Check: "rebuild", Subject: manifestName, Err: err,
 			Meaning: "the source, toolchain or SOURCE_DATE_EPOCH differ from the release's; check out the exact tag and use the pinned toolchain"}
 	}
 	if err := repro.CompareImage(image, r.Image); err != nil {
 		return &release.CheckError{Check: "rebuild", Subject: filepath.Base(image), Err: err,
 			Meaning: "the image is not what its source builds to"}
+	}
+	if !checkManifest {
+		fmt.Fprintf(e.stdout, "OK  %s is bit-for-bit the baseline rebuild of %s\n", args[0], source)
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "OK  %s is bit-for-bit the rebuild of %s, and %s matches\n", args[0], source, manifestPath)
 	return nil
