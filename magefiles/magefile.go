@@ -8,6 +8,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 
@@ -15,21 +16,13 @@ import (
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
-// Deps installs the build and test prerequisites (clang/lld/llvm, the i386 profile runtime, nasm, qemu-system-x86, dosfstools, mtools, gdb) with apt when run as root, or prints the exact apt-get command to run otherwise.
+// Deps installs the host prerequisites with apt when run as root (mmdebstrap, bubblewrap, qemu-system-x86, dosfstools, mtools, gdb; no LLVM), or prints the apt-get command otherwise, then creates the locked LLVM 18 rootfs from toolchain/lock.json in the user cache (once per lock) and checks it. FLUID_TOOLCHAIN=host installs a host LLVM instead.
 func Deps() error {
-	plan, err := toolchain.PlanDeps()
+	root, err := build.FindRoot()
 	if err != nil {
 		return err
 	}
-	if err := toolchain.InstallDeps(plan, os.Stdout); err != nil {
-		return err
-	}
-	tc, err := toolchain.Find()
-	if err != nil {
-		return err
-	}
-	fmt.Printf("deps: toolchain %s\n", tc.Summary())
-	return nil
+	return toolchain.Deps(context.Background(), root, os.Stdout)
 }
 
 // Build compiles the boot stages, the kernel and the modules and assembles build/fluid.img with build/manifest.json (incremental: an unchanged tree compiles nothing). The modules are the baseline ones, or the PGO ones after `mage pgo`. LIGHT=1 shrinks the workloads.

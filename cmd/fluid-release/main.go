@@ -245,12 +245,8 @@ func releaseImages(ctx context.Context) (release.Inputs, error) {
 		return release.Inputs{}, err
 	}
 	defer unlock()
-	note, err := b.Toolchain().CheckReleasePin(os.Getenv)
-	if err != nil {
+	if err := b.Toolchain().CheckReleasePin(); err != nil {
 		return release.Inputs{}, err
-	}
-	if note != "" {
-		fmt.Println("release: WARNING:", note)
 	}
 	base, pgo, err := (&profile.Pipeline{B: b}).ReleaseImages(ctx)
 	if err != nil {

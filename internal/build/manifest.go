@@ -70,6 +70,18 @@ func toolIdentity(tc *toolchain.Toolchain) (map[string]manifest.Tool, error) {
 	return out, nil
 }
 
+// environment is the manifest's record of where the steps ran.
+func environment(tc *toolchain.Toolchain) manifest.Environment {
+	e := manifest.Environment{Mode: tc.Mode}
+	if e.Mode == "" {
+		e.Mode = toolchain.ModeHost
+	}
+	if l := tc.Lock; l != nil {
+		e.LockSHA256, e.LLVMVersion, e.RootfsSHA256, e.Image = l.LockSHA256, l.Lock.LLVMVersion, l.Lock.Rootfs.SHA256, l.Lock.OCI.Ref()
+	}
+	return e
+}
+
 // outputName is how the manifest names an artifact: "build/<path under Out>",
 // the same whichever directory the build wrote to.
 func (b *Builder) outputName(p string) string {
@@ -95,6 +107,7 @@ func (b *Builder) Manifest(name, variant string, outputs []string, profiles []st
 	if m.Toolchain, err = toolIdentity(b.tc); err != nil {
 		return "", fmt.Errorf("manifest: %w", err)
 	}
+	m.Environment = environment(b.tc)
 	if m.Inputs, err = manifest.HashFiles(b.root, inputs); err != nil {
 		return "", fmt.Errorf("manifest: %w", err)
 	}

@@ -177,7 +177,11 @@ func (b *Builder) run(s *step) (bool, error) {
 			return true, fmt.Errorf("%s %s: read depfile: %w", s.tag, s.name, err)
 		}
 		for _, p := range d {
-			deps = append(deps, b.rel(p))
+			// A step in the rootfs reports the tree at /src and clang's
+			// own headers at their rootfs paths: hash the host files.
+			if h := b.tc.HostPath(p); h != "" {
+				deps = append(deps, b.rel(h))
+			}
 		}
 	}
 	k, err := b.computeKey(s, deps)

@@ -26,7 +26,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/fluid-os/fluid/internal/container"
+	"github.com/fluid-os/fluid/internal/toolchain"
 	"github.com/rhysd/actionlint"
 )
 
@@ -308,14 +308,8 @@ func CheckRepo(root string) ([]Problem, error) {
 		rel, _ := filepath.Rel(root, f)
 		out = append(out, CheckActionFile(rel, src)...)
 	}
-	dockerfile := filepath.Join(root, filepath.FromSlash(container.DockerfilePath))
-	if src, err := os.ReadFile(dockerfile); err != nil {
-		out = append(out, Problem{File: container.DockerfilePath, Msg: err.Error()})
-	} else {
-		out = append(out, CheckDockerfile(container.DockerfilePath, src)...)
-	}
-	if _, err := container.CheckLock(root); err != nil {
-		out = append(out, Problem{File: container.LockFile, Msg: err.Error()})
+	if _, err := toolchain.ReadLock(root); err != nil {
+		out = append(out, Problem{File: toolchain.LockFile, Msg: err.Error()})
 	}
 	return out, nil
 }

@@ -1,7 +1,8 @@
 // Package container builds the command line that runs one build step inside
-// the pinned LLVM 18 toolchain image (.github/toolchain/Dockerfile) with
-// docker or podman, so a build on any host uses exactly the release
-// toolchain.
+// the pinned LLVM 18 toolchain (the locked Debian rootfs, toolchain/lock.json):
+// with bubblewrap in the unpacked rootfs (engine "bwrap", the default mode),
+// or with docker or podman in the same bytes published as an OCI image, so
+// a build on any host uses exactly the release toolchain.
 //
 // Nothing here starts a container: Wrap only turns a step's argv into the
 // engine's argv. The caller (internal/toolchain when FLUID_TOOLCHAIN=container)
@@ -20,10 +21,7 @@
 package container
 
 import (
-	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -36,6 +34,10 @@ import (
 	"strings"
 )
 
+// Bwrap is the engine name (and the binary) that runs a step with
+// bubblewrap in an unpacked rootfs instead of an image.
+const Bwrap = "bwrap"
+
 // MountPoint is where the working tree appears inside the container.
 const MountPoint = "/src"
 
@@ -43,15 +45,8 @@ const MountPoint = "/src"
 const EnvEngine = "FLUID_CONTAINER_ENGINE"
 
 // EnvImage overrides the image reference (it must still carry a digest);
-// default: the digest recorded in LockFile.
+// default: the digest recorded in the toolchain lock.
 const EnvImage = "FLUID_TOOLCHAIN_IMAGE"
-
-// LockFile is the file, relative to the working tree, that records which
-// image digest the Dockerfile was built into.
-const LockFile = ".github/toolchain/image.lock"
-
-// DockerfilePath is the toolchain image definition, relative to the tree.
-const DockerfilePath = ".github/toolchain/Dockerfile"
 
 // DefaultUmask is the umask every containerized step runs with.
 const DefaultUmask = "0022"
@@ -119,6 +114,9 @@ type Options struct {
 	Mounts []Mount
 	// Network allows network access; steps are offline by default.
 	Network bool
+	// Rootfs is the unpacked toolchain root file system bwrap uses as "/"
+	// (engine bwrap only).
+	Rootfs string
 	// ImagePaths are absolute path prefixes that exist inside the image
 	// (e.g. "/usr/lib/llvm-18/"); arguments under them pass unchanged, so a
 	// step may name the toolchain's own files (compiler-rt archives).
@@ -136,7 +134,7 @@ var (
 // CheckImageRef returns an error unless ref names an image by digest.
 func CheckImageRef(ref string) error {
 	if ref == "" {
-		return fmt.Errorf("%w: set %s to name@sha256:<digest> or record the digest in %s", ErrNoImage, EnvImage, LockFile)
+		return fmt.Errorf("%w: set %s to name@sha256:<digest> or record the digest in %s", ErrNoImage, EnvImage, "toolchain/lock.json")
 	}
 	if digestRef.MatchString(ref) || imageID.MatchString(ref) {
 		return nil
@@ -144,24 +142,21 @@ func CheckImageRef(ref string) error {
 	return fmt.Errorf("%w: %q; use name@sha256:<64 hex digits> (a tag can move, a digest cannot)", ErrNotByDigest, ref)
 }
 
-// DefaultOptions returns the options for running steps of the tree at root:
-// the engine and image from the environment (getenv, usually os.Getenv) or
-// else from image.lock, the calling user's uid/gid and the default umask.
-func DefaultOptions(root string, getenv func(string) string) (Options, error) {
+// DefaultOptions returns the options for running steps of the tree at root
+// in image (name@sha256:...; getenv(EnvImage) overrides it): the engine from
+// the environment (getenv, usually os.Getenv), the calling user's uid/gid
+// and the default umask.
+func DefaultOptions(root, image string, getenv func(string) string) (Options, error) {
+	if v := getenv(EnvImage); v != "" {
+		image = v
+	}
 	opts := Options{
 		Engine: getenv(EnvEngine),
-		Image:  getenv(EnvImage),
+		Image:  image,
 		Root:   root,
 		UID:    os.Getuid(),
 		GID:    os.Getgid(),
 		Umask:  DefaultUmask,
-	}
-	if opts.Image == "" {
-		lock, err := ReadLock(filepath.Join(root, LockFile))
-		if err != nil {
-			return opts, err
-		}
-		opts.Image = lock.Ref()
 	}
 	return opts, CheckImageRef(opts.Image)
 }
@@ -175,17 +170,30 @@ func DefaultOptions(root string, getenv func(string) string) (Options, error) {
 // left alone; arguments that are exactly an absolute path outside every
 // mapped directory are refused, since the step could not see them.
 func Wrap(argv []string, opts Options) ([]string, error) {
+	return wrap(argv, opts, os.Environ())
+}
+
+// wrap is Wrap with the environment the passed-through variables are read
+// from (bwrap needs their values on its command line; docker and podman
+// read them from their own environment).
+func wrap(argv []string, opts Options, hostEnv []string) ([]string, error) {
 	if len(argv) == 0 {
 		return nil, ErrEmptyArgv
-	}
-	if err := CheckImageRef(opts.Image); err != nil {
-		return nil, err
 	}
 	engine := opts.Engine
 	if engine == "" {
 		engine = "docker"
 	}
-	if engine != "docker" && engine != "podman" {
+	switch engine {
+	case "docker", "podman":
+		if err := CheckImageRef(opts.Image); err != nil {
+			return nil, err
+		}
+	case Bwrap:
+		if !filepath.IsAbs(opts.Rootfs) {
+			return nil, fmt.Errorf("%w: bwrap needs the absolute path of the toolchain rootfs, got %q", ErrNoImage, opts.Rootfs)
+		}
+	default:
 		return nil, fmt.Errorf("%w %q (from %s): use docker or podman", ErrBadEngine, engine, EnvEngine)
 	}
 	if !filepath.IsAbs(opts.Root) {
@@ -216,27 +224,6 @@ func Wrap(argv []string, opts Options) ([]string, error) {
 		return nil, fmt.Errorf("%w: step directory %s is not inside %s", ErrOutsideTree, dir, opts.Root)
 	}
 
-	cmd := []string{engine, "run", "--rm"}
-	if !opts.Network {
-		cmd = append(cmd, "--network=none")
-	}
-	cmd = append(cmd, "--read-only", "--tmpfs", "/tmp:rw,exec,mode=1777")
-	if engine == "podman" {
-		// Rootless podman maps the caller to root in the container unless told
-		// otherwise; keep-id makes files in build/ the caller's, and SELinux
-		// labels are left alone instead of relabelling the user's tree.
-		cmd = append(cmd, "--userns=keep-id", "--security-opt", "label=disable")
-	}
-	cmd = append(cmd, "--user", strconv.Itoa(opts.UID)+":"+strconv.Itoa(opts.GID))
-	for _, m := range maps {
-		spec := m.Host + ":" + m.Container
-		if m.ReadOnly {
-			spec += ":ro"
-		}
-		cmd = append(cmd, "--volume", spec)
-	}
-	cmd = append(cmd, "--workdir", workdir)
-
 	env := fixedEnv()
 	for k, v := range opts.SetEnv {
 		if !envName.MatchString(k) {
@@ -249,9 +236,6 @@ func Wrap(argv []string, opts Options) ([]string, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	for _, k := range keys {
-		cmd = append(cmd, "--env", k+"="+rewriteArg(env[k], maps))
-	}
 	pass := opts.PassEnv
 	if pass == nil {
 		pass = DefaultPassEnv()
@@ -260,21 +244,21 @@ func Wrap(argv []string, opts Options) ([]string, error) {
 		if !envName.MatchString(k) {
 			return nil, fmt.Errorf("environment variable name %q is not valid", k)
 		}
-		if _, fixed := env[k]; fixed {
-			continue
-		}
-		// NAME without a value: the engine copies it from its own environment
-		// if set there, and leaves it unset otherwise.
-		cmd = append(cmd, "--env", k)
 	}
-	cmd = append(cmd, "--entrypoint", "/bin/sh", opts.Image,
-		"-c", `umask "$0" && exec "$@"`, umask)
+
+	var cmd []string
+	if engine == Bwrap {
+		cmd = bwrapPrefix(opts, maps, workdir, env, keys, pass, hostEnv)
+	} else {
+		cmd = enginePrefix(engine, opts, maps, workdir, env, keys, pass)
+	}
+	cmd = append(cmd, "-c", `umask "$0" && exec "$@"`, umask)
 
 	tool := argv[0]
 	if filepath.IsAbs(tool) {
 		if p, ok := mapPath(filepath.Clean(tool), maps); ok {
 			tool = p
-		} else {
+		} else if !inImage(tool, opts.ImagePaths) {
 			tool = filepath.Base(tool)
 		}
 	}
@@ -295,6 +279,82 @@ func Wrap(argv []string, opts Options) ([]string, error) {
 		cmd = append(cmd, rewriteArg(a, maps))
 	}
 	return cmd, nil
+}
+
+// enginePrefix is `docker run` / `podman run` up to the image and its
+// /bin/sh entrypoint.
+func enginePrefix(engine string, opts Options, maps []Mount, workdir string, env map[string]string, keys, pass []string) []string {
+	cmd := []string{engine, "run", "--rm"}
+	if !opts.Network {
+		cmd = append(cmd, "--network=none")
+	}
+	cmd = append(cmd, "--read-only", "--tmpfs", "/tmp:rw,exec,mode=1777")
+	if engine == "podman" {
+		// Rootless podman maps the caller to root in the container unless told
+		// otherwise; keep-id makes files in build/ the caller's, and SELinux
+		// labels are left alone instead of relabelling the user's tree.
+		cmd = append(cmd, "--userns=keep-id", "--security-opt", "label=disable")
+	}
+	cmd = append(cmd, "--user", strconv.Itoa(opts.UID)+":"+strconv.Itoa(opts.GID))
+	for _, m := range maps {
+		spec := m.Host + ":" + m.Container
+		if m.ReadOnly {
+			spec += ":ro"
+		}
+		cmd = append(cmd, "--volume", spec)
+	}
+	cmd = append(cmd, "--workdir", workdir)
+	for _, k := range keys {
+		cmd = append(cmd, "--env", k+"="+rewriteArg(env[k], maps))
+	}
+	for _, k := range pass {
+		if _, fixed := env[k]; fixed {
+			continue
+		}
+		// NAME without a value: the engine copies it from its own environment
+		// if set there, and leaves it unset otherwise.
+		cmd = append(cmd, "--env", k)
+	}
+	return append(cmd, "--entrypoint", "/bin/sh", opts.Image)
+}
+
+// bwrapPrefix is the bubblewrap command line up to the rootfs's /bin/sh:
+// the rootfs read-only at /, a private /dev, /proc and /tmp, the tree (and
+// mounts) bound at their fixed places, every namespace unshared (so no
+// network), and an environment cleared down to the fixed variables plus
+// the passed-through ones, whose values come from hostEnv.
+func bwrapPrefix(opts Options, maps []Mount, workdir string, env map[string]string, keys, pass []string, hostEnv []string) []string {
+	cmd := []string{Bwrap, "--ro-bind", opts.Rootfs, "/", "--dev", "/dev", "--proc", "/proc",
+		"--tmpfs", "/tmp", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"}
+	if opts.Network {
+		cmd = append(cmd, "--share-net")
+	}
+	for _, m := range maps {
+		flag := "--bind"
+		if m.ReadOnly {
+			flag = "--ro-bind"
+		}
+		cmd = append(cmd, flag, m.Host, m.Container)
+	}
+	cmd = append(cmd, "--chdir", workdir)
+	for _, k := range keys {
+		cmd = append(cmd, "--setenv", k, rewriteArg(env[k], maps))
+	}
+	host := map[string]string{}
+	for _, kv := range hostEnv {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			host[k] = v // the last assignment wins, as in exec
+		}
+	}
+	for _, k := range pass {
+		if _, fixed := env[k]; fixed {
+			continue
+		}
+		if v, ok := host[k]; ok {
+			cmd = append(cmd, "--setenv", k, v)
+		}
+	}
+	return append(cmd, "--", "/bin/sh")
 }
 
 // inImage reports whether a lies under one of the image's own prefixes.
@@ -322,6 +382,25 @@ func mapPath(p string, maps []Mount) (string, bool) {
 	}
 	rel := strings.TrimPrefix(p, maps[best].Host)
 	return path.Clean(maps[best].Container + filepath.ToSlash(rel)), true
+}
+
+// HostPath maps a path as a step sees it back to the host: the inverse of
+// the mounts (the tree at /src, the output directory, extra mounts). It
+// reports false for paths outside every mount.
+func (o Options) HostPath(p string) (string, bool) {
+	maps := append([]Mount{{Host: filepath.Clean(o.Root), Container: MountPoint}}, o.Mounts...)
+	best := -1
+	for i, m := range maps {
+		c := path.Clean(m.Container)
+		if (p == c || strings.HasPrefix(p, c+"/")) && (best < 0 || len(c) > len(path.Clean(maps[best].Container))) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return "", false
+	}
+	rel := strings.TrimPrefix(p, path.Clean(maps[best].Container))
+	return filepath.Join(maps[best].Host, filepath.FromSlash(rel)), true
 }
 
 // rewriteArg replaces every occurrence of a mapped host directory inside an
@@ -357,122 +436,17 @@ func replaceDir(s, host, ctr string) string {
 	}
 }
 
-// Lock is the content of .github/toolchain/image.lock.
-type Lock struct {
-	// Image is the repository the toolchain image is published to.
-	Image string
-	// Digest is the image's manifest digest, "sha256:<64 hex>", or empty when
-	// the current Dockerfile has not been published yet.
-	Digest string
-	// DockerfileSHA256 is the SHA-256 of the Dockerfile the digest was built from.
-	DockerfileSHA256 string
-}
-
-// Ref returns the pull reference name@digest, or "" without a digest.
-func (l Lock) Ref() string {
-	if l.Digest == "" {
-		return ""
-	}
-	return l.Image + "@" + l.Digest
-}
-
-// ReadLock parses an image.lock file: "key=value" lines, '#' comments.
-func ReadLock(file string) (Lock, error) {
-	var l Lock
-	f, err := os.Open(file)
-	if err != nil {
-		return l, fmt.Errorf("read toolchain image lock: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return l, fmt.Errorf("%s:%d: want key=value, got %q", file, n, line)
-		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		switch k {
-		case "image":
-			l.Image = v
-		case "digest":
-			l.Digest = v
-		case "dockerfile-sha256":
-			l.DockerfileSHA256 = v
-		default:
-			return l, fmt.Errorf("%s:%d: unknown key %q (image, digest, dockerfile-sha256)", file, n, k)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return l, fmt.Errorf("read %s: %w", file, err)
-	}
-	if l.Image == "" {
-		return l, fmt.Errorf("%s: no image= line", file)
-	}
-	if l.Digest != "" && !imageID.MatchString(l.Digest) {
-		return l, fmt.Errorf("%s: digest %q is not sha256:<64 hex digits>", file, l.Digest)
-	}
-	if !hex64.MatchString(l.DockerfileSHA256) {
-		return l, fmt.Errorf("%s: dockerfile-sha256 %q is not 64 hex digits", file, l.DockerfileSHA256)
-	}
-	return l, nil
-}
-
-// DockerfileSHA256 returns the hex SHA-256 of the toolchain Dockerfile in the
-// tree at root: the key image.lock records its digest under.
-func DockerfileSHA256(root string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(root, DockerfilePath))
-	if err != nil {
-		return "", fmt.Errorf("hash toolchain Dockerfile: %w", err)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:]), nil
-}
-
-// CheckLock verifies that image.lock was written for the current Dockerfile,
-// so a digest can never silently describe an older image definition.
-func CheckLock(root string) (Lock, error) {
-	lock, err := ReadLock(filepath.Join(root, LockFile))
-	if err != nil {
-		return lock, err
-	}
-	sum, err := DockerfileSHA256(root)
-	if err != nil {
-		return lock, err
-	}
-	if sum != lock.DockerfileSHA256 {
-		return lock, fmt.Errorf("%s records dockerfile-sha256=%s but %s hashes to %s: the Dockerfile changed; set dockerfile-sha256=%s and clear digest= (CI builds and publishes the new image and prints its digest to record)", LockFile, lock.DockerfileSHA256, DockerfilePath, sum, sum)
-	}
-	return lock, nil
-}
-
-// EnvMode selects where build steps run: "container" runs them in the
-// pinned image (this package), anything else on the host.
+// EnvMode selects where build steps run: "rootfs" (the default) runs them
+// with bubblewrap in the locked rootfs, "container" in the same rootfs as an
+// OCI image with docker or podman, "host" with the host's LLVM
+// (internal/toolchain decides; this package only builds the command lines).
 const EnvMode = "FLUID_TOOLCHAIN"
-
-// FromEnv returns the options for running the steps of the tree at root in
-// the container when FLUID_TOOLCHAIN=container, or nil when steps run on the
-// host. It fails, saying what to set, when container mode is asked for but
-// no image digest is known.
-func FromEnv(root string, getenv func(string) string) (*Options, error) {
-	if getenv(EnvMode) != "container" {
-		return nil, nil
-	}
-	opts, err := DefaultOptions(root, getenv)
-	if err != nil {
-		return nil, fmt.Errorf("%s=container: %w", EnvMode, err)
-	}
-	return &opts, nil
-}
 
 // Command returns an exec.Cmd that runs argv inside the container, with the
 // engine's own environment set to env (so --env NAME passthrough reads
 // from it). The caller sets Stdout/Stderr and runs it.
 func (o Options) Command(ctx context.Context, argv []string, env []string) (*exec.Cmd, error) {
-	full, err := Wrap(argv, o)
+	full, err := wrap(argv, o, env)
 	if err != nil {
 		return nil, err
 	}

@@ -3,9 +3,7 @@ package container
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -122,90 +120,24 @@ func TestReplaceDir(t *testing.T) {
 	}
 }
 
-func TestLock(t *testing.T) {
-	root := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(root, ".github/toolchain"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	df := []byte("FROM ubuntu@sha256:" + strings.Repeat("0", 64) + "\n")
-	if err := os.WriteFile(filepath.Join(root, DockerfilePath), df, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	sum, err := DockerfileSHA256(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	write := func(s string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(root, LockFile), []byte(s), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	write("# comment\nimage=ghcr.io/fluid-os/fluid-toolchain\ndigest=\ndockerfile-sha256=" + sum + "\n")
-	lock, err := CheckLock(root)
-	if err != nil {
-		t.Fatalf("CheckLock: %v", err)
-	}
-	if lock.Ref() != "" {
-		t.Errorf("no digest yet, Ref = %q", lock.Ref())
-	}
-	if _, err := DefaultOptions(root, func(string) string { return "" }); !errors.Is(err, ErrNoImage) {
-		t.Errorf("DefaultOptions without a digest: err = %v, want ErrNoImage", err)
-	}
-
-	digest := "sha256:" + strings.Repeat("c", 64)
-	write("image=ghcr.io/fluid-os/fluid-toolchain\ndigest=" + digest + "\ndockerfile-sha256=" + sum + "\n")
-	opts, err := DefaultOptions(root, func(k string) string {
-		if k == EnvEngine {
-			return "podman"
-		}
-		return ""
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if opts.Image != "ghcr.io/fluid-os/fluid-toolchain@"+digest || opts.Engine != "podman" {
-		t.Errorf("DefaultOptions = %+v", opts)
-	}
-
-	// A changed Dockerfile makes the lock stale, and the error says what to do.
-	if err := os.WriteFile(filepath.Join(root, DockerfilePath), append(df, "RUN true\n"...), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := CheckLock(root); err == nil || !strings.Contains(err.Error(), "Dockerfile changed") {
-		t.Errorf("stale lock: err = %v", err)
-	}
-
-	for _, bad := range []string{
-		"digest=sha256:" + strings.Repeat("c", 64) + "\n",             // no image
-		"image=x\ndigest=sha256:123\ndockerfile-sha256=" + sum + "\n", // short digest
-		"image=x\ndockerfile-sha256=abc\n",                            // short hash
-		"image=x\ntag=latest\ndockerfile-sha256=" + sum + "\n",        // unknown key
-		"image=x\njust a line\n",                                      // not key=value
-	} {
-		write(bad)
-		if _, err := ReadLock(filepath.Join(root, LockFile)); err == nil {
-			t.Errorf("ReadLock accepted %q", bad)
-		}
-	}
-}
-
-func TestFromEnvAndCommand(t *testing.T) {
+func TestDefaultOptionsAndCommand(t *testing.T) {
 	root := t.TempDir()
 	env := map[string]string{}
 	getenv := func(k string) string { return env[k] }
-	if o, err := FromEnv(root, getenv); o != nil || err != nil {
-		t.Fatalf("host mode: %v, %v", o, err)
+	if _, err := DefaultOptions(root, "", getenv); !errors.Is(err, ErrNoImage) {
+		t.Errorf("no image: err = %v, want ErrNoImage", err)
 	}
-	env[EnvMode] = "container"
-	if _, err := FromEnv(root, getenv); err == nil || !strings.Contains(err.Error(), "FLUID_TOOLCHAIN=container") {
-		t.Errorf("container mode without a lock or image: %v", err)
+	if _, err := DefaultOptions(root, "ghcr.io/x/y:latest", getenv); !errors.Is(err, ErrNotByDigest) {
+		t.Errorf("tag: err = %v, want ErrNotByDigest", err)
 	}
-	env[EnvImage] = testImage
-	o, err := FromEnv(root, getenv)
-	if err != nil || o == nil {
-		t.Fatalf("container mode with an image: %v, %v", o, err)
+	o, err := DefaultOptions(root, testImage, getenv)
+	if err != nil || o.Image != testImage {
+		t.Fatalf("image from the lock: %+v, %v", o, err)
+	}
+	env[EnvImage] = "ghcr.io/other/img@sha256:" + strings.Repeat("d", 64)
+	env[EnvEngine] = "podman"
+	if o, err := DefaultOptions(root, testImage, getenv); err != nil || o.Image != env[EnvImage] || o.Engine != "podman" {
+		t.Errorf("override: %+v, %v", o, err)
 	}
 	cmd, err := o.Command(context.Background(), []string{"/usr/bin/clang", "--version"}, []string{"SOURCE_DATE_EPOCH=1"})
 	if err != nil {
@@ -213,6 +145,46 @@ func TestFromEnvAndCommand(t *testing.T) {
 	}
 	if cmd.Args[0] != "docker" || cmd.Args[len(cmd.Args)-2] != "clang" || !slices.Equal(cmd.Env, []string{"SOURCE_DATE_EPOCH=1"}) {
 		t.Errorf("Command = %q env %q", cmd.Args, cmd.Env)
+	}
+}
+
+// TestWrapBwrap: the bubblewrap line binds the rootfs read-only at /, the
+// tree at /src and an outside output directory at /out, unshares every
+// namespace, clears the environment down to the fixed variables and the
+// passed-through ones (with their values, which bwrap cannot read itself),
+// keeps tool paths inside the rootfs, and HostPath inverts the mounts.
+func TestWrapBwrap(t *testing.T) {
+	o := Options{Engine: Bwrap, Rootfs: "/cache/rootfs", Root: "/home/me/fluid", UID: 1000, GID: 1000,
+		Mounts: []Mount{{Host: "/tmp/out", Container: "/out"}}, ImagePaths: []string{"/usr/"}}
+	full, err := wrap([]string{"/usr/lib/llvm-18/bin/clang", "-c", "/home/me/fluid/kernel/a.c", "-o", "/tmp/out/a.o", "-ffile-prefix-map=/home/me/fluid=."}, o,
+		[]string{"SOURCE_DATE_EPOCH=42", "HOME=/root", "SECRET=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := strings.Join(full, " ")
+	for _, want := range []string{
+		"bwrap --ro-bind /cache/rootfs / --dev /dev --proc /proc --tmpfs /tmp --unshare-all",
+		"--clearenv", "--bind /home/me/fluid /src", "--bind /tmp/out /out", "--chdir /src",
+		"--setenv SOURCE_DATE_EPOCH 42", "--setenv TZ UTC", "--setenv HOME /tmp",
+		"-- /bin/sh -c", "0022 /usr/lib/llvm-18/bin/clang -c /src/kernel/a.c -o /out/a.o -ffile-prefix-map=/src=.",
+	} {
+		if !strings.Contains(line, want) {
+			t.Errorf("bwrap line lacks %q:\n%s", want, line)
+		}
+	}
+	if strings.Contains(line, "SECRET") || strings.Contains(line, "--share-net") {
+		t.Errorf("bwrap line leaks the host environment or the network:\n%s", line)
+	}
+	for in, want := range map[string]string{"/src/kernel/a.c": "/home/me/fluid/kernel/a.c", "/out/x/y.o": "/tmp/out/x/y.o", "/src": "/home/me/fluid"} {
+		if got, ok := o.HostPath(in); !ok || got != want {
+			t.Errorf("HostPath(%s) = %q %v, want %q", in, got, ok, want)
+		}
+	}
+	if _, ok := o.HostPath("/usr/lib/llvm-18/lib/clang/18/include/stdint.h"); ok {
+		t.Error("HostPath mapped a rootfs path to the host")
+	}
+	if _, err := Wrap([]string{"clang"}, Options{Engine: Bwrap, Root: "/x"}); !errors.Is(err, ErrNoImage) {
+		t.Errorf("bwrap without a rootfs: %v", err)
 	}
 }
 

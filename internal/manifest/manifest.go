@@ -35,10 +35,23 @@ type Manifest struct {
 	Commit          string          `json:"commit"`            // full commit hash, or "unknown"
 	SourceDateEpoch int64           `json:"source_date_epoch"` // the only time the build used
 	Toolchain       map[string]Tool `json:"toolchain"`         // by role, e.g. "clang", "ld.lld", "nasm"
+	Environment     Environment     `json:"toolchain_environment"`
 	Inputs          []FileHash      `json:"inputs"`            // sources, repo-relative
 	Outputs         []FileHash      `json:"outputs"`           // artifacts, repo-relative (build/...)
 	Profiles        []FileHash      `json:"profiles"`          // PGO profiles used, repo-relative
 	Variant         string          `json:"variant"`           // e.g. "normal", "light", "pgo"
+}
+
+// Environment says where the build steps ran. Mode "rootfs" (or
+// "container": the same bytes as an OCI image) means the locked toolchain,
+// identified by the SHA-256 of toolchain/lock.json; "host" means whatever
+// LLVM the host had, which releases refuse.
+type Environment struct {
+	Mode         string `json:"mode"`
+	LockSHA256   string `json:"lock_sha256,omitempty"`
+	LLVMVersion  string `json:"llvm_version,omitempty"`
+	RootfsSHA256 string `json:"rootfs_sha256,omitempty"`
+	Image        string `json:"image,omitempty"`
 }
 
 // Tool identifies one tool of the toolchain without its install path.

@@ -12,25 +12,6 @@ import (
 	"github.com/fluid-os/fluid/internal/container"
 )
 
-// ContainerLLVMDir is where the pinned image keeps LLVM 18's tools.
-const ContainerLLVMDir = "/usr/lib/llvm-18/bin"
-
-// FindIn locates the toolchain for the tree at root. With
-// FLUID_TOOLCHAIN=container the LLVM tools and nasm are those of the pinned
-// image (.github/toolchain/Dockerfile, by the digest in image.lock or
-// $FLUID_TOOLCHAIN_IMAGE) and every build step runs in it; QEMU, gdb and the
-// FAT tools stay on the host. Otherwise it is Find.
-func FindIn(root string) (*Toolchain, error) {
-	opts, err := container.FromEnv(root, os.Getenv)
-	if err != nil {
-		return nil, err
-	}
-	if opts == nil {
-		return Find()
-	}
-	return findInContainer(*opts)
-}
-
 // Command returns the command that runs a toolchain tool: directly on the
 // host, or inside the pinned image in container mode. env is the step's
 // environment (in container mode only the variables the container package
@@ -55,9 +36,9 @@ func probeScript(reqs []Requirement) string {
 	return b.String()
 }
 
-func findInContainer(opts container.Options) (*Toolchain, error) {
-	opts.ImagePaths = append(opts.ImagePaths, "/usr/lib/llvm-", "/usr/lib/clang/")
-	tc := &Toolchain{LLVMDir: ContainerLLVMDir, Tools: map[string]*Tool{}, Container: &opts}
+func findInContainer(opts container.Options, lt *LockedTree) (*Toolchain, error) {
+	opts.ImagePaths = append(opts.ImagePaths, "/usr/")
+	tc := &Toolchain{Mode: ModeContainer, LLVMDir: lt.llvmDirIn(), Tools: map[string]*Tool{}, Container: &opts, Lock: lt}
 	var inImage []Requirement
 	for _, r := range Requirements {
 		if r.InLLVM || r.Name == "nasm" {
@@ -93,7 +74,7 @@ func findInContainer(opts container.Options) (*Toolchain, error) {
 		}
 	}
 	if len(missing) > 0 {
-		return nil, fmt.Errorf("%w: the toolchain image %s lacks %s; rebuild it from .github/toolchain/Dockerfile", ErrMissing, opts.Image, strings.Join(missing, ", "))
+		return nil, fmt.Errorf("%w: the toolchain image %s lacks %s; write it from the lock with `go tool mage toolchainImage` and load it", ErrMissing, opts.Image, strings.Join(missing, ", "))
 	}
 	m := clangVersionRE.FindStringSubmatch(tc.Tools["clang"].Version)
 	if m == nil {

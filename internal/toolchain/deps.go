@@ -28,24 +28,50 @@ func (p DepsPlan) Command() string {
 	return fmt.Sprintf("%sapt-get update && %sapt-get install -y --no-install-recommends %s", sudo, sudo, strings.Join(p.Missing, " "))
 }
 
-// PlanDeps works out which packages are missing. It needs dpkg/apt (Debian,
-// Ubuntu); elsewhere it returns an error that says what to install by hand.
+// HostPackages are the Debian/Ubuntu packages the host needs in rootfs
+// mode: mmdebstrap and bubblewrap to create and enter the locked LLVM
+// rootfs, and the tools that run on the host (QEMU, FAT tools, gdb). No
+// LLVM: it comes from the rootfs.
+func HostPackages() []string {
+	pkgs := []string{"mmdebstrap", "bubblewrap", "ca-certificates"}
+	seen := map[string]bool{}
+	for _, r := range Requirements {
+		if r.Optional && !seen[r.Package] {
+			seen[r.Package] = true
+			pkgs = append(pkgs, r.Package)
+		}
+	}
+	return pkgs
+}
+
+// PlanDeps works out which packages are missing. In host mode
+// (FLUID_TOOLCHAIN=host) that includes an LLVM from apt (18, else the
+// lowest newer major); otherwise only HostPackages. It needs dpkg/apt
+// (Debian, Ubuntu); elsewhere it returns an error that says what to install
+// by hand.
 func PlanDeps() (DepsPlan, error) {
 	var p DepsPlan
+	mode, err := Mode(os.Getenv)
+	if err != nil {
+		return p, err
+	}
 	if _, err := exec.LookPath("dpkg-query"); err != nil {
-		return p, fmt.Errorf("mage deps knows Debian and Ubuntu (apt); on this system install by hand: LLVM %d+ (clang, lld, llvm tools, compiler-rt profile runtime for i386), nasm, qemu-system-i386, dosfstools, mtools, gdb", MinLLVMMajor)
+		return p, fmt.Errorf("mage deps knows Debian and Ubuntu (apt); on this system install by hand: %s (and for %s=host: LLVM %d+ with the i386 profile runtime, nasm)", strings.Join(HostPackages(), " "), EnvMode, MinLLVMMajor)
 	}
 	p.Root = os.Geteuid() == 0
-	p.LLVMMajor = installedOrAvailableLLVM()
-	if p.LLVMMajor == 0 && p.Root {
-		// A fresh machine has empty package lists: refresh them once.
-		_ = exec.Command("apt-get", "update", "-qq").Run()
+	p.Packages = HostPackages()
+	if mode == ModeHost {
 		p.LLVMMajor = installedOrAvailableLLVM()
+		if p.LLVMMajor == 0 && p.Root {
+			// A fresh machine has empty package lists: refresh them once.
+			_ = exec.Command("apt-get", "update", "-qq").Run()
+			p.LLVMMajor = installedOrAvailableLLVM()
+		}
+		if p.LLVMMajor == 0 {
+			return p, fmt.Errorf("apt offers no clang-N with N >= %d; run `apt-get update` first, or add apt.llvm.org, or set %s to an LLVM directory", MinLLVMMajor, EnvLLVM)
+		}
+		p.Packages = append(p.Packages, Packages(p.LLVMMajor)...)
 	}
-	if p.LLVMMajor == 0 {
-		return p, fmt.Errorf("apt offers no clang-N with N >= %d; run `apt-get update` first, or add apt.llvm.org, or set %s to an LLVM directory", MinLLVMMajor, EnvLLVM)
-	}
-	p.Packages = append(Packages(p.LLVMMajor), "ca-certificates")
 	for _, pkg := range p.Packages {
 		if !dpkgInstalled(pkg) {
 			p.Missing = append(p.Missing, pkg)
@@ -58,7 +84,7 @@ func PlanDeps() (DepsPlan, error) {
 // root; otherwise it returns an error carrying the command to run.
 func InstallDeps(p DepsPlan, out io.Writer) error {
 	if len(p.Missing) == 0 {
-		fmt.Fprintf(out, "deps: all %d packages present (LLVM %d)\n", len(p.Packages), p.LLVMMajor)
+		fmt.Fprintf(out, "deps: all %d host packages present\n", len(p.Packages))
 		return nil
 	}
 	if !p.Root {

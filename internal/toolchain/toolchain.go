@@ -48,9 +48,15 @@ type Toolchain struct {
 	LLVMDir   string // directory holding clang, ld.lld, llvm-*
 	LLVMMajor int
 	Tools     map[string]*Tool
-	// Container is set in container mode (FLUID_TOOLCHAIN=container): the
-	// LLVM tools and nasm run inside that image; see Command.
+	// Mode is ModeRootfs, ModeContainer or ModeHost.
+	Mode string
+	// Container is set in rootfs mode (engine bwrap) and container mode
+	// (docker/podman): the LLVM tools and nasm run there; see Command.
 	Container *container.Options
+	// Rootfs is the verified rootfs (rootfs mode only).
+	Rootfs *Rootfs
+	// Lock is the toolchain lock (rootfs and container modes).
+	Lock *LockedTree
 
 	cache *probeCache // host mode: remembered versions and hashes
 }
@@ -153,13 +159,25 @@ func (tc *Toolchain) Path(name string) string {
 // Identity is the toolchain description recorded in manifests and profiles:
 // exact versions and binary hashes, no host paths.
 type Identity struct {
+	// Mode says where the steps ran: rootfs, container or host.
+	Mode      string  `json:"mode"`
 	LLVMMajor int     `json:"llvm_major"`
-	Tools     []*Tool `json:"tools"`
+	// LockSHA256 is the SHA-256 of toolchain/lock.json (rootfs and
+	// container modes), LLVMVersion the version it pins.
+	LockSHA256  string  `json:"lock_sha256,omitempty"`
+	LLVMVersion string  `json:"llvm_version,omitempty"`
+	Tools       []*Tool `json:"tools"`
 }
 
 // Identity fingerprints every tool that was found (hashing each binary).
 func (tc *Toolchain) Identity() (Identity, error) {
-	id := Identity{LLVMMajor: tc.LLVMMajor}
+	id := Identity{Mode: tc.Mode, LLVMMajor: tc.LLVMMajor}
+	if id.Mode == "" {
+		id.Mode = ModeHost
+	}
+	if tc.Lock != nil {
+		id.LockSHA256, id.LLVMVersion = tc.Lock.LockSHA256, tc.Lock.Lock.LLVMVersion
+	}
 	names := make([]string, 0, len(tc.Tools))
 	for n := range tc.Tools {
 		names = append(names, n)
@@ -198,6 +216,10 @@ func (tc *Toolchain) Identity() (Identity, error) {
 // steps mix it into their cache keys.
 func (tc *Toolchain) Key() string {
 	h := sha256.New()
+	fmt.Fprintf(h, "mode=%s\n", tc.Mode)
+	if tc.Lock != nil {
+		fmt.Fprintf(h, "lock=%s\n", tc.Lock.LockSHA256)
+	}
 	if tc.Container != nil {
 		fmt.Fprintf(h, "image=%s\n", tc.Container.Image)
 	}
@@ -211,11 +233,20 @@ func (tc *Toolchain) Key() string {
 
 // Summary is a one-line description for logs.
 func (tc *Toolchain) Summary() string {
-	where := "host"
-	if tc.Container != nil {
+	where := "host (" + EnvMode + "=host: not for releases)"
+	switch {
+	case tc.Rootfs != nil:
+		where = "locked rootfs " + short(tc.Lock.LockSHA256) + " through bubblewrap"
+	case tc.Container != nil:
 		where = "container " + tc.Container.Image
 	}
-	return fmt.Sprintf("LLVM %d (%s), %s, on the %s", tc.LLVMMajor, firstLine(tc.Tools["clang"].Version), firstLine(tc.Tools["nasm"].Version), where)
+	version := func(n string) string {
+		if t, ok := tc.Tools[n]; ok {
+			return firstLine(t.Version)
+		}
+		return "no " + n
+	}
+	return fmt.Sprintf("LLVM %d (%s), %s, on the %s", tc.LLVMMajor, version("clang"), version("nasm"), where)
 }
 
 func llvmDir(override string) (string, error) {
@@ -370,22 +401,13 @@ func hashFile(p string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// EnvAllowLLVM names the variable that lets a release use another LLVM
-// major than the pin, e.g. FLUID_RELEASE_ALLOW_LLVM=19.
-const EnvAllowLLVM = "FLUID_RELEASE_ALLOW_LLVM"
-
-// CheckReleasePin refuses a toolchain whose LLVM major differs from
-// PinnedLLVMMajor unless getenv(EnvAllowLLVM) names that major. The
-// returned note (when allowed) says that the release is off the pin.
-func (tc *Toolchain) CheckReleasePin(getenv func(string) string) (note string, err error) {
-	if tc.LLVMMajor == PinnedLLVMMajor {
-		return "", nil
+// CheckReleasePin refuses any toolchain but the locked one: releases are
+// built in the locked rootfs (or the same bytes as the OCI image), so that
+// anyone can rebuild them bit for bit.
+func (tc *Toolchain) CheckReleasePin() error {
+	if tc.Lock != nil && (tc.Mode == ModeRootfs || tc.Mode == ModeContainer) && tc.LLVMMajor == PinnedLLVMMajor {
+		return nil
 	}
-	if getenv(EnvAllowLLVM) == strconv.Itoa(tc.LLVMMajor) {
-		return fmt.Sprintf("releasing with LLVM %d instead of the pinned LLVM %d because %s=%d; the images will not match a pinned rebuild",
-			tc.LLVMMajor, PinnedLLVMMajor, EnvAllowLLVM, tc.LLVMMajor), nil
-	}
-	return "", fmt.Errorf("release refused: the toolchain is LLVM %d (%s) but releases are built with LLVM %d. "+
-		"Build in the pinned image (FLUID_TOOLCHAIN=container), or, for a local test release, set %s=%d to override",
-		tc.LLVMMajor, tc.Tools["clang"].Version, PinnedLLVMMajor, EnvAllowLLVM, tc.LLVMMajor)
+	return fmt.Errorf("release refused: the toolchain is %s, but releases are built only with the locked LLVM %d rootfs (%s), so that anyone can rebuild them byte for byte. Unset %s (the default is the locked rootfs) and run again",
+		tc.Summary(), PinnedLLVMMajor, LockFile, EnvMode)
 }

@@ -1,0 +1,301 @@
+package toolchain
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+)
+
+// The files that define the release toolchain, relative to the tree.
+const (
+	// DefinitionFile is what we ask for: suite, architecture, the packages
+	// to include, the archive keys we trust. People edit it.
+	DefinitionFile = "toolchain/definition.json"
+	// LockFile is what the definition resolved to: every package's exact
+	// version, the rootfs tarball's SHA-256 and size, the OCI image digest.
+	// Only `go tool mage toolchainLock` writes it.
+	LockFile = "toolchain/lock.json"
+)
+
+// Definition is toolchain/definition.json.
+type Definition struct {
+	Comment         string   `json:"_comment,omitempty"`
+	Suite           string   `json:"suite"`
+	Architecture    string   `json:"architecture"`
+	Mirror          string   `json:"mirror"`
+	Variant         string   `json:"variant"`
+	Include         []string `json:"include"`
+	SourceDateEpoch int64    `json:"source_date_epoch"`
+	Keyring         string   `json:"keyring"`
+	KeyFingerprints []string `json:"key_fingerprints"`
+	LLVMMajor       int      `json:"llvm_major"`
+	OCIRepository   string   `json:"oci_repository"`
+}
+
+// Lock is toolchain/lock.json: the definition resolved against the archive.
+// Everything a rootfs creation needs is in it, so the tarball (and the OCI
+// image made from it) is a function of this file alone.
+type Lock struct {
+	Comment          string `json:"_comment,omitempty"`
+	Suite            string `json:"suite"`
+	Architecture     string `json:"architecture"`
+	Mirror           string `json:"mirror"`
+	Variant          string `json:"variant"`
+	SourceDateEpoch  int64  `json:"source_date_epoch"`
+	DefinitionSHA256 string `json:"definition_sha256"`
+	KeyringSHA256    string `json:"keyring_sha256"`
+	// LLVMVersion is the clang version the rootfs holds, e.g. "18.1.8".
+	LLVMVersion string `json:"llvm_version"`
+	// Mmdebstrap is the mmdebstrap version the lock was made with (an
+	// older or newer one may write the tarball differently).
+	Mmdebstrap string `json:"mmdebstrap"`
+	// Packages maps every package dpkg lists in the rootfs to its version.
+	Packages map[string]string `json:"packages"`
+	Rootfs   TarballLock       `json:"rootfs"`
+	OCI      OCILock           `json:"oci"`
+}
+
+// TarballLock identifies the rootfs tarball.
+type TarballLock struct {
+	SHA256 string `json:"sha256"`
+	Size   int64  `json:"size"`
+}
+
+// OCILock is the OCI image made of the same bytes.
+type OCILock struct {
+	Repository string `json:"repository"`
+	Digest     string `json:"digest"`
+}
+
+// Ref is the image reference by digest, repository@sha256:...
+func (o OCILock) Ref() string {
+	if o.Digest == "" {
+		return ""
+	}
+	return o.Repository + "@" + o.Digest
+}
+
+// LockedTree is a tree's definition and lock, read and checked together.
+type LockedTree struct {
+	Root       string
+	Definition Definition
+	Lock       Lock
+	// LockSHA256 is the SHA-256 of lock.json's bytes: the toolchain's
+	// identity, recorded in every manifest and the key of the cache.
+	LockSHA256 string
+}
+
+var (
+	pkgNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
+	fprRE     = regexp.MustCompile(`^[0-9A-F]{40}$`)
+)
+
+// ReadDefinition reads and checks toolchain/definition.json of the tree at root.
+func ReadDefinition(root string) (Definition, []byte, error) {
+	var d Definition
+	path := filepath.Join(root, DefinitionFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return d, nil, fmt.Errorf("read the toolchain definition: %w", err)
+	}
+	if err := strictJSON(data, &d); err != nil {
+		return d, nil, fmt.Errorf("%s: %w", path, err)
+	}
+	var bad []string
+	if d.Suite == "" || d.Architecture == "" || d.Mirror == "" || d.Variant == "" {
+		bad = append(bad, "suite, architecture, mirror and variant must all be set")
+	}
+	if len(d.Include) == 0 {
+		bad = append(bad, "include lists no packages")
+	}
+	for _, p := range d.Include {
+		if !pkgNameRE.MatchString(p) {
+			bad = append(bad, fmt.Sprintf("include: %q is not a Debian package name (no versions here: they go in the lock)", p))
+		}
+	}
+	if d.SourceDateEpoch <= 0 {
+		bad = append(bad, "source_date_epoch must be a positive number of seconds")
+	}
+	if d.Keyring == "" || len(d.KeyFingerprints) == 0 {
+		bad = append(bad, "keyring and key_fingerprints must be set")
+	}
+	for _, f := range d.KeyFingerprints {
+		if !fprRE.MatchString(f) {
+			bad = append(bad, fmt.Sprintf("key_fingerprints: %q is not 40 upper-case hex digits", f))
+		}
+	}
+	if d.LLVMMajor <= 0 || d.OCIRepository == "" {
+		bad = append(bad, "llvm_major and oci_repository must be set")
+	}
+	if len(bad) > 0 {
+		return d, nil, fmt.Errorf("%s: %s", path, strings.Join(bad, "; "))
+	}
+	return d, data, nil
+}
+
+// ReadLock reads the definition and the lock of the tree at root and checks
+// that they agree: the lock was made from this exact definition and
+// keyring, and it pins every package the definition includes. A
+// disagreement means someone edited one without the other.
+func ReadLock(root string) (*LockedTree, error) {
+	def, defData, err := ReadDefinition(root)
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(root, LockFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read the toolchain lock: %w; run `go tool mage toolchainLock` to create it", err)
+	}
+	var l Lock
+	if err := strictJSON(data, &l); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	lt := &LockedTree{Root: root, Definition: def, Lock: l, LockSHA256: sha256Hex(data)}
+	if err := lt.check(defData); err != nil {
+		return nil, err
+	}
+	return lt, nil
+}
+
+func (lt *LockedTree) check(defData []byte) error {
+	d, l := lt.Definition, lt.Lock
+	var bad []string
+	if got := sha256Hex(defData); l.DefinitionSHA256 != got {
+		bad = append(bad, fmt.Sprintf("it was made from a definition with SHA-256 %s, but %s now hashes to %s", short(l.DefinitionSHA256), DefinitionFile, short(got)))
+	}
+	if kr, err := os.ReadFile(filepath.Join(lt.Root, d.Keyring)); err != nil {
+		bad = append(bad, fmt.Sprintf("the keyring %s cannot be read (%v)", d.Keyring, err))
+	} else if got := sha256Hex(kr); l.KeyringSHA256 != got {
+		bad = append(bad, fmt.Sprintf("it trusts a keyring with SHA-256 %s, but %s hashes to %s", short(l.KeyringSHA256), d.Keyring, short(got)))
+	}
+	if l.Suite != d.Suite || l.Architecture != d.Architecture || l.Mirror != d.Mirror || l.Variant != d.Variant || l.SourceDateEpoch != d.SourceDateEpoch {
+		bad = append(bad, fmt.Sprintf("its suite/architecture/mirror/variant/epoch (%s/%s/%s/%s/%d) differ from the definition's (%s/%s/%s/%s/%d)",
+			l.Suite, l.Architecture, l.Mirror, l.Variant, l.SourceDateEpoch, d.Suite, d.Architecture, d.Mirror, d.Variant, d.SourceDateEpoch))
+	}
+	for _, p := range d.Include {
+		if _, ok := l.Packages[p]; !ok {
+			bad = append(bad, fmt.Sprintf("it pins no version of %s, which the definition includes", p))
+		}
+	}
+	if !hex64RE.MatchString(l.Rootfs.SHA256) || l.Rootfs.Size <= 0 {
+		bad = append(bad, "its rootfs sha256/size are missing")
+	}
+	if l.OCI.Repository != d.OCIRepository || !strings.HasPrefix(l.OCI.Digest, "sha256:") || !hex64RE.MatchString(strings.TrimPrefix(l.OCI.Digest, "sha256:")) {
+		bad = append(bad, fmt.Sprintf("its OCI image (%s) is not %s@sha256:<64 hex>", l.OCI.Ref(), d.OCIRepository))
+	}
+	if !strings.HasPrefix(l.LLVMVersion, fmt.Sprintf("%d.", d.LLVMMajor)) {
+		bad = append(bad, fmt.Sprintf("it holds LLVM %q, not LLVM %d", l.LLVMVersion, d.LLVMMajor))
+	}
+	for name := range l.Packages {
+		if !pkgNameRE.MatchString(name) {
+			bad = append(bad, fmt.Sprintf("%q is not a package name", name))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("the toolchain lock %s disagrees with the definition: %s. Run `go tool mage toolchainLock` to regenerate the lock from %s (it prints the diff), and commit both",
+			LockFile, strings.Join(bad, "; "), DefinitionFile)
+	}
+	return nil
+}
+
+// Encode renders a lock as lock.json: indented, keys sorted (Go sorts map
+// keys), one package per line, so a diff shows exactly what moved.
+func (l Lock) Encode() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(l); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// IncludeArgs are the package requests of a creation from this lock:
+// every package at its locked version, sorted.
+func (l Lock) IncludeArgs() []string {
+	names := make([]string, 0, len(l.Packages))
+	for n := range l.Packages {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = n + "=" + l.Packages[n]
+	}
+	return out
+}
+
+// DiffLocks describes, one line each, how two locks differ (for the
+// toolchainLock target's report). Empty when they are the same.
+func DiffLocks(old, new Lock) []string {
+	var out []string
+	names := map[string]bool{}
+	for n := range old.Packages {
+		names[n] = true
+	}
+	for n := range new.Packages {
+		names[n] = true
+	}
+	sorted := make([]string, 0, len(names))
+	for n := range names {
+		sorted = append(sorted, n)
+	}
+	sort.Strings(sorted)
+	for _, n := range sorted {
+		o, inOld := old.Packages[n]
+		w, inNew := new.Packages[n]
+		switch {
+		case !inOld:
+			out = append(out, fmt.Sprintf("+ %s %s", n, w))
+		case !inNew:
+			out = append(out, fmt.Sprintf("- %s %s", n, o))
+		case o != w:
+			out = append(out, fmt.Sprintf("~ %s %s -> %s", n, o, w))
+		}
+	}
+	if old.Rootfs != new.Rootfs {
+		out = append(out, fmt.Sprintf("~ rootfs %s (%d bytes) -> %s (%d bytes)", short(old.Rootfs.SHA256), old.Rootfs.Size, short(new.Rootfs.SHA256), new.Rootfs.Size))
+	}
+	if old.OCI != new.OCI {
+		out = append(out, fmt.Sprintf("~ oci %s -> %s", old.OCI.Ref(), new.OCI.Ref()))
+	}
+	if old.LLVMVersion != new.LLVMVersion {
+		out = append(out, fmt.Sprintf("~ llvm %s -> %s", old.LLVMVersion, new.LLVMVersion))
+	}
+	return out
+}
+
+var hex64RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+func strictJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("not valid JSON for this file: %w", err)
+	}
+	return nil
+}
+
+func sha256Hex(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+func short(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	if h == "" {
+		return "(none)"
+	}
+	return h
+}
