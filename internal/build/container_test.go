@@ -13,22 +13,24 @@ import (
 
 // TestContainerModeBuildsTheSameBytes runs the build with
 // FLUID_TOOLCHAIN=container through a stand-in engine (testdata/fake-docker,
-// which maps the container's /src and /out back to the host and runs the
-// step with only the variables the container would see), so the whole
-// container path — toolchain probe, command construction, path rewriting,
-// the output mount — is exercised for real, and the kernel and boot stages
-// it produces must be byte-identical to a host build.
+// which runs each step with bubblewrap in the locked rootfs — the same
+// bytes as the OCI image — with the --volume, --workdir and --env options
+// the container package built), so the whole container path — toolchain
+// probe, command construction, path rewriting, the output mount — is
+// exercised for real, and the kernel and boot stages it produces must be
+// byte-identical to a rootfs-mode build.
 func TestContainerModeBuildsTheSameBytes(t *testing.T) {
 	if os.Getenv("FLUID_TOOLCHAIN") == "container" {
-		t.Skip("the stand-in engine runs the host toolchain; CI in container mode has none (the real engine is exercised by every build step there)")
-	}
-	hostTC, err := toolchain.Find()
-	if err != nil {
-		t.Fatalf("host toolchain: %v", err)
+		t.Skip("the real engine is exercised by every build step in container mode")
 	}
 	root, err := FindRoot()
 	if err != nil {
 		t.Fatal(err)
+	}
+	t.Setenv("FLUID_TOOLCHAIN", "")
+	rtc, err := toolchain.FindIn(root)
+	if err != nil || rtc.Rootfs == nil {
+		t.Fatalf("rootfs toolchain: %v", err)
 	}
 	bin := t.TempDir()
 	fake, _ := filepath.Abs("testdata/fake-docker")
@@ -38,11 +40,10 @@ func TestContainerModeBuildsTheSameBytes(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "docker.log")
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv("FAKE_DOCKER_LOG", log)
-	t.Setenv("FAKE_LLVM_BIN", hostTC.LLVMDir)
+	t.Setenv("FAKE_ROOTFS", rtc.Rootfs.Root)
 	t.Setenv("FLUID_TOOLCHAIN", "container")
 	t.Setenv("FLUID_CONTAINER_ENGINE", "docker")
-	const image = "ghcr.io/fluid-os/toolchain@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
-	t.Setenv("FLUID_TOOLCHAIN_IMAGE", image)
+	image := rtc.Lock.Lock.OCI.Ref()
 
 	build := func(out string) (*Builder, string, BootArtifacts) {
 		b, err := New(Options{Root: root, Out: out, Log: io.Discard, Version: "test", Commit: "test", SourceDateEpoch: 1})
@@ -78,14 +79,14 @@ func TestContainerModeBuildsTheSameBytes(t *testing.T) {
 
 	t.Setenv("FLUID_TOOLCHAIN", "")
 	hb, hk, hboot := build(t.TempDir())
-	if hb.Toolchain().Container != nil {
-		t.Fatal("host mode still in the container")
+	if hb.Toolchain().Mode != toolchain.ModeRootfs {
+		t.Fatalf("default mode is %q, want rootfs", hb.Toolchain().Mode)
 	}
 	for _, pair := range [][2]string{{ck, hk}, {cboot.Stage1, hboot.Stage1}, {cboot.Stage2, hboot.Stage2}} {
 		a, _ := os.ReadFile(pair[0])
 		b, _ := os.ReadFile(pair[1])
 		if len(a) == 0 || !bytes.Equal(a, b) {
-			t.Errorf("%s differs between container and host builds (%d vs %d bytes)", filepath.Base(pair[0]), len(a), len(b))
+			t.Errorf("%s differs between container and rootfs builds (%d vs %d bytes)", filepath.Base(pair[0]), len(a), len(b))
 		}
 	}
 }

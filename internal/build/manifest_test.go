@@ -15,7 +15,7 @@ import (
 // sources of in-process steps, go.mod) into a fresh root.
 func copyTree(t *testing.T, from, to string) {
 	t.Helper()
-	for _, d := range []string{"boot", "kernel", "modules", "internal/image", "internal/layout", "internal/modfmt"} {
+	for _, d := range []string{"boot", "toolchain", "kernel", "modules", "internal/image", "internal/layout", "internal/modfmt"} {
 		err := filepath.WalkDir(filepath.Join(from, d), func(p string, e fs.DirEntry, err error) error {
 			if err != nil {
 				return err

@@ -99,7 +99,11 @@ func (b *Builder) computeKey(s *step, deps []string) (string, error) {
 			continue
 		}
 		prev = f
-		sum, err := b.hash.sum(b.abs(f))
+		hp := b.tc.InputPath(f)
+		if hp == "" {
+			continue // inside the toolchain image: the key covers it
+		}
+		sum, err := b.hash.sum(b.abs(hp))
 		if err != nil {
 			return "", err // a vanished dependency means: rebuild
 		}

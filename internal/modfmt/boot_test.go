@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/fluid-os/fluid/internal/modfmt"
 	"github.com/fluid-os/fluid/internal/profile"
 	"github.com/fluid-os/fluid/internal/qemu"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
 
 // bootOutput boots img under QEMU (TCG) and returns the result and every
@@ -296,7 +296,7 @@ func TestBootModulesLight(t *testing.T) {
 // profile hook and compiler-rt's relocations must all be accepted.
 func TestPackInstrumented(t *testing.T) {
 	b := newBuilder(t)
-	tc, root := b.Toolchain(), b.Root()
+	tc, root := toolchaintest.Find(t), b.Root()
 	ctx := context.Background()
 	archive, err := profile.RuntimeArchive(ctx, tc)
 	if err != nil {
@@ -313,16 +313,16 @@ func TestPackInstrumented(t *testing.T) {
 	for i, src := range []string{filepath.Join(root, "modules/interp/interp.c"), filepath.Join(root, modfmt.RuntimeDir, "runtime.c"), rt} {
 		obj := filepath.Join(dir, fmt.Sprintf("%d.o", i))
 		argv := append(append([]string{}, flags...), "-c", src, "-o", obj)
-		if out, err := exec.Command(tc.Path("clang"), argv...).CombinedOutput(); err != nil {
-			t.Fatalf("clang %s: %v\n%s", src, err, out)
+		if _, err := toolchaintest.Run(tc, "", append([]string{tc.Path("clang")}, argv...)...); err != nil {
+			t.Fatalf("clang %s: %v", src, err)
 		}
 		objs = append(objs, obj)
 	}
 	elf := filepath.Join(dir, "interp.elf")
 	argv := append(modfmt.LDFlags(), "-T", filepath.Join(root, modfmt.LinkerScript), "-o", elf)
 	argv = append(append(argv, objs...), archive)
-	if out, err := exec.Command(tc.Path("ld.lld"), argv...).CombinedOutput(); err != nil {
-		t.Fatalf("ld.lld: %v\n%s", err, out)
+	if _, err := toolchaintest.Run(tc, "", append([]string{tc.Path("ld.lld")}, argv...)...); err != nil {
+		t.Fatalf("ld.lld: %v", err)
 	}
 	data, err := modfmt.Pack(elf, "interp", "instrumented")
 	if err != nil {

@@ -1,11 +1,13 @@
 package modfmt
 
 import (
+	"sync"
+
 	"bytes"
 	"encoding/binary"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"hash/crc32"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -25,20 +27,28 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
+var (
+	testTCOnce sync.Once
+	testTC     *toolchain.Toolchain
+)
+
+// tools is the build's toolchain (the locked rootfs), found once per test
+// binary.
 func tools(t *testing.T) *toolchain.Toolchain {
 	t.Helper()
-	tc, err := toolchain.Find()
-	if err != nil {
-		t.Fatalf("toolchain: %v", err)
+	testTCOnce.Do(func() { testTC = toolchaintest.Find(t) })
+	if testTC == nil {
+		t.Fatal("toolchain: not found (see the first failure)")
 	}
-	return tc
+	return testTC
 }
 
+// run runs argv in the toolchain's environment: the compilers, and the
+// host programs they made (which link against the rootfs's libc).
 func run(t *testing.T, argv ...string) {
 	t.Helper()
-	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+	if _, err := toolchaintest.Run(tools(t), "", argv...); err != nil {
+		t.Fatalf("%s: %v", strings.Join(argv, " "), err)
 	}
 }
 
@@ -321,7 +331,7 @@ func TestParseRejects(t *testing.T) {
 		}
 		files = append(files, p)
 	}
-	out, err := exec.Command(check, files...).Output()
+	out, err := toolchaintest.Run(tools(t), "", append([]string{check}, files...)...)
 	if err != nil {
 		t.Fatalf("modparse_check: %v", err)
 	}
@@ -356,7 +366,7 @@ func buildChecker(t *testing.T, dir string) string {
 	t.Helper()
 	root, tc := repoRoot(t), tools(t)
 	out := filepath.Join(dir, "modparse_check")
-	run(t, tc.Path("clang"), "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
+	run(t, tc.Path("clang"), "-fuse-ld=lld", "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
 		"-fsanitize=address,undefined", "-fno-sanitize-recover=all",
 		"-I"+filepath.Join(root, "kernel/include"),
 		filepath.Join(root, "internal/modfmt/testdata/modparse_check.c"),
@@ -430,7 +440,7 @@ func TestFuzzModparse(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "modparse_fuzz")
-	run(t, tc.Path("clang"), "-std=c11", "-g", "-O1", "-Wall", "-Wextra", "-Werror",
+	run(t, tc.Path("clang"), "-fuse-ld=lld", "-std=c11", "-g", "-O1", "-Wall", "-Wextra", "-Werror",
 		"-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
 		"-I"+filepath.Join(root, "kernel/include"),
 		filepath.Join(root, "internal/modfmt/testdata/modparse_fuzz.c"),
@@ -439,9 +449,8 @@ func TestFuzzModparse(t *testing.T) {
 	if err := os.Mkdir(work, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-max_total_time="+strconv.Itoa(secs), "-timeout=5", "-rss_limit_mb=1024",
+	out, err := toolchaintest.Run(tools(t), "", bin, "-max_total_time="+strconv.Itoa(secs), "-timeout=5", "-rss_limit_mb=1024",
 		"-max_len=65536", "-print_final_stats=1", "-artifact_prefix="+dir+"/", work, corpus)
-	out, err := cmd.CombinedOutput()
 	tail := string(out)
 	if len(tail) > 4000 {
 		tail = tail[len(tail)-4000:]

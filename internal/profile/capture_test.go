@@ -3,6 +3,7 @@ package profile
 import (
 	"bytes"
 	"context"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,7 +13,6 @@ import (
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/build"
-	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
 // fibCalls is how often computing fib(n) naively enters fib():
@@ -46,10 +46,7 @@ func newBuilder(t *testing.T) *build.Builder {
 	if _, err := exec.LookPath("qemu-system-i386"); err != nil {
 		t.Skip("qemu-system-i386 not installed")
 	}
-	tc, err := toolchain.Find()
-	if err != nil {
-		t.Skipf("toolchain: %v", err)
-	}
+	tc := toolchaintest.Find(t)
 	root, err := build.FindRoot()
 	if err != nil {
 		t.Fatal(err)
@@ -104,8 +101,8 @@ func TestCaptureFibExactAndDeterministic(t *testing.T) {
 	}
 	// modules/fib/fib.c computes fib(18) with LIGHT=1, once per call.
 	want := calls * fibCalls(18)
-	out, err := exec.Command(b.Toolchain().Path("llvm-profdata"), "show", "--all-functions", "--counts",
-		"--function=fib", filepath.Join(dirs[0], "fib"+TextExt)).CombinedOutput()
+	out, err := toolchaintest.Run(toolchaintest.Find(t), "", "llvm-profdata", "show", "--all-functions", "--counts",
+		"--function=fib", filepath.Join(dirs[0], "fib"+TextExt))
 	if err != nil {
 		t.Fatalf("llvm-profdata show: %v\n%s", err, out)
 	}

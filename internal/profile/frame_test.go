@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -227,10 +228,8 @@ func snapshot(t *testing.T, dir string) map[string]string {
 // (ParseLog, Collect, Write) on bad captures: profiles/ must stay as it was,
 // and no temporary directory may be left next to it.
 func TestRefusedCaptureLeavesProfilesUnchanged(t *testing.T) {
-	profdataBin := "/usr/lib/llvm-19/bin/llvm-profdata"
-	if p := os.Getenv("FLUID_LLVM_PROFDATA"); p != "" {
-		profdataBin = p
-	}
+	tc := toolchaintest.Find(t)
+	profdataBin := tc.Path("llvm-profdata")
 	root := t.TempDir()
 	dir := filepath.Join(root, "profiles")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -251,7 +250,7 @@ func TestRefusedCaptureLeavesProfilesUnchanged(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return Write(context.Background(), Output{Dir: dir, Profdata: profdataBin}, mods)
+		return Write(context.Background(), Output{Dir: dir, Profdata: profdataBin, Runner: tc}, mods)
 	}
 	good := goodLog(t)
 	cases := map[string]string{

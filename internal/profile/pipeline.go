@@ -149,7 +149,7 @@ func (p *Pipeline) Profile(ctx context.Context) error {
 		return err
 	}
 	err = Write(ctx, Output{
-		Dir: p.Dir, RawDir: p.work("raw"), Profdata: p.B.Toolchain().Path("llvm-profdata"),
+		Dir: p.Dir, RawDir: p.work("raw"), Profdata: p.B.Toolchain().Path("llvm-profdata"), Runner: p.B.Toolchain(),
 		Toolchain: info, Sources: sources, Light: p.B.Options().Light,
 	}, mods)
 	if err != nil {
@@ -166,7 +166,8 @@ func ToolchainInfoOf(tc *toolchain.Toolchain, archive string) (ToolchainInfo, er
 	if err != nil {
 		return ToolchainInfo{}, err
 	}
-	info := ToolchainInfo{LLVMMajor: id.LLVMMajor, ProfileRuntime: filepath.Base(archive)}
+	info := ToolchainInfo{LLVMMajor: id.LLVMMajor, ProfileRuntime: filepath.Base(archive),
+		Toolchain: id.Mode, ToolchainLock: id.LockSHA256, LLVMVersion: id.LLVMVersion}
 	for _, t := range id.Tools {
 		switch t.Name {
 		case "clang":
@@ -175,7 +176,20 @@ func ToolchainInfoOf(tc *toolchain.Toolchain, archive string) (ToolchainInfo, er
 			info.LLVMProfdata, info.LLVMProfdataSHA = t.Version, t.SHA256
 		}
 	}
-	data, err := os.ReadFile(archive)
+	if tc.Rootfs != nil {
+		// From the rootfs's file record, checked when the build started.
+		sum, err := tc.Rootfs.FileSHA256(archive)
+		if err != nil {
+			return info, fmt.Errorf("fingerprint %s: %w", archive, err)
+		}
+		info.ProfileRuntimeSHA = sum
+		return info, nil
+	}
+	hp := tc.InputPath(archive)
+	if hp == "" {
+		return info, nil // inside the image, identified by its digest (the lock)
+	}
+	data, err := os.ReadFile(hp)
 	if err != nil {
 		return info, fmt.Errorf("fingerprint %s: %w", archive, err)
 	}

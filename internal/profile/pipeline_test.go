@@ -3,8 +3,8 @@ package profile
 import (
 	"context"
 	"errors"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -79,14 +79,8 @@ func TestCheckFresh(t *testing.T) {
 // against a text profile recorded for a different version of it: clang
 // must fail, naming the out-of-date profile, rather than silently ignore it.
 func TestUseFlagsRejectOutOfDateProfile(t *testing.T) {
-	bin := os.Getenv("FLUID_LLVM_DIR")
-	if bin == "" {
-		bin = "/usr/lib/llvm-19/bin"
-	}
-	clang, profdataBin := filepath.Join(bin, "clang"), filepath.Join(bin, "llvm-profdata")
-	if _, err := os.Stat(clang); err != nil {
-		t.Skipf("no clang at %s (set FLUID_LLVM_DIR)", clang)
-	}
+	tc := toolchaintest.Find(t)
+	clang, profdataBin := tc.Path("clang"), tc.Path("llvm-profdata")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "m.c")
 	writeFiles(t, dir, map[string]string{
@@ -95,12 +89,12 @@ func TestUseFlagsRejectOutOfDateProfile(t *testing.T) {
 		"m.proftext": "f\n# Func Hash:\n24\n# Num Counters:\n1\n# Counter Values:\n100\n\n",
 	})
 	indexed := filepath.Join(dir, "m.profdata")
-	if err := profdata(context.Background(), profdataBin, "merge", "-o", indexed, filepath.Join(dir, "m.proftext")); err != nil {
+	if err := profdata(context.Background(), tc, profdataBin, "merge", "-o", indexed, filepath.Join(dir, "m.proftext")); err != nil {
 		t.Fatal(err)
 	}
 	compile := func(profile string) ([]byte, error) {
 		args := append([]string{"--target=i686-unknown-none-elf", "-ffreestanding", "-O2", "-c", src, "-o", filepath.Join(dir, "m.o")}, UseFlags(profile)...)
-		return exec.Command(clang, args...).CombinedOutput()
+		return toolchaintest.Run(tc, dir, append([]string{clang}, args...)...)
 	}
 	out, err := compile(indexed)
 	if err == nil {
@@ -112,9 +106,8 @@ func TestUseFlagsRejectOutOfDateProfile(t *testing.T) {
 
 	// The matching profile (recorded from the same source) compiles.
 	writeFiles(t, dir, map[string]string{"m.proftext": ""})
-	gen := exec.Command(clang, "--target=i686-unknown-none-elf", "-ffreestanding", "-O2", "-fprofile-instr-generate", "-Xclang", "-disable-llvm-passes",
-		"-S", "-emit-llvm", src, "-o", filepath.Join(dir, "m.ll"))
-	if out, err := gen.CombinedOutput(); err != nil {
+	if out, err := toolchaintest.Run(tc, dir, clang, "--target=i686-unknown-none-elf", "-ffreestanding", "-O2", "-fprofile-instr-generate", "-Xclang", "-disable-llvm-passes",
+		"-S", "-emit-llvm", src, "-o", filepath.Join(dir, "m.ll")); err != nil {
 		t.Fatalf("instrumented compile: %v\n%s", err, out)
 	}
 	ll, err := os.ReadFile(filepath.Join(dir, "m.ll"))
@@ -123,7 +116,7 @@ func TestUseFlagsRejectOutOfDateProfile(t *testing.T) {
 	}
 	hash := funcHash(t, string(ll))
 	writeFiles(t, dir, map[string]string{"m.proftext": "f\n# Func Hash:\n" + hash + "\n# Num Counters:\n2\n# Counter Values:\n100\n90\n\n"})
-	if err := profdata(context.Background(), profdataBin, "merge", "-o", indexed, filepath.Join(dir, "m.proftext")); err != nil {
+	if err := profdata(context.Background(), tc, profdataBin, "merge", "-o", indexed, filepath.Join(dir, "m.proftext")); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := compile(indexed); err != nil {

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
+	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
 // Files in profiles/ besides the per-module <module>.proftext.
@@ -60,16 +61,22 @@ type ToolchainInfo struct {
 	ProfileRuntime    string `json:"profile_runtime"` // file name of libclang_rt.profile
 	ProfileRuntimeSHA string `json:"profile_runtime_sha256"`
 	RawProfileVersion uint64 `json:"raw_profile_version"` // from the captured raw profiles' header
+	// Toolchain is where the profile was captured: the mode, and for the
+	// locked toolchain the SHA-256 of toolchain/lock.json and its LLVM.
+	Toolchain     string `json:"toolchain"`
+	ToolchainLock string `json:"toolchain_lock_sha256,omitempty"`
+	LLVMVersion   string `json:"llvm_version,omitempty"`
 }
 
 // Output says where and with what Write produces profiles/.
 type Output struct {
-	Dir       string            // the profiles directory; replaced as a whole
-	RawDir    string            // optional: keep each <module>.profraw here (e.g. build/profile)
-	Profdata  string            // llvm-profdata of the toolchain that built the modules
-	Toolchain ToolchainInfo     // written to toolchain.json (RawProfileVersion is filled in)
-	Sources   map[string]string // module -> SHA-256 of its sources at capture time
-	Light     bool              // captured from a LIGHT=1 build
+	Dir       string               // the profiles directory; replaced as a whole
+	RawDir    string               // optional: keep each <module>.profraw here (e.g. build/profile)
+	Profdata  string               // llvm-profdata of the toolchain that built the modules
+	Runner    *toolchain.Toolchain // runs Profdata (in the locked rootfs); nil: on the host
+	Toolchain ToolchainInfo        // written to toolchain.json (RawProfileVersion is filled in)
+	Sources   map[string]string    // module -> SHA-256 of its sources at capture time
+	Light     bool                 // captured from a LIGHT=1 build
 }
 
 // ModuleRecord is one module's entry in profiles/summary.json. It holds
@@ -153,7 +160,7 @@ func Write(ctx context.Context, o Output, mods map[string]*Module) (err error) {
 			return err
 		}
 		text := filepath.Join(tmp, n+TextExt)
-		if err := profdata(ctx, o.Profdata, "merge", "--text", "-o", text, raw); err != nil {
+		if err := profdata(ctx, o.Runner, o.Profdata, "merge", "--text", "-o", text, raw); err != nil {
 			return fmt.Errorf("%w: module %s: %s could not read the captured raw profile (%s): %v", ErrRefused, n, filepath.Base(o.Profdata), raw, err)
 		}
 		data, err := os.ReadFile(text)
@@ -236,11 +243,22 @@ func writeJSON(path string, v any) error {
 	return atomicfile.WriteFile0644(path, append(data, '\n'))
 }
 
-// profdata runs llvm-profdata with a fixed locale and returns its stderr
-// in the error.
-func profdata(ctx context.Context, bin string, args ...string) error {
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C")
+// profdata runs llvm-profdata with a fixed locale — through the toolchain
+// (the locked rootfs) when tc is set, the same way every build step runs —
+// and returns its stderr in the error.
+func profdata(ctx context.Context, tc *toolchain.Toolchain, bin string, args ...string) error {
+	env := append(os.Environ(), "LC_ALL=C")
+	var cmd *exec.Cmd
+	if tc != nil {
+		c, err := tc.Command(ctx, append([]string{bin}, args...), env)
+		if err != nil {
+			return err
+		}
+		cmd = c
+	} else {
+		cmd = exec.CommandContext(ctx, bin, args...)
+		cmd.Env = env
+	}
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	cmd.Stdout = io.Discard

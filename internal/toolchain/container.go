@@ -25,13 +25,28 @@ func (tc *Toolchain) Command(ctx context.Context, argv []string, env []string) (
 	return cmd, nil
 }
 
+// CommandIn is Command for a step that runs in dir (a host directory the
+// step can see: inside the tree, the output directory or a mount).
+func (tc *Toolchain) CommandIn(ctx context.Context, dir string, argv []string, env []string) (*exec.Cmd, error) {
+	if tc.Container != nil {
+		o := *tc.Container
+		o.Dir = dir
+		return o.Command(ctx, argv, env)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = env
+	cmd.Dir = dir
+	return cmd, nil
+}
+
 // probeScript prints, for each tool, its name, the SHA-256 of its binary and
 // the first line of its version output, separated by tabs.
-func probeScript(reqs []Requirement) string {
+func probeScript(reqs []Requirement, paths map[string]string) string {
 	var b strings.Builder
 	for _, r := range reqs {
-		fmt.Fprintf(&b, "p=$(command -v %s) && printf '%%s\\t%%s\\t%%s\\n' %s \"$(sha256sum \"$(readlink -f \"$p\")\" | cut -d' ' -f1)\" \"$(%s %s 2>&1 | head -n1)\";\n",
-			r.Binary, r.Name, r.Binary, strings.Join(r.VersArgs, " "))
+		p := paths[r.Name]
+		fmt.Fprintf(&b, "[ -x %s ] && printf '%%s\\t%%s\\t%%s\\n' %s \"$(sha256sum \"$(readlink -f %s)\" | cut -d' ' -f1)\" \"$(%s %s 2>&1 | head -n1)\";\n",
+			p, r.Name, p, p, strings.Join(r.VersArgs, " "))
 	}
 	return b.String()
 }
@@ -45,7 +60,8 @@ func findInContainer(opts container.Options, lt *LockedTree) (*Toolchain, error)
 			inImage = append(inImage, r)
 		}
 	}
-	argv := []string{"sh", "-c", probeScript(inImage)}
+	paths := lt.inRootfs()
+	argv := []string{"sh", "-c", probeScript(inImage, paths)}
 	cmd, err := opts.Command(context.Background(), argv, os.Environ())
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s=container: %v", ErrMissing, container.EnvMode, err)
@@ -63,7 +79,7 @@ func findInContainer(opts container.Options, lt *LockedTree) (*Toolchain, error)
 		}
 		for _, r := range inImage {
 			if r.Name == f[0] {
-				tc.Tools[r.Name] = &Tool{Name: r.Name, Path: r.Binary, SHA256: f[1], Version: f[2]}
+				tc.Tools[r.Name] = &Tool{Name: r.Name, Path: paths[r.Name], SHA256: f[1], Version: f[2]}
 			}
 		}
 	}

@@ -307,14 +307,14 @@ var mountPoints = []string{"src", "out"}
 
 // fileRecord is one line of files.txt.
 type fileRecord struct {
-	typ    byte // f file, l symlink, d directory
-	mode   fs.FileMode
-	size   int64
-	sum    string // SHA-256 of the content (files) or the link target (links)
-	mtime  int64
-	ctime  int64
-	ino    uint64
-	name   string // relative to rootfs/, slash-separated
+	typ   byte // f file, l symlink, d directory
+	mode  fs.FileMode
+	size  int64
+	sum   string // SHA-256 of the content (files) or the link target (links)
+	mtime int64
+	ctime int64
+	ino   uint64
+	name  string // relative to rootfs/, slash-separated
 }
 
 func (r fileRecord) String() string {

@@ -227,6 +227,33 @@ func (tc *Toolchain) HostPath(p string) string {
 	return ""
 }
 
+// InputPath maps a step input to the host file to hash: host paths stay,
+// files of the rootfs (e.g. compiler-rt's archives under /usr/lib/llvm-18)
+// become their place in the cache, and files only an image holds give ""
+// (the toolchain key covers them).
+func (tc *Toolchain) InputPath(p string) string {
+	if tc.Container == nil || !filepath.IsAbs(p) || !strings.HasPrefix(p, "/usr/") {
+		return p
+	}
+	for _, h := range append([]string{tc.Container.Root}, mountHosts(tc.Container)...) {
+		if p == h || strings.HasPrefix(p, h+"/") {
+			return p // a host file the step sees through a bind
+		}
+	}
+	if tc.Rootfs != nil {
+		return tc.Rootfs.HostPath(p)
+	}
+	return ""
+}
+
+// Root is the tree steps run in ("" in host mode: the caller's directory).
+func (tc *Toolchain) Root() string {
+	if tc.Container != nil {
+		return tc.Container.Root
+	}
+	return ""
+}
+
 // WithMount returns a copy of tc whose steps also see the host directory
 // dir at the same path (tests compiling into a temp directory).
 func (tc *Toolchain) WithMount(dir string) *Toolchain {
@@ -238,4 +265,12 @@ func (tc *Toolchain) WithMount(dir string) *Toolchain {
 	o.Mounts = append(append([]container.Mount{}, o.Mounts...), container.Mount{Host: dir, Container: dir})
 	c.Container = &o
 	return &c
+}
+
+func mountHosts(o *container.Options) []string {
+	var hs []string
+	for _, m := range o.Mounts {
+		hs = append(hs, m.Host)
+	}
+	return hs
 }

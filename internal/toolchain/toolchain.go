@@ -160,8 +160,8 @@ func (tc *Toolchain) Path(name string) string {
 // exact versions and binary hashes, no host paths.
 type Identity struct {
 	// Mode says where the steps ran: rootfs, container or host.
-	Mode      string  `json:"mode"`
-	LLVMMajor int     `json:"llvm_major"`
+	Mode      string `json:"mode"`
+	LLVMMajor int    `json:"llvm_major"`
 	// LockSHA256 is the SHA-256 of toolchain/lock.json (rootfs and
 	// container modes), LLVMVersion the version it pins.
 	LockSHA256  string  `json:"lock_sha256,omitempty"`
