@@ -11,9 +11,14 @@
 //   - nothing is triggered by pull_request_target;
 //   - every `go tool mage <target>` a workflow runs names a target that
 //     `go tool mage -l` lists;
-//   - the toolchain Dockerfile pins its base image by digest, the apt archive
-//     by snapshot date and every package by version;
-//   - .github/toolchain/image.lock matches the Dockerfile it pins.
+//   - every job that runs a build-related mage target (BuildTargets) makes
+//     the locked toolchain ready first, with the composite action
+//     ToolchainAction (or `go tool mage deps`);
+//   - no workflow or composite action sets FLUID_TOOLCHAIN to anything but
+//     the default (rootfs): never host (the runner's LLVM, which releases
+//     refuse), never container (CI builds use no container engine);
+//   - toolchain/definition.json and toolchain/lock.json agree
+//     (toolchain.ReadLock).
 package cicheck
 
 import (
@@ -51,6 +56,23 @@ func (p Problem) String() string {
 // (https://github.com/slsa-framework/slsa-github-generator#referencing-slsa-builders-and-generators).
 const SLSAGeneratorPrefix = "slsa-framework/slsa-github-generator/.github/workflows/"
 
+// ToolchainAction is the composite action that installs the host packages,
+// prepares the runner and makes the locked toolchain (toolchain/lock.json)
+// ready with `go tool mage deps`.
+const ToolchainAction = "./.github/actions/toolchain"
+
+// BuildTargets are the mage targets (lower case) whose steps run in the
+// locked toolchain: a job must use ToolchainAction before running them.
+var BuildTargets = map[string]bool{
+	"build": true, "qemu": true, "test": true, "bench": true, "bootbench": true,
+	"verify": true, "profile": true, "pgo": true, "release": true, "debug": true,
+	"toolchainimage": true, "toolchainlock": true,
+}
+
+// EnvToolchainMode is the variable that picks where build steps run
+// (FLUID_TOOLCHAIN); workflows leave it unset.
+const EnvToolchainMode = toolchain.EnvMode
+
 var (
 	shaPinned   = regexp.MustCompile(`^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+(/[^@]+)?@[0-9a-f]{40}$`)
 	versionNote = regexp.MustCompile(`#\s*v\d+\.\d+\.\d+\b`)
@@ -58,7 +80,44 @@ var (
 	dockerByDig = regexp.MustCompile(`^docker://[^@]+@sha256:[0-9a-f]{64}$`)
 	mageCall    = regexp.MustCompile(`\bgo[ \t]+tool[ \t]+mage\b`)
 	mageList    = regexp.MustCompile(`^\s{2}([A-Za-z0-9_:]+)\*?(\s|$)`)
+	// modeAssign finds FLUID_TOOLCHAIN=<value> in a shell script (an
+	// assignment, an export, a line for $GITHUB_ENV) or a YAML env entry
+	// (FLUID_TOOLCHAIN: <value>), but not FLUID_TOOLCHAIN_PUSH or a
+	// reference to $FLUID_TOOLCHAIN.
+	modeAssign = regexp.MustCompile(`(?:^|[^A-Za-z0-9_$])` + regexp.QuoteMeta(EnvToolchainMode) + `["']?(?:=|:[ \t]+)("[^"\n]*"|'[^'\n]*'|[^\s;&|)}#]*)`)
 )
+
+// modeProblem says what is wrong with setting FLUID_TOOLCHAIN to value in
+// a workflow, or "" when nothing is (unset, empty or rootfs).
+func modeProblem(value string) string {
+	v := strings.Trim(strings.TrimSpace(value), `"'`)
+	e := EnvToolchainMode
+	switch v {
+	case "", toolchain.ModeRootfs:
+		return ""
+	case toolchain.ModeHost:
+		return fmt.Sprintf("sets %s=%s: that builds with the runner's own LLVM, not the locked toolchain (and `mage release` refuses it); leave %s unset", e, v, e)
+	case toolchain.ModeContainer:
+		return fmt.Sprintf("sets %s=%s: CI builds in the locked rootfs through bubblewrap, with no container engine; leave %s unset", e, v, e)
+	default:
+		return fmt.Sprintf("sets %s=%s: workflows build only in the locked rootfs (the default); leave %s unset", e, v, e)
+	}
+}
+
+// ModeAssignments returns the FLUID_TOOLCHAIN values a shell script or
+// YAML text sets, in order; comment lines are skipped.
+func ModeAssignments(text string) []string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "#") {
+			continue
+		}
+		for _, m := range modeAssign.FindAllStringSubmatch(line, -1) {
+			out = append(out, m[1])
+		}
+	}
+	return out
+}
 
 // CheckWorkflow checks one workflow file's content. targets holds the mage
 // target names (lower case) that exist; nil skips the target check.
@@ -143,6 +202,27 @@ func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
 		}
 	}
 
+	// FLUID_TOOLCHAIN in an env: mapping (workflow, job or step).
+	checkEnv := func(env *actionlint.Env, where string) {
+		if env == nil {
+			return
+		}
+		for _, k := range sortedKeys(env.Vars) {
+			v := env.Vars[k]
+			if v.Name == nil || !strings.EqualFold(v.Name.Value, EnvToolchainMode) {
+				continue
+			}
+			val, line := "", v.Name.Pos.Line
+			if v.Value != nil {
+				val = v.Value.Value
+			}
+			if msg := modeProblem(val); msg != "" {
+				add(line, "%s %s", where, msg)
+			}
+		}
+	}
+	checkEnv(wf.Env, "the workflow env")
+
 	for _, id := range sortedKeys(wf.Jobs) {
 		job := wf.Jobs[id]
 		if job.WorkflowCall != nil {
@@ -152,17 +232,37 @@ func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
 		} else if job.TimeoutMinutes == nil {
 			add(job.Pos.Line, "job %s has no timeout-minutes (the default is 6 hours)", id)
 		}
+		checkEnv(job.Env, "job "+id)
+		ready := false // the toolchain action (or `mage deps`) ran earlier in the job
 		for _, st := range job.Steps {
+			checkEnv(st.Env, "a step of job "+id)
 			switch ex := st.Exec.(type) {
 			case *actionlint.ExecAction:
 				checkUses(ex.Uses, "step uses")
+				if ex.Uses != nil && strings.TrimSuffix(ex.Uses.Value, "/") == ToolchainAction {
+					ready = true
+				}
 			case *actionlint.ExecRun:
-				if targets == nil || ex.Run == nil {
+				if ex.Run == nil {
 					continue
 				}
+				for _, v := range ModeAssignments(ex.Run.Value) {
+					if msg := modeProblem(v); msg != "" {
+						add(ex.Run.Pos.Line, "job %s %s", id, msg)
+					}
+				}
+				reported := false
 				for _, t := range MageTargetsIn(ex.Run.Value) {
-					if !targets[strings.ToLower(t)] {
+					lt := strings.ToLower(t)
+					if targets != nil && !targets[lt] {
 						add(ex.Run.Pos.Line, "job %s runs `go tool mage %s`, but `go tool mage -l` has no target %q", id, t, t)
+					}
+					switch {
+					case lt == "deps":
+						ready = true
+					case BuildTargets[lt] && !ready && !reported:
+						reported = true
+						add(ex.Run.Pos.Line, "job %s runs `go tool mage %s` before the locked toolchain is ready: add a step `uses: %s` (after checkout and setup-go) before it", id, t, ToolchainAction)
 					}
 				}
 			}
@@ -175,7 +275,8 @@ func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
 var usesLine = regexp.MustCompile(`^\s*(?:-\s*)?uses:\s*['"]?([^'"\s#]+)['"]?\s*(#.*)?$`)
 
 // CheckActionFile checks the `uses:` lines of a composite action's
-// action.yml with the same pinning rule as workflows.
+// action.yml with the same pinning rule as workflows, and that it sets
+// FLUID_TOOLCHAIN to nothing but the default.
 func CheckActionFile(file string, src []byte) []Problem {
 	var out []Problem
 	for i, line := range strings.Split(string(src), "\n") {
@@ -191,6 +292,13 @@ func CheckActionFile(file string, src []byte) []Problem {
 			out = append(out, Problem{File: file, Line: i + 1, Msg: fmt.Sprintf("uses %s is not pinned by a full 40-hex commit SHA", ref)})
 		case !versionNote.MatchString(m[2]):
 			out = append(out, Problem{File: file, Line: i + 1, Msg: fmt.Sprintf("uses %s: add a `# vX.Y.Z` comment naming the release the SHA is", ref)})
+		}
+	}
+	for i, line := range strings.Split(string(src), "\n") {
+		for _, v := range ModeAssignments(line) {
+			if msg := modeProblem(v); msg != "" {
+				out = append(out, Problem{File: file, Line: i + 1, Msg: "the action " + msg})
+			}
 		}
 	}
 	return out
@@ -337,52 +445,4 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
-}
-
-var (
-	fromLine    = regexp.MustCompile(`(?m)^FROM\s+(\S+)`)
-	fromDigest  = regexp.MustCompile(`^[a-z0-9./_-]+(:[A-Za-z0-9._-]+)?@sha256:[0-9a-f]{64}$`)
-	snapshotArg = regexp.MustCompile(`(?m)^ARG SNAPSHOT=(\d{8}T\d{6}Z)$`)
-	aptInstall  = regexp.MustCompile(`apt-get install((?:\s+(?:\\\n)?\s*[^;&|\n\\]+)+)`)
-)
-
-// CheckDockerfile checks that the toolchain image definition pins what it
-// is built from: every FROM by digest, the package archive by a snapshot
-// date that apt is pointed at, and every installed package by version.
-func CheckDockerfile(file string, src []byte) []Problem {
-	var out []Problem
-	s := string(src)
-	add := func(format string, args ...any) {
-		out = append(out, Problem{File: file, Msg: fmt.Sprintf(format, args...)})
-	}
-	froms := fromLine.FindAllStringSubmatch(s, -1)
-	if len(froms) == 0 {
-		add("no FROM line")
-	}
-	for _, m := range froms {
-		if !fromDigest.MatchString(m[1]) {
-			add("FROM %s is not pinned by digest (name[:tag]@sha256:<64 hex>)", m[1])
-		}
-	}
-	if m := snapshotArg.FindStringSubmatch(s); m == nil {
-		add("no `ARG SNAPSHOT=YYYYMMDDTHHMMSSZ`: apt must read a dated archive snapshot")
-	} else if !strings.Contains(s, "snapshot.ubuntu.com/ubuntu/${SNAPSHOT}") {
-		add("ARG SNAPSHOT is set but apt is not pointed at snapshot.ubuntu.com/ubuntu/${SNAPSHOT}")
-	}
-	installs := aptInstall.FindAllStringSubmatch(strings.ReplaceAll(s, "\\\n", " "), -1)
-	if len(installs) == 0 {
-		add("no apt-get install: where does the toolchain come from?")
-	}
-	for _, m := range installs {
-		for _, tok := range strings.Fields(m[1]) {
-			tok = strings.Trim(tok, `"'`)
-			if strings.HasPrefix(tok, "-") {
-				continue
-			}
-			if name, ver, ok := strings.Cut(tok, "="); !ok || ver == "" {
-				add("apt-get install %s has no exact version (%s=<version>)", tok, name)
-			}
-		}
-	}
-	return out
 }

@@ -41,7 +41,10 @@ func TestActionlint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	broken := strings.Replace(string(src), "needs: toolchain", "needs: no-such-job", 1)
+	broken := strings.Replace(string(src), "    name: verify (reproducible build)\n", "    name: verify (reproducible build)\n    needs: no-such-job\n", 1)
+	if broken == string(src) {
+		t.Fatal("ci.yml no longer has the verify job this test breaks; update the test")
+	}
 	bad := filepath.Join(t.TempDir(), "broken.yml")
 	if err := os.WriteFile(bad, []byte(broken), 0o644); err != nil {
 		t.Fatal(err)
@@ -52,9 +55,10 @@ func TestActionlint(t *testing.T) {
 	}
 }
 
-// TestRepoPolicy is the policy over the real workflows: SHA pins, read-only
-// top-level permissions, timeouts, concurrency, mage targets that exist,
-// image.lock matching the Dockerfile.
+// TestRepoPolicy is the policy over the real workflows and composite
+// actions: SHA pins, read-only top-level permissions, timeouts, concurrency,
+// mage targets that exist, the toolchain action before every build, no
+// FLUID_TOOLCHAIN override, a toolchain lock that agrees with its definition.
 func TestRepoPolicy(t *testing.T) {
 	problems, err := CheckRepo(repoRoot(t))
 	if err != nil {
@@ -77,8 +81,9 @@ func TestPolicyViolations(t *testing.T) {
 		return string(b)
 	}
 	ci, release := read("ci.yml"), read("release.yml")
-	targets := map[string]bool{"build": true, "test": true, "bench": true, "lint": true, "verify": true,
-		"pgo": true, "release": true, "publish": true}
+	targets := map[string]bool{"build": true, "qemu": true, "test": true, "bench": true, "lint": true, "verify": true,
+		"pgo": true, "release": true, "publish": true, "deps": true}
+	const toolchainStep = "      - name: Toolchain (locked rootfs, cached by toolchain/lock.json)\n        uses: ./.github/actions/toolchain\n"
 	const checkout = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
 	tests := []struct {
 		name, src, old, new, want string
@@ -99,6 +104,15 @@ func TestPolicyViolations(t *testing.T) {
 		{"SLSA generator by SHA", release, "  check:\n", "  slsa:\n    needs: check\n    permissions:\n      id-token: write\n      contents: write\n      actions: read\n    uses: slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml@f7dd8c54c2067bafc12ca7a55595d5ee9b75204a # v2.1.0\n    with:\n      base64-subjects: abc\n\n  check:\n", "must be referenced by a vX.Y.Z tag"},
 		{"SLSA generator without comment", release, "  check:\n", "  slsa:\n    needs: check\n    permissions:\n      id-token: write\n      contents: write\n      actions: read\n    uses: slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml@v2.1.0\n    with:\n      base64-subjects: abc\n\n  check:\n", "say in a comment on this line why"},
 		{"docker image by tag", ci, "      - run: go tool mage lint\n", "      - uses: docker://alpine:3\n      - run: go tool mage lint\n", "pin the image by digest"},
+		{"build without the toolchain action", ci, toolchainStep, "", "job test runs `go tool mage build` before the locked toolchain is ready"},
+		{"toolchain action after the build", release, "      - name: Toolchain (locked rootfs, checked against toolchain/lock.json)\n        uses: ./.github/actions/toolchain\n      - name: Build\n        run: go tool mage build\n",
+			"      - name: Build\n        run: go tool mage build\n      - name: Toolchain (locked rootfs, checked against toolchain/lock.json)\n        uses: ./.github/actions/toolchain\n",
+			"job check runs `go tool mage build` before the locked toolchain is ready"},
+		{"FLUID_TOOLCHAIN=host in the workflow env", ci, "env:\n  GOFLAGS: -mod=readonly\n", "env:\n  GOFLAGS: -mod=readonly\n  FLUID_TOOLCHAIN: host\n", "the workflow env sets FLUID_TOOLCHAIN=host"},
+		{"FLUID_TOOLCHAIN=host in a job env", release, "    environment: release\n", "    environment: release\n    env:\n      FLUID_TOOLCHAIN: host\n", "job release sets FLUID_TOOLCHAIN=host"},
+		{"FLUID_TOOLCHAIN=host on a command", ci, "run: go tool mage verify", "run: FLUID_TOOLCHAIN=host go tool mage verify", "job verify sets FLUID_TOOLCHAIN=host"},
+		{"FLUID_TOOLCHAIN=host through GITHUB_ENV", ci, "run: go tool mage verify", "run: |\n          echo \"FLUID_TOOLCHAIN=host\" >> \"$GITHUB_ENV\"\n          go tool mage verify", "job verify sets FLUID_TOOLCHAIN=host"},
+		{"FLUID_TOOLCHAIN=container in a step env", ci, "      - name: Bench\n        id: bench\n", "      - name: Bench\n        id: bench\n        env:\n          FLUID_TOOLCHAIN: container\n", "sets FLUID_TOOLCHAIN=container"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -144,6 +158,25 @@ func TestCheckActionFile(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)
 	}
+
+	// An action may not switch the toolchain either.
+	src = `runs:
+  using: composite
+  steps:
+    # FLUID_TOOLCHAIN=host in a comment is fine
+    - shell: bash
+      env:
+        FLUID_TOOLCHAIN: host
+      run: echo "FLUID_TOOLCHAIN=container" >> "$GITHUB_ENV"
+`
+	got = nil
+	for _, p := range CheckActionFile("a.yml", []byte(src)) {
+		got = append(got, p.String())
+	}
+	if len(got) != 2 || !strings.HasPrefix(got[0], "a.yml:7: the action sets FLUID_TOOLCHAIN=host") ||
+		!strings.HasPrefix(got[1], "a.yml:8: the action sets FLUID_TOOLCHAIN=container") {
+		t.Errorf("got %q", got)
+	}
 }
 
 func TestMageTargetsIn(t *testing.T) {
@@ -188,40 +221,111 @@ Targets:
 	}
 }
 
-func TestCheckDockerfile(t *testing.T) {
-	root := repoRoot(t)
-	src, err := os.ReadFile(filepath.Join(root, ".github/toolchain/Dockerfile"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	df := string(src)
-	if p := CheckDockerfile("Dockerfile", src); len(p) != 0 {
-		t.Fatalf("the real Dockerfile: %v", p)
-	}
-	tests := []struct{ name, old, new, want string }{
-		{"base by tag", "FROM ubuntu:noble-20250714@sha256:a08e551cb33850e4740772b38217fc1796a66da2506d312abe51acda354ff061", "FROM ubuntu:24.04", "FROM ubuntu:24.04 is not pinned by digest"},
-		{"unversioned package", `"nasm=${NASM_VERSION}"`, "nasm", "apt-get install nasm has no exact version"},
-		{"no snapshot", "ARG SNAPSHOT=20250714T000000Z", "ARG SNAP=20250714T000000Z", "no `ARG SNAPSHOT"},
-		{"snapshot not used", "http://snapshot.ubuntu.com/ubuntu/${SNAPSHOT}/#\" \\\n      -e", "http://archive.ubuntu.com/ubuntu/#\" \\\n      -e", ""},
+// TestToolchainPolicy runs the toolchain rules over small workflow snippets:
+// a job that builds before the toolchain action and one that sets
+// FLUID_TOOLCHAIN=host fail; the same jobs done right pass.
+func TestToolchainPolicy(t *testing.T) {
+	const header = `name: snippet
+on: push
+permissions:
+  contents: read
+concurrency:
+  group: snippet
+jobs:
+`
+	const checkout = "      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2\n"
+	targets := map[string]bool{"build": true, "test": true, "deps": true, "lint": true, "toolchainimage": true}
+	tests := []struct {
+		name, jobs string
+		want       []string // substrings, one problem each; none means clean
+	}{
+		{"build before the action", `  bad:
+    runs-on: ubuntu-24.04
+    timeout-minutes: 5
+    steps:
+` + checkout + `      - run: go tool mage build
+      - uses: ./.github/actions/toolchain
+      - run: go tool mage test
+`, []string{"job bad runs `go tool mage build` before the locked toolchain is ready: add a step `uses: ./.github/actions/toolchain`"}},
+		{"host toolchain", `  host:
+    runs-on: ubuntu-24.04
+    timeout-minutes: 5
+    env:
+      FLUID_TOOLCHAIN: host
+    steps:
+` + checkout + `      - uses: ./.github/actions/toolchain
+      - run: go tool mage build
+`, []string{"job host sets FLUID_TOOLCHAIN=host"}},
+		{"a second target without the action is named once per step", `  two:
+    runs-on: ubuntu-24.04
+    timeout-minutes: 5
+    steps:
+` + checkout + `      - run: go tool mage build test
+`, []string{"job two runs `go tool mage build` before"}},
+		{"the action, then builds", `  good:
+    runs-on: ubuntu-24.04
+    timeout-minutes: 5
+    steps:
+` + checkout + `      - uses: ./.github/actions/toolchain
+      - run: go tool mage build test toolchainImage
+`, nil},
+		{"mage deps is the equivalent", `  deps:
+    runs-on: self-hosted
+    timeout-minutes: 5
+    env:
+      FLUID_TOOLCHAIN: rootfs
+    steps:
+` + checkout + `      - run: go tool mage deps && go tool mage build
+`, nil},
+		{"targets that do not build need nothing", `  lint:
+    runs-on: ubuntu-24.04
+    timeout-minutes: 5
+    steps:
+` + checkout + `      - run: go tool mage lint
+      - run: FLUID_TOOLCHAIN_PUSH=1 echo "$FLUID_TOOLCHAIN"
+`, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if !strings.Contains(df, tc.old) {
-				t.Fatalf("Dockerfile no longer contains %q; update the test", tc.old)
-			}
-			mutated := strings.Replace(df, tc.old, tc.new, -1)
-			if tc.want == "" {
-				// Both sed expressions must go before the check notices.
-				mutated = strings.ReplaceAll(mutated, "snapshot.ubuntu.com/ubuntu/${SNAPSHOT}", "archive.ubuntu.com/ubuntu")
-				tc.want = "apt is not pointed at snapshot.ubuntu.com"
-			}
 			var msgs []string
-			for _, p := range CheckDockerfile("Dockerfile", []byte(mutated)) {
+			for _, p := range CheckWorkflow("snippet.yml", []byte(header+tc.jobs), targets) {
 				msgs = append(msgs, p.String())
 			}
-			if !slices.ContainsFunc(msgs, func(m string) bool { return strings.Contains(m, tc.want) }) {
-				t.Errorf("no problem containing %q; got %q", tc.want, msgs)
+			if len(msgs) != len(tc.want) {
+				t.Fatalf("got %d problems, want %d:\n%s", len(msgs), len(tc.want), strings.Join(msgs, "\n"))
+			}
+			for i, w := range tc.want {
+				if !strings.Contains(msgs[i], w) {
+					t.Errorf("problem %q does not contain %q", msgs[i], w)
+				}
 			}
 		})
+	}
+}
+
+func TestModeAssignments(t *testing.T) {
+	tests := []struct {
+		text string
+		want []string
+	}{
+		{"FLUID_TOOLCHAIN=host go tool mage build", []string{"host"}},
+		{"export FLUID_TOOLCHAIN=container", []string{"container"}},
+		{`echo "FLUID_TOOLCHAIN=host" >> "$GITHUB_ENV"`, []string{`host"`}},
+		{"FLUID_TOOLCHAIN='host' go tool mage test", []string{"'host'"}},
+		{"env FLUID_TOOLCHAIN= go tool mage build", []string{""}},
+		{"      FLUID_TOOLCHAIN: host", []string{"host"}},
+		{"FLUID_TOOLCHAIN_PUSH=1 go tool mage toolchainImage", nil},
+		{`[ -z "$FLUID_TOOLCHAIN" ] && echo ${FLUID_TOOLCHAIN:-rootfs}`, nil},
+		{"# never FLUID_TOOLCHAIN=host here\ngo tool mage build", nil},
+	}
+	for _, tc := range tests {
+		if got := ModeAssignments(tc.text); !slices.Equal(got, tc.want) {
+			t.Errorf("ModeAssignments(%q) = %q, want %q", tc.text, got, tc.want)
+		}
+	}
+	for v, bad := range map[string]bool{"": false, "rootfs": false, `"rootfs"`: false, "host": true, `host"`: true, "'container'": true, "${{ inputs.mode }}": true} {
+		if got := modeProblem(v) != ""; got != bad {
+			t.Errorf("modeProblem(%q) flagged = %v, want %v", v, got, bad)
+		}
 	}
 }

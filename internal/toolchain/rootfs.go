@@ -600,23 +600,16 @@ func (rf *Rootfs) check() error {
 			}
 		}
 	}
-	n := 0
 	_ = filepath.WalkDir(rf.Root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == rf.Root {
 			return nil
 		}
-		n++
-		if n > len(recs) || len(bad) > 0 {
-			rel, _ := filepath.Rel(rf.Root, p)
-			if _, ok := recs[filepath.ToSlash(rel)]; !ok {
-				note(fmt.Sprintf("/%s was added", filepath.ToSlash(rel)))
-			}
+		rel := filepath.ToSlash(p[len(rf.Root)+1:])
+		if _, ok := recs[rel]; !ok {
+			note(fmt.Sprintf("/%s was added", rel))
 		}
 		return nil
 	})
-	if n != len(recs) && len(bad) == 0 {
-		note(fmt.Sprintf("it holds %d entries, the record %d", n, len(recs)))
-	}
 	if len(bad) > 0 {
 		return rf.altered(bad)
 	}
