@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 
 	"github.com/fluid-os/fluid/internal/build"
@@ -26,4 +27,18 @@ func ToolchainImage(ctx context.Context) error {
 		return err
 	}
 	return toolchain.WriteImage(ctx, root, os.Getenv("FLUID_BUILD_DIR"), os.Getenv("FLUID_TOOLCHAIN_PUSH") == "1", os.Stdout)
+}
+
+// ToolchainBench prints the toolchain's figures: the cold creation of the locked rootfs in an empty cache (mmdebstrap, tarball check, unpack, file record; needs the Debian archive), the cache's size, and the check every build makes before its first step. The clean-build comparison with host LLVM and the no-op build are in `bootbench`.
+func ToolchainBench(ctx context.Context) error {
+	root, err := build.FindRoot()
+	if err != nil {
+		return err
+	}
+	r, err := toolchain.Bench(ctx, root, 5, os.Stdout)
+	if err != nil {
+		return err
+	}
+	fmt.Print(r.Table())
+	return nil
 }

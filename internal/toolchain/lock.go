@@ -90,6 +90,8 @@ type LockedTree struct {
 	// LockSHA256 is the SHA-256 of lock.json's bytes: the toolchain's
 	// identity, recorded in every manifest and the key of the cache.
 	LockSHA256 string
+
+	cacheRoot string // overrides CacheRoot() (the benchmark's cold cache)
 }
 
 var (

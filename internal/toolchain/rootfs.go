@@ -63,7 +63,11 @@ func CacheRoot() string {
 
 // CacheDir is where the rootfs of this lock is kept.
 func (lt *LockedTree) CacheDir() string {
-	return filepath.Join(CacheRoot(), "toolchain", lt.LockSHA256[:16])
+	root := lt.cacheRoot
+	if root == "" {
+		root = CacheRoot()
+	}
+	return filepath.Join(root, "toolchain", lt.LockSHA256[:16])
 }
 
 // Rootfs is an unpacked toolchain rootfs that matched its lock when checked.
