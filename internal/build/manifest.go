@@ -72,11 +72,11 @@ func toolIdentity(tc *toolchain.Toolchain) (map[string]manifest.Tool, error) {
 
 // environment is the manifest's record of where the steps ran.
 func environment(tc *toolchain.Toolchain) manifest.Environment {
-	e := manifest.Environment{Mode: tc.Mode}
-	if e.Mode == "" {
-		e.Mode = toolchain.ModeHost
-	}
-	if l := tc.Lock; l != nil {
+	// The bubblewrap rootfs and the OCI image are the same bytes, so their
+	// builds are identical, manifest included: both are "locked".
+	e := manifest.Environment{Mode: toolchain.ModeHost}
+	if l := tc.Lock; l != nil && tc.Mode != toolchain.ModeHost {
+		e.Mode = manifest.ModeLocked
 		e.LockSHA256, e.LLVMVersion, e.RootfsSHA256, e.Image = l.LockSHA256, l.Lock.LLVMVersion, l.Lock.Rootfs.SHA256, l.Lock.OCI.Ref()
 	}
 	return e

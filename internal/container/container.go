@@ -92,7 +92,7 @@ type Options struct {
 	// Engine is "docker" or "podman" (env FLUID_CONTAINER_ENGINE). Empty means docker.
 	Engine string
 	// Image is the toolchain image, "name@sha256:<64 hex>" or a local image
-	// ID "sha256:<64 hex>" (env FLUID_TOOLCHAIN_IMAGE; default from image.lock).
+	// ID "sha256:<64 hex>" (env FLUID_TOOLCHAIN_IMAGE; default: the lock's digest).
 	Image string
 	// Root is the absolute host path of the working tree, mounted at /src.
 	Root string
@@ -291,9 +291,13 @@ func enginePrefix(engine string, opts Options, maps []Mount, workdir string, env
 	cmd = append(cmd, "--read-only", "--tmpfs", "/tmp:rw,exec,mode=1777")
 	if engine == "podman" {
 		// Rootless podman maps the caller to root in the container unless told
-		// otherwise; keep-id makes files in build/ the caller's, and SELinux
-		// labels are left alone instead of relabelling the user's tree.
-		cmd = append(cmd, "--userns=keep-id", "--security-opt", "label=disable")
+		// otherwise; keep-id makes files in build/ the caller's (rootful
+		// podman refuses it: root needs no mapping), and SELinux labels are
+		// left alone instead of relabelling the user's tree.
+		if opts.UID != 0 {
+			cmd = append(cmd, "--userns=keep-id")
+		}
+		cmd = append(cmd, "--security-opt", "label=disable")
 	}
 	cmd = append(cmd, "--user", strconv.Itoa(opts.UID)+":"+strconv.Itoa(opts.GID))
 	for _, m := range maps {

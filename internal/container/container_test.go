@@ -63,13 +63,20 @@ func TestWrapPodmanAndOptions(t *testing.T) {
 	}
 	s := strings.Join(got, " ")
 	for _, want := range []string{
-		"podman run --rm", "--userns=keep-id", "--security-opt label=disable",
+		"podman run --rm", "--security-opt label=disable",
 		"--volume /opt/cache:/cache:ro", "--env FLUID_OUT=/src/build",
 		"--env SOURCE_DATE_EPOCH", " 077 nasm -f bin /src/boot/stage1.asm",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("podman command lacks %q:\n%s", want, s)
 		}
+	}
+	if strings.Contains(s, "keep-id") {
+		t.Errorf("rootful podman given --userns=keep-id (it refuses it):\n%s", s)
+	}
+	rootless, _ := Wrap([]string{"true"}, Options{Engine: "podman", Image: "sha256:" + strings.Repeat("ab", 32), Root: root, UID: 1000, GID: 1000})
+	if !slices.Contains(rootless, "--userns=keep-id") {
+		t.Errorf("rootless podman without --userns=keep-id: %q", rootless)
 	}
 	// TZ is fixed to UTC, never passed through from the host.
 	if strings.Contains(s, "--env TZ ") || !strings.Contains(s, "--env TZ=UTC") {

@@ -36,16 +36,20 @@ type Manifest struct {
 	SourceDateEpoch int64           `json:"source_date_epoch"` // the only time the build used
 	Toolchain       map[string]Tool `json:"toolchain"`         // by role, e.g. "clang", "ld.lld", "nasm"
 	Environment     Environment     `json:"toolchain_environment"`
-	Inputs          []FileHash      `json:"inputs"`            // sources, repo-relative
-	Outputs         []FileHash      `json:"outputs"`           // artifacts, repo-relative (build/...)
-	Profiles        []FileHash      `json:"profiles"`          // PGO profiles used, repo-relative
-	Variant         string          `json:"variant"`           // e.g. "normal", "light", "pgo"
+	Inputs          []FileHash      `json:"inputs"`   // sources, repo-relative
+	Outputs         []FileHash      `json:"outputs"`  // artifacts, repo-relative (build/...)
+	Profiles        []FileHash      `json:"profiles"` // PGO profiles used, repo-relative
+	Variant         string          `json:"variant"`  // e.g. "normal", "light", "pgo"
 }
 
-// Environment says where the build steps ran. Mode "rootfs" (or
-// "container": the same bytes as an OCI image) means the locked toolchain,
-// identified by the SHA-256 of toolchain/lock.json; "host" means whatever
-// LLVM the host had, which releases refuse.
+// ModeLocked is Environment.Mode for a build with the locked toolchain.
+const ModeLocked = "locked"
+
+// Environment says which toolchain the build steps ran in. Mode "locked"
+// means the locked rootfs (through bubblewrap, or the same bytes as an OCI
+// image with docker/podman), identified by the SHA-256 of
+// toolchain/lock.json; "host" means whatever LLVM the host had, which
+// releases refuse and rebuilds cannot reproduce.
 type Environment struct {
 	Mode         string `json:"mode"`
 	LockSHA256   string `json:"lock_sha256,omitempty"`

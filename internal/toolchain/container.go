@@ -69,7 +69,7 @@ func findInContainer(opts container.Options, lt *LockedTree) (*Toolchain, error)
 	var out, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &stderr
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%w: %s=container, but probing the toolchain image %s failed (%v): %s\nis the engine (%s) installed and the image pulled? Unset %s to build with the host toolchain",
+		return nil, fmt.Errorf("%w: %s=container, but probing the toolchain image %s failed (%v): %s\nis the engine (%s) installed and the image loaded (go tool mage toolchainImage writes it)? Unset %s to build in the same rootfs through bubblewrap",
 			ErrMissing, container.EnvMode, opts.Image, err, strings.TrimSpace(stderr.String()), engineName(opts), container.EnvMode)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
