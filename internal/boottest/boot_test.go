@@ -29,9 +29,9 @@ func needTools(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots QEMU; skipped with -short")
 	}
-	for _, tool := range []string{"qemu-system-i386", "nasm"} {
+	for _, tool := range []string{"qemu-system-i386"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed; real-image boot tests skipped (apt-get install qemu-system-x86 nasm)", tool)
+			t.Skipf("%s not installed; real-image boot tests skipped (go tool mage deps installs qemu-system-x86)", tool)
 		}
 	}
 }

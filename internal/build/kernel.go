@@ -85,6 +85,10 @@ func (b *Builder) KernelCFlags() []string {
 		"--target=i686-unknown-none-elf", "-std=c11", "-ffreestanding",
 		"-fno-pic", "-fno-pie", "-fno-stack-protector", "-fno-omit-frame-pointer",
 		"-mgeneral-regs-only", "-O2", "-g",
+		// Debian's clang records its whole command line in DW_AT_producer
+		// by default; the flags are in the manifest already, and a host
+		// path among them (FLUID_TOOLCHAIN=host) would leak into the ELF.
+		"-gno-record-gcc-switches",
 		"-Wall", "-Wextra", "-Werror",
 		"-Ikernel/include", "-Iboot", "-Imodules/include",
 		"-ffile-prefix-map=" + b.root + "=.",

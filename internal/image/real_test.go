@@ -24,9 +24,9 @@ func TestRealImage(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the real boot stages and kernel; skipped with -short")
 	}
-	for _, tool := range []string{"nasm", "fsck.fat", "mdir"} {
+	for _, tool := range []string{"fsck.fat", "mdir"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (apt-get install nasm dosfstools mtools); real-image test skipped", tool)
+			t.Skipf("%s not installed (go tool mage deps installs dosfstools and mtools); real-image test skipped", tool)
 		}
 	}
 	a := buildtest.All(t)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,14 +26,11 @@ func needQEMU(t *testing.T) {
 // sector assembles testdata/<name>.asm into a 512-byte boot sector image.
 func sector(t *testing.T, name string) string {
 	t.Helper()
-	nasm, err := exec.LookPath("nasm")
-	if err != nil {
-		t.Skip("nasm not installed (apt-get install nasm); harness boot tests skipped")
-	}
+	tc := toolchaintest.Find(t) // nasm from the locked rootfs
 	out := filepath.Join(t.TempDir(), name+".img")
-	cmd := exec.Command(nasm, "-f", "bin", "-I", "testdata/", "-o", out, filepath.Join("testdata", name+".asm"))
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("nasm %s.asm: %v\n%s", name, err, b)
+	wd, _ := os.Getwd()
+	if _, err := toolchaintest.Run(tc, wd, "nasm", "-f", "bin", "-I", "testdata/", "-o", out, filepath.Join("testdata", name+".asm")); err != nil {
+		t.Fatalf("nasm %s.asm: %v", name, err)
 	}
 	st, err := os.Stat(out)
 	if err != nil || st.Size() != 512 {

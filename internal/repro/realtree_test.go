@@ -23,7 +23,7 @@ func TestVerifyCatchesPlantedStampInRealBuild(t *testing.T) {
 		t.Skip("builds the tree twice (about 30 s); run without -short")
 	}
 	root := repoRoot(t)
-	for _, tool := range []string{"nasm", "git"} {
+	for _, tool := range []string{"git"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s not installed; `go tool mage deps` installs the build prerequisites", tool)
 		}
