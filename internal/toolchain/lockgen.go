@@ -8,36 +8,13 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"time"
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
-	"github.com/fluid-os/fluid/internal/toolchain/oci"
 )
 
-// ImageConfig is the OCI configuration of the toolchain image: everything
-// besides the one layer (the rootfs tarball). It depends on the definition
-// only, so the image digest is a function of the lock.
-func ImageConfig(d Definition) oci.Config {
-	return oci.Config{
-		Created: time.Unix(d.SourceDateEpoch, 0).UTC(),
-		Env: []string{
-			fmt.Sprintf("PATH=/usr/lib/llvm-%d/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", d.LLVMMajor),
-			"LANG=C.UTF-8", "LC_ALL=C.UTF-8", "TZ=UTC",
-		},
-		WorkingDir: "/src",
-		Labels: map[string]string{
-			"org.opencontainers.image.source":      "https://github.com/fluid-os/fluid",
-			"org.opencontainers.image.description": fmt.Sprintf("Fluid OS release toolchain: Debian %s with LLVM %d, from toolchain/lock.json", d.Suite, d.LLVMMajor),
-		},
-		Architecture: d.Architecture,
-		OS:           "linux",
-	}
-}
-
-// ImageDigest is the OCI digest of the image made of a rootfs tarball.
-func ImageDigest(d Definition, t TarballLock) (string, error) {
-	return oci.Digest(oci.Layer{SHA256: t.SHA256, Size: t.Size}, ImageConfig(d))
-}
+// ImageDigestFunc computes the OCI image digest of a rootfs tarball under
+// a definition (internal/toolchain/publish.ImageDigest); the lock records it.
+type ImageDigestFunc func(Definition, TarballLock) (string, error)
 
 var debVersionRE = regexp.MustCompile(`^(?:\d+:)?(\d+\.\d+\.\d+)`)
 
@@ -47,7 +24,7 @@ var debVersionRE = regexp.MustCompile(`^(?:\d+:)?(\d+\.\d+\.\d+)`)
 // later creation asks), makes the tarball whose hash the lock records. It
 // writes lock.json and returns the old lock (zero if none) and the new one.
 // The tarball is left in the new lock's cache, so `deps` only unpacks it.
-func GenerateLock(ctx context.Context, root string, log io.Writer) (old, new Lock, err error) {
+func GenerateLock(ctx context.Context, root string, log io.Writer, imageDigest ImageDigestFunc) (old, new Lock, err error) {
 	def, defData, err := ReadDefinition(root)
 	if err != nil {
 		return old, new, err
@@ -114,7 +91,7 @@ func GenerateLock(ctx context.Context, root string, log io.Writer) (old, new Loc
 		return old, new, err
 	}
 	new.Rootfs = TarballLock{SHA256: sum, Size: st.Size()}
-	digest, err := ImageDigest(def, new.Rootfs)
+	digest, err := imageDigest(def, new.Rootfs)
 	if err != nil {
 		return old, new, err
 	}
