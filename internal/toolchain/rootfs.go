@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"io/fs"
 	"os"
@@ -23,6 +24,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
 )
@@ -505,54 +508,70 @@ func recordTree(dir string) ([]fileRecord, error) {
 
 // statRecord is a fileRecord without the hash.
 func statRecord(p, name string) (fileRecord, error) {
-	st, err := os.Lstat(p)
-	if err != nil {
-		return fileRecord{}, err
+	var st unix.Stat_t
+	if err := unix.Lstat(p, &st); err != nil {
+		return fileRecord{}, &fs.PathError{Op: "lstat", Path: p, Err: err}
 	}
-	r := fileRecord{name: name, mode: st.Mode() & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky), size: st.Size()}
-	switch {
-	case st.Mode().IsRegular():
+	return recordOf(&st, p, name)
+}
+
+// recordOf turns a raw stat into a fileRecord (no hash).
+func recordOf(st *unix.Stat_t, p, name string) (fileRecord, error) {
+	r := fileRecord{name: name, mode: fs.FileMode(st.Mode & 0o777), size: st.Size,
+		mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano(), ino: st.Ino}
+	if st.Mode&unix.S_ISUID != 0 {
+		r.mode |= fs.ModeSetuid
+	}
+	if st.Mode&unix.S_ISGID != 0 {
+		r.mode |= fs.ModeSetgid
+	}
+	if st.Mode&unix.S_ISVTX != 0 {
+		r.mode |= fs.ModeSticky
+	}
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
 		r.typ = 'f'
-	case st.Mode()&fs.ModeSymlink != 0:
+	case unix.S_IFLNK:
 		r.typ = 'l'
 		r.mode = 0o777
-	case st.IsDir():
+	case unix.S_IFDIR:
 		r.typ = 'd'
 		r.size = 0
 	default:
 		return r, fmt.Errorf("%s is neither a file, a link nor a directory", p)
 	}
-	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
-		r.mtime = sys.Mtim.Nano()
-		r.ctime = sys.Ctim.Nano()
-		r.ino = sys.Ino
-	}
 	return r, nil
 }
 
-// readRecords parses files.txt.
-func readRecords(p string) (map[string]fileRecord, error) {
+// readRecords parses files.txt (in its order: sorted by name).
+func readRecords(p string) (map[string]fileRecord, []string, error) {
 	data, err := os.ReadFile(p)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	recs := make(map[string]fileRecord, 12000)
-	for n, line := range strings.Split(strings.TrimRight(string(data), "\n"), "\n") {
-		f := strings.SplitN(line, " ", 8)
-		if len(f) != 8 || len(f[0]) != 1 {
-			return nil, fmt.Errorf("%s:%d: malformed line", p, n+1)
+	order := make([]string, 0, 12000)
+	text := string(data)
+	for n := 1; len(text) > 0; n++ {
+		line, rest, _ := strings.Cut(text, "\n")
+		text = rest
+		var f [8]string
+		for i := 0; i < 7; i++ {
+			f[i], line, _ = strings.Cut(line, " ")
 		}
+		f[7] = line
 		mode, err1 := strconv.ParseUint(f[1], 8, 32)
 		size, err2 := strconv.ParseInt(f[2], 10, 64)
 		mt, err3 := strconv.ParseInt(f[4], 10, 64)
 		ct, err4 := strconv.ParseInt(f[5], 10, 64)
 		ino, err5 := strconv.ParseUint(f[6], 10, 64)
-		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", p, n+1, err)
+		if err := errors.Join(err1, err2, err3, err4, err5); err != nil || len(f[0]) != 1 || f[7] == "" {
+			return nil, nil, fmt.Errorf("%s:%d: malformed line", p, n)
 		}
 		recs[f[7]] = fileRecord{typ: f[0][0], mode: fs.FileMode(mode), size: size, sum: f[3], mtime: mt, ctime: ct, ino: ino, name: f[7]}
+		order = append(order, f[7])
 	}
-	return recs, nil
+	return recs, order, nil
 }
 
 // check compares rootfs/ with files.txt: every recorded entry still exists
@@ -565,23 +584,32 @@ func readRecords(p string) (map[string]fileRecord, error) {
 // It stats each of the ~10,000 entries once, spread over a few goroutines:
 // this runs before every build, so it must cost a few milliseconds.
 func (rf *Rootfs) check() error {
-	recs, err := readRecords(filepath.Join(rf.Dir, "files.txt"))
+	recs, names, err := readRecords(filepath.Join(rf.Dir, "files.txt"))
 	if err != nil {
 		return rf.altered([]string{fmt.Sprintf("its file record is unreadable (%v)", err)})
 	}
-	names := make([]string, 0, len(recs))
-	for n := range recs {
-		names = append(names, n)
-	}
-	workers := 2 * runtime.NumCPU()
+	// Each worker takes whole directories (by a hash of the parent's
+	// name) and stats their entries relative to one open descriptor of
+	// the directory, so the kernel resolves a short name, not a path.
+	workers := runtime.NumCPU()
 	results := make([][]string, workers)
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for i := w; i < len(names); i += workers {
-				if msg := rf.checkEntry(recs, recs[names[i]]); msg != "" {
+			dirs := map[string]int{}
+			defer func() {
+				for _, fd := range dirs {
+					unix.Close(fd)
+				}
+			}()
+			for _, name := range names {
+				parent, base := path.Split(name)
+				if crc32.ChecksumIEEE([]byte(parent))%uint32(workers) != uint32(w) {
+					continue
+				}
+				if msg := rf.checkEntry(recs, recs[name], dirs, parent, base); msg != "" {
 					results[w] = append(results[w], msg)
 				}
 			}
@@ -600,13 +628,30 @@ func (rf *Rootfs) check() error {
 }
 
 // checkEntry checks one recorded entry; "" when it is as recorded.
-func (rf *Rootfs) checkEntry(recs map[string]fileRecord, r fileRecord) string {
+func (rf *Rootfs) checkEntry(recs map[string]fileRecord, r fileRecord, dirs map[string]int, parent, base string) string {
 	name := r.name
 	p := rf.Root
 	if name != "." {
 		p = filepath.Join(rf.Root, filepath.FromSlash(name))
 	}
-	got, err := statRecord(p, name)
+	var got fileRecord
+	var err error
+	fd, ok := dirs[parent]
+	if !ok && name != "." {
+		fd, err = unix.Open(filepath.Join(rf.Root, filepath.FromSlash(parent)), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			fd = -1
+		}
+		dirs[parent] = fd
+	}
+	if name == "." || fd < 0 {
+		got, err = statRecord(p, name)
+	} else {
+		var st unix.Stat_t
+		if err = unix.Fstatat(fd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+			got, err = recordOf(&st, p, name)
+		}
+	}
 	switch {
 	case err != nil:
 		return fmt.Sprintf("/%s is missing", name)
