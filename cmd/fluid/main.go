@@ -2,7 +2,7 @@
 //
 //	fluid download [--version vX.Y.Z|latest] [--repo owner/name] [-o DIR] [--key cosign.pub] [--image pgo|baseline]
 //	fluid verify [--key cosign.pub] [--repo owner/name] [--checksums FILE] [--bundle FILE] FILE...
-//	fluid verify --rebuild IMAGE
+//	fluid verify --rebuild [--source DIR] [--manifest FILE] [--keep] IMAGE
 //	fluid version
 //
 // Every file is checked before it is kept: the Sigstore bundle must sign
@@ -50,15 +50,20 @@ type env struct {
 const usage = `usage:
   fluid download [--version vX.Y.Z|latest] [--repo owner/name] [-o DIR] [--key cosign.pub] [--image pgo|baseline]
   fluid verify [--key cosign.pub] [--repo owner/name] [--checksums FILE] [--bundle FILE] FILE...
-  fluid verify --rebuild IMAGE
+  fluid verify --rebuild [--source DIR] [--manifest FILE] [--keep] IMAGE
   fluid version
+
+fluid verify --rebuild exits 0 when image and manifest are identical to the
+rebuild, 1 when they differ, 3 when it could not rebuild.
 `
 
 // Exit codes.
 const (
-	exitOK      = 0
-	exitRefused = 1 // a check failed or an operation failed
-	exitUsage   = 2
+	exitOK        = 0
+	exitRefused   = 1 // a check failed or an operation failed
+	exitDifferent = 1 // --rebuild: the image or its manifest is not what its source builds to
+	exitUsage     = 2
+	exitNoRebuild = 3 // --rebuild: could not rebuild (says nothing about the image)
 )
 
 func run(ctx context.Context, args []string, e env) int {
@@ -88,6 +93,11 @@ func run(ctx context.Context, args []string, e env) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
+	var xe *exitError
+	if errors.As(err, &xe) {
+		fmt.Fprintf(e.stderr, "fluid %s: %v\n", args[0], xe.err)
+		return xe.code
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(e.stderr, "fluid %s: %v\n%s", args[0], err, usage)
@@ -101,6 +111,15 @@ func run(ctx context.Context, args []string, e env) int {
 	fmt.Fprintf(e.stderr, "fluid %s: %v\n", args[0], err)
 	return exitRefused
 }
+
+// exitError ends the command with its own exit status.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (x *exitError) Error() string { return x.err.Error() }
+func (x *exitError) Unwrap() error { return x.err }
 
 type usageError struct{ msg string }
 

@@ -8,12 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/fluid-os/fluid/internal/release"
-	"github.com/fluid-os/fluid/internal/repro"
 )
 
 func cmdVerify(ctx context.Context, args []string, e env) error {
@@ -23,14 +21,15 @@ func cmdVerify(ctx context.Context, args []string, e env) error {
 	sumsPath := fs.String("checksums", "", "checksums `file` (default: checksums.txt beside the first FILE)")
 	bundlePath := fs.String("bundle", "", "Sigstore bundle `file` (default: checksums.txt.sigstore.json beside the checksums)")
 	troot := fs.String("trusted-root", "", "Sigstore trusted_root.json `file` (private Sigstore deployments)")
-	rebuild := fs.Bool("rebuild", false, "rebuild the image from source and compare it and its manifest byte for byte (needs a source checkout)")
-	source := fs.String("source", ".", "with --rebuild: the source checkout (of the release's tag) to rebuild from")
-	manifestPath := fs.String("manifest", "", "with --rebuild: the release's manifest.json (default: beside the image)")
+	rebuild := fs.Bool("rebuild", false, "rebuild the image from source with the locked toolchain and compare it and its manifest byte for byte (needs a clone of the repository)")
+	source := fs.String("source", ".", "with --rebuild: a clone of the repository holding the commit the image's manifest names")
+	manifestPath := fs.String("manifest", "", "with --rebuild: also compare this manifest.json of the same image (default: manifest.json beside the image, when it describes that image)")
+	keep := fs.Bool("keep", false, "with --rebuild: keep the rebuilt tree and print where it is")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *rebuild {
-		return cmdRebuild(ctx, e, *source, *manifestPath, fs.Args())
+		return cmdRebuild(ctx, e, rebuildArgs{source: *source, manifest: *manifestPath, keep: *keep, images: fs.Args()})
 	}
 	var files []string
 	for _, f := range fs.Args() {
@@ -129,68 +128,4 @@ func hashDecompressed(zst string) (string, error) {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// cmdRebuild rebuilds the image from a source checkout with the
-// reproducibility pipeline (internal/repro) and compares the given image and
-// its manifest with the rebuild, byte for byte.
-func cmdRebuild(ctx context.Context, e env, source, manifestPath string, args []string) error {
-	if len(args) != 1 {
-		return usageError{"--rebuild takes one image (fluid.img, or fluid-baseline.img[.zst] from a release)"}
-	}
-	image := args[0]
-	mod, err := os.ReadFile(filepath.Join(source, "go.mod"))
-	if err != nil || !strings.Contains(string(mod), "module github.com/fluid-os/fluid\n") {
-		return fmt.Errorf("fluid verify --rebuild needs a source checkout of the release's tag: %s is not one (no go.mod for github.com/fluid-os/fluid).\n"+
-			"Clone the repository, check out the tag (git checkout vX.Y.Z), and run this command from there or pass --source DIR", source)
-	}
-	// A release's manifest.json describes its PGO build, so the baseline
-	// image is rebuilt without `mage pgo` and compared as an image only
-	// (its own manifest is inside it), unless --manifest names one.
-	baseline := strings.HasPrefix(filepath.Base(image), strings.TrimSuffix(release.BaselineImageAsset, ".img"))
-	checkManifest := manifestPath != "" || !baseline
-	if manifestPath == "" {
-		manifestPath = filepath.Join(filepath.Dir(image), manifestName)
-	}
-	if _, err := os.Stat(manifestPath); err != nil && checkManifest {
-		return fmt.Errorf("manifest not found at %s: download manifest.json from the same release or pass --manifest", manifestPath)
-	}
-	if strings.HasSuffix(image, release.CompressedExt) {
-		tmp, err := os.MkdirTemp("", "fluid-rebuild-")
-		if err != nil {
-			return err
-		}
-		defer os.RemoveAll(tmp)
-		raw := filepath.Join(tmp, strings.TrimSuffix(filepath.Base(image), release.CompressedExt))
-		if err := release.DecompressFile(image, raw); err != nil {
-			return err
-		}
-		image = raw
-	}
-	fmt.Fprintf(e.stderr, "fluid: rebuilding %s from %s (a full build; minutes)\n", repro.ImagePath, source)
-	opts := repro.Options{Source: source, Log: e.stderr}
-	if baseline {
-		opts.Builder = repro.MageBuilder{Targets: []string{"build"}} // no pgo: the -O2 modules
-	}
-	r, err := repro.Rebuild(ctx, opts)
-	if err != nil {
-		return fmt.Errorf("rebuild from %s: %w", source, err)
-	}
-	defer r.Close()
-	if !checkManifest {
-		fmt.Fprintf(e.stderr, "fluid: %s is the baseline image: comparing the image only (its manifest is inside it; the release's manifest.json describes the PGO build)\n", filepath.Base(args[0]))
-	} else if err := repro.CompareManifest(manifestPath, r.Manifest); err != nil {
-		return &release.CheckError{Check: "rebuild", Subject: manifestName, Err: err,
-			Meaning: "the source, toolchain or SOURCE_DATE_EPOCH differ from the release's; check out the exact tag and use the pinned toolchain"}
-	}
-	if err := repro.CompareImage(image, r.Image); err != nil {
-		return &release.CheckError{Check: "rebuild", Subject: filepath.Base(image), Err: err,
-			Meaning: "the image is not what its source builds to"}
-	}
-	if !checkManifest {
-		fmt.Fprintf(e.stdout, "OK  %s is bit-for-bit the baseline rebuild of %s\n", args[0], source)
-		return nil
-	}
-	fmt.Fprintf(e.stdout, "OK  %s is bit-for-bit the rebuild of %s, and %s matches\n", args[0], source, manifestPath)
-	return nil
 }

@@ -2,84 +2,21 @@ package repro
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
-	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 )
 
-// ImagePath and ManifestPath are where a build leaves the disk image and
-// its manifest, relative to the tree.
+// ImagePath and ManifestPath are where a build (`mage build`, `mage pgo`)
+// leaves the disk image and its manifest, relative to the tree; the rebuild
+// of a release image (VerifyRelease) compares these.
 const (
 	ImagePath    = "build/fluid.img"
 	ManifestPath = "build/manifest.json"
 )
-
-// Rebuilt is a fresh build of a source tree, for `fluid verify --rebuild`.
-type Rebuilt struct {
-	// Dir is the copy the build ran in.
-	Dir string
-	// Image and Manifest are the rebuilt build/fluid.img and build/manifest.json.
-	Image, Manifest string
-	cleanup         func()
-}
-
-// Close removes the rebuild's work directory (unless Options.Keep).
-func (r *Rebuilt) Close() error {
-	if r.cleanup != nil {
-		r.cleanup()
-		r.cleanup = nil
-	}
-	return nil
-}
-
-// Rebuild builds opts.Source once from a clean copy, isolated as verify's
-// build A is (fixed TZ, LANG and umask, SOURCE_DATE_EPOCH from opts or the
-// last commit). The caller compares with CompareImage/CompareManifest and
-// then calls Close.
-func Rebuild(ctx context.Context, opts Options) (*Rebuilt, error) {
-	log := opts.Log
-	if log == nil {
-		log = io.Discard
-	}
-	work, cleanup, err := workDir(opts)
-	if err != nil {
-		return nil, err
-	}
-	sde, err := sourceDateEpoch(ctx, opts)
-	if err != nil {
-		cleanup()
-		return nil, err
-	}
-	v := DefaultVariants()[0]
-	if opts.Variants != nil {
-		v = opts.Variants[0]
-	}
-	v.Label = "rebuild"
-	dir := filepath.Join(work, filepath.FromSlash(v.Subdir))
-	fmt.Fprintf(log, "rebuild: copying %s to %s\n", opts.Source, dir)
-	if err := CopyTree(ctx, opts.Source, dir); err != nil {
-		cleanup()
-		return nil, err
-	}
-	if err := buildOne(ctx, opts, v, dir, sde, log); err != nil {
-		cleanup()
-		return nil, err
-	}
-	r := &Rebuilt{Dir: dir, Image: filepath.Join(dir, ImagePath), Manifest: filepath.Join(dir, ManifestPath), cleanup: cleanup}
-	for _, p := range []string{r.Image, r.Manifest} {
-		if _, err := os.Stat(p); err != nil {
-			r.Close()
-			return nil, fmt.Errorf("rebuild: the build did not produce %s: %w", p, err)
-		}
-	}
-	return r, nil
-}
 
 // CompareImage compares a disk image with a rebuilt one. It returns nil when
 // they are byte-identical, else an error wrapping ErrNotReproducible that

@@ -35,9 +35,14 @@ type Spec struct {
 	// Env is the complete environment for the build (TZ, LANG, HOME, PATH,
 	// SOURCE_DATE_EPOCH, ...).
 	Env []string
-	// Umask the build runs with, e.g. 0o022.
+	// Umask the build runs with, e.g. 0o022; InheritUmask keeps the
+	// caller's.
 	Umask int
 }
+
+// InheritUmask as a Spec's or Variant's Umask runs the build with the
+// calling process's umask.
+const InheritUmask = -1
 
 // Getenv returns the value of key in the spec's environment.
 func (s Spec) Getenv(key string) string {
@@ -88,6 +93,9 @@ func (m MageBuilder) Build(ctx context.Context, spec Spec, log io.Writer) error 
 		targets = Targets(spec.Root)
 	}
 	args := append([]string{"-c", `umask "$0" && exec "$@"`, fmt.Sprintf("%04o", spec.Umask), "go", "tool", "mage"}, targets...)
+	if spec.Umask == InheritUmask {
+		args = append([]string{"-c", `exec "$@"`, "sh", "go", "tool", "mage"}, targets...)
+	}
 	cmd := exec.CommandContext(ctx, "/bin/sh", args...)
 	cmd.Dir = spec.Root
 	cmd.Env = spec.Env
@@ -102,9 +110,9 @@ func (m MageBuilder) Build(ctx context.Context, spec Spec, log io.Writer) error 
 type Variant struct {
 	Label  string
 	Subdir string // path of the copy under the work directory
-	TZ     string
-	Lang   string
-	Umask  int
+	TZ     string // "" keeps the caller's TZ
+	Lang   string // "" keeps the caller's LANG and LC_ALL
+	Umask  int    // InheritUmask keeps the caller's
 }
 
 // DefaultVariants returns the two builds verify compares. The directory
@@ -117,7 +125,7 @@ func DefaultVariants() [2]Variant {
 	}
 }
 
-// Options configures Verify and Rebuild.
+// Options configures Verify.
 type Options struct {
 	// Source is the tree to copy: the tracked and untracked-but-not-ignored
 	// files (git ls-files), plus .git so the build can read the commit.
@@ -236,12 +244,26 @@ func buildOne(ctx context.Context, opts Options, v Variant, dir, sde string, log
 	for _, kv := range base {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "TZ", "LANG", "LC_ALL", "PWD", "SOURCE_DATE_EPOCH", "OLDPWD":
+		case "PWD", "SOURCE_DATE_EPOCH", "OLDPWD":
 			continue
+		case "TZ":
+			if v.TZ != "" {
+				continue
+			}
+		case "LANG", "LC_ALL":
+			if v.Lang != "" {
+				continue
+			}
 		}
 		env = append(env, kv)
 	}
-	env = append(env, "TZ="+v.TZ, "LANG="+v.Lang, "LC_ALL="+v.Lang, "PWD="+dir)
+	if v.TZ != "" {
+		env = append(env, "TZ="+v.TZ)
+	}
+	if v.Lang != "" {
+		env = append(env, "LANG="+v.Lang, "LC_ALL="+v.Lang)
+	}
+	env = append(env, "PWD="+dir)
 	if sde != "" {
 		env = append(env, "SOURCE_DATE_EPOCH="+sde)
 	}
