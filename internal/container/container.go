@@ -325,11 +325,20 @@ func enginePrefix(engine string, opts Options, maps []Mount, workdir string, env
 // bwrapPrefix is the bubblewrap command line up to the rootfs's /bin/sh:
 // the rootfs read-only at /, a private /dev, /proc and /tmp, the tree (and
 // mounts) bound at their fixed places, every namespace unshared (so no
-// network), and an environment cleared down to the fixed variables plus
-// the passed-through ones, whose values come from hostEnv.
+// network), no capabilities, /proc/sys read-only, and an environment
+// cleared down to the fixed variables plus the passed-through ones, whose
+// values come from hostEnv.
 func bwrapPrefix(opts Options, maps []Mount, workdir string, env map[string]string, keys, pass []string, hostEnv []string) []string {
+	// Run as root (a container, a CI image, sudo), bwrap makes no user
+	// namespace and keeps every capability by default: a step could
+	// remount / read-write (and write into the cached toolchain) or mount
+	// a host disk, hence --cap-drop ALL. Even without capabilities, uid 0
+	// may write the kernel's global sysctls (core_pattern: a host command
+	// run as root at the next crash), and bwrap leaves /proc/sys writable
+	// then, hence the read-only binds over /proc/sys and sysrq-trigger.
 	cmd := []string{Bwrap, "--ro-bind", opts.Rootfs, "/", "--dev", "/dev", "--proc", "/proc",
-		"--tmpfs", "/tmp", "--unshare-all", "--die-with-parent", "--new-session", "--clearenv"}
+		"--ro-bind", "/proc/sys", "/proc/sys", "--ro-bind-try", "/proc/sysrq-trigger", "/proc/sysrq-trigger",
+		"--tmpfs", "/tmp", "--unshare-all", "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv"}
 	if opts.Network {
 		cmd = append(cmd, "--share-net")
 	}

@@ -170,7 +170,8 @@ func TestWrapBwrap(t *testing.T) {
 	}
 	line := strings.Join(full, " ")
 	for _, want := range []string{
-		"bwrap --ro-bind /cache/rootfs / --dev /dev --proc /proc --tmpfs /tmp --unshare-all",
+		"bwrap --ro-bind /cache/rootfs / --dev /dev --proc /proc --ro-bind /proc/sys /proc/sys",
+		"--tmpfs /tmp --unshare-all --cap-drop ALL",
 		"--clearenv", "--bind /home/me/fluid /src", "--bind /tmp/out /out", "--chdir /src",
 		"--setenv SOURCE_DATE_EPOCH 42", "--setenv TZ UTC", "--setenv HOME /tmp",
 		"-- /bin/sh -c", "0022 /usr/lib/llvm-18/bin/clang -c /src/kernel/a.c -o /out/a.o -ffile-prefix-map=/src=.",

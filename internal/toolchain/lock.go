@@ -6,8 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -97,6 +99,17 @@ type LockedTree struct {
 var (
 	pkgNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9+.-]+$`)
 	fprRE     = regexp.MustCompile(`^[0-9A-F]{40}$`)
+	// A Debian version: [epoch:]upstream[-revision], upstream starting
+	// with a digit (Debian policy 5.6.12). Nothing that could split an
+	// --include list (",") or reach a shell.
+	pkgVersionRE = regexp.MustCompile(`^([0-9]+:)?[0-9][A-Za-z0-9.+~-]*$`)
+	// The suite, architecture and mirror go into mmdebstrap's command line
+	// and its customize hook (a shell script, and a printf format): plain
+	// words and a plain URL only.
+	wordRE    = regexp.MustCompile(`^[a-z0-9][a-z0-9-]*$`)
+	mirrorRE  = regexp.MustCompile(`^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[A-Za-z0-9._~+/-]*)?$`)
+	ociRepoRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:-]*$`)
+	variants  = map[string]bool{"extract": true, "custom": true, "essential": true, "apt": true, "required": true, "minbase": true, "buildd": true, "important": true, "debootstrap": true, "standard": true}
 )
 
 // ReadDefinition reads and checks toolchain/definition.json of the tree at root.
@@ -111,8 +124,27 @@ func ReadDefinition(root string) (Definition, []byte, error) {
 		return d, nil, fmt.Errorf("%s: %w", path, err)
 	}
 	var bad []string
+	if err := exactKeys(data, d); err != nil {
+		bad = append(bad, err.Error())
+	}
 	if d.Suite == "" || d.Architecture == "" || d.Mirror == "" || d.Variant == "" {
 		bad = append(bad, "suite, architecture, mirror and variant must all be set")
+	} else {
+		if !wordRE.MatchString(d.Suite) || !wordRE.MatchString(d.Architecture) {
+			bad = append(bad, fmt.Sprintf("suite %q and architecture %q must be plain words (a-z, 0-9, -)", d.Suite, d.Architecture))
+		}
+		if !mirrorRE.MatchString(d.Mirror) {
+			bad = append(bad, fmt.Sprintf("mirror %q is not a plain http(s) URL (letters, digits and . _ ~ + - / only)", d.Mirror))
+		}
+		if !variants[d.Variant] {
+			bad = append(bad, fmt.Sprintf("variant %q is not one of mmdebstrap's variants", d.Variant))
+		}
+	}
+	if d.Keyring != "" && (!filepath.IsLocal(d.Keyring) || strings.Contains(d.Keyring, "\\")) {
+		bad = append(bad, fmt.Sprintf("keyring %q must be a path inside the tree", d.Keyring))
+	}
+	if d.OCIRepository != "" && !ociRepoRE.MatchString(d.OCIRepository) {
+		bad = append(bad, fmt.Sprintf("oci_repository %q is not an image repository name", d.OCIRepository))
 	}
 	if len(d.Include) == 0 {
 		bad = append(bad, "include lists no packages")
@@ -160,6 +192,14 @@ func ReadLock(root string) (*LockedTree, error) {
 	if err := strictJSON(data, &l); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	// The lock's bytes are the toolchain's identity (the cache key, the
+	// manifest's lock SHA-256), and only toolchainLock writes them: a
+	// lock that does not re-encode to itself was edited by hand (and may
+	// hide a duplicate or mis-cased key that review would read one way and
+	// the decoder another).
+	if enc, err := l.Encode(); err != nil || !bytes.Equal(enc, data) {
+		return nil, fmt.Errorf("%s is not the file `go tool mage toolchainLock` writes (edited by hand? duplicate or mis-cased keys, reordered or reformatted lines, trailing data): restore it with `git checkout %s`, or regenerate it with `go tool mage toolchainLock` and commit the result", path, LockFile)
+	}
 	lt := &LockedTree{Root: root, Definition: def, Lock: l, LockSHA256: sha256Hex(data)}
 	if err := lt.check(defData); err != nil {
 		return nil, err
@@ -196,9 +236,18 @@ func (lt *LockedTree) check(defData []byte) error {
 	if !strings.HasPrefix(l.LLVMVersion, fmt.Sprintf("%d.", d.LLVMMajor)) {
 		bad = append(bad, fmt.Sprintf("it holds LLVM %q, not LLVM %d", l.LLVMVersion, d.LLVMMajor))
 	}
+	names := make([]string, 0, len(l.Packages))
 	for name := range l.Packages {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		v := l.Packages[name]
 		if !pkgNameRE.MatchString(name) {
 			bad = append(bad, fmt.Sprintf("%q is not a package name", name))
+		}
+		if !pkgVersionRE.MatchString(v) {
+			bad = append(bad, fmt.Sprintf("%s's version %q is not a Debian version", name, v))
 		}
 	}
 	if len(bad) > 0 {
@@ -283,6 +332,45 @@ func strictJSON(data []byte, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return fmt.Errorf("not valid JSON for this file: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("not valid JSON for this file: data after the object")
+	}
+	return nil
+}
+
+// exactKeys checks the top-level keys of a JSON object against the json
+// tags of v's struct type: each at most once and spelled exactly (the
+// decoder matches case-insensitively and lets a later duplicate win).
+func exactKeys(data []byte, v any) error {
+	tags := map[string]bool{}
+	t := reflect.TypeOf(v)
+	for i := 0; i < t.NumField(); i++ {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		tags[name] = true
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	if _, err := dec.Token(); err != nil { // {
+		return err
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		key, _ := tok.(string)
+		switch {
+		case seen[key]:
+			return fmt.Errorf("key %q appears twice", key)
+		case !tags[key]:
+			return fmt.Errorf("key %q is not spelled as this file's keys are (they are lower case)", key)
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return err
+		}
 	}
 	return nil
 }

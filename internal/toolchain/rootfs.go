@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
+	"github.com/fluid-os/fluid/internal/container"
 )
 
 // The rootfs cache. One directory per lock (keyed by the lock file's hash),
@@ -39,12 +41,16 @@ import (
 //	                   SHA-256, and the stat facts (mtime, ctime, inode)
 //	                   that let a check skip rehashing unchanged files
 //	<key>/tools.txt    what each tool said about its version
-//	<key>/ready        written last; without it the directory is unfinished
+//	<key>/ready        written last; without it the directory is unfinished.
+//	                   The lock's SHA-256, then "files.txt <sha256>" and
+//	                   "tools.txt <sha256>" (a first-format ready has the
+//	                   lock's line only)
 //
 // Invariant: when ready exists, rootfs/ was unpacked from a tarball whose
 // SHA-256 and size equal the lock's, and files.txt describes every file in
-// it. checkRootfs re-establishes "rootfs/ still matches files.txt" cheaply
-// (a stat per file, a hash only where the stat facts moved).
+// it. checkReady re-establishes "the records are the ones written then" (two
+// hashes of small files) and check "rootfs/ still matches files.txt"
+// cheaply (a stat per file, a hash only where the stat facts moved).
 
 // EnvMirror overrides the archive the rootfs is created from, e.g. a
 // snapshot.debian.org URL for the lock's date. The rootfs's own
@@ -53,8 +59,13 @@ import (
 const EnvMirror = "FLUID_TOOLCHAIN_MIRROR"
 
 // CacheRoot is $FLUID_CACHE_DIR, else <user cache dir>/fluid-os.
+// A relative FLUID_CACHE_DIR is taken relative to the working directory
+// (bubblewrap needs an absolute rootfs).
 func CacheRoot() string {
 	if d := os.Getenv("FLUID_CACHE_DIR"); d != "" {
+		if abs, err := filepath.Abs(d); err == nil {
+			return abs
+		}
 		return d
 	}
 	d, err := os.UserCacheDir()
@@ -92,7 +103,8 @@ var ErrRootfs = errors.New("toolchain rootfs refused")
 func EnsureRootfs(ctx context.Context, lt *LockedTree, log io.Writer) (*Rootfs, error) {
 	dir := lt.CacheDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("toolchain cache: %w", err)
+		return nil, fmt.Errorf("%w: the toolchain cache directory %s cannot be created (%v). It is $FLUID_CACHE_DIR/toolchain/<lock hash>, or under the user cache directory when FLUID_CACHE_DIR is unset: point FLUID_CACHE_DIR at a writable directory",
+			ErrRootfs, dir, err)
 	}
 	unlock, err := lockDir(dir)
 	if err != nil {
@@ -101,10 +113,16 @@ func EnsureRootfs(ctx context.Context, lt *LockedTree, log io.Writer) (*Rootfs, 
 	defer unlock()
 	rf := &Rootfs{Tree: lt, Dir: dir, Root: filepath.Join(dir, "rootfs")}
 	if fileExists(filepath.Join(dir, "ready")) {
+		if err := rf.checkReady(); err != nil {
+			return nil, err
+		}
 		if err := rf.check(); err != nil {
 			return nil, err
 		}
 		return rf, nil
+	}
+	if err := needBwrap(); err != nil {
+		return nil, err
 	}
 	tarball := filepath.Join(dir, "rootfs.tar")
 	if err := checkTarball(tarball, lt.Lock.Rootfs); err != nil {
@@ -128,10 +146,73 @@ func EnsureRootfs(ctx context.Context, lt *LockedTree, log io.Writer) (*Rootfs, 
 	if err := rf.probeTools(ctx); err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, "ready"), []byte(lt.LockSHA256+"\n"), 0o644); err != nil {
+	if err := rf.writeReady(); err != nil {
 		return nil, err
 	}
 	return rf, nil
+}
+
+// writeReady marks the cache finished: the lock's SHA-256, then the
+// SHA-256 of each record.
+func (rf *Rootfs) writeReady() error {
+	ready := rf.Tree.LockSHA256 + "\n"
+	for _, f := range readyRecords {
+		sum, err := hashFile(filepath.Join(rf.Dir, f))
+		if err != nil {
+			return err
+		}
+		ready += f + " " + sum + "\n"
+	}
+	return atomicfile.WriteFile(filepath.Join(rf.Dir, "ready"), []byte(ready), 0o644)
+}
+
+// readyRecords are the files of the cache directory whose SHA-256 ready
+// holds (after the lock's): the file record the check trusts and the tool
+// versions every manifest records. A truncated or edited record would
+// otherwise pass (the check can only compare the tree with what the record
+// still says).
+var readyRecords = []string{"files.txt", "tools.txt"}
+
+// checkReady compares ready with the lock and the records. A ready file
+// of the first format (the lock's SHA-256 alone) carries no record hashes;
+// such a cache is checked against its record as it stands.
+func (rf *Rootfs) checkReady() error {
+	data, err := os.ReadFile(filepath.Join(rf.Dir, "ready"))
+	if err != nil {
+		return rf.altered([]string{fmt.Sprintf("its ready file is unreadable (%v)", err)})
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if lines[0] != rf.Tree.LockSHA256 {
+		return rf.altered([]string{fmt.Sprintf("its ready file names the lock %s, not this one (%s)", short(lines[0]), short(rf.Tree.LockSHA256))})
+	}
+	var bad []string
+	for _, l := range lines[1:] {
+		name, want, ok := strings.Cut(l, " ")
+		if !ok || !slices.Contains(readyRecords, name) || !hex64RE.MatchString(want) {
+			return rf.altered([]string{fmt.Sprintf("its ready file has a malformed line %q", l)})
+		}
+		got, err := hashFile(filepath.Join(rf.Dir, name))
+		switch {
+		case err != nil:
+			bad = append(bad, fmt.Sprintf("its record %s is unreadable (%v)", name, err))
+		case got != want:
+			bad = append(bad, fmt.Sprintf("its record %s changed (SHA-256 %s, %s when the cache was made)", name, short(got), short(want)))
+		}
+	}
+	if len(bad) > 0 {
+		return rf.altered(bad)
+	}
+	return nil
+}
+
+// needBwrap refuses, in one paragraph, a host without bubblewrap: every
+// step would fail on its own otherwise.
+func needBwrap() error {
+	if _, err := exec.LookPath(container.Bwrap); err != nil {
+		return fmt.Errorf("%w: build steps run in the locked rootfs through bubblewrap, and bwrap is not on PATH. Run `go tool mage deps` (as root it installs it with apt), or: sudo apt-get install -y bubblewrap (%s=host builds with the host's LLVM instead, never for releases)",
+			ErrMissing, EnvMode)
+	}
+	return nil
 }
 
 // lockDir serializes creators of one cache directory (parallel test
@@ -330,6 +411,21 @@ func (r fileRecord) String() string {
 	return fmt.Sprintf("%c %o %d %s %d %d %d %s", r.typ, r.mode.Perm()|r.mode&(fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky), r.size, r.sum, r.mtime, r.ctime, r.ino, r.name)
 }
 
+// unixMode is a mode as chmod spells it (04755, not Go's set-id bits).
+func unixMode(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= 0o1000
+	}
+	return u
+}
+
 // unpack extracts the tarball into Dir/rootfs and writes files.txt.
 func (rf *Rootfs) unpack(tarball string) error {
 	tmp := rf.Root + ".tmp"
@@ -344,7 +440,11 @@ func (rf *Rootfs) unpack(tarball string) error {
 	// The mount points bubblewrap binds the tree and the output directory
 	// on (the root is read-only, so they must exist beforehand).
 	for _, d := range mountPoints {
-		if err := os.MkdirAll(filepath.Join(tmp, d), 0o755); err != nil {
+		p := filepath.Join(tmp, d)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, 0o755); err != nil { // whatever the umask
 			return err
 		}
 	}
@@ -369,12 +469,25 @@ func (rf *Rootfs) unpack(tarball string) error {
 
 // extract unpacks regular files, directories, symlinks and hard links;
 // device nodes are skipped (bubblewrap gives each step its own /dev).
+//
+// Nothing it does may reach outside dst, whatever the tarball holds: names
+// with ".." or a leading "/" are refused, and every entry's parent must be
+// a directory extract itself made, so a symlink in the tarball (a -> /etc)
+// is never followed by a later entry (a/passwd, a/, a hard link to
+// a/shadow). A file cannot hold more bytes than the tarball (a sparse
+// entry that would fill the disk is refused). Set-id bits of files are
+// dropped: the sandbox mounts the rootfs nosuid anyway.
 func extract(tarball, dst string) error {
 	f, err := os.Open(tarball)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	budget := st.Size()
 	if err := os.MkdirAll(dst, 0o755); err != nil {
 		return err
 	}
@@ -385,6 +498,47 @@ func extract(tarball, dst string) error {
 		mtime time.Time
 	}
 	var dirs []dirMeta
+	// made holds the directories extract created (or found as real
+	// directories): the only places an entry may be put.
+	made := map[string]bool{".": true}
+	host := func(name string) string {
+		if name == "." {
+			return dst
+		}
+		return filepath.Join(dst, filepath.FromSlash(name))
+	}
+	// dirOK checks that name is a directory extract made; with create, it
+	// makes name and its missing parents (0755 until the modes are set).
+	var dirOK func(name string, create bool) error
+	dirOK = func(name string, create bool) error {
+		if made[name] {
+			return nil
+		}
+		if err := dirOK(path.Dir(name), create); err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		switch err := unix.Lstat(host(name), &st); {
+		case err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR:
+		case errors.Is(err, unix.ENOENT) && create:
+			if err := os.Mkdir(host(name), 0o755); err != nil {
+				return err
+			}
+		case err == nil:
+			return fmt.Errorf("/%s is not a directory of the rootfs (a symlink or file in the tarball that a later entry would go through)", name)
+		default:
+			return fmt.Errorf("/%s: %w", name, err)
+		}
+		made[name] = true
+		return nil
+	}
+	clean := func(n string) (string, error) {
+		name := path.Clean(strings.TrimPrefix(n, "./"))
+		if name == ".." || strings.HasPrefix(name, "../") || path.IsAbs(name) || strings.ContainsRune(name, 0) {
+			return "", fmt.Errorf("%q leaves the rootfs", n)
+		}
+		return name, nil
+	}
 	tr := tar.NewReader(bufio.NewReaderSize(f, 1<<20))
 	for {
 		h, err := tr.Next()
@@ -394,14 +548,10 @@ func extract(tarball, dst string) error {
 		if err != nil {
 			return err
 		}
-		name := path.Clean(strings.TrimPrefix(h.Name, "./"))
-		if name == "." || name == "" {
-			continue
+		name, err := clean(h.Name)
+		if err != nil {
+			return fmt.Errorf("entry %w", err)
 		}
-		if strings.HasPrefix(name, "../") || path.IsAbs(name) {
-			return fmt.Errorf("entry %q leaves the rootfs", h.Name)
-		}
-		p := filepath.Join(dst, filepath.FromSlash(name))
 		mode := fs.FileMode(h.Mode).Perm()
 		if h.Mode&04000 != 0 {
 			mode |= fs.ModeSetuid
@@ -412,14 +562,33 @@ func extract(tarball, dst string) error {
 		if h.Mode&01000 != 0 {
 			mode |= fs.ModeSticky
 		}
+		if name == "." {
+			if h.Typeflag != tar.TypeDir {
+				return fmt.Errorf("entry %q: the rootfs itself must be a directory", h.Name)
+			}
+			dirs = append(dirs, dirMeta{dst, mode, h.ModTime})
+			continue
+		}
+		if err := dirOK(path.Dir(name), true); err != nil {
+			return fmt.Errorf("entry %q: %w", h.Name, err)
+		}
+		p := host(name)
 		switch h.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return err
+			if err := dirOK(name, true); err != nil {
+				return fmt.Errorf("entry %q: %w", h.Name, err)
 			}
 			dirs = append(dirs, dirMeta{p, mode, h.ModTime})
 		case tar.TypeReg:
-			w, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+			// No set-id files: bubblewrap mounts the rootfs nosuid, so
+			// the bits would only ever work on the host, where a
+			// set-uid-root su from the cache (unpacked as root) is a
+			// stale copy outside the host's package manager.
+			mode &^= fs.ModeSetuid | fs.ModeSetgid
+			if budget -= h.Size; h.Size < 0 || budget < 0 {
+				return fmt.Errorf("entry %q claims %d bytes, more than the tarball holds (a sparse file?)", h.Name, h.Size)
+			}
+			w, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY|syscall.O_NOFOLLOW, 0o600)
 			if err != nil {
 				return err
 			}
@@ -435,7 +604,6 @@ func extract(tarball, dst string) error {
 			}
 			if root {
 				_ = os.Lchown(p, h.Uid, h.Gid)
-				_ = os.Chmod(p, mode) // chown clears set-id bits
 			}
 			if err := os.Chtimes(p, h.ModTime, h.ModTime); err != nil {
 				return err
@@ -448,11 +616,18 @@ func extract(tarball, dst string) error {
 				_ = os.Lchown(p, h.Uid, h.Gid)
 			}
 		case tar.TypeLink:
-			target := path.Clean(strings.TrimPrefix(h.Linkname, "./"))
-			if strings.HasPrefix(target, "../") {
-				return fmt.Errorf("hard link %q leaves the rootfs", h.Name)
+			target, err := clean(h.Linkname)
+			if err != nil {
+				return fmt.Errorf("hard link %q to %w", h.Name, err)
 			}
-			if err := os.Link(filepath.Join(dst, filepath.FromSlash(target)), p); err != nil {
+			if err := dirOK(path.Dir(target), false); err != nil {
+				return fmt.Errorf("hard link %q to %q: %w", h.Name, h.Linkname, err)
+			}
+			var st unix.Stat_t
+			if err := unix.Lstat(host(target), &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+				return fmt.Errorf("hard link %q: %q is not a file unpacked before it", h.Name, h.Linkname)
+			}
+			if err := os.Link(host(target), p); err != nil {
 				return err
 			}
 		case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
@@ -620,6 +795,13 @@ func (rf *Rootfs) check() error {
 	for _, r := range results {
 		bad = append(bad, r...)
 	}
+	if _, ok := recs["."]; !ok {
+		// A record of the first format has no line for the root
+		// directory: list it, so an addition there is still found.
+		if msg := rf.additions(recs, "."); msg != "" {
+			bad = append(bad, msg)
+		}
+	}
 	if len(bad) > 0 {
 		return rf.altered(bad)
 	}
@@ -652,15 +834,19 @@ func (rf *Rootfs) checkEntry(recs map[string]fileRecord, r fileRecord, dirs map[
 			got, err = recordOf(&st, p, name)
 		}
 	}
+	shown := "/" + name
+	if name == "." {
+		shown = "the rootfs directory " + rf.Root
+	}
 	switch {
 	case err != nil:
-		return fmt.Sprintf("/%s is missing", name)
+		return fmt.Sprintf("%s is missing", shown)
 	case got.typ != r.typ:
-		return fmt.Sprintf("/%s changed type", name)
+		return fmt.Sprintf("%s changed type", shown)
 	case got.typ != 'l' && got.mode != r.mode:
-		return fmt.Sprintf("/%s changed mode %o -> %o", name, r.mode, got.mode)
+		return fmt.Sprintf("%s changed mode %04o -> %04o", shown, unixMode(r.mode), unixMode(got.mode))
 	case got.size != r.size:
-		return fmt.Sprintf("/%s changed size %d -> %d", name, r.size, got.size)
+		return fmt.Sprintf("%s changed size %d -> %d", shown, r.size, got.size)
 	case got.mtime == r.mtime && got.ctime == r.ctime && got.ino == r.ino:
 		return ""
 	}
@@ -668,31 +854,40 @@ func (rf *Rootfs) checkEntry(recs map[string]fileRecord, r fileRecord, dirs map[
 	case 'f':
 		sum, err := hashFile(p)
 		if err != nil || sum != r.sum {
-			return fmt.Sprintf("/%s changed content (SHA-256 %s, recorded %s)", name, short(sum), short(r.sum))
+			return fmt.Sprintf("%s changed content (SHA-256 %s, recorded %s)", shown, short(sum), short(r.sum))
 		}
 	case 'l':
 		t, _ := os.Readlink(p)
 		if sha256Hex([]byte(t)) != r.sum {
-			return fmt.Sprintf("/%s points elsewhere (%s)", name, t)
+			return fmt.Sprintf("%s points elsewhere (%s)", shown, t)
 		}
 	case 'd':
-		ents, err := os.ReadDir(p)
-		if err != nil {
-			return fmt.Sprintf("/%s cannot be listed (%v)", name, err)
-		}
-		var added []string
-		for _, e := range ents {
-			child := e.Name()
-			if name != "." {
-				child = name + "/" + child
-			}
-			if _, ok := recs[child]; !ok {
-				added = append(added, "/"+child+" was added")
-			}
-		}
-		return strings.Join(added, "; ")
+		return rf.additions(recs, name)
 	}
 	return ""
+}
+
+// additions names the entries of the directory name that the record lacks.
+func (rf *Rootfs) additions(recs map[string]fileRecord, name string) string {
+	p := rf.Root
+	if name != "." {
+		p = filepath.Join(rf.Root, filepath.FromSlash(name))
+	}
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		return fmt.Sprintf("/%s cannot be listed (%v)", name, err)
+	}
+	var added []string
+	for _, e := range ents {
+		child := e.Name()
+		if name != "." {
+			child = name + "/" + child
+		}
+		if _, ok := recs[child]; !ok {
+			added = append(added, "/"+child+" was added")
+		}
+	}
+	return strings.Join(added, "; ")
 }
 
 // altered is the refusal of a cache that no longer matches its record.
@@ -710,6 +905,22 @@ func (rf *Rootfs) altered(bad []string) error {
 
 // owners names the packages whose files are among the complaints.
 func (rf *Rootfs) owners(bad []string) string {
+	// Directories are shared by many packages (every package with a
+	// program lists /usr/bin): only files and links name their owner.
+	var paths []string
+	for _, b := range bad {
+		f := strings.Fields(b)
+		if len(f) == 0 || !strings.HasPrefix(f[0], "/") {
+			continue
+		}
+		if st, err := os.Lstat(rf.HostPath(f[0])); err == nil && st.IsDir() {
+			continue
+		}
+		paths = append(paths, f[0])
+	}
+	if len(paths) == 0 {
+		return ""
+	}
 	lists, _ := filepath.Glob(filepath.Join(rf.Root, "var/lib/dpkg/info/*.list"))
 	found := map[string]bool{}
 	for _, l := range lists {
@@ -717,12 +928,8 @@ func (rf *Rootfs) owners(bad []string) string {
 		if err != nil {
 			continue
 		}
-		for _, b := range bad {
-			f := strings.Fields(b)
-			if len(f) == 0 {
-				continue
-			}
-			if bytes.Contains(data, []byte("\n"+f[0]+"\n")) || bytes.HasPrefix(data, []byte(f[0]+"\n")) {
+		for _, p := range paths {
+			if bytes.Contains(data, []byte("\n"+p+"\n")) || bytes.HasPrefix(data, []byte(p+"\n")) {
 				found[strings.SplitN(strings.TrimSuffix(filepath.Base(l), ".list"), ":", 2)[0]] = true
 			}
 		}

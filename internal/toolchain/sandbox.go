@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -111,6 +112,9 @@ func (rf *Rootfs) sandboxOptions(root string) container.Options {
 
 // Toolchain is the toolchain whose LLVM tools and nasm run in this rootfs.
 func (rf *Rootfs) Toolchain(root string) (*Toolchain, error) {
+	if err := needBwrap(); err != nil {
+		return nil, err
+	}
 	versions, err := rf.readTools()
 	if err != nil {
 		return nil, err
@@ -157,7 +161,14 @@ func (tc *Toolchain) addHostTools() {
 // probeTools asks every rootfs tool for its version, once per cache, and
 // records the answers in tools.txt.
 func (rf *Rootfs) probeTools(ctx context.Context) error {
-	opts := rf.sandboxOptions(rf.Dir)
+	// The tools run with an empty directory at /src, not the cache
+	// directory (whose records ready is about to vouch for).
+	work, err := os.MkdirTemp("", "fluid-toolchain-probe-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	opts := rf.sandboxOptions(work)
 	var reqs []Requirement
 	paths := rf.Tree.inRootfs()
 	var script strings.Builder
@@ -207,6 +218,17 @@ func (rf *Rootfs) readTools() (map[string]string, error) {
 		if k, v, ok := strings.Cut(line, "\t"); ok {
 			m[k] = v
 		}
+	}
+	var lacks []string
+	for name := range rf.Tree.inRootfs() {
+		if strings.TrimSpace(m[name]) == "" {
+			lacks = append(lacks, name)
+		}
+	}
+	if len(lacks) > 0 {
+		sort.Strings(lacks)
+		return nil, fmt.Errorf("%w: %s names no version of %s (it is written when the cache is made, and every manifest records it). No build step ran. Recreate the cache: rm -rf %s && go tool mage deps",
+			ErrRootfs, filepath.Join(rf.Dir, "tools.txt"), strings.Join(lacks, ", "), rf.Dir)
 	}
 	return m, nil
 }
