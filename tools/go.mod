@@ -2,8 +2,11 @@
 // main module (github.com/fluid-os/fluid):
 //   go tool -modfile=tools/go.mod goreleaser check
 //   go tool -modfile=tools/go.mod cosign version
-// Tests and `mage release` build them once into build/tools/<hash of this
-// file and go.sum>/ (internal/release/toolcache). Update with
+// Tests and `mage release` build both with one `go build` into the per-user
+// cache, ${FLUID_CACHE_DIR:-~/.cache/fluid-os}/tools/<hash of this file,
+// go.sum, the Go version and GOOS/GOARCH>/, once per machine, and check each
+// binary's SHA-256 before use (internal/release/toolcache;
+// `go run ./cmd/fluid-release tools` builds them ahead). Update with
 //   go get -modfile=tools/go.mod -tool <module>@<version> && (cd tools && go mod tidy)
 // goreleaser v2.15.1 is the newest that builds with Go 1.26; cosign v2.6.x.
 module github.com/fluid-os/fluid/tools

@@ -29,7 +29,7 @@ import (
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: fluid-release release|publish|release-key (normally run through `go tool mage release|publish|releaseKey`)")
+		fmt.Fprintln(os.Stderr, "usage: fluid-release release|publish|release-key|tools (normally run through `go tool mage release|publish|releaseKey`)")
 		os.Exit(2)
 	}
 	if wd := os.Getenv("FLUID_WORKDIR"); wd != "" { // set by the mage targets
@@ -48,8 +48,10 @@ func main() {
 		err = Publish(ctx)
 	case "release-key":
 		err = ReleaseKey(ctx)
+	case "tools":
+		err = Tools(ctx)
 	default:
-		err = fmt.Errorf("unknown command %q; want release, publish or release-key", os.Args[1])
+		err = fmt.Errorf("unknown command %q; want release, publish, release-key or tools", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
@@ -80,15 +82,11 @@ func Release(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	log := func(s string) { fmt.Println("release:", s) }
-	cosign, err := toolcache.Ensure(ctx, root, toolcache.Cosign, log)
+	bins, err := toolcache.EnsureAll(ctx, root, func(s string) { fmt.Println("release:", s) })
 	if err != nil {
 		return err
 	}
-	goreleaser, err := toolcache.Ensure(ctx, root, toolcache.Goreleaser, log)
-	if err != nil {
-		return err
-	}
+	cosign, goreleaser := bins[toolcache.Cosign], bins[toolcache.Goreleaser]
 	fmt.Printf("release: %s, signing %s\n", map[bool]string{true: "snapshot", false: "tag " + tag}[snapshot], mode)
 	if err := release.RunGoreleaser(ctx, release.GoreleaserOptions{
 		Root: root, Goreleaser: goreleaser, Cosign: cosign, Snapshot: snapshot,
@@ -206,6 +204,25 @@ func ReleaseKey(ctx context.Context) error {
 		return err
 	}
 	fmt.Printf("release key: private key %s (keep it secret, never commit it); public key release/cosign.pub\n", filepath.Join(abs, "cosign.key"))
+	return nil
+}
+
+// Tools builds the release tools pinned in tools/go.mod (goreleaser, cosign)
+// into the per-user tool cache unless they are there already, and prints
+// their paths. A machine that runs this early (say, beside other work) has
+// them ready for the release tests and `mage release`.
+func Tools(ctx context.Context) error {
+	root, err := toolcache.RepoRoot(".")
+	if err != nil {
+		return err
+	}
+	bins, err := toolcache.EnsureAll(ctx, root, func(s string) { fmt.Println("tools:", s) })
+	if err != nil {
+		return err
+	}
+	for _, t := range toolcache.Pinned {
+		fmt.Printf("%s\t%s\n", t.Name(), bins[t])
+	}
 	return nil
 }
 

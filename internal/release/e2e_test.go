@@ -39,15 +39,11 @@ func TestSnapshotReleaseOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logf := func(s string) { t.Log(s) }
-	cosign, err := toolcache.Ensure(ctx, root, toolcache.Cosign, logf)
+	bins, err := toolcache.EnsureAll(ctx, root, func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	goreleaser, err := toolcache.Ensure(ctx, root, toolcache.Goreleaser, logf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cosign, goreleaser := bins[toolcache.Cosign], bins[toolcache.Goreleaser]
 
 	work := t.TempDir()
 	repo := filepath.Join(work, "repo")

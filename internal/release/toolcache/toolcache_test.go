@@ -3,7 +3,10 @@ package toolcache
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -16,34 +19,260 @@ func TestName(t *testing.T) {
 	}
 }
 
-// The cache directory follows the pins: another go.sum, another directory.
-func TestDirFollowsPins(t *testing.T) {
+// Two small tools in a tools module of their own, standing in for cosign
+// and goreleaser: built by the real `go build`, in a second or two.
+const (
+	alpha Tool = "example.com/faketools/cmd/alpha"
+	beta  Tool = "example.com/faketools/beta/v2"
+)
+
+var fakeTools = []Tool{alpha, beta}
+
+// fakeRepo makes a repository root with go.mod and a tools module holding
+// alpha and beta, which print their names.
+func fakeRepo(t *testing.T) string {
+	t.Helper()
 	root := t.TempDir()
-	os.MkdirAll(filepath.Join(root, "tools"), 0o755)
-	os.WriteFile(filepath.Join(root, "go.mod"), []byte("module x\n"), 0o644)
-	os.WriteFile(filepath.Join(root, "tools", "go.mod"), []byte("module x/tools\n"), 0o644)
+	files := map[string]string{
+		"go.mod":                    "module example.com/repo\n\ngo 1.26\n",
+		"tools/go.mod":              "module example.com/faketools\n\ngo 1.26\n",
+		"tools/cmd/alpha/main.go":   "package main\n\nfunc main() { println(\"alpha\") }\n",
+		"tools/beta/v2/main.go":     "package main\n\nfunc main() { println(\"beta\") }\n",
+		"tools/beta/v2/unused.go":   "package main\n\nvar _ = 1\n",
+		"tools/cmd/alpha/second.go": "package main\n\nvar _ = 2\n",
+	}
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// useCache points the tool cache at a fresh directory for this test.
+func useCache(t *testing.T) string {
+	t.Helper()
+	d := t.TempDir()
+	t.Setenv("FLUID_CACHE_DIR", d)
+	return d
+}
+
+// logRecorder collects the log lines of Ensure.
+type logRecorder struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (r *logRecorder) log(s string) { r.mu.Lock(); r.lines = append(r.lines, s); r.mu.Unlock() }
+
+func (r *logRecorder) String() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.Join(r.lines, "\n")
+}
+
+func runTool(t *testing.T, bin string) string {
+	t.Helper()
+	out, err := exec.Command(bin).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", bin, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// The cache directory follows the pins: another go.sum, another directory;
+// and it lives in the per-user cache, not in the repository.
+func TestDirFollowsPins(t *testing.T) {
+	cache := useCache(t)
+	root := fakeRepo(t)
 	os.WriteFile(filepath.Join(root, "tools", "go.sum"), []byte("a v1 h1:x\n"), 0o644)
 	d1, err := Dir(root)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if filepath.Dir(d1) != filepath.Join(cache, "tools") {
+		t.Fatalf("Dir = %s, want a directory in %s", d1, filepath.Join(cache, "tools"))
 	}
 	os.WriteFile(filepath.Join(root, "tools", "go.sum"), []byte("a v2 h1:y\n"), 0o644)
 	d2, _ := Dir(root)
 	if d1 == d2 {
 		t.Fatal("changing tools/go.sum kept the cache directory")
 	}
-	if got, err := RepoRoot(filepath.Join(root, "tools")); err != nil || got != root {
+	os.WriteFile(filepath.Join(root, "tools", "go.mod"), []byte("module example.com/faketools\n\ngo 1.26\n// another pin\n"), 0o644)
+	if d3, _ := Dir(root); d3 == d2 {
+		t.Fatal("changing tools/go.mod kept the cache directory")
+	}
+	if got, err := RepoRoot(filepath.Join(root, "tools", "cmd")); err != nil || got != root {
 		t.Fatalf("RepoRoot = %q, %v", got, err)
 	}
-	// A cached binary is returned without building.
-	os.MkdirAll(d2, 0o755)
-	os.WriteFile(filepath.Join(d2, "cosign"), []byte("#!/bin/sh\n"), 0o755)
-	if p, err := Ensure(context.Background(), root, Cosign, func(string) { t.Fatal("rebuilt a cached tool") }); err != nil || p != filepath.Join(d2, "cosign") {
-		t.Fatalf("Ensure = %q, %v", p, err)
+	t.Setenv("FLUID_CACHE_DIR", "")
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(cache, "xdg"))
+	if got, err := CacheRoot(); err != nil || got != filepath.Join(cache, "xdg", "fluid-os") {
+		t.Fatalf("without FLUID_CACHE_DIR, CacheRoot = %q, %v; want fluid-os in the user cache dir", got, err)
 	}
 }
 
-func TestLockWaitsAndBreaksStaleLocks(t *testing.T) {
+// The first Ensure builds every tool in one `go build`; later calls, for
+// either tool, from this or another clone with the same pins, build nothing.
+func TestEnsureBuildsOnceAndReuses(t *testing.T) {
+	useCache(t)
+	ctx := context.Background()
+	root := fakeRepo(t)
+	var log logRecorder
+	before := builds.Load()
+	bins, err := ensure(ctx, root, fakeTools, alpha, log.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := builds.Load() - before; n != 1 {
+		t.Fatalf("first Ensure ran go build %d times, want 1", n)
+	}
+	if !strings.Contains(log.String(), "building alpha and beta") {
+		t.Fatalf("first Ensure did not build both tools in one go build; log:\n%s", log.String())
+	}
+	if got := runTool(t, bins[alpha]); got != "alpha" {
+		t.Fatalf("alpha printed %q", got)
+	}
+	t.Logf("first call:\n%s", log.String())
+
+	// Again, for each tool and for all; then from a second clone.
+	clone := fakeRepo(t)
+	for i, c := range []struct {
+		root string
+		want Tool
+	}{{root, alpha}, {root, beta}, {root, ""}, {clone, beta}} {
+		var log2 logRecorder
+		got, err := ensure(ctx, c.root, fakeTools, c.want, log2.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := builds.Load() - before; n != 1 {
+			t.Fatalf("call %d (%s) ran go build again (%d builds in all); log:\n%s", i+2, c.want, n, log2.String())
+		}
+		if log2.String() != "" {
+			t.Fatalf("call %d logged: %s", i+2, log2.String())
+		}
+		if c.want != "" && got[c.want] != bins[c.want] {
+			t.Fatalf("call %d returned %s, want the cached %s", i+2, got[c.want], bins[c.want])
+		}
+	}
+	if got := runTool(t, bins[beta]); got != "beta" {
+		t.Fatalf("beta printed %q", got)
+	}
+}
+
+// A damaged cached binary is noticed before use and rebuilt, with a
+// message; so is a missing one and a damaged manifest.
+func TestEnsureRebuildsDamagedBinary(t *testing.T) {
+	useCache(t)
+	ctx := context.Background()
+	root := fakeRepo(t)
+	bins, err := ensure(ctx, root, fakeTools, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Dir(bins[alpha])
+	// What a builder killed half-way leaves behind goes with the next build.
+	killed := filepath.Join(dir, ".build-killed")
+	os.MkdirAll(killed, 0o755)
+	os.WriteFile(filepath.Join(killed, "alpha"), []byte("half a binary"), 0o755)
+	damage := []struct {
+		name    string
+		do      func()
+		wantLog string
+	}{
+		{"one byte flipped", func() { flip(t, bins[alpha]) }, "damaged"},
+		{"binary truncated", func() { os.Truncate(bins[alpha], 1000) }, "damaged"},
+		{"binary removed", func() { os.Remove(bins[alpha]) }, "building alpha"},
+		{"manifest damaged", func() { os.WriteFile(filepath.Join(dir, manifestName), []byte("{"), 0o644) }, "building alpha"},
+	}
+	for _, d := range damage {
+		t.Run(d.name, func(t *testing.T) {
+			d.do()
+			var log logRecorder
+			before := builds.Load()
+			got, err := ensure(ctx, root, fakeTools, alpha, log.log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := builds.Load() - before; n != 1 {
+				t.Fatalf("ran go build %d times after the damage, want 1; log:\n%s", n, log.String())
+			}
+			if !strings.Contains(log.String(), d.wantLog) {
+				t.Fatalf("log does not say %q:\n%s", d.wantLog, log.String())
+			}
+			t.Logf("log:\n%s", log.String())
+			if _, err := os.Stat(killed); err == nil {
+				t.Errorf("the killed build's directory %s is still there", killed)
+			}
+			if out := runTool(t, got[alpha]); out != "alpha" {
+				t.Fatalf("rebuilt alpha printed %q", out)
+			}
+			// Repaired: the next call builds nothing.
+			before = builds.Load()
+			if _, err := ensure(ctx, root, fakeTools, "", nil); err != nil || builds.Load() != before {
+				t.Fatalf("call after the repair: err %v, %d builds", err, builds.Load()-before)
+			}
+		})
+	}
+}
+
+func flip(t *testing.T, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data[len(data)/2] ^= 0xff
+	// Rewrite in place: same size, same inode, so only the hash can tell.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt(data[len(data)/2:len(data)/2+1], int64(len(data)/2)); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+}
+
+// Builders racing on an empty cache build once: the others wait on the lock
+// and take the first one's binaries.
+func TestEnsureConcurrentBuildsOnce(t *testing.T) {
+	useCache(t)
+	root := fakeRepo(t)
+	before := builds.Load()
+	var wg sync.WaitGroup
+	paths := make([]string, 4)
+	errs := make([]error, 4)
+	for i := range paths {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			want := []Tool{alpha, beta}[i%2]
+			var bins map[Tool]string
+			bins, errs[i] = ensure(context.Background(), root, fakeTools, want, nil)
+			paths[i] = bins[want]
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("builder %d: %v", i, err)
+		}
+	}
+	if n := builds.Load() - before; n != 1 {
+		t.Fatalf("4 concurrent Ensure calls ran go build %d times, want 1", n)
+	}
+	if paths[0] != paths[2] || paths[1] != paths[3] {
+		t.Fatalf("builders got different binaries: %v", paths)
+	}
+}
+
+func TestLockWaits(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "x.lock")
 	unlock, err := lock(context.Background(), p)
 	if err != nil {
@@ -54,14 +283,34 @@ func TestLockWaitsAndBreaksStaleLocks(t *testing.T) {
 	if _, err := lock(ctx, p); err == nil {
 		t.Fatal("took a held lock")
 	}
+	// A waiter gets the lock as soon as it is released.
+	got := make(chan error, 1)
+	go func() {
+		u, err := lock(context.Background(), p)
+		if err == nil {
+			u()
+		}
+		got <- err
+	}()
+	time.Sleep(300 * time.Millisecond)
 	unlock()
-	// A lock left by a killed process long ago is broken.
-	os.WriteFile(p, []byte("1\n"), 0o644)
-	old := time.Now().Add(-2 * lockStale)
-	os.Chtimes(p, old, old)
-	unlock, err = lock(context.Background(), p)
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("waiter did not get the released lock")
+	}
+	// The lock file left behind (as by a killed holder) is no obstacle.
+	if _, err := os.Stat(p); err != nil {
+		t.Logf("lock file gone: %v", err)
+	}
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	unlock, err = lock(ctx, p)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("a left-behind lock file blocks: %v", err)
 	}
 	unlock()
 }
