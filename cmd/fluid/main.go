@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/fluid-os/fluid/internal/release"
 )
@@ -33,7 +34,14 @@ var (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	// The first Ctrl-C (or SIGTERM, SIGHUP) cancels: downloads stop, a
+	// rebuild's build is killed and its temporary directories are removed
+	// before fluid exits. A second one kills fluid at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	code := run(ctx, os.Args[1:], env{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr, stderrTTY: isTerminal(os.Stderr)})
 	stop()
 	os.Exit(code)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/repro"
@@ -36,10 +39,12 @@ func cmdRebuild(ctx context.Context, e env, a rebuildArgs) error {
 		return cannot(fmt.Errorf("fluid verify --rebuild needs a source checkout: %s is not one (no go.mod for github.com/fluid-os/fluid).\n"+
 			"Clone the repository (git clone https://github.com/fluid-os/fluid.git) and pass it with --source DIR, or run this command from inside it", a.source))
 	}
-	if _, err := os.Stat(arg); err != nil {
+	if fi, err := os.Stat(arg); err != nil {
 		return cannot(err)
+	} else if !fi.Mode().IsRegular() {
+		return cannot(fmt.Errorf("%s is not a regular file", arg))
 	}
-	opts := repro.ReleaseOptions{Image: arg, Source: a.source, Keep: a.keep, Log: e.stderr, Manifest: a.manifest, ManifestExplicit: a.manifest != ""}
+	opts := repro.ReleaseOptions{Image: arg, Source: a.source, Keep: a.keep, Log: e.stderr, Manifest: a.manifest, ManifestExplicit: a.manifest != "", Builder: rebuildBuilder}
 	if a.manifest == "" {
 		opts.Manifest = filepath.Join(filepath.Dir(arg), manifestName)
 	}
@@ -49,8 +54,15 @@ func cmdRebuild(ctx context.Context, e env, a rebuildArgs) error {
 			return cannot(err)
 		}
 		defer os.RemoveAll(tmp)
-		opts.Image = filepath.Join(tmp, strings.TrimSuffix(filepath.Base(arg), release.CompressedExt))
-		if err := release.DecompressFile(arg, opts.Image); err != nil {
+		name := strings.TrimSuffix(filepath.Base(arg), release.CompressedExt)
+		if name == "" || name == "." || name == ".." {
+			name = "image.img"
+		}
+		opts.Image = filepath.Join(tmp, name)
+		if err := decompressImage(ctx, arg, opts.Image); err != nil {
+			if ctx.Err() != nil {
+				return cannot(fmt.Errorf("interrupted: %w", context.Cause(ctx)))
+			}
 			return cannot(fmt.Errorf("decompress: %w", err))
 		}
 	}
@@ -63,6 +75,9 @@ func cmdRebuild(ctx context.Context, e env, a rebuildArgs) error {
 		if a.keep && res.Dir != "" {
 			fmt.Fprintf(e.stderr, "fluid: the rebuilt tree is kept in %s\n", res.Dir)
 		}
+	}
+	if err != nil && ctx.Err() != nil {
+		return cannot(fmt.Errorf("interrupted (%v); the build was stopped", context.Cause(ctx)))
 	}
 	switch {
 	case errors.Is(err, repro.ErrWrongManifest):
@@ -113,4 +128,70 @@ func shortSum(s string) string {
 		return "lock " + s[:12]
 	}
 	return "lock " + s
+}
+
+// rebuildBuilder replaces `go tool mage` in tests; nil in fluid.
+var rebuildBuilder repro.Builder
+
+// maxImageSize bounds what a compressed image may expand to: the largest
+// image the build makes (a variable so tests can lower it).
+var maxImageSize int64 = repro.MaxImageSize
+
+// decompressImage expands the zstd image src into the new file dst. It
+// stops at once when ctx ends, when the first sector is not a Fluid OS MBR
+// (so a compressed file of something else is not written out in full), and
+// when the image expands past maxImageSize: a small hostile .zst cannot fill
+// the disk.
+func decompressImage(ctx context.Context, src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	// A release image is compressed with an 8 MiB window (release.CompressFile).
+	dec, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(64<<20))
+	if err != nil {
+		return err
+	}
+	defer dec.Close()
+	r := &ctxReader{ctx: ctx, r: io.LimitReader(dec, maxImageSize+1)}
+	head := make([]byte, 512)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return fmt.Errorf("%s: %w", src, err)
+	}
+	if !repro.ImageHead(head) {
+		return fmt.Errorf("%s: %w: it decompresses to something without the Fluid OS MBR", src, repro.ErrNotImage)
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = out.Write(head)
+	var n int64
+	if err == nil {
+		n, err = io.Copy(out, r)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && int64(len(head))+n > maxImageSize {
+		err = fmt.Errorf("%s expands past %d MiB, more than any Fluid OS image; refusing", src, maxImageSize>>20)
+	}
+	if err != nil {
+		os.Remove(dst)
+	}
+	return err
+}
+
+// ctxReader fails once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c *ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

@@ -5,12 +5,10 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
 	"sort"
-
-	diskfs "github.com/diskfs/go-diskfs"
-	"github.com/diskfs/go-diskfs/backend/file"
+	"strings"
 
 	"github.com/fluid-os/fluid/internal/layout"
 )
@@ -25,63 +23,112 @@ const ImageManifestPath = "/manifest.json"
 // still-compressed .zst, or another file altogether).
 var ErrNotImage = errors.New("not a Fluid OS disk image")
 
+// MaxImageSize is the largest disk image this package reads: the largest
+// the build makes (internal/image.MaxSize). A release image is 64 MiB.
+const MaxImageSize = 2 << 30
+
+// MaxManifestSize bounds a manifest.json (a release's is about 20 KiB).
+const MaxManifestSize = 16 << 20
+
+// openImage opens the Fluid OS disk image at p: a regular file of at most
+// MaxImageSize bytes, big enough for partition 1, with the Fluid OS MBR.
+func openImage(p string) (*os.File, int64, error) {
+	fi, err := os.Stat(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, 0, fmt.Errorf("%s: %w: not a regular file (%s)", p, ErrNotImage, fi.Mode().Type())
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	head := make([]byte, layout.SectorSize)
+	if !st.Mode().IsRegular() || st.Size() > MaxImageSize {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s: %w: %d bytes, more than the %d MiB the build can make", p, ErrNotImage, st.Size(), MaxImageSize>>20)
+	}
+	if _, err := f.ReadAt(head, 0); err != nil || st.Size() <= layout.Part1LBA*layout.SectorSize || !ImageHead(head) {
+		f.Close()
+		return nil, 0, fmt.Errorf("%s: %w (no MBR with the Fluid OS disk signature 0x%08x, or smaller than %d MiB; a .img.zst must be decompressed first)",
+			p, ErrNotImage, layout.DiskSignature, layout.Part1LBA*layout.SectorSize>>20)
+	}
+	return f, st.Size(), nil
+}
+
+// ImageHead reports whether the first sector of a file is the MBR of a
+// Fluid OS disk image: the boot signature and the fixed disk signature.
+func ImageHead(sector []byte) bool {
+	return len(sector) >= layout.SectorSize && sector[510] == 0x55 && sector[511] == 0xAA &&
+		binary.LittleEndian.Uint32(sector[440:]) == layout.DiskSignature
+}
+
+// imageVolume opens the image at p and lists the files of its partition 1.
+func imageVolume(p string) (*os.File, *fatVolume, []fatFile, error) {
+	f, size, err := openImage(p)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	v, err := openFAT(f, size)
+	if err == nil {
+		var files []fatFile
+		if files, err = v.files(); err == nil {
+			return f, v, files, nil
+		}
+	}
+	f.Close()
+	return nil, nil, nil, fmt.Errorf("%s: %w: partition 1 holds no readable FAT32 file system: %v", p, ErrNotImage, err)
+}
+
 // ImageFiles returns every regular file in partition 1 of the Fluid OS disk
 // image at p, by absolute path ("/KERNEL.ELF", "/modules/fib.mod", ...).
-// The image is opened read-only.
+// The image is opened read-only, and a malformed file system (a cluster
+// chain that loops or leaves the partition, a file larger than its chain)
+// is an error wrapping ErrNotImage: together the files are never larger
+// than the partition.
 func ImageFiles(p string) (map[string][]byte, error) {
-	head := make([]byte, layout.SectorSize)
-	f, err := os.Open(p)
+	f, v, files, err := imageVolume(p)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := f.ReadAt(head, 0); err != nil || st.Size() <= layout.Part1LBA*layout.SectorSize ||
-		head[510] != 0x55 || head[511] != 0xAA || binary.LittleEndian.Uint32(head[440:]) != layout.DiskSignature {
-		return nil, fmt.Errorf("%s: %w (no MBR with the Fluid OS disk signature 0x%08x, or smaller than %d MiB; a .img.zst must be decompressed first)",
-			p, ErrNotImage, layout.DiskSignature, layout.Part1LBA*layout.SectorSize>>20)
-	}
-	d, err := diskfs.OpenBackend(file.New(f, true), diskfs.WithOpenMode(diskfs.ReadOnly), diskfs.WithSectorSize(diskfs.SectorSize512))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %v", p, ErrNotImage, err)
-	}
-	fsys, err := d.GetFilesystem(1)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: partition 1 holds no readable FAT32 file system: %v", p, ErrNotImage, err)
-	}
-	out := map[string][]byte{}
-	// io/fs paths: "." is the root, no leading slash.
-	err = fs.WalkDir(fsys, ".", func(p string, e fs.DirEntry, err error) error {
-		if err != nil || e.IsDir() {
-			return err
-		}
-		data, err := fs.ReadFile(fsys, p)
+	out := make(map[string][]byte, len(files))
+	for _, ff := range files {
+		data, err := v.read(ff)
 		if err != nil {
-			return err
+			return nil, fmt.Errorf("%s: read partition 1: %w", p, err)
 		}
-		out["/"+p] = data
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("%s: read partition 1: %w", p, err)
+		out[ff.Path] = data
 	}
 	return out, nil
 }
 
 // ImageManifest returns the bytes of the manifest the image at p carries
-// (ImageManifestPath).
+// (ImageManifestPath), at most MaxManifestSize.
 func ImageManifest(p string) ([]byte, error) {
-	files, err := ImageFiles(p)
+	f, v, files, err := imageVolume(p)
 	if err != nil {
 		return nil, err
 	}
-	for name, data := range files {
-		if equalFold(name, ImageManifestPath) {
-			return data, nil
+	defer f.Close()
+	for _, ff := range files {
+		if !equalFold(ff.Path, ImageManifestPath) {
+			continue
 		}
+		if ff.Size > MaxManifestSize {
+			return nil, fmt.Errorf("%s: %w: its %s is %d bytes, more than %d MiB", p, ErrNotImage, ImageManifestPath, ff.Size, MaxManifestSize>>20)
+		}
+		data, err := v.read(ff)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w: %v", p, ErrNotImage, err)
+		}
+		return data, nil
 	}
 	return nil, fmt.Errorf("%s: %w: partition 1 has no %s (an image from before manifests were embedded?)", p, ErrNotImage, ImageManifestPath)
 }
@@ -112,34 +159,39 @@ func diskRegions() []diskRegion {
 // disk layout whose bytes differ and, for partition 1, every file that
 // differs or exists in only one of them ("the FAT32 partition 1: /KERNEL.ELF
 // differs"). It returns nil when the images are byte-identical. a is "the
-// release", b "the rebuild" in the wording.
+// release", b "the rebuild" in the wording. The images are read a chunk at
+// a time, never whole.
 func DiffDiskImages(a, b string) ([]string, error) {
-	da, err := os.ReadFile(a)
+	fa, na, err := openBounded(a)
 	if err != nil {
 		return nil, err
 	}
-	db, err := os.ReadFile(b)
+	defer fa.Close()
+	fb, nb, err := openBounded(b)
 	if err != nil {
 		return nil, err
 	}
-	if bytes.Equal(da, db) {
-		return nil, nil
+	defer fb.Close()
+	if _, same, err := firstDiffAt(fa, fb, 0, na, nb); err != nil || same {
+		return nil, err
 	}
 	var out []string
-	if len(da) != len(db) {
-		out = append(out, fmt.Sprintf("size: %d bytes vs %d in the rebuild", len(da), len(db)))
+	if na != nb {
+		out = append(out, fmt.Sprintf("size: %d bytes vs %d in the rebuild", na, nb))
 	}
 	for _, r := range diskRegions() {
-		ea, eb := r.end, r.end
+		ea, eb := min(r.end, na), min(r.end, nb)
 		if r.end < 0 {
-			ea, eb = int64(len(da)), int64(len(db))
+			ea, eb = na, nb
 		}
-		ra, rb := clip(da, r.start, ea), clip(db, r.start, eb)
-		if bytes.Equal(ra, rb) {
+		off, same, err := firstDiffAt(fa, fb, r.start, ea, eb)
+		if err != nil {
+			return nil, err
+		}
+		if same {
 			continue
 		}
-		i := firstDiff(ra, rb)
-		line := fmt.Sprintf("%s differs (first at image offset %d, 0x%x)", r.name, r.start+int64(i), r.start+int64(i))
+		line := fmt.Sprintf("%s differs (first at image offset %d, 0x%x)", r.name, off, off)
 		if r.end < 0 {
 			line += partitionFiles(a, b)
 		}
@@ -147,27 +199,97 @@ func DiffDiskImages(a, b string) ([]string, error) {
 	}
 	for i := layout.Stage2LBA + layout.Stage2MaxSectors; i < layout.KernelHdrLBA; i++ {
 		s := int64(i) * layout.SectorSize
-		if !bytes.Equal(clip(da, s, s+layout.SectorSize), clip(db, s, s+layout.SectorSize)) {
+		if _, same, err := firstDiffAt(fa, fb, s, min(s+layout.SectorSize, na), min(s+layout.SectorSize, nb)); err != nil {
+			return nil, err
+		} else if !same {
 			out = append(out, fmt.Sprintf("unused sector %d differs", i))
 		}
 	}
 	return out, nil
 }
 
+// compareImages compares two disk images a chunk at a time: nil when
+// identical, else the Difference (first differing byte and the disk region
+// holding it) CompareFiles gives for disk images.
+func compareImages(a, b string) (*Difference, error) {
+	fa, na, err := openBounded(a)
+	if err != nil {
+		return nil, err
+	}
+	defer fa.Close()
+	fb, nb, err := openBounded(b)
+	if err != nil {
+		return nil, err
+	}
+	defer fb.Close()
+	off, same, err := firstDiffAt(fa, fb, 0, na, nb)
+	if err != nil || same {
+		return nil, err
+	}
+	return &Difference{SizeA: na, SizeB: nb, Offset: off, Where: locateDisk(off)}, nil
+}
+
+// openBounded opens a regular file of at most MaxImageSize bytes.
+func openBounded(p string) (*os.File, int64, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, 0, err
+	}
+	fi, err := f.Stat()
+	if err == nil && (!fi.Mode().IsRegular() || fi.Size() > MaxImageSize) {
+		err = fmt.Errorf("%s: not a regular file of at most %d MiB", p, MaxImageSize>>20)
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, fi.Size(), nil
+}
+
+// firstDiffAt compares a[start:endA] with b[start:endB] (ends clipped to
+// start): the offset of the first differing byte (the shorter end when one
+// is a prefix of the other), or same.
+func firstDiffAt(a, b io.ReaderAt, start, endA, endB int64) (off int64, same bool, err error) {
+	endA, endB = max(endA, start), max(endB, start)
+	n := min(endA, endB)
+	const chunk = 1 << 20
+	ba, bb := make([]byte, chunk), make([]byte, chunk)
+	for off = start; off < n; off += chunk {
+		k := min(int64(chunk), n-off)
+		if _, err := a.ReadAt(ba[:k], off); err != nil {
+			return 0, false, err
+		}
+		if _, err := b.ReadAt(bb[:k], off); err != nil {
+			return 0, false, err
+		}
+		if !bytes.Equal(ba[:k], bb[:k]) {
+			return off + int64(firstDiff(ba[:k], bb[:k])), false, nil
+		}
+	}
+	return n, endA == endB, nil
+}
+
 // partitionFiles names the files of partition 1 that differ between the
 // images at a and b, as a suffix for DiffDiskImages's line.
 func partitionFiles(a, b string) string {
-	fa, errA := ImageFiles(a)
-	fb, errB := ImageFiles(b)
+	fa, va, la, errA := imageVolume(a)
+	if errA == nil {
+		defer fa.Close()
+	}
+	fb, vb, lb, errB := imageVolume(b)
+	if errB == nil {
+		defer fb.Close()
+	}
 	if errA != nil || errB != nil {
 		return fmt.Sprintf(": the file system cannot be read (%v)", errors.Join(errA, errB))
 	}
+	ma, mb := map[string]fatFile{}, map[string]fatFile{}
 	names := map[string]bool{}
-	for n := range fa {
-		names[n] = true
+	for _, f := range la {
+		ma[f.Path], names[f.Path] = f, true
 	}
-	for n := range fb {
-		names[n] = true
+	for _, f := range lb {
+		mb[f.Path], names[f.Path] = f, true
 	}
 	sorted := make([]string, 0, len(names))
 	for n := range names {
@@ -176,15 +298,23 @@ func partitionFiles(a, b string) string {
 	sort.Strings(sorted)
 	var diff []string
 	for _, n := range sorted {
-		x, inA := fa[n]
-		y, inB := fb[n]
+		x, inA := ma[n]
+		y, inB := mb[n]
 		switch {
 		case !inB:
 			diff = append(diff, n+" (only in the release)")
+			continue
 		case !inA:
 			diff = append(diff, n+" (only in the rebuild)")
-		case !bytes.Equal(x, y):
-			if where, _, ok := firstDifferingSection(x, y); ok {
+			continue
+		}
+		dx, errX := va.read(x)
+		dy, errY := vb.read(y)
+		switch {
+		case errX != nil || errY != nil:
+			diff = append(diff, n+" (unreadable)")
+		case !bytes.Equal(dx, dy):
+			if where, _, ok := firstDifferingSection(dx, dy); ok {
 				n += " (" + where + ")"
 			}
 			diff = append(diff, n)
@@ -193,22 +323,5 @@ func partitionFiles(a, b string) string {
 	if len(diff) == 0 {
 		return ": every file is the same; the file system's own structures differ (directory entries, FAT, timestamps)"
 	}
-	s := ": files "
-	for i, d := range diff {
-		if i > 0 {
-			s += ", "
-		}
-		s += d
-	}
-	return s
-}
-
-func clip(b []byte, start, end int64) []byte {
-	if start > int64(len(b)) {
-		return nil
-	}
-	if end > int64(len(b)) {
-		end = int64(len(b))
-	}
-	return b[start:end]
+	return ": files " + strings.Join(firstN(diff, 20), ", ")
 }

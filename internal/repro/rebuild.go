@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"unicode"
 )
 
 // ImagePath and ManifestPath are where a build (`mage build`, `mage pgo`)
@@ -92,8 +93,8 @@ func JSONDiff(a, b any, path string) []string {
 		var out []string
 		for _, k := range sorted {
 			p := path + "." + k
-			if strings.ContainsAny(k, "./[] ") {
-				p = fmt.Sprintf("%s[%q]", path, k)
+			if strings.ContainsAny(k, "./[] ") || printable(k) != k {
+				p = fmt.Sprintf("%s[%q]", path, k) // %q: no control characters reach the terminal
 			}
 			va, inA := ma[k]
 			vb, inB := mb[k]
@@ -138,8 +139,19 @@ func elemLabel(v any, i int) string {
 
 func short(v any) string {
 	b, _ := json.Marshal(v)
-	if len(b) > 80 {
-		return string(b[:77]) + "..."
+	// JSON escapes the control characters, not the other characters that do
+	// not print (bidirectional overrides, ...): those are escaped here.
+	var sb strings.Builder
+	for _, r := range string(b) {
+		if r > 0x7E && !unicode.IsPrint(r) {
+			fmt.Fprintf(&sb, `\u%04x`, r)
+		} else {
+			sb.WriteRune(r)
+		}
 	}
-	return string(b)
+	s := sb.String()
+	if len(s) > 80 {
+		return s[:77] + "..."
+	}
+	return s
 }

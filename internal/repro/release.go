@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,12 +145,14 @@ func VerifyRelease(ctx context.Context, opts ReleaseOptions) (*ReleaseResult, er
 	claim, claimM := own, ownM
 	res.ClaimFrom = fmt.Sprintf("%s's own %s", imgName, ImageManifestPath)
 	if opts.Manifest != "" {
-		data, err := os.ReadFile(opts.Manifest)
+		data, err := readManifestFile(opts.Manifest)
 		switch {
 		case err != nil && opts.ManifestExplicit:
 			return nil, fmt.Errorf("%w: %v", ErrCannotRebuild, err)
-		case err != nil:
+		case errors.Is(err, fs.ErrNotExist):
 			// Nothing beside the image: its own manifest is enough.
+		case err != nil:
+			res.Notes = append(res.Notes, fmt.Sprintf("%s is set aside: %v; %s is compared against its own %s", opts.Manifest, err, imgName, ImageManifestPath))
 		case bytes.Equal(data, own):
 			res.ClaimFrom = fmt.Sprintf("%s (the same bytes as %s's own %s)", opts.Manifest, imgName, ImageManifestPath)
 		default:
@@ -157,10 +160,10 @@ func VerifyRelease(ctx context.Context, opts ReleaseOptions) (*ReleaseResult, er
 			if perr == nil && given.Variant != ownM.Variant {
 				if opts.ManifestExplicit {
 					return nil, fmt.Errorf("%w: %s is the manifest of the %s image (variant %q), but %s is the %s image (variant %q in its own %s); a release's manifest.json is its PGO image's, and every image carries its own: leave out --manifest to compare %s against its own",
-						ErrWrongManifest, opts.Manifest, given.Variant, given.Variant, imgName, ownM.Variant, ownM.Variant, ImageManifestPath, imgName)
+						ErrWrongManifest, opts.Manifest, printable(given.Variant), given.Variant, imgName, printable(ownM.Variant), ownM.Variant, ImageManifestPath, imgName)
 				}
 				res.Notes = append(res.Notes, fmt.Sprintf("%s is the %s image's manifest (variant %q); %s is compared against its own %s",
-					opts.Manifest, given.Variant, given.Variant, imgName, ImageManifestPath))
+					opts.Manifest, printable(given.Variant), given.Variant, imgName, ImageManifestPath))
 				break
 			}
 			if perr != nil {
@@ -203,6 +206,9 @@ func VerifyRelease(ctx context.Context, opts ReleaseOptions) (*ReleaseResult, er
 	if claimM.Commit == "" || claimM.Commit == "unknown" {
 		return res, fmt.Errorf("%w: %s's manifest records no commit (it was built outside git), so there is no source to rebuild", ErrCannotRebuild, imgName)
 	}
+	if err := checkClaim(claimM); err != nil {
+		return res, fmt.Errorf("%w: %s's manifest is not one a build writes: %v", ErrCannotRebuild, imgName, err)
+	}
 	res.Targets, res.Light, err = ReleaseTargets(claimM.Variant)
 	if err != nil {
 		return res, err
@@ -214,7 +220,10 @@ func VerifyRelease(ctx context.Context, opts ReleaseOptions) (*ReleaseResult, er
 	}
 	defer cleanup()
 	dir := filepath.Join(work, "src")
-	notes, err := checkoutCommit(ctx, opts.Source, claimM.Commit, dir, log)
+	if opts.Keep {
+		res.Dir = dir // reported even when the rebuild fails
+	}
+	notes, err := checkoutCommit(ctx, opts.Source, claimM.Commit, claimM.Version, dir, log)
 	res.Notes = append(res.Notes, notes...)
 	if err != nil {
 		return res, err
@@ -237,7 +246,10 @@ func VerifyRelease(ctx context.Context, opts ReleaseOptions) (*ReleaseResult, er
 	for _, kv := range base {
 		k, _, _ := strings.Cut(kv, "=")
 		switch k {
-		case "FLUID_TOOLCHAIN", "FLUID_LLVM", "LIGHT", "FLUID_BUILD_DIR", "FLUID_VERSION", "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE":
+		case "FLUID_TOOLCHAIN", "FLUID_LLVM", "LIGHT", "FLUID_BUILD_DIR", "FLUID_VERSION":
+			continue
+		}
+		if strings.HasPrefix(k, "GIT_") { // GIT_DIR & co. would make the build read another repository
 			continue
 		}
 		benv = append(benv, kv)
@@ -260,7 +272,7 @@ func VerifyRelease(ctx context.Context, opts ReleaseOptions) (*ReleaseResult, er
 	}
 	res.Build = time.Since(start)
 	res.RebuiltImage, res.RebuiltManifest = filepath.Join(dir, filepath.FromSlash(ImagePath)), filepath.Join(dir, filepath.FromSlash(ManifestPath))
-	got, err := os.ReadFile(res.RebuiltManifest)
+	got, err := readManifestFile(res.RebuiltManifest)
 	if err != nil {
 		return res, fmt.Errorf("%w: the build did not produce %s: %v", ErrCannotRebuild, ManifestPath, err)
 	}
@@ -279,11 +291,11 @@ func VerifyRelease(ctx context.Context, opts ReleaseOptions) (*ReleaseResult, er
 			res.ManifestDiff = []string{"same content, different bytes (key order or formatting): the manifest writer is not canonical"}
 		}
 	}
-	d, same, err := CompareFiles(opts.Image, res.RebuiltImage)
+	d, err := compareImages(opts.Image, res.RebuiltImage)
 	if err != nil {
 		return res, fmt.Errorf("%w: %v", ErrCannotRebuild, err)
 	}
-	if same == nil {
+	if d != nil {
 		d.Path = imgName
 		res.ImageFirst = d.String()
 		if res.ImageDiff, err = DiffDiskImages(opts.Image, res.RebuiltImage); err != nil {
@@ -334,32 +346,51 @@ func short12(s string) string {
 // checkoutCommit puts the source of commit into dst: a copy of src's
 // working tree when src is at that commit (uncommitted changes included,
 // with a note naming them), else a checkout of the commit from src's
-// history. A src without the commit is ErrCannotRebuild.
-func checkoutCommit(ctx context.Context, src, commit, dst string, log io.Writer) ([]string, error) {
-	git := func(dir string, args ...string) (string, error) {
-		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", dir}, args...)...)
+// history. A src without the commit is ErrCannotRebuild, and so is one
+// where only a remote-tracking ref, a stash or no ref at all holds it: the
+// rebuild runs that commit's build code (magefiles/) on this machine, and
+// the commit comes from the image being checked, so it must be one the
+// clone's own branches or tags (or HEAD) hold. When the clone has a tag
+// named version at another commit, a note says so.
+func checkoutCommit(ctx context.Context, src, commit, version, dst string, log io.Writer) ([]string, error) {
+	gitRaw := func(dir string, args ...string) (string, error) {
+		// --no-optional-locks: git status must not refresh the clone's index.
+		cmd := exec.CommandContext(ctx, "git", append([]string{"--no-optional-locks", "-C", dir}, args...)...)
+		cmd.Env = gitEnv()
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
 		if err != nil {
 			return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 		}
-		return strings.TrimSpace(string(out)), nil
+		return string(out), nil
+	}
+	git := func(dir string, args ...string) (string, error) {
+		out, err := gitRaw(dir, args...)
+		return strings.TrimSpace(out), err
 	}
 	top, err := git(src, "rev-parse", "--show-toplevel")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s is not a git checkout of the project (%v); clone the repository and pass it with --source", ErrCannotRebuild, src, err)
 	}
-	head, err := git(top, "rev-parse", "HEAD")
+	if a, errA := os.Stat(src); errA != nil || !sameFile(a, top) {
+		return nil, fmt.Errorf("%w: %s is not the top of a git checkout: git finds the repository at %s; pass the clone of the project itself with --source", ErrCannotRebuild, src, top)
+	}
+	head, err := git(top, "rev-parse", "--verify", "HEAD")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrCannotRebuild, top, err)
 	}
+	var notes []string
+	if t, err := git(top, "rev-parse", "--quiet", "--verify", "refs/tags/"+version+"^{commit}"); version != "" && err == nil && t != commit {
+		// version is checked (checkClaim): no revision syntax gets here.
+		notes = append(notes, fmt.Sprintf("tag %s in %s is commit %s, but the image's manifest (version %s) names commit %s: the image was not built from that tag; the rebuild checks the commit the manifest names",
+			version, top, short12(t), version, short12(commit)))
+	}
 	if head == commit {
-		var notes []string
-		st, err := exec.CommandContext(ctx, "git", "-C", top, "status", "--porcelain", "-z", "--untracked-files=normal").Output()
+		st, err := gitRaw(top, "status", "--porcelain", "-z", "--untracked-files=normal")
 		if err == nil && len(st) > 0 {
 			var files []string
-			for _, l := range strings.Split(string(st), "\x00") {
+			for _, l := range strings.Split(st, "\x00") {
 				if len(l) > 3 { // "XY path"; a rename's source follows as its own entry
 					files = append(files, l[3:])
 				}
@@ -370,13 +401,35 @@ func checkoutCommit(ctx context.Context, src, commit, dst string, log io.Writer)
 		if err := CopyTree(ctx, top, dst); err != nil {
 			return notes, fmt.Errorf("%w: %v", ErrCannotRebuild, err)
 		}
+		if fi, err := os.Lstat(filepath.Join(top, ".git")); err != nil || !fi.IsDir() {
+			// A linked worktree (or a submodule): .git is a file naming
+			// the repository elsewhere, which CopyTree does not copy. The
+			// copy gets its own, at the same commit, so the build records it.
+			if err := attachGit(ctx, git, top, dst, commit); err != nil {
+				return notes, fmt.Errorf("%w: %v", ErrCannotRebuild, err)
+			}
+		}
 		return notes, nil
 	}
 	if _, err := git(top, "cat-file", "-e", commit+"^{commit}"); err != nil {
-		return nil, fmt.Errorf("%w: commit %s, which the manifest names, is not in %s (at %s): fetch it (git -C %s fetch --tags origin) or clone the repository afresh",
+		return notes, fmt.Errorf("%w: commit %s, which the manifest names, is not in %s (at %s): fetch it (git -C %s fetch --tags origin) or clone the repository afresh",
 			ErrCannotRebuild, commit, top, short12(head), top)
 	}
-	notes := []string{fmt.Sprintf("%s is at %s; the rebuild checks out commit %s (the manifest's) from its history", top, short12(head), short12(commit))}
+	if refs, err := git(top, "for-each-ref", "--contains", commit, "--format=%(refname)", "refs/heads", "refs/tags"); err != nil {
+		return notes, fmt.Errorf("%w: %v", ErrCannotRebuild, err)
+	} else if refs == "" {
+		if _, err := git(top, "merge-base", "--is-ancestor", commit, "HEAD"); err != nil {
+			where := "no branch or tag"
+			if others, _ := git(top, "for-each-ref", "--contains", commit, "--format=%(refname)"); others != "" {
+				where = "only " + strings.Join(firstN(strings.Fields(others), 5), ", ")
+			}
+			return notes, fmt.Errorf("%w: commit %s, which the image's manifest names, is in %s but on no local branch or tag and not in HEAD's history (it is on %s); "+
+				"rebuilding runs that commit's build code on this machine, so fluid takes only commits the clone's branches or tags hold: "+
+				"if you trust it, check it out (git -C %s checkout %s) and run again",
+				ErrCannotRebuild, commit, top, where, top, short12(commit))
+		}
+	}
+	notes = append(notes, fmt.Sprintf("%s is at %s; the rebuild checks out commit %s (the manifest's) from its history", top, short12(head), short12(commit)))
 	fmt.Fprintf(log, "rebuild: checking out commit %s of %s into %s\n", commit, top, dst)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return notes, fmt.Errorf("%w: %v", ErrCannotRebuild, err)
@@ -388,4 +441,104 @@ func checkoutCommit(ctx context.Context, src, commit, dst string, log io.Writer)
 		return notes, fmt.Errorf("%w: %v", ErrCannotRebuild, err)
 	}
 	return notes, nil
+}
+
+// attachGit gives the copy of a working tree at dst a repository of its
+// own whose HEAD is commit (detached) and whose index is commit's, leaving
+// the copied files as they are.
+func attachGit(ctx context.Context, git func(string, ...string) (string, error), top, dst, commit string) error {
+	tmp := dst + ".git-clone"
+	defer os.RemoveAll(tmp)
+	if _, err := git(filepath.Dir(dst), "clone", "--quiet", "--no-checkout", "--shared", top, tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(filepath.Join(tmp, ".git"), filepath.Join(dst, ".git")); err != nil {
+		return err
+	}
+	if _, err := git(dst, "update-ref", "--no-deref", "HEAD", commit); err != nil {
+		return err
+	}
+	_, err := git(dst, "reset", "--quiet")
+	return err
+}
+
+// gitEnv is the environment git runs with here: the process's, without the
+// GIT_* variables (GIT_DIR, GIT_WORK_TREE, GIT_INDEX_FILE, ...) that would
+// point it at another repository than the one named.
+func gitEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GIT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func sameFile(a os.FileInfo, path string) bool {
+	b, err := os.Stat(path)
+	return err == nil && os.SameFile(a, b)
+}
+
+// checkClaim checks the manifest fields the rebuild uses as arguments or
+// prints: they come from the image, so they must have the form a build
+// writes (and so can be neither a git option or revision expression nor
+// a terminal escape sequence).
+func checkClaim(m *manifest.Manifest) error {
+	if !isHex(m.Commit) || (len(m.Commit) != 40 && len(m.Commit) != 64) {
+		return fmt.Errorf("commit %q is not a full commit hash (40 or 64 lower-case hex digits)", m.Commit)
+	}
+	if !isHex(m.Environment.LockSHA256) || len(m.Environment.LockSHA256) != 64 {
+		return fmt.Errorf("toolchain_environment.lock_sha256 %q is not 64 lower-case hex digits", m.Environment.LockSHA256)
+	}
+	if m.SourceDateEpoch < 0 {
+		return fmt.Errorf("source_date_epoch %d is negative", m.SourceDateEpoch)
+	}
+	// What `git describe` and release tags give; no revision syntax (~ ^ @
+	// : ..), as the version is also looked up as a tag.
+	if len(m.Version) > 128 || strings.HasPrefix(m.Version, "-") || strings.Contains(m.Version, "..") ||
+		strings.Trim(m.Version, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+-_") != "" {
+		return fmt.Errorf("version %q is not a version string (letters, digits and . + - _)", m.Version)
+	}
+	return nil
+}
+
+func isHex(s string) bool {
+	return s != "" && strings.Trim(s, "0123456789abcdef") == ""
+}
+
+// printable returns s when it is printable ASCII, else s quoted with Go
+// escapes, so a string from an untrusted manifest cannot reach the
+// terminal as an escape sequence.
+func printable(s string) string {
+	for _, r := range s {
+		if r < 0x20 || r > 0x7E {
+			return strconv.QuoteToASCII(s)
+		}
+	}
+	return s
+}
+
+// readManifestFile reads a manifest.json: a regular file of at most
+// MaxManifestSize bytes (not a FIFO or a device that never ends).
+func readManifestFile(p string) ([]byte, error) {
+	// Stat before opening: opening a FIFO blocks until a writer comes.
+	if fi, err := os.Stat(p); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", p)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxManifestSize+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > MaxManifestSize {
+		return nil, fmt.Errorf("%s is larger than %d MiB: not a manifest", p, MaxManifestSize>>20)
+	}
+	return data, nil
 }

@@ -35,10 +35,11 @@ func (f fakeRelease) Build(ctx context.Context, spec Spec, log io.Writer) error 
 	if f.saw != nil {
 		*f.saw = spec
 	}
-	return fakeBuild(spec.Root, spec.Getenv, f.variant)
+	return fakeBuild(spec.Root, spec.Getenv, f.variant, spec.Env)
 }
 
-func fakeBuild(root string, getenv func(string) string, variant string) error {
+// fakeBuild builds in root; its git runs with env (nil: this process's).
+func fakeBuild(root string, getenv func(string) string, variant string, env []string) error {
 	out := filepath.Join(root, "build")
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
@@ -52,7 +53,9 @@ func fakeBuild(root string, getenv func(string) string, variant string) error {
 		return err
 	}
 	commit := "unknown"
-	if c, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output(); err == nil {
+	git := exec.Command("git", "-C", root, "rev-parse", "HEAD")
+	git.Env = env
+	if c, err := git.Output(); err == nil {
 		commit = strings.TrimSpace(string(c))
 	}
 	var sde int64
@@ -168,7 +171,7 @@ func makeRelease(t *testing.T, src, variant, mode string) (img, man string) {
 	// Not the commit's time (2026-01-01): the rebuild must take the
 	// manifest's SOURCE_DATE_EPOCH, not derive its own.
 	env := map[string]string{"SOURCE_DATE_EPOCH": "1700000000", "FLUID_VERSION": "v0.1.0-test", "FLUID_TOOLCHAIN": mode}
-	if err := fakeBuild(dir, func(k string) string { return env[k] }, variant); err != nil {
+	if err := fakeBuild(dir, func(k string) string { return env[k] }, variant, nil); err != nil {
 		t.Fatal(err)
 	}
 	return filepath.Join(dir, ImagePath), filepath.Join(dir, ManifestPath)

@@ -100,7 +100,13 @@ func (m MageBuilder) Build(ctx context.Context, spec Spec, log io.Writer) error 
 	cmd.Dir = spec.Root
 	cmd.Env = spec.Env
 	cmd.Stdout, cmd.Stderr = log, log
+	killRest := ownProcessGroup(cmd)
+	cmd.WaitDelay = 10 * time.Second // after the cancel's SIGTERM: then SIGKILL
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			killRest()
+			return fmt.Errorf("build %s (go tool mage %s in %s): interrupted: %w", spec.Label, strings.Join(targets, " "), spec.Root, context.Cause(ctx))
+		}
 		return fmt.Errorf("build %s (go tool mage %s in %s): %w", spec.Label, strings.Join(targets, " "), spec.Root, err)
 	}
 	return nil
@@ -363,7 +369,9 @@ func CopyTree(ctx context.Context, src, dst string) error {
 }
 
 func sourceFiles(ctx context.Context, src string) ([]string, error) {
-	out, err := exec.CommandContext(ctx, "git", "-C", src, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output()
+	cmd := exec.CommandContext(ctx, "git", "-C", src, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
+	cmd.Env = gitEnv()
+	out, err := cmd.Output()
 	if err == nil {
 		var files []string
 		for _, f := range strings.Split(string(out), "\x00") {

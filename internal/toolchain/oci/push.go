@@ -28,7 +28,9 @@ func BasicAuth(username, token string) authn.Authenticator {
 //
 // It fails if the registry answers a manifest PUT with a
 // Docker-Content-Digest other than img's digest, if the manifest it then
-// serves by that digest has other bytes, or if a tag resolves elsewhere.
+// serves by that digest has other bytes, or if a tag resolves elsewhere;
+// with [ErrStalled] if the registry makes no progress for minutes, and on
+// any response body larger than a few MiB.
 func Push(ctx context.Context, img v1.Image, repo string, auth authn.Authenticator, tags ...string) (string, error) {
 	r, err := name.NewRepository(repo, name.StrictValidation)
 	if err != nil {
@@ -41,7 +43,7 @@ func Push(ctx context.Context, img v1.Image, repo string, auth authn.Authenticat
 	ref := r.Digest(want.String())
 	opts := []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithTransport(&digestChecker{base: remote.DefaultTransport, want: want}),
+		remote.WithTransport(&digestChecker{base: &guard{base: remote.DefaultTransport, idle: stallTimeout, limit: maxResponseBody}, want: want}),
 	}
 	if auth != nil {
 		opts = append(opts, remote.WithAuth(auth))

@@ -77,7 +77,9 @@ func WriteLayout(dir string, img v1.Image, ref string) (err error) {
 }
 
 // checkReplaceable refuses a dir that exists and is neither empty nor an
-// OCI layout, so a wrong argument cannot remove unrelated files.
+// OCI layout as WriteLayout writes one (oci-layout, index.json and blobs/,
+// nothing else), so a wrong argument cannot remove unrelated files: a
+// directory that merely holds an oci-layout file among others is refused.
 func checkReplaceable(dir string) error {
 	fi, err := os.Lstat(dir)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -88,15 +90,22 @@ func checkReplaceable(dir string) error {
 	if !fi.IsDir() {
 		return fmt.Errorf("oci: layout target %s exists and is not a directory", dir)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "oci-layout")); err == nil {
-		return nil
-	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return fmt.Errorf("oci: checking layout target: %w", err)
 	}
-	if len(entries) > 0 {
-		return fmt.Errorf("oci: layout target %s is neither empty nor an OCI layout; not replacing it", dir)
+	layout := false
+	for _, e := range entries {
+		switch {
+		case e.Name() == "oci-layout" && e.Type().IsRegular():
+			layout = true
+		case e.Name() == "index.json" && e.Type().IsRegular(), e.Name() == "blobs" && e.IsDir():
+		default:
+			return fmt.Errorf("oci: layout target %s is neither empty nor an OCI layout (it holds %s); not replacing it", dir, e.Name())
+		}
+	}
+	if len(entries) > 0 && !layout {
+		return fmt.Errorf("oci: layout target %s is neither empty nor an OCI layout (no oci-layout file); not replacing it", dir)
 	}
 	return nil
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/fluid-os/fluid/internal/toolchain"
 	"github.com/fluid-os/fluid/internal/toolchain/oci"
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
@@ -114,11 +116,35 @@ func WriteImage(ctx context.Context, root, outDir string, push bool, out io.Writ
 	fmt.Fprintf(out, "toolchainImage: %s@%s (image ID %s)\n  OCI layout: %s\n  tarball:    %s\n", lt.Lock.OCI.Repository, b.Digest, b.ImageID, layout, dtar)
 	fmt.Fprintf(out, "  use it: podman load -i %s  (or docker load), then\n  FLUID_TOOLCHAIN=container FLUID_CONTAINER_ENGINE=podman FLUID_TOOLCHAIN_IMAGE=%s go tool mage build\n", dtar, b.ImageID)
 	if push {
-		pushed, err := oci.Push(ctx, b.Image, lt.Lock.OCI.Repository, oci.BasicAuth(os.Getenv("GITHUB_ACTOR"), os.Getenv("GITHUB_TOKEN")))
+		auth, note := PushAuth(lt.Lock.OCI.Repository, os.Getenv)
+		if note != "" {
+			fmt.Fprintf(out, "toolchainImage: %s\n", note)
+		}
+		pushed, err := oci.Push(ctx, b.Image, lt.Lock.OCI.Repository, auth)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "toolchainImage: pushed %s\n", pushed)
 	}
 	return nil
+}
+
+// GitHubRegistry is the one registry GITHUB_TOKEN is a credential for.
+const GitHubRegistry = "ghcr.io"
+
+// PushAuth returns the credentials to push to repository: GITHUB_ACTOR and
+// GITHUB_TOKEN when its registry is ghcr.io, else nil (the docker
+// keychain). The repository comes from the lock, which a pull request can
+// change: the workflow's token must never go to another registry. note
+// says when a GITHUB_TOKEN was set aside.
+func PushAuth(repository string, getenv func(string) string) (auth authn.Authenticator, note string) {
+	token := getenv("GITHUB_TOKEN")
+	if token == "" {
+		return nil, ""
+	}
+	r, err := name.NewRepository(repository, name.StrictValidation)
+	if err != nil || r.RegistryStr() != GitHubRegistry {
+		return nil, fmt.Sprintf("GITHUB_TOKEN is not sent to %s (only to %s); using the docker credentials for it", repository, GitHubRegistry)
+	}
+	return oci.BasicAuth(getenv("GITHUB_ACTOR"), token), ""
 }

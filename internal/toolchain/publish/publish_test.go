@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/toolchain"
@@ -75,5 +76,32 @@ func TestImageFromTheCachedTarball(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "blobs", "sha256", lt.Lock.Rootfs.SHA256)); err != nil {
 		t.Errorf("layout lacks the tarball blob: %v", err)
+	}
+}
+
+// The repository comes from the lock (a pull request can change it): the
+// workflow's GITHUB_TOKEN goes to ghcr.io only.
+func TestPushAuthSendsGitHubTokenToGHCROnly(t *testing.T) {
+	env := map[string]string{"GITHUB_ACTOR": "ci", "GITHUB_TOKEN": "s3cret"}
+	getenv := func(k string) string { return env[k] }
+	for repo, wantToken := range map[string]bool{
+		"ghcr.io/fluid-os/fluid-toolchain":         true,
+		"ghcr.io.evil.example/fluid-toolchain":     false,
+		"evil.example/ghcr.io/fluid-toolchain":     false,
+		"registry.example:5000/fluid-os/toolchain": false,
+		"docker.io/fluid-os/fluid-toolchain":       false,
+		"localhost:5000/fluid-os/fluid-toolchain":  false,
+		"not a repository":                         false,
+	} {
+		auth, note := PushAuth(repo, getenv)
+		if got := auth != nil; got != wantToken {
+			t.Errorf("%s: token sent %v, want %v", repo, got, wantToken)
+		}
+		if !wantToken && !strings.Contains(note, "GITHUB_TOKEN is not sent") {
+			t.Errorf("%s: note %q", repo, note)
+		}
+	}
+	if auth, _ := PushAuth("ghcr.io/fluid-os/fluid-toolchain", func(string) string { return "" }); auth != nil {
+		t.Error("no token: want the keychain")
 	}
 }
