@@ -370,6 +370,29 @@ func bwrapPrefix(opts Options, maps []Mount, workdir string, env map[string]stri
 	return append(cmd, "--", "/bin/sh")
 }
 
+// InImage reports whether the absolute path p names a file of the image
+// (under one of ImagePaths) rather than a host file a step sees through a
+// bind (the tree or a mount).
+func (o Options) InImage(p string) bool {
+	if !filepath.IsAbs(p) || !inImage(p, o.ImagePaths) {
+		return false
+	}
+	for _, h := range append([]string{o.Root}, mountHosts(o.Mounts)...) {
+		if p == h || strings.HasPrefix(p, h+string(filepath.Separator)) {
+			return false
+		}
+	}
+	return true
+}
+
+func mountHosts(ms []Mount) []string {
+	hs := make([]string, len(ms))
+	for i, m := range ms {
+		hs[i] = m.Host
+	}
+	return hs
+}
+
 // inImage reports whether a lies under one of the image's own prefixes.
 func inImage(a string, prefixes []string) bool {
 	for _, p := range prefixes {

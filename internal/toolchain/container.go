@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/container"
@@ -39,72 +38,67 @@ func (tc *Toolchain) CommandIn(ctx context.Context, dir string, argv []string, e
 	return cmd, nil
 }
 
-// probeScript prints, for each tool, its name, the SHA-256 of its binary and
-// the first line of its version output, separated by tabs.
-func probeScript(reqs []Requirement, paths map[string]string) string {
-	var b strings.Builder
-	for _, r := range reqs {
-		p := paths[r.Name]
-		fmt.Fprintf(&b, "[ -x %s ] && printf '%%s\\t%%s\\t%%s\\n' %s \"$(sha256sum \"$(readlink -f %s)\" | cut -d' ' -f1)\" \"$(%s %s 2>&1 | head -n1)\";\n",
-			p, r.Name, p, p, strings.Join(r.VersArgs, " "))
+// probed is what a tool said about itself inside the sandbox or image.
+type probed struct{ SHA256, Version string }
+
+// probeIn runs each tool of paths (name -> path inside opts' root) once
+// with its version arguments, in the order of Requirements, and returns
+// the SHA-256 of its binary and the first line it printed. A tool that is
+// missing or prints nothing is left out; the caller names it.
+func probeIn(ctx context.Context, opts container.Options, paths map[string]string) (map[string]probed, error) {
+	var script strings.Builder
+	for _, r := range Requirements {
+		if p, ok := paths[r.Name]; ok {
+			fmt.Fprintf(&script, "[ -x %s ] && printf '%%s\\t%%s\\t%%s\\n' %s \"$(sha256sum \"$(readlink -f %s)\" | cut -d' ' -f1)\" \"$(%s %s 2>&1 | head -n1)\";\n",
+				p, r.Name, p, p, strings.Join(r.VersArgs, " "))
+		}
 	}
-	return b.String()
+	cmd, err := opts.Command(ctx, []string{"/bin/sh", "-c", script.String()}, os.Environ())
+	if err != nil {
+		return nil, err
+	}
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("%v: %s", err, strings.TrimSpace(stderr.String()))
+	}
+	got := map[string]probed{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		f := strings.SplitN(line, "\t", 3)
+		if len(f) == 3 && strings.TrimSpace(f[2]) != "" {
+			if _, ok := paths[f[0]]; ok {
+				got[f[0]] = probed{SHA256: f[1], Version: strings.TrimSpace(f[2])}
+			}
+		}
+	}
+	return got, nil
 }
 
 func findInContainer(opts container.Options, lt *LockedTree) (*Toolchain, error) {
 	opts.ImagePaths = append(opts.ImagePaths, "/usr/")
 	tc := &Toolchain{Mode: ModeContainer, LLVMDir: lt.llvmDirIn(), Tools: map[string]*Tool{}, Container: &opts, Lock: lt}
-	var inImage []Requirement
-	for _, r := range Requirements {
-		if r.InLLVM || r.Name == "nasm" {
-			inImage = append(inImage, r)
-		}
-	}
 	paths := lt.inRootfs()
-	argv := []string{"sh", "-c", probeScript(inImage, paths)}
-	cmd, err := opts.Command(context.Background(), argv, os.Environ())
+	got, err := probeIn(context.Background(), opts, paths)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s=container: %v", ErrMissing, container.EnvMode, err)
+		return nil, fmt.Errorf("%w: %s=container, but probing the toolchain image %s failed (%v)\nis the engine (%s) installed and the image loaded (go tool mage toolchainImage writes it)? Unset %s to build in the same rootfs through bubblewrap",
+			ErrMissing, container.EnvMode, opts.Image, err, engineName(opts), container.EnvMode)
 	}
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("%w: %s=container, but probing the toolchain image %s failed (%v): %s\nis the engine (%s) installed and the image loaded (go tool mage toolchainImage writes it)? Unset %s to build in the same rootfs through bubblewrap",
-			ErrMissing, container.EnvMode, opts.Image, err, strings.TrimSpace(stderr.String()), engineName(opts), container.EnvMode)
-	}
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		f := strings.SplitN(line, "\t", 3)
-		if len(f) != 3 {
-			continue
-		}
-		for _, r := range inImage {
-			if r.Name == f[0] {
-				tc.Tools[r.Name] = &Tool{Name: r.Name, Path: paths[r.Name], SHA256: f[1], Version: f[2]}
-			}
-		}
+	for name, p := range got {
+		tc.Tools[name] = &Tool{Name: name, Path: paths[name], SHA256: p.SHA256, Version: p.Version}
 	}
 	var missing []string
-	for _, r := range inImage {
-		if _, ok := tc.Tools[r.Name]; !ok {
+	for _, r := range Requirements {
+		if _, ok := tc.Tools[r.Name]; !ok && paths[r.Name] != "" {
 			missing = append(missing, r.Binary)
 		}
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("%w: the toolchain image %s lacks %s; write it from the lock with `go tool mage toolchainImage` and load it", ErrMissing, opts.Image, strings.Join(missing, ", "))
 	}
-	m := clangVersionRE.FindStringSubmatch(tc.Tools["clang"].Version)
-	if m == nil {
-		return nil, fmt.Errorf("%w: could not read clang's version from %q in image %s", ErrMissing, tc.Tools["clang"].Version, opts.Image)
+	if err := tc.setMajor(); err != nil {
+		return nil, fmt.Errorf("%w (image %s)", err, opts.Image)
 	}
-	tc.LLVMMajor, _ = strconv.Atoi(m[1])
-	// Host tools the tests and QEMU targets need.
-	for _, r := range Requirements {
-		if r.Optional {
-			if t, err := resolve(r, ""); err == nil {
-				tc.Tools[r.Name] = t
-			}
-		}
-	}
+	tc.addHostTools() // QEMU, gdb, the FAT tools: the tests and QEMU targets need them
 	return tc, nil
 }
 

@@ -37,14 +37,12 @@ func GenerateLock(ctx context.Context, root string, log io.Writer, imageDigest I
 		return old, new, fmt.Errorf("read the archive keyring: %w", err)
 	}
 	lt := &LockedTree{Root: root, Definition: def}
+	if err := os.MkdirAll(CacheRoot(), 0o755); err != nil {
+		return old, new, err
+	}
 	work, err := os.MkdirTemp(CacheRoot(), "lockgen-")
 	if err != nil {
-		if err := os.MkdirAll(CacheRoot(), 0o755); err != nil {
-			return old, new, err
-		}
-		if work, err = os.MkdirTemp(CacheRoot(), "lockgen-"); err != nil {
-			return old, new, err
-		}
+		return old, new, err
 	}
 	defer os.RemoveAll(work)
 

@@ -5,8 +5,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -991,15 +989,6 @@ func (rf *Rootfs) FileSHA256(p string) (string, error) {
 		return r.sum, nil
 	}
 	return "", fmt.Errorf("%s (%s) is not a file of the toolchain rootfs", p, rel)
-}
-
-// hashReader is sha256 of a stream, hex.
-func hashReader(r io.Reader) (string, error) {
-	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func fileExists(p string) bool {

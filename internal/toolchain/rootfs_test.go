@@ -197,29 +197,8 @@ func TestAlteredCacheIsRefused(t *testing.T) {
 // byte of that cache's clang changed. FindIn must refuse before returning
 // a toolchain, so no step can run.
 func TestAlteredToolchainStopsTheBuildFirst(t *testing.T) {
-	root := repoRoot(t)
-	tree := t.TempDir()
-	for _, f := range []string{DefinitionFile, LockFile, "toolchain/debian-archive-keyring.gpg"} {
-		copyFile(t, filepath.Join(root, f), filepath.Join(tree, f))
-	}
-	t.Setenv("FLUID_CACHE_DIR", t.TempDir())
-	t.Setenv(EnvMode, "")
-	lt, err := ReadLock(tree)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A finished cache for this lock, unpacked from the fake tarball (the
-	// tarball check belongs to creation; the file record is what guards an
-	// unpacked cache).
-	dir := lt.CacheDir()
-	os.MkdirAll(dir, 0o755)
-	tarball := filepath.Join(dir, "rootfs.tar")
-	os.WriteFile(tarball, fakeRootfsTar(t), 0o644)
-	rf := &Rootfs{Tree: lt, Dir: dir, Root: filepath.Join(dir, "rootfs")}
-	if err := rf.unpack(tarball); err != nil {
-		t.Fatal(err)
-	}
-	os.WriteFile(filepath.Join(dir, "ready"), []byte(lt.LockSHA256+"\n"), 0o644)
+	lt, rf := fakeCache(t) // a finished cache for a copy of the tree's lock
+	tree := lt.Root
 	if _, err := FindIn(tree); errors.Is(err, ErrRootfs) && strings.Contains(err.Error(), "altered") {
 		t.Fatalf("untouched cache refused: %v", err)
 	}

@@ -1,7 +1,6 @@
 package toolchain
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -168,42 +167,25 @@ func (rf *Rootfs) probeTools(ctx context.Context) error {
 		return err
 	}
 	defer os.RemoveAll(work)
-	opts := rf.sandboxOptions(work)
-	var reqs []Requirement
 	paths := rf.Tree.inRootfs()
-	var script strings.Builder
-	for _, r := range Requirements {
-		if p, ok := paths[r.Name]; ok {
-			reqs = append(reqs, r)
-			fmt.Fprintf(&script, "printf '%%s\\t%%s\\n' %s \"$(%s %s 2>&1 | head -n1)\";\n", r.Name, p, strings.Join(r.VersArgs, " "))
-		}
-	}
-	cmd, err := opts.Command(ctx, []string{"/bin/sh", "-c", script.String()}, os.Environ())
+	got, err := probeIn(ctx, rf.sandboxOptions(work), paths)
 	if err != nil {
-		return err
-	}
-	var out, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%w: running the rootfs's tools with bubblewrap failed (%v): %s\nIs bubblewrap installed (`go tool mage deps`), and may this user create namespaces (on Ubuntu 24.04: sysctl kernel.apparmor_restrict_unprivileged_userns=0)?",
-			ErrRootfs, err, strings.TrimSpace(stderr.String()))
-	}
-	got := map[string]string{}
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		if name, v, ok := strings.Cut(line, "\t"); ok && strings.TrimSpace(v) != "" {
-			got[name] = strings.TrimSpace(v)
-		}
+		return fmt.Errorf("%w: running the rootfs's tools with bubblewrap failed (%v)\nIs bubblewrap installed (`go tool mage deps`), and may this user create namespaces (on Ubuntu 24.04: sysctl kernel.apparmor_restrict_unprivileged_userns=0)?",
+			ErrRootfs, err)
 	}
 	var b strings.Builder
-	for _, r := range reqs {
-		v, ok := got[r.Name]
+	for _, r := range Requirements {
+		if _, ok := paths[r.Name]; !ok {
+			continue
+		}
+		p, ok := got[r.Name]
 		if !ok {
 			return fmt.Errorf("%w: %s in the rootfs printed no version", ErrRootfs, paths[r.Name])
 		}
-		fmt.Fprintf(&b, "%s\t%s\n", r.Name, v)
+		fmt.Fprintf(&b, "%s\t%s\n", r.Name, p.Version)
 	}
-	if !strings.Contains(got["clang"], "version "+rf.Tree.Lock.LLVMVersion) {
-		return fmt.Errorf("%w: the rootfs's clang says %q, the lock says LLVM %s", ErrRootfs, got["clang"], rf.Tree.Lock.LLVMVersion)
+	if !strings.Contains(got["clang"].Version, "version "+rf.Tree.Lock.LLVMVersion) {
+		return fmt.Errorf("%w: the rootfs's clang says %q, the lock says LLVM %s", ErrRootfs, got["clang"].Version, rf.Tree.Lock.LLVMVersion)
 	}
 	return os.WriteFile(filepath.Join(rf.Dir, "tools.txt"), []byte(b.String()), 0o644)
 }
@@ -254,13 +236,8 @@ func (tc *Toolchain) HostPath(p string) string {
 // become their place in the cache, and files only an image holds give ""
 // (the toolchain key covers them).
 func (tc *Toolchain) InputPath(p string) string {
-	if tc.Container == nil || !filepath.IsAbs(p) || !strings.HasPrefix(p, "/usr/") {
+	if tc.Container == nil || !tc.Container.InImage(p) {
 		return p
-	}
-	for _, h := range append([]string{tc.Container.Root}, mountHosts(tc.Container)...) {
-		if p == h || strings.HasPrefix(p, h+"/") {
-			return p // a host file the step sees through a bind
-		}
 	}
 	if tc.Rootfs != nil {
 		return tc.Rootfs.HostPath(p)
@@ -287,12 +264,4 @@ func (tc *Toolchain) WithMount(dir string) *Toolchain {
 	o.Mounts = append(append([]container.Mount{}, o.Mounts...), container.Mount{Host: dir, Container: dir})
 	c.Container = &o
 	return &c
-}
-
-func mountHosts(o *container.Options) []string {
-	var hs []string
-	for _, m := range o.Mounts {
-		hs = append(hs, m.Host)
-	}
-	return hs
 }
