@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"io"
 	"os"
 	"os/exec"
@@ -413,18 +414,5 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "boot", "bootinfo.h")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("no repository root above %s", dir)
-		}
-	}
-}
+// repoRoot is the tree this test runs in.
+func repoRoot(t *testing.T) string { return toolchaintest.Root(t) }
