@@ -207,23 +207,26 @@ func ReleaseKey(ctx context.Context) error {
 	return nil
 }
 
-// Tools builds the release tools pinned in tools/go.mod (goreleaser, cosign)
-// into the per-user tool cache unless they are there already, and prints
-// their paths. A machine that runs this early (say, beside other work) has
-// them ready for the release tests and `mage release`.
+// Tools builds every pinned tool, the release tools of tools/go.mod
+// (goreleaser, cosign) first, then act of tools/rehearse/go.mod, into the
+// per-user tool cache unless they are there already, and prints their
+// paths. A machine that runs this early (say, beside other work) has them
+// ready for the release tests, `mage release` and act. A module that fails
+// to build does not keep the others from being built and printed.
 func Tools(ctx context.Context) error {
 	root, err := toolcache.RepoRoot(".")
 	if err != nil {
 		return err
 	}
-	bins, err := toolcache.EnsureAll(ctx, root, func(s string) { fmt.Println("tools:", s) })
-	if err != nil {
-		return err
+	bins, err := toolcache.EnsureAllModules(ctx, root, func(s string) { fmt.Println("tools:", s) })
+	for _, m := range toolcache.Modules {
+		for _, t := range m.Tools {
+			if bins[t] != "" {
+				fmt.Printf("%s\t%s\n", t.Name(), bins[t])
+			}
+		}
 	}
-	for _, t := range toolcache.Pinned {
-		fmt.Printf("%s\t%s\n", t.Name(), bins[t])
-	}
-	return nil
+	return err
 }
 
 func relEnvOr(k, def string) string {

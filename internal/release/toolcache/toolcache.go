@@ -1,18 +1,23 @@
-// Package toolcache builds the release tools pinned in tools/go.mod
-// (goreleaser, cosign) once per machine and reuses them.
+// Package toolcache builds the tools pinned as Go tools in the repository's
+// tools modules once per machine and reuses them: the release tools of
+// tools/go.mod (goreleaser, cosign) and act, the GitHub Actions runner, of
+// tools/rehearse/go.mod. act has a module of its own so that its pin does
+// not move the dependencies it shares with the release tools.
 //
-// The binaries live in a per-user cache, $FLUID_CACHE_DIR/tools/<key>/ or
-// <os.UserCacheDir()>/fluid-os/tools/<key>/, where key hashes tools/go.mod,
-// tools/go.sum, the Go version that builds them, GOOS/GOARCH and the build
-// recipe. Every clone, test package and `mage release` on the machine shares
-// them: a change of pins or of Go builds afresh, nothing else does.
+// Each module's binaries live in a per-user cache directory of their own,
+// $FLUID_CACHE_DIR/tools/<key>/ or <os.UserCacheDir()>/fluid-os/tools/<key>/,
+// where key hashes that module's go.mod and go.sum, the Go version that
+// builds them, GOOS/GOARCH and the build recipe. Every clone, test package
+// and `mage release` on the machine shares them: a change of a module's pins
+// or of Go builds that module's tools afresh, nothing else does (a new act
+// pin leaves goreleaser and cosign where they are, and the other way round).
 //
-// All missing tools are built by one `go build -o dir/ pkg...` (the shared
-// dependencies compile once, in parallel), into a temporary directory, then
-// renamed into place; a file lock makes a concurrent second builder wait and
-// then reuse the first one's binaries. A manifest records each binary's
-// SHA-256, checked before a cached binary is handed out; a damaged binary is
-// rebuilt, with a message.
+// All missing tools of a module are built by one `go build -o dir/ pkg...`
+// in its directory (the shared dependencies compile once, in parallel), into
+// a temporary directory, then renamed into place; a file lock per cache
+// directory makes a concurrent second builder wait and then reuse the first
+// one's binaries. A manifest records each binary's SHA-256, checked before a
+// cached binary is handed out; a damaged binary is rebuilt, with a message.
 package toolcache
 
 import (
@@ -37,18 +42,50 @@ import (
 	"github.com/fluid-os/fluid/internal/atomicfile"
 )
 
-// Tool is the main package of a tool pinned in tools/go.mod.
+// Tool is the main package of a tool pinned in one of the tools modules.
 type Tool string
 
 // The pinned tools.
 const (
-	Cosign     Tool = "github.com/sigstore/cosign/v2/cmd/cosign"
-	Goreleaser Tool = "github.com/goreleaser/goreleaser/v2"
+	Cosign     Tool = "github.com/sigstore/cosign/v2/cmd/cosign" // tools/go.mod
+	Goreleaser Tool = "github.com/goreleaser/goreleaser/v2"      // tools/go.mod
+	Act        Tool = "github.com/nektos/act"                    // tools/rehearse/go.mod
 )
 
-// Pinned lists the tools Ensure builds together: asking for one of them
-// builds every one that is missing, in the same `go build`.
-var Pinned = []Tool{Cosign, Goreleaser}
+// Module is a Go module of the repository that pins tools (a `tool`
+// directive for each): Dir is its directory relative to the repository root,
+// slash-separated; Tools are its pinned tools, which Ensure builds together:
+// asking for one of them builds every one of them that is missing, in the
+// same `go build`.
+type Module struct {
+	Dir   string
+	Tools []Tool
+}
+
+// The tools modules.
+var (
+	// Release holds the release tools, pinned in tools/go.mod.
+	Release = Module{Dir: "tools", Tools: []Tool{Cosign, Goreleaser}}
+	// Rehearse holds act, pinned in tools/rehearse/go.mod.
+	Rehearse = Module{Dir: "tools/rehearse", Tools: []Tool{Act}}
+	// Modules lists every tools module, the release tools first.
+	Modules = []Module{Release, Rehearse}
+)
+
+// Pinned lists the release tools (tools/go.mod), which EnsureAll builds.
+var Pinned = Release.Tools
+
+// ModuleOf returns the tools module that pins t.
+func ModuleOf(t Tool) (Module, error) {
+	for _, m := range Modules {
+		for _, u := range m.Tools {
+			if u == t {
+				return m, nil
+			}
+		}
+	}
+	return Module{}, fmt.Errorf("tool cache: %s is pinned in none of the tools modules", t)
+}
 
 // Name is the tool's binary name: the last path element that is not a
 // major-version suffix.
@@ -94,22 +131,26 @@ func CacheRoot() (string, error) {
 	return filepath.Join(d, "fluid-os"), nil
 }
 
-// Dir returns the cache directory for the current pins of the repository
-// at root and the Go that builds them.
-func Dir(root string) (string, error) {
-	dir, _, err := dirAndEnv(root)
+// Dir returns the cache directory of m's tools for the current pins of m in
+// the repository at root and the Go that builds them.
+func Dir(root string, m Module) (string, error) {
+	dir, _, err := dirAndEnv(root, m)
 	return dir, err
 }
 
-func dirAndEnv(root string) (string, []string, error) {
-	tools := filepath.Join(root, "tools")
+// dirAndEnv returns m's cache directory and the environment that builds
+// m's tools. The key reads m's go.mod and go.sum only: each module's own
+// `module` line keeps two modules apart, and the key of tools/ is the one
+// it had before there were more modules.
+func dirAndEnv(root string, m Module) (string, []string, error) {
+	tools := filepath.Join(root, filepath.FromSlash(m.Dir))
 	mod, err := os.ReadFile(filepath.Join(tools, "go.mod"))
 	if err != nil {
-		return "", nil, fmt.Errorf("tool cache: read tools/go.mod: %w", err)
+		return "", nil, fmt.Errorf("tool cache: read %s/go.mod: %w", m.Dir, err)
 	}
 	sum, err := os.ReadFile(filepath.Join(tools, "go.sum"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) { // a module without dependencies has none
-		return "", nil, fmt.Errorf("tool cache: read tools/go.sum: %w", err)
+		return "", nil, fmt.Errorf("tool cache: read %s/go.sum: %w", m.Dir, err)
 	}
 	env := buildEnv()
 	goVersion, err := goVersion(tools, env)
@@ -144,12 +185,13 @@ func buildEnv() []string {
 	return append(env, "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH, "CGO_ENABLED=0", "GOFLAGS=", "GOWORK=off")
 }
 
-// goVersions remembers `go env GOVERSION` per tools directory and
+// goVersions remembers `go env GOVERSION` per module directory and
 // environment: asking costs a process start.
 var goVersions sync.Map
 
 // goVersion is the version of the Go that builds in dir (GOTOOLCHAIN and the
-// go/toolchain lines of tools/go.mod can choose another than the default).
+// go/toolchain lines of the module's go.mod can choose another than the
+// default).
 func goVersion(dir string, env []string) (string, error) {
 	memo := dir + "\x00" + os.Getenv("PATH") + "\x00" + os.Getenv("GOTOOLCHAIN") + "\x00" + os.Getenv("GOROOT")
 	if v, ok := goVersions.Load(memo); ok {
@@ -174,42 +216,68 @@ func goVersion(dir string, env []string) (string, error) {
 }
 
 // Ensure returns the path of t's binary, building it with `go build` in
-// tools/ when the cache does not have it (together with every other missing
-// pinned tool). log, when not nil, is told before a (slow) build starts and
-// when a damaged binary is replaced.
+// the directory of t's module when the cache does not have it (together
+// with every other missing tool of that module; the other modules' tools
+// are not looked at). log, when not nil, is told before a (slow) build
+// starts and when a damaged binary is replaced.
 func Ensure(ctx context.Context, root string, t Tool, log func(string)) (string, error) {
-	bins, err := ensure(ctx, root, withTool(Pinned, t), t, log)
+	m, err := ModuleOf(t)
+	if err != nil {
+		return "", err
+	}
+	bins, err := ensure(ctx, root, m, t, log)
 	if err != nil {
 		return "", err
 	}
 	return bins[t], nil
 }
 
-// EnsureAll is Ensure for every pinned tool; it returns their paths.
+// EnsureAll is Ensure for every release tool (Pinned, tools/go.mod); it
+// returns their paths.
 func EnsureAll(ctx context.Context, root string, log func(string)) (map[Tool]string, error) {
-	return ensure(ctx, root, Pinned, "", log)
+	return EnsureModule(ctx, root, Release, log)
 }
 
-func withTool(tools []Tool, t Tool) []Tool {
-	for _, u := range tools {
-		if u == t {
-			return tools
+// EnsureModule is Ensure for every tool of m; it returns their paths.
+func EnsureModule(ctx context.Context, root string, m Module, log func(string)) (map[Tool]string, error) {
+	return ensure(ctx, root, m, "", log)
+}
+
+// EnsureAllModules is Ensure for every tool of every module (Modules), one
+// module after the other, the release tools first. A module that fails
+// does not stop the others: the paths of the tools that were built or
+// cached come back with the modules' errors, joined.
+func EnsureAllModules(ctx context.Context, root string, log func(string)) (map[Tool]string, error) {
+	return ensureModules(ctx, root, Modules, log)
+}
+
+func ensureModules(ctx context.Context, root string, mods []Module, log func(string)) (map[Tool]string, error) {
+	all := map[Tool]string{}
+	var errs []error
+	for _, m := range mods {
+		bins, err := ensure(ctx, root, m, "", log)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for t, bin := range bins {
+			all[t] = bin
 		}
 	}
-	return append(append([]Tool(nil), tools...), t)
+	return all, errors.Join(errs...)
 }
 
-// ensure returns the binaries of tools, building the missing or damaged
-// ones. With want set, only want has to be good for the fast path: the
-// others are looked at (and built) when a build is needed anyway.
-func ensure(ctx context.Context, root string, tools []Tool, want Tool, log func(string)) (map[Tool]string, error) {
+// ensure returns the binaries of m's tools, building the missing or
+// damaged ones. With want set, only want has to be good for the fast path:
+// the others are looked at (and built) when a build is needed anyway.
+func ensure(ctx context.Context, root string, m Module, want Tool, log func(string)) (map[Tool]string, error) {
 	if log == nil {
 		log = func(string) {}
 	}
+	tools := m.Tools
 	if err := checkNames(tools); err != nil {
 		return nil, err
 	}
-	dir, env, err := dirAndEnv(root)
+	dir, env, err := dirAndEnv(root, m)
 	if err != nil {
 		return nil, err
 	}
@@ -240,7 +308,7 @@ func ensure(ctx context.Context, root string, tools []Tool, want Tool, log func(
 	for _, d := range old {
 		os.RemoveAll(d)
 	}
-	if err := build(ctx, root, dir, env, bad, log); err != nil {
+	if err := build(ctx, root, m.Dir, dir, env, bad, log); err != nil {
 		return nil, err
 	}
 	bins, bad = check(dir, tools, log)
@@ -353,12 +421,12 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// build compiles tools with one `go build` into a temporary directory next
-// to dir, moves each binary into dir and records it in the manifest. The
-// caller holds the lock.
-func build(ctx context.Context, root, dir string, env []string, tools []Tool, log func(string)) error {
+// build compiles tools with one `go build` in modDir (the module's
+// directory, relative to root) into a temporary directory in dir, moves each
+// binary into dir and records it in the manifest. The caller holds the lock.
+func build(ctx context.Context, root, modDir, dir string, env []string, tools []Tool, log func(string)) error {
 	sort.Slice(tools, func(i, j int) bool { return tools[i].Name() < tools[j].Name() })
-	log(fmt.Sprintf("building %s from tools/go.mod into %s (once per machine and pin set; minutes on a cold Go build cache)", names(tools), dir))
+	log(fmt.Sprintf("building %s from %s/go.mod into %s (once per machine and pin set; minutes on a cold Go build cache)", names(tools), modDir, dir))
 	tmp, err := os.MkdirTemp(dir, ".build-")
 	if err != nil {
 		return fmt.Errorf("tool cache: %w", err)
@@ -369,12 +437,12 @@ func build(ctx context.Context, root, dir string, env []string, tools []Tool, lo
 		args = append(args, string(t))
 	}
 	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir, cmd.Env = filepath.Join(root, "tools"), env
+	cmd.Dir, cmd.Env = filepath.Join(root, filepath.FromSlash(modDir)), env
 	builds.Add(1)
 	start := time.Now()
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("tool cache: go %s (in tools/): %w\n%s", strings.Join(args, " "), err, tail(out))
+		return fmt.Errorf("tool cache: go %s (in %s/): %w\n%s", strings.Join(args, " "), modDir, err, tail(out))
 	}
 	m := readManifest(dir)
 	goVersion, _ := goVersion(cmd.Dir, env)
