@@ -1,14 +1,30 @@
-// Package githubtest is an in-memory GitHub for tests: an httptest server
-// that serves the documented REST endpoints for releases and release assets
-// (get by tag, latest, list, create, update, list/upload/delete assets, and
-// asset download with Accept: application/octet-stream answered by a 302 to a
-// storage URL, as GitHub does), with faults to inject: 5xx answers, rate
-// limits, uploads that fail and leave a half-uploaded asset, truncated
-// downloads.
+// Package githubtest is an in-memory GitHub for one repository: an HTTP
+// server (httptest, usable outside of go test too) that serves the
+// documented REST endpoints, paths, methods, status codes and JSON shapes
+// the project's clients call:
+//
+//   - releases and release assets: get by tag, latest, list, create, update,
+//     list/upload/delete assets, and asset download with Accept:
+//     application/octet-stream answered by a 302 to a storage URL, as GitHub
+//     does; with faults to inject: 5xx answers, rate limits, uploads that
+//     fail and leave a half-uploaded asset, truncated downloads;
+//   - git data (repo.go): commits, trees, blobs and refs, content-addressed
+//     with git's own object hashing, seeded with SeedCommit or SeedFromGit;
+//   - pull requests and their issue comments (repo.go);
+//   - GitHub Actions (actions.go): workflow runs, filtered as GitHub filters
+//     them, and their artifacts, served as zip archives through a 302 to the
+//     storage URL.
+//
+// Storage URLs are pre-signed, as GitHub's are: they reject a request that
+// carries an Authorization header. When Token is set, every API request must
+// carry it. A request for an endpoint the server does not know is answered
+// 404 with GitHub's JSON error and recorded (Unexpected), so a test can fail
+// on it. Every method is safe for concurrent use.
 package githubtest
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -29,6 +45,11 @@ type Server struct {
 	// OmitDigest leaves out the assets' "digest" field, like older GitHub
 	// Enterprise servers, so clients must compare contents another way.
 	OmitDigest bool
+	// Token, when not empty, is the only credential the API accepts: every
+	// request but those to the storage URLs must carry "Authorization:
+	// Bearer <Token>" or "Authorization: token <Token>", else it is answered
+	// 401 Bad credentials. Set it before the first request.
+	Token string
 
 	mu          sync.Mutex
 	storageAuth []string
@@ -36,6 +57,19 @@ type Server struct {
 	releases    []*Release
 	faults      []*Fault
 	log         []string
+	unexpected  []string
+
+	// git data and pull requests (repo.go)
+	blobs    map[string][]byte
+	trees    map[string][]gitEntry
+	commits  map[string]*gitCommit
+	refs     map[string]string // "heads/main" -> sha
+	pulls    []*Pull
+	comments map[int][]*Comment
+
+	// GitHub Actions (actions.go)
+	runs      []*run
+	workflows map[string]int64 // workflow file -> workflow id
 }
 
 // Release is a stored release.
@@ -83,7 +117,11 @@ type Fault struct {
 
 // New starts a server for owner/repo; Close it when done.
 func New(owner, repo string) *Server {
-	s := &Server{Owner: owner, Repo: repo, nextID: 100}
+	s := &Server{
+		Owner: owner, Repo: repo, nextID: 100,
+		blobs: map[string][]byte{}, trees: map[string][]gitEntry{}, commits: map[string]*gitCommit{},
+		refs: map[string]string{}, comments: map[int][]*Comment{}, workflows: map[string]int64{},
+	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	return s
 }
@@ -141,32 +179,95 @@ func (s *Server) Log() []string {
 	return append([]string(nil), s.log...)
 }
 
+// Unexpected returns "METHOD path?query" for every request the server has
+// no endpoint for (each was answered 404 Not Found, as GitHub answers).
+func (s *Server) Unexpected() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.unexpected...)
+}
+
 func (s *Server) id() int64 { s.nextID++; return s.nextID }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.log = append(s.log, r.Method+" "+r.URL.Path)
-	prefix := "/repos/" + s.Owner + "/" + s.Repo + "/"
-	var rest string
-	switch {
-	case strings.HasPrefix(r.URL.Path, "/storage/"):
-		rest = r.URL.Path
-	case strings.HasPrefix(r.URL.Path, prefix):
-		rest = strings.TrimPrefix(r.URL.Path, prefix)
-	default:
-		s.notFound(w)
+	if strings.HasPrefix(r.URL.Path, "/storage/") {
+		if s.fault(w, r, r.URL.Path) {
+			return
+		}
+		parts := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
+		if len(parts) != 2 || (r.Method != http.MethodGet && r.Method != http.MethodHead) {
+			s.notServed(w, r)
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		s.storageAuth = append(s.storageAuth, auth)
+		if auth != "" {
+			// A pre-signed URL already carries its credentials; storage
+			// services refuse a second authentication mechanism.
+			http.Error(w, "InvalidArgument: only one auth mechanism allowed; the URL is pre-signed, no Authorization header may be sent", http.StatusBadRequest)
+			return
+		}
+		s.storage(w, parts[1])
 		return
 	}
+	if !s.authorized(r) {
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"})
+		return
+	}
+	prefix := "/repos/" + s.Owner + "/" + s.Repo + "/"
+	if !strings.HasPrefix(r.URL.Path, prefix) {
+		s.notServed(w, r)
+		return
+	}
+	rest := strings.TrimPrefix(r.URL.Path, prefix)
 	if s.fault(w, r, rest) {
 		return
 	}
 	parts := strings.Split(strings.Trim(rest, "/"), "/")
+	served := false
+	switch parts[0] {
+	case "releases":
+		served = s.serveReleases(w, r, parts)
+	case "git":
+		served = s.serveGit(w, r, parts[1:])
+	case "pulls":
+		served = s.servePulls(w, r, parts[1:])
+	case "issues":
+		served = s.serveIssues(w, r, parts[1:])
+	case "actions":
+		served = s.serveActions(w, r, parts[1:])
+	}
+	if !served {
+		s.notServed(w, r)
+	}
+}
+
+// authorized says whether r carries the token, when one is required.
+func (s *Server) authorized(r *http.Request) bool {
+	if s.Token == "" {
+		return true
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !(strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "token")) {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(strings.TrimSpace(token)), []byte(s.Token)) == 1
+}
+
+// notServed answers a request for an endpoint the server does not have as
+// GitHub does, and records it.
+func (s *Server) notServed(w http.ResponseWriter, r *http.Request) {
+	s.unexpected = append(s.unexpected, r.Method+" "+r.URL.RequestURI())
+	s.notFound(w)
+}
+
+// serveReleases serves releases/...; false: no such endpoint.
+func (s *Server) serveReleases(w http.ResponseWriter, r *http.Request, parts []string) bool {
 	switch {
-	case parts[0] == "storage" && len(parts) == 2:
-		s.storageAuth = append(s.storageAuth, r.Header.Get("Authorization"))
-		s.storage(w, parts[1])
-	case len(parts) == 1 && parts[0] == "releases" && r.Method == http.MethodGet:
+	case len(parts) == 1 && r.Method == http.MethodGet:
 		var out []any
 		for i := len(s.releases) - 1; i >= 0; i-- {
 			out = append(out, s.releaseJSON(s.releases[i]))
@@ -175,7 +276,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			out = []any{}
 		}
 		writeJSON(w, 200, out)
-	case len(parts) == 1 && parts[0] == "releases" && r.Method == http.MethodPost:
+	case len(parts) == 1 && r.Method == http.MethodPost:
 		s.create(w, r)
 	case len(parts) == 2 && parts[1] == "latest" && r.Method == http.MethodGet:
 		var best *Release
@@ -186,14 +287,14 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		if best == nil {
 			s.notFound(w)
-			return
+			return true
 		}
 		writeJSON(w, 200, s.releaseJSON(best))
 	case len(parts) == 3 && parts[1] == "tags" && r.Method == http.MethodGet:
 		for _, rel := range s.releases {
 			if rel.Tag == parts[2] && !rel.Draft {
 				writeJSON(w, 200, s.releaseJSON(rel))
-				return
+				return true
 			}
 		}
 		s.notFound(w)
@@ -203,7 +304,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rel := s.byID(parts[1])
 		if rel == nil {
 			s.notFound(w)
-			return
+			return true
 		}
 		var in map[string]any
 		json.NewDecoder(r.Body).Decode(&in)
@@ -221,7 +322,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		rel := s.byID(parts[1])
 		if rel == nil {
 			s.notFound(w)
-			return
+			return true
 		}
 		out := []any{}
 		for _, a := range rel.Assets {
@@ -231,8 +332,9 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	case len(parts) == 3 && parts[2] == "assets" && r.Method == http.MethodPost:
 		s.upload(w, r, parts[1], nil)
 	default:
-		s.notFound(w)
+		return false
 	}
+	return true
 }
 
 // fault answers r with a matching fault, if any is left.
@@ -366,6 +468,13 @@ func (s *Server) storage(w http.ResponseWriter, idStr string) {
 			w.Write(data)
 			return
 		}
+	}
+	if a := s.artifactByID(idStr); a != nil {
+		w.Header().Set("Content-Type", "application/zip")
+		w.Header().Set("Content-Length", strconv.Itoa(len(a.data)))
+		w.WriteHeader(200)
+		w.Write(a.data)
+		return
 	}
 	http.Error(w, "no such object", 404)
 }
