@@ -10,6 +10,7 @@ import (
 
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/cicheck"
+	"github.com/fluid-os/fluid/internal/rehearse/record"
 	"github.com/fluid-os/fluid/internal/repro"
 )
 
@@ -31,7 +32,7 @@ func Verify(ctx context.Context) error {
 	return err
 }
 
-// Lint runs actionlint (a pinned Go tool) over every workflow in .github/workflows and the workflow policy checks (SHA pinning, permissions, timeouts, mage targets that exist).
+// Lint runs actionlint (a pinned Go tool) over every workflow in .github/workflows and the workflow policy checks (SHA pinning, permissions, timeouts, mage targets that exist), and flags a workflow that has not passed `rehearse` since it (or a composite action it uses) last changed (.github/rehearsal/passed.json; not checked inside a rehearsal, FLUID_REHEARSAL=1, which is how a changed workflow gets its pass).
 func Lint() error {
 	root, err := build.FindRoot()
 	if err != nil {
@@ -52,9 +53,34 @@ func Lint() error {
 	for _, p := range problems {
 		fmt.Println(p)
 	}
+	if os.Getenv("FLUID_REHEARSAL") == "1" {
+		fmt.Println("lint: inside a rehearsal: not checking .github/rehearsal/passed.json (the rehearsal is what records it)")
+	} else {
+		stale, err := record.Stale(root)
+		if err != nil {
+			return err
+		}
+		for _, s := range stale {
+			fmt.Println(s)
+		}
+		if len(stale) > 0 {
+			return fmt.Errorf("lint: %d workflows without a passing rehearsal of their current files (above)", len(stale))
+		}
+	}
 	if len(problems) > 0 {
 		return fmt.Errorf("lint: %d workflow policy problems (above)", len(problems))
 	}
 	fmt.Printf("lint: %d workflows clean\n", len(files))
 	return nil
+}
+
+// Rehearse runs the GitHub Actions workflows on this machine before anything is pushed: ci (pull_request and push to main), profiles (its refresh pull request), release (a v* tag: signed with a throwaway local key, published and then verified with fluid and the cosign CLI) and pr-comment (from ci's artifacts, as workflow_run), each with act (pinned in tools/rehearse/go.mod) in host mode: offline, no container engine, against a clean clone of HEAD plus uncommitted changes. Third-party actions, sudo and gh are the stand-ins in .github/rehearsal/ (listed in its README); GitHub's API is an in-process fake. A failed step fails it, naming workflow, job and step with its last output lines. A workflow whose every event passed is recorded in .github/rehearsal/passed.json, which `lint` checks. FLUID_REHEARSE_KEEP=1 keeps the work directory.
+func Rehearse() error { return goRunCmd("./cmd/fluid-rehearse") }
+
+// RehearseJob rehearses one job of one workflow, with the jobs it needs, for every event the rehearsal sends that workflow: e.g. `go tool mage rehearseJob ci test`; job "all" runs every job (and records a pass).
+func RehearseJob(workflow, job string) error {
+	if job == "all" {
+		return goRunCmd("./cmd/fluid-rehearse", workflow)
+	}
+	return goRunCmd("./cmd/fluid-rehearse", workflow, job)
 }

@@ -30,7 +30,11 @@ func VerifyBench() error {
 
 // fluidRelease runs cmd/fluid-release: the release code lives outside the
 // mage binary so every other target starts fast.
-func fluidRelease(sub string) error {
+func fluidRelease(sub string) error { return goRunCmd("./cmd/fluid-release", sub) }
+
+// goRunCmd runs a command of this module (`go run PKG ARGS...`) in mage's
+// working directory, for targets whose code would make the mage binary big.
+func goRunCmd(pkg string, args ...string) error {
 	// The module holding this magefile (mage compiles without -trimpath);
 	// the command runs in mage's working directory (-w), like a target.
 	_, self, _, ok := runtime.Caller(0)
@@ -41,14 +45,14 @@ func fluidRelease(sub string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "run", "./cmd/fluid-release", sub)
+	cmd := exec.Command("go", append([]string{"run", pkg}, args...)...)
 	cmd.Dir = filepath.Dir(filepath.Dir(self))
 	cmd.Env = append(os.Environ(), "FLUID_WORKDIR="+wd)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return mg.Fatalf(ee.ExitCode(), "%s failed (see above)", sub)
+			return mg.Fatalf(ee.ExitCode(), "%s %v failed (see above)", pkg, args)
 		}
 		return err
 	}

@@ -1,0 +1,343 @@
+package rehearse
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/fluid-os/fluid/internal/ci"
+	"github.com/fluid-os/fluid/internal/github/githubtest"
+)
+
+// Step is one rehearsed (workflow, event): the event's payload as GitHub
+// would send it, what the fake GitHub must hold before, and what the run
+// must have produced after.
+type Step struct {
+	Workflow, Event string
+	Payload         func(e *env) map[string]any
+	Before          func(ctx context.Context, e *env) error
+	// Check looks at the run's artifacts (act's artifact server directory)
+	// and at the fake GitHub. jobs is the job selection (empty: all).
+	Check func(ctx context.Context, e *env, artifacts string, jobs []string) error
+	// Secrets and Vars are given to act (-s, --var).
+	Secrets func(e *env) map[string]string
+	Vars    func(e *env) map[string]string
+}
+
+func (s Step) secrets(e *env) map[string]string {
+	if s.Secrets == nil {
+		return nil
+	}
+	return s.Secrets(e)
+}
+
+func (s Step) vars(e *env) map[string]string {
+	if s.Vars == nil {
+		return nil
+	}
+	return s.Vars(e)
+}
+
+// The fake GitHub's ids for the rehearsed ci runs.
+const (
+	ciPRRunID   = 9001
+	ciPushRunID = 9002
+	prNumber    = 1
+)
+
+// Plan is the rehearsal, in order: the pull request's ci run, ci on the
+// push to main, the profile refresh, the tagged release, and the comment
+// on the pull request from the ci run's artifacts (workflow_run).
+var Plan = []Step{
+	{Workflow: "ci.yml", Event: "pull_request", Payload: prPayload,
+		Check: func(ctx context.Context, e *env, arts string, jobs []string) error {
+			return e.ciCheck(arts, jobs, ciPRRunID, "pull_request", "rehearsal")
+		}},
+	{Workflow: "ci.yml", Event: "push", Payload: pushPayload("refs/heads/main"),
+		Check: func(ctx context.Context, e *env, arts string, jobs []string) error {
+			return e.ciCheck(arts, jobs, ciPushRunID, "push", "main")
+		}},
+	{Workflow: "profiles.yml", Event: "workflow_dispatch", Payload: dispatchPayload,
+		Check: profilesCheck},
+	{Workflow: "release.yml", Event: "push", Payload: func(e *env) map[string]any { return pushPayload("refs/tags/" + e.tag)(e) },
+		Secrets: func(e *env) map[string]string {
+			return map[string]string{"RELEASE_COSIGN_KEY": string(e.keyPEM), "RELEASE_COSIGN_PASSWORD": e.keyPass}
+		},
+		Vars: func(e *env) map[string]string {
+			return map[string]string{"RELEASE_COSIGN_PUBLIC_KEY": string(e.pubPEM)}
+		},
+		Check: releaseCheck},
+	{Workflow: "pr-comment.yml", Event: "workflow_run", Payload: workflowRunPayload, Before: prCommentBefore,
+		Check: prCommentCheck},
+}
+
+func repository(e *env) map[string]any {
+	owner, name, _ := strings.Cut(e.repo, "/")
+	return map[string]any{"full_name": e.repo, "name": name, "owner": map[string]any{"login": owner},
+		"default_branch": "main", "html_url": "https://github.com/" + e.repo}
+}
+
+func prPayload(e *env) map[string]any {
+	return map[string]any{
+		"action": "synchronize", "number": prNumber,
+		"pull_request": map[string]any{
+			"number": prNumber,
+			"head":   map[string]any{"ref": "rehearsal", "sha": e.commit, "repo": repository(e)},
+			"base":   map[string]any{"ref": "main", "sha": e.parentOr(), "repo": repository(e)},
+		},
+		"repository": repository(e),
+	}
+}
+
+func (e *env) parentOr() string {
+	if e.parent != "" {
+		return e.parent
+	}
+	return e.commit
+}
+
+func pushPayload(ref string) func(e *env) map[string]any {
+	return func(e *env) map[string]any {
+		return map[string]any{"ref": ref, "before": e.parentOr(), "after": e.commit,
+			"head_commit": map[string]any{"id": e.commit}, "repository": repository(e)}
+	}
+}
+
+func dispatchPayload(e *env) map[string]any {
+	return map[string]any{"ref": "refs/heads/main", "inputs": map[string]any{}, "repository": repository(e)}
+}
+
+func workflowRunPayload(e *env) map[string]any {
+	return map[string]any{
+		"action": "completed",
+		"workflow_run": map[string]any{
+			"id": ciPRRunID, "name": "ci", "event": "pull_request", "status": "completed", "conclusion": "success",
+			"head_sha": e.commit, "head_branch": "rehearsal", "path": ".github/workflows/ci.yml",
+			"html_url": fmt.Sprintf("https://github.com/%s/actions/runs/%d", e.repo, ciPRRunID),
+		},
+		"repository": repository(e),
+	}
+}
+
+// runArtifacts reads the zips act's artifact server stored for a run
+// (<dir>/<run id>/<name>/<name>.zip).
+func runArtifacts(dir string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	m, _ := filepath.Glob(filepath.Join(dir, "*", "*", "*.zip"))
+	for _, p := range m {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out[strings.TrimSuffix(filepath.Base(p), ".zip")] = b
+	}
+	return out, nil
+}
+
+func zipNames(b []byte) (map[string][]byte, error) {
+	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]byte{}
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			return nil, err
+		}
+		var buf bytes.Buffer
+		_, err = buf.ReadFrom(rc)
+		rc.Close()
+		if err != nil {
+			return nil, err
+		}
+		out[f.Name] = buf.Bytes()
+	}
+	return out, nil
+}
+
+func keys[V any](m map[string]V) []string {
+	k := make([]string, 0, len(m))
+	for x := range m {
+		k = append(k, x)
+	}
+	sort.Strings(k)
+	return k
+}
+
+// ciCheck: the test job uploaded ci-results with the manifest, the serial
+// logs and the outcome (and, for a pull request, pr.json naming it); the
+// run is registered in the fake GitHub for pr-comment.
+func (e *env) ciCheck(arts string, jobs []string, runID int64, event, branch string) error {
+	all, err := runArtifacts(arts)
+	if err != nil {
+		return err
+	}
+	if len(jobs) == 0 || contains(jobs, "test") {
+		z, ok := all[ci.ResultsArtifact]
+		if !ok {
+			return fmt.Errorf("the test job uploaded no %s artifact (artifacts: %v)", ci.ResultsArtifact, keys(all))
+		}
+		files, err := zipNames(z)
+		if err != nil {
+			return fmt.Errorf("%s: %w", ci.ResultsArtifact, err)
+		}
+		want := []string{"manifest.json", "ci/outcome.json", "bench.json", "serial.log"}
+		if event == "pull_request" {
+			want = append(want, "ci/pr.json")
+		}
+		for _, w := range want {
+			if _, ok := files[w]; !ok {
+				return fmt.Errorf("%s lacks %s (it has %v)", ci.ResultsArtifact, w, keys(files))
+			}
+		}
+		if event == "pull_request" {
+			pr := string(files["ci/pr.json"])
+			if !strings.Contains(pr, fmt.Sprintf(`"number":%d`, prNumber)) || !strings.Contains(pr, e.commit) {
+				return fmt.Errorf("ci/pr.json is %q: want pull request %d at %s", pr, prNumber, e.commit)
+			}
+		}
+	}
+	e.gh.AddRun(githubtest.Run{ID: runID, WorkflowFile: "ci.yml", Event: event, Branch: branch, HeadSHA: e.commit,
+		Status: "completed", Conclusion: "success"}, all)
+	return nil
+}
+
+// profilesCheck: the fake GitHub got the profiles/refresh branch and one
+// pull request into main whose commit changes profiles/ only.
+func profilesCheck(ctx context.Context, e *env, _ string, _ []string) error {
+	sha, ok := e.gh.Ref("heads/profiles/refresh")
+	if !ok {
+		return fmt.Errorf("no profiles/refresh branch on the fake GitHub (requests: %v)", e.gh.Log())
+	}
+	var pr *githubtest.Pull
+	for _, p := range e.gh.Pulls() {
+		if p.HeadRef == "profiles/refresh" && p.BaseRef == "main" {
+			p := p
+			pr = &p
+		}
+	}
+	if pr == nil {
+		return fmt.Errorf("no pull request from profiles/refresh into main (pulls: %v)", e.gh.Pulls())
+	}
+	after, ok := e.gh.Tree(sha)
+	if !ok {
+		return fmt.Errorf("profiles/refresh points at %s, which the fake GitHub does not know", sha)
+	}
+	before, _ := e.gh.Tree(e.commit)
+	var changed []string
+	for _, p := range keys(union(before, after)) {
+		if !bytes.Equal(before[p], after[p]) {
+			changed = append(changed, p)
+		}
+	}
+	if len(changed) == 0 {
+		return fmt.Errorf("the profile-refresh commit %s changes nothing", sha)
+	}
+	for _, p := range changed {
+		if !strings.HasPrefix(p, "profiles/") {
+			return fmt.Errorf("the profile-refresh commit changes %s, outside profiles/ (changed: %v)", p, changed)
+		}
+	}
+	if !strings.Contains(pr.Body, "bench") && !strings.Contains(pr.Body, "Bench") {
+		return fmt.Errorf("pull request #%d's body has no bench comparison:\n%s", pr.Number, pr.Body)
+	}
+	return nil
+}
+
+func union(a, b map[string][]byte) map[string][]byte {
+	u := map[string][]byte{}
+	for k, v := range a {
+		u[k] = v
+	}
+	for k, v := range b {
+		u[k] = v
+	}
+	return u
+}
+
+// releaseCheck: the fake GitHub has the release for the tag, with exactly
+// the assets the release job uploaded as release-assets (checksums.txt,
+// its bundle, and every file checksums.txt names), byte for byte.
+func releaseCheck(ctx context.Context, e *env, arts string, jobs []string) error {
+	if len(jobs) > 0 && !contains(jobs, "check-published") && !contains(jobs, "release") {
+		return nil
+	}
+	rel := e.gh.Release(e.tag)
+	if rel == nil {
+		return fmt.Errorf("no release %s on the fake GitHub", e.tag)
+	}
+	published := map[string][]byte{}
+	for _, a := range rel.Assets {
+		published[a.Name] = a.Data
+	}
+	all, err := runArtifacts(arts)
+	if err != nil {
+		return err
+	}
+	z, ok := all["release-assets"]
+	if !ok {
+		return fmt.Errorf("the release job uploaded no release-assets artifact (artifacts: %v)", keys(all))
+	}
+	dist, err := zipNames(z)
+	if err != nil {
+		return err
+	}
+	sums, ok := published["checksums.txt"]
+	if !ok {
+		return fmt.Errorf("release %s has no checksums.txt (assets: %v)", e.tag, keys(published))
+	}
+	want := map[string]bool{"checksums.txt": true, "checksums.txt.sigstore.json": true}
+	sc := bufio.NewScanner(bytes.NewReader(sums))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) == 2 {
+			want[f[1]] = true
+		}
+	}
+	for _, n := range []string{"fluid-pgo.img.zst", "fluid-baseline.img.zst", "manifest.json"} {
+		if !want[n] {
+			return fmt.Errorf("checksums.txt does not name %s", n)
+		}
+	}
+	if got := keys(published); strings.Join(got, " ") != strings.Join(keys(want), " ") {
+		return fmt.Errorf("release %s has assets %v; checksums.txt and its bundle name %v", e.tag, got, keys(want))
+	}
+	for n := range want {
+		d, ok := dist[n]
+		if !ok {
+			return fmt.Errorf("release-assets artifact (build/dist) lacks %s", n)
+		}
+		if !bytes.Equal(d, published[n]) {
+			return fmt.Errorf("published %s differs from the release job's build/dist/%s", n, n)
+		}
+	}
+	return nil
+}
+
+// prCommentBefore: the pull request exists on the fake GitHub.
+func prCommentBefore(ctx context.Context, e *env) error {
+	e.gh.AddPull(prNumber, e.commit, "rehearsal", "main")
+	return nil
+}
+
+// prCommentCheck: the pull request has the bot's one comment, made from
+// the ci run's artifacts.
+func prCommentCheck(ctx context.Context, e *env, _ string, _ []string) error {
+	cs := e.gh.Comments(prNumber)
+	var bot []githubtest.Comment
+	for _, c := range cs {
+		if strings.Contains(c.Body, ci.CommentMarker) {
+			bot = append(bot, c)
+		}
+	}
+	if len(bot) != 1 {
+		return fmt.Errorf("pull request #%d has %d bot comments (want 1): %v", prNumber, len(bot), cs)
+	}
+	return nil
+}

@@ -1,0 +1,636 @@
+// Package rehearse runs the project's real GitHub Actions workflows on this
+// machine before anything is pushed: `go tool mage rehearse`.
+//
+// act (pinned in tools/rehearse/go.mod, built by the tool cache) runs each
+// workflow in host mode (runs-on mapped to -self-hosted: no container
+// engine) against a clean clone of the tree, for the events GitHub would
+// send (Plan). Nothing reaches the network:
+//
+//   - a bare repository plays GitHub's copy of the repository: main, the
+//     pull request's refs and the release tag point at the rehearsed commit
+//     (HEAD, plus uncommitted changes to tracked files);
+//   - every third-party `uses:` maps to a stand-in under
+//     .github/rehearsal/actions/ (act --local-repository), and sudo and gh
+//     are stand-ins too (internal/rehearse/standin lists them all); the
+//     project's own composite actions run as they are;
+//   - artifacts go through act's artifact server, so jobs of a run hand
+//     them to each other; caches go to a local directory;
+//   - GITHUB_API_URL is an in-process fake GitHub (githubtest) holding the
+//     rehearsed commit, which receives the profile-refresh pull request,
+//     the release and the pull-request comment, and serves the ci run's
+//     artifacts to pr-comment as workflow_run hands them over;
+//   - releases are signed with a throwaway local cosign key, given as the
+//     workflow's key secrets, and checked with its public key.
+//
+// A failed step fails the rehearsal, naming the workflow, event, job and
+// step, with the step's last output lines. After each run, checks look at
+// what it produced (Plan's Check). A workflow whose every event passed is
+// recorded in .github/rehearsal/passed.json with the hash of its files, and
+// `mage lint` flags a workflow changed since (record.go).
+package rehearse
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fluid-os/fluid/internal/github/githubtest"
+	"github.com/fluid-os/fluid/internal/rehearse/record"
+)
+
+// Options configure a rehearsal.
+type Options struct {
+	Root string // the developer's tree (a git work tree)
+	// Workflows limits the rehearsal to these files (e.g. ci.yml); empty
+	// means every workflow in the plan.
+	Workflows []string
+	// Events limits the rehearsed events (e.g. pull_request); empty: all.
+	Events []string
+	// Jobs limits each run to these job ids (act -j, with their needs);
+	// empty: every job.
+	Jobs []string
+	Act  string // the act binary
+	// Cosign is the cosign binary (toolcache), for the release's key pair;
+	// needed only when release.yml is rehearsed.
+	Cosign string
+	// Workflows directory override for tests: a directory whose *.yml
+	// replace .github/workflows/ in the clone (committed there).
+	WorkflowOverride map[string][]byte
+	Dir              string    // work directory (default: a new temporary one)
+	CacheDir         string    // actions-cache stand-in directory (default: under Dir)
+	Keep             bool      // keep Dir afterwards
+	Log              io.Writer // the jobs' output (default io.Discard)
+	// Record updates .github/rehearsal/passed.json in Root for every
+	// workflow whose every event and job passed.
+	Record bool
+}
+
+// RunResult is one rehearsed (workflow, event).
+type RunResult struct {
+	Workflow, Event string
+	Jobs            []JobResult
+	Duration        time.Duration
+	Failures        []Failure
+}
+
+// Result is a whole rehearsal.
+type Result struct {
+	Commit string
+	Dir    string
+	Runs   []RunResult
+	// Recorded lists the workflows written to passed.json.
+	Recorded []string
+}
+
+// Failures is every failure of every run.
+func (r *Result) Failures() []Failure {
+	var out []Failure
+	for _, run := range r.Runs {
+		out = append(out, run.Failures...)
+	}
+	return out
+}
+
+// Error is a failed rehearsal: every failed step, named.
+type Error struct{ Failures []Failure }
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "rehearsal failed (%d):", len(e.Failures))
+	for _, f := range e.Failures {
+		b.WriteString("\n  " + strings.ReplaceAll(f.String(), "\n", "\n  "))
+	}
+	return b.String()
+}
+
+// env is one rehearsal's shared state.
+type env struct {
+	o       Options
+	dir     string
+	origin  string // bare repository: GitHub's copy
+	tree    string // act's working directory: a clone at the commit
+	bin     string // fluid-standin, sudo, gh
+	commit  string
+	parent  string
+	tag     string
+	repo    string // owner/name
+	gh      *githubtest.Server
+	token   string
+	keyPEM  []byte // release signing key (encrypted PEM) and its password
+	keyPass string
+	pubPEM  []byte
+	runIDs  map[string]int64 // "ci.yml pull_request" -> fake run id
+}
+
+// Run rehearses the plan (or the part Options selects).
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Act == "" {
+		return nil, errors.New("rehearse: no act binary (the tool cache builds it: toolcache.Act)")
+	}
+	runs, err := selectPlan(o)
+	if err != nil {
+		return nil, err
+	}
+	e := &env{o: o, repo: "fluid-os/fluid", runIDs: map[string]int64{}}
+	res := &Result{}
+	if e.dir = o.Dir; e.dir == "" {
+		if e.dir, err = os.MkdirTemp("", "fluid-rehearsal-"); err != nil {
+			return nil, err
+		}
+	}
+	res.Dir = e.dir
+	if !o.Keep {
+		defer os.RemoveAll(e.dir)
+	}
+	if err := e.prepare(ctx, runs); err != nil {
+		return nil, fmt.Errorf("rehearse: prepare: %w", err)
+	}
+	defer e.gh.Close()
+	res.Commit = e.commit
+	for _, p := range runs {
+		if err := ctx.Err(); err != nil {
+			return res, err
+		}
+		rr := e.run(ctx, p)
+		res.Runs = append(res.Runs, rr)
+	}
+	var fails []Failure
+	passed := map[string]bool{}
+	for _, rr := range res.Runs {
+		fails = append(fails, rr.Failures...)
+		if _, seen := passed[rr.Workflow]; !seen {
+			passed[rr.Workflow] = true
+		}
+		if len(rr.Failures) > 0 {
+			passed[rr.Workflow] = false
+		}
+	}
+	if o.Record && len(o.Jobs) == 0 && len(o.Events) == 0 && len(o.WorkflowOverride) == 0 {
+		var ok []string
+		for wf, good := range passed {
+			if good && coversAllEvents(wf, res.Runs) {
+				ok = append(ok, wf)
+			}
+		}
+		sort.Strings(ok)
+		if len(ok) > 0 {
+			if err := record.Record(o.Root, e.tree, ok); err != nil {
+				return res, err
+			}
+			res.Recorded = ok
+		}
+	}
+	if len(fails) > 0 {
+		return res, &Error{Failures: fails}
+	}
+	return res, nil
+}
+
+func coversAllEvents(wf string, runs []RunResult) bool {
+	for _, ev := range record.Events[wf] {
+		found := false
+		for _, r := range runs {
+			if r.Workflow == wf && r.Event == ev {
+				found = true
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
+}
+
+func selectPlan(o Options) ([]Step, error) {
+	var out []Step
+	for _, p := range Plan {
+		if len(o.Workflows) > 0 && !contains(o.Workflows, p.Workflow) {
+			continue
+		}
+		if len(o.Events) > 0 && !contains(o.Events, p.Event) {
+			continue
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		var have []string
+		for _, p := range Plan {
+			have = append(have, p.Workflow+" "+p.Event)
+		}
+		return nil, fmt.Errorf("rehearse: nothing in the plan matches workflows %v events %v (the plan: %s)", o.Workflows, o.Events, strings.Join(have, ", "))
+	}
+	return out, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s || strings.TrimSuffix(x, ".yml") == strings.TrimSuffix(s, ".yml") {
+			return true
+		}
+	}
+	return false
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// git runs git in dir with GIT_* cleared and returns its trimmed output.
+func git(ctx context.Context, dir string, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Dir = dir
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GIT_") {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	cmd.Env = append(cmd.Env, "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=rehearsal", "GIT_AUTHOR_EMAIL=rehearsal@localhost",
+		"GIT_COMMITTER_NAME=rehearsal", "GIT_COMMITTER_EMAIL=rehearsal@localhost")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
+// prepare makes the bare origin, act's working clone, the stand-in
+// binaries, the fake GitHub and the release key.
+func (e *env) prepare(ctx context.Context, runs []Step) error {
+	root := e.o.Root
+	if _, err := git(ctx, root, "rev-parse", "--git-dir"); err != nil {
+		return fmt.Errorf("%s is not a git work tree: %w", root, err)
+	}
+	// HEAD plus uncommitted changes to tracked files, as a commit object
+	// (`git stash create` touches neither the tree nor the stash list).
+	commit, err := git(ctx, root, "stash", "create", "rehearsal: working tree")
+	if err != nil {
+		return err
+	}
+	if commit == "" {
+		if commit, err = git(ctx, root, "rev-parse", "HEAD"); err != nil {
+			return err
+		}
+	}
+	e.origin = filepath.Join(e.dir, "origin.git")
+	if _, err := git(ctx, e.dir, "init", "-q", "--bare", e.origin); err != nil {
+		return err
+	}
+	if _, err := git(ctx, root, "push", "-q", e.origin, commit+":refs/heads/main", "+refs/tags/*:refs/tags/*"); err != nil {
+		return err
+	}
+	e.tree = filepath.Join(e.dir, "tree")
+	if _, err := git(ctx, e.dir, "clone", "-q", "--branch", "main", e.origin, e.tree); err != nil {
+		return err
+	}
+	if len(e.o.WorkflowOverride) > 0 {
+		names := make([]string, 0, len(e.o.WorkflowOverride))
+		for n := range e.o.WorkflowOverride {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			if err := os.WriteFile(filepath.Join(e.tree, ".github", "workflows", n), e.o.WorkflowOverride[n], 0o644); err != nil {
+				return err
+			}
+		}
+		if _, err := git(ctx, e.tree, "add", "-A", ".github/workflows"); err != nil {
+			return err
+		}
+		if _, err := git(ctx, e.tree, "commit", "-q", "-m", "rehearsal: workflow override"); err != nil {
+			return err
+		}
+		if _, err := git(ctx, e.tree, "push", "-q", "origin", "HEAD:refs/heads/main"); err != nil {
+			return err
+		}
+	}
+	if e.commit, err = git(ctx, e.tree, "rev-parse", "HEAD"); err != nil {
+		return err
+	}
+	e.parent, _ = git(ctx, e.tree, "rev-parse", "HEAD^")
+	// The pull request (number 1, from branch rehearsal into main) and its
+	// merge ref are the commit itself; the release tag is the v* tag at the
+	// commit, or v0.0.0-rehearsal.
+	e.tag = "v0.0.0-rehearsal"
+	if tags, _ := git(ctx, e.tree, "tag", "--points-at", "HEAD", "--list", "v*"); tags != "" {
+		e.tag = strings.Fields(tags)[0]
+	}
+	refs := []string{e.commit + ":refs/pull/1/head", e.commit + ":refs/pull/1/merge", e.commit + ":refs/heads/rehearsal"}
+	if _, err := git(ctx, e.tree, "rev-parse", "-q", "--verify", "refs/tags/"+e.tag); err != nil {
+		refs = append(refs, e.commit+":refs/tags/"+e.tag)
+		if _, err := git(ctx, e.tree, "tag", e.tag, e.commit); err != nil {
+			return err
+		}
+	}
+	if _, err := git(ctx, e.tree, append([]string{"push", "-q", "origin"}, refs...)...); err != nil {
+		return err
+	}
+	// act names the repository after origin's URL.
+	if _, err := git(ctx, e.tree, "remote", "set-url", "origin", "https://github.com/"+e.repo); err != nil {
+		return err
+	}
+	// Every `uses:` must have a stand-in before act is started (act would
+	// otherwise try to clone it from github.com).
+	if _, err := e.localRepositories(); err != nil {
+		return err
+	}
+	e.bin = filepath.Join(e.dir, "bin")
+	build := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(e.bin, "fluid-standin"), "./cmd/fluid-standin")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build fluid-standin: %v: %s", err, out)
+	}
+	for _, n := range []string{"sudo", "gh"} {
+		if err := os.Symlink("fluid-standin", filepath.Join(e.bin, n)); err != nil {
+			return err
+		}
+	}
+	owner, name, _ := strings.Cut(e.repo, "/")
+	e.gh = githubtest.New(owner, name)
+	e.token = "ghs_rehearsal" + randHex(16)
+	e.gh.Token = e.token
+	if _, err := e.gh.SeedFromGit(ctx, e.tree, e.commit); err != nil {
+		return err
+	}
+	e.gh.SetRef("heads/main", e.commit)
+	for _, p := range runs {
+		if p.Workflow == "release.yml" {
+			if err := e.releaseKey(ctx); err != nil {
+				return err
+			}
+			break
+		}
+	}
+	if e.o.CacheDir == "" {
+		e.o.CacheDir = filepath.Join(e.dir, "actions-cache")
+	}
+	return os.MkdirAll(e.o.CacheDir, 0o755)
+}
+
+// releaseKey makes the throwaway cosign key pair the release is signed with.
+func (e *env) releaseKey(ctx context.Context) error {
+	if e.o.Cosign == "" {
+		return errors.New("release.yml needs a cosign binary for its signing key (toolcache.Cosign)")
+	}
+	dir := filepath.Join(e.dir, "keys")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	e.keyPass = randHex(12)
+	cmd := exec.CommandContext(ctx, e.o.Cosign, "generate-key-pair")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "COSIGN_PASSWORD="+e.keyPass)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("cosign generate-key-pair: %v: %s", err, out)
+	}
+	var err error
+	if e.keyPEM, err = os.ReadFile(filepath.Join(dir, "cosign.key")); err != nil {
+		return err
+	}
+	e.pubPEM, err = os.ReadFile(filepath.Join(dir, "cosign.pub"))
+	return err
+}
+
+var usesRE = regexp.MustCompile(`(?m)^\s*(?:-\s+)?uses:\s*["']?([^\s"'#]+)`)
+
+// localRepositories maps every third-party action the workflows and the
+// project's composite actions use (owner/repo[/path]@sha) to its stand-in
+// directory: act --local-repository owner/repo@sha=dir.
+func (e *env) localRepositories() ([]string, error) {
+	standins := filepath.Join(e.tree, ".github", "rehearsal", "actions")
+	var files []string
+	for _, g := range []string{".github/workflows/*.yml", ".github/workflows/*.yaml", ".github/actions/*/action.yml", ".github/actions/*/action.yaml"} {
+		m, _ := filepath.Glob(filepath.Join(e.tree, g))
+		files = append(files, m...)
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range usesRE.FindAllStringSubmatch(string(b), -1) {
+			u := m[1]
+			if strings.HasPrefix(u, "./") || strings.HasPrefix(u, "docker://") {
+				continue
+			}
+			path, ref, ok := strings.Cut(u, "@")
+			if !ok {
+				return nil, fmt.Errorf("%s: uses %s has no @ref", rel(e.tree, f), u)
+			}
+			parts := strings.Split(path, "/")
+			if len(parts) < 2 {
+				return nil, fmt.Errorf("%s: uses %s is not owner/repo", rel(e.tree, f), u)
+			}
+			if _, err := os.Stat(filepath.Join(standins, path, "action.yml")); err != nil {
+				return nil, fmt.Errorf("%s uses %s, which has no rehearsal stand-in: add .github/rehearsal/actions/%s/action.yml (same inputs and outputs) and its fluid-standin subcommand (internal/rehearse/standin); see .github/rehearsal/README.md", rel(e.tree, f), u, path)
+			}
+			k := parts[0] + "/" + parts[1] + "@" + ref
+			if !seen[k] {
+				seen[k] = true
+				out = append(out, k+"="+filepath.Join(standins, parts[0], parts[1]))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func rel(root, p string) string {
+	if r, err := filepath.Rel(root, p); err == nil {
+		return r
+	}
+	return p
+}
+
+// freePort asks the kernel for a free loopback port for act's artifact
+// server (act takes a fixed port and cannot report one it chose).
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
+}
+
+// run rehearses one (workflow, event): act once per selected job (or once
+// for the whole workflow), then the step's checks.
+func (e *env) run(ctx context.Context, p Step) RunResult {
+	start := time.Now()
+	rr := RunResult{Workflow: p.Workflow, Event: p.Event}
+	fmt.Fprintf(e.o.Log, "\n=== rehearse %s (%s) at %s\n", p.Workflow, p.Event, e.commit[:12])
+	fail := func(step, msg string) {
+		rr.Failures = append(rr.Failures, Failure{Workflow: p.Workflow, Event: p.Event, Job: "(rehearsal)", Step: step, Tail: strings.Split(msg, "\n")})
+	}
+	if p.Before != nil {
+		if err := p.Before(ctx, e); err != nil {
+			fail("prepare "+p.Event+" event", err.Error())
+			rr.Duration = time.Since(start)
+			return rr
+		}
+	}
+	artifacts := filepath.Join(e.dir, "artifacts", strings.TrimSuffix(p.Workflow, ".yml")+"-"+p.Event)
+	jobs := e.o.Jobs
+	if len(jobs) == 0 {
+		jobs = []string{""}
+	}
+	for _, job := range jobs {
+		l, err := e.act(ctx, p, job, artifacts)
+		if err != nil {
+			fail("start act", err.Error())
+			continue
+		}
+		rr.Jobs = append(rr.Jobs, l.results()...)
+		rr.Failures = append(rr.Failures, l.jobFailures()...)
+		if l.exitErr != nil && len(l.jobFailures()) == 0 {
+			tail := strings.Join(l.other, "\n")
+			if tail == "" {
+				tail = l.exitErr.Error()
+			}
+			fail("act", tail)
+		}
+		if job != "" && len(l.results()) == 0 {
+			fail("act -j "+job, "no job ran: "+p.Workflow+" has no job "+job+" (or its if: is false for "+p.Event+")")
+		}
+	}
+	if len(rr.Failures) == 0 && p.Check != nil {
+		if err := p.Check(ctx, e, artifacts, e.o.Jobs); err != nil {
+			fail("rehearsal check after the run", err.Error())
+		}
+	}
+	rr.Duration = time.Since(start)
+	status := "passed"
+	if len(rr.Failures) > 0 {
+		status = "FAILED"
+	}
+	fmt.Fprintf(e.o.Log, "=== %s %s (%s) in %s\n", status, p.Workflow, p.Event, rr.Duration.Round(time.Second))
+	return rr
+}
+
+// actRun is the outcome of one act invocation.
+type actRun struct {
+	*actLog
+	exitErr error
+}
+
+func (e *env) act(ctx context.Context, p Step, job, artifacts string) (*actRun, error) {
+	payload, err := json.MarshalIndent(p.Payload(e), "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	evDir := filepath.Join(e.dir, "events")
+	os.MkdirAll(evDir, 0o755)
+	evFile := filepath.Join(evDir, strings.TrimSuffix(p.Workflow, ".yml")+"-"+p.Event+".json")
+	if err := os.WriteFile(evFile, payload, 0o644); err != nil {
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	locals, err := e.localRepositories()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{p.Event,
+		"-W", filepath.Join(".github", "workflows", p.Workflow),
+		"-e", evFile,
+		"-P", "ubuntu-24.04=-self-hosted", "-P", "ubuntu-latest=-self-hosted",
+		"--action-offline-mode", "--no-skip-checkout", "--json", "--no-cache-server",
+		"--artifact-server-path", artifacts, "--artifact-server-addr", "127.0.0.1", "--artifact-server-port", port,
+		"--action-cache-path", filepath.Join(e.dir, "act"),
+		"--concurrent-jobs", "1",
+		"-s", "GITHUB_TOKEN=" + e.token,
+	}
+	for _, l := range locals {
+		args = append(args, "--local-repository", l)
+	}
+	for _, kv := range []string{
+		"GITHUB_API_URL=" + e.gh.APIURL(),
+		"FLUID_REHEARSAL=1",
+		"FLUID_REHEARSAL_ORIGIN=" + e.origin,
+		"FLUID_REHEARSAL_CACHE=" + e.o.CacheDir,
+	} {
+		args = append(args, "--env", kv)
+	}
+	for k, v := range p.secrets(e) {
+		args = append(args, "-s", k+"="+v)
+	}
+	for k, v := range p.vars(e) {
+		args = append(args, "--var", k+"="+v)
+	}
+	if job != "" {
+		args = append(args, "-j", job)
+	}
+	cmd := exec.CommandContext(ctx, e.o.Act, args...)
+	cmd.Dir = e.tree
+	cmd.Env = e.hostEnv()
+	cmd.WaitDelay = 10 * time.Second
+	// act's raw JSON log is kept beside the artifacts (FLUID_REHEARSE_KEEP=1).
+	raw, err := os.Create(filepath.Join(e.dir, "act-"+strings.TrimSuffix(p.Workflow, ".yml")+"-"+p.Event+suffix(job)+".jsonl"))
+	if err != nil {
+		return nil, err
+	}
+	defer raw.Close()
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(pw, raw), io.MultiWriter(pw, raw)
+	l := &actRun{actLog: newActLog(p.Workflow, p.Event, e.o.Log)}
+	done := make(chan struct{})
+	go func() { l.consume(pr); close(done) }()
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		<-done
+		return nil, fmt.Errorf("start %s: %w", e.o.Act, err)
+	}
+	l.exitErr = cmd.Wait()
+	pw.Close()
+	<-done
+	return l, nil
+}
+
+// hostEnv is act's environment, which host-mode jobs inherit: this
+// process's, without anything that would make a step think it runs on
+// GitHub or reach the network, with the stand-ins first on PATH.
+func (e *env) hostEnv() []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(k, "GITHUB_"), strings.HasPrefix(k, "RUNNER_"), strings.HasPrefix(k, "ACTIONS_"),
+			strings.HasPrefix(k, "GIT_"), strings.HasPrefix(k, "INPUT_"), strings.HasPrefix(k, "STATE_"),
+			k == "GOFLAGS", k == "GOPROXY", k == "PATH", k == "CI", k == "FLUID_TOOLCHAIN", k == "GH_TOKEN",
+			strings.HasPrefix(k, "COSIGN_"), k == "SNAPSHOT", k == "DRY_RUN", k == "LIGHT":
+			continue
+		}
+		out = append(out, kv)
+	}
+	return append(out, "PATH="+e.bin+string(os.PathListSeparator)+os.Getenv("PATH"), "GOPROXY=off", "GOTOOLCHAIN=local")
+}
+
+func suffix(job string) string {
+	if job == "" {
+		return ""
+	}
+	return "-" + job
+}

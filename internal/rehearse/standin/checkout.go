@@ -1,0 +1,165 @@
+package standin
+
+import (
+	"bytes"
+	"encoding/base64"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// checkout does what actions/checkout v4 does for this repository, with the
+// rehearsal's bare origin in place of github.com:
+//
+//   - the target directory (workspace, or inputs.path under it) is emptied;
+//   - fetch-depth N > 0 fetches only the event's ref, N commits deep, no
+//     tags; 0 fetches every branch and tag (full history);
+//   - a branch is checked out as a local branch, a tag or a pull request's
+//     merge ref detached, and the checked-out commit must be $GITHUB_SHA;
+//   - origin's URL is then the repository's GitHub URL, and with
+//     persist-credentials: true (the default) the token is left in the
+//     repository's git config as the extraheader actions/checkout writes.
+//
+// Inputs it cannot honour (another repository, a ref other than the
+// event's, submodules, LFS) fail naming the input.
+func checkout(e *Env) error {
+	ws, err := e.Workspace()
+	if err != nil {
+		return err
+	}
+	origin, err := e.Rehearsal("ORIGIN")
+	if err != nil {
+		return err
+	}
+	repo := e.Getenv("GITHUB_REPOSITORY")
+	if r := e.Input("repository", repo); r != repo {
+		return fmt.Errorf("checkout: repository %q: the stand-in checks out only this repository (%s)", r, repo)
+	}
+	for _, in := range []string{"ref", "submodules", "lfs", "sparse-checkout"} {
+		if v := e.Input(in, ""); v != "" && v != "false" {
+			return fmt.Errorf("checkout: input %s=%q is not supported by the rehearsal's stand-in (internal/rehearse/standin/checkout.go)", in, v)
+		}
+	}
+	depth, err := strconv.Atoi(e.Input("fetch-depth", "1"))
+	if err != nil || depth < 0 {
+		return fmt.Errorf("checkout: fetch-depth %q is not a number >= 0", e.Input("fetch-depth", ""))
+	}
+	persist, err := e.Bool("persist-credentials", true)
+	if err != nil {
+		return err
+	}
+	dir := ws
+	if p := e.Input("path", ""); p != "" {
+		dir = filepath.Join(ws, p)
+		if rel, err := filepath.Rel(ws, dir); err != nil || strings.HasPrefix(rel, "..") {
+			return fmt.Errorf("checkout: path %q is outside the workspace %s", p, ws)
+		}
+	}
+	sha, ref := e.Getenv("GITHUB_SHA"), e.Getenv("GITHUB_REF")
+	if sha == "" || ref == "" {
+		return fmt.Errorf("checkout: GITHUB_SHA (%q) and GITHUB_REF (%q) must be set", sha, ref)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, en := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, en.Name())); err != nil {
+			return err
+		}
+	}
+	git := func(args ...string) (string, error) {
+		cmd := exec.Command("git", args...)
+		cmd.Dir = dir
+		cmd.Env = gitEnv()
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			return "", fmt.Errorf("checkout: git %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
+		}
+		return strings.TrimSpace(out.String()), nil
+	}
+	// file:// so that --depth is honoured (git ignores it for plain paths).
+	url := "file://" + origin
+	steps := [][]string{{"init", "-q"}, {"remote", "add", "origin", url}}
+	var local, checkoutArgs []string
+	switch {
+	case strings.HasPrefix(ref, "refs/heads/"):
+		b := strings.TrimPrefix(ref, "refs/heads/")
+		local = []string{"+" + ref + ":refs/remotes/origin/" + b}
+		checkoutArgs = []string{"checkout", "-q", "--force", "-B", b, "refs/remotes/origin/" + b}
+	case strings.HasPrefix(ref, "refs/tags/"):
+		local = []string{"+" + ref + ":" + ref}
+		checkoutArgs = []string{"checkout", "-q", "--force", ref}
+	case strings.HasPrefix(ref, "refs/pull/"):
+		r := "refs/remotes/pull/" + strings.TrimPrefix(ref, "refs/pull/")
+		local = []string{"+" + ref + ":" + r}
+		checkoutArgs = []string{"checkout", "-q", "--force", r}
+	default:
+		return fmt.Errorf("checkout: GITHUB_REF %q is neither a branch, a tag nor a pull request ref", ref)
+	}
+	if depth == 0 {
+		steps = append(steps, append([]string{"fetch", "-q", "--prune", "--no-recurse-submodules", "origin",
+			"+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"}, local...))
+	} else {
+		steps = append(steps, append([]string{"fetch", "-q", "--no-tags", "--prune", "--no-recurse-submodules",
+			"--depth=" + strconv.Itoa(depth), "origin"}, local...))
+	}
+	steps = append(steps, checkoutArgs)
+	for _, s := range steps {
+		if _, err := git(s...); err != nil {
+			return err
+		}
+	}
+	head, err := git("rev-parse", "HEAD")
+	if err != nil {
+		return err
+	}
+	if head != sha {
+		return fmt.Errorf("checkout: origin's %s is at %s, but the event's commit (GITHUB_SHA) is %s", ref, head, sha)
+	}
+	server := strings.TrimSuffix(e.Getenv("GITHUB_SERVER_URL"), "/")
+	if server == "" {
+		server = "https://github.com"
+	}
+	if _, err := git("remote", "set-url", "origin", server+"/"+repo); err != nil {
+		return err
+	}
+	if persist {
+		tok := e.Input("token", "")
+		if tok == "" {
+			return fmt.Errorf("checkout: persist-credentials is true but no token input (act passes github.token by default; give the rehearsal a GITHUB_TOKEN)")
+		}
+		auth := base64.StdEncoding.EncodeToString([]byte("x-access-token:" + tok))
+		if _, err := git("config", "--local", "http."+server+"/.extraheader", "AUTHORIZATION: basic "+auth); err != nil {
+			return err
+		}
+	}
+	shallow := "full history"
+	if depth > 0 {
+		shallow = fmt.Sprintf("depth %d", depth)
+	}
+	e.Logf("checkout: %s at %s (%s, persist-credentials %v) into %s", ref, sha[:12], shallow, persist, dir)
+	if err := e.Output("ref", ref); err != nil {
+		return err
+	}
+	return e.Output("commit", sha)
+}
+
+// gitEnv is the environment for git commands: the step's, without GIT_*
+// variables that would point git at another repository.
+func gitEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GIT_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
