@@ -2,10 +2,20 @@ package rehearse
 
 import (
 	"archive/zip"
+	"io"
+	"log"
+	"net/http/httptest"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
 	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/fluid-os/fluid/internal/toolchain"
+	"github.com/fluid-os/fluid/internal/toolchain/publish"
 	"os"
 	"path/filepath"
 	"sort"
@@ -28,6 +38,15 @@ type Step struct {
 	// Secrets and Vars are given to act (-s, --var).
 	Secrets func(e *env) map[string]string
 	Vars    func(e *env) map[string]string
+	// Env adds variables to the jobs' environment (act --env).
+	Env func(e *env) map[string]string
+}
+
+func (s Step) env(e *env) map[string]string {
+	if s.Env == nil {
+		return nil
+	}
+	return s.Env(e)
 }
 
 func (s Step) secrets(e *env) map[string]string {
@@ -75,6 +94,12 @@ var Plan = []Step{
 		Check: releaseCheck},
 	{Workflow: "pr-comment.yml", Event: "workflow_run", Payload: workflowRunPayload, Before: prCommentBefore,
 		Check: prCommentCheck},
+	// toolchain.yml: the image job on a pull request, the publish job on a
+	// push to main, pushing to a local registry instead of ghcr.io.
+	{Workflow: "toolchain.yml", Event: "pull_request", Payload: prPayload},
+	{Workflow: "toolchain.yml", Event: "push", Payload: pushPayload("refs/heads/main"), Before: startRegistry,
+		Env:   func(e *env) map[string]string { return map[string]string{"FLUID_TOOLCHAIN_PUSH_REGISTRY": e.registry} },
+		Check: toolchainPushCheck},
 }
 
 func repository(e *env) map[string]any {
@@ -338,6 +363,48 @@ func prCommentCheck(ctx context.Context, e *env, _ string, _ []string) error {
 	}
 	if len(bot) != 1 {
 		return fmt.Errorf("pull request #%d has %d bot comments (want 1): %v", prNumber, len(bot), cs)
+	}
+	return nil
+}
+
+// startRegistry serves an in-memory OCI registry (go-containerregistry's
+// registry, the distribution API) on loopback for the publish job.
+func startRegistry(ctx context.Context, e *env) error {
+	if e.registry != "" {
+		return nil
+	}
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	e.closers = append(e.closers, srv.Close)
+	e.registry = strings.TrimPrefix(srv.URL, "http://")
+	return nil
+}
+
+// toolchainPushCheck: the local registry holds the image under the lock's
+// digest, in the lock's repository path.
+func toolchainPushCheck(ctx context.Context, e *env, _ string, _ []string) error {
+	lt, err := toolchain.ReadLock(e.tree)
+	if err != nil {
+		return err
+	}
+	repo, err := publish.PushRepository(lt.Lock.OCI.Repository, func(k string) string {
+		if k == "FLUID_TOOLCHAIN_PUSH_REGISTRY" {
+			return e.registry
+		}
+		return ""
+	})
+	if err != nil {
+		return err
+	}
+	ref, err := name.NewDigest(repo+"@"+lt.Lock.OCI.Digest, name.Insecure)
+	if err != nil {
+		return err
+	}
+	desc, err := remote.Head(ref, remote.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("the publish job pushed no %s to the local registry: %w", ref, err)
+	}
+	if desc.Digest.String() != lt.Lock.OCI.Digest {
+		return fmt.Errorf("the registry serves %s for %s", desc.Digest, ref)
 	}
 	return nil
 }

@@ -119,21 +119,23 @@ func (e *Error) Error() string {
 
 // env is one rehearsal's shared state.
 type env struct {
-	o       Options
-	dir     string
-	origin  string // bare repository: GitHub's copy
-	tree    string // act's working directory: a clone at the commit
-	bin     string // fluid-standin, sudo, gh
-	commit  string
-	parent  string
-	tag     string
-	repo    string // owner/name
-	gh      *githubtest.Server
-	token   string
-	keyPEM  []byte // release signing key (encrypted PEM) and its password
-	keyPass string
-	pubPEM  []byte
-	runIDs  map[string]int64 // "ci.yml pull_request" -> fake run id
+	o        Options
+	dir      string
+	origin   string // bare repository: GitHub's copy
+	tree     string // act's working directory: a clone at the commit
+	bin      string // fluid-standin, sudo, gh
+	commit   string
+	parent   string
+	tag      string
+	repo     string // owner/name
+	gh       *githubtest.Server
+	token    string
+	keyPEM   []byte // release signing key (encrypted PEM) and its password
+	keyPass  string
+	pubPEM   []byte
+	runIDs   map[string]int64 // "ci.yml pull_request" -> fake run id
+	registry string           // host:port of the local OCI registry, once started
+	closers  []func()
 }
 
 // Run rehearses the plan (or the part Options selects).
@@ -163,6 +165,11 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("rehearse: prepare: %w", err)
 	}
 	defer e.gh.Close()
+	defer func() {
+		for _, c := range e.closers {
+			c()
+		}
+	}()
 	res.Commit = e.commit
 	for _, p := range runs {
 		if err := ctx.Err(); err != nil {
@@ -573,6 +580,9 @@ func (e *env) act(ctx context.Context, p Step, job, artifacts string) (*actRun, 
 		"FLUID_REHEARSAL_CACHE=" + e.o.CacheDir,
 	} {
 		args = append(args, "--env", kv)
+	}
+	for k, v := range p.env(e) {
+		args = append(args, "--env", k+"="+v)
 	}
 	for k, v := range p.secrets(e) {
 		args = append(args, "-s", k+"="+v)

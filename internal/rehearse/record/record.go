@@ -127,6 +127,7 @@ var Events = map[string][]string{
 	"profiles.yml":   {"workflow_dispatch"},
 	"release.yml":    {"push"},
 	"pr-comment.yml": {"workflow_run"},
+	"toolchain.yml":  {"pull_request", "push"},
 }
 
 // Rehearsed lists the workflow files the plan rehearses.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fluid-os/fluid/internal/toolchain"
@@ -116,17 +117,41 @@ func WriteImage(ctx context.Context, root, outDir string, push bool, out io.Writ
 	fmt.Fprintf(out, "toolchainImage: %s@%s (image ID %s)\n  OCI layout: %s\n  tarball:    %s\n", lt.Lock.OCI.Repository, b.Digest, b.ImageID, layout, dtar)
 	fmt.Fprintf(out, "  use it: podman load -i %s  (or docker load), then\n  FLUID_TOOLCHAIN=container FLUID_CONTAINER_ENGINE=podman FLUID_TOOLCHAIN_IMAGE=%s go tool mage build\n", dtar, b.ImageID)
 	if push {
-		auth, note := PushAuth(lt.Lock.OCI.Repository, os.Getenv)
+		repo, err := PushRepository(lt.Lock.OCI.Repository, os.Getenv)
+		if err != nil {
+			return err
+		}
+		auth, note := PushAuth(repo, os.Getenv)
 		if note != "" {
 			fmt.Fprintf(out, "toolchainImage: %s\n", note)
 		}
-		pushed, err := oci.Push(ctx, b.Image, lt.Lock.OCI.Repository, auth)
+		pushed, err := oci.Push(ctx, b.Image, repo, auth)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(out, "toolchainImage: pushed %s\n", pushed)
 	}
 	return nil
+}
+
+// PushRepository is where the image is pushed: the lock's repository, or
+// the same path on the registry FLUID_TOOLCHAIN_PUSH_REGISTRY names (a
+// mirror, or the local registry of `go tool mage rehearse`). Credentials
+// follow the registry actually pushed to (PushAuth).
+func PushRepository(lockRepo string, getenv func(string) string) (string, error) {
+	reg := getenv("FLUID_TOOLCHAIN_PUSH_REGISTRY")
+	if reg == "" {
+		return lockRepo, nil
+	}
+	r, err := name.NewRepository(lockRepo, name.StrictValidation)
+	if err != nil {
+		return "", fmt.Errorf("toolchainImage: lock repository %q: %w", lockRepo, err)
+	}
+	out := strings.TrimSuffix(reg, "/") + "/" + r.RepositoryStr()
+	if _, err := name.NewRepository(out, name.StrictValidation); err != nil {
+		return "", fmt.Errorf("toolchainImage: FLUID_TOOLCHAIN_PUSH_REGISTRY=%q does not make a repository (%s): %w; give a registry host such as registry.example.com or 127.0.0.1:5000", reg, out, err)
+	}
+	return out, nil
 }
 
 // GitHubRegistry is the one registry GITHUB_TOKEN is a credential for.

@@ -105,3 +105,32 @@ func TestPushAuthSendsGitHubTokenToGHCROnly(t *testing.T) {
 		t.Error("no token: want the keychain")
 	}
 }
+
+func TestPushRepositoryOverride(t *testing.T) {
+	env := func(reg string) func(string) string {
+		return func(k string) string {
+			if k == "FLUID_TOOLCHAIN_PUSH_REGISTRY" {
+				return reg
+			}
+			if k == "GITHUB_TOKEN" {
+				return "ghs_secret"
+			}
+			return ""
+		}
+	}
+	got, err := PushRepository("ghcr.io/fluid-os/fluid-toolchain", env(""))
+	if err != nil || got != "ghcr.io/fluid-os/fluid-toolchain" {
+		t.Fatalf("no override: %q, %v", got, err)
+	}
+	got, err = PushRepository("ghcr.io/fluid-os/fluid-toolchain", env("127.0.0.1:5000"))
+	if err != nil || got != "127.0.0.1:5000/fluid-os/fluid-toolchain" {
+		t.Fatalf("override: %q, %v", got, err)
+	}
+	// The token follows the registry pushed to: not to the override.
+	if auth, _ := PushAuth(got, env("127.0.0.1:5000")); auth != nil {
+		t.Fatal("GITHUB_TOKEN would be sent to the override registry")
+	}
+	if _, err := PushRepository("ghcr.io/fluid-os/fluid-toolchain", env("not a host!")); err == nil || !strings.Contains(err.Error(), "FLUID_TOOLCHAIN_PUSH_REGISTRY") {
+		t.Fatalf("bad override: %v", err)
+	}
+}
