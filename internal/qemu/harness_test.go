@@ -169,6 +169,26 @@ func TestMisuse(t *testing.T) {
 	}
 }
 
+// CI sets FLUID_KVM=1 on runners with /dev/kvm (ci.yml); a run that needs
+// -icount must keep TCG instead of failing (found by `mage rehearse`: every
+// deterministic test failed with ErrIcountKVM on a host with /dev/kvm).
+func TestKVMPreferenceYieldsToIcount(t *testing.T) {
+	t.Setenv(EnvBinary, "qemu-system-i386")
+	t.Setenv(EnvKVM, "1")
+	t.Setenv(EnvIcount, "")
+	argv, _, err := Options{Image: "x.img", Icount: true}.Cmdline()
+	if err != nil {
+		t.Fatalf("Icount with FLUID_KVM=1: %v", err)
+	}
+	if !slices.Contains(argv, "-icount") || slices.Contains(argv, "kvm") {
+		t.Errorf("argv %q: want -icount under TCG", argv)
+	}
+	o, err := Options{Image: "x.img"}.resolve(func(k string) string { return map[string]string{EnvKVM: "1"}[k] })
+	if err != nil || !o.KVM {
+		t.Errorf("FLUID_KVM=1 without Icount: KVM=%v err=%v, want KVM asked for", o.KVM, err)
+	}
+}
+
 func TestCmdline(t *testing.T) {
 	t.Setenv(EnvBinary, "/opt/qemu/bin/qemu-system-i386")
 	t.Setenv(EnvTimeout, "")

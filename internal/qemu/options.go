@@ -88,7 +88,7 @@ type Options struct {
 	// KVM asks for hardware acceleration (-accel kvm). Run honours it only
 	// after ProbeKVM shows a guest actually starts and finishes quickly on
 	// this host; otherwise it falls back to TCG and says so in
-	// Result.Notes. Default: true when $FLUID_KVM is "1".
+	// Result.Notes. Default: true when $FLUID_KVM is "1", unless Icount.
 	KVM bool
 
 	// Icount makes guest time deterministic: -icount shift=0,sleep=off
@@ -134,11 +134,15 @@ func (o Options) resolve(getenv func(string) string) (Options, error) {
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
 	}
-	if !o.KVM && getenv(EnvKVM) == "1" {
-		o.KVM = true
-	}
 	if !o.Icount && getenv(EnvIcount) == "1" {
 		o.Icount = true
+	}
+	// $FLUID_KVM is a preference (CI sets it on runners with /dev/kvm); a
+	// run that needs -icount (deterministic guest time: profiles, exact
+	// instruction counts) keeps TCG. Only KVM and Icount both asked for in
+	// code are a contradiction.
+	if !o.KVM && !o.Icount && getenv(EnvKVM) == "1" {
+		o.KVM = true
 	}
 	if o.KVM && o.Icount {
 		return o, ErrIcountKVM
