@@ -352,10 +352,17 @@ func CopyTree(ctx context.Context, src, dst string) error {
 				}
 				return err
 			}
+			rel, _ := filepath.Rel(src, p)
+			if e.IsDir() {
+				// Empty directories too: a repository whose refs are all
+				// packed (a CI checkout of a tag or pull request: detached,
+				// no branch) has an empty refs/, and git does not take a
+				// .git without it as a repository (found by `mage rehearse`).
+				return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+			}
 			if !e.Type().IsRegular() || strings.HasSuffix(p, ".lock") {
 				return nil
 			}
-			rel, _ := filepath.Rel(src, p)
 			if err := copyFile(p, filepath.Join(dst, rel)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
 			}

@@ -258,6 +258,22 @@ func TestCopyTreeFollowsGit(t *testing.T) {
 			t.Errorf("%s copied = %v, want %v", name, got, want)
 		}
 	}
+	// A CI checkout of a tag or pull request: detached, no branch, every ref
+	// packed, so .git/refs/ holds only empty directories. The copy must
+	// still be a repository at the same commit (found by `mage rehearse`:
+	// the rebuild's manifest said commit "unknown").
+	head := strings.TrimSpace(git("rev-parse", "HEAD"))
+	git("checkout", "-q", "--detach")
+	git("tag", "v1.0.0")
+	git("branch", "-q", "-D", strings.TrimSpace(git("for-each-ref", "--format=%(refname:short)", "refs/heads")))
+	git("pack-refs", "--all")
+	detached := filepath.Join(t.TempDir(), "detached")
+	if err := CopyTree(context.Background(), src, detached); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("git", "-C", detached, "rev-parse", "HEAD").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != head {
+		t.Errorf("copy of a detached checkout with packed refs: git rev-parse HEAD = %q, %v; want %s", out, err, head)
+	}
 	t.Setenv("SOURCE_DATE_EPOCH", "")
 	sde, err := sourceDateEpoch(context.Background(), Options{Source: src})
 	if err != nil || sde != "1600000000" {
