@@ -130,11 +130,15 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		fs.StringVar(&o.Root, "root", ".", "working tree")
 		fs.StringVar(&o.Dir, "dir", "profiles", "directory to commit")
 		fs.StringVar(&o.RunURL, "run-url", "", "the run's page")
+		fs.StringVar(&o.NoBefore, "no-before", "", "why there is no -before bench (e.g. the committed profiles were stale)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		if o.HeadSHA == "" {
 			return errors.New("profiles-pr: -head-sha is required")
+		}
+		if *before != "" && o.NoBefore != "" {
+			return errors.New("profiles-pr: give -before or -no-before, not both")
 		}
 		var err error
 		if o.Before, err = optionalBench(*before); err != nil {

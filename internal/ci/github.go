@@ -306,9 +306,12 @@ type ProfilesPROptions struct {
 	Branch  string // the bot's branch, e.g. "profiles/refresh"; force-updated
 	Root    string // local working tree
 	Dir     string // directory to commit, relative to Root, e.g. "profiles"
-	Before  *bench.Report
+	Before  *bench.Report // nil: no bench with the committed profiles (NoBefore says why)
 	After   *bench.Report
 	RunURL  string
+	// NoBefore explains a missing Before, e.g. that the committed profiles
+	// no longer fit the sources, so no PGO build could be benched with them.
+	NoBefore string
 }
 
 // ProfilesPRResult says what ProfilesPR did.
@@ -437,6 +440,16 @@ func ProfilesPRBody(o ProfilesPROptions, files []string) string {
 			fmt.Fprintf(&b, "| %s | %d | %d | %s |\n", cell(m.Module), before[m.Module], a, change(float64(before[m.Module]), float64(a)))
 		}
 		fmt.Fprintf(&b, "| **geomean PGO/baseline** | %s | %s | %s |\n\n", ratio(o.Before.Geomean[bench.PGO]), ratio(o.After.Geomean[bench.PGO]), change(o.Before.Geomean[bench.PGO], o.After.Geomean[bench.PGO]))
+	} else if o.After != nil {
+		why := o.NoBefore
+		if why == "" {
+			why = "no bench with the committed profiles was given"
+		}
+		fmt.Fprintf(&b, "#### Bench: PGO build, guest instructions (after only: %s)\n\n| module | after |\n|---|---:|\n", why)
+		for _, m := range o.After.Modules {
+			fmt.Fprintf(&b, "| %s | %d |\n", cell(m.Module), m.Instructions[bench.PGO])
+		}
+		fmt.Fprintf(&b, "| **geomean PGO/baseline** | %s |\n\n", ratio(o.After.Geomean[bench.PGO]))
 	} else {
 		b.WriteString("_No bench figures were given._\n\n")
 	}

@@ -274,3 +274,19 @@ func TestProfilesPR(t *testing.T) {
 		t.Errorf("bad token: err = %v", err)
 	}
 }
+
+// When the committed profiles are stale, profiles.yml has no bench before:
+// the body shows the after figures and says why (found by `mage rehearse`:
+// the workflow failed on exactly the source change that needs a refresh).
+func TestProfilesPRBodyWithoutBefore(t *testing.T) {
+	var after bench.Report
+	if err := json.Unmarshal([]byte(benchJSON(t, map[string]uint64{"fib": 900, "sort": 800})), &after); err != nil {
+		t.Fatal(err)
+	}
+	body := ProfilesPRBody(ProfilesPROptions{HeadSHA: "0123456789abcdef", After: &after, NoBefore: "the committed profiles were stale"}, []string{"profiles/fib.proftext"})
+	for _, want := range []string{"after only: the committed profiles were stale", "| fib | 900 |", "| sort | 800 |", "geomean PGO/baseline"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("body lacks %q:\n%s", want, body)
+		}
+	}
+}

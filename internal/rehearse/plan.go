@@ -40,6 +40,8 @@ type Step struct {
 	Vars    func(e *env) map[string]string
 	// Env adds variables to the jobs' environment (act --env).
 	Env func(e *env) map[string]string
+	// After undoes what Before changed (run whatever happened).
+	After func(ctx context.Context, e *env) error
 }
 
 func (s Step) env(e *env) map[string]string {
@@ -83,7 +85,7 @@ var Plan = []Step{
 			return e.ciCheck(arts, jobs, ciPushRunID, "push", "main")
 		}},
 	{Workflow: "profiles.yml", Event: "workflow_dispatch", Payload: dispatchPayload,
-		Check: profilesCheck},
+		Before: profilesBefore, After: profilesAfter, Check: profilesCheck},
 	{Workflow: "release.yml", Event: "push", Payload: func(e *env) map[string]any { return pushPayload("refs/tags/" + e.tag)(e) },
 		Secrets: func(e *env) map[string]string {
 			return map[string]string{"RELEASE_COSIGN_KEY": string(e.keyPEM), "RELEASE_COSIGN_PASSWORD": e.keyPass}
@@ -234,6 +236,56 @@ func (e *env) ciCheck(arts string, jobs []string, runID int64, event, branch str
 	return nil
 }
 
+// profileDrift is the module source the profiles rehearsal changes, so
+// that its committed profile is stale: the case the workflow exists for.
+const profileDrift = "modules/fib/fib.c"
+
+// profilesBefore puts one more commit on main: a change to a module's
+// source that the committed profiles predate.
+func profilesBefore(ctx context.Context, e *env) error {
+	p := filepath.Join(e.tree, filepath.FromSlash(profileDrift))
+	f, err := os.OpenFile(p, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString("\n/* rehearsal: a change the committed profiles predate */\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := git(ctx, e.tree, "commit", "-q", "-a", "-m", "rehearsal: "+profileDrift+" changed since the last profile capture"); err != nil {
+		return err
+	}
+	sha, err := git(ctx, e.tree, "rev-parse", "HEAD")
+	if err != nil {
+		return err
+	}
+	if _, err := git(ctx, e.tree, "push", "-q", "-f", e.origin, "HEAD:refs/heads/main"); err != nil {
+		return err
+	}
+	if _, err := e.gh.SeedFromGit(ctx, e.tree, sha); err != nil {
+		return err
+	}
+	e.gh.SetRef("heads/main", sha)
+	e.stepCommit = sha
+	return nil
+}
+
+// profilesAfter puts main back at the rehearsed commit.
+func profilesAfter(ctx context.Context, e *env) error {
+	if _, err := git(ctx, e.tree, "reset", "-q", "--hard", e.commit); err != nil {
+		return err
+	}
+	if _, err := git(ctx, e.tree, "push", "-q", "-f", e.origin, e.commit+":refs/heads/main"); err != nil {
+		return err
+	}
+	e.gh.SetRef("heads/main", e.commit)
+	e.stepCommit = ""
+	return nil
+}
+
 // profilesCheck: the fake GitHub got the profiles/refresh branch and one
 // pull request into main whose commit changes profiles/ only.
 func profilesCheck(ctx context.Context, e *env, _ string, _ []string) error {
@@ -255,7 +307,11 @@ func profilesCheck(ctx context.Context, e *env, _ string, _ []string) error {
 	if !ok {
 		return fmt.Errorf("profiles/refresh points at %s, which the fake GitHub does not know", sha)
 	}
-	before, _ := e.gh.Tree(e.commit)
+	base := e.commit
+	if e.stepCommit != "" {
+		base = e.stepCommit
+	}
+	before, _ := e.gh.Tree(base)
 	var changed []string
 	for _, p := range keys(union(before, after)) {
 		if !bytes.Equal(before[p], after[p]) {
@@ -270,8 +326,11 @@ func profilesCheck(ctx context.Context, e *env, _ string, _ []string) error {
 			return fmt.Errorf("the profile-refresh commit changes %s, outside profiles/ (changed: %v)", p, changed)
 		}
 	}
-	if !strings.Contains(pr.Body, "bench") && !strings.Contains(pr.Body, "Bench") {
-		return fmt.Errorf("pull request #%d's body has no bench comparison:\n%s", pr.Number, pr.Body)
+	if !strings.Contains(pr.Body, "Bench") || !strings.Contains(pr.Body, "| fib |") {
+		return fmt.Errorf("pull request #%d's body has no bench figures:\n%s", pr.Number, pr.Body)
+	}
+	if !changedAny(changed, "profiles/fib.proftext", "profiles/summary.json") {
+		return fmt.Errorf("the refresh after a change to %s does not update fib's profile or the summary (changed: %v)", profileDrift, changed)
 	}
 	return nil
 }
@@ -407,4 +466,15 @@ func toolchainPushCheck(ctx context.Context, e *env, _ string, _ []string) error
 		return fmt.Errorf("the registry serves %s for %s", desc.Digest, ref)
 	}
 	return nil
+}
+
+func changedAny(changed []string, want ...string) bool {
+	for _, c := range changed {
+		for _, w := range want {
+			if c == w {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -135,6 +135,9 @@ type env struct {
 	pubPEM   []byte
 	runIDs   map[string]int64 // "ci.yml pull_request" -> fake run id
 	registry string           // host:port of the local OCI registry, once started
+	// stepCommit is the commit a Before hook put on main for its run ("":
+	// commit).
+	stepCommit string
 	closers  []func()
 }
 
@@ -483,12 +486,19 @@ func freePort() (string, error) {
 
 // run rehearses one (workflow, event): act once per selected job (or once
 // for the whole workflow), then the step's checks.
-func (e *env) run(ctx context.Context, p Step) RunResult {
+func (e *env) run(ctx context.Context, p Step) (rr RunResult) {
 	start := time.Now()
-	rr := RunResult{Workflow: p.Workflow, Event: p.Event}
+	rr = RunResult{Workflow: p.Workflow, Event: p.Event}
 	fmt.Fprintf(e.o.Log, "\n=== rehearse %s (%s) at %s\n", p.Workflow, p.Event, e.commit[:12])
 	fail := func(step, msg string) {
 		rr.Failures = append(rr.Failures, Failure{Workflow: p.Workflow, Event: p.Event, Job: "(rehearsal)", Step: step, Tail: strings.Split(msg, "\n")})
+	}
+	if p.After != nil {
+		defer func() {
+			if err := p.After(ctx, e); err != nil {
+				rr.Failures = append(rr.Failures, Failure{Workflow: p.Workflow, Event: p.Event, Job: "(rehearsal)", Step: "undo the run's setup", Tail: []string{err.Error()}})
+			}
+		}()
 	}
 	if p.Before != nil {
 		if err := p.Before(ctx, e); err != nil {
