@@ -301,11 +301,11 @@ func shortSHA(s string) string {
 
 // ProfilesPROptions says what the profile-refresh pull request commits.
 type ProfilesPROptions struct {
-	Base    string // branch the pull request targets, e.g. "main"
-	HeadSHA string // the commit the profiles were captured on (the new commit's parent)
-	Branch  string // the bot's branch, e.g. "profiles/refresh"; force-updated
-	Root    string // local working tree
-	Dir     string // directory to commit, relative to Root, e.g. "profiles"
+	Base    string        // branch the pull request targets, e.g. "main"
+	HeadSHA string        // the commit the profiles were captured on (the new commit's parent)
+	Branch  string        // the bot's branch, e.g. "profiles/refresh"; force-updated
+	Root    string        // local working tree
+	Dir     string        // directory to commit, relative to Root, e.g. "profiles"
 	Before  *bench.Report // nil: no bench with the committed profiles (NoBefore says why)
 	After   *bench.Report
 	RunURL  string

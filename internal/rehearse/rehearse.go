@@ -138,7 +138,7 @@ type env struct {
 	// stepCommit is the commit a Before hook put on main for its run ("":
 	// commit).
 	stepCommit string
-	closers  []func()
+	closers    []func()
 }
 
 // Run rehearses the plan (or the part Options selects).
