@@ -3,9 +3,12 @@ package cicheck
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
 // repoRoot walks up from the package directory to go.mod.
@@ -326,6 +329,31 @@ func TestModeAssignments(t *testing.T) {
 	for v, bad := range map[string]bool{"": false, "rootfs": false, `"rootfs"`: false, "host": true, `host"`: true, "'container'": true, "${{ inputs.mode }}": true} {
 		if got := modeProblem(v) != ""; got != bad {
 			t.Errorf("modeProblem(%q) flagged = %v, want %v", v, got, bad)
+		}
+	}
+}
+
+// The packages the toolchain action installs with sudo apt-get must be
+// ones `go tool mage deps` installs too: the rehearsal's sudo stand-in
+// installs nothing and fails on a package the machine lacks.
+func TestToolchainActionPackagesAreHostPackages(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(repoRoot(t), ToolchainAction, "action.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?s)apt-get install [^\n]*--no-install-recommends \\\n\s*([^\n]+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatal("no `apt-get install ... --no-install-recommends \\` line in the toolchain action; update this test")
+	}
+	host, action := toolchain.HostPackages(), strings.Fields(string(m[1]))
+	for _, p := range action {
+		if !slices.Contains(host, p) {
+			t.Errorf("the toolchain action installs %s, which toolchain.HostPackages (what `mage deps` installs) lacks", p)
+		}
+	}
+	for _, p := range host {
+		if !slices.Contains(action, p) {
+			t.Errorf("toolchain.HostPackages has %s, which the toolchain action does not install: `mage deps` would fail on the runner", p)
 		}
 	}
 }

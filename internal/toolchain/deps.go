@@ -32,8 +32,14 @@ func (p DepsPlan) Command() string {
 // mode: mmdebstrap and bubblewrap to create and enter the locked LLVM
 // rootfs, and the tools that run on the host (QEMU, FAT tools, gdb). No
 // LLVM: it comes from the rootfs.
+//
+// It also holds what the CI workflows' runner setup installs or finds on
+// GitHub's runners, so that `go tool mage rehearse` (whose sudo stand-in
+// installs nothing) finds it here too: uidmap (mmdebstrap's unshare mode as
+// a user) and jq (.github/actions/toolchain reads toolchain/lock.json with
+// it); that action installs exactly this list (a test checks).
 func HostPackages() []string {
-	pkgs := []string{"mmdebstrap", "bubblewrap", "ca-certificates"}
+	pkgs := []string{"mmdebstrap", "bubblewrap", "ca-certificates", "uidmap", "jq"}
 	seen := map[string]bool{}
 	for _, r := range Requirements {
 		if r.Optional && !seen[r.Package] {
