@@ -81,9 +81,6 @@ func run(ctx context.Context, args []string) int {
 			return 1
 		}
 	}
-	if cache, err := toolcache.CacheRoot(); err == nil {
-		o.CacheDir = filepath.Join(cache, "rehearsal", "actions-cache")
-	}
 	start := time.Now()
 	res, err := rehearse.Run(ctx, o)
 	if res != nil {

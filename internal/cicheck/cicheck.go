@@ -28,9 +28,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/fluid-os/fluid/internal/rehearse/record"
 	"github.com/fluid-os/fluid/internal/toolchain"
 	"github.com/rhysd/actionlint"
 )
@@ -404,6 +406,11 @@ func CheckRepo(root string) ([]Problem, error) {
 		rel, _ := filepath.Rel(root, f)
 		out = append(out, CheckWorkflow(rel, src, targets)...)
 	}
+	tp, err := CheckTriggers(root, files)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, tp...)
 	actions, err := filepath.Glob(filepath.Join(root, ".github", "actions", "*", "action.y*ml"))
 	if err != nil {
 		return nil, err
@@ -418,6 +425,55 @@ func CheckRepo(root string) ([]Problem, error) {
 	}
 	if _, err := toolchain.ReadLock(root); err != nil {
 		out = append(out, Problem{File: toolchain.LockFile, Msg: err.Error()})
+	}
+	return out, nil
+}
+
+// CheckTriggers checks what act cannot: every event a workflow is
+// triggered by is one `go tool mage rehearse` sends it (record.Events), or
+// is exempt with a reason (record.Exempt); and every workflow a
+// workflow_run trigger names is the name: of a workflow in the repository
+// (GitHub matches by name: a renamed workflow silently stops triggering it).
+func CheckTriggers(root string, files []string) ([]Problem, error) {
+	type parsed struct {
+		rel string
+		wf  *actionlint.Workflow
+	}
+	var all []parsed
+	names := map[string]bool{}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		wf, errs := actionlint.Parse(src)
+		if wf == nil || len(errs) > 0 {
+			continue // CheckWorkflow reports it
+		}
+		rel, _ := filepath.Rel(root, f)
+		all = append(all, parsed{filepath.ToSlash(rel), wf})
+		if wf.Name != nil {
+			names[wf.Name.Value] = true
+		}
+	}
+	var out []Problem
+	for _, p := range all {
+		base := filepath.Base(p.rel)
+		for _, ev := range p.wf.On {
+			name := ev.EventName()
+			if !slices.Contains(record.Events[base], name) {
+				if why := record.Exempt[base][name]; why == "" {
+					out = append(out, Problem{File: p.rel, Msg: fmt.Sprintf("triggered by %s, which `go tool mage rehearse` does not send it: add the event to rehearse.Plan and record.Events, or to record.Exempt with the reason it needs no rehearsal of its own", name)})
+				}
+			}
+			if we, ok := ev.(*actionlint.WebhookEvent); ok && name == "workflow_run" {
+				for _, w := range we.Workflows {
+					if !names[w.Value] {
+						out = append(out, Problem{File: p.rel, Line: w.Pos.Line, Msg: fmt.Sprintf("workflow_run names workflow %q, which no workflow in .github/workflows is called (name:): it would never run", w.Value)})
+					}
+				}
+			}
+		}
 	}
 	return out, nil
 }

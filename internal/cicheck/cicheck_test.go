@@ -357,3 +357,31 @@ func TestToolchainActionPackagesAreHostPackages(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckTriggers(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, src string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	files := []string{
+		write("ci.yml", "name: ci\non:\n  pull_request:\n  push:\n  merge_group:\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: true\n"),
+		write("pr-comment.yml", "name: pr-comment\non:\n  workflow_run:\n    workflows: [CI]\n    types: [completed]\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: true\n"),
+		write("profiles.yml", "name: profiles\non:\n  workflow_dispatch:\n  schedule:\n    - cron: '0 0 * * 1'\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: true\n"),
+	}
+	probs, err := CheckTriggers(dir, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, p := range probs {
+		msgs = append(msgs, p.String())
+	}
+	all := strings.Join(msgs, "\n")
+	if len(probs) != 2 || !strings.Contains(all, "ci.yml: triggered by merge_group") || !strings.Contains(all, `workflow_run names workflow "CI"`) {
+		t.Fatalf("problems:\n%s\nwant merge_group unrehearsed and the misnamed workflow_run (schedule is exempt)", all)
+	}
+}

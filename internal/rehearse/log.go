@@ -61,7 +61,26 @@ type actLog struct {
 	jobs            map[string]*JobResult
 	order           []string
 	other           []string // lines that were not JSON (act's own errors)
-	inPanic         bool     // swallowing a Go panic trace of act's artifact server
+	inPanic         bool     // reading a Go panic trace of act's artifact server
+	panic           []string
+}
+
+// endPanic prints a panic trace of act's artifact server, unless it is the
+// known one: ListArtifacts on a run with no artifact yet, which the
+// stand-ins take as an empty list.
+func (l *actLog) endPanic() {
+	if !l.inPanic {
+		return
+	}
+	l.inPanic = false
+	if strings.Contains(strings.Join(l.panic, "\n"), "listArtifacts") {
+		fmt.Fprintf(l.w, "[%s] (act's artifact server: no artifact in this run yet; its panic trace is left out)\n", l.workflow)
+		return
+	}
+	for _, t := range l.panic {
+		fmt.Fprintf(l.w, "[%s] %s\n", l.workflow, t)
+	}
+	l.other = append(l.other, l.panic...)
 }
 
 type actLine struct {
@@ -87,6 +106,13 @@ func (l *actLog) consume(r io.Reader) {
 	for sc.Scan() {
 		l.line(sc.Text())
 	}
+	l.endPanic()
+	if err := sc.Err(); err != nil {
+		// A line too long to parse: say so, and keep draining act's
+		// output so that it never blocks on a full pipe.
+		l.other = append(l.other, "(act's log: "+err.Error()+"; the rest of it is in the act-*.jsonl file of the work directory)")
+		io.Copy(io.Discard, r)
+	}
 }
 
 func (l *actLog) line(text string) {
@@ -96,11 +122,11 @@ func (l *actLog) line(text string) {
 		// asked for its list (the stand-ins take the dropped connection as
 		// an empty list): its trace is noise.
 		if strings.Contains(text, "http: panic serving") {
-			l.inPanic = true
-			fmt.Fprintf(l.w, "[%s] (act's artifact server: no artifact in this run yet; its panic trace is left out)\n", l.workflow)
+			l.inPanic, l.panic = true, []string{text}
 			return
 		}
 		if l.inPanic {
+			l.panic = append(l.panic, text)
 			return
 		}
 		if strings.TrimSpace(text) != "" {
@@ -112,16 +138,26 @@ func (l *actLog) line(text string) {
 		}
 		return
 	}
-	l.inPanic = false
+	l.endPanic()
+	msg := strings.TrimRight(a.Msg, "\n")
 	jobID := a.JobID
 	if jobID == "" {
 		jobID = a.Job
 	}
-	if jobID != "" && l.jobs[jobID] == nil {
+	if jobID == "" {
+		// act's own messages (no job): errors are kept for the report.
+		if a.Level == "error" || a.Level == "fatal" {
+			l.other = append(l.other, msg)
+		}
+		if strings.TrimSpace(msg) != "" {
+			fmt.Fprintf(l.w, "[%s] %s\n", l.workflow, strings.TrimSpace(msg))
+		}
+		return
+	}
+	if l.jobs[jobID] == nil {
 		l.jobs[jobID] = &JobResult{Job: jobID, JobName: strings.TrimPrefix(a.Job, "")}
 		l.order = append(l.order, jobID)
 	}
-	msg := strings.TrimRight(a.Msg, "\n")
 	prefix := fmt.Sprintf("[%s/%s]", strings.TrimSuffix(l.workflow, ".yml"), jobID)
 	top := a.Step
 	if len(a.StepID) > 0 {
@@ -210,7 +246,21 @@ func (l *actLog) results() []JobResult {
 func (l *actLog) jobFailures() []Failure {
 	byJob := map[string][]Failure{}
 	for _, f := range l.failures {
+		// A failed step of a job that succeeded had continue-on-error (act
+		// logs the step's outcome, GitHub counts its conclusion).
+		if j := l.jobs[f.Job]; j != nil && j.Result == "success" {
+			continue
+		}
 		byJob[f.Job] = append(byJob[f.Job], f)
+	}
+	// A job that failed without a failed step (an if: act could not
+	// evaluate, a needs: that failed to start) is reported with act's
+	// last words about it.
+	for _, j := range l.order {
+		if l.jobs[j].Result == "failure" && len(byJob[j]) == 0 {
+			byJob[j] = []Failure{{Workflow: l.workflow, Event: l.event, Job: j, JobName: l.jobs[j].JobName,
+				Step: "(the job, before or between steps)", Tail: append(l.stepTail(j, ""), l.other...)}}
+		}
 	}
 	var out []Failure
 	jobs := make([]string, 0, len(byJob))

@@ -30,8 +30,10 @@ import (
 // must have produced after.
 type Step struct {
 	Workflow, Event string
-	Payload         func(e *env) map[string]any
-	Before          func(ctx context.Context, e *env) error
+	// Jobs must all run and pass (a job skipped by its if: fails the run).
+	Jobs    []string
+	Payload func(e *env) map[string]any
+	Before  func(ctx context.Context, e *env) error
 	// Check looks at the run's artifacts (act's artifact server directory)
 	// and at the fake GitHub. jobs is the job selection (empty: all).
 	Check func(ctx context.Context, e *env, artifacts string, jobs []string) error
@@ -76,17 +78,17 @@ const (
 // push to main, the profile refresh, the tagged release, and the comment
 // on the pull request from the ci run's artifacts (workflow_run).
 var Plan = []Step{
-	{Workflow: "ci.yml", Event: "pull_request", Payload: prPayload,
+	{Workflow: "ci.yml", Event: "pull_request", Payload: prPayload, Jobs: []string{"lint", "test", "verify"},
 		Check: func(ctx context.Context, e *env, arts string, jobs []string) error {
 			return e.ciCheck(arts, jobs, ciPRRunID, "pull_request", "rehearsal")
 		}},
-	{Workflow: "ci.yml", Event: "push", Payload: pushPayload("refs/heads/main"),
+	{Workflow: "ci.yml", Event: "push", Payload: pushPayload("refs/heads/main"), Jobs: []string{"lint", "test", "verify"},
 		Check: func(ctx context.Context, e *env, arts string, jobs []string) error {
 			return e.ciCheck(arts, jobs, ciPushRunID, "push", "main")
 		}},
-	{Workflow: "profiles.yml", Event: "workflow_dispatch", Payload: dispatchPayload,
+	{Workflow: "profiles.yml", Event: "workflow_dispatch", Payload: dispatchPayload, Jobs: []string{"refresh"},
 		Before: profilesBefore, After: profilesAfter, Check: profilesCheck},
-	{Workflow: "release.yml", Event: "push", Payload: func(e *env) map[string]any { return pushPayload("refs/tags/" + e.tag)(e) },
+	{Workflow: "release.yml", Event: "push", Jobs: []string{"check", "release", "check-published"}, Payload: func(e *env) map[string]any { return pushPayload("refs/tags/" + e.tag)(e) },
 		Secrets: func(e *env) map[string]string {
 			return map[string]string{"RELEASE_COSIGN_KEY": string(e.keyPEM), "RELEASE_COSIGN_PASSWORD": e.keyPass}
 		},
@@ -94,12 +96,12 @@ var Plan = []Step{
 			return map[string]string{"RELEASE_COSIGN_PUBLIC_KEY": string(e.pubPEM)}
 		},
 		Check: releaseCheck},
-	{Workflow: "pr-comment.yml", Event: "workflow_run", Payload: workflowRunPayload, Before: prCommentBefore,
+	{Workflow: "pr-comment.yml", Event: "workflow_run", Payload: workflowRunPayload, Jobs: []string{"comment"}, Before: prCommentBefore,
 		Check: prCommentCheck},
 	// toolchain.yml: the image job on a pull request, the publish job on a
 	// push to main, pushing to a local registry instead of ghcr.io.
-	{Workflow: "toolchain.yml", Event: "pull_request", Payload: prPayload},
-	{Workflow: "toolchain.yml", Event: "push", Payload: pushPayload("refs/heads/main"), Before: startRegistry,
+	{Workflow: "toolchain.yml", Event: "pull_request", Payload: prPayload, Jobs: []string{"image"}},
+	{Workflow: "toolchain.yml", Event: "push", Payload: pushPayload("refs/heads/main"), Jobs: []string{"publish"}, Before: startRegistry,
 		Env:   func(e *env) map[string]string { return map[string]string{"FLUID_TOOLCHAIN_PUSH_REGISTRY": e.registry} },
 		Check: toolchainPushCheck},
 }

@@ -50,6 +50,7 @@ import (
 
 	"github.com/fluid-os/fluid/internal/github/githubtest"
 	"github.com/fluid-os/fluid/internal/rehearse/record"
+	"github.com/fluid-os/fluid/internal/release/toolcache"
 )
 
 // Options configure a rehearsal.
@@ -134,6 +135,9 @@ type env struct {
 	keyPass  string
 	pubPEM   []byte
 	runIDs   map[string]int64 // "ci.yml pull_request" -> fake run id
+	merge    string           // the pull request's merge commit (refs/pull/1/merge)
+	dirty    bool             // the commit carries uncommitted changes
+	env      []string         // act's (and so the jobs') environment
 	registry string           // host:port of the local OCI registry, once started
 	// stepCommit is the commit a Before hook put on main for its run ("":
 	// commit).
@@ -266,6 +270,10 @@ func randHex(n int) string {
 
 // git runs git in dir with GIT_* cleared and returns its trimmed output.
 func git(ctx context.Context, dir string, args ...string) (string, error) {
+	// The developer's hooks and signing settings stay out: a pre-push hook
+	// must not run (or recurse into a rehearsal), a tag must not ask for a
+	// signature.
+	args = append([]string{"-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", "-c", "tag.gpgSign=false"}, args...)
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
 	for _, kv := range os.Environ() {
@@ -290,22 +298,33 @@ func (e *env) prepare(ctx context.Context, runs []Step) error {
 	if _, err := git(ctx, root, "rev-parse", "--git-dir"); err != nil {
 		return fmt.Errorf("%s is not a git work tree: %w", root, err)
 	}
-	// HEAD plus uncommitted changes to tracked files, as a commit object
-	// (`git stash create` touches neither the tree nor the stash list).
-	commit, err := git(ctx, root, "stash", "create", "rehearsal: working tree")
-	if err != nil {
-		return err
+	head, err := git(ctx, root, "rev-parse", "--verify", "-q", "HEAD")
+	if err != nil || head == "" {
+		return fmt.Errorf("%s has no commit yet: commit something first (the rehearsal clones HEAD)", root)
 	}
-	if commit == "" {
-		if commit, err = git(ctx, root, "rev-parse", "HEAD"); err != nil {
+	// HEAD plus uncommitted changes to tracked files, as one commit on top
+	// of HEAD (`git stash create` touches neither the tree nor the stash
+	// list; its tree is re-committed with HEAD as the only parent, so
+	// `git describe` counts as it would for a real commit).
+	commit := head
+	stash, err := git(ctx, root, "stash", "create", "rehearsal: working tree")
+	if err != nil {
+		return fmt.Errorf("taking the working tree's changes (git stash create): %w; commit or reset files added with `git add -N`, or commit your changes", err)
+	}
+	if stash != "" {
+		if commit, err = git(ctx, root, "commit-tree", stash+"^{tree}", "-p", head, "-m", "rehearsal: uncommitted changes of the working tree"); err != nil {
 			return err
 		}
+		e.dirty = true
+	}
+	if _, err := exec.LookPath("node"); err != nil {
+		return errors.New("node is not on PATH: the rehearsal's stand-in actions run on Node.js, as GitHub's runner runs actions; install nodejs")
 	}
 	e.origin = filepath.Join(e.dir, "origin.git")
 	if _, err := git(ctx, e.dir, "init", "-q", "--bare", e.origin); err != nil {
 		return err
 	}
-	if _, err := git(ctx, root, "push", "-q", e.origin, commit+":refs/heads/main", "+refs/tags/*:refs/tags/*"); err != nil {
+	if _, err := git(ctx, root, "push", "-q", "--no-verify", e.origin, commit+":refs/heads/main", "+refs/tags/*:refs/tags/*"); err != nil {
 		return err
 	}
 	e.tree = filepath.Join(e.dir, "tree")
@@ -329,7 +348,7 @@ func (e *env) prepare(ctx context.Context, runs []Step) error {
 		if _, err := git(ctx, e.tree, "commit", "-q", "-m", "rehearsal: workflow override"); err != nil {
 			return err
 		}
-		if _, err := git(ctx, e.tree, "push", "-q", "origin", "HEAD:refs/heads/main"); err != nil {
+		if _, err := git(ctx, e.tree, "push", "-q", "--no-verify", "origin", "HEAD:refs/heads/main"); err != nil {
 			return err
 		}
 	}
@@ -344,14 +363,31 @@ func (e *env) prepare(ctx context.Context, runs []Step) error {
 	if tags, _ := git(ctx, e.tree, "tag", "--points-at", "HEAD", "--list", "v*"); tags != "" {
 		e.tag = strings.Fields(tags)[0]
 	}
-	refs := []string{e.commit + ":refs/pull/1/head", e.commit + ":refs/pull/1/merge", e.commit + ":refs/heads/rehearsal"}
+	// GitHub runs a pull request's workflows on its merge commit (the
+	// head merged into the base), so github.sha is not the head's SHA; the
+	// merge here has the head's tree (a head based on the latest main).
+	e.merge = e.commit
+	if e.parent != "" {
+		if e.merge, err = git(ctx, e.tree, "commit-tree", e.commit+"^{tree}", "-p", e.parent, "-p", e.commit, "-m", "Merge "+e.commit+" into "+e.parent); err != nil {
+			return err
+		}
+	}
+	refs := []string{e.commit + ":refs/pull/1/head", e.merge + ":refs/pull/1/merge", e.commit + ":refs/heads/rehearsal"}
 	if _, err := git(ctx, e.tree, "rev-parse", "-q", "--verify", "refs/tags/"+e.tag); err != nil {
 		refs = append(refs, e.commit+":refs/tags/"+e.tag)
 		if _, err := git(ctx, e.tree, "tag", e.tag, e.commit); err != nil {
 			return err
 		}
 	}
-	if _, err := git(ctx, e.tree, append([]string{"push", "-q", "origin"}, refs...)...); err != nil {
+	if _, err := git(ctx, e.tree, append([]string{"push", "-q", "--no-verify", "origin"}, refs...)...); err != nil {
+		return err
+	}
+	for _, rc := range []string{".actrc", ".secrets", ".vars", ".env", ".input"} {
+		if _, err := os.Stat(filepath.Join(e.tree, rc)); err == nil {
+			return fmt.Errorf("the tree has %s, which act would read as its own configuration; the rehearsal runs the workflows as GitHub does, without it: rename it", rc)
+		}
+	}
+	if err := e.jobEnv(ctx); err != nil {
 		return err
 	}
 	// act names the repository after origin's URL.
@@ -378,8 +414,10 @@ func (e *env) prepare(ctx context.Context, runs []Step) error {
 	e.gh = githubtest.New(owner, name)
 	e.token = "ghs_rehearsal" + randHex(16)
 	e.gh.Token = e.token
-	if _, err := e.gh.SeedFromGit(ctx, e.tree, e.commit); err != nil {
-		return err
+	for _, c := range []string{e.commit, e.merge} {
+		if _, err := e.gh.SeedFromGit(ctx, e.tree, c); err != nil {
+			return err
+		}
 	}
 	e.gh.SetRef("heads/main", e.commit)
 	for _, p := range runs {
@@ -391,6 +429,9 @@ func (e *env) prepare(ctx context.Context, runs []Step) error {
 		}
 	}
 	if e.o.CacheDir == "" {
+		// One rehearsal's own cache, as GitHub scopes caches to a
+		// repository: nothing from an earlier rehearsal (of another
+		// branch or clone) is restored, and nothing piles up.
 		e.o.CacheDir = filepath.Join(e.dir, "actions-cache")
 	}
 	return os.MkdirAll(e.o.CacheDir, 0o755)
@@ -455,7 +496,16 @@ func (e *env) localRepositories() ([]string, error) {
 			if _, err := os.Stat(filepath.Join(standins, path, "action.yml")); err != nil {
 				return nil, fmt.Errorf("%s uses %s, which has no rehearsal stand-in: add .github/rehearsal/actions/%s/action.yml (same inputs and outputs) and its fluid-standin subcommand (internal/rehearse/standin); see .github/rehearsal/README.md", rel(e.tree, f), u, path)
 			}
-			k := parts[0] + "/" + parts[1] + "@" + ref
+			repo := parts[0] + "/" + parts[1]
+			if _, ok := pins[repo][ref]; !ok {
+				var have []string
+				for sha, v := range pins[repo] {
+					have = append(have, v+" "+sha)
+				}
+				sort.Strings(have)
+				return nil, fmt.Errorf("%s uses %s, but the rehearsal's stand-in for %s imitates only %v: check .github/rehearsal/actions/%s against that release (inputs, outputs, behaviour), then add its SHA to internal/rehearse/pins.go", rel(e.tree, f), u, repo, have, repo)
+			}
+			k := repo + "@" + ref
 			if !seen[k] {
 				seen[k] = true
 				out = append(out, k+"="+filepath.Join(standins, parts[0], parts[1]))
@@ -507,10 +557,23 @@ func (e *env) run(ctx context.Context, p Step) (rr RunResult) {
 			return rr
 		}
 	}
+	if p.Event == "pull_request" && e.merge != e.commit {
+		// act takes github.sha from its working directory's HEAD.
+		if _, err := git(ctx, e.tree, "checkout", "-q", "--detach", e.merge); err != nil {
+			fail("check out the pull request's merge commit", err.Error())
+			rr.Duration = time.Since(start)
+			return rr
+		}
+		defer git(ctx, e.tree, "checkout", "-q", "main")
+	}
 	artifacts := filepath.Join(e.dir, "artifacts", strings.TrimSuffix(p.Workflow, ".yml")+"-"+p.Event)
 	jobs := e.o.Jobs
 	if len(jobs) == 0 {
 		jobs = []string{""}
+	}
+	want := p.Jobs
+	if len(e.o.Jobs) > 0 {
+		want = e.o.Jobs
 	}
 	for _, job := range jobs {
 		l, err := e.act(ctx, p, job, artifacts)
@@ -519,16 +582,28 @@ func (e *env) run(ctx context.Context, p Step) (rr RunResult) {
 			continue
 		}
 		rr.Jobs = append(rr.Jobs, l.results()...)
-		rr.Failures = append(rr.Failures, l.jobFailures()...)
-		if l.exitErr != nil && len(l.jobFailures()) == 0 {
+		fs := l.jobFailures()
+		rr.Failures = append(rr.Failures, fs...)
+		if l.exitErr != nil && len(fs) == 0 {
 			tail := strings.Join(l.other, "\n")
 			if tail == "" {
 				tail = l.exitErr.Error()
 			}
 			fail("act", tail)
 		}
-		if job != "" && len(l.results()) == 0 {
-			fail("act -j "+job, "no job ran: "+p.Workflow+" has no job "+job+" (or its if: is false for "+p.Event+")")
+	}
+	// Every job the run is for must have run and passed: a job whose if:
+	// was false (act does not report it) must not count as a pass.
+	ran := map[string]string{}
+	for _, j := range rr.Jobs {
+		ran[j.Job] = j.Result
+	}
+	for _, j := range want {
+		switch res, ok := ran[j]; {
+		case !ok:
+			fail("job "+j, "job "+j+" did not run: "+p.Workflow+" has no such job, or its if: is false for a "+p.Event+" event")
+		case res != "success" && !hasJobFailure(rr.Failures, j):
+			fail("job "+j, "job "+j+" ended "+res+" without a failed step (see the log above)")
 		}
 	}
 	if len(rr.Failures) == 0 && p.Check != nil {
@@ -578,8 +653,18 @@ func (e *env) act(ctx context.Context, p Step, job, artifacts string) (*actRun, 
 		"--artifact-server-path", artifacts, "--artifact-server-addr", "127.0.0.1", "--artifact-server-port", port,
 		"--action-cache-path", filepath.Join(e.dir, "act"),
 		"--concurrent-jobs", "1",
-		"-s", "GITHUB_TOKEN=" + e.token,
 	}
+	// Secrets go through a 0600 file, not the command line (which any
+	// user can read in /proc).
+	secrets := map[string]string{"GITHUB_TOKEN": e.token}
+	for k, v := range p.secrets(e) {
+		secrets[k] = v
+	}
+	secretFile := filepath.Join(e.dir, "secrets.env")
+	if err := writeDotenv(secretFile, secrets); err != nil {
+		return nil, err
+	}
+	args = append(args, "--secret-file", secretFile, "--var-file", filepath.Join(e.dir, "no-vars.env"), "--env-file", filepath.Join(e.dir, "no-env.env"), "--input-file", filepath.Join(e.dir, "no-inputs.env"))
 	for _, l := range locals {
 		args = append(args, "--local-repository", l)
 	}
@@ -594,9 +679,6 @@ func (e *env) act(ctx context.Context, p Step, job, artifacts string) (*actRun, 
 	for k, v := range p.env(e) {
 		args = append(args, "--env", k+"="+v)
 	}
-	for k, v := range p.secrets(e) {
-		args = append(args, "-s", k+"="+v)
-	}
 	for k, v := range p.vars(e) {
 		args = append(args, "--var", k+"="+v)
 	}
@@ -605,8 +687,11 @@ func (e *env) act(ctx context.Context, p Step, job, artifacts string) (*actRun, 
 	}
 	cmd := exec.CommandContext(ctx, e.o.Act, args...)
 	cmd.Dir = e.tree
-	cmd.Env = e.hostEnv()
-	cmd.WaitDelay = 10 * time.Second
+	cmd.Env = e.env
+	// On cancel act gets SIGINT, so it stops its steps (they run in their
+	// own sessions) before it exits; SIGKILL only after 30 s.
+	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
+	cmd.WaitDelay = 30 * time.Second
 	// act's raw JSON log is kept beside the artifacts (FLUID_REHEARSE_KEEP=1).
 	raw, err := os.Create(filepath.Join(e.dir, "act-"+strings.TrimSuffix(p.Workflow, ".yml")+"-"+p.Event+suffix(job)+".jsonl"))
 	if err != nil {
@@ -629,23 +714,60 @@ func (e *env) act(ctx context.Context, p Step, job, artifacts string) (*actRun, 
 	return l, nil
 }
 
-// hostEnv is act's environment, which host-mode jobs inherit: this
-// process's, without anything that would make a step think it runs on
-// GitHub or reach the network, with the stand-ins first on PATH.
-func (e *env) hostEnv() []string {
-	var out []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(k, "GITHUB_"), strings.HasPrefix(k, "RUNNER_"), strings.HasPrefix(k, "ACTIONS_"),
-			strings.HasPrefix(k, "GIT_"), strings.HasPrefix(k, "INPUT_"), strings.HasPrefix(k, "STATE_"),
-			k == "GOFLAGS", k == "GOPROXY", k == "PATH", k == "CI", k == "FLUID_TOOLCHAIN", k == "GH_TOKEN",
-			strings.HasPrefix(k, "COSIGN_"), k == "SNAPSHOT", k == "DRY_RUN", k == "LIGHT":
-			continue
-		}
-		out = append(out, kv)
+// jobEnv sets act's environment, which host-mode jobs inherit whole: an
+// allowlist of this process's variables (nothing of the developer's
+// FLUID_*, GITHUB_*, GO* or CI settings can change what the jobs do), a
+// HOME of the rehearsal's own (so no ~/.actrc, ~/.gitconfig or
+// ~/.magefile of the developer), the stand-ins first on PATH, and the
+// machine's shared caches named explicitly: Go's build and module caches
+// and the project's (the locked toolchain rootfs, the release tools). Go
+// reaches no module proxy.
+func (e *env) jobEnv(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "go", "env", "GOCACHE", "GOMODCACHE", "GOPATH").Output()
+	if err != nil {
+		return fmt.Errorf("go env: %w", err)
 	}
-	return append(out, "PATH="+e.bin+string(os.PathListSeparator)+os.Getenv("PATH"), "GOPROXY=off", "GOTOOLCHAIN=local")
+	goenv := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(goenv) != 3 {
+		return fmt.Errorf("go env printed %q", out)
+	}
+	cache, err := toolcache.CacheRoot()
+	if err != nil {
+		return err
+	}
+	home := filepath.Join(e.dir, "home")
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return err
+	}
+	for _, f := range []string{"no-vars.env", "no-env.env", "no-inputs.env"} {
+		if err := os.WriteFile(filepath.Join(e.dir, f), nil, 0o600); err != nil {
+			return err
+		}
+	}
+	keep := map[string]bool{"USER": true, "LOGNAME": true, "SHELL": true, "TERM": true, "TMPDIR": true}
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); keep[k] {
+			e.env = append(e.env, kv)
+		}
+	}
+	e.env = append(e.env,
+		"PATH="+e.bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_CACHE_HOME="+filepath.Join(home, ".cache"),
+		"GOCACHE="+goenv[0], "GOMODCACHE="+goenv[1], "GOPATH="+goenv[2], "GOPROXY=off", "GOTOOLCHAIN=local", "GOFLAGS=",
+		"FLUID_CACHE_DIR="+cache,
+		"LANG=C.UTF-8")
+	return nil
+}
+
+// writeDotenv writes vars as act's --secret-file reads them (godotenv:
+// double-quoted values with \n, \" and \\ escapes), mode 0600.
+func writeDotenv(path string, vars map[string]string) error {
+	var b strings.Builder
+	for _, k := range keys(vars) {
+		v := strings.NewReplacer("\\", "\\\\", "\"", "\\\"", "\n", "\\n", "\r", "\\r", "$", "\\$").Replace(vars[k])
+		fmt.Fprintf(&b, "%s=\"%s\"\n", k, v)
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o600)
 }
 
 func suffix(job string) string {
@@ -653,4 +775,13 @@ func suffix(job string) string {
 		return ""
 	}
 	return "-" + job
+}
+
+func hasJobFailure(fs []Failure, job string) bool {
+	for _, f := range fs {
+		if f.Job == job {
+			return true
+		}
+	}
+	return false
 }

@@ -36,14 +36,20 @@ type recordEntry struct {
 	Events []string `json:"events"`
 }
 
-var localUses = regexp.MustCompile(`(?m)^\s*(?:-\s+)?uses:\s*["']?\./([^\s"'#]+)`)
+var (
+	localUses      = regexp.MustCompile(`(?m)^\s*(?:-\s+)?uses:\s*["']?\./([^\s"'#]+)`)
+	thirdPartyUses = regexp.MustCompile(`(?m)^\s*(?:-\s+)?uses:\s*["']?([A-Za-z0-9_.-]+/[^\s"'#@]+)@`)
+)
 
-// WorkflowHash hashes a workflow file and the local composite actions it
-// uses (./.github/actions/X/action.yml, and theirs), as found under root.
+// WorkflowHash hashes a workflow file, the local composite actions it uses
+// (./.github/actions/X/action.yml, and theirs) and the rehearsal stand-ins
+// of the third-party actions they use (.github/rehearsal/actions/O/R/), as
+// found under root.
 func WorkflowHash(root, workflow string) (string, error) {
 	h := sha256.New()
 	seen := map[string]bool{}
 	var add func(rel string) error
+	var addDir func(dir string) error
 	add = func(rel string) error {
 		if seen[rel] {
 			return nil
@@ -55,6 +61,18 @@ func WorkflowHash(root, workflow string) (string, error) {
 		}
 		fmt.Fprintf(h, "%s\x00%d\x00", rel, len(b))
 		h.Write(b)
+		// The stand-in of every third-party action it uses: a rehearsal
+		// passed with those stand-ins, not others.
+		for _, m := range thirdPartyUses.FindAllStringSubmatch(string(b), -1) {
+			parts := strings.Split(m[1], "/")
+			if len(parts) < 2 {
+				continue
+			}
+			dir := ".github/rehearsal/actions/" + parts[0] + "/" + parts[1]
+			if err := addDir(dir); err != nil {
+				return err
+			}
+		}
 		for _, m := range localUses.FindAllStringSubmatch(string(b), -1) {
 			dir := strings.TrimSuffix(m[1], "/")
 			found := false
@@ -70,6 +88,40 @@ func WorkflowHash(root, workflow string) (string, error) {
 			if !found {
 				return fmt.Errorf("%s uses ./%s, which has no action.yml", rel, dir)
 			}
+		}
+		return nil
+	}
+	addDir = func(dir string) error {
+		if seen[dir+"/"] {
+			return nil
+		}
+		seen[dir+"/"] = true
+		var files []string
+		err := filepath.WalkDir(filepath.Join(root, filepath.FromSlash(dir)), func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.Type().IsRegular() {
+				r, _ := filepath.Rel(root, p)
+				files = append(files, filepath.ToSlash(r))
+			}
+			return nil
+		})
+		if errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(h, "%s\x00missing\x00", dir)
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		sort.Strings(files)
+		for _, f := range files {
+			b, err := os.ReadFile(filepath.Join(root, filepath.FromSlash(f)))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(h, "%s\x00%d\x00", f, len(b))
+			h.Write(b)
 		}
 		return nil
 	}
@@ -130,6 +182,13 @@ var Events = map[string][]string{
 	"toolchain.yml":  {"pull_request", "push"},
 }
 
+// Exempt lists, per workflow, the events it is triggered by that the
+// rehearsal does not send, each with the reason it needs no rehearsal of
+// its own (cicheck.CheckTriggers requires one or the other).
+var Exempt = map[string]map[string]string{
+	"profiles.yml": {"schedule": "the scheduled run is the workflow_dispatch job on main, which is rehearsed"},
+}
+
 // Rehearsed lists the workflow files the plan rehearses.
 func Rehearsed() []string {
 	var out []string
@@ -149,6 +208,8 @@ func Stale(root string) ([]string, error) {
 		return nil, err
 	}
 	files, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yml"))
+	yaml, _ := filepath.Glob(filepath.Join(root, ".github", "workflows", "*.yaml"))
+	files = append(files, yaml...)
 	var out []string
 	inPlan := map[string]bool{}
 	for _, wf := range Rehearsed() {
