@@ -387,9 +387,6 @@ func (e *env) prepare(ctx context.Context, runs []Step) error {
 			return fmt.Errorf("the tree has %s, which act would read as its own configuration; the rehearsal runs the workflows as GitHub does, without it: rename it", rc)
 		}
 	}
-	if err := e.jobEnv(ctx); err != nil {
-		return err
-	}
 	// act names the repository after origin's URL.
 	if _, err := git(ctx, e.tree, "remote", "set-url", "origin", "https://github.com/"+e.repo); err != nil {
 		return err
@@ -409,6 +406,9 @@ func (e *env) prepare(ctx context.Context, runs []Step) error {
 		if err := os.Symlink("fluid-standin", filepath.Join(e.bin, n)); err != nil {
 			return err
 		}
+	}
+	if err := e.jobEnv(ctx); err != nil {
+		return err
 	}
 	owner, name, _ := strings.Cut(e.repo, "/")
 	e.gh = githubtest.New(owner, name)

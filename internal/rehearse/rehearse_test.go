@@ -183,3 +183,18 @@ func TestRehearsalNamesMissingArtifact(t *testing.T) {
 		t.Fatalf("the failure's last lines do not say which artifact: %q", f.Tail)
 	}
 }
+
+// A job whose if: is false for the event does not run; act says nothing
+// about it, and the rehearsal must not count it as a pass.
+func TestRehearsalFailsASkippedJob(t *testing.T) {
+	wf := strings.Replace(ciWorkflow(t), "  lint:\n    name: lint (actionlint, workflow policy)\n", "  lint:\n    name: lint (actionlint, workflow policy)\n    if: github.event_name == 'merge_group'\n", 1)
+	if !strings.Contains(wf, "merge_group") {
+		t.Fatal("ci.yml's lint job header changed; update this test")
+	}
+	_, err := rehearsal(t, Options{Workflows: []string{"ci.yml"}, Events: []string{"pull_request"}, Jobs: []string{"lint"},
+		WorkflowOverride: map[string][]byte{"ci.yml": []byte(wf)}}, "(a test copy of ci.yml)")
+	var re *Error
+	if !errors.As(err, &re) || !strings.Contains(re.Error(), "job lint did not run") {
+		t.Fatalf("a skipped job: %v", err)
+	}
+}
