@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"path"
@@ -195,33 +194,12 @@ func uploadArtifact(e *Env) error {
 			return err
 		}
 	}
-	var buf bytes.Buffer
-	zw := zip.NewWriter(&buf)
-	for _, f := range files {
-		rel, _ := filepath.Rel(root, f)
-		info, err := os.Stat(f)
-		if err != nil {
-			return err
-		}
-		h, _ := zip.FileInfoHeader(info)
-		h.Name, h.Method = filepath.ToSlash(rel), zip.Deflate
-		w, err := zw.CreateHeader(h)
-		if err != nil {
-			return err
-		}
-		src, err := os.Open(f)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(w, src)
-		src.Close()
-		if err != nil {
-			return err
-		}
+	zipFile, size, sum, err := writeArtifactZip(e, root, files)
+	if err != nil {
+		return fmt.Errorf("upload artifact %s: %w", name, err)
 	}
-	if err := zw.Close(); err != nil {
-		return err
-	}
+	defer os.Remove(zipFile.Name())
+	defer zipFile.Close()
 	var created struct {
 		Ok  bool   `json:"ok"`
 		URL string `json:"signedUploadUrl"`
@@ -232,11 +210,12 @@ func uploadArtifact(e *Env) error {
 	if !created.Ok || created.URL == "" {
 		return errors.New("Failed to CreateArtifact: the server answered without an upload URL")
 	}
-	sum := sha256.Sum256(buf.Bytes())
-	req, err := http.NewRequest(http.MethodPut, created.URL+"&comp=block", bytes.NewReader(buf.Bytes()))
+	// The zip streams from its file; NopCloser: the file is closed here.
+	req, err := http.NewRequest(http.MethodPut, created.URL+"&comp=block", io.NopCloser(zipFile))
 	if err != nil {
 		return err
 	}
+	req.ContentLength = size
 	resp, err := r.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("upload artifact %s: %w", name, err)
@@ -249,13 +228,13 @@ func uploadArtifact(e *Env) error {
 		Ok bool  `json:"ok"`
 		ID pbInt `json:"artifactId"`
 	}
-	if err := r.call("FinalizeArtifact", map[string]any{"name": name, "size": strconv.Itoa(buf.Len()), "hash": "sha256:" + hex.EncodeToString(sum[:])}, &fin); err != nil {
+	if err := r.call("FinalizeArtifact", map[string]any{"name": name, "size": strconv.FormatInt(size, 10), "hash": "sha256:" + sum}, &fin); err != nil {
 		return fmt.Errorf("Failed to FinalizeArtifact: %w", err)
 	}
-	e.Logf("Artifact %s has been successfully uploaded! Final size is %d bytes. Artifact ID is %d (%d files from %s)", name, buf.Len(), fin.ID, len(files), root)
+	e.Logf("Artifact %s has been successfully uploaded! Final size is %d bytes. Artifact ID is %d (%d files from %s)", name, size, fin.ID, len(files), root)
 	for k, v := range map[string]string{
 		"artifact-id":     strconv.FormatInt(int64(fin.ID), 10),
-		"artifact-digest": hex.EncodeToString(sum[:]),
+		"artifact-digest": sum,
 		"artifact-url":    fmt.Sprintf("%s/%s/actions/runs/%s/artifacts/%d", e.Getenv("GITHUB_SERVER_URL"), e.Getenv("GITHUB_REPOSITORY"), e.Getenv("GITHUB_RUN_ID"), fin.ID),
 	} {
 		if err := e.Output(k, v); err != nil {
@@ -265,11 +244,75 @@ func uploadArtifact(e *Env) error {
 	return nil
 }
 
-// artifactFiles resolves upload-artifact's path input: one pattern per
-// line, `!` lines exclude, a directory stands for every file under it,
-// hidden files (a path segment starting with a dot) are left out unless
-// asked for. The root is the least common ancestor of the patterns' search
-// paths, as in @actions/artifact.
+// writeArtifactZip zips files (named by their path under root) into a new
+// file under $RUNNER_TEMP, rewound for reading; it returns the zip's size
+// and SHA-256. The caller closes and removes the file.
+func writeArtifactZip(e *Env, root string, files []string) (*os.File, int64, string, error) {
+	dir := e.Getenv("RUNNER_TEMP")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	f, err := os.CreateTemp(dir, "fluid-artifact-*.zip")
+	if err != nil {
+		return nil, 0, "", err
+	}
+	fail := func(err error) (*os.File, int64, string, error) {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, 0, "", err
+	}
+	h := sha256.New()
+	zw := zip.NewWriter(io.MultiWriter(f, h))
+	for _, p := range files {
+		rel, _ := filepath.Rel(root, p)
+		info, err := os.Stat(p) // a symlink uploads its target's content
+		if err != nil {
+			return fail(err)
+		}
+		hdr, err := zip.FileInfoHeader(info)
+		if err != nil {
+			return fail(err)
+		}
+		hdr.Name, hdr.Method = filepath.ToSlash(rel), zip.Deflate
+		w, err := zw.CreateHeader(hdr)
+		if err != nil {
+			return fail(err)
+		}
+		src, err := os.Open(p)
+		if err != nil {
+			return fail(err)
+		}
+		_, err = io.Copy(w, src)
+		src.Close()
+		if err != nil {
+			return fail(err)
+		}
+	}
+	if err := zw.Close(); err != nil {
+		return fail(err)
+	}
+	size, err := f.Seek(0, io.SeekCurrent)
+	if err == nil {
+		_, err = f.Seek(0, io.SeekStart)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return f, size, hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// artifactFiles resolves upload-artifact's path input as @actions/glob
+// (followSymbolicLinks, implicitDescendants, omitBrokenSymbolicLinks,
+// excludeHiddenFiles unless include-hidden-files) and @actions/artifact do:
+// one pattern per line, `!` lines exclude, a directory stands for every
+// file under it. Symbolic links are followed, to files and to directories
+// (a link back to a directory it is inside is skipped). Without hidden, an
+// item whose base name starts with a dot is left out together with what
+// is under it, the search path itself included (`.out/` and `build/.env`
+// upload nothing); a hidden directory above the search path does not count
+// (the glob starts at the search path). The root is the least common
+// ancestor of the patterns' search paths, as in upload-artifact; a file
+// name under it with a character @actions/artifact refuses is an error.
 func artifactFiles(e *Env, ws string, patterns []string, hidden bool) (string, []string, error) {
 	var include, exclude []*regexp.Regexp
 	var searches []string
@@ -294,35 +337,14 @@ func artifactFiles(e *Env, ws string, patterns []string, hidden bool) (string, [
 	seen := map[string]bool{}
 	var files []string
 	for _, s := range searches {
-		info, err := os.Stat(s)
-		if err != nil {
-			continue
-		}
-		if !info.IsDir() {
-			if matchAny(include, s) && !matchAny(exclude, s) && !seen[s] {
-				seen[s] = true
-				files = append(files, s)
-			}
-			continue
-		}
-		filepath.WalkDir(s, func(p string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return nil
-			}
-			if !hidden && p != s && strings.HasPrefix(d.Name(), ".") {
-				if d.IsDir() {
-					return filepath.SkipDir
-				}
-				return nil
-			}
-			if d.IsDir() || seen[p] || matchAny(exclude, p) {
-				return nil
+		walkFollow(s, hidden, nil, func(p string) {
+			if seen[p] || matchAny(exclude, p) {
+				return
 			}
 			if matchAny(include, p) || matchDirPrefix(include, p) {
 				seen[p] = true
 				files = append(files, p)
 			}
-			return nil
 		})
 	}
 	sort.Strings(files)
@@ -332,11 +354,72 @@ func artifactFiles(e *Env, ws string, patterns []string, hidden bool) (string, [
 			root = filepath.Dir(root)
 		}
 	}
+	for _, f := range files {
+		rel, _ := filepath.Rel(root, f)
+		if err := validateArtifactPath("/" + filepath.ToSlash(rel)); err != nil {
+			return "", nil, err
+		}
+	}
 	return root, files, nil
 }
 
-// globRegexp turns a glob (**, *, ?) over an absolute path into an anchored
-// regexp; a pattern naming a directory (trailing /) matches what is under it.
+// walkFollow calls file for every file at or under p, following symbolic
+// links; chain holds the real paths of the directories p is inside, so
+// that a link back to one of them ends the walk there (@actions/glob's
+// symlink cycle check). Broken links and unreadable entries are skipped.
+func walkFollow(p string, hidden bool, chain []string, file func(string)) {
+	if !hidden && strings.HasPrefix(filepath.Base(p), ".") {
+		return
+	}
+	info, err := os.Stat(p)
+	if err != nil {
+		return
+	}
+	if !info.IsDir() {
+		file(p)
+		return
+	}
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return
+	}
+	for _, c := range chain {
+		if c == real {
+			return
+		}
+	}
+	ents, err := os.ReadDir(p)
+	if err != nil {
+		return
+	}
+	chain = append(chain, real)
+	for _, en := range ents {
+		walkFollow(filepath.Join(p, en.Name()), hidden, chain, file)
+	}
+}
+
+// artifactPathCharacters are the characters @actions/artifact refuses in
+// the path of an uploaded file (validateFilePath), as it names them.
+var artifactPathCharacters = []struct{ c, name string }{
+	{`"`, `Double quote "`}, {":", "Colon :"}, {"<", "Less than <"}, {">", "Greater than >"},
+	{"|", "Vertical bar |"}, {"*", "Asterisk *"}, {"?", "Question mark ?"},
+	{"\r", "Carriage return \\r"}, {"\n", "Line feed \\n"},
+}
+
+// validateArtifactPath is @actions/artifact's check of a file's path in
+// the artifact ("/" + its path under the root).
+func validateArtifactPath(p string) error {
+	for _, c := range artifactPathCharacters {
+		if strings.Contains(p, c.c) {
+			return fmt.Errorf("The path for one of the files in artifact is not valid: %s. Contains the following character: %s\nInvalid characters include: \" : < > | * ? \\r \\n\nThe following characters are not allowed in files that are uploaded due to limitations with certain file systems such as NTFS.", p, c.name)
+		}
+	}
+	return nil
+}
+
+// globRegexp turns a glob (**, *, ?, [...] with ! or ^ negating) over an
+// absolute path into an anchored regexp; a pattern naming a directory
+// (trailing /) matches what is under it.
 func globRegexp(g string) *regexp.Regexp {
 	dir := strings.HasSuffix(g, "/")
 	g = strings.TrimSuffix(g, "/")
@@ -354,6 +437,22 @@ func globRegexp(g string) *regexp.Regexp {
 			b.WriteString("[^/]*")
 		case c == '?':
 			b.WriteString("[^/]")
+		case c == '[' && classEnd(g, i) > 0:
+			j := classEnd(g, i)
+			cls := g[i+1 : j]
+			b.WriteString("[")
+			if cls[0] == '!' || cls[0] == '^' {
+				b.WriteString("^/")
+				cls = cls[1:]
+			}
+			for _, r := range cls {
+				if strings.ContainsRune(`\[]^`, r) {
+					b.WriteByte('\\')
+				}
+				b.WriteRune(r)
+			}
+			b.WriteString("]")
+			i = j
 		default:
 			b.WriteString(regexp.QuoteMeta(string(c)))
 		}
@@ -363,6 +462,22 @@ func globRegexp(g string) *regexp.Regexp {
 	}
 	b.WriteString("$")
 	return regexp.MustCompile(b.String())
+}
+
+// classEnd is the index of the ] closing the character class that opens
+// at g[i], or -1 (a ] right after the [ or its negation is a member).
+func classEnd(g string, i int) int {
+	k := i + 1
+	if k < len(g) && (g[k] == '!' || g[k] == '^') {
+		k++
+	}
+	if k < len(g) && g[k] == ']' {
+		k++
+	}
+	if j := strings.IndexByte(g[k:], ']'); j >= 0 {
+		return k + j
+	}
+	return -1
 }
 
 func matchAny(res []*regexp.Regexp, p string) bool {
@@ -454,23 +569,11 @@ func downloadArtifact(e *Env) error {
 		if err := r.call("GetSignedArtifactURL", map[string]any{"name": a.Name}, &signed); err != nil {
 			return err
 		}
-		resp, err := r.http.Get(signed.URL)
-		if err != nil {
-			return fmt.Errorf("download artifact %s: %w", a.Name, err)
-		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, maxArtifactBytes+1))
-		resp.Body.Close()
-		if err != nil {
-			return fmt.Errorf("download artifact %s: %w", a.Name, err)
-		}
-		if resp.StatusCode != http.StatusOK || len(b) > maxArtifactBytes {
-			return fmt.Errorf("download artifact %s: %s (%d bytes)", a.Name, resp.Status, len(b))
-		}
 		to := dest
 		if name == "" && !merge {
 			to = filepath.Join(dest, a.Name)
 		}
-		n, err := unzipTo(b, to)
+		n, err := fetchArtifact(r, signed.URL, to)
 		if err != nil {
 			return fmt.Errorf("download artifact %s: %w", a.Name, err)
 		}
@@ -482,11 +585,46 @@ func downloadArtifact(e *Env) error {
 	return e.Output("download-path", dest)
 }
 
-func unzipTo(b []byte, dest string) (int, error) {
-	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+// fetchArtifact streams the zip at url to a temporary file in dest (at
+// most maxArtifactBytes), unpacks it there and removes it.
+func fetchArtifact(r *results, url, dest string) (int, error) {
+	resp, err := r.http.Get(url)
 	if err != nil {
 		return 0, err
 	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+		return 0, fmt.Errorf("%s: %s", resp.Status, strings.TrimSpace(string(b)))
+	}
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		return 0, err
+	}
+	tmp, err := os.CreateTemp(dest, ".fluid-artifact-*.zip")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name())
+	size, err := io.Copy(tmp, io.LimitReader(resp.Body, maxArtifactBytes+1))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, err
+	}
+	if size > maxArtifactBytes {
+		return 0, fmt.Errorf("the artifact is larger than %d bytes", int64(maxArtifactBytes))
+	}
+	return unzipFile(tmp.Name(), dest)
+}
+
+// unzipFile unpacks the zip file zipPath into dest.
+func unzipFile(zipPath, dest string) (int, error) {
+	zr, err := zip.OpenReader(zipPath)
+	if err != nil {
+		return 0, err
+	}
+	defer zr.Close()
 	n := 0
 	for _, f := range zr.File {
 		clean := path.Clean(f.Name)

@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -18,13 +19,32 @@ import (
 
 // The cache stand-ins keep entries in $FLUID_REHEARSAL_CACHE/<id>/, id the
 // SHA-256 of key and version, each with meta.json and data.tar. As in
-// actions/cache, an entry's version hashes its paths, so the same key with
-// other paths is another entry; a key, once saved, is never overwritten.
+// actions/cache, an entry's version hashes its path patterns as written (not
+// what they matched), so the same key with other paths is another entry; a
+// key, once saved, is never overwritten. Patterns are @actions/glob's (the
+// walk and globRegexp of upload-artifact: ** is a globstar; hidden files
+// are cached).
+//
+// Outputs and state are restoreImpl.ts's (actions/cache v4.2.3): the
+// primary and matched keys go to state (CACHE_KEY, CACHE_RESULT) in
+// actions/cache and to the outputs cache-primary-key and cache-matched-key
+// in actions/cache/restore; cache-hit is set only when an entry was found
+// ("true" for the primary key, "false" for a restore key): on a miss it is
+// intentionally left unset (actions/cache#1466), in both. A restore that
+// fails (a bad archive, an entry that would land outside its root) is a
+// warning and a miss, as @actions/cache's restoreCache turns any error but
+// a validation error into core.warning.
 
 type cacheMeta struct {
 	Key     string   `json:"key"`
 	Version string   `json:"version"`
 	Paths   []string `json:"paths"`
+	// Roots are the absolute paths outside the workspace the save
+	// archived (its "a/" entries); a restore writes nowhere else outside
+	// the workspace (empty: none). Entries saved before it was recorded
+	// have no roots field: their roots are then the paths' search paths
+	// (the part before any glob).
+	Roots   []string `json:"roots"`
 	Created int64    `json:"created_unix_nano"`
 }
 
@@ -38,11 +58,12 @@ func cacheID(key, version string) string {
 	return hex.EncodeToString(h[:16])
 }
 
-func cacheInputs(e *Env) (dir, key string, paths []string, err error) {
+// cacheInputs is the cache directory and path input, and the check of key
+// (actions/cache's validation errors fail the step).
+func cacheInputs(e *Env, key string) (dir string, paths []string, err error) {
 	if dir, err = e.Rehearsal("CACHE"); err != nil {
 		return
 	}
-	key = e.Input("key", "")
 	paths = e.Lines("path")
 	if key == "" || len(paths) == 0 {
 		err = errors.New("Input required and not supplied: key and path") // actions/cache's wording
@@ -54,9 +75,16 @@ func cacheInputs(e *Env) (dir, key string, paths []string, err error) {
 	return
 }
 
-// cacheRestore is the main step of actions/cache and actions/cache/restore.
-func cacheRestore(e *Env) error {
-	dir, key, paths, err := cacheInputs(e)
+// cacheRestore is the main step of actions/cache: the keys go to state,
+// for the post step.
+func cacheRestore(e *Env) error { return restoreCache(e, false) }
+
+// cacheRestoreOnly is actions/cache/restore: the keys are outputs.
+func cacheRestoreOnly(e *Env) error { return restoreCache(e, true) }
+
+func restoreCache(e *Env, restoreOnly bool) error {
+	key := e.Input("key", "")
+	dir, paths, err := cacheInputs(e, key)
 	if err != nil {
 		return err
 	}
@@ -65,61 +93,72 @@ func cacheRestore(e *Env) error {
 	if err != nil {
 		return err
 	}
-	if err := e.SaveState("CACHE_KEY", key); err != nil {
+	// restoreImpl's stateProvider.setState: state for actions/cache, an
+	// output for actions/cache/restore (NullStateProvider).
+	setState := func(state, output, value string) error {
+		if restoreOnly {
+			return e.Output(output, value)
+		}
+		return e.SaveState(state, value)
+	}
+	if err := setState("CACHE_KEY", "cache-primary-key", key); err != nil {
 		return err
 	}
-	meta, err := findCache(dir, version, append([]string{key}, e.Lines("restore-keys")...))
+	keys := append([]string{key}, e.Lines("restore-keys")...)
+	meta, err := findCache(dir, version, keys)
 	if err != nil {
-		return err
+		e.Warnf("Failed to restore: %v", err)
+		meta = nil
+	}
+	if meta != nil && !lookup {
+		n, err := extractCache(e, filepath.Join(dir, cacheID(meta.Key, meta.Version), "data.tar"), cacheRoots(e, meta))
+		if err != nil {
+			e.Warnf("Failed to restore: %s (entry %s)", err, meta.Key)
+			meta = nil
+		} else {
+			e.Logf("Cache restored from key: %s (%d files)", meta.Key, n)
+		}
+	} else if meta != nil {
+		e.Logf("Cache found and can be restored from key: %s (lookup-only)", meta.Key)
 	}
 	if meta == nil {
+		// cache-hit is not set: restoreImpl.ts leaves it unset on a miss.
 		if fail, _ := e.Bool("fail-on-cache-miss", false); fail {
 			return fmt.Errorf("Failed to restore cache entry. Exiting as fail-on-cache-miss is set. Input key: %s", key)
 		}
-		e.Logf("Cache not found for input keys: %s", strings.Join(append([]string{key}, e.Lines("restore-keys")...), ", "))
-		if err := e.Output("cache-primary-key", key); err != nil {
-			return err
-		}
-		return e.Output("cache-hit", "false")
+		e.Logf("Cache not found for input keys: %s", strings.Join(keys, ", "))
+		return nil
 	}
-	if !lookup {
-		n, err := extractCache(e, filepath.Join(dir, cacheID(meta.Key, meta.Version), "data.tar"))
-		if err != nil {
-			return fmt.Errorf("restore cache %s: %w", meta.Key, err)
-		}
-		e.Logf("Cache restored from key: %s (%d files)", meta.Key, n)
-	} else {
-		e.Logf("Cache found and can be restored from key: %s (lookup-only)", meta.Key)
-	}
-	if err := e.SaveState("CACHE_RESULT", meta.Key); err != nil {
+	if err := setState("CACHE_RESULT", "cache-matched-key", meta.Key); err != nil {
 		return err
 	}
-	for k, v := range map[string]string{"cache-primary-key": key, "cache-matched-key": meta.Key, "cache-hit": fmt.Sprint(meta.Key == key)} {
-		if err := e.Output(k, v); err != nil {
-			return err
-		}
-	}
-	return nil
+	return e.Output("cache-hit", fmt.Sprint(meta.Key == key))
 }
 
-// cachePost is actions/cache's post step: save, unless the main step hit
-// the primary key exactly.
+// cachePost is actions/cache's post step (saveImpl.ts with state): save
+// under the primary key the main step computed and kept in state (the
+// key input only when there is none), unless the main step hit it exactly.
 func cachePost(e *Env) error {
 	key := e.State("CACHE_KEY")
 	if key == "" {
-		e.Warnf("Error retrieving key from state.")
+		key = e.Input("key", "")
+	}
+	if key == "" {
+		e.Warnf("Key is not specified.")
 		return nil
 	}
 	if e.State("CACHE_RESULT") == key {
 		e.Logf("Cache hit occurred on the primary key %s, not saving cache.", key)
 		return nil
 	}
-	return cacheSave(e)
+	return saveCache(e, key)
 }
 
-// cacheSave is actions/cache/save (and the post step of actions/cache).
-func cacheSave(e *Env) error {
-	dir, key, paths, err := cacheInputs(e)
+// cacheSave is actions/cache/save: the key input is the key.
+func cacheSave(e *Env) error { return saveCache(e, e.Input("key", "")) }
+
+func saveCache(e *Env, key string) error {
+	dir, paths, err := cacheInputs(e, key)
 	if err != nil {
 		return err
 	}
@@ -137,6 +176,12 @@ func cacheSave(e *Env) error {
 		e.Warnf("Path Validation Error: Path(s) specified in the action for caching do(es) not exist, hence no cache is being saved.")
 		return nil
 	}
+	roots := []string{}
+	for _, f := range files {
+		if strings.HasPrefix(f.name, "a/") {
+			roots = append(roots, f.abs)
+		}
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -149,7 +194,7 @@ func cacheSave(e *Env) error {
 	if err != nil {
 		return fmt.Errorf("save cache %s: %w", key, err)
 	}
-	meta, _ := json.MarshalIndent(cacheMeta{Key: key, Version: version, Paths: paths, Created: time.Now().UnixNano()}, "", "  ")
+	meta, _ := json.MarshalIndent(cacheMeta{Key: key, Version: version, Paths: paths, Roots: roots, Created: time.Now().UnixNano()}, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, "meta.json"), meta, 0o644); err != nil {
 		return err
 	}
@@ -205,29 +250,80 @@ func findCache(dir, version string, keys []string) (*cacheMeta, error) {
 // ("w/<path in the workspace>" or "a/<absolute path>").
 type cacheFile struct{ abs, name string }
 
+// cacheFiles resolves the path patterns as @actions/cache does
+// (@actions/glob, implicitDescendants false: a pattern matches files and
+// directories, a matched directory is archived whole). A path under
+// another match is left to that match's archive.
 func cacheFiles(e *Env, paths []string) ([]cacheFile, error) {
 	ws, err := e.Workspace()
 	if err != nil {
 		return nil, err
 	}
-	var out []cacheFile
+	var matches []string
 	for _, p := range paths {
 		if strings.HasPrefix(p, "!") {
 			return nil, fmt.Errorf("cache path %q: exclusions are not supported by the rehearsal's stand-in", p)
 		}
-		abs := expandPath(e, ws, p)
-		matches := []string{abs}
-		if strings.ContainsAny(abs, "*?[") {
-			matches, _ = filepath.Glob(abs)
-		}
-		for _, m := range matches {
-			if _, err := os.Lstat(m); err != nil {
-				continue
-			}
-			out = append(out, cacheFile{abs: m, name: tarName(ws, m)})
-		}
+		matches = append(matches, globCachePath(expandPath(e, ws, p))...)
 	}
+	sort.Slice(matches, func(i, j int) bool { return len(matches[i]) < len(matches[j]) })
+	kept := map[string]bool{}
+	var out []cacheFile
+	for _, m := range matches {
+		if under(kept, m) {
+			continue
+		}
+		kept[m] = true
+		out = append(out, cacheFile{abs: m, name: tarName(ws, m)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].abs < out[j].abs })
 	return out, nil
+}
+
+// under: p or one of its parent directories is in set.
+func under(set map[string]bool, p string) bool {
+	for {
+		if set[p] {
+			return true
+		}
+		d := filepath.Dir(p)
+		if d == p {
+			return false
+		}
+		p = d
+	}
+}
+
+// globCachePath is what one absolute pattern matches: itself when it has
+// no glob, else every file or directory a walk (not following symbolic
+// links) from its search path finds that globRegexp matches, a directory
+// standing for what is under it. "dir/**" matches dir too (a globstar
+// matches zero segments).
+func globCachePath(abs string) []string {
+	if !strings.ContainsAny(abs, "*?[") {
+		if _, err := os.Lstat(abs); err != nil {
+			return nil
+		}
+		return []string{abs}
+	}
+	res := []*regexp.Regexp{globRegexp(abs)}
+	if base, ok := strings.CutSuffix(abs, "/**"); ok {
+		res = append(res, globRegexp(base))
+	}
+	var out []string
+	filepath.WalkDir(searchPath(abs), func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if matchAny(res, p) {
+			out = append(out, p)
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+		}
+		return nil
+	})
+	return out
 }
 
 func expandPath(e *Env, ws, p string) string {
@@ -305,9 +401,30 @@ func writeCacheTar(path string, files []cacheFile) (int64, error) {
 	return st.Size(), f.Close()
 }
 
-// extractCache unpacks data.tar over the workspace and the absolute paths
-// it names (existing files are replaced, others are left, as tar does).
-func extractCache(e *Env, path string) (int, error) {
+// cacheRoots are the absolute paths outside the workspace an entry may
+// restore (its "a/" entries): those its save recorded, or for an entry
+// saved before they were recorded, its patterns' search paths.
+func cacheRoots(e *Env, m *cacheMeta) []string {
+	if m.Roots != nil {
+		return m.Roots
+	}
+	ws, _ := e.Workspace()
+	var roots []string
+	for _, p := range m.Paths {
+		roots = append(roots, searchPath(expandPath(e, ws, p)))
+	}
+	return roots
+}
+
+// extractCache unpacks data.tar over the workspace ("w/" entries) and the
+// absolute paths it names ("a/" entries, each under one of roots), as tar
+// does: existing files are replaced, others are left. It never writes
+// through a symbolic link at or under an entry's root (the workspace, or
+// the cached absolute path), whether an earlier entry made it or it was
+// on disk: a directory on the way that is a link is an error, and a link
+// in the destination's place is replaced, not followed. A path segment
+// ".." is an error.
+func extractCache(e *Env, path string, roots []string) (int, error) {
 	ws, err := e.Workspace()
 	if err != nil {
 		return 0, err
@@ -327,25 +444,47 @@ func extractCache(e *Env, path string) (int, error) {
 		if err != nil {
 			return n, err
 		}
-		var dst string
+		for _, seg := range strings.Split(hdr.Name, "/") {
+			if seg == ".." {
+				return n, fmt.Errorf("entry %q climbs out of its root", hdr.Name)
+			}
+		}
+		var root, rel string
 		switch {
 		case strings.HasPrefix(hdr.Name, "w/"):
-			dst = filepath.Join(ws, filepath.FromSlash(hdr.Name[2:]))
+			root, rel = ws, hdr.Name[2:]
 		case strings.HasPrefix(hdr.Name, "a/"):
-			dst = filepath.FromSlash(hdr.Name[1:])
+			abs := filepath.Clean(filepath.FromSlash(hdr.Name[1:]))
+			if root = cacheRootOf(roots, abs); root == "" {
+				return n, fmt.Errorf("entry %q is outside the paths the entry cached (%s)", hdr.Name, strings.Join(roots, ", "))
+			}
+			rel, _ = filepath.Rel(root, abs)
 		default:
 			return n, fmt.Errorf("entry %q is neither w/ nor a/", hdr.Name)
 		}
-		if strings.Contains(hdr.Name, "..") {
-			return n, fmt.Errorf("entry %q climbs out of its root", hdr.Name)
+		rel = strings.TrimPrefix(filepath.Clean("/"+filepath.FromSlash(rel)), "/")
+		if rel == "" && root == ws {
+			if hdr.Typeflag == tar.TypeDir {
+				continue // the workspace itself
+			}
+			return n, fmt.Errorf("entry %q would replace the workspace", hdr.Name)
 		}
-		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-			return n, err
+		dst, err := cacheDest(root, root != ws, rel)
+		if err != nil {
+			return n, fmt.Errorf("entry %q: %w", hdr.Name, err)
 		}
 		switch hdr.Typeflag {
 		case tar.TypeDir:
-			if err := os.MkdirAll(dst, fs.FileMode(hdr.Mode)&fs.ModePerm); err != nil {
+			if fi, err := os.Lstat(dst); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				if err := os.Remove(dst); err != nil {
+					return n, err
+				}
+			}
+			if err := os.Mkdir(dst, fs.FileMode(hdr.Mode)&fs.ModePerm); err != nil && !errors.Is(err, fs.ErrExist) {
 				return n, err
+			}
+			if fi, err := os.Lstat(dst); err != nil || !fi.IsDir() {
+				return n, fmt.Errorf("entry %q: %s is in the way of a directory", hdr.Name, dst)
 			}
 		case tar.TypeSymlink:
 			os.Remove(dst)
@@ -353,24 +492,81 @@ func extractCache(e *Env, path string) (int, error) {
 				return n, err
 			}
 		case tar.TypeReg:
-			tmp := dst + ".fluid-standin-restore"
-			out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, fs.FileMode(hdr.Mode)&fs.ModePerm)
+			// A new file (O_EXCL: never one a link points at), renamed over
+			// dst: a link there is replaced, not written through.
+			out, err := os.CreateTemp(filepath.Dir(dst), ".fluid-standin-restore-*")
 			if err != nil {
 				return n, err
 			}
-			if _, err := io.Copy(out, tr); err != nil {
-				out.Close()
-				os.Remove(tmp)
-				return n, err
+			_, err = io.Copy(out, tr)
+			if err == nil {
+				err = out.Chmod(fs.FileMode(hdr.Mode) & fs.ModePerm)
 			}
-			if err := out.Close(); err != nil {
-				return n, err
+			if cerr := out.Close(); err == nil {
+				err = cerr
 			}
-			os.Chtimes(tmp, hdr.ModTime, hdr.ModTime)
-			if err := os.Rename(tmp, dst); err != nil {
+			if err == nil {
+				os.Chtimes(out.Name(), hdr.ModTime, hdr.ModTime)
+				err = os.Rename(out.Name(), dst)
+			}
+			if err != nil {
+				os.Remove(out.Name())
 				return n, err
 			}
 			n++
 		}
 	}
+}
+
+// cacheRootOf is the outermost of roots that abs is or is under, or "".
+func cacheRootOf(roots []string, abs string) string {
+	best := ""
+	for _, r := range roots {
+		r = filepath.Clean(r)
+		if abs == r || strings.HasPrefix(abs, strings.TrimSuffix(r, "/")+"/") {
+			if best == "" || len(r) < len(best) {
+				best = r
+			}
+		}
+	}
+	return best
+}
+
+// cacheDest is root/rel with every directory from root (when checkRoot,
+// root itself too) down to its parent made or checked to be a directory,
+// not a symbolic link. Above root (an absolute entry's root) directories
+// are made as needed.
+func cacheDest(root string, checkRoot bool, rel string) (string, error) {
+	if checkRoot {
+		if err := os.MkdirAll(filepath.Dir(root), 0o755); err != nil {
+			return "", err
+		}
+	}
+	if rel == "" {
+		return root, nil
+	}
+	var dirs []string
+	if checkRoot {
+		dirs = append(dirs, root)
+	}
+	segs := strings.Split(rel, string(filepath.Separator))
+	for i := range segs[:len(segs)-1] {
+		dirs = append(dirs, filepath.Join(root, filepath.Join(segs[:i+1]...)))
+	}
+	for _, d := range dirs {
+		fi, err := os.Lstat(d)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if err := os.Mkdir(d, 0o755); err != nil {
+				return "", err
+			}
+		case err != nil:
+			return "", err
+		case fi.Mode()&fs.ModeSymlink != 0:
+			return "", fmt.Errorf("%s is a symbolic link: the cache is not restored through it", d)
+		case !fi.IsDir():
+			return "", fmt.Errorf("%s is not a directory", d)
+		}
+	}
+	return filepath.Join(root, rel), nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,9 +15,15 @@ import (
 // checkout does what actions/checkout v4 does for this repository, with the
 // rehearsal's bare origin in place of github.com:
 //
-//   - the target directory (workspace, or inputs.path under it) is emptied;
-//   - fetch-depth N > 0 fetches only the event's ref, N commits deep, no
-//     tags; 0 fetches every branch and tag (full history);
+//   - a target directory (workspace, or inputs.path under it) that holds
+//     the repository already (origin's URL is its GitHub URL) is reused:
+//     with clean: true (the default) `git clean -ffdx` and `git reset
+//     --hard HEAD` first, with clean: false what it holds stays; any other
+//     target directory is emptied (clean does not matter then);
+//   - fetch-depth N > 0 fetches only the event's ref, N commits deep, and
+//     no tags unless fetch-tags: true (then git's tag following: the tags
+//     on the fetched commits); 0 fetches every branch and tag (full
+//     history, unshallowing a reused shallow repository);
 //   - a branch is checked out as a local branch, a tag or a pull request's
 //     merge ref detached, and the checked-out commit must be $GITHUB_SHA;
 //   - origin's URL is then the repository's GitHub URL, and with
@@ -24,7 +31,8 @@ import (
 //     repository's git config as the extraheader actions/checkout writes.
 //
 // Inputs it cannot honour (another repository, a ref other than the
-// event's, submodules, LFS) fail naming the input.
+// event's, submodules, LFS, sparse checkout, a partial-clone filter) fail
+// naming the input.
 func checkout(e *Env) error {
 	ws, err := e.Workspace()
 	if err != nil {
@@ -38,7 +46,7 @@ func checkout(e *Env) error {
 	if r := e.Input("repository", repo); r != repo {
 		return fmt.Errorf("checkout: repository %q: the stand-in checks out only this repository (%s)", r, repo)
 	}
-	for _, in := range []string{"ref", "submodules", "lfs", "sparse-checkout"} {
+	for _, in := range []string{"ref", "submodules", "lfs", "sparse-checkout", "filter"} {
 		if v := e.Input(in, ""); v != "" && v != "false" {
 			return fmt.Errorf("checkout: input %s=%q is not supported by the rehearsal's stand-in (internal/rehearse/standin/checkout.go)", in, v)
 		}
@@ -48,6 +56,14 @@ func checkout(e *Env) error {
 		return fmt.Errorf("checkout: fetch-depth %q is not a number >= 0", e.Input("fetch-depth", ""))
 	}
 	persist, err := e.Bool("persist-credentials", true)
+	if err != nil {
+		return err
+	}
+	fetchTags, err := e.Bool("fetch-tags", false)
+	if err != nil {
+		return err
+	}
+	clean, err := e.Bool("clean", true)
 	if err != nil {
 		return err
 	}
@@ -65,15 +81,6 @@ func checkout(e *Env) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return err
-	}
-	for _, en := range entries {
-		if err := os.RemoveAll(filepath.Join(dir, en.Name())); err != nil {
-			return err
-		}
-	}
 	git := func(args ...string) (string, error) {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = dir
@@ -85,9 +92,46 @@ func checkout(e *Env) error {
 		}
 		return strings.TrimSpace(out.String()), nil
 	}
-	// file:// so that --depth is honoured (git ignores it for plain paths).
-	url := "file://" + origin
-	steps := [][]string{{"init", "-q"}, {"remote", "add", "origin", url}}
+	server := strings.TrimSuffix(e.Getenv("GITHUB_SERVER_URL"), "/")
+	if server == "" {
+		server = "https://github.com"
+	}
+	githubURL := server + "/" + repo
+	// file:// so that --depth is honoured (git ignores it for plain
+	// paths); net/url escapes what a path may hold (%, spaces).
+	originURL := (&url.URL{Scheme: "file", Path: origin}).String()
+	reuse := false
+	if _, err := os.Stat(filepath.Join(dir, ".git")); err == nil {
+		if u, err := git("config", "--local", "--get", "remote.origin.url"); err == nil && u == githubURL {
+			reuse = true
+		}
+	}
+	if reuse && clean {
+		if _, err := git("clean", "-ffdx"); err != nil {
+			reuse = false
+		} else if _, err := git("reset", "--hard", "HEAD"); err != nil {
+			reuse = false
+		}
+		if !reuse {
+			e.Warnf("Unable to clean or reset the repository. The repository will be recreated instead.")
+		}
+	}
+	if !reuse {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return err
+		}
+		for _, en := range entries {
+			if err := os.RemoveAll(filepath.Join(dir, en.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	steps := [][]string{{"init", "-q"}, {"remote", "add", "origin", originURL}}
+	if reuse {
+		git("config", "--local", "--unset-all", "http."+server+"/.extraheader") // an earlier run's token
+		steps = [][]string{{"remote", "set-url", "origin", originURL}}
+	}
 	var local, checkoutArgs []string
 	switch {
 	case strings.HasPrefix(ref, "refs/heads/"):
@@ -105,11 +149,18 @@ func checkout(e *Env) error {
 		return fmt.Errorf("checkout: GITHUB_REF %q is neither a branch, a tag nor a pull request ref", ref)
 	}
 	if depth == 0 {
-		steps = append(steps, append([]string{"fetch", "-q", "--prune", "--no-recurse-submodules", "origin",
-			"+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"}, local...))
+		fetch := []string{"fetch", "-q", "--prune", "--no-recurse-submodules"}
+		if _, err := os.Stat(filepath.Join(dir, ".git", "shallow")); err == nil && reuse {
+			fetch = append(fetch, "--unshallow")
+		}
+		steps = append(steps, append(append(fetch, "origin",
+			"+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"), local...))
 	} else {
-		steps = append(steps, append([]string{"fetch", "-q", "--no-tags", "--prune", "--no-recurse-submodules",
-			"--depth=" + strconv.Itoa(depth), "origin"}, local...))
+		fetch := []string{"fetch", "-q", "--no-tags", "--prune", "--no-recurse-submodules"}
+		if fetchTags {
+			fetch = []string{"fetch", "-q", "--prune", "--no-recurse-submodules"}
+		}
+		steps = append(steps, append(append(fetch, "--depth="+strconv.Itoa(depth), "origin"), local...))
 	}
 	steps = append(steps, checkoutArgs)
 	for _, s := range steps {
@@ -124,11 +175,7 @@ func checkout(e *Env) error {
 	if head != sha {
 		return fmt.Errorf("checkout: origin's %s is at %s, but the event's commit (GITHUB_SHA) is %s", ref, head, sha)
 	}
-	server := strings.TrimSuffix(e.Getenv("GITHUB_SERVER_URL"), "/")
-	if server == "" {
-		server = "https://github.com"
-	}
-	if _, err := git("remote", "set-url", "origin", server+"/"+repo); err != nil {
+	if _, err := git("remote", "set-url", "origin", githubURL); err != nil {
 		return err
 	}
 	if persist {

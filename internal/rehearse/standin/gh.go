@@ -3,10 +3,11 @@ package standin
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	ghc "github.com/fluid-os/fluid/internal/github"
 )
@@ -15,57 +16,38 @@ import (
 // workflows run is here, through the project's one GitHub client, against
 // GITHUB_API_URL (the rehearsal's fake GitHub):
 //
-//	gh release download TAG --repo OWNER/NAME [--pattern GLOB]... [--dir DIR] [--skip-existing | --clobber]
+//	gh release download TAG [--repo OWNER/NAME] [--pattern GLOB]... [--dir DIR] [--skip-existing | --clobber]
 //
-// gh's own rule for existing files holds: without --skip-existing or
-// --clobber an existing file is an error.
+// Flags and the tag come in any order, in gh's (cobra's) forms: --flag
+// value, --flag=value, -f value, -fvalue, and -- ending the flags. gh's
+// own rule for existing files holds: without --skip-existing or --clobber
+// an existing file is an error.
 func ghCLI(e *Env) error {
 	if len(e.Args) < 2 || e.Args[0] != "release" || e.Args[1] != "download" {
 		return fmt.Errorf("gh stand-in: `gh %v` is not a command the rehearsal stands in for (only `gh release download`); add it to internal/rehearse/standin/gh.go and .github/rehearsal/README.md", e.Args)
 	}
-	fs := flag.NewFlagSet("gh release download", flag.ContinueOnError)
-	fs.SetOutput(e.Stderr)
-	repo := fs.String("repo", e.Getenv("GITHUB_REPOSITORY"), "")
-	fs.StringVar(repo, "R", *repo, "")
-	dir := fs.String("dir", ".", "")
-	fs.StringVar(dir, "D", ".", "")
-	skip := fs.Bool("skip-existing", false, "")
-	clobber := fs.Bool("clobber", false, "")
-	var patterns multi
-	fs.Var(&patterns, "pattern", "")
-	fs.Var(&patterns, "p", "")
-	args := e.Args[2:]
-	var tag string
-	if len(args) > 0 && args[0][0] != '-' {
-		tag, args = args[0], args[1:]
-	}
-	if err := fs.Parse(args); err != nil {
+	o, err := parseReleaseDownload(e.Args[2:], e.Getenv("GITHUB_REPOSITORY"))
+	if err != nil {
 		return err
-	}
-	if tag == "" && fs.NArg() > 0 {
-		tag = fs.Arg(0)
-	}
-	if tag == "" {
-		return errors.New("gh stand-in: release download needs a tag (gh would take the latest; the workflows always name one)")
 	}
 	tok := e.Getenv("GH_TOKEN")
 	if tok == "" {
 		tok = e.Getenv("GITHUB_TOKEN")
 	}
-	c, err := ghc.New(*repo, ghc.Options{Token: tok, APIURL: e.Getenv("GITHUB_API_URL"), Log: e.Stderr})
+	c, err := ghc.New(o.repo, ghc.Options{Token: tok, APIURL: e.Getenv("GITHUB_API_URL"), Log: e.Stderr})
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
-	rel, err := c.FindRelease(ctx, tag)
+	rel, err := c.FindRelease(ctx, o.tag)
 	if err != nil {
 		return err
 	}
 	n := 0
 	for _, a := range rel.Assets {
-		if len(patterns) > 0 {
+		if len(o.patterns) > 0 {
 			ok := false
-			for _, p := range patterns {
+			for _, p := range o.patterns {
 				if m, _ := filepath.Match(p, a.GetName()); m {
 					ok = true
 				}
@@ -74,19 +56,19 @@ func ghCLI(e *Env) error {
 				continue
 			}
 		}
-		dst := filepath.Join(*dir, a.GetName())
+		dst := filepath.Join(o.dir, a.GetName())
 		if _, err := os.Stat(dst); err == nil {
-			if *skip {
+			if o.skip {
 				continue
 			}
-			if !*clobber {
+			if !o.clobber {
 				return fmt.Errorf("%s already exists (use `--clobber` to overwrite file or `--skip-existing` to skip file)", dst)
 			}
 		}
-		if err := os.MkdirAll(*dir, 0o755); err != nil {
+		if err := os.MkdirAll(o.dir, 0o755); err != nil {
 			return err
 		}
-		tmp, err := os.CreateTemp(*dir, ".gh-download-*")
+		tmp, err := os.CreateTemp(o.dir, ".gh-download-*")
 		if err != nil {
 			return err
 		}
@@ -103,14 +85,93 @@ func ghCLI(e *Env) error {
 		}
 		n++
 	}
-	if n == 0 && len(patterns) > 0 && !*skip {
+	if n == 0 && len(o.patterns) > 0 && !o.skip {
 		return fmt.Errorf("no assets match the file pattern")
 	}
-	e.Logf("gh stand-in: downloaded %d assets of %s %s into %s", n, *repo, tag, *dir)
+	e.Logf("gh stand-in: downloaded %d assets of %s %s into %s", n, o.repo, o.tag, o.dir)
 	return nil
 }
 
-type multi []string
+type releaseDownload struct {
+	repo, dir, tag string
+	patterns       []string
+	skip, clobber  bool
+}
 
-func (m *multi) String() string     { return fmt.Sprint(*m) }
-func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+// parseReleaseDownload reads `gh release download`'s arguments as gh does
+// (pflag, interspersed: flags before and after the tag).
+func parseReleaseDownload(args []string, repo string) (releaseDownload, error) {
+	o := releaseDownload{repo: repo, dir: "."}
+	str := map[string]func(string){
+		"repo": func(v string) { o.repo = v }, "R": func(v string) { o.repo = v },
+		"dir": func(v string) { o.dir = v }, "D": func(v string) { o.dir = v },
+		"pattern": func(v string) { o.patterns = append(o.patterns, v) }, "p": func(v string) { o.patterns = append(o.patterns, v) },
+	}
+	boolean := map[string]*bool{"skip-existing": &o.skip, "clobber": &o.clobber}
+	unsupported := map[string]bool{"archive": true, "A": true, "output": true, "O": true}
+	var pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			pos = append(pos, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			pos = append(pos, a)
+			continue
+		}
+		var name, val string
+		hasVal, long := false, strings.HasPrefix(a, "--")
+		if long {
+			name, val, hasVal = strings.Cut(a[2:], "=")
+		} else {
+			name = a[1:2]
+			if len(a) > 2 {
+				val, hasVal = strings.TrimPrefix(a[2:], "="), true
+			}
+		}
+		flag := "-" + name
+		if long {
+			flag = "--" + name
+		}
+		switch {
+		case unsupported[name]:
+			return o, fmt.Errorf("gh stand-in: release download %s is not supported by the rehearsal's stand-in (internal/rehearse/standin/gh.go)", flag)
+		case boolean[name] != nil && long:
+			b := true
+			if hasVal {
+				var err error
+				if b, err = strconv.ParseBool(val); err != nil {
+					return o, fmt.Errorf("invalid argument %q for %q flag: %v", val, flag, err)
+				}
+			}
+			*boolean[name] = b
+		case str[name] != nil:
+			if !hasVal {
+				if i+1 >= len(args) {
+					return o, fmt.Errorf("flag needs an argument: %s", flag)
+				}
+				i++
+				val = args[i]
+			}
+			str[name](val)
+		case long:
+			return o, fmt.Errorf("unknown flag: %s", flag)
+		default:
+			return o, fmt.Errorf("unknown shorthand flag: %q in %s", name, a)
+		}
+	}
+	if len(pos) > 1 {
+		return o, fmt.Errorf("accepts at most 1 arg(s), received %d", len(pos))
+	}
+	if len(pos) == 1 {
+		o.tag = pos[0]
+	}
+	if o.skip && o.clobber {
+		return o, errors.New("specify only one of `--clobber` or `--skip-existing`")
+	}
+	if o.tag == "" {
+		return o, errors.New("gh stand-in: release download needs a tag (gh would take the latest; the workflows always name one)")
+	}
+	return o, nil
+}
