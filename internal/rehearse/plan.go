@@ -395,9 +395,12 @@ func releaseCheck(ctx context.Context, e *env, arts string, jobs []string) error
 		return fmt.Errorf("release %s has assets %v; checksums.txt and its bundle name %v", e.tag, got, keys(want))
 	}
 	for n := range want {
-		d, ok := dist[n]
+		d, ok := dist["dist/"+n]
 		if !ok {
-			return fmt.Errorf("release-assets artifact (build/dist) lacks %s", n)
+			d, ok = dist["release-assets/"+n]
+		}
+		if !ok {
+			return fmt.Errorf("the release-assets artifact (build/dist/ and build/release-assets/) lacks %s (it has %v)", n, keys(dist))
 		}
 		if !bytes.Equal(d, published[n]) {
 			return fmt.Errorf("published %s differs from the release job's build/dist/%s", n, n)
