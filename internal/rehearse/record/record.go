@@ -230,7 +230,7 @@ func Stale(root string) ([]string, error) {
 		case !ok:
 			out = append(out, fmt.Sprintf(".github/workflows/%s: has never passed a rehearsal: run `go tool mage rehearse` (it records the pass in %s; commit that)", wf, RecordFile))
 		case got.SHA256 != sum:
-			out = append(out, fmt.Sprintf(".github/workflows/%s: changed (it or a composite action it uses) since its last passing rehearsal: run `go tool mage rehearse` and commit the updated %s", wf, RecordFile))
+			out = append(out, fmt.Sprintf(".github/workflows/%s: changed (it, a composite action it uses, or the rehearsal stand-in of an action it uses) since its last passing rehearsal: run `go tool mage rehearse` and commit the updated %s", wf, RecordFile))
 		}
 	}
 	return out, nil
