@@ -117,7 +117,11 @@ func SigningEnv(getenv func(string) string, lookup func(string) (string, bool), 
 		if err != nil {
 			return nil, "", fmt.Errorf("signing: COSIGN_KEY_FILE: %w", err)
 		}
-		if rel, err := filepath.Rel(repoRoot, abs); err == nil && !strings.HasPrefix(rel, "..") {
+		inside, err := pathInside(abs, repoRoot)
+		if err != nil {
+			return nil, "", fmt.Errorf("signing: COSIGN_KEY_FILE: %w", err)
+		}
+		if inside {
 			return nil, "", fmt.Errorf("signing: COSIGN_KEY_FILE %s is inside the repository; keep private keys outside it (e.g. ~/.config/fluid/cosign.key) so they can never be committed", p)
 		}
 		pem, err := os.ReadFile(abs)
@@ -133,6 +137,41 @@ func SigningEnv(getenv func(string) string, lookup func(string) (string, bool), 
 		return nil, "keyless (GitHub Actions OIDC)", nil
 	}
 	return nil, "", errors.New("signing: no key and no OIDC token. For a local release set COSIGN_KEY_FILE=/path/outside/repo/cosign.key and COSIGN_PASSWORD; keyless signing runs in GitHub Actions (release.yml, id-token: write)")
+}
+
+// pathInside reports whether path, with every symlink resolved, is dir or
+// lies under it (dir's symlinks resolved too). It compares whole path
+// components, so "<dir>/..keys" and "<dir>/...x" are inside and "<dir>/../x"
+// is not, and a symlink outside that points into dir is inside.
+func pathInside(path, dir string) (bool, error) {
+	realPath, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return false, err
+	}
+	realPath, err = filepath.Abs(realPath)
+	if err != nil {
+		return false, err
+	}
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return false, fmt.Errorf("repository root: %w", err)
+	}
+	realDir, err = filepath.Abs(realDir)
+	if err != nil {
+		return false, err
+	}
+	rel, err := filepath.Rel(realDir, realPath)
+	if err != nil {
+		// No relative path (e.g. another volume): not inside.
+		return false, nil
+	}
+	if rel == "." {
+		return true, nil
+	}
+	if rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
+		return false, nil
+	}
+	return true, nil
 }
 
 // GoreleaserOptions configure RunGoreleaser.
