@@ -44,7 +44,25 @@ type Options struct {
 	Retry Retry
 	// Log receives one line per retry and per publish step; nil discards.
 	Log io.Writer
+	// StallTimeout fails an asset download when the body delivers no byte
+	// for this long (the timer restarts on every read that returns data).
+	// Default DefaultStallTimeout; negative disables it.
+	StallTimeout time.Duration
+	// DownloadTimeout, when > 0, is the longest one asset download may take
+	// from the first request to the last byte. Zero means no deadline.
+	DownloadTimeout time.Duration
 }
+
+// DefaultStallTimeout is how long an asset download may go without
+// receiving a byte before it fails.
+const DefaultStallTimeout = 60 * time.Second
+
+// MaxAPIResponse caps the body of every REST API answer other than an asset
+// download (release metadata, asset lists, error messages): go-github reads
+// and decodes them whole, so a server that streams forever would otherwise
+// fill memory. Release notes are limited to 125,000 characters and an asset
+// page to 100 entries, far below this.
+const MaxAPIResponse = 32 << 20
 
 // Retry says how often and how long to retry.
 type Retry struct {
@@ -99,6 +117,8 @@ type Client struct {
 	retry       Retry
 	log         io.Writer
 	apiHost     string
+	stall       time.Duration // <= 0: no stall timeout
+	deadline    time.Duration // <= 0: no overall download deadline
 }
 
 // New returns a client for repository "owner/name".
@@ -116,7 +136,12 @@ func New(repository string, opts Options) (*Client, error) {
 			ResponseHeaderTimeout: 60 * time.Second,
 		}}
 	}
-	c := gh.NewClient(hc)
+	// go-github reads API answers whole: give it a client whose transport
+	// caps them. Asset bodies (Accept: application/octet-stream) are
+	// bounded by DownloadAsset itself, by the asset's declared size.
+	capped := *hc
+	capped.Transport = &capTransport{base: hc.Transport, max: MaxAPIResponse}
+	c := gh.NewClient(&capped)
 	if opts.Token != "" {
 		c = c.WithAuthToken(opts.Token)
 	}
@@ -141,8 +166,61 @@ func New(repository string, opts Options) (*Client, error) {
 	if log == nil {
 		log = io.Discard
 	}
-	return &Client{gh: c, http: hc, owner: owner, repo: name, retry: opts.Retry.withDefaults(), log: log, apiHost: c.BaseURL.Host}, nil
+	stall := opts.StallTimeout
+	if stall == 0 {
+		stall = DefaultStallTimeout
+	}
+	return &Client{gh: c, http: hc, owner: owner, repo: name, retry: opts.Retry.withDefaults(), log: log, apiHost: c.BaseURL.Host,
+		stall: stall, deadline: opts.DownloadTimeout}, nil
 }
+
+// capTransport limits the body of every answer to a request that does not
+// ask for application/octet-stream to max bytes.
+type capTransport struct {
+	base http.RoundTripper
+	max  int64
+}
+
+func (t *capTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	base := t.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	resp, err := base.RoundTrip(req)
+	if err != nil || resp.Body == nil || req.Header.Get("Accept") == "application/octet-stream" {
+		return resp, err
+	}
+	resp.Body = &cappedBody{rc: resp.Body, left: t.max, max: t.max, what: req.Method + " " + req.URL.Redacted()}
+	return resp, nil
+}
+
+// ErrAPIResponseTooLarge is returned (wrapped) when an API answer is longer
+// than MaxAPIResponse.
+var ErrAPIResponseTooLarge = errors.New("GitHub API answer is larger than the client accepts")
+
+type cappedBody struct {
+	rc   io.ReadCloser
+	left int64 // bytes still allowed
+	max  int64
+	what string
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left < 0 {
+		return 0, fmt.Errorf("%s: %w (%d bytes)", b.what, ErrAPIResponseTooLarge, b.max)
+	}
+	if int64(len(p)) > b.left+1 {
+		p = p[:b.left+1]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	if b.left < 0 {
+		return n - 1, fmt.Errorf("%s: %w (%d bytes)", b.what, ErrAPIResponseTooLarge, b.max)
+	}
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.rc.Close() }
 
 func parseBase(s string) (*url.URL, error) {
 	if !strings.HasSuffix(s, "/") {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	gh "github.com/google/go-github/v60/github"
 
@@ -92,10 +93,30 @@ func (c *Client) listAssets(ctx context.Context, releaseID int64) ([]*gh.Release
 // DownloadAsset streams asset a into w. It asks the API for the asset with
 // Accept: application/octet-stream; GitHub answers 302 with a storage URL,
 // which is fetched without the API token. progress, when not nil, is called
-// with the running byte count. A body shorter or longer than the asset's size
-// is a *release.CheckError with Check == CheckDownload.
+// with the running byte count.
+//
+// The body is read through a limit of the size the API declared for the
+// asset (a.Size): a body that goes one byte past it fails at once, the rest
+// is not read, and w never receives more than the declared size. A body
+// shorter or longer than declared, a body that delivers nothing for the
+// client's StallTimeout, and a download that outlasts its DownloadTimeout
+// are each a *release.CheckError with Check == CheckDownload that names the
+// asset.
 func (c *Client) DownloadAsset(ctx context.Context, a *gh.ReleaseAsset, w io.Writer, progress func(int64)) error {
 	name := a.GetName()
+	if a.Size == nil || a.GetSize() < 0 {
+		return &release.CheckError{Check: release.CheckDownload, Subject: name,
+			Err:     fmt.Errorf("the release does not declare the size of asset %s; refusing an unbounded download", name),
+			Meaning: "the server's answer is not what GitHub sends; try again later or report it"}
+	}
+	want := int64(a.GetSize())
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if c.deadline > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeoutCause(ctx, c.deadline, errDeadline)
+		defer stop()
+	}
 	var body io.ReadCloser
 	var length int64 = -1
 	err := c.call(ctx, "download "+name, func() (*gh.Response, error) {
@@ -128,27 +149,102 @@ func (c *Client) DownloadAsset(ctx context.Context, a *gh.ReleaseAsset, w io.Wri
 		return nil, nil
 	})
 	if err != nil {
+		if errors.Is(context.Cause(ctx), errDeadline) {
+			return c.deadlineErr(name, 0, want)
+		}
 		return err
 	}
 	defer body.Close()
-	want := int64(a.GetSize())
-	if length >= 0 && want > 0 && length != want {
+	if length >= 0 && length != want {
 		return &release.CheckError{Check: release.CheckDownload, Subject: name,
 			Err:     fmt.Errorf("server announces %d bytes, the release lists %d", length, want),
 			Meaning: "the download is not the asset the release describes; try again later"}
 	}
-	n, err := io.Copy(w, &progressReader{r: body, fn: progress})
-	if err != nil {
+	var src io.Reader = body
+	if c.stall > 0 {
+		// The watchdog starts once the answer's headers are in: a body that
+		// delivers nothing for c.stall cancels the request.
+		t := time.AfterFunc(c.stall, func() { cancel(errStalled) })
+		defer t.Stop()
+		src = &stallReader{r: src, t: t, d: c.stall}
+	}
+	lim := &sizeLimit{r: src, max: want}
+	n, err := io.Copy(w, &progressReader{r: lim, fn: progress})
+	switch cause := context.Cause(ctx); {
+	case errors.Is(err, errTooLong):
+		return &release.CheckError{Check: release.CheckDownload, Subject: name,
+			Err:     fmt.Errorf("asset %s: the server sent more than the %d bytes it declared; stopped reading after %d bytes", name, want, lim.n),
+			Meaning: "the download is not the asset the release describes; nothing was kept, try again later or report it"}
+	case err != nil && errors.Is(cause, errStalled):
+		return &release.CheckError{Check: release.CheckDownload, Subject: name,
+			Err:     fmt.Errorf("asset %s: the download stalled: no data for %s after %d of %d bytes arrived: %w", name, c.stall, lim.n, want, errStalled),
+			Meaning: "the server stopped sending; nothing was kept, run the command again"}
+	case err != nil && errors.Is(cause, errDeadline):
+		return c.deadlineErr(name, lim.n, want)
+	case err != nil:
 		return &release.CheckError{Check: release.CheckDownload, Subject: name,
 			Err:     fmt.Errorf("interrupted after %d of %d bytes: %w", n, want, err),
 			Meaning: "the connection broke or the server cut the file short; nothing was kept, run the command again"}
 	}
-	if want > 0 && n != want {
+	if n != want {
 		return &release.CheckError{Check: release.CheckDownload, Subject: name,
 			Err:     fmt.Errorf("got %d bytes, the release lists %d", n, want),
 			Meaning: "the download was truncated or padded; nothing was kept, run the command again"}
 	}
 	return nil
+}
+
+var (
+	errTooLong  = errors.New("body longer than the declared size")
+	errStalled  = errors.New("download stalled")
+	errDeadline = errors.New("download deadline exceeded")
+)
+
+func (c *Client) deadlineErr(name string, got, want int64) error {
+	return &release.CheckError{Check: release.CheckDownload, Subject: name,
+		Err:     fmt.Errorf("asset %s: the download did not finish within %s; %d of %d bytes arrived: %w", name, c.deadline, got, want, errDeadline),
+		Meaning: "the server is too slow or the download timeout too short; nothing was kept, run the command again"}
+}
+
+// sizeLimit reads at most max+1 bytes from r and hands out at most max:
+// the byte past max is the error errTooLong.
+type sizeLimit struct {
+	r    io.Reader
+	max  int64
+	n    int64 // bytes received from r (at most max+1)
+	over bool
+}
+
+func (l *sizeLimit) Read(p []byte) (int, error) {
+	if l.over {
+		return 0, errTooLong
+	}
+	if room := l.max - l.n + 1; int64(len(p)) > room {
+		p = p[:room]
+	}
+	k, err := l.r.Read(p)
+	l.n += int64(k)
+	if l.n > l.max {
+		l.over = true
+		return k - int(l.n-l.max), errTooLong
+	}
+	return k, err
+}
+
+// stallReader restarts timer t (which cancels the download) on every read
+// that returns data.
+type stallReader struct {
+	r io.Reader
+	t *time.Timer
+	d time.Duration
+}
+
+func (s *stallReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if n > 0 {
+		s.t.Reset(s.d)
+	}
+	return n, err
 }
 
 type progressReader struct {

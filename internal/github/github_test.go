@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -307,4 +310,218 @@ func TestNoNetwork(t *testing.T) {
 		t.Fatalf("err = %v, want a network check error", err)
 	}
 	t.Logf("no network: %v", err)
+}
+
+// downloadClient is newClient with the download limits set.
+func downloadClient(t *testing.T, srv *githubtest.Server, stall, deadline time.Duration) *ghc.Client {
+	t.Helper()
+	c, err := ghc.New(srv.Owner+"/"+srv.Repo, ghc.Options{Token: "test-token", APIURL: srv.APIURL(),
+		Retry: ghc.Retry{BaseDelay: 10 * time.Millisecond, Sleep: (&noSleep{}).sleep}, StallTimeout: stall, DownloadTimeout: deadline})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// countingWriter counts what it is given and keeps none of it; past limit it
+// refuses, so a client that does not stop by itself still ends.
+type countingWriter struct{ n, limit int64 }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.n += int64(len(p))
+	if w.n > w.limit {
+		return len(p), errors.New("countingWriter: limit reached")
+	}
+	return len(p), nil
+}
+
+func findAsset(t *testing.T, c *ghc.Client, name string) *ghc.Release {
+	t.Helper()
+	r, err := c.FindRelease(context.Background(), "v1.0.0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Asset(name); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// A storage server that streams forever for a 164-byte checksums.txt: the
+// client stops at the declared size plus one byte, writes no more than the
+// declared size and allocates next to nothing.
+func TestDownloadEndlessBodyStopsAtDeclaredSize(t *testing.T) {
+	srv := githubtest.New("o", "r")
+	defer srv.Close()
+	data := bytes.Repeat([]byte("x"), 164)
+	rel := srv.AddRelease("v1.0.0", map[string][]byte{"checksums.txt": data})
+	rel.Assets[0].Endless = true
+	c := downloadClient(t, srv, 0, 0)
+	r := findAsset(t, c, "checksums.txt")
+	a, _ := r.Asset("checksums.txt")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w := &countingWriter{limit: 64 << 20}
+	var progress int64
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	err := c.DownloadAsset(ctx, a, w, func(n int64) { progress = n })
+	runtime.ReadMemStats(&after)
+	var ce *release.CheckError
+	if !errors.As(err, &ce) || ce.Check != release.CheckDownload {
+		t.Fatalf("endless body: err = %v, want a download check error", err)
+	}
+	for _, want := range []string{"checksums.txt", "164", "more than"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if w.n > 164 || progress > 164 {
+		t.Errorf("wrote %d bytes (progress %d) to the destination for a 164-byte asset", w.n, progress)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16<<20 {
+		t.Errorf("allocated %d bytes for a 164-byte asset", alloc)
+	}
+	t.Logf("stopped after %s, wrote %d bytes, allocated %d bytes: %v", time.Since(start).Round(time.Millisecond), w.n, after.TotalAlloc-before.TotalAlloc, err)
+}
+
+// A server that stalls mid-body fails the download within a few stall
+// intervals, naming the asset and how much arrived.
+func TestDownloadStallFails(t *testing.T) {
+	srv := githubtest.New("o", "r")
+	defer srv.Close()
+	data := bytes.Repeat([]byte("0123456789"), 10000)
+	rel := srv.AddRelease("v1.0.0", map[string][]byte{"fluid.img.zst": data})
+	rel.Assets[0].StallAfter = 5000
+	const stall = 200 * time.Millisecond
+	c := downloadClient(t, srv, stall, 0)
+	r := findAsset(t, c, "fluid.img.zst")
+	a, _ := r.Asset("fluid.img.zst")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var buf bytes.Buffer
+	start := time.Now()
+	err := c.DownloadAsset(ctx, a, &buf, nil)
+	took := time.Since(start)
+	var ce *release.CheckError
+	if !errors.As(err, &ce) || ce.Check != release.CheckDownload {
+		t.Fatalf("stalled body: err = %v, want a download check error", err)
+	}
+	for _, want := range []string{"fluid.img.zst", "stalled", "5000 of 100000 bytes"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if took > 5*stall {
+		t.Errorf("took %s to notice a stall of %s", took, stall)
+	}
+	t.Logf("failed after %s: %v", took.Round(time.Millisecond), err)
+}
+
+// The overall deadline ends a download that the stall timer would not end
+// (here the stall timer is off).
+func TestDownloadDeadline(t *testing.T) {
+	srv := githubtest.New("o", "r")
+	defer srv.Close()
+	data := bytes.Repeat([]byte("0123456789"), 10000)
+	rel := srv.AddRelease("v1.0.0", map[string][]byte{"fluid.img.zst": data})
+	rel.Assets[0].StallAfter = 5000
+	const deadline = 300 * time.Millisecond
+	c := downloadClient(t, srv, -1, deadline)
+	r := findAsset(t, c, "fluid.img.zst")
+	a, _ := r.Asset("fluid.img.zst")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := c.DownloadAsset(ctx, a, io.Discard, nil)
+	took := time.Since(start)
+	var ce *release.CheckError
+	if !errors.As(err, &ce) || ce.Check != release.CheckDownload {
+		t.Fatalf("deadline: err = %v, want a download check error", err)
+	}
+	for _, want := range []string{"fluid.img.zst", "did not finish within 300ms", "5000 of 100000 bytes"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if took > 3*deadline {
+		t.Errorf("took %s for a deadline of %s", took, deadline)
+	}
+	t.Logf("failed after %s: %v", took.Round(time.Millisecond), err)
+}
+
+// Genuine assets, from empty to larger than one read buffer, still download
+// whole with every limit on.
+func TestDownloadGenuineAssetWithLimits(t *testing.T) {
+	srv := githubtest.New("o", "r")
+	defer srv.Close()
+	files := map[string][]byte{
+		"checksums.txt": bytes.Repeat([]byte("c"), 164),
+		"empty":         {},
+		"one":           []byte("1"),
+		"fluid.img.zst": bytes.Repeat([]byte("0123456789abcdef"), 40000),
+	}
+	srv.AddRelease("v1.0.0", files)
+	c := downloadClient(t, srv, 200*time.Millisecond, 10*time.Second)
+	r := findAsset(t, c, "checksums.txt")
+	for name, data := range files {
+		a, _ := r.Asset(name)
+		var buf bytes.Buffer
+		if err := c.DownloadAsset(context.Background(), a, &buf, nil); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if !bytes.Equal(buf.Bytes(), data) {
+			t.Fatalf("%s: got %d bytes, want %d", name, buf.Len(), len(data))
+		}
+	}
+}
+
+// An API answer that never ends (here: release metadata with a 64 MiB
+// body) is cut off at MaxAPIResponse instead of being read into memory.
+func TestAPIAnswerIsCapped(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":1,"tag_name":"v1.0.0","body":"`)
+		chunk := []byte(strings.Repeat("a", 1<<16))
+		for i := 0; i < 1024 && r.Context().Err() == nil; i++ {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+		io.WriteString(w, `"}`)
+	}))
+	defer srv.Close()
+	c, err := ghc.New("o/r", ghc.Options{APIURL: srv.URL + "/", Retry: ghc.Retry{Attempts: 1, Sleep: (&noSleep{}).sleep}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.FindRelease(context.Background(), "v1.0.0")
+	if !errors.Is(err, ghc.ErrAPIResponseTooLarge) {
+		t.Fatalf("err = %v, want ErrAPIResponseTooLarge", err)
+	}
+	t.Logf("capped: %.200s", err)
+}
+
+// The stall timer restarts on every read that returns data: a slow server
+// that sends a piece every 100 ms for a second never trips a 300 ms stall
+// timeout.
+func TestDownloadSlowButSteadyIsNoStall(t *testing.T) {
+	srv := githubtest.New("o", "r")
+	defer srv.Close()
+	data := bytes.Repeat([]byte("0123456789"), 1000)
+	rel := srv.AddRelease("v1.0.0", map[string][]byte{"fluid.img.zst": data})
+	rel.Assets[0].Trickle = 100 * time.Millisecond
+	c := downloadClient(t, srv, 300*time.Millisecond, 0)
+	r := findAsset(t, c, "fluid.img.zst")
+	a, _ := r.Asset("fluid.img.zst")
+	var buf bytes.Buffer
+	start := time.Now()
+	if err := c.DownloadAsset(context.Background(), a, &buf, nil); err != nil {
+		t.Fatalf("after %s: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+	if !bytes.Equal(buf.Bytes(), data) {
+		t.Fatalf("got %d bytes, want %d", buf.Len(), len(data))
+	}
+	t.Logf("took %s", time.Since(start).Round(time.Millisecond))
 }

@@ -7,7 +7,8 @@
 //     list/upload/delete assets, and asset download with Accept:
 //     application/octet-stream answered by a 302 to a storage URL, as GitHub
 //     does; with faults to inject: 5xx answers, rate limits, uploads that
-//     fail and leave a half-uploaded asset, truncated downloads;
+//     fail and leave a half-uploaded asset, truncated downloads, and asset
+//     bodies that stream forever, stall mid-body or trickle (Asset fields);
 //   - git data (repo.go): commits, trees, blobs and refs, content-addressed
 //     with git's own object hashing, seeded with SeedCommit or SeedFromGit;
 //   - pull requests and their issue comments (repo.go);
@@ -96,6 +97,17 @@ type Asset struct {
 	// Truncate, when > 0, serves only that many bytes while announcing the
 	// full Content-Length, then drops the connection.
 	Truncate int
+	// Endless serves Data and then more bytes without end (no
+	// Content-Length) until the client goes away: a storage server that
+	// sends more than the API declared.
+	Endless bool
+	// StallAfter, when > 0, serves that many bytes of the body (announcing
+	// the full Content-Length) and then sends nothing more until the client
+	// goes away: a server that stalls mid-body.
+	StallAfter int
+	// Trickle, when > 0, serves the body in ten pieces with this pause
+	// before each: a slow server that never stalls for longer than Trickle.
+	Trickle time.Duration
 }
 
 // Fault makes matching requests fail.
@@ -210,7 +222,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "InvalidArgument: only one auth mechanism allowed; the URL is pre-signed, no Authorization header may be sent", http.StatusBadRequest)
 			return
 		}
-		s.storage(w, parts[1])
+		s.storage(w, r, parts[1])
 		return
 	}
 	if !s.authorized(r) {
@@ -446,7 +458,7 @@ func (s *Server) asset(w http.ResponseWriter, r *http.Request, idStr string) {
 	s.notFound(w)
 }
 
-func (s *Server) storage(w http.ResponseWriter, idStr string) {
+func (s *Server) storage(w http.ResponseWriter, r *http.Request, idStr string) {
 	for _, rel := range s.releases {
 		for _, a := range rel.Assets {
 			if strconv.FormatInt(a.ID, 10) != idStr {
@@ -457,8 +469,21 @@ func (s *Server) storage(w http.ResponseWriter, idStr string) {
 				data = a.Tamper
 			}
 			w.Header().Set("Content-Type", "application/octet-stream")
+			if a.Endless {
+				w.WriteHeader(200)
+				s.endless(w, r, data)
+				return
+			}
 			w.Header().Set("Content-Length", strconv.Itoa(len(data)))
 			w.WriteHeader(200)
+			if a.Trickle > 0 {
+				s.trickle(w, r, data, a.Trickle)
+				return
+			}
+			if a.StallAfter > 0 && a.StallAfter < len(data) {
+				s.stall(w, r, data[:a.StallAfter])
+				return
+			}
 			if a.Truncate > 0 && a.Truncate < len(data) {
 				w.Write(data[:a.Truncate])
 				// Returning with fewer bytes than announced makes the server
@@ -477,6 +502,54 @@ func (s *Server) storage(w http.ResponseWriter, idStr string) {
 		return
 	}
 	http.Error(w, "no such object", 404)
+}
+
+// endless writes data and then filler bytes until the client goes away. It
+// lets go of the server's lock while it streams (serve holds it).
+func (s *Server) endless(w http.ResponseWriter, r *http.Request, data []byte) {
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	filler := []byte(strings.Repeat("endless ", 4096))
+	for chunk := data; r.Context().Err() == nil; chunk = filler {
+		if _, err := w.Write(chunk); err != nil {
+			return
+		}
+	}
+}
+
+// stall writes head, flushes it and then sends nothing until the client
+// goes away. It lets go of the server's lock while it waits.
+func (s *Server) stall(w http.ResponseWriter, r *http.Request, head []byte) {
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	w.Write(head)
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	<-r.Context().Done()
+}
+
+// trickle writes data in ten pieces, flushing each, with pause before each.
+// It lets go of the server's lock while it writes.
+func (s *Server) trickle(w http.ResponseWriter, r *http.Request, data []byte, pause time.Duration) {
+	s.mu.Unlock()
+	defer s.mu.Lock()
+	step := (len(data) + 9) / 10
+	for len(data) > 0 {
+		select {
+		case <-r.Context().Done():
+			return
+		case <-time.After(pause):
+		}
+		k := min(step, len(data))
+		if _, err := w.Write(data[:k]); err != nil {
+			return
+		}
+		if f, ok := w.(http.Flusher); ok {
+			f.Flush()
+		}
+		data = data[k:]
+	}
 }
 
 func (s *Server) byID(idStr string) *Release {
