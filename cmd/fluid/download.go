@@ -99,14 +99,29 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 	if err != nil {
 		return nil, fmt.Errorf("create staging directory in %s: %w", dest, err)
 	}
-	defer func() {
+	cleanup := func() {
 		os.RemoveAll(stage)
-		if err != nil {
-			if createdDest {
-				os.Remove(dest) // only succeeds if empty: never removes the user's files
-			}
-			err = fmt.Errorf("%w\nnothing was written to %s", err, dest)
+		if createdDest {
+			os.Remove(dest) // only succeeds if empty: never removes the user's files
 		}
+	}
+	// A second signal stops fluid at once, without running the defers.
+	unregister := onEmergency(cleanup)
+	defer func() {
+		if err != nil {
+			cleanup()
+		} else {
+			os.RemoveAll(stage)
+		}
+		unregister()
+		if err == nil {
+			return
+		}
+		if code, ok := interruptedCode(ctx); ok {
+			err = &exitError{code: code, err: fmt.Errorf("interrupted (%v): the partial download was removed; nothing was written to %s", context.Cause(ctx), dest)}
+			return
+		}
+		err = fmt.Errorf("%w\nnothing was written to %s", err, dest)
 	}()
 
 	// 1. Signature over checksums.txt.
@@ -146,12 +161,21 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 	}
 
 	// 3. Decompress.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	if err := release.DecompressFile(filepath.Join(stage, compressed), filepath.Join(stage, imgName)); err != nil {
 		return nil, &release.CheckError{Check: release.CheckImage, Subject: compressed, Err: err,
 			Meaning: "the signed, checksummed asset does not decompress; report this to the project"}
 	}
 
 	// 4. Move into place: the image last, so its presence means all is there.
+	// Once begun, the moves run to their end (a signal waits for them).
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	emergency.Lock()
+	defer emergency.Unlock()
 	order := []string{release.ChecksumsName, release.BundleName, manifestName, compressed, imgName}
 	for _, n := range order {
 		if err := os.Rename(filepath.Join(stage, n), filepath.Join(dest, n)); err != nil {

@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/fluid-os/fluid/internal/release"
@@ -34,17 +35,86 @@ var (
 )
 
 func main() {
-	// The first Ctrl-C (or SIGTERM, SIGHUP) cancels: downloads stop, a
-	// rebuild's build is killed and its temporary directories are removed
-	// before fluid exits. A second one kills fluid at once.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	// The first Ctrl-C (or SIGTERM, SIGHUP) cancels: downloads stop and
+	// their staging directory is removed, a rebuild's build is killed and its
+	// temporary directories are removed before fluid exits. A second one
+	// stops fluid at once, after removing a download's staging directory
+	// (systemd, for one, sends SIGTERM and SIGHUP together).
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
-		<-ctx.Done()
-		stop()
+		s := <-sigs
+		cancel(signalCause{s})
+		s = <-sigs
+		runEmergencyCleanups()
+		fmt.Fprintf(os.Stderr, "fluid: %v again: stopped at once\n", s)
+		os.Exit(signalExitCode(s))
 	}()
 	code := run(ctx, os.Args[1:], env{getenv: os.Getenv, stdout: os.Stdout, stderr: os.Stderr, stderrTTY: isTerminal(os.Stderr)})
-	stop()
+	// Cleanups are done: hold off a late second signal while exiting.
+	emergency.Lock()
 	os.Exit(code)
+}
+
+// signalCause is the cause of ctx's cancellation when a signal stopped fluid.
+type signalCause struct{ sig os.Signal }
+
+func (s signalCause) Error() string { return s.sig.String() + " signal received" }
+
+// signalExitCode is the shell's convention for a command stopped by sig:
+// 128 + the signal's number (130 for Ctrl-C).
+func signalExitCode(sig os.Signal) int {
+	if n, ok := sig.(syscall.Signal); ok {
+		return 128 + int(n)
+	}
+	return exitRefused
+}
+
+// interruptedCode returns the exit code for a command that ctx's signal
+// stopped, and false when no signal stopped it.
+func interruptedCode(ctx context.Context) (int, bool) {
+	var sc signalCause
+	if ctx.Err() == nil || !errors.As(context.Cause(ctx), &sc) {
+		return 0, false
+	}
+	return signalExitCode(sc.sig), true
+}
+
+// emergency holds the cleanups to run when a second signal stops fluid at
+// once. Holding its lock keeps that from happening: a critical section (the
+// final moves into place) runs to its end first.
+var emergency struct {
+	sync.Mutex
+	next     int
+	cleanups map[int]func()
+}
+
+// onEmergency registers fn to run if a second signal stops fluid at once; the
+// returned function unregisters it.
+func onEmergency(fn func()) (unregister func()) {
+	emergency.Lock()
+	defer emergency.Unlock()
+	if emergency.cleanups == nil {
+		emergency.cleanups = map[int]func(){}
+	}
+	id := emergency.next
+	emergency.next++
+	emergency.cleanups[id] = fn
+	return func() {
+		emergency.Lock()
+		defer emergency.Unlock()
+		delete(emergency.cleanups, id)
+	}
+}
+
+// runEmergencyCleanups runs the registered cleanups and keeps the lock, so
+// nothing else starts before the process exits.
+func runEmergencyCleanups() {
+	emergency.Lock()
+	for _, fn := range emergency.cleanups {
+		fn()
+	}
 }
 
 // env is what run needs from the process, so tests can supply their own.
@@ -63,6 +133,8 @@ const usage = `usage:
 
 fluid verify --rebuild exits 0 when image and manifest are identical to the
 rebuild, 1 when they differ, 3 when it could not rebuild.
+fluid download exits 128+N when signal N stops it (130 for Ctrl-C, 143 for
+SIGTERM); it then leaves nothing behind in the destination.
 `
 
 // Exit codes.
