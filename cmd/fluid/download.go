@@ -3,10 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -117,6 +119,10 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 		if err == nil {
 			return
 		}
+		var ie *installError
+		if errors.As(err, &ie) {
+			return // it says what the destination holds
+		}
 		if code, ok := interruptedCode(ctx); ok {
 			err = &exitError{code: code, err: fmt.Errorf("interrupted (%v): the partial download was removed; nothing was written to %s", context.Cause(ctx), dest)}
 			return
@@ -177,18 +183,135 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 	emergency.Lock()
 	defer emergency.Unlock()
 	order := []string{release.ChecksumsName, release.BundleName, manifestName, compressed, imgName}
-	for _, n := range order {
-		if err := os.Rename(filepath.Join(stage, n), filepath.Join(dest, n)); err != nil {
-			for _, done := range placed {
-				os.Remove(done)
-			}
-			placed = nil
-			return nil, fmt.Errorf("move %s into %s: %w", n, dest, err)
-		}
-		placed = append(placed, filepath.Join(dest, n))
+	placed, replaced, err := install(stage, dest, order)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range replaced {
+		fmt.Fprintf(d.e.stderr, "fluid: replaced the existing %s\n", filepath.Join(dest, n))
 	}
 	fmt.Fprintf(d.e.stderr, "fluid: %s verified and written to %s\n", imgName, dest)
 	return placed, nil
+}
+
+// installError is a failed install whose rollback has run: Report says
+// exactly what the destination holds now.
+type installError struct {
+	err    error
+	report string
+}
+
+func (e *installError) Error() string { return e.err.Error() + "\n" + e.report }
+func (e *installError) Unwrap() error { return e.err }
+
+// install moves each of names from stage into dest, in order. A file
+// already at a destination name is first moved aside in dest (a unique
+// hidden backup name) and deleted only once every file is in place; a
+// directory there stops the install. On any failure it rolls back: it
+// removes the files it moved in and puts every backed-up file back, and its
+// *installError says which new files were removed, which of the user's files
+// were restored, and which (if any) could not be and where they are now.
+func install(stage, dest string, names []string) (placed, replaced []string, err error) {
+	type step struct {
+		name, dst string
+		backup    string // where the user's file was moved; "" if there was none
+		moved     bool   // the new file is at dst
+	}
+	var steps []*step
+	defer func() {
+		if err == nil {
+			for _, s := range steps {
+				if s.backup != "" {
+					os.Remove(s.backup)
+				}
+			}
+			return
+		}
+		var removed, restored, kept, failed []string
+		for i := len(steps) - 1; i >= 0; i-- {
+			s := steps[i]
+			if s.moved {
+				if rerr := os.Remove(s.dst); rerr != nil && !os.IsNotExist(rerr) {
+					failed = append(failed, fmt.Sprintf("could not remove %s (written by this run): %v", s.dst, rerr))
+					if s.backup != "" {
+						kept = append(kept, fmt.Sprintf("your %s is kept as %s", s.name, s.backup))
+					}
+					continue
+				}
+				if s.backup == "" {
+					removed = append(removed, s.name)
+				}
+			}
+			if s.backup != "" {
+				if rerr := os.Rename(s.backup, s.dst); rerr != nil {
+					failed = append(failed, fmt.Sprintf("could not restore %s: %v", s.dst, rerr))
+					kept = append(kept, fmt.Sprintf("your %s is kept as %s", s.name, s.backup))
+					continue
+				}
+				restored = append(restored, s.name) // in place of the downloaded one, if it was moved in
+			}
+		}
+		// Name the files in install order.
+		slices.Reverse(removed)
+		slices.Reverse(restored)
+		var b strings.Builder
+		switch {
+		case len(removed) == 0 && len(restored) == 0 && len(failed) == 0:
+			fmt.Fprintf(&b, "nothing was written to %s", dest)
+		case len(failed) == 0:
+			fmt.Fprintf(&b, "rolled back %s:", dest)
+			if len(removed) > 0 {
+				fmt.Fprintf(&b, " removed %s (written by this run);", strings.Join(removed, ", "))
+			}
+			if len(restored) > 0 {
+				fmt.Fprintf(&b, " restored your %s;", strings.Join(restored, ", "))
+			}
+			fmt.Fprintf(&b, " %s holds what it held before", dest)
+		default:
+			fmt.Fprintf(&b, "the rollback of %s is incomplete: %s", dest, strings.Join(failed, "; "))
+			if len(kept) > 0 {
+				fmt.Fprintf(&b, "; %s", strings.Join(kept, "; "))
+			}
+			if len(removed) > 0 {
+				fmt.Fprintf(&b, "; removed %s (written by this run)", strings.Join(removed, ", "))
+			}
+			if len(restored) > 0 {
+				fmt.Fprintf(&b, "; restored your %s", strings.Join(restored, ", "))
+			}
+		}
+		placed, replaced = nil, nil
+		err = &installError{err: err, report: b.String()}
+	}()
+	for _, n := range names {
+		s := &step{name: n, dst: filepath.Join(dest, n)}
+		fi, lerr := os.Lstat(s.dst)
+		switch {
+		case lerr == nil && fi.IsDir():
+			return nil, nil, fmt.Errorf("move %s into %s: %s is a directory; move it away or choose another -o", n, dest, s.dst)
+		case lerr == nil:
+			// Reserve a unique name, then move the user's file over it.
+			tmp, cerr := os.CreateTemp(dest, "."+n+".fluid-backup-*")
+			if cerr != nil {
+				return nil, nil, fmt.Errorf("set aside the existing %s: %w", s.dst, cerr)
+			}
+			tmp.Close()
+			if rerr := os.Rename(s.dst, tmp.Name()); rerr != nil {
+				os.Remove(tmp.Name())
+				return nil, nil, fmt.Errorf("set aside the existing %s: %w", s.dst, rerr)
+			}
+			s.backup = tmp.Name()
+			replaced = append(replaced, n)
+		case !os.IsNotExist(lerr):
+			return nil, nil, fmt.Errorf("move %s into %s: %w", n, dest, lerr)
+		}
+		steps = append(steps, s)
+		if rerr := os.Rename(filepath.Join(stage, n), s.dst); rerr != nil {
+			return nil, nil, fmt.Errorf("move %s into %s: %w", n, dest, rerr)
+		}
+		s.moved = true
+		placed = append(placed, s.dst)
+	}
+	return placed, replaced, nil
 }
 
 func (d *downloader) fetchSmall(ctx context.Context, rel *ghc.Release, name string) ([]byte, error) {
