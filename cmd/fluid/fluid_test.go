@@ -194,10 +194,14 @@ func TestDownload(t *testing.T) {
 				t.Logf("stderr:\n%s", stderr)
 				return
 			}
-			if code != 1 {
-				t.Fatalf("exit %d, want 1 (refused)\n%s", code, stderr)
+			wantCode, verdict := exitRefused, "REFUSED: "
+			if tt.wantCheck == release.CheckDownload {
+				wantCode, verdict = exitNetwork, "NETWORK ERROR (not a verdict on the files): "
 			}
-			if !strings.Contains(stderr, "REFUSED: "+string(tt.wantCheck)+" check failed") || !strings.Contains(stderr, tt.wantMsg) {
+			if code != wantCode {
+				t.Fatalf("exit %d, want %d\n%s", code, wantCode, stderr)
+			}
+			if !strings.Contains(stderr, verdict+string(tt.wantCheck)+" check failed") || !strings.Contains(stderr, tt.wantMsg) {
 				t.Fatalf("stderr does not name the %s check / %q:\n%s", tt.wantCheck, tt.wantMsg, stderr)
 			}
 			if !strings.Contains(stderr, "nothing was written to "+dest) && tt.wantCheck != release.CheckRelease && tt.wantCheck != release.CheckAsset {
@@ -223,7 +227,7 @@ func TestDownloadFailureLeavesExistingDirClean(t *testing.T) {
 	dest := t.TempDir()
 	os.WriteFile(filepath.Join(dest, "mine.txt"), []byte("user file"), 0o644)
 	code, _, stderr := runCLI(t, srv.APIURL(), "download", "--version", "v1.0.0", "--key", fx.pubKey, "-o", dest)
-	if code != 1 {
+	if code != exitNetwork { // a truncated download: network/IO
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	ents, _ := os.ReadDir(dest)
@@ -239,7 +243,7 @@ func TestDownloadNoNetwork(t *testing.T) {
 	srv.Close()
 	dest := filepath.Join(t.TempDir(), "out")
 	code, _, stderr := runCLI(t, url, "download", "--key", fx.pubKey, "-o", dest)
-	if code != 1 || !strings.Contains(stderr, "REFUSED: network check failed") || !strings.Contains(stderr, "check your network") {
+	if code != exitNetwork || !strings.Contains(stderr, "NETWORK ERROR (not a verdict on the files): network check failed") || !strings.Contains(stderr, "check your network") || strings.Contains(stderr, "REFUSED") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
 	}
 	if _, err := os.Stat(dest); !os.IsNotExist(err) {

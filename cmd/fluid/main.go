@@ -131,19 +131,28 @@ const usage = `usage:
   fluid verify --rebuild [--source DIR] [--manifest FILE] [--keep] IMAGE
   fluid version
 
-fluid verify --rebuild exits 0 when image and manifest are identical to the
-rebuild, 1 when they differ, 3 when it could not rebuild.
-fluid download exits 128+N when signal N stops it (130 for Ctrl-C, 143 for
-SIGTERM); it then leaves nothing behind in the destination.
+exit codes:
+  0    OK: every file verified (download: verified and written to -o)
+  1    REFUSED: a check on the files failed (signature, signer identity or
+       policy, checksum, image), a file to verify is missing, or the release
+       or asset does not exist; do not use the files
+       --rebuild: the image or its manifest differs from the rebuild
+  2    usage error (bad flag or arguments); nothing was checked
+  3    --rebuild only: could not rebuild (says nothing about the image)
+  4    network/IO error: GitHub or Sigstore could not be reached, or a download
+       broke off, stalled or timed out; nothing was verified or kept, try again
+  128+N  stopped by signal N (130 for Ctrl-C, 143 for SIGTERM); fluid download
+       then leaves nothing behind in the destination
 `
 
 // Exit codes.
 const (
 	exitOK        = 0
-	exitRefused   = 1 // a check failed or an operation failed
+	exitRefused   = 1 // a check on the files failed, a file is missing, or another failure that is not usage or network
 	exitDifferent = 1 // --rebuild: the image or its manifest is not what its source builds to
 	exitUsage     = 2
 	exitNoRebuild = 3 // --rebuild: could not rebuild (says nothing about the image)
+	exitNetwork   = 4 // network or download I/O failed: nothing was verified or kept
 )
 
 func run(ctx context.Context, args []string, e env) int {
@@ -183,8 +192,17 @@ func run(ctx context.Context, args []string, e env) int {
 		fmt.Fprintf(e.stderr, "fluid %s: %v\n%s", args[0], err, usage)
 		return exitUsage
 	}
+	var me *missingError
+	if errors.As(err, &me) {
+		fmt.Fprintf(e.stderr, "fluid %s: REFUSED: %v\n", args[0], err)
+		return exitRefused
+	}
 	var ce *release.CheckError
 	if errors.As(err, &ce) {
+		if ce.Check == release.CheckNetwork || ce.Check == release.CheckDownload {
+			fmt.Fprintf(e.stderr, "fluid %s: NETWORK ERROR (not a verdict on the files): %v\n", args[0], err)
+			return exitNetwork
+		}
 		fmt.Fprintf(e.stderr, "fluid %s: REFUSED: %v\n", args[0], err)
 		return exitRefused
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -63,9 +64,15 @@ func cmdVerify(ctx context.Context, args []string, e env) error {
 	// image (fluid-pgo.img) is checked through its signed .zst beside it.
 	var direct []string
 	var viaZst []string
+	if err := mustExist(*sumsPath, fmt.Sprintf("download %s from the same release into %s, or pass --checksums FILE", release.ChecksumsName, filepath.Dir(*sumsPath))); err != nil {
+		return err
+	}
+	if err := mustExist(*bundlePath, fmt.Sprintf("download %s from the same release into %s, or pass --bundle FILE", release.BundleName, filepath.Dir(*bundlePath))); err != nil {
+		return err
+	}
 	sumData, err := os.ReadFile(*sumsPath)
 	if err != nil {
-		return fmt.Errorf("%s not found at %s: download it from the same release, or pass --checksums", release.ChecksumsName, *sumsPath)
+		return err
 	}
 	listed, _ := release.ParseChecksums(sumData)
 	for _, f := range files {
@@ -77,19 +84,63 @@ func cmdVerify(ctx context.Context, args []string, e env) error {
 		}
 		direct = append(direct, f)
 	}
+	// Every file must be there before anything is checked.
+	for _, f := range viaZst {
+		if err := mustExist(f, "pass the path of the image you want to check"); err != nil {
+			return err
+		}
+		zst := f + release.CompressedExt
+		if err := mustExist(zst, fmt.Sprintf("%s is checked through its signed %s: download %s from the same release into %s",
+			filepath.Base(f), filepath.Base(zst), filepath.Base(zst), filepath.Dir(zst))); err != nil {
+			return err
+		}
+	}
+	for _, f := range direct {
+		if err := mustExist(f, fmt.Sprintf("download %s from the same release into %s, or leave it out", filepath.Base(f), filepath.Dir(f))); err != nil {
+			return err
+		}
+	}
+	// Nothing that looks like success is printed before every check passed:
+	// the signature, each checksum and each decompressed image.
 	res, err := v.VerifyFiles(*sumsPath, *bundlePath, direct)
 	if err != nil {
 		return err
+	}
+	for _, f := range viaZst {
+		if err := sameAsDecompressed(f, f+release.CompressedExt); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(e.stderr, "fluid: signature OK: %s signed by %s\n", *sumsPath, res.Signer)
 	for _, f := range direct {
 		fmt.Fprintf(e.stdout, "OK  %s\n", f)
 	}
 	for _, f := range viaZst {
-		if err := sameAsDecompressed(f, f+release.CompressedExt); err != nil {
-			return err
-		}
 		fmt.Fprintf(e.stdout, "OK  %s (matches the signed %s)\n", f, filepath.Base(f)+release.CompressedExt)
+	}
+	return nil
+}
+
+// missingError is a file fluid verify needs that is not there: a refusal,
+// with what to do about it.
+type missingError struct {
+	path string
+	err  error  // from os.Stat
+	hint string // what to do
+}
+
+func (m *missingError) Error() string {
+	return fmt.Sprintf("%s is missing (%s; nothing was verified)", m.path, m.hint)
+}
+func (m *missingError) Unwrap() error { return m.err }
+
+// mustExist returns a *missingError when path does not exist.
+func mustExist(path, hint string) error {
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return &missingError{path: path, err: err, hint: hint}
+		}
+		return err
 	}
 	return nil
 }
