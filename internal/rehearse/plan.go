@@ -4,7 +4,9 @@ import (
 	"archive/zip"
 	"io"
 	"log"
+	"maps"
 	"net/http/httptest"
+	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -18,7 +20,6 @@ import (
 	"github.com/fluid-os/fluid/internal/toolchain/publish"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/ci"
@@ -191,15 +192,6 @@ func zipNames(b []byte) (map[string][]byte, error) {
 	return out, nil
 }
 
-func keys[V any](m map[string]V) []string {
-	k := make([]string, 0, len(m))
-	for x := range m {
-		k = append(k, x)
-	}
-	sort.Strings(k)
-	return k
-}
-
 // ciCheck: the test job uploaded ci-results with the manifest, the serial
 // logs and the outcome (and, for a pull request, pr.json naming it); the
 // run is registered in the fake GitHub for pr-comment.
@@ -211,7 +203,7 @@ func (e *env) ciCheck(arts string, jobs []string, runID int64, event, branch str
 	if len(jobs) == 0 || contains(jobs, "test") {
 		z, ok := all[ci.ResultsArtifact]
 		if !ok {
-			return fmt.Errorf("the test job uploaded no %s artifact (artifacts: %v)", ci.ResultsArtifact, keys(all))
+			return fmt.Errorf("the test job uploaded no %s artifact (artifacts: %v)", ci.ResultsArtifact, slices.Sorted(maps.Keys(all)))
 		}
 		files, err := zipNames(z)
 		if err != nil {
@@ -223,7 +215,7 @@ func (e *env) ciCheck(arts string, jobs []string, runID int64, event, branch str
 		}
 		for _, w := range want {
 			if _, ok := files[w]; !ok {
-				return fmt.Errorf("%s lacks %s (it has %v)", ci.ResultsArtifact, w, keys(files))
+				return fmt.Errorf("%s lacks %s (it has %v)", ci.ResultsArtifact, w, slices.Sorted(maps.Keys(files)))
 			}
 		}
 		if event == "pull_request" {
@@ -315,7 +307,7 @@ func profilesCheck(ctx context.Context, e *env, _ string, _ []string) error {
 	}
 	before, _ := e.gh.Tree(base)
 	var changed []string
-	for _, p := range keys(union(before, after)) {
+	for _, p := range slices.Sorted(maps.Keys(union(before, after))) {
 		if !bytes.Equal(before[p], after[p]) {
 			changed = append(changed, p)
 		}
@@ -369,7 +361,7 @@ func releaseCheck(ctx context.Context, e *env, arts string, jobs []string) error
 	}
 	z, ok := all["release-assets"]
 	if !ok {
-		return fmt.Errorf("the release job uploaded no release-assets artifact (artifacts: %v)", keys(all))
+		return fmt.Errorf("the release job uploaded no release-assets artifact (artifacts: %v)", slices.Sorted(maps.Keys(all)))
 	}
 	dist, err := zipNames(z)
 	if err != nil {
@@ -377,7 +369,7 @@ func releaseCheck(ctx context.Context, e *env, arts string, jobs []string) error
 	}
 	sums, ok := published["checksums.txt"]
 	if !ok {
-		return fmt.Errorf("release %s has no checksums.txt (assets: %v)", e.tag, keys(published))
+		return fmt.Errorf("release %s has no checksums.txt (assets: %v)", e.tag, slices.Sorted(maps.Keys(published)))
 	}
 	want := map[string]bool{"checksums.txt": true, "checksums.txt.sigstore.json": true}
 	sc := bufio.NewScanner(bytes.NewReader(sums))
@@ -391,8 +383,8 @@ func releaseCheck(ctx context.Context, e *env, arts string, jobs []string) error
 			return fmt.Errorf("checksums.txt does not name %s", n)
 		}
 	}
-	if got := keys(published); strings.Join(got, " ") != strings.Join(keys(want), " ") {
-		return fmt.Errorf("release %s has assets %v; checksums.txt and its bundle name %v", e.tag, got, keys(want))
+	if got := slices.Sorted(maps.Keys(published)); strings.Join(got, " ") != strings.Join(slices.Sorted(maps.Keys(want)), " ") {
+		return fmt.Errorf("release %s has assets %v; checksums.txt and its bundle name %v", e.tag, got, slices.Sorted(maps.Keys(want)))
 	}
 	for n := range want {
 		d, ok := dist["dist/"+n]
@@ -400,7 +392,7 @@ func releaseCheck(ctx context.Context, e *env, arts string, jobs []string) error
 			d, ok = dist["release-assets/"+n]
 		}
 		if !ok {
-			return fmt.Errorf("the release-assets artifact (build/dist/ and build/release-assets/) lacks %s (it has %v)", n, keys(dist))
+			return fmt.Errorf("the release-assets artifact (build/dist/ and build/release-assets/) lacks %s (it has %v)", n, slices.Sorted(maps.Keys(dist)))
 		}
 		if !bytes.Equal(d, published[n]) {
 			return fmt.Errorf("published %s differs from the release job's build/dist/%s", n, n)

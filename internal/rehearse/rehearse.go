@@ -38,16 +38,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/gitenv"
 	"github.com/fluid-os/fluid/internal/github/githubtest"
 	"github.com/fluid-os/fluid/internal/rehearse/record"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
@@ -134,11 +137,9 @@ type env struct {
 	keyPEM   []byte // release signing key (encrypted PEM) and its password
 	keyPass  string
 	pubPEM   []byte
-	runIDs   map[string]int64 // "ci.yml pull_request" -> fake run id
-	merge    string           // the pull request's merge commit (refs/pull/1/merge)
-	dirty    bool             // the commit carries uncommitted changes
-	env      []string         // act's (and so the jobs') environment
-	registry string           // host:port of the local OCI registry, once started
+	merge    string   // the pull request's merge commit (refs/pull/1/merge)
+	env      []string // act's (and so the jobs') environment
+	registry string   // host:port of the local OCI registry, once started
 	// stepCommit is the commit a Before hook put on main for its run ("":
 	// commit).
 	stepCommit string
@@ -157,7 +158,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	e := &env{o: o, repo: "fluid-os/fluid", runIDs: map[string]int64{}}
+	e := &env{o: o, repo: "fluid-os/fluid"}
 	res := &Result{}
 	if e.dir = o.Dir; e.dir == "" {
 		if e.dir, err = os.MkdirTemp("", "fluid-rehearsal-"); err != nil {
@@ -276,12 +277,7 @@ func git(ctx context.Context, dir string, args ...string) (string, error) {
 	args = append([]string{"-c", "core.hooksPath=/dev/null", "-c", "commit.gpgSign=false", "-c", "tag.gpgSign=false"}, args...)
 	cmd := exec.CommandContext(ctx, "git", args...)
 	cmd.Dir = dir
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GIT_") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=rehearsal", "GIT_AUTHOR_EMAIL=rehearsal@localhost",
+	cmd.Env = append(gitenv.Environ(), "GIT_CONFIG_NOSYSTEM=1", "GIT_AUTHOR_NAME=rehearsal", "GIT_AUTHOR_EMAIL=rehearsal@localhost",
 		"GIT_COMMITTER_NAME=rehearsal", "GIT_COMMITTER_EMAIL=rehearsal@localhost")
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -315,7 +311,6 @@ func (e *env) prepare(ctx context.Context, runs []Step) error {
 		if commit, err = git(ctx, root, "commit-tree", stash+"^{tree}", "-p", head, "-m", "rehearsal: uncommitted changes of the working tree"); err != nil {
 			return err
 		}
-		e.dirty = true
 	}
 	if _, err := exec.LookPath("node"); err != nil {
 		return errors.New("node is not on PATH: the rehearsal's stand-in actions run on Node.js, as GitHub's runner runs actions; install nodejs")
@@ -763,7 +758,7 @@ func (e *env) jobEnv(ctx context.Context) error {
 // double-quoted values with \n, \" and \\ escapes), mode 0600.
 func writeDotenv(path string, vars map[string]string) error {
 	var b strings.Builder
-	for _, k := range keys(vars) {
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		v := strings.NewReplacer("\\", "\\\\", "\"", "\\\"", "\n", "\\n", "\r", "\\r", "$", "\\$").Replace(vars[k])
 		fmt.Fprintf(&b, "%s=\"%s\"\n", k, v)
 	}

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/gitenv"
 	"github.com/fluid-os/fluid/internal/manifest"
 )
 
@@ -356,7 +357,7 @@ func checkoutCommit(ctx context.Context, src, commit, version, dst string, log i
 	gitRaw := func(dir string, args ...string) (string, error) {
 		// --no-optional-locks: git status must not refresh the clone's index.
 		cmd := exec.CommandContext(ctx, "git", append([]string{"--no-optional-locks", "-C", dir}, args...)...)
-		cmd.Env = gitEnv()
+		cmd.Env = gitenv.Environ()
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
@@ -460,19 +461,6 @@ func attachGit(ctx context.Context, git func(string, ...string) (string, error),
 	}
 	_, err := git(dst, "reset", "--quiet")
 	return err
-}
-
-// gitEnv is the environment git runs with here: the process's, without the
-// GIT_* variables (GIT_DIR, GIT_WORK_TREE, GIT_INDEX_FILE, ...) that would
-// point it at another repository than the one named.
-func gitEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GIT_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 func sameFile(a os.FileInfo, path string) bool {

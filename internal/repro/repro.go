@@ -24,6 +24,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fluid-os/fluid/internal/gitenv"
 )
 
 // Spec is one build of one copy of the tree.
@@ -379,7 +381,7 @@ func CopyTree(ctx context.Context, src, dst string) error {
 
 func sourceFiles(ctx context.Context, src string) ([]string, error) {
 	cmd := exec.CommandContext(ctx, "git", "-C", src, "ls-files", "-z", "--cached", "--others", "--exclude-standard")
-	cmd.Env = gitEnv()
+	cmd.Env = gitenv.Environ()
 	out, err := cmd.Output()
 	if err == nil {
 		var files []string

@@ -2,7 +2,9 @@ package githubtest
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
@@ -75,7 +77,7 @@ func (s *Server) AddRun(r Run, artifacts map[string][]byte) int64 {
 			nr.number++
 		}
 	}
-	for _, name := range sortedKeys(artifacts) {
+	for _, name := range slices.Sorted(maps.Keys(artifacts)) {
 		nr.artifacts = append(nr.artifacts, &artifact{id: s.id(), name: name, data: append([]byte(nil), artifacts[name]...), created: r.Created, run: nr})
 	}
 	for i, o := range s.runs {

@@ -11,13 +11,16 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"maps"
 	"net/http"
-	"os"
 	"os/exec"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/fluid-os/fluid/internal/gitenv"
 )
 
 // This file serves the repository's git data (commits, trees, blobs, refs),
@@ -145,7 +148,7 @@ func (s *Server) seed(sha string, leaves map[string]leaf) error {
 func (s *Server) SeedFromGit(ctx context.Context, repoDir, rev string) (string, error) {
 	git := func(stdin []byte, args ...string) ([]byte, error) {
 		cmd := exec.CommandContext(ctx, "git", append([]string{"-C", repoDir}, args...)...)
-		cmd.Env = gitEnv()
+		cmd.Env = gitenv.Environ()
 		if stdin != nil {
 			cmd.Stdin = bytes.NewReader(stdin)
 		}
@@ -245,18 +248,6 @@ func parseBatch(out []byte) (map[string][]byte, error) {
 		}
 		objs[f[0]] = data[:size]
 	}
-}
-
-// gitEnv is the environment without GIT_* variables, which would point git
-// at another repository or change how it reads this one.
-func gitEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GIT_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
 
 // SetRef points ref ("heads/main", or "refs/heads/main") at sha, creating
@@ -587,7 +578,7 @@ func (s *Server) serveGit(w http.ResponseWriter, r *http.Request, parts []string
 	case parts[0] == "matching-refs" && get:
 		prefix := "refs/" + strings.Join(parts[1:], "/")
 		out := []any{}
-		for _, name := range sortedKeys(s.refs) {
+		for _, name := range slices.Sorted(maps.Keys(s.refs)) {
 			if strings.HasPrefix("refs/"+name, prefix) {
 				out = append(out, s.refJSON(name))
 			}
@@ -1061,17 +1052,11 @@ func (s *Server) serveIssues(w http.ResponseWriter, r *http.Request, parts []str
 			writeJSON(w, 200, out)
 			return true
 		}
-		var in struct {
-			Body *string `json:"body"`
-		}
-		if !decode(w, r, &in) {
+		body, ok := commentBody(w, r)
+		if !ok {
 			return true
 		}
-		if in.Body == nil || *in.Body == "" {
-			validationFailed(w, "Validation Failed", map[string]string{"resource": "IssueComment", "field": "body", "code": "missing_field"})
-			return true
-		}
-		writeJSON(w, 201, s.commentJSON(s.addComment(p.Number, botLogin, *in.Body)))
+		writeJSON(w, 201, s.commentJSON(s.addComment(p.Number, botLogin, body)))
 	case len(parts) == 2 && parts[0] == "comments":
 		c := s.comment(parts[1])
 		if c == nil {
@@ -1082,17 +1067,11 @@ func (s *Server) serveIssues(w http.ResponseWriter, r *http.Request, parts []str
 		case http.MethodGet:
 			writeJSON(w, 200, s.commentJSON(c))
 		case http.MethodPatch:
-			var in struct {
-				Body *string `json:"body"`
-			}
-			if !decode(w, r, &in) {
+			body, ok := commentBody(w, r)
+			if !ok {
 				return true
 			}
-			if in.Body == nil || *in.Body == "" {
-				validationFailed(w, "Validation Failed", map[string]string{"resource": "IssueComment", "field": "body", "code": "missing_field"})
-				return true
-			}
-			c.Body, c.updated = *in.Body, s.now()
+			c.Body, c.updated = body, s.now()
 			writeJSON(w, 200, s.commentJSON(c))
 		case http.MethodDelete:
 			cs := s.comments[c.issue]
@@ -1147,11 +1126,18 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, n int) (lo, hi int
 	return lo, min(lo+per, n)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// commentBody decodes a comment's {"body": ...} as GitHub validates it
+// (required, not empty); on a bad request it has answered and returns false.
+func commentBody(w http.ResponseWriter, r *http.Request) (string, bool) {
+	var in struct {
+		Body *string `json:"body"`
 	}
-	sort.Strings(keys)
-	return keys
+	if !decode(w, r, &in) {
+		return "", false
+	}
+	if in.Body == nil || *in.Body == "" {
+		validationFailed(w, "Validation Failed", map[string]string{"resource": "IssueComment", "field": "body", "code": "missing_field"})
+		return "", false
+	}
+	return *in.Body, true
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/fluid-os/fluid/internal/gitenv"
 )
 
 // checkout does what actions/checkout v4 does for this repository, with the
@@ -84,7 +86,7 @@ func checkout(e *Env) error {
 	git := func(args ...string) (string, error) {
 		cmd := exec.Command("git", args...)
 		cmd.Dir = dir
-		cmd.Env = gitEnv()
+		cmd.Env = gitenv.Environ()
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Run(); err != nil {
@@ -197,16 +199,4 @@ func checkout(e *Env) error {
 		return err
 	}
 	return e.Output("commit", sha)
-}
-
-// gitEnv is the environment for git commands: the step's, without GIT_*
-// variables that would point git at another repository.
-func gitEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "GIT_") {
-			env = append(env, kv)
-		}
-	}
-	return env
 }
