@@ -130,13 +130,19 @@ func Publish(ctx context.Context) error {
 		return err
 	}
 	commit, _ := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
-	signer := "this repository's release workflow (keyless, Sigstore)"
-	if os.Getenv("GITHUB_ACTIONS") != "true" {
-		signer = "a maintainer's cosign key (verify with `fluid verify --key cosign.pub`)"
+	// The notes show the commands for what was made: keyless or key-signed,
+	// read from the bundle itself.
+	bundleJSON, err := os.ReadFile(filepath.Join(root, "build", "dist", release.BundleName))
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
+	}
+	keyless, err := release.BundleIsKeyless(bundleJSON)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
 	}
 	notes, err := release.RenderNotes(relfiles.NotesTemplate(), release.NotesData{
-		Tag: tag, Commit: strings.TrimSpace(string(commit)), Signer: signer,
-		IdentityRegexp: release.DefaultPolicy(repo).IdentityRegexp, Issuer: pol.Issuer,
+		Tag: tag, Commit: strings.TrimSpace(string(commit)), Keyless: keyless,
+		Identity: release.DefaultPolicy(repo).IdentityFor(tag), Issuer: pol.Issuer,
 	})
 	if err != nil {
 		return err

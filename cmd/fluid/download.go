@@ -51,7 +51,7 @@ func cmdDownload(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	v, err := newVerifier(verifierOptions{repo: *repo, key: *key, trustedRoot: *troot})
+	v, err := newVerifier(verifierOptions{repo: *repo, key: *key, trustedRoot: *troot, stderr: e.stderr})
 	if err != nil {
 		return err
 	}
@@ -154,19 +154,44 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 		}
 	}
 
-	// 2. Assets, each checked against checksums.txt.
-	for _, n := range []string{manifestName, compressed} {
+	// 2. The manifest, checked against checksums.txt, must name this release:
+	// its version is the tag, its commit the one the tag points at (and,
+	// keyless, the one the certificate records). Another release's genuine
+	// files re-uploaded under this tag stop here, before the image is fetched.
+	fetchChecked := func(n string) error {
 		p := filepath.Join(stage, n)
 		if err := d.fetchFile(ctx, rel, n, p); err != nil {
-			return nil, err
+			return err
 		}
 		if err := table.VerifyFile(p, n); err != nil {
-			return nil, err
+			return err
 		}
 		fmt.Fprintf(d.e.stderr, "fluid: checksum OK: %s\n", n)
+		return nil
+	}
+	if err := fetchChecked(manifestName); err != nil {
+		return nil, err
+	}
+	manData, err := os.ReadFile(filepath.Join(stage, manifestName))
+	if err != nil {
+		return nil, err
+	}
+	tagCommit, err := d.client.TagCommit(ctx, rel.Tag)
+	if err != nil {
+		return nil, err
+	}
+	m, err := release.BindRelease(id, manData, release.Binding{Tag: rel.Tag, TagCommit: tagCommit})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(d.e.stderr, "fluid: version OK: the signed manifest is release %s, commit %s, which the tag points at\n", m.Version, m.Commit)
+
+	// 3. The image, checked against checksums.txt.
+	if err := fetchChecked(compressed); err != nil {
+		return nil, err
 	}
 
-	// 3. Decompress.
+	// 4. Decompress.
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -175,7 +200,7 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 			Meaning: "the signed, checksummed asset does not decompress; report this to the project"}
 	}
 
-	// 4. Move into place: the image last, so its presence means all is there.
+	// 5. Move into place: the image last, so its presence means all is there.
 	// Once begun, the moves run to their end (a signal waits for them).
 	if err := ctx.Err(); err != nil {
 		return nil, err

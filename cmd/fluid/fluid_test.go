@@ -3,69 +3,29 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
-	protocommon "github.com/sigstore/protobuf-specs/gen/pb-go/common/v1"
-	"google.golang.org/protobuf/encoding/protojson"
-
 	"github.com/fluid-os/fluid/internal/github/githubtest"
+	"github.com/fluid-os/fluid/internal/manifest"
 	"github.com/fluid-os/fluid/internal/release"
+	"github.com/fluid-os/fluid/internal/release/releasetest"
 )
 
-// signer is a throwaway signing key, producing the same bundle shape as
-// `cosign sign-blob --key --new-bundle-format --tlog-upload=false`.
+// signer is a throwaway signing key (releasetest.Key).
 type signer struct {
-	key    *ecdsa.PrivateKey
+	*releasetest.Key
 	pubPEM []byte
 }
 
 func newSigner(t *testing.T) *signer {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	der, err := x509.MarshalPKIXPublicKey(&k.PublicKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &signer{key: k, pubPEM: pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})}
+	k := releasetest.NewKey(t)
+	return &signer{Key: k, pubPEM: k.PubPEM}
 }
 
-func (s *signer) bundle(t *testing.T, data []byte) []byte {
-	t.Helper()
-	d := sha256.Sum256(data)
-	sig, err := s.key.Sign(rand.Reader, d[:], crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &protobundle.Bundle{
-		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
-		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: "test"}},
-		},
-		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
-			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: d[:]},
-			Signature:     sig,
-		}},
-	}
-	out, err := protojson.Marshal(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
+func (s *signer) bundle(t *testing.T, data []byte) []byte { return s.Sign(t, data) }
 
 // fixture is a signed release: an image (mostly zeros), its zstd asset, the
 // manifest, checksums.txt and the bundle.
@@ -87,7 +47,11 @@ func newFixture(t *testing.T, s *signer) *fixture {
 		t.Fatal(err)
 	}
 	man := filepath.Join(dir, "manifest.json")
-	os.WriteFile(man, []byte(`{"commit":"test"}`), 0o644)
+	m := &manifest.Manifest{Project: "fluid-os", Version: fixtureTag, Commit: fixtureCommit, Variant: "pgo",
+		Environment: manifest.Environment{Mode: manifest.ModeLocked}}
+	if err := m.Write(man); err != nil {
+		t.Fatal(err)
+	}
 	sums, err := release.ComputeChecksums([]string{zst, man})
 	if err != nil {
 		t.Fatal(err)
@@ -100,6 +64,18 @@ func newFixture(t *testing.T, s *signer) *fixture {
 	f.pubKey = filepath.Join(dir, "cosign.pub")
 	os.WriteFile(f.pubKey, s.pubPEM, 0o644)
 	return f
+}
+
+// The release the fixture is: its tag and the commit the tag points at.
+const (
+	fixtureTag    = "v1.0.0"
+	fixtureCommit = "c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00"
+)
+
+// publish adds the fixture as release fixtureTag on srv, with its tag.
+func (f *fixture) publish(srv *githubtest.Server) *githubtest.Release {
+	srv.SetRef("tags/"+fixtureTag, fixtureCommit)
+	return srv.AddRelease(fixtureTag, f.assets)
 }
 
 func runCLI(t *testing.T, apiURL string, args ...string) (int, string, string) {
@@ -149,7 +125,7 @@ func TestDownload(t *testing.T) {
 			srv := githubtest.New("fluid-os", "fluid")
 			defer srv.Close()
 			srv.AddRelease("v0.9.0", map[string][]byte{"checksums.txt": []byte("old")})
-			srv.AddRelease("v1.0.0", fx.assets)
+			fx.publish(srv)
 			if tt.setup != nil {
 				tt.setup(srv, fx)
 			}
@@ -222,7 +198,7 @@ func TestDownloadFailureLeavesExistingDirClean(t *testing.T) {
 	fx := newFixture(t, s)
 	srv := githubtest.New("fluid-os", "fluid")
 	defer srv.Close()
-	srv.AddRelease("v1.0.0", fx.assets)
+	fx.publish(srv)
 	asset(srv.Release("v1.0.0"), "fluid-pgo.img.zst").Truncate = 10
 	dest := t.TempDir()
 	os.WriteFile(filepath.Join(dest, "mine.txt"), []byte("user file"), 0o644)

@@ -42,7 +42,7 @@ func TestDownloadFailedInstallRestoresUserFiles(t *testing.T) {
 	fx := newFixture(t, newSigner(t))
 	srv := githubtest.New("fluid-os", "fluid")
 	defer srv.Close()
-	srv.AddRelease("v1.0.0", fx.assets)
+	fx.publish(srv)
 	dest := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dest, "manifest.json"), []byte("user-data"), 0o644); err != nil {
 		t.Fatal(err)
@@ -104,7 +104,7 @@ func TestDownloadReplacesUserFilesWithoutLeftovers(t *testing.T) {
 	fx := newFixture(t, newSigner(t))
 	srv := githubtest.New("fluid-os", "fluid")
 	defer srv.Close()
-	srv.AddRelease("v1.0.0", fx.assets)
+	fx.publish(srv)
 	dest := t.TempDir()
 	for _, n := range []string{"manifest.json", "fluid-pgo.img"} {
 		if err := os.WriteFile(filepath.Join(dest, n), []byte("old"), 0o644); err != nil {

@@ -131,7 +131,7 @@ func TestDownloadSignalCleansUp(t *testing.T) {
 		t.Run(strings.Join(names, "+"), func(t *testing.T) {
 			srv := githubtest.New("fluid-os", "fluid")
 			defer srv.Close()
-			srv.AddRelease("v1.0.0", fx.assets)
+			fx.publish(srv)
 			zst := asset(srv.Release("v1.0.0"), "fluid-pgo.img.zst")
 			front, stalled := stallingFront(t, srv, "/storage/"+strconv.FormatInt(zst.ID, 10), zst.Data)
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -16,19 +18,32 @@ func projectPolicy() (release.Policy, error) {
 }
 
 // policyFor returns the keyless policy for repo: the shipped one for the
-// project's repository, the same rules for a fork.
+// project's repository, the same rules for a fork — whose repository and
+// owner IDs fluid cannot know, so a fork's policy does not pin them.
 func policyFor(repo string) (release.Policy, error) {
 	p, err := projectPolicy()
 	if err != nil {
 		return release.Policy{}, err
 	}
 	if repo == "" || repo == p.Repository {
+		if keylessTest != nil && keylessTest.repositoryID != "" {
+			p.RepositoryID, p.OwnerID = keylessTest.repositoryID, keylessTest.ownerID
+		}
 		return p, nil
 	}
 	fork := release.DefaultPolicy(repo)
-	fork.Workflow, fork.RefPrefix, fork.Issuer = p.Workflow, p.RefPrefix, p.Issuer
+	fork.Workflow, fork.TagPattern, fork.Issuer = p.Workflow, p.TagPattern, p.Issuer
 	fork.IdentityRegexp = fork.DeriveIdentityRegexp()
 	return fork, fork.Validate()
+}
+
+// keylessTest lets this package's tests verify bundles of the private test
+// CA (internal/release/releasetest), which has no transparency log, and pin
+// the project policy to the test repository's IDs. Nothing else sets it.
+var keylessTest *struct {
+	noTransparencyLog bool
+	repositoryID      string
+	ownerID           string
 }
 
 // verifierOptions are the flags that choose how signatures are checked.
@@ -36,6 +51,7 @@ type verifierOptions struct {
 	repo        string
 	key         string // --key: cosign public key file
 	trustedRoot string // --trusted-root: Sigstore trusted_root.json (private deployments)
+	stderr      io.Writer
 }
 
 // newVerifier builds the verifier the flags ask for: key-based with --key,
@@ -53,6 +69,17 @@ func newVerifier(o verifierOptions) (*release.Verifier, error) {
 	if err != nil {
 		return nil, err
 	}
+	if proj, _ := projectPolicy(); pol.Repository == proj.Repository && !pol.Pinned() {
+		// The shipped policy: the release job refuses to sign keyless until
+		// it pins the IDs (release.Policy.CheckSigningRepository).
+		return nil, &release.CheckError{Check: release.CheckIdentity, Subject: pol.Repository,
+			Err: errors.New("this fluid's release/policy.json does not pin " + pol.Repository + "'s repository and owner IDs"),
+			Meaning: "no keyless release of " + pol.Repository + " can be checked for a re-created repository, so none is accepted; " +
+				"use the fluid CLI from the release you verify or a newer one (the release job refuses to sign until the IDs are pinned)"}
+	}
+	if !pol.Pinned() && o.stderr != nil {
+		fmt.Fprintf(o.stderr, "fluid: note: --repo %s: the signer is checked by repository name only; fluid cannot know that repository's GitHub IDs, so a repository deleted and re-created under the same name would pass\n", pol.Repository)
+	}
 	var tm root.TrustedMaterial
 	if o.trustedRoot != "" {
 		tr, err := root.NewTrustedRootFromPath(o.trustedRoot)
@@ -69,5 +96,9 @@ func newVerifier(o verifierOptions) (*release.Verifier, error) {
 		}
 		tm = tr
 	}
-	return release.NewKeylessVerifier(pol, release.KeylessOptions{Trusted: tm})
+	opts := release.KeylessOptions{Trusted: tm}
+	if keylessTest != nil {
+		opts.NoTransparencyLog = keylessTest.noTransparencyLog
+	}
+	return release.NewKeylessVerifier(pol, opts)
 }

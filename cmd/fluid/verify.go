@@ -12,6 +12,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/fluid-os/fluid/internal/manifest"
 	"github.com/fluid-os/fluid/internal/release"
 )
 
@@ -25,9 +26,13 @@ func cmdVerify(ctx context.Context, args []string, e env) error {
 	rebuild := fs.Bool("rebuild", false, "rebuild the image from source with the locked toolchain and compare it and its manifest byte for byte (needs a clone of the repository)")
 	source := fs.String("source", ".", "with --rebuild: a clone of the repository holding the commit the image's manifest names")
 	manifestPath := fs.String("manifest", "", "with --rebuild: also compare this manifest.json of the same image (default: manifest.json beside the image, when it describes that image)")
+	version := fs.String("version", "", "require the files to be release `tag` vX.Y.Z: its signed manifest.json must name that version (and, keyless, the certificate that tag and the manifest's commit)")
 	keep := fs.Bool("keep", false, "with --rebuild: keep the rebuilt tree and print where it is")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *version != "" && !release.IsReleaseTag(*version) {
+		return usageError{fmt.Sprintf("--version %q: want a release tag vMAJOR.MINOR.PATCH[-prerelease]", *version)}
 	}
 	if *rebuild {
 		return cmdRebuild(ctx, e, rebuildArgs{source: *source, manifest: *manifestPath, keep: *keep, images: fs.Args()})
@@ -56,7 +61,7 @@ func cmdVerify(ctx context.Context, args []string, e env) error {
 	if *bundlePath == "" {
 		*bundlePath = filepath.Join(filepath.Dir(*sumsPath), release.BundleName)
 	}
-	v, err := newVerifier(verifierOptions{repo: *repo, key: *key, trustedRoot: *troot})
+	v, err := newVerifier(verifierOptions{repo: *repo, key: *key, trustedRoot: *troot, stderr: e.stderr})
 	if err != nil {
 		return err
 	}
@@ -100,6 +105,29 @@ func cmdVerify(ctx context.Context, args []string, e env) error {
 			return err
 		}
 	}
+	// The signed manifest says which release the files are: the one named
+	// with the files, else the one beside checksums.txt when it lists one.
+	manPath := ""
+	for _, f := range direct {
+		if filepath.Base(f) == release.ManifestAsset {
+			manPath = f
+		}
+	}
+	if beside := filepath.Join(filepath.Dir(*sumsPath), release.ManifestAsset); manPath == "" && listed[release.ManifestAsset] != "" {
+		if _, err := os.Stat(beside); err == nil || *version != "" {
+			manPath = beside
+			direct = append(direct, beside)
+		}
+	}
+	if *version != "" {
+		if manPath == "" {
+			return &missingError{path: filepath.Join(filepath.Dir(*sumsPath), release.ManifestAsset), err: os.ErrNotExist,
+				hint: "--version is checked against the release's signed manifest.json; download it from the same release"}
+		}
+		if err := mustExist(manPath, fmt.Sprintf("--version is checked against the release's signed manifest.json; download it from the same release into %s", filepath.Dir(manPath))); err != nil {
+			return err
+		}
+	}
 	// Nothing that looks like success is printed before every check passed:
 	// the signature, each checksum and each decompressed image.
 	res, err := v.VerifyFiles(*sumsPath, *bundlePath, direct)
@@ -111,7 +139,41 @@ func cmdVerify(ctx context.Context, args []string, e env) error {
 			return err
 		}
 	}
+	versionLine := ""
+	if manPath != "" {
+		manData, err := os.ReadFile(manPath)
+		if err != nil {
+			return err
+		}
+		// Offline there is no tag to ask GitHub about: the tag is --version,
+		// else (keyless) the one the certificate names. A key-signed set
+		// without --version has nothing to be checked against: its version
+		// is reported, not checked.
+		tag := *version
+		if tag == "" {
+			tag = res.Signer.Tag
+		}
+		if tag == "" {
+			m, err := manifest.Parse(manData, manPath)
+			if err != nil {
+				return &release.CheckError{Check: release.CheckVersion, Subject: release.ManifestAsset, Err: err,
+					Meaning: "the signed manifest does not say which release it is"}
+			}
+			versionLine = fmt.Sprintf("fluid: note: the signed manifest says version %s, commit %s; pass --version to require a version", m.Version, m.Commit)
+		} else {
+			m, err := release.BindRelease(res.Signer, manData, release.Binding{Tag: tag})
+			if err != nil {
+				return err
+			}
+			versionLine = fmt.Sprintf("fluid: version OK: release %s, built from commit %s", m.Version, m.Commit)
+		}
+	} else if res.Signer.Tag != "" {
+		versionLine = fmt.Sprintf("fluid: note: signed for release %s; without its manifest.json the files' version was not checked", res.Signer.Tag)
+	}
 	fmt.Fprintf(e.stderr, "fluid: signature OK: %s signed by %s\n", *sumsPath, res.Signer)
+	if versionLine != "" {
+		fmt.Fprintln(e.stderr, versionLine)
+	}
 	for _, f := range direct {
 		fmt.Fprintf(e.stdout, "OK  %s\n", f)
 	}

@@ -59,6 +59,13 @@ func (c *Client) FindRelease(ctx context.Context, version string) (*Release, err
 		return nil, err
 	}
 	r := &Release{Tag: rel.GetTagName(), ID: rel.GetID()}
+	if version != "" && version != "latest" && r.Tag != version {
+		// GitHub answers /releases/tags/X with the release of tag X; another
+		// tag is a server that is not GitHub or not honest.
+		return nil, &release.CheckError{Check: release.CheckVersion, Subject: c.Repository() + "@" + version,
+			Err:     fmt.Errorf("asked for release %s, the server answered with release %s", version, r.Tag),
+			Meaning: "the download server is not answering as GitHub does; do not use what it serves"}
+	}
 	// The release object lists at most 30 assets; page through all of them.
 	assets, err := c.listAssets(ctx, r.ID)
 	if err != nil {
@@ -260,4 +267,44 @@ func (p *progressReader) Read(b []byte) (int, error) {
 		p.fn(p.n)
 	}
 	return n, err
+}
+
+// TagCommit returns the commit the tag points at, following annotated tag
+// objects (at most 8 deep, as a tag of a tag of a commit is legal).
+func (c *Client) TagCommit(ctx context.Context, tag string) (string, error) {
+	var ref *gh.Reference
+	err := c.call(ctx, "look up tag "+tag+" of "+c.Repository(), func() (*gh.Response, error) {
+		var resp *gh.Response
+		var err error
+		ref, resp, err = c.gh.Git.GetRef(ctx, c.owner, c.repo, "tags/"+tag)
+		return resp, err
+	})
+	if err != nil {
+		if isNotFound(err) {
+			return "", &release.CheckError{Check: release.CheckVersion, Subject: c.Repository() + "@" + tag,
+				Err:     fmt.Errorf("release %s has no tag %s in %s", tag, tag, c.Repository()),
+				Meaning: "a release whose tag was deleted cannot be tied to its source; do not use it"}
+		}
+		return "", err
+	}
+	typ, sha := ref.GetObject().GetType(), ref.GetObject().GetSHA()
+	for i := 0; typ == "tag" && i < 8; i++ {
+		var obj *gh.Tag
+		err := c.call(ctx, "read tag object "+sha+" of "+c.Repository(), func() (*gh.Response, error) {
+			var resp *gh.Response
+			var err error
+			obj, resp, err = c.gh.Git.GetTag(ctx, c.owner, c.repo, sha)
+			return resp, err
+		})
+		if err != nil {
+			return "", err
+		}
+		typ, sha = obj.GetObject().GetType(), obj.GetObject().GetSHA()
+	}
+	if typ != "commit" || len(sha) != 40 && len(sha) != 64 {
+		return "", &release.CheckError{Check: release.CheckVersion, Subject: c.Repository() + "@" + tag,
+			Err:     fmt.Errorf("tag %s points at a %s %q, not at a commit", tag, typ, sha),
+			Meaning: "release tags point at the commit the release was built from"}
+	}
+	return sha, nil
 }

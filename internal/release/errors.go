@@ -18,6 +18,7 @@ const (
 	CheckIdentity  Check = "identity"  // the signer is this repo's release workflow on a tag
 	CheckIssuer    Check = "issuer"    // the signer's OIDC issuer is GitHub Actions
 	CheckChecksum  Check = "checksum"  // the asset matches checksums.txt
+	CheckVersion   Check = "version"   // the signed files are the release asked for (no replay or downgrade)
 	CheckImage     Check = "image"     // the image decompresses
 )
 

@@ -4,15 +4,38 @@ import (
 	"bytes"
 	"fmt"
 	"text/template"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
 )
 
 // NotesData fills release/notes.md.tmpl.
 type NotesData struct {
-	Tag            string
-	Commit         string
-	Signer         string // e.g. "the release workflow (keyless)" or "a maintainer's key"
-	IdentityRegexp string
-	Issuer         string
+	Tag     string
+	Commit  string
+	Keyless bool   // signed keyless (a certificate in the bundle), else with a key
+	Identity string // keyless: the exact certificate identity for Tag (Policy.IdentityFor)
+	Issuer   string // keyless: the OIDC issuer
+}
+
+// BundleIsKeyless reports whether a Sigstore bundle was signed keyless (it
+// carries a certificate) rather than with a key (a public key hint): the
+// release notes show the command that verifies what was actually made.
+func BundleIsKeyless(bundleJSON []byte) (bool, error) {
+	var b bundle.Bundle
+	if err := b.UnmarshalJSON(bundleJSON); err != nil {
+		return false, fmt.Errorf("read %s: %w", BundleName, err)
+	}
+	vc, err := b.VerificationContent()
+	if err != nil {
+		return false, fmt.Errorf("read %s: %w", BundleName, err)
+	}
+	if vc.Certificate() != nil {
+		return true, nil
+	}
+	if vc.PublicKey() != nil {
+		return false, nil
+	}
+	return false, fmt.Errorf("read %s: the bundle holds neither a certificate nor a public key hint", BundleName)
 }
 
 // RenderNotes renders the release notes template; a field the template names

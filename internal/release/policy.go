@@ -12,16 +12,35 @@ import (
 // Fulcio records in the certificates it issues to workflows.
 const GitHubActionsIssuer = "https://token.actions.githubusercontent.com"
 
+// ReleaseTagPattern is what a release tag looks like: vMAJOR.MINOR.PATCH with
+// an optional -prerelease (semantic versioning, no build metadata). It is
+// matched against the whole tag.
+const ReleaseTagPattern = `v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z][0-9A-Za-z.-]*)?`
+
+var releaseTagRe = regexp.MustCompile(`^` + ReleaseTagPattern + `$`)
+
+// IsReleaseTag reports whether tag looks like a release (ReleaseTagPattern).
+func IsReleaseTag(tag string) bool { return releaseTagRe.MatchString(tag) }
+
 // Policy says whose keyless signature a release must carry: the release
-// workflow of one repository, run for a version tag, authenticated by GitHub
-// Actions' OIDC issuer. release/policy.json holds the project's policy.
+// workflow of one repository — by name and, once pinned, by GitHub's numeric
+// repository and owner IDs, which a repository re-created under the same name
+// does not get — run for a release tag, authenticated by GitHub Actions' OIDC
+// issuer. release/policy.json holds the project's policy.
 type Policy struct {
 	// Repository is "owner/name" on github.com.
 	Repository string `json:"repository"`
+	// RepositoryID and OwnerID are GitHub's numeric IDs of the repository and
+	// of its owner (Fulcio certificate extensions 1.3.6.1.4.1.57264.1.15 and
+	// .17). Both empty: not pinned (a fork given with --repo); the project's
+	// own policy must pin them (Pinned) before a keyless release is signed.
+	RepositoryID string `json:"repository_id"`
+	OwnerID      string `json:"repository_owner_id"`
 	// Workflow is the workflow file's path in the repository.
 	Workflow string `json:"workflow"`
-	// RefPrefix is what the git ref the workflow ran for must start with.
-	RefPrefix string `json:"ref_prefix"`
+	// TagPattern is the regexp a release tag must match in full (without
+	// refs/tags/); ReleaseTagPattern for the project.
+	TagPattern string `json:"tag_pattern"`
 	// Issuer is the required OIDC issuer (certificate extension 1.3.6.1.4.1.57264.1.8 / .1).
 	Issuer string `json:"issuer"`
 	// IdentityRegexp is the certificate identity (SAN URI) pattern, the value
@@ -31,12 +50,13 @@ type Policy struct {
 }
 
 // DefaultPolicy returns the policy for repository ("owner/name"): its
-// .github/workflows/release.yml on a v* tag, issued by GitHub Actions.
+// .github/workflows/release.yml on a release tag, issued by GitHub Actions,
+// with the repository IDs not pinned.
 func DefaultPolicy(repository string) Policy {
 	p := Policy{
 		Repository: repository,
 		Workflow:   ".github/workflows/release.yml",
-		RefPrefix:  "refs/tags/v",
+		TagPattern: ReleaseTagPattern,
 		Issuer:     GitHubActionsIssuer,
 	}
 	p.IdentityRegexp = p.DeriveIdentityRegexp()
@@ -58,15 +78,29 @@ func ParsePolicy(data []byte) (Policy, error) {
 	return p, nil
 }
 
-// Validate checks that every field is set and that IdentityRegexp is the one
-// the other fields derive, so the policy cosign users type and the one fluid
-// enforces cannot drift apart.
+var decimalID = regexp.MustCompile(`^[1-9][0-9]{0,19}$`)
+
+// Validate checks that every field is set, that the IDs are both pinned (as
+// decimal numbers) or both not, and that IdentityRegexp is the one the other
+// fields derive, so the policy cosign users type and the one fluid enforces
+// cannot drift apart.
 func (p Policy) Validate() error {
 	if strings.Count(p.Repository, "/") != 1 || strings.HasPrefix(p.Repository, "/") || strings.HasSuffix(p.Repository, "/") {
 		return fmt.Errorf("verification policy: repository %q must be \"owner/name\"", p.Repository)
 	}
-	if p.Workflow == "" || p.RefPrefix == "" || p.Issuer == "" {
-		return fmt.Errorf("verification policy: workflow, ref_prefix and issuer must all be set")
+	if p.Workflow == "" || p.TagPattern == "" || p.Issuer == "" {
+		return fmt.Errorf("verification policy: workflow, tag_pattern and issuer must all be set")
+	}
+	if (p.RepositoryID == "") != (p.OwnerID == "") {
+		return fmt.Errorf("verification policy: set both repository_id and repository_owner_id, or neither")
+	}
+	for name, id := range map[string]string{"repository_id": p.RepositoryID, "repository_owner_id": p.OwnerID} {
+		if id != "" && !decimalID.MatchString(id) {
+			return fmt.Errorf("verification policy: %s %q is not a GitHub ID (a decimal number, as `gh api repos/%s --jq .id` prints)", name, id, p.Repository)
+		}
+	}
+	if _, err := regexp.Compile("^(" + p.TagPattern + ")$"); err != nil {
+		return fmt.Errorf("verification policy: tag_pattern: %w", err)
 	}
 	if want := p.DeriveIdentityRegexp(); p.IdentityRegexp != want {
 		return fmt.Errorf("verification policy: certificate_identity_regexp is %q but the fields say %q; fix one of them", p.IdentityRegexp, want)
@@ -77,27 +111,44 @@ func (p Policy) Validate() error {
 	return nil
 }
 
+// Pinned reports whether the policy pins the repository and owner IDs.
+func (p Policy) Pinned() bool { return p.RepositoryID != "" && p.OwnerID != "" }
+
 // DeriveIdentityRegexp returns the certificate identity pattern for the
-// policy's repository, workflow and ref prefix.
+// policy's repository, workflow and tag pattern.
 func (p Policy) DeriveIdentityRegexp() string {
-	return "^" + regexp.QuoteMeta("https://github.com/"+p.Repository+"/"+p.Workflow+"@"+p.RefPrefix) + ".*$"
+	return "^" + regexp.QuoteMeta("https://github.com/"+p.Repository+"/"+p.Workflow+"@refs/tags/") + p.TagPattern + "$"
 }
 
-// CheckIdentity checks a certificate's identity (its SAN URI) and OIDC issuer
-// against the policy. The error is a *CheckError naming the first part that
-// did not match: the issuer, the repository, the workflow or the ref.
-func (p Policy) CheckIdentity(san, issuer string) error {
-	if issuer != p.Issuer {
+// IdentityFor is the exact certificate identity of the release workflow run
+// for tag: what cosign verify-blob --certificate-identity takes.
+func (p Policy) IdentityFor(tag string) string {
+	return "https://github.com/" + p.Repository + "/" + p.Workflow + "@refs/tags/" + tag
+}
+
+// MatchTag reports whether tag is a release tag under the policy.
+func (p Policy) MatchTag(tag string) bool {
+	re, err := regexp.Compile("^(" + p.TagPattern + ")$")
+	return err == nil && re.MatchString(tag)
+}
+
+// CheckIdentity checks a signing certificate against the policy: its OIDC
+// issuer, its identity (repository, workflow, and a release tag as the ref),
+// the source repository, ref and commit Fulcio recorded for the run, and the
+// repository and owner IDs when the policy pins them. It fills in id.Tag. The
+// error is a *CheckError naming the first part that did not match.
+func (p Policy) CheckIdentity(id *Identity) error {
+	if id.Issuer != p.Issuer {
 		return &CheckError{Check: CheckIssuer, Subject: ChecksumsName,
-			Err:     fmt.Errorf("certificate issuer is %q, policy requires %q", issuer, p.Issuer),
+			Err:     fmt.Errorf("certificate issuer is %q, policy requires %q", id.Issuer, p.Issuer),
 			Meaning: "the signature was not made by a GitHub Actions workflow; it is not an official release"}
 	}
 	fail := func(format string, args ...any) error {
 		return &CheckError{Check: CheckIdentity, Subject: ChecksumsName,
-			Err:     fmt.Errorf("certificate identity %q: "+format, append([]any{san}, args...)...),
-			Meaning: "the signature is valid but was made by someone other than " + p.Repository + "'s release workflow on a version tag; do not trust these files"}
+			Err:     fmt.Errorf("certificate identity %q: "+format, append([]any{id.SAN}, args...)...),
+			Meaning: "the signature is valid but was made by someone other than " + p.Repository + "'s release workflow on a release tag; do not trust these files"}
 	}
-	u, err := url.Parse(san)
+	u, err := url.Parse(id.SAN)
 	if err != nil || u.Scheme != "https" || u.Host != "github.com" {
 		return fail("is not a https://github.com/ workflow URI")
 	}
@@ -115,15 +166,68 @@ func (p Policy) CheckIdentity(san, issuer string) error {
 	if parts[2] != p.Workflow {
 		return fail("names workflow %s, policy requires %s", parts[2], p.Workflow)
 	}
-	if !strings.HasPrefix(ref, p.RefPrefix) {
-		return fail("names ref %s, policy requires a ref starting with %s (a version tag)", ref, p.RefPrefix)
+	tag, isTag := strings.CutPrefix(ref, "refs/tags/")
+	if !isTag || !p.MatchTag(tag) {
+		return fail("names ref %s, policy requires a release tag refs/tags/vMAJOR.MINOR.PATCH[-prerelease]", ref)
 	}
 	re, err := regexp.Compile(p.IdentityRegexp)
 	if err != nil {
 		return fmt.Errorf("verification policy: %w", err)
 	}
-	if !re.MatchString(san) {
+	if !re.MatchString(id.SAN) {
 		return fail("does not match %s", p.IdentityRegexp)
+	}
+	// What Fulcio recorded about the run, from the OIDC token.
+	if want := "https://github.com/" + p.Repository; id.SourceRepository != want {
+		return fail("was issued for source repository %q, policy requires %s", id.SourceRepository, want)
+	}
+	if id.SourceRef != ref {
+		return fail("was issued for a run of source ref %q, not of the tag %s it names", id.SourceRef, ref)
+	}
+	if !isFullCommit(id.Commit) {
+		return fail("records no source commit (extension 1.3.6.1.4.1.57264.1.13 is %q)", id.Commit)
+	}
+	if p.Pinned() {
+		if id.RepositoryID != p.RepositoryID {
+			return fail("was issued to repository ID %q, policy pins %s's ID %s (a repository deleted and re-created under the same name gets a new ID)", id.RepositoryID, p.Repository, p.RepositoryID)
+		}
+		if id.OwnerID != p.OwnerID {
+			return fail("was issued to owner ID %q, policy pins %s's owner ID %s (an account renamed and its name re-registered gets a new ID)", id.OwnerID, p.Repository, p.OwnerID)
+		}
+	}
+	id.Tag = tag
+	return nil
+}
+
+func isFullCommit(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// CheckSigningRepository is the release job's guard before it signs keyless.
+// In the project's own repository (GITHUB_REPOSITORY is the policy's), the
+// policy must pin the repository and owner IDs and they must be the ones
+// GitHub gives the job (GITHUB_REPOSITORY_ID, GITHUB_REPOSITORY_OWNER_ID):
+// otherwise users' fluid, which checks the certificate's IDs against
+// release/policy.json, would refuse the release. A fork signs for itself;
+// its users verify it with --repo, by name.
+func (p Policy) CheckSigningRepository(getenv func(string) string) error {
+	if getenv("GITHUB_REPOSITORY") != p.Repository {
+		return nil
+	}
+	repoID, ownerID := getenv("GITHUB_REPOSITORY_ID"), getenv("GITHUB_REPOSITORY_OWNER_ID")
+	if !p.Pinned() {
+		return fmt.Errorf("signing: release/policy.json does not pin %s's repository and owner IDs, so fluid would refuse this keyless release; set \"repository_id\": %q and \"repository_owner_id\": %q (this job's GITHUB_REPOSITORY_ID and GITHUB_REPOSITORY_OWNER_ID) and tag again", p.Repository, repoID, ownerID)
+	}
+	if repoID != p.RepositoryID || ownerID != p.OwnerID {
+		return fmt.Errorf("signing: this job runs in repository ID %q, owner ID %q, but release/policy.json pins %s to %s, %s; users' fluid would refuse the release (was the repository re-created?)", repoID, ownerID, p.Repository, p.RepositoryID, p.OwnerID)
 	}
 	return nil
 }

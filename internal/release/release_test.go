@@ -6,9 +6,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/fluid-os/fluid/internal/release/releasetest"
 	relfiles "github.com/fluid-os/fluid/release"
 )
 
@@ -118,24 +120,41 @@ func TestCompressRoundTripDeterministic(t *testing.T) {
 }
 
 // release/policy.json is what SECURITY.md tells cosign users to type and what
-// fluid enforces: it must parse, be the project's default policy, and its
-// regexp must accept the release workflow on a tag and nothing else.
+// fluid enforces: it must parse, be the project's default policy (IDs apart),
+// and its regexp must accept the release workflow on a release tag only.
 func TestProjectPolicyFile(t *testing.T) {
 	p, err := ParsePolicy(relfiles.PolicyJSON())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := DefaultPolicy(p.Repository); p != want {
+	want := DefaultPolicy(p.Repository)
+	want.RepositoryID, want.OwnerID = p.RepositoryID, p.OwnerID
+	if p != want {
 		t.Fatalf("release/policy.json = %+v, want %+v", p, want)
 	}
-	good := "https://github.com/" + p.Repository + "/.github/workflows/release.yml@refs/tags/v0.1.0"
-	if err := p.CheckIdentity(good, GitHubActionsIssuer); err != nil {
-		t.Fatal(err)
+	re := regexp.MustCompile(p.IdentityRegexp)
+	for tag, ok := range map[string]bool{"v0.1.0": true, "v10.20.30": true, "v1.0.0-rc.1": true, "v1": false, "vfoo": false,
+		"v1.2.3.4": false, "v01.2.3": false, "v1.2.3+build": false, "v1.2.3-": false, "nightly": false} {
+		if got := re.MatchString(p.IdentityFor(tag)); got != ok {
+			t.Errorf("identity for tag %s: match %v, want %v", tag, got, ok)
+		}
+		if got := IsReleaseTag(tag); got != ok {
+			t.Errorf("IsReleaseTag(%s) = %v, want %v", tag, got, ok)
+		}
 	}
 	broken := p
 	broken.IdentityRegexp = "^.*$"
 	if err := broken.Validate(); err == nil {
 		t.Fatal("a policy whose regexp disagrees with its fields validated")
+	}
+	half := p
+	half.RepositoryID, half.OwnerID = "123", ""
+	if err := half.Validate(); err == nil || !strings.Contains(err.Error(), "both") {
+		t.Fatalf("a policy pinning only the repository ID validated: %v", err)
+	}
+	half.OwnerID = "12x"
+	if err := half.Validate(); err == nil || !strings.Contains(err.Error(), "not a GitHub ID") {
+		t.Fatalf("a non-numeric owner ID validated: %v", err)
 	}
 	sec, err := os.ReadFile("../../SECURITY.md")
 	if err != nil {
@@ -227,18 +246,49 @@ func TestSigningEnv(t *testing.T) {
 	}
 }
 
+// The notes show the commands that verify what was actually made: a
+// key-signed release's notes the key commands and no keyless identity, a
+// keyless one's the exact certificate identity of its tag.
 func TestRenderNotes(t *testing.T) {
 	p := DefaultPolicy("fluid-os/fluid")
-	out, err := RenderNotes(relfiles.NotesTemplate(), NotesData{Tag: "v1.2.3", Commit: "abc", Signer: "the release workflow", IdentityRegexp: p.IdentityRegexp, Issuer: p.Issuer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, want := range []string{"## Fluid OS v1.2.3", "`abc`", p.IdentityRegexp, "fluid download --version v1.2.3"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("notes lack %q", want)
-		}
+	ca, key := releasetest.NewCA(t), releasetest.NewKey(t)
+	for _, tt := range []struct {
+		name           string
+		bundle         []byte
+		want, wantNot []string
+	}{
+		{name: "keyless", bundle: ca.Sign(t, releasetest.Workflow("fluid-os/fluid", "v1.2.3", testCommit, "", ""), []byte("x")),
+			want:    []string{"release workflow (keyless", "--certificate-identity " + p.IdentityFor("v1.2.3"), "--certificate-oidc-issuer " + p.Issuer},
+			wantNot: []string{"--key", "cosign.pub"}},
+		{name: "key", bundle: key.Sign(t, []byte("x")),
+			want:    []string{"cosign key", "fluid download --version v1.2.3 --key cosign.pub", "cosign verify-blob --key cosign.pub", "--insecure-ignore-tlog"},
+			wantNot: []string{"--certificate-identity", p.Issuer}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			keyless, err := BundleIsKeyless(tt.bundle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := RenderNotes(relfiles.NotesTemplate(), NotesData{Tag: "v1.2.3", Commit: "abc", Keyless: keyless, Identity: p.IdentityFor("v1.2.3"), Issuer: p.Issuer})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range append(tt.want, "## Fluid OS v1.2.3", "`abc`", "sha256sum --strict -c -", `grep -Fx '  "version": "v1.2.3",' manifest.json`) {
+				if !strings.Contains(out, w) {
+					t.Errorf("notes lack %q:\n%s", w, out)
+				}
+			}
+			for _, w := range append(tt.wantNot, "--ignore-missing") {
+				if strings.Contains(out, w) {
+					t.Errorf("notes hold %q:\n%s", w, out)
+				}
+			}
+		})
 	}
 	if _, err := RenderNotes([]byte("{{ .Nope }}"), NotesData{}); err == nil {
 		t.Fatal("unknown field rendered")
+	}
+	if _, err := BundleIsKeyless([]byte("{}")); err == nil {
+		t.Fatal("an empty bundle has a signing mode")
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
@@ -33,7 +34,7 @@ type KeylessOptions struct {
 	// NoTransparencyLog accepts bundles without a Rekor entry and checks the
 	// certificate against the current time instead of a log timestamp. Only
 	// for private trusted roots without a log (tests); releases made by the
-	// workflow always carry a Rekor entry.
+	// workflow always carry a Rekor entry. The certificate still needs an SCT.
 	NoTransparencyLog bool
 }
 
@@ -46,7 +47,10 @@ func NewKeylessVerifier(policy Policy, opts KeylessOptions) (*Verifier, error) {
 	if opts.Trusted == nil {
 		return nil, errors.New("keyless verification needs a trusted root")
 	}
-	var vopts []verify.VerifierOption
+	// As cosign does by default: the certificate must carry a signed
+	// certificate timestamp from a CT log in the trusted root, proof that
+	// Fulcio published it.
+	vopts := []verify.VerifierOption{verify.WithSignedCertificateTimestamps(1)}
 	if opts.NoTransparencyLog {
 		vopts = append(vopts, verify.WithCurrentTime())
 	} else {
@@ -86,13 +90,24 @@ type Identity struct {
 	Key string
 	// SAN and Issuer come from the signing certificate for keyless ones.
 	SAN, Issuer string
+	// Tag is the release tag the certificate's identity names (keyless).
+	Tag string
+	// What Fulcio recorded about the workflow run (keyless): the source
+	// repository URI, the ref and commit it ran for, and GitHub's numeric
+	// repository and owner IDs.
+	SourceRepository, SourceRef, Commit string
+	RepositoryID, OwnerID               string
 }
 
 func (id Identity) String() string {
 	if id.Key != "" {
 		return "key " + id.Key
 	}
-	return id.SAN + " (issuer " + id.Issuer + ")"
+	s := id.SAN + " (issuer " + id.Issuer + ", commit " + id.Commit
+	if id.RepositoryID != "" {
+		s += ", repository ID " + id.RepositoryID
+	}
+	return s + ")"
 }
 
 // VerifyChecksums checks that bundleJSON is a valid Sigstore bundle signing
@@ -128,12 +143,24 @@ func (v *Verifier) VerifyChecksums(bundleJSON, checksums []byte) (Identity, erro
 		return Identity{}, sigFail(errors.New("bundle carries no signing certificate"), "keyless releases are signed with a Fulcio certificate; use --key for key-signed releases")
 	}
 	cert := res.Signature.Certificate
-	id := Identity{SAN: cert.SubjectAlternativeName, Issuer: cert.Issuer}
-	if err := v.policy.CheckIdentity(id.SAN, id.Issuer); err != nil {
+	id := Identity{SAN: cert.SubjectAlternativeName, Issuer: cert.Issuer,
+		SourceRepository: cert.SourceRepositoryURI, SourceRef: cert.SourceRepositoryRef, Commit: cert.SourceRepositoryDigest,
+		RepositoryID: cert.SourceRepositoryIdentifier, OwnerID: cert.SourceRepositoryOwnerIdentifier}
+	if err := v.policy.CheckIdentity(&id); err != nil {
 		return Identity{}, err
 	}
 	// Belt and braces: sigstore-go's own matcher must agree with ours.
-	ci, err := verify.NewShortCertificateIdentity(v.policy.Issuer, "", "", v.policy.IdentityRegexp)
+	san, err := verify.NewSANMatcher("", v.policy.IdentityRegexp)
+	if err != nil {
+		return Identity{}, fmt.Errorf("verification policy: %w", err)
+	}
+	iss, err := verify.NewIssuerMatcher(v.policy.Issuer, "")
+	if err != nil {
+		return Identity{}, fmt.Errorf("verification policy: %w", err)
+	}
+	ext := certificate.Extensions{SourceRepositoryURI: "https://github.com/" + v.policy.Repository,
+		SourceRepositoryRef: "refs/tags/" + id.Tag, SourceRepositoryIdentifier: v.policy.RepositoryID, SourceRepositoryOwnerIdentifier: v.policy.OwnerID}
+	ci, err := verify.NewCertificateIdentity(san, iss, ext)
 	if err != nil {
 		return Identity{}, fmt.Errorf("verification policy: %w", err)
 	}

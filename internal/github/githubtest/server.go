@@ -393,6 +393,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		Body       string `json:"body"`
 		Draft      bool   `json:"draft"`
 		Prerelease bool   `json:"prerelease"`
+		Target     string `json:"target_commitish"`
 	}
 	if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.TagName == "" {
 		writeJSON(w, 422, map[string]string{"message": "Validation Failed"})
@@ -402,6 +403,19 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request) {
 		if rel.Tag == in.TagName {
 			writeJSON(w, 422, map[string]any{"message": "Validation Failed", "errors": []map[string]string{{"resource": "Release", "code": "already_exists", "field": "tag_name"}}})
 			return
+		}
+	}
+	// As GitHub does: a tag that does not exist yet is created at
+	// target_commitish (a branch or a commit; default: the default branch).
+	if _, ok := s.refs["tags/"+in.TagName]; !ok && !in.Draft {
+		target := in.Target
+		if target == "" {
+			target = "main"
+		}
+		if sha, ok := s.refs["heads/"+target]; ok {
+			s.refs["tags/"+in.TagName] = sha
+		} else if s.objectExists(target) {
+			s.refs["tags/"+in.TagName] = target
 		}
 	}
 	rel := &Release{ID: s.id(), Tag: in.TagName, Name: in.Name, Body: in.Body, Draft: in.Draft, Prerelease: in.Prerelease, Created: time.Unix(1700000000+s.nextID, 0)}

@@ -1,0 +1,55 @@
+package release
+
+import (
+	"fmt"
+
+	"github.com/fluid-os/fluid/internal/manifest"
+)
+
+// Binding is what a set of release files must be: the release tag asked for
+// and, when known (from the GitHub API), the commit that tag points at.
+type Binding struct {
+	Tag       string
+	TagCommit string // "" when not known (files verified offline)
+}
+
+// BindRelease checks that verified release files are the release b names and
+// not another one's files replayed under its tag (a downgrade). It runs after
+// the signature and checksum checks, on the signed manifest.json:
+//
+//   - the tag looks like a release (vMAJOR.MINOR.PATCH[-prerelease]);
+//   - the manifest's version is the tag (both signing modes: the manifest is
+//     covered by the signed checksums);
+//   - keyless: the certificate names that tag (refs/tags/<tag>) and the
+//     commit Fulcio recorded for the run is the manifest's commit;
+//   - with b.TagCommit: the tag points at the manifest's commit.
+//
+// It returns the manifest. Errors are *CheckError values with CheckVersion.
+func BindRelease(id Identity, manifestJSON []byte, b Binding) (*manifest.Manifest, error) {
+	fail := func(meaning, format string, args ...any) error {
+		return &CheckError{Check: CheckVersion, Subject: ManifestAsset, Err: fmt.Errorf(format, args...), Meaning: meaning}
+	}
+	const replay = "these are another release's genuine files published under this tag (a replay or downgrade); do not use them"
+	if !IsReleaseTag(b.Tag) {
+		return nil, fail("only vMAJOR.MINOR.PATCH[-prerelease] tags are releases", "release tag %q is not a release version", b.Tag)
+	}
+	m, err := manifest.Parse(manifestJSON, ManifestAsset)
+	if err != nil {
+		return nil, fail("the signed manifest does not say which release it is", "%v", err)
+	}
+	if m.Version != b.Tag {
+		return nil, fail(replay, "manifest.json says the images are version %q, but this is release %s", m.Version, b.Tag)
+	}
+	if id.Key == "" {
+		if id.Tag != b.Tag {
+			return nil, fail(replay, "the signing certificate was issued to the release workflow run for tag %s, but this is release %s", id.Tag, b.Tag)
+		}
+		if id.Commit != m.Commit {
+			return nil, fail(replay, "the signing certificate was issued to a run at commit %s, but manifest.json says the images were built from %s", id.Commit, m.Commit)
+		}
+	}
+	if b.TagCommit != "" && b.TagCommit != m.Commit {
+		return nil, fail(replay, "tag %s points at commit %s, but manifest.json says the images were built from %s", b.Tag, b.TagCommit, m.Commit)
+	}
+	return m, nil
+}

@@ -1,0 +1,88 @@
+package release
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/fluid-os/fluid/internal/manifest"
+)
+
+// Every branch of BindRelease: the checks after the signature that tie the
+// files to the release asked for.
+func TestBindRelease(t *testing.T) {
+	man := func(version, commit string) []byte {
+		m := &manifest.Manifest{Project: "fluid-os", Version: version, Commit: commit, Variant: "pgo"}
+		b, err := m.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	keyless := Identity{SAN: "x", Tag: "v1.2.3", Commit: testCommit}
+	key := Identity{Key: "cosign.pub"}
+	other := "fedcba9876543210fedcba9876543210fedcba98"
+	tests := []struct {
+		name    string
+		id      Identity
+		man     []byte
+		b       Binding
+		wantMsg string
+	}{
+		{name: "keyless, all agree", id: keyless, man: man("v1.2.3", testCommit), b: Binding{Tag: "v1.2.3", TagCommit: testCommit}},
+		{name: "key, all agree", id: key, man: man("v1.2.3", testCommit), b: Binding{Tag: "v1.2.3"}},
+		{name: "not a release tag", id: key, man: man("v1.2.3", testCommit), b: Binding{Tag: "v1.2"}, wantMsg: `release tag "v1.2" is not a release version`},
+		{name: "manifest unreadable", id: key, man: []byte(`{"commit":"x"}`), b: Binding{Tag: "v1.2.3"}, wantMsg: "unsupported manifest schema"},
+		{name: "manifest of another version", id: key, man: man("v1.0.0", testCommit), b: Binding{Tag: "v1.2.3"}, wantMsg: `manifest.json says the images are version "v1.0.0", but this is release v1.2.3`},
+		{name: "certificate for another tag", id: Identity{SAN: "x", Tag: "v1.0.0", Commit: testCommit}, man: man("v1.2.3", testCommit), b: Binding{Tag: "v1.2.3"},
+			wantMsg: "issued to the release workflow run for tag v1.0.0, but this is release v1.2.3"},
+		{name: "certificate for another commit", id: Identity{SAN: "x", Tag: "v1.2.3", Commit: other}, man: man("v1.2.3", testCommit), b: Binding{Tag: "v1.2.3"},
+			wantMsg: "issued to a run at commit " + other},
+		{name: "tag at another commit", id: key, man: man("v1.2.3", testCommit), b: Binding{Tag: "v1.2.3", TagCommit: other},
+			wantMsg: "tag v1.2.3 points at commit " + other},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m, err := BindRelease(tt.id, tt.man, tt.b)
+			if tt.wantMsg == "" {
+				if err != nil || m.Version != tt.b.Tag {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			var ce *CheckError
+			if !errors.As(err, &ce) || ce.Check != CheckVersion || !strings.Contains(err.Error(), tt.wantMsg) {
+				t.Fatalf("err = %v, want a version check naming %q", err, tt.wantMsg)
+			}
+		})
+	}
+}
+
+// The release job's guard: the project's repository signs keyless only with
+// pinned IDs that are its own.
+func TestCheckSigningRepository(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		m := map[string]string{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return func(k string) string { return m[k] }
+	}
+	unpinned := DefaultPolicy("fluid-os/fluid")
+	pinned := unpinned
+	pinned.RepositoryID, pinned.OwnerID = "10", "20"
+	own := env("GITHUB_REPOSITORY", "fluid-os/fluid", "GITHUB_REPOSITORY_ID", "10", "GITHUB_REPOSITORY_OWNER_ID", "20")
+	if err := pinned.CheckSigningRepository(own); err != nil {
+		t.Fatal(err)
+	}
+	if err := unpinned.CheckSigningRepository(own); err == nil || !strings.Contains(err.Error(), `"repository_id": "10"`) {
+		t.Fatalf("unpinned policy: %v", err)
+	}
+	recreated := env("GITHUB_REPOSITORY", "fluid-os/fluid", "GITHUB_REPOSITORY_ID", "11", "GITHUB_REPOSITORY_OWNER_ID", "20")
+	if err := pinned.CheckSigningRepository(recreated); err == nil || !strings.Contains(err.Error(), "re-created") {
+		t.Fatalf("other repository ID: %v", err)
+	}
+	if err := unpinned.CheckSigningRepository(env("GITHUB_REPOSITORY", "someone/fork")); err != nil {
+		t.Fatalf("a fork must sign for itself: %v", err)
+	}
+}
