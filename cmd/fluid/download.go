@@ -37,8 +37,21 @@ func cmdDownload(ctx context.Context, args []string, e env) error {
 	key := fs.String("key", "", "verify with this cosign public `key` instead of keyless (for key-signed releases)")
 	img := fs.String("image", "pgo", "which image: pgo or baseline")
 	troot := fs.String("trusted-root", "", "Sigstore trusted_root.json `file` (private Sigstore deployments; default: public-good via TUF)")
+	timeout := fs.Duration("timeout", 0, "give up after this `duration` in all (e.g. 30m; default: no overall limit)")
+	stall := fs.Duration("stall-timeout", ghc.DefaultStallTimeout, "give up on a download that delivers no data for this `duration` (0: wait forever)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *timeout < 0 || *stall < 0 {
+		return usageError{"--timeout and --stall-timeout take a duration >= 0, e.g. 30m or 90s"}
+	}
+	if *stall == 0 {
+		*stall = -1 // the client's "disabled"
+	}
+	if *timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, *timeout, &overallTimeout{*timeout})
+		defer cancel()
 	}
 	if fs.NArg() != 0 {
 		return usageError{"download takes no file arguments"}
@@ -47,7 +60,7 @@ func cmdDownload(ctx context.Context, args []string, e env) error {
 	if !ok {
 		return usageError{fmt.Sprintf("--image %q: want pgo or baseline", *img)}
 	}
-	client, err := ghc.New(*repo, ghc.Options{Token: e.getenv("GITHUB_TOKEN"), APIURL: e.getenv("GITHUB_API_URL"), Log: e.stderr})
+	client, err := ghc.New(*repo, ghc.Options{Token: e.getenv("GITHUB_TOKEN"), APIURL: e.getenv("GITHUB_API_URL"), Log: e.stderr, StallTimeout: *stall})
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -65,6 +78,11 @@ func cmdDownload(ctx context.Context, args []string, e env) error {
 	}
 	return nil
 }
+
+// overallTimeout is the cause of the context's end when --timeout ran out.
+type overallTimeout struct{ d time.Duration }
+
+func (o *overallTimeout) Error() string { return fmt.Sprintf("gave up after --timeout %s", o.d) }
 
 type downloader struct {
 	client   *ghc.Client
@@ -122,6 +140,12 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 		var ie *installError
 		if errors.As(err, &ie) {
 			return // it says what the destination holds
+		}
+		var ot *overallTimeout
+		if errors.As(context.Cause(ctx), &ot) {
+			err = &release.CheckError{Check: release.CheckNetwork, Subject: d.client.Repository(), Err: ot,
+				Meaning: "nothing was verified or kept in " + dest + "; run it again, with a longer --timeout on a slow connection"}
+			return
 		}
 		if code, ok := interruptedCode(ctx); ok {
 			err = &exitError{code: code, err: fmt.Errorf("interrupted (%v): the partial download was removed; nothing was written to %s", context.Cause(ctx), dest)}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fluid-os/fluid/internal/github/githubtest"
 	"github.com/fluid-os/fluid/internal/manifest"
@@ -249,5 +250,62 @@ func TestKeylessRefusedWhileProjectPolicyUnpinned(t *testing.T) {
 	code, _, stderr := runCLI(t, w.srv.APIURL(), append([]string{"download", "--version", "v1.0.0", "-o", dest}, w.flags...)...)
 	if code != exitRefused || !strings.Contains(stderr, "does not pin fluid-os/fluid's repository and owner IDs") {
 		t.Fatalf("exit %d:\n%s", code, stderr)
+	}
+}
+
+// --stall-timeout and --timeout bound a download whose server stops sending:
+// exit 4 (no verdict), nothing left behind, the flag named.
+func TestDownloadTimeoutFlags(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		flags   []string
+		wantMsg string
+	}{
+		{name: "stall", flags: []string{"--stall-timeout", "300ms"}, wantMsg: "the download stalled: no data for 300ms"},
+		{name: "overall", flags: []string{"--stall-timeout", "0", "--timeout", "500ms"}, wantMsg: "gave up after --timeout 500ms"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newReplayWorld(t, false)
+			a := asset(w.srv.Release("v1.0.0"), "fluid-pgo.img.zst")
+			a.StallAfter = len(a.Data) / 2
+			dest := filepath.Join(t.TempDir(), "out")
+			start := time.Now()
+			code, _, stderr := runCLI(t, w.srv.APIURL(), append(append([]string{"download", "--version", "v1.0.0", "-o", dest}, w.flags...), tt.flags...)...)
+			if code != exitNetwork || !strings.Contains(stderr, tt.wantMsg) {
+				t.Fatalf("exit %d, want %d naming %q:\n%s", code, exitNetwork, tt.wantMsg, stderr)
+			}
+			if el := time.Since(start); el > 20*time.Second {
+				t.Fatalf("gave up only after %s", el)
+			}
+			if _, err := os.Stat(dest); !os.IsNotExist(err) {
+				t.Fatalf("%s left behind", dest)
+			}
+		})
+	}
+	w := newReplayWorld(t, false)
+	if code, _, _ := runCLI(t, w.srv.APIURL(), "download", "--timeout", "-1s"); code != exitUsage {
+		t.Fatalf("--timeout -1s: exit %d", code)
+	}
+}
+
+// An older genuine release marked latest (make_latest) is a downgrade for
+// --version latest: refused, naming the newer release.
+func TestDownloadRefusesOlderLatest(t *testing.T) {
+	for _, mode := range []string{"key", "keyless"} {
+		t.Run(mode, func(t *testing.T) {
+			w := newReplayWorld(t, mode == "keyless")
+			w.srv.SetRef("tags/v2.0.0", replayCommit2)
+			w.srv.AddRelease("v2.0.0", w.v2)
+			dest := filepath.Join(t.TempDir(), "out")
+			if code, _, stderr := runCLI(t, w.srv.APIURL(), append([]string{"download", "-o", dest}, w.flags...)...); code != 0 || !strings.Contains(stderr, "release v2.0.0") {
+				t.Fatalf("latest = v2.0.0: exit %d\n%s", code, stderr)
+			}
+			w.srv.Release("v1.0.0").MakeLatest = true
+			dest = filepath.Join(t.TempDir(), "out")
+			code, _, stderr := runCLI(t, w.srv.APIURL(), append([]string{"download", "-o", dest}, w.flags...)...)
+			if code != exitRefused || !strings.Contains(stderr, "the release marked latest is v1.0.0, but v2.0.0 is published") {
+				t.Fatalf("old release marked latest: exit %d\n%s", code, stderr)
+			}
+		})
 	}
 }

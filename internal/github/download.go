@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"time"
 
 	gh "github.com/google/go-github/v60/github"
+	"golang.org/x/mod/semver"
 
 	"github.com/fluid-os/fluid/internal/release"
 )
@@ -59,6 +61,11 @@ func (c *Client) FindRelease(ctx context.Context, version string) (*Release, err
 		return nil, err
 	}
 	r := &Release{Tag: rel.GetTagName(), ID: rel.GetID()}
+	if version == "" || version == "latest" {
+		if err := c.checkLatest(ctx, r.Tag); err != nil {
+			return nil, err
+		}
+	}
 	if version != "" && version != "latest" && r.Tag != version {
 		// GitHub answers /releases/tags/X with the release of tag X; another
 		// tag is a server that is not GitHub or not honest.
@@ -307,4 +314,35 @@ func (c *Client) TagCommit(ctx context.Context, tag string) (string, error) {
 			Meaning: "release tags point at the commit the release was built from"}
 	}
 	return sha, nil
+}
+
+// checkLatest refuses a "latest" release older than another published
+// release: whoever can edit releases can mark an old one latest (the API's
+// make_latest), and fluid would install the old version as the newest. It
+// compares the release tags (vMAJOR.MINOR.PATCH) of the newest 100 releases,
+// drafts and prereleases left out.
+func (c *Client) checkLatest(ctx context.Context, latest string) error {
+	var rels []*gh.RepositoryRelease
+	err := c.call(ctx, "list releases of "+c.Repository(), func() (*gh.Response, error) {
+		var resp *gh.Response
+		var err error
+		rels, resp, err = c.gh.Repositories.ListReleases(ctx, c.owner, c.repo, &gh.ListOptions{PerPage: 100})
+		return resp, err
+	})
+	if err != nil {
+		return err
+	}
+	lv := "v" + strings.TrimPrefix(latest, "v")
+	for _, r := range rels {
+		tag := r.GetTagName()
+		if r.GetDraft() || r.GetPrerelease() || !release.IsReleaseTag(tag) || !semver.IsValid(lv) {
+			continue
+		}
+		if semver.Compare(tag, lv) > 0 {
+			return &release.CheckError{Check: release.CheckVersion, Subject: c.Repository() + "@latest",
+				Err:     fmt.Errorf("the release marked latest is %s, but %s is published", latest, tag),
+				Meaning: "an older release marked latest would be installed as the newest (a downgrade); pass --version with the release you want"}
+		}
+	}
+	return nil
 }

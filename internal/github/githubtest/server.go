@@ -82,6 +82,9 @@ type Release struct {
 	Draft      bool
 	Prerelease bool
 	Created    time.Time
+	// MakeLatest marks the release as the repository's latest whatever its
+	// date, as the API's make_latest: "true" does.
+	MakeLatest bool
 	Assets     []*Asset
 }
 
@@ -294,6 +297,11 @@ func (s *Server) serveReleases(w http.ResponseWriter, r *http.Request, parts []s
 		var best *Release
 		for _, rel := range s.releases {
 			if !rel.Draft && !rel.Prerelease && (best == nil || rel.Created.After(best.Created)) {
+				best = rel
+			}
+		}
+		for _, rel := range s.releases {
+			if rel.MakeLatest && !rel.Draft && !rel.Prerelease {
 				best = rel
 			}
 		}
