@@ -346,3 +346,23 @@ func (c *Client) checkLatest(ctx context.Context, latest string) error {
 	}
 	return nil
 }
+
+// RepositoryIDs returns GitHub's numeric IDs of the repository and of its
+// owner, which Fulcio records in a workflow's signing certificate
+// (release.Policy pins them).
+func (c *Client) RepositoryIDs(ctx context.Context) (repoID, ownerID int64, err error) {
+	var r *gh.Repository
+	err = c.call(ctx, "look up repository "+c.Repository(), func() (*gh.Response, error) {
+		var resp *gh.Response
+		var err error
+		r, resp, err = c.gh.Repositories.Get(ctx, c.owner, c.repo)
+		return resp, err
+	})
+	if err != nil {
+		return 0, 0, err
+	}
+	if r.GetID() <= 0 || r.GetOwner().GetID() <= 0 || !strings.EqualFold(r.GetFullName(), c.Repository()) {
+		return 0, 0, fmt.Errorf("look up repository %s: the answer names %q (ID %d, owner ID %d), not this repository", c.Repository(), r.GetFullName(), r.GetID(), r.GetOwner().GetID())
+	}
+	return r.GetID(), r.GetOwner().GetID(), nil
+}

@@ -525,3 +525,20 @@ func TestDownloadSlowButSteadyIsNoStall(t *testing.T) {
 	}
 	t.Logf("took %s", time.Since(start).Round(time.Millisecond))
 }
+
+// RepositoryIDs returns what GET /repos/{owner}/{repo} says; another
+// repository's server gives other IDs.
+func TestRepositoryIDs(t *testing.T) {
+	srv := githubtest.New("fluid-os", "fluid")
+	defer srv.Close()
+	c := newClient(t, srv, nil, nil)
+	rid, oid, err := c.RepositoryIDs(context.Background())
+	if err != nil || rid != srv.RepositoryID() || oid != srv.OwnerID() {
+		t.Fatalf("IDs %d, %d, %v; want %d, %d", rid, oid, err, srv.RepositoryID(), srv.OwnerID())
+	}
+	other := githubtest.New("fluid-os", "fluid2")
+	defer other.Close()
+	if other.RepositoryID() == rid {
+		t.Fatal("two repositories share an ID")
+	}
+}

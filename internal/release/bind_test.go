@@ -1,7 +1,10 @@
 package release
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -84,5 +87,34 @@ func TestCheckSigningRepository(t *testing.T) {
 	}
 	if err := unpinned.CheckSigningRepository(env("GITHUB_REPOSITORY", "someone/fork")); err != nil {
 		t.Fatalf("a fork must sign for itself: %v", err)
+	}
+}
+
+// PinPolicyFile writes the IDs GitHub gives into policy.json, in the form
+// committed (TestProjectPolicyFile checks the file is in that form), and
+// refuses to overwrite different pinned IDs.
+func TestPinPolicyFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "policy.json")
+	data, err := DefaultPolicy("fluid-os/fluid").Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(p, data, 0o644)
+	got, err := PinPolicyFile(p, 123, 456)
+	if err != nil || got.RepositoryID != "123" || got.OwnerID != "456" {
+		t.Fatalf("pin: %+v %v", got, err)
+	}
+	back, _ := os.ReadFile(p)
+	if pol, err := ParsePolicy(back); err != nil || !pol.Pinned() {
+		t.Fatalf("pinned file does not parse as pinned: %v\n%s", err, back)
+	}
+	if _, err := PinPolicyFile(p, 123, 456); err != nil {
+		t.Fatalf("pinning the same IDs again: %v", err)
+	}
+	if _, err := PinPolicyFile(p, 999, 456); err == nil || !strings.Contains(err.Error(), "re-created") {
+		t.Fatalf("re-pinning another repository ID: %v", err)
+	}
+	if now, _ := os.ReadFile(p); !bytes.Equal(now, back) {
+		t.Fatal("a refused pin changed the file")
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -230,4 +232,46 @@ func (p Policy) CheckSigningRepository(getenv func(string) string) error {
 		return fmt.Errorf("signing: this job runs in repository ID %q, owner ID %q, but release/policy.json pins %s to %s, %s; users' fluid would refuse the release (was the repository re-created?)", repoID, ownerID, p.Repository, p.RepositoryID, p.OwnerID)
 	}
 	return nil
+}
+
+// Marshal returns the policy as release/policy.json holds it: indented
+// JSON in field order, with a final newline.
+func (p Policy) Marshal() ([]byte, error) {
+	b, err := json.MarshalIndent(p, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}
+
+// PinPolicyFile sets the repository and owner IDs in the policy file at path
+// (release/policy.json), as GitHub gives them for the policy's repository,
+// and rewrites it atomically. It refuses to change IDs already pinned to
+// other values: a repository whose IDs changed was re-created, and that is a
+// decision for a maintainer to make by editing the file, not for a tool.
+func PinPolicyFile(path string, repoID, ownerID int64) (Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Policy{}, fmt.Errorf("pin policy: %w", err)
+	}
+	p, err := ParsePolicy(data)
+	if err != nil {
+		return Policy{}, fmt.Errorf("pin policy %s: %w", path, err)
+	}
+	rid, oid := strconv.FormatInt(repoID, 10), strconv.FormatInt(ownerID, 10)
+	if p.Pinned() && (p.RepositoryID != rid || p.OwnerID != oid) {
+		return Policy{}, fmt.Errorf("pin policy: %s pins %s to repository ID %s, owner ID %s, but GitHub now says %s, %s: the repository or its owner was re-created; if that is intended, edit %s by hand", path, p.Repository, p.RepositoryID, p.OwnerID, rid, oid, path)
+	}
+	p.RepositoryID, p.OwnerID = rid, oid
+	if err := p.Validate(); err != nil {
+		return Policy{}, fmt.Errorf("pin policy: %w", err)
+	}
+	out, err := p.Marshal()
+	if err != nil {
+		return Policy{}, err
+	}
+	if err := WriteFileAtomic(path, out); err != nil {
+		return Policy{}, err
+	}
+	return p, nil
 }

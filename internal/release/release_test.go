@@ -132,6 +132,9 @@ func TestProjectPolicyFile(t *testing.T) {
 	if p != want {
 		t.Fatalf("release/policy.json = %+v, want %+v", p, want)
 	}
+	if canon, _ := p.Marshal(); !bytes.Equal(canon, relfiles.PolicyJSON()) {
+		t.Fatalf("release/policy.json is not in the form `go tool mage pinPolicy` writes:\n%s", canon)
+	}
 	re := regexp.MustCompile(p.IdentityRegexp)
 	for tag, ok := range map[string]bool{"v0.1.0": true, "v10.20.30": true, "v1.0.0-rc.1": true, "v1": false, "vfoo": false,
 		"v1.2.3.4": false, "v01.2.3": false, "v1.2.3+build": false, "v1.2.3-": false, "nightly": false} {

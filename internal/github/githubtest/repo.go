@@ -493,11 +493,23 @@ func nodeID(kind string, id any) string {
 
 func (s *Server) repoJSON() map[string]any {
 	return map[string]any{
-		"id": 1, "node_id": nodeID("Repository", s.Owner+"/"+s.Repo), "name": s.Repo, "full_name": s.Owner + "/" + s.Repo,
+		"id": s.RepositoryID(), "node_id": nodeID("Repository", s.Owner+"/"+s.Repo), "name": s.Repo, "full_name": s.Owner + "/" + s.Repo,
 		"owner": userJSON(s.Owner), "private": false, "html_url": "https://github.com/" + s.Owner + "/" + s.Repo,
 		"url": s.URL + "/repos/" + s.Owner + "/" + s.Repo, "default_branch": "main",
 	}
 }
+
+// RepositoryID is the repository's numeric ID (as GET /repos/{owner}/{repo}
+// and a workflow's GITHUB_REPOSITORY_ID give it): derived from owner/name, so
+// a server for another name has another ID. The owner's ID is its user ID.
+func (s *Server) RepositoryID() int64 {
+	h := fnv.New32a()
+	h.Write([]byte("repository " + s.Owner + "/" + s.Repo))
+	return int64(h.Sum32())
+}
+
+// OwnerID is the owner's numeric ID (GITHUB_REPOSITORY_OWNER_ID).
+func (s *Server) OwnerID() int64 { return userJSON(s.Owner)["id"].(int64) }
 
 func userJSON(login string) map[string]any {
 	if login == botLogin {

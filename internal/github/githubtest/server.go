@@ -233,6 +233,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	prefix := "/repos/" + s.Owner + "/" + s.Repo + "/"
+	if r.URL.Path == strings.TrimSuffix(prefix, "/") && r.Method == http.MethodGet {
+		writeJSON(w, http.StatusOK, s.repoJSON()) // GET /repos/{owner}/{repo}
+		return
+	}
 	if !strings.HasPrefix(r.URL.Path, prefix) {
 		s.notServed(w, r)
 		return
