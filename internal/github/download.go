@@ -276,6 +276,9 @@ func (p *progressReader) Read(b []byte) (int, error) {
 	return n, err
 }
 
+// ErrNoTag is wrapped by TagCommit's error when the tag does not exist.
+var ErrNoTag = errors.New("no such tag")
+
 // TagCommit returns the commit the tag points at, following annotated tag
 // objects (at most 8 deep, as a tag of a tag of a commit is legal).
 func (c *Client) TagCommit(ctx context.Context, tag string) (string, error) {
@@ -289,7 +292,7 @@ func (c *Client) TagCommit(ctx context.Context, tag string) (string, error) {
 	if err != nil {
 		if isNotFound(err) {
 			return "", &release.CheckError{Check: release.CheckVersion, Subject: c.Repository() + "@" + tag,
-				Err:     fmt.Errorf("release %s has no tag %s in %s", tag, tag, c.Repository()),
+				Err:     fmt.Errorf("release %s has no tag %s in %s: %w", tag, tag, c.Repository(), ErrNoTag),
 				Meaning: "a release whose tag was deleted cannot be tied to its source; do not use it"}
 		}
 		return "", err

@@ -542,3 +542,32 @@ func TestRepositoryIDs(t *testing.T) {
 		t.Fatal("two repositories share an ID")
 	}
 }
+
+// With Commit, Publish ties the release to the built commit: a missing tag
+// is created there (not at main's head), a tag elsewhere stops it before
+// anything is created or uploaded.
+func TestPublishTagAtBuiltCommit(t *testing.T) {
+	built, other := strings.Repeat("b", 40), strings.Repeat("a", 40)
+	srv := githubtest.New("fluid-os", "fluid")
+	defer srv.Close()
+	srv.SeedCommit(built, map[string][]byte{"a": []byte("built")})
+	srv.SeedCommit(other, map[string][]byte{"a": []byte("main")})
+	srv.SetRef("heads/main", other)
+	c := newClient(t, srv, &noSleep{}, nil)
+	assets := writeAssets(t, map[string]string{"checksums.txt": "sums"})
+	ctx := context.Background()
+	if _, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v1.0.0", Assets: assets, Commit: built}); err != nil {
+		t.Fatal(err)
+	}
+	if at, _ := srv.Ref("tags/v1.0.0"); at != built {
+		t.Fatalf("tag created at %q, want the built commit %s", at, built)
+	}
+	srv.SetRef("tags/v2.0.0", other)
+	_, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v2.0.0", Assets: assets, Commit: built})
+	if err == nil || !strings.Contains(err.Error(), "tag v2.0.0 in fluid-os/fluid points at commit "+other+", but the release was built from "+built) {
+		t.Fatalf("tag at another commit: %v", err)
+	}
+	if srv.Release("v2.0.0") != nil {
+		t.Fatal("a release was created for a tag at another commit")
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -24,6 +25,12 @@ type PublishOptions struct {
 	Draft      bool     // create as a draft
 	Prerelease bool     // mark as a prerelease
 	Assets     []string // paths of the files to attach; names are their base names
+	// Commit is the full commit the assets were built from. When set, the
+	// tag must point at it — or not exist yet, and then GitHub creates it
+	// there (target_commitish), not at the default branch's head — so that
+	// fluid download, which checks the signed manifest's commit against the
+	// tag, accepts the release.
+	Commit string
 	// DryRun makes no change: it reads the release (when it can) and prints
 	// what it would do to Out.
 	DryRun bool
@@ -87,6 +94,18 @@ func (c *Client) Publish(ctx context.Context, opts PublishOptions) (*PublishResu
 	}
 	res := &PublishResult{}
 
+	if opts.Commit != "" {
+		at, err := c.TagCommit(ctx, opts.Tag)
+		switch {
+		case err == nil && at != opts.Commit:
+			return nil, fmt.Errorf("publish: tag %s in %s points at commit %s, but the release was built from %s; users' fluid would refuse it (push the tag at the built commit, or rebuild at the tag)", opts.Tag, c.Repository(), at, opts.Commit)
+		case err != nil && !errors.Is(err, ErrNoTag):
+			return nil, err
+		case err != nil:
+			say("tag %s does not exist in %s yet: it is created at %s", opts.Tag, c.Repository(), opts.Commit)
+		}
+	}
+
 	rel, err := c.releaseForPublish(ctx, opts.Tag)
 	if err != nil {
 		return nil, err
@@ -103,6 +122,9 @@ func (c *Client) Publish(ctx context.Context, opts PublishOptions) (*PublishResu
 		}
 		want := &gh.RepositoryRelease{TagName: gh.String(opts.Tag), Name: gh.String(name), Body: gh.String(opts.Body),
 			Draft: gh.Bool(opts.Draft), Prerelease: gh.Bool(opts.Prerelease)}
+		if opts.Commit != "" {
+			want.TargetCommitish = gh.String(opts.Commit)
+		}
 		if err := c.call(ctx, "create release "+opts.Tag, func() (*gh.Response, error) {
 			var resp *gh.Response
 			var err error
