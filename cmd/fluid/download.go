@@ -64,7 +64,7 @@ func cmdDownload(ctx context.Context, args []string, e env) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
-	v, err := newVerifier(verifierOptions{repo: *repo, key: *key, trustedRoot: *troot, stderr: e.stderr})
+	v, err := newVerifier(verifierOptions{repo: *repo, key: *key, trustedRoot: *troot, stderr: e.stderr, ctx: ctx})
 	if err != nil {
 		return err
 	}
@@ -102,9 +102,17 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 	compressed := imgName + release.CompressedExt
 	// Every asset must exist before anything is fetched.
 	need := []string{release.ChecksumsName, release.BundleName, compressed, manifestName}
+	// ... and no larger than such an asset can be: the server's declared
+	// size is what each download is held to.
+	limits := map[string]int64{release.ChecksumsName: maxSmallAsset, release.BundleName: maxSmallAsset, manifestName: maxSmallAsset, compressed: release.MaxImageSize}
 	for _, n := range need {
-		if _, err := rel.Asset(n); err != nil {
+		a, err := rel.Asset(n)
+		if err != nil {
 			return nil, err
+		}
+		if a.GetSize() > int(limits[n]) || a.GetSize() < 0 {
+			return nil, &release.CheckError{Check: release.CheckAsset, Subject: n,
+				Err: fmt.Errorf("is %d bytes by the release's account, more than the %d a Fluid OS %s can be", a.GetSize(), limits[n], n), Meaning: "this is not a Fluid OS release asset; nothing was downloaded"}
 		}
 	}
 

@@ -5,7 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-		"os"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/tuf"
+	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 
 	"github.com/fluid-os/fluid/internal/release"
 	relfiles "github.com/fluid-os/fluid/release"
@@ -25,7 +31,8 @@ func policyFor(repo string) (release.Policy, error) {
 	if err != nil {
 		return release.Policy{}, err
 	}
-	if repo == "" || repo == p.Repository {
+	// GitHub's names are case-insensitive: FLUID-OS/fluid is the project.
+	if repo == "" || strings.EqualFold(repo, p.Repository) {
 		if keylessTest != nil && keylessTest.repositoryID != "" {
 			p.RepositoryID, p.OwnerID = keylessTest.repositoryID, keylessTest.ownerID
 		}
@@ -52,6 +59,47 @@ type verifierOptions struct {
 	key         string // --key: cosign public key file
 	trustedRoot string // --trusted-root: Sigstore trusted_root.json (private deployments)
 	stderr      io.Writer
+	ctx         context.Context // bounds the trusted-root fetch (signals, --timeout)
+}
+
+// tufTestMirror, set only by this package's tests, points the TUF fetch at a
+// local mirror.
+var tufTestMirror string
+
+// tufTimeout bounds each request of the trusted-root fetch.
+const tufTimeout = 60 * time.Second
+
+// fetchTrustedRoot fetches Sigstore's public-good trusted root through TUF
+// (cached in ~/.sigstore), each request bounded by tufTimeout, the whole by
+// ctx: sigstore-go's fetch takes no context, so it runs aside and is
+// abandoned when ctx ends.
+func fetchTrustedRoot(ctx context.Context) (*root.TrustedRoot, error) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	opts := tuf.DefaultOptions().WithContext(ctx)
+	if tufTestMirror != "" {
+		opts.RepositoryBaseURL = tufTestMirror
+	}
+	opts.Fetcher = fetcher.NewDefaultFetcher().NewFetcherWithHTTPClient(&http.Client{
+		Timeout:   tufTimeout,
+		Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSHandshakeTimeout: 30 * time.Second, ResponseHeaderTimeout: tufTimeout},
+	})
+	type result struct {
+		tr  *root.TrustedRoot
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		tr, err := root.FetchTrustedRootWithOptions(opts)
+		done <- result{tr, err}
+	}()
+	select {
+	case r := <-done:
+		return r.tr, r.err
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
 }
 
 // newVerifier builds the verifier the flags ask for: key-based with --key,
@@ -88,7 +136,7 @@ func newVerifier(o verifierOptions) (*release.Verifier, error) {
 		}
 		tm = tr
 	} else {
-		tr, err := root.FetchTrustedRoot()
+		tr, err := fetchTrustedRoot(o.ctx)
 		if err != nil {
 			return nil, &release.CheckError{Check: release.CheckNetwork, Subject: "Sigstore trusted root",
 				Err:     err,

@@ -35,6 +35,13 @@ func cmdVerify(ctx context.Context, args []string, e env) error {
 		return usageError{fmt.Sprintf("--version %q: want a release tag vMAJOR.MINOR.PATCH[-prerelease]", *version)}
 	}
 	if *rebuild {
+		// --rebuild compares bytes with a rebuild; it checks no signature and
+		// no version, so flags that ask for those would be silently ignored.
+		for name, set := range map[string]bool{"--version": *version != "", "--key": *key != "", "--checksums": *sumsPath != "", "--bundle": *bundlePath != "", "--trusted-root": *troot != ""} {
+			if set {
+				return usageError{fmt.Sprintf("%s has no effect with --rebuild, which compares the image with a rebuild from source and checks no signature or version; run fluid verify %s FILE first, then fluid verify --rebuild", name, name)}
+			}
+		}
 		return cmdRebuild(ctx, e, rebuildArgs{source: *source, manifest: *manifestPath, keep: *keep, images: fs.Args()})
 	}
 	var files []string
@@ -61,7 +68,7 @@ func cmdVerify(ctx context.Context, args []string, e env) error {
 	if *bundlePath == "" {
 		*bundlePath = filepath.Join(filepath.Dir(*sumsPath), release.BundleName)
 	}
-	v, err := newVerifier(verifierOptions{repo: *repo, key: *key, trustedRoot: *troot, stderr: e.stderr})
+	v, err := newVerifier(verifierOptions{repo: *repo, key: *key, trustedRoot: *troot, stderr: e.stderr, ctx: ctx})
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -136,11 +137,16 @@ func New(repository string, opts Options) (*Client, error) {
 			ResponseHeaderTimeout: 60 * time.Second,
 		}}
 	}
+	stall := opts.StallTimeout
+	if stall == 0 {
+		stall = DefaultStallTimeout
+	}
 	// go-github reads API answers whole: give it a client whose transport
-	// caps them. Asset bodies (Accept: application/octet-stream) are
-	// bounded by DownloadAsset itself, by the asset's declared size.
+	// caps them and gives up on one that stalls. Asset bodies (Accept:
+	// application/octet-stream, answered 2xx) are bounded by DownloadAsset
+	// itself, by the asset's declared size and its own stall watchdog.
 	capped := *hc
-	capped.Transport = &capTransport{base: hc.Transport, max: MaxAPIResponse}
+	capped.Transport = &capTransport{base: hc.Transport, max: MaxAPIResponse, stall: stall}
 	c := gh.NewClient(&capped)
 	if opts.Token != "" {
 		c = c.WithAuthToken(opts.Token)
@@ -166,19 +172,19 @@ func New(repository string, opts Options) (*Client, error) {
 	if log == nil {
 		log = io.Discard
 	}
-	stall := opts.StallTimeout
-	if stall == 0 {
-		stall = DefaultStallTimeout
-	}
 	return &Client{gh: c, http: hc, owner: owner, repo: name, retry: opts.Retry.withDefaults(), log: log, apiHost: c.BaseURL.Host,
 		stall: stall, deadline: opts.DownloadTimeout}, nil
 }
 
-// capTransport limits the body of every answer to a request that does not
-// ask for application/octet-stream to max bytes.
+// capTransport limits the body of every API answer to max bytes and fails
+// one that delivers no byte for stall (when > 0). An asset body (a request
+// for application/octet-stream answered 2xx) is left to DownloadAsset; an
+// error answer to such a request is an API answer like any other (go-github
+// reads it whole).
 type capTransport struct {
-	base http.RoundTripper
-	max  int64
+	base  http.RoundTripper
+	max   int64
+	stall time.Duration
 }
 
 func (t *capTransport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -187,10 +193,20 @@ func (t *capTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		base = http.DefaultTransport
 	}
 	resp, err := base.RoundTrip(req)
-	if err != nil || resp.Body == nil || req.Header.Get("Accept") == "application/octet-stream" {
+	if err != nil || resp.Body == nil {
 		return resp, err
 	}
-	resp.Body = &cappedBody{rc: resp.Body, left: t.max, max: t.max, what: req.Method + " " + req.URL.Redacted()}
+	if req.Header.Get("Accept") == "application/octet-stream" && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp, nil
+	}
+	what := req.Method + " " + req.URL.Redacted()
+	b := &cappedBody{rc: resp.Body, left: t.max, max: t.max, what: what}
+	if t.stall > 0 {
+		// Closing the body from the timer unblocks a Read waiting on it.
+		b.stall = t.stall
+		b.timer = time.AfterFunc(t.stall, func() { b.stalled.Store(true); resp.Body.Close() })
+	}
+	resp.Body = b
 	return resp, nil
 }
 
@@ -198,11 +214,18 @@ func (t *capTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // than MaxAPIResponse.
 var ErrAPIResponseTooLarge = errors.New("GitHub API answer is larger than the client accepts")
 
+// ErrAPIStalled is returned (wrapped) when an API answer stops arriving for
+// the stall timeout.
+var ErrAPIStalled = errors.New("GitHub API answer stalled")
+
 type cappedBody struct {
-	rc   io.ReadCloser
-	left int64 // bytes still allowed
-	max  int64
-	what string
+	rc      io.ReadCloser
+	left    int64 // bytes still allowed
+	max     int64
+	what    string
+	stall   time.Duration
+	timer   *time.Timer // nil: no stall watchdog
+	stalled atomic.Bool
 }
 
 func (b *cappedBody) Read(p []byte) (int, error) {
@@ -213,6 +236,12 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 		p = p[:b.left+1]
 	}
 	n, err := b.rc.Read(p)
+	if b.timer != nil {
+		if b.stalled.Load() {
+			return 0, fmt.Errorf("%s: %w: no data for %s", b.what, ErrAPIStalled, b.stall)
+		}
+		b.timer.Reset(b.stall)
+	}
 	b.left -= int64(n)
 	if b.left < 0 {
 		return n - 1, fmt.Errorf("%s: %w (%d bytes)", b.what, ErrAPIResponseTooLarge, b.max)
@@ -220,7 +249,12 @@ func (b *cappedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *cappedBody) Close() error { return b.rc.Close() }
+func (b *cappedBody) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	return b.rc.Close()
+}
 
 func parseBase(s string) (*url.URL, error) {
 	if !strings.HasSuffix(s, "/") {
@@ -339,9 +373,21 @@ func isNetErr(err error) bool {
 // wrap turns a final error into one that says what it means: no network,
 // or what the API answered.
 func (c *Client) wrap(what string, err error) error {
+	if errors.Is(err, ErrAPIStalled) || errors.Is(err, ErrAPIResponseTooLarge) {
+		return &release.CheckError{Check: release.CheckNetwork, Subject: c.apiHost, Err: fmt.Errorf("%s: %w", what, err),
+			Meaning: "the server is not answering as GitHub does; nothing was verified, try again later"}
+	}
 	if isNetErr(err) {
 		return &release.CheckError{Check: release.CheckNetwork, Subject: c.apiHost, Err: fmt.Errorf("%s: %w", what, err),
 			Meaning: "GitHub could not be reached; check your network connection or proxy (HTTPS_PROXY) and try again"}
+	}
+	var er *gh.ErrorResponse
+	var rl *gh.RateLimitError
+	var abuse *gh.AbuseRateLimitError
+	if errors.As(err, &rl) || errors.As(err, &abuse) ||
+		(errors.As(err, &er) && er.Response != nil && (er.Response.StatusCode >= 500 || er.Response.StatusCode == http.StatusTooManyRequests)) {
+		return &release.CheckError{Check: release.CheckNetwork, Subject: c.apiHost, Err: fmt.Errorf("%s: %w", what, err),
+			Meaning: "GitHub is unavailable or rate-limiting this client; nothing was verified, try again later"}
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }

@@ -82,10 +82,19 @@ func (c *Client) FindRelease(ctx context.Context, version string) (*Release, err
 	return r, nil
 }
 
+// maxListPages bounds how many pages of 100 a listing follows: a server
+// whose Link headers never end would otherwise be followed forever.
+const maxListPages = 20
+
 func (c *Client) listAssets(ctx context.Context, releaseID int64) ([]*gh.ReleaseAsset, error) {
 	var all []*gh.ReleaseAsset
 	opt := &gh.ListOptions{PerPage: 100}
-	for {
+	for pages := 1; ; pages++ {
+		if pages > maxListPages {
+			return nil, &release.CheckError{Check: release.CheckAsset, Subject: fmt.Sprintf("release %d", releaseID),
+				Err:     fmt.Errorf("the asset list goes on for more than %d pages of 100", maxListPages),
+				Meaning: "a Fluid OS release has a few dozen assets; this is not one, or the server is not answering as GitHub does"}
+		}
 		var page []*gh.ReleaseAsset
 		var resp *gh.Response
 		err := c.call(ctx, fmt.Sprintf("list assets of release %d", releaseID), func() (*gh.Response, error) {
@@ -319,35 +328,57 @@ func (c *Client) TagCommit(ctx context.Context, tag string) (string, error) {
 	return sha, nil
 }
 
-// checkLatest refuses a "latest" release older than another published
-// release: whoever can edit releases can mark an old one latest (the API's
-// make_latest), and fluid would install the old version as the newest. It
-// compares the release tags (vMAJOR.MINOR.PATCH) of the newest 100 releases,
-// drafts and prereleases left out.
+// checkLatest refuses a "latest" release older than another release of the
+// repository: whoever can edit releases can mark an old one latest (the
+// API's make_latest), or flag a newer one as a prerelease or a draft, and
+// fluid would install the old version as the newest. It reads every page of
+// the release list (at most maxListPages) and compares release tags
+// (vMAJOR.MINOR.PATCH); a release flagged prerelease or draft counts unless
+// its tag says it is a prerelease (v2.0.0-rc.1). What it cannot see is a
+// newer release that was deleted: "latest" carries no signed freshness
+// (SECURITY.md), so name the version where it matters.
 func (c *Client) checkLatest(ctx context.Context, latest string) error {
-	var rels []*gh.RepositoryRelease
-	err := c.call(ctx, "list releases of "+c.Repository(), func() (*gh.Response, error) {
-		var resp *gh.Response
-		var err error
-		rels, resp, err = c.gh.Repositories.ListReleases(ctx, c.owner, c.repo, &gh.ListOptions{PerPage: 100})
-		return resp, err
-	})
-	if err != nil {
-		return err
+	if !release.IsReleaseTag(latest) {
+		return nil // BindRelease refuses it, naming the tag
 	}
-	lv := "v" + strings.TrimPrefix(latest, "v")
-	for _, r := range rels {
-		tag := r.GetTagName()
-		if r.GetDraft() || r.GetPrerelease() || !release.IsReleaseTag(tag) || !semver.IsValid(lv) {
-			continue
-		}
-		if semver.Compare(tag, lv) > 0 {
+	opt := &gh.ListOptions{PerPage: 100}
+	for pages := 1; ; pages++ {
+		if pages > maxListPages {
 			return &release.CheckError{Check: release.CheckVersion, Subject: c.Repository() + "@latest",
-				Err:     fmt.Errorf("the release marked latest is %s, but %s is published", latest, tag),
+				Err:     fmt.Errorf("the release list goes on for more than %d pages of 100", maxListPages),
+				Meaning: "fluid cannot tell whether the release marked latest is the newest; pass --version with the release you want"}
+		}
+		var rels []*gh.RepositoryRelease
+		var resp *gh.Response
+		err := c.call(ctx, "list releases of "+c.Repository(), func() (*gh.Response, error) {
+			var err error
+			rels, resp, err = c.gh.Repositories.ListReleases(ctx, c.owner, c.repo, opt)
+			return resp, err
+		})
+		if err != nil {
+			return err
+		}
+		for _, r := range rels {
+			tag := r.GetTagName()
+			if !release.IsReleaseTag(tag) || semver.Prerelease(tag) != "" || semver.Compare(tag, latest) <= 0 {
+				continue
+			}
+			flag := ""
+			switch {
+			case r.GetDraft():
+				flag = " (as a draft)"
+			case r.GetPrerelease():
+				flag = " (flagged prerelease, though its tag is not)"
+			}
+			return &release.CheckError{Check: release.CheckVersion, Subject: c.Repository() + "@latest",
+				Err:     fmt.Errorf("the release marked latest is %s, but %s is published%s", latest, tag, flag),
 				Meaning: "an older release marked latest would be installed as the newest (a downgrade); pass --version with the release you want"}
 		}
+		if resp.NextPage == 0 {
+			return nil
+		}
+		opt.Page = resp.NextPage
 	}
-	return nil
 }
 
 // RepositoryIDs returns GitHub's numeric IDs of the repository and of its

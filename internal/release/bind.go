@@ -1,6 +1,7 @@
 package release
 
 import (
+	"bytes"
 	"fmt"
 
 	"github.com/fluid-os/fluid/internal/manifest"
@@ -36,6 +37,12 @@ func BindRelease(id Identity, manifestJSON []byte, b Binding) (*manifest.Manifes
 	m, err := manifest.Parse(manifestJSON, ManifestAsset)
 	if err != nil {
 		return nil, fail("the signed manifest does not say which release it is", "%v", err)
+	}
+	// The build writes manifests in one canonical form. Anything else (a key
+	// twice, a key in other case, a second JSON value) could read as one
+	// version here and another to `grep` in SECURITY.md's by-hand check.
+	if canon, err := m.Marshal(); err != nil || !bytes.Equal(canon, manifestJSON) {
+		return nil, fail("release manifests are written by the build in one canonical form; this one was not", "manifest.json is not in the canonical form the build writes (duplicate or differently spelled keys, or trailing data)")
 	}
 	if m.Version != b.Tag {
 		return nil, fail(replay, "manifest.json says the images are version %q, but this is release %s", m.Version, b.Tag)

@@ -10,9 +10,9 @@ import (
 
 // NotesData fills release/notes.md.tmpl.
 type NotesData struct {
-	Tag     string
-	Commit  string
-	Keyless bool   // signed keyless (a certificate in the bundle), else with a key
+	Tag      string
+	Commit   string
+	Keyless  bool   // signed keyless (a certificate in the bundle), else with a key
 	Identity string // keyless: the exact certificate identity for Tag (Policy.IdentityFor)
 	Issuer   string // keyless: the OIDC issuer
 }

@@ -256,8 +256,8 @@ func TestRenderNotes(t *testing.T) {
 	p := DefaultPolicy("fluid-os/fluid")
 	ca, key := releasetest.NewCA(t), releasetest.NewKey(t)
 	for _, tt := range []struct {
-		name           string
-		bundle         []byte
+		name          string
+		bundle        []byte
 		want, wantNot []string
 	}{
 		{name: "keyless", bundle: ca.Sign(t, releasetest.Workflow("fluid-os/fluid", "v1.2.3", testCommit, "", ""), []byte("x")),

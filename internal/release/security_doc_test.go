@@ -96,7 +96,7 @@ func TestSecurityCosignCommands(t *testing.T) {
 		},
 	}
 	// makeRelease writes release tag's files into dir, signed as mode signs.
-	makeRelease := func(t *testing.T, mode, dir, tag string) {
+	makeRelease := func(t *testing.T, mode, dir, tag string, unlistManifest bool) {
 		raw := filepath.Join(t.TempDir(), "fluid-pgo.img")
 		os.WriteFile(raw, bytes.Repeat([]byte("fluid "+tag+" "), 3000), 0o644)
 		if err := release.CompressFile(raw, filepath.Join(dir, "fluid-pgo.img.zst")); err != nil {
@@ -107,7 +107,11 @@ func TestSecurityCosignCommands(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(dir, "fluid_0.1.0_linux_amd64.tar.gz"), []byte("an archive the user did not download"), 0o644)
-		sums, err := release.ComputeChecksums([]string{filepath.Join(dir, "fluid-pgo.img.zst"), filepath.Join(dir, "manifest.json"), filepath.Join(dir, "fluid_0.1.0_linux_amd64.tar.gz")})
+		listed := []string{filepath.Join(dir, "fluid-pgo.img.zst"), filepath.Join(dir, "manifest.json"), filepath.Join(dir, "fluid_0.1.0_linux_amd64.tar.gz")}
+		if unlistManifest {
+			listed = append(listed[:1], listed[2:]...)
+		}
+		sums, err := release.ComputeChecksums(listed)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,6 +133,9 @@ func TestSecurityCosignCommands(t *testing.T) {
 		files  string // the release whose files are in the directory
 		mutate func(t *testing.T, dir string)
 		ok     bool
+		// unlisted: the signed checksums.txt does not list manifest.json, so
+		// the manifest beside it is anyone's.
+		unlisted bool
 	}{
 		{name: "genuine", files: "v0.1.0", ok: true},
 		{name: "image tampered", files: "v0.1.0", mutate: func(t *testing.T, d string) { flip(t, filepath.Join(d, "fluid-pgo.img.zst")) }},
@@ -137,6 +144,7 @@ func TestSecurityCosignCommands(t *testing.T) {
 		{name: "manifest missing", files: "v0.1.0", mutate: func(t *testing.T, d string) { os.Remove(filepath.Join(d, "manifest.json")) }},
 		{name: "replayed: v0.0.9's genuine files as v0.1.0", files: "v0.0.9"},
 		{name: "wrong version: v0.2.0's files", files: "v0.2.0"},
+		{name: "manifest not listed in the signed checksums", files: "v0.1.0", unlisted: true},
 	}
 	for _, mode := range []string{"key", "keyless"} {
 		block := securityBlock(t, mode)
@@ -149,7 +157,7 @@ func TestSecurityCosignCommands(t *testing.T) {
 		for _, tt := range cases {
 			t.Run(mode+"/"+tt.name, func(t *testing.T) {
 				dir := t.TempDir()
-				makeRelease(t, mode, dir, tt.files)
+				makeRelease(t, mode, dir, tt.files, tt.unlisted)
 				if mode == "key" {
 					data, _ := os.ReadFile(filepath.Join(keyDir, "cosign.pub"))
 					os.WriteFile(filepath.Join(dir, "cosign.pub"), data, 0o644)

@@ -287,14 +287,13 @@ func (s *Server) notServed(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveReleases(w http.ResponseWriter, r *http.Request, parts []string) bool {
 	switch {
 	case len(parts) == 1 && r.Method == http.MethodGet:
-		var out []any
+		// Newest first, paged as GitHub pages it (per_page, Link).
+		out := []any{}
 		for i := len(s.releases) - 1; i >= 0; i-- {
 			out = append(out, s.releaseJSON(s.releases[i]))
 		}
-		if out == nil {
-			out = []any{}
-		}
-		writeJSON(w, 200, out)
+		lo, hi := s.page(w, r, len(out))
+		writeJSON(w, 200, out[lo:hi])
 	case len(parts) == 1 && r.Method == http.MethodPost:
 		s.create(w, r)
 	case len(parts) == 2 && parts[1] == "latest" && r.Method == http.MethodGet:
@@ -352,7 +351,8 @@ func (s *Server) serveReleases(w http.ResponseWriter, r *http.Request, parts []s
 		for _, a := range rel.Assets {
 			out = append(out, s.assetJSON(a))
 		}
-		writeJSON(w, 200, out)
+		lo, hi := s.page(w, r, len(out))
+		writeJSON(w, 200, out[lo:hi])
 	case len(parts) == 3 && parts[2] == "assets" && r.Method == http.MethodPost:
 		s.upload(w, r, parts[1], nil)
 	default:

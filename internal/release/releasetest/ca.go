@@ -41,9 +41,9 @@ const Issuer = "https://token.actions.githubusercontent.com"
 
 // CA is a root certificate authority with its own CT log.
 type CA struct {
-	Cert  *x509.Certificate
-	key   *ecdsa.PrivateKey
-	ctKey *ecdsa.PrivateKey
+	Cert   *x509.Certificate
+	key    *ecdsa.PrivateKey
+	ctKey  *ecdsa.PrivateKey
 	serial int64
 }
 
