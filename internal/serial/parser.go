@@ -90,7 +90,7 @@ type open struct {
 // the line naming a failure, the CPU exception dump, the TSC at
 // kernel_main and whether the output is a guest's at all. Line is its
 // per-line hook (qemu.Options.OnLine); it is not safe for concurrent use,
-// so read the results after the run.
+// so read the results after the run. The zero value is ready to use.
 type Parser struct {
 	lines  int
 	guest  bool

@@ -45,7 +45,7 @@ const (
 	MarkerKtest = "[ktest] "
 	// MarkerModule starts the module loader's lines ("module <name>: ...").
 	MarkerModule = "module "
-	// MarkerFrameBegin starts a frame (FrameBegin has its fields).
+	// MarkerFrameBegin starts a frame (format: kernel/include/profiling.h).
 	MarkerFrameBegin = "@@FLUID-FRAME-BEGIN "
 	// MarkerFrameEnd ends a frame.
 	MarkerFrameEnd = "@@FLUID-FRAME-END "
@@ -163,13 +163,13 @@ func fields(s string) map[string]string {
 	return m
 }
 
-// FrameBegin is a BEGIN marker's fields, as sent (unchecked).
-type FrameBegin struct {
+// frameBegin is a BEGIN marker's fields, as sent (unchecked).
+type frameBegin struct {
 	Version, Kind, Module, Len, CRC32 string
 }
 
 // frameLine says which frame marker starts line and returns its fields:
-// kind is "" for a line that is not a frame marker. Only whole-line
+// marker is "" for a line that is not a frame marker. Only whole-line
 // markers count (a marker after other output on a line is payload noise).
 func frameLine(line string) (marker string, f map[string]string) {
 	for _, m := range []string{MarkerFrameBegin, MarkerFrameEnd, MarkerFrameError, MarkerFramesDone} {
@@ -180,13 +180,13 @@ func frameLine(line string) (marker string, f map[string]string) {
 	return "", nil
 }
 
-func beginOf(f map[string]string) FrameBegin {
-	return FrameBegin{Version: f["v"], Kind: f["kind"], Module: f["module"], Len: f["len"], CRC32: f["crc32"]}
+func beginOf(f map[string]string) frameBegin {
+	return frameBegin{Version: f["v"], Kind: f["kind"], Module: f["module"], Len: f["len"], CRC32: f["crc32"]}
 }
 
 // check validates a BEGIN marker's fields and returns the announced length
 // and CRC-32; line is the marker line, quoted in the error.
-func (b FrameBegin) check(line string) (length int, crc uint32, err error) {
+func (b frameBegin) check(line string) (length int, crc uint32, err error) {
 	if b.Version != strconv.Itoa(FrameVersion) {
 		return 0, 0, fmt.Errorf("frame format version %q, this host reads %d; rebuild the kernel and the host tools from one commit", b.Version, FrameVersion)
 	}
