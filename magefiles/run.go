@@ -18,6 +18,7 @@ import (
 	"github.com/fluid-os/fluid/internal/debugger"
 	"github.com/fluid-os/fluid/internal/profile"
 	"github.com/fluid-os/fluid/internal/qemu"
+	"github.com/fluid-os/fluid/internal/serial"
 )
 
 // Exit codes of `mage qemu`, one per outcome.
@@ -56,7 +57,7 @@ func Qemu() error {
 	}
 	// The console shows every line but the base64 payload of profile
 	// frames; build/serial.log keeps everything.
-	opts := qemu.Options{Image: a.Image, OnLine: profile.ConsoleLines(os.Stdout), SerialLog: filepath.Join(b.Out(), "serial.log")}
+	opts := qemu.Options{Image: a.Image, OnLine: serial.Console(os.Stdout), SerialLog: filepath.Join(b.Out(), "serial.log")}
 	if _, shell, err := opts.Cmdline(); err == nil {
 		fmt.Printf("qemu: %s\n", shell)
 	}

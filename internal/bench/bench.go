@@ -3,7 +3,8 @@
 // guest's rdtsc counts executed instructions and every run is the same),
 // and compares guest instructions per module run against the baseline.
 //
-// The figures come from the kernel's summary frames (internal/profile): per
+// The figures come from the kernel's summary frames (internal/serial,
+// collected by internal/profile while the guest runs): per
 // module the smallest per-call rdtsc delta of its runs ("cycles_min"), which
 // under -icount shift=0 is the instruction count of one whole workload run
 // (the minimum filters out runs that a timer interrupt landed in).
@@ -127,10 +128,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		logPath := filepath.Join(b.Out(), "bench-"+strings.ToLower(v.name)+".log")
 		fmt.Fprintf(o.Log, "bench: booting %s (%s modules, -icount)\n", b.Rel(img), v.name)
-		if err := o.Boot(ctx, img, logPath); err != nil {
-			return nil, fmt.Errorf("bench %s: %w", v.name, err)
+		got, err, bootErr := profile.BootModules(ctx, o.Boot, img, logPath, names, false)
+		if bootErr != nil {
+			return nil, fmt.Errorf("bench %s: %w", v.name, bootErr)
 		}
-		got, err := profile.ReadLog(logPath, names, false)
 		if err != nil {
 			return nil, fmt.Errorf("bench %s: %w", v.name, err)
 		}
@@ -147,17 +148,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 		if kvmOK {
 			kvmLog := filepath.Join(b.Out(), "bench-"+strings.ToLower(v.name)+"-kvm.log")
-			err := o.KVMBoot(ctx, img, kvmLog)
-			if errors.Is(err, profile.ErrNoKVM) {
+			got, err, bootErr := profile.BootModules(ctx, o.KVMBoot, img, kvmLog, names, false)
+			if errors.Is(bootErr, profile.ErrNoKVM) {
 				kvmOK = false
-				rep.KVM = "not measured: " + err.Error()
-				fmt.Fprintf(o.Log, "bench: no KVM cycle figures: %v\n", err)
+				rep.KVM = "not measured: " + bootErr.Error()
+				fmt.Fprintf(o.Log, "bench: no KVM cycle figures: %v\n", bootErr)
 				continue
 			}
-			if err != nil {
-				return nil, fmt.Errorf("bench %s under KVM: %w", v.name, err)
+			if bootErr != nil {
+				return nil, fmt.Errorf("bench %s under KVM: %w", v.name, bootErr)
 			}
-			got, err := profile.ReadLog(kvmLog, names, false)
 			if err != nil {
 				return nil, fmt.Errorf("bench %s under KVM: %w", v.name, err)
 			}

@@ -16,7 +16,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -25,6 +24,7 @@ import (
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/image"
 	"github.com/fluid-os/fluid/internal/qemu"
+	"github.com/fluid-os/fluid/internal/serial"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
@@ -62,10 +62,6 @@ type Options struct {
 	Runs int       // repetitions for timings (median); default 5
 	Log  io.Writer // progress
 }
-
-// tscLine is what the kernel prints first: the TSC at kernel_main, which
-// under -icount shift=0 counts guest instructions since reset.
-var tscLine = regexp.MustCompile(`kernel_main reached at tsc=(\d+)`)
 
 // Run measures everything. It builds into a temporary directory for the
 // clean build and uses the repository's build/ for the rest.
@@ -190,22 +186,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 
 	// Instructions from reset to kernel_main: -icount makes the TSC count
 	// instructions; the kernel prints it first thing.
-	var tsc uint64
-	res, err := qemu.Run(ctx, qemu.Options{Image: a.Image, Icount: true, Timeout: 5 * time.Minute,
-		OnLine: func(line string) {
-			if m := tscLine.FindStringSubmatch(line); m != nil && tsc == 0 {
-				tsc, _ = strconv.ParseUint(m[1], 10, 64)
-			}
-		}})
+	var serialLines serial.Parser
+	res, err := qemu.Run(ctx, qemu.Options{Image: a.Image, Icount: true, Timeout: 5 * time.Minute, OnLine: serialLines.Line})
 	if err != nil {
 		return nil, err
 	}
 	if res.Outcome != qemu.Passed {
 		return nil, fmt.Errorf("icount boot did not pass: %s", res)
 	}
+	tsc, ok := serialLines.TSC()
 	r.ResetToMain = tsc
-	if tsc == 0 {
-		r.ResetToMainNote = "the kernel printed no `kernel_main reached at tsc=` line"
+	if !ok {
+		r.ResetToMainNote = "the kernel printed no `" + serial.MarkerTSC + "` line"
 	}
 
 	r.KernelELF = fileSize(a.Kernel)

@@ -6,7 +6,6 @@
 package ci
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,7 +18,7 @@ import (
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/bench"
-	"github.com/fluid-os/fluid/internal/profile"
+	"github.com/fluid-os/fluid/internal/serial"
 )
 
 // Step is the outcome of one workflow step: success, failure, cancelled or
@@ -32,10 +31,10 @@ type Step struct {
 // Boot is what one serial log says: its end line and the modules that
 // reported a summary frame.
 type Boot struct {
-	Log     string            `json:"log"`
-	End     string            `json:"end"` // the FLUID-END line, or "" when missing
-	Passed  bool              `json:"passed"`
-	Modules []profile.Summary `json:"modules,omitempty"`
+	Log     string           `json:"log"`
+	End     string           `json:"end"` // the FLUID-END line, or "" when missing
+	Passed  bool             `json:"passed"`
+	Modules []serial.Summary `json:"modules,omitempty"`
 }
 
 // Outcome is everything the summary and the comment show.
@@ -106,40 +105,19 @@ func readBoot(path string) (*Boot, error) {
 		return nil, fmt.Errorf("read serial log: %w", err)
 	}
 	defer f.Close()
-	var b Boot
-	guest := false
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
-	for sc.Scan() {
-		line := strings.TrimRight(sc.Text(), "\r")
-		switch {
-		case strings.HasPrefix(line, "FLUID-END "):
-			b.End, guest = line, true
-			b.Passed = line == "FLUID-END pass"
-		case strings.HasPrefix(line, "stage2: "), strings.HasPrefix(line, "Fluid OS "):
-			guest = true
-		}
-	}
-	if err := sc.Err(); err != nil {
+	p, err := serial.ReadLog(f)
+	if err != nil {
 		return nil, fmt.Errorf("read serial log %s: %w", path, err)
 	}
-	if !guest {
+	if !p.Guest() {
 		return nil, nil
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
+	b := &Boot{End: p.EndLine(), Passed: p.Passed()}
 	// A failed boot may have cut the export short: show whatever frames
-	// arrived intact (ParseLog returns them along with its complaints).
-	if c, _ := profile.ParseLog(f); c != nil {
-		for _, fr := range c.Frames {
-			var s profile.Summary
-			if fr.Kind == profile.KindSummary && json.Unmarshal(fr.Payload, &s) == nil && s.Module != "" {
-				b.Modules = append(b.Modules, s)
-			}
-		}
-	}
-	return &b, nil
+	// arrived intact (Capture returns them along with its complaints).
+	c, _ := p.Capture()
+	b.Modules = c.Summaries()
+	return b, nil
 }
 
 // ReadBench reads a bench.json written by `mage bench`.
@@ -183,7 +161,7 @@ func (o Outcome) Markdown(w io.Writer, base *bench.Report) {
 		for _, b := range o.Boots {
 			end := b.End
 			if end == "" {
-				end = "no FLUID-END line (crashed, hung or cut short)"
+				end = "no " + strings.TrimSpace(serial.MarkerEnd) + " line (crashed, hung or cut short)"
 			}
 			fmt.Fprintf(w, "| `%s` | %s %s | %s |\n", cell(b.Log), icon(b.Passed), cell(end), cell(moduleList(b.Modules)))
 		}
@@ -196,7 +174,7 @@ func (o Outcome) Markdown(w io.Writer, base *bench.Report) {
 	}
 }
 
-func moduleList(ms []profile.Summary) string {
+func moduleList(ms []serial.Summary) string {
 	if len(ms) == 0 {
 		return "—"
 	}

@@ -8,19 +8,19 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fluid-os/fluid/internal/profile"
+	"github.com/fluid-os/fluid/internal/serial"
 )
 
 func TestCollectAndMarkdown(t *testing.T) {
 	dir := t.TempDir()
 	var log bytes.Buffer
 	log.WriteString("stage2: loading kernel\nFluid OS dev (BareFlow-LLVM)\n")
-	for _, s := range []profile.Summary{
+	for _, s := range []serial.Summary{
 		{Module: "fib", Variant: "PGO", Calls: 3, CyclesMin: 800, Result: "ok"},
 		{Module: "sort", Variant: "PGO", Calls: 3, CyclesMin: 900, Result: "fail"},
 	} {
 		b, _ := json.Marshal(s)
-		if err := profile.EncodeFrame(&log, profile.KindSummary, s.Module, b); err != nil {
+		if err := serial.EncodeFrame(&log, serial.KindSummary, s.Module, b); err != nil {
 			t.Fatal(err)
 		}
 	}

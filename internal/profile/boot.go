@@ -5,19 +5,21 @@ import (
 	"fmt"
 
 	"github.com/fluid-os/fluid/internal/qemu"
+	"github.com/fluid-os/fluid/internal/serial"
 )
 
-// Booter boots a disk image and writes COM1 to serialLog. It returns nil
-// only for a passing run; otherwise the error says how the run ended (the
-// log is still written for the caller to inspect).
-type Booter func(ctx context.Context, image, serialLog string) error
+// Booter boots a disk image, writes COM1 to serialLog and hands every
+// serial line to onLine as it arrives (nil: none). It returns nil only for
+// a passing run; otherwise the error says how the run ended (the log is
+// still written for the caller to inspect).
+type Booter func(ctx context.Context, image, serialLog string, onLine func(string)) error
 
 // QEMUBoot boots image with the project's QEMU harness under TCG with
 // -icount shift=0,sleep=off -rtc clock=vm: guest time counts executed
 // instructions, so every run of one image executes the same instructions
 // in each module and produces the same profile.
-func QEMUBoot(ctx context.Context, image, serialLog string) error {
-	r, err := qemu.Run(ctx, qemu.Options{Image: image, SerialLog: serialLog, Icount: true})
+func QEMUBoot(ctx context.Context, image, serialLog string, onLine func(string)) error {
+	r, err := qemu.Run(ctx, qemu.Options{Image: image, SerialLog: serialLog, OnLine: onLine, Icount: true})
 	if err != nil {
 		return fmt.Errorf("boot %s: %w", image, err)
 	}
@@ -27,11 +29,11 @@ func QEMUBoot(ctx context.Context, image, serialLog string) error {
 // KVMBoot boots image under KVM when ProbeKVM shows KVM works on this
 // host (then rdtsc counts real CPU cycles); it returns an error wrapping
 // ErrNoKVM otherwise.
-func KVMBoot(ctx context.Context, image, serialLog string) error {
+func KVMBoot(ctx context.Context, image, serialLog string, onLine func(string)) error {
 	if err := qemu.ProbeKVM(ctx, ""); err != nil {
 		return fmt.Errorf("%w: %v", ErrNoKVM, err)
 	}
-	r, err := qemu.Run(ctx, qemu.Options{Image: image, SerialLog: serialLog, KVM: true})
+	r, err := qemu.Run(ctx, qemu.Options{Image: image, SerialLog: serialLog, OnLine: onLine, KVM: true})
 	if err != nil {
 		return fmt.Errorf("boot %s: %w", image, err)
 	}
@@ -39,4 +41,16 @@ func KVMBoot(ctx context.Context, image, serialLog string) error {
 		return fmt.Errorf("%w: the harness fell back to %s", ErrNoKVM, r.Accel)
 	}
 	return r.Err()
+}
+
+// BootModules boots image with boot, decodes the frames while the guest
+// runs, and collects what the given modules sent (as ReadLog does from a
+// log on disk). captureErr is about the frames, bootErr about how the run
+// ended; the caller decides which matters first.
+func BootModules(ctx context.Context, boot Booter, image, serialLog string, modules []string, needProfraw bool) (mods map[string]*Module, captureErr, bootErr error) {
+	var p serial.Parser
+	bootErr = boot(ctx, image, serialLog, p.Line)
+	c, err := p.Capture()
+	mods, captureErr = collectLog(serialLog, c, err, modules, needProfraw)
+	return mods, captureErr, bootErr
 }

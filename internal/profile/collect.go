@@ -1,29 +1,16 @@
 package profile
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
-)
 
-// Summary is one module's run summary, as the kernel sends it in a summary
-// frame (profiling_export in kernel/prof/export.c).
-type Summary struct {
-	Module      string `json:"module"`
-	Variant     string `json:"variant"` // baseline, O3, PGO, instrumented
-	Hash        string `json:"hash"`    // the module header's hash, hex
-	Calls       uint64 `json:"calls"`
-	CyclesTotal uint64 `json:"cycles_total"` // rdtsc; guest instructions under -icount shift=0
-	CyclesMin   uint64 `json:"cycles_min"`
-	CyclesMax   uint64 `json:"cycles_max"`
-	Result      string `json:"result"` // "ok" or "fail"
-}
+	"github.com/fluid-os/fluid/internal/serial"
+)
 
 // Module is what one module sent.
 type Module struct {
-	Summary Summary
+	Summary serial.Summary
 	Profraw []byte // nil unless the module was instrumented
 }
 
@@ -31,7 +18,7 @@ type Module struct {
 // needProfraw is set, a profraw frame), that the summaries parse and say
 // the run passed, and that nothing unexpected arrived. Errors name the
 // module and join every problem found; they wrap ErrRefused.
-func Collect(c *Capture, want []string, needProfraw bool) (map[string]*Module, error) {
+func Collect(c *serial.Capture, want []string, needProfraw bool) (map[string]*Module, error) {
 	mods := map[string]*Module{}
 	wanted := map[string]bool{}
 	for _, m := range want {
@@ -56,20 +43,20 @@ func Collect(c *Capture, want []string, needProfraw bool) (map[string]*Module, e
 		seen[key] = true
 		m := mods[f.Module]
 		switch f.Kind {
-		case KindSummary:
-			dec := json.NewDecoder(bytes.NewReader(f.Payload))
-			dec.DisallowUnknownFields()
-			if err := dec.Decode(&m.Summary); err != nil {
+		case serial.KindSummary:
+			s, err := serial.DecodeSummary(f.Payload)
+			if err != nil {
 				bad(f.Module, "summary frame is not the expected JSON: %v", err)
 				continue
 			}
+			m.Summary = s
 			if m.Summary.Module != f.Module {
 				bad(f.Module, "summary frame names module %q", m.Summary.Module)
 			}
 			if m.Summary.Result != "ok" {
 				bad(f.Module, "the module's run reported result %q; fix the module before profiling it", m.Summary.Result)
 			}
-		case KindProfraw:
+		case serial.KindProfraw:
 			if len(f.Payload) == 0 {
 				bad(f.Module, "empty profraw frame")
 			}
@@ -85,10 +72,10 @@ func Collect(c *Capture, want []string, needProfraw bool) (map[string]*Module, e
 	names := append([]string(nil), want...)
 	sort.Strings(names)
 	for _, m := range names {
-		if !seen[m+"/"+KindSummary] {
+		if !seen[m+"/"+serial.KindSummary] {
 			bad(m, "no summary frame in the serial log (did the module load and run?)")
 		}
-		if needProfraw && !seen[m+"/"+KindProfraw] {
+		if needProfraw && !seen[m+"/"+serial.KindProfraw] {
 			bad(m, "no profraw frame in the serial log (was it built instrumented, with the profile hook?)")
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/fluid-os/fluid/internal/atomicfile"
 
 	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/serial"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
@@ -95,8 +96,7 @@ func (p *Pipeline) Capture(ctx context.Context) (map[string]*Module, string, str
 		return nil, "", "", err
 	}
 	fmt.Fprintf(p.Log, "profile: booting %s (instrumented modules, -icount)\n", p.B.Rel(img))
-	bootErr := p.Boot(ctx, img, logPath)
-	got, err := ReadLog(logPath, names, true)
+	got, err, bootErr := BootModules(ctx, p.Boot, img, logPath, names, true)
 	if err != nil {
 		if bootErr != nil {
 			return nil, "", "", fmt.Errorf("%w\n(the boot also failed: %v)", err, bootErr)
@@ -117,7 +117,13 @@ func ReadLog(path string, modules []string, needProfraw bool) (map[string]*Modul
 		return nil, fmt.Errorf("read serial log: %w", err)
 	}
 	defer f.Close()
-	c, err := ParseLog(f)
+	c, err := serial.ParseLog(f)
+	return collectLog(path, c, err, modules, needProfraw)
+}
+
+// collectLog collects the modules from the capture of the serial log at
+// path, given the capture's own error.
+func collectLog(path string, c *serial.Capture, err error, modules []string, needProfraw bool) (map[string]*Module, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serial log %s: %w", path, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
+	"github.com/fluid-os/fluid/internal/serial"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
@@ -139,9 +140,9 @@ func Write(ctx context.Context, o Output, mods map[string]*Module) (err error) {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	doc := SummaryDoc{FrameVersion: FrameVersion, Light: o.Light}
+	doc := SummaryDoc{FrameVersion: serial.FrameVersion, Light: o.Light}
 	tcinfo := o.Toolchain
-	var runs []Summary
+	var runs []serial.Summary
 	for _, n := range names {
 		m := mods[n]
 		if len(m.Profraw) == 0 {

@@ -82,7 +82,9 @@ type Options struct {
 
 	// OnLine, if set, is called with every complete COM1 line (without the
 	// line ending) as it arrives, from the goroutine reading the serial
-	// port; it must return quickly.
+	// port; it must return quickly. This is where a consumer attaches while
+	// the guest runs: serial.Parser.Line decodes frames as they arrive,
+	// serial.Console shows the console without frame payloads.
 	OnLine func(line string)
 
 	// KVM asks for hardware acceleration (-accel kvm). Run honours it only

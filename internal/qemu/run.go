@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/layout"
+	"github.com/fluid-os/fluid/internal/serial"
 )
 
 // Outcome is how a run ended. Every run has exactly one.
@@ -63,22 +64,8 @@ var (
 	ErrStartFailed = errors.New("qemu did not start")
 )
 
-// Serial markers (docs/CONTRACTS.md, "Serial (COM1) lines the host reads").
-const (
-	MarkerEnd       = "FLUID-END "
-	MarkerPass      = "FLUID-END pass"
-	MarkerFail      = "FLUID-END fail"
-	MarkerException = "*** CPU EXCEPTION"
-	MarkerPanic     = "*** PANIC"
-	MarkerStage2    = "stage2: FATAL"
-	MarkerStage1    = "stage1: FATAL"
-)
-
 // TailLines is how many of the last serial lines a Result keeps.
 const TailLines = 25
-
-// maxDumpLines bounds the exception dump kept in a Result.
-const maxDumpLines = 40
 
 // Result is what happened in one run.
 type Result struct {
@@ -316,8 +303,8 @@ func runOnce(ctx context.Context, o Options) *Result {
 	}
 	pr.Close()
 	r.Stderr = stderr.String()
-	r.Tail, r.Lines, r.EndLine, r.Dump = sc.tail(), sc.lines, sc.endLine, sc.dump
-	r.FailLine = sc.failLine()
+	r.Tail, r.Lines, r.EndLine, r.Dump = sc.tail(), sc.lines, sc.status.EndLine(), sc.status.Dump()
+	r.FailLine = sc.status.FailLine()
 
 	if killedBy != "" {
 		r.Outcome, r.Reason = TimedOut, "guest "+killedBy
@@ -343,25 +330,25 @@ func runOnce(ctx context.Context, o Options) *Result {
 // classify turns QEMU's exit status and what the serial port said into an
 // outcome and a reason.
 func classify(status int, sc *scanner, stderr string) (Outcome, string) {
-	end, fail := sc.endLine, sc.failLine()
-	passMarker := end == MarkerPass
+	end, fail, dump := sc.status.EndLine(), sc.status.FailLine(), sc.status.Dump()
+	passMarker := sc.status.Passed()
 	switch {
-	case len(sc.dump) > 0:
-		return Crashed, fmt.Sprintf("CPU exception: %s", sc.dump[0])
+	case len(dump) > 0:
+		return Crashed, fmt.Sprintf("CPU exception: %s", dump[0])
 	case status == layout.StatusPass && passMarker:
-		return Passed, "guest exited with EXIT_PASS and printed " + MarkerPass
+		return Passed, "guest exited with EXIT_PASS and printed " + serial.MarkerPass
 	case status == layout.StatusPass && end != "":
 		return Failed, fmt.Sprintf("guest exited with EXIT_PASS but its end marker says %q", end)
 	case status == layout.StatusPass:
-		return Failed, "guest exited cleanly (EXIT_PASS) without its end marker `" + MarkerPass + "`"
+		return Failed, "guest exited cleanly (EXIT_PASS) without its end marker `" + serial.MarkerPass + "`"
 	case status == layout.StatusCPUException:
-		return Crashed, "guest reported a CPU exception (exit 39) but printed no `" + MarkerException + "` dump"
+		return Crashed, "guest reported a CPU exception (exit 39) but printed no `" + serial.MarkerException + "` dump"
 	case status == layout.StatusReset:
 		if stderr != "" && sc.lines == 0 {
 			return StartFailed, "QEMU exited 0 without running the guest: " + firstLine(stderr)
 		}
 		if passMarker {
-			return Crashed, "guest printed " + MarkerPass + " but then reset instead of exiting through isa-debug-exit"
+			return Crashed, "guest printed " + serial.MarkerPass + " but then reset instead of exiting through isa-debug-exit"
 		}
 		return Crashed, "guest reset itself (triple fault?): QEMU exited 0 under -no-reboot with no end marker"
 	case status == layout.StatusTestFail || status == layout.StatusPanic || status == layout.StatusModuleFail || status == layout.StatusBootError:
@@ -370,7 +357,7 @@ func classify(status int, sc *scanner, stderr string) (Outcome, string) {
 			return Failed, fmt.Sprintf("guest failed (%s): %s", what, fail)
 		}
 		if passMarker {
-			return Failed, fmt.Sprintf("guest printed %s but exited %d (%s)", MarkerPass, status, what)
+			return Failed, fmt.Sprintf("guest printed %s but exited %d (%s)", serial.MarkerPass, status, what)
 		}
 		return Failed, fmt.Sprintf("guest exited %d (%s) without saying why on serial", status, what)
 	case status == 1 && stderr != "" && sc.lines == 0:

@@ -1,19 +1,21 @@
 package qemu
 
-import "strings"
+import (
+	"strings"
 
-// scanner splits serial output into lines and remembers what the harness
-// needs: the last lines, the end marker, failure lines and an exception
-// dump. It is used from one goroutine, then read after that goroutine ends.
+	"github.com/fluid-os/fluid/internal/serial"
+)
+
+// scanner splits serial output into lines, keeps the last ones, hands each
+// to Options.OnLine and to a serial.Parser, which remembers the end marker,
+// failure lines and an exception dump. It is used from one goroutine, then
+// read after that goroutine ends.
 type scanner struct {
 	onLine  func(string)
 	partial []byte
 	ring    [TailLines]string
 	lines   int
-	endLine string // last FLUID-END line
-	fatal   string // first stage1/stage2 FATAL or PANIC line
-	dump    []string
-	inDump  bool
+	status  serial.Parser
 }
 
 func newScanner(onLine func(string)) *scanner { return &scanner{onLine: onLine} }
@@ -56,43 +58,7 @@ func (s *scanner) line(l string) {
 	if s.onLine != nil {
 		s.onLine(l)
 	}
-	// Markers are matched where they start, so BIOS noise earlier on the
-	// same line does not hide them.
-	if i := strings.Index(l, MarkerEnd); i >= 0 {
-		s.endLine = strings.TrimSpace(l[i:])
-		s.inDump = false
-		return
-	}
-	if i := strings.Index(l, MarkerException); i >= 0 {
-		if s.dump == nil {
-			s.dump = []string{l[i:]}
-			s.inDump = true
-		}
-		return
-	}
-	if s.inDump {
-		if len(s.dump) < maxDumpLines {
-			s.dump = append(s.dump, l)
-		}
-		return
-	}
-	if s.fatal == "" {
-		for _, m := range []string{MarkerStage2, MarkerStage1, MarkerPanic} {
-			if i := strings.Index(l, m); i >= 0 {
-				s.fatal = l[i:]
-				break
-			}
-		}
-	}
-}
-
-// failLine is the line that best names a failure: the FLUID-END fail line,
-// else the first FATAL/PANIC line.
-func (s *scanner) failLine() string {
-	if strings.HasPrefix(s.endLine, MarkerFail) {
-		return s.endLine
-	}
-	return s.fatal
+	s.status.Line(l)
 }
 
 // tail returns the last TailLines lines, oldest first.

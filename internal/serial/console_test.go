@@ -1,13 +1,13 @@
-package profile
+package serial
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestConsoleLinesCollapsesFrames(t *testing.T) {
+func TestConsoleCollapsesFrames(t *testing.T) {
 	var b strings.Builder
-	on := ConsoleLines(&b)
+	on := Console(&b)
 	for _, l := range []string{
 		"module fib: result ok",
 		"@@FLUID-FRAME-BEGIN v=1 kind=summary module=fib len=155 crc32=b2ff6bff",

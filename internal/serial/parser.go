@@ -1,0 +1,296 @@
+package serial
+
+import (
+	"bufio"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// ErrRefused is wrapped by every error about a frame or capture the host
+// will not use.
+var ErrRefused = errors.New("profile capture refused")
+
+// MaxDumpLines bounds the CPU exception dump a Parser keeps.
+const MaxDumpLines = 40
+
+// Frame is one complete, verified frame.
+type Frame struct {
+	Kind    string
+	Module  string
+	Payload []byte
+	Line    int // serial line of the BEGIN marker (1-based)
+}
+
+// GuestError is a FRAME-ERROR line: the guest could not produce a payload.
+type GuestError struct {
+	Kind, Module, Reason string
+	Line                 int
+}
+
+// Capture is every frame a serial log held.
+type Capture struct {
+	Frames []Frame
+	Errors []GuestError
+	// Done is set when the FRAMES-DONE line was seen; DoneFrames and
+	// DoneErrors are the counts the guest says it sent.
+	Done                   bool
+	DoneFrames, DoneErrors int
+}
+
+// Summaries returns the run summaries of the capture's summary frames that
+// decode and name a module (leniently: fields the host does not know are
+// ignored), in the order they arrived.
+func (c *Capture) Summaries() []Summary {
+	var out []Summary
+	for _, fr := range c.Frames {
+		var s Summary
+		if fr.Kind == KindSummary && json.Unmarshal(fr.Payload, &s) == nil && s.Module != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// FrameError says which frame was refused and why.
+type FrameError struct {
+	Module  string // "" when the marker was too garbled to name it
+	Kind    string
+	Line    int // serial line of the marker
+	Problem string
+}
+
+func (e *FrameError) Error() string {
+	who := e.Module
+	if who == "" {
+		who = "(unnamed)"
+	}
+	if e.Kind != "" {
+		who += " " + e.Kind
+	}
+	return fmt.Sprintf("module %s frame (serial line %d): %s", who, e.Line, e.Problem)
+}
+
+func (e *FrameError) Unwrap() error { return ErrRefused }
+
+// open is a frame being read.
+type open struct {
+	kind, module string
+	line         int
+	length       int
+	crc          uint32
+	b64          strings.Builder
+}
+
+// Parser reads the guest's serial output one line at a time, as it
+// arrives: it decodes frames as they complete and remembers the end line,
+// the line naming a failure, the CPU exception dump, the TSC at
+// kernel_main and whether the output is a guest's at all. Line is its
+// per-line hook (qemu.Options.OnLine); it is not safe for concurrent use,
+// so read the results after the run. The zero value is ready to use.
+type Parser struct {
+	lines  int
+	guest  bool
+	end    string // last FLUID-END line
+	fatal  string // first stage1/stage2 FATAL or PANIC line
+	dump   []string
+	inDump bool
+	tsc    uint64
+	hasTSC bool
+
+	capture Capture
+	errs    []error
+	cur     *open
+}
+
+// Line takes one serial line without its line ending (a trailing "\r" is
+// dropped).
+func (p *Parser) Line(l string) {
+	l = strings.TrimRight(l, "\r")
+	p.lines++
+	p.status(l)
+	p.frame(l)
+}
+
+// status follows the lines that say how the run went. These markers are
+// matched where they start, so BIOS noise earlier on the same line does
+// not hide them.
+func (p *Parser) status(l string) {
+	if !p.guest {
+		for _, g := range guestPrefixes {
+			if strings.HasPrefix(l, g) {
+				p.guest = true
+			}
+		}
+	}
+	if !p.hasTSC {
+		p.tsc, p.hasTSC = ParseTSC(l)
+	}
+	if i := strings.Index(l, MarkerEnd); i >= 0 {
+		p.end = strings.TrimSpace(l[i:])
+		p.guest = true
+		p.inDump = false
+		return
+	}
+	if i := strings.Index(l, MarkerException); i >= 0 {
+		if p.dump == nil {
+			p.dump = []string{l[i:]}
+			p.inDump = true
+		}
+		return
+	}
+	if p.inDump {
+		if len(p.dump) < MaxDumpLines {
+			p.dump = append(p.dump, l)
+		}
+		return
+	}
+	if p.fatal == "" {
+		for _, m := range fatalMarkers {
+			if i := strings.Index(l, m); i >= 0 {
+				p.fatal = l[i:]
+				break
+			}
+		}
+	}
+}
+
+// frame follows the frames.
+func (p *Parser) frame(line string) {
+	n := p.lines
+	marker, f := frameLine(line)
+	switch marker {
+	case MarkerFrameBegin:
+		if p.cur != nil {
+			p.refuse(p.cur.line, fmt.Sprintf("truncated: a new frame began at line %d before this one ended", n))
+		}
+		b := beginOf(f)
+		p.cur = &open{kind: b.Kind, module: b.Module, line: n}
+		var err error
+		if p.cur.length, p.cur.crc, err = b.check(line); err != nil {
+			p.refuse(n, err.Error())
+			p.cur = nil
+		}
+	case MarkerFrameEnd:
+		if p.cur == nil {
+			p.errs = append(p.errs, &FrameError{f["module"], f["kind"], n, "END marker without a BEGIN (the start of the frame is missing or garbled)"})
+			return
+		}
+		if f["kind"] != p.cur.kind || f["module"] != p.cur.module {
+			p.refuse(p.cur.line, fmt.Sprintf("garbled: END marker names %s %s", f["module"], f["kind"]))
+		} else if data, err := decodePayload(p.cur.b64.String(), p.cur.length, p.cur.crc); err != nil {
+			p.refuse(p.cur.line, err.Error())
+		} else {
+			p.capture.Frames = append(p.capture.Frames, Frame{Kind: p.cur.kind, Module: p.cur.module, Payload: data, Line: p.cur.line})
+		}
+		p.cur = nil
+	case MarkerFrameError:
+		p.capture.Errors = append(p.capture.Errors, GuestError{Kind: f["kind"], Module: f["module"], Reason: f["reason"], Line: n})
+	case MarkerFramesDone:
+		fr, er, ok := doneCounts(f)
+		if !ok {
+			p.errs = append(p.errs, &FrameError{Line: n, Problem: fmt.Sprintf("garbled FRAMES-DONE line %q", line)})
+			return
+		}
+		p.capture.Done, p.capture.DoneFrames, p.capture.DoneErrors = true, fr, er
+	default:
+		if p.cur == nil {
+			return
+		}
+		if !payloadLine(line) {
+			p.refuse(p.cur.line, fmt.Sprintf("garbled: line %d inside the frame is not base64: %q", n, clip(line)))
+			p.cur = nil
+			return
+		}
+		p.cur.b64.WriteString(line)
+	}
+}
+
+// refuse records a FrameError for the open frame, whose marker is at line.
+func (p *Parser) refuse(line int, problem string) {
+	p.errs = append(p.errs, &FrameError{p.cur.module, p.cur.kind, line, problem})
+}
+
+// Lines is how many lines the parser has seen.
+func (p *Parser) Lines() int { return p.lines }
+
+// Guest reports whether the output is a guest's: a stage 2 line, the
+// kernel banner or an end line was seen.
+func (p *Parser) Guest() bool { return p.guest }
+
+// EndLine is the last FLUID-END line (from its marker on), or "".
+func (p *Parser) EndLine() string { return p.end }
+
+// Passed reports whether the end line is FLUID-END pass.
+func (p *Parser) Passed() bool { return p.end == MarkerPass }
+
+// FailLine is the line that best names a failure: the FLUID-END fail line,
+// else the first stage 1/stage 2 FATAL or PANIC line, else "".
+func (p *Parser) FailLine() string {
+	if strings.HasPrefix(p.end, MarkerFail) {
+		return p.end
+	}
+	return p.fatal
+}
+
+// Dump is the CPU exception dump from its first line on (at most
+// MaxDumpLines lines), or nil.
+func (p *Parser) Dump() []string { return p.dump }
+
+// TSC is the TSC the kernel printed at kernel_main, if it did.
+func (p *Parser) TSC() (uint64, bool) { return p.tsc, p.hasTSC }
+
+// Capture returns the frames seen so far and, when the capture is not
+// usable, an error joining one FrameError per bad frame (each wrapping
+// ErrRefused and naming the module), a frame cut off by the end of the
+// output, a missing FRAMES-DONE line, or frame counts that disagree with
+// it. The frames that did arrive intact are returned with the error.
+func (p *Parser) Capture() (*Capture, error) {
+	c := p.capture
+	errs := append([]error(nil), p.errs...)
+	if p.cur != nil {
+		got := base64.StdEncoding.DecodedLen(p.cur.b64.Len())
+		errs = append(errs, &FrameError{p.cur.module, p.cur.kind, p.cur.line, fmt.Sprintf("truncated: the serial log ends inside the frame (about %d of %d bytes arrived)", got, p.cur.length)})
+	}
+	if !c.Done {
+		errs = append(errs, fmt.Errorf("%w: %s", ErrRefused, noDone))
+	} else if len(errs) == 0 && (c.DoneFrames != len(c.Frames) || c.DoneErrors != len(c.Errors)) {
+		errs = append(errs, fmt.Errorf("%w: the guest sent %d frames and %d error lines but the log holds %d and %d: frames were lost", ErrRefused, c.DoneFrames, c.DoneErrors, len(c.Frames), len(c.Errors)))
+	}
+	if len(errs) > 0 {
+		return &c, errors.Join(errs...)
+	}
+	return &c, nil
+}
+
+// ReadLog feeds every line of a serial log to a new Parser.
+func ReadLog(r io.Reader) (*Parser, error) {
+	p := &Parser{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+	for sc.Scan() {
+		p.Line(sc.Text())
+	}
+	return p, sc.Err()
+}
+
+// ParseLog reads a serial log and returns every frame in it (see
+// Parser.Capture). Lines outside frames (boot messages, module output) are
+// ignored.
+func ParseLog(r io.Reader) (*Capture, error) {
+	p, err := ReadLog(r)
+	if err != nil {
+		return nil, fmt.Errorf("read serial log: %w", err)
+	}
+	return p.Capture()
+}
+
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "..."
+	}
+	return s
+}

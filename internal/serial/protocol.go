@@ -1,0 +1,258 @@
+// Package serial is the one place the host knows the guest's serial (COM1)
+// protocol (docs/CONTRACTS.md, "Serial (COM1) lines the host reads"): the
+// markers the boot stages and the kernel print, the frame codec (base64
+// payload lines between a BEGIN and an END marker, checked by length and
+// CRC-32), the module run summaries the frames carry, the console filter
+// and a streaming line parser that the QEMU runner's per-line hook feeds
+// while the guest runs.
+//
+// This file alone spells the markers and the frame syntax (a test fails if
+// any other non-test Go file of the tree does). The package imports nothing
+// of the project's.
+package serial
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"strconv"
+	"strings"
+)
+
+// Markers: the serial lines the host recognises. A test checks that every
+// one appears in docs/CONTRACTS.md's serial table and that every line of
+// that table starts from one of them.
+const (
+	// MarkerStage1Fatal starts stage 1's refusal line ("stage1: FATAL: <reason>").
+	MarkerStage1Fatal = "stage1: FATAL"
+	// MarkerStage2 starts every stage 2 line: seeing one means the log is a guest's.
+	MarkerStage2 = "stage2: "
+	// MarkerStage2Fatal starts stage 2's refusal line ("stage2: FATAL: <reason>").
+	MarkerStage2Fatal = "stage2: FATAL"
+	// MarkerBanner starts the kernel's first line ("Fluid OS <version> (BareFlow-LLVM)").
+	MarkerBanner = "Fluid OS "
+	// MarkerTSC precedes the TSC at kernel_main ("boot: kernel_main reached at tsc=<n>");
+	// under -icount shift=0 it counts guest instructions since reset.
+	MarkerTSC = "kernel_main reached at tsc="
+	// MarkerException starts a CPU exception dump.
+	MarkerException = "*** CPU EXCEPTION"
+	// MarkerPanic starts a kernel panic line ("*** PANIC: <message>").
+	MarkerPanic = "*** PANIC"
+	// MarkerKtest starts the test kernel's lines ("[ktest] PASS <name>", ...).
+	MarkerKtest = "[ktest] "
+	// MarkerModule starts the module loader's lines ("module <name>: ...").
+	MarkerModule = "module "
+	// MarkerFrameBegin starts a frame (format: kernel/include/profiling.h).
+	MarkerFrameBegin = "@@FLUID-FRAME-BEGIN "
+	// MarkerFrameEnd ends a frame.
+	MarkerFrameEnd = "@@FLUID-FRAME-END "
+	// MarkerFrameError replaces a frame the guest could not produce.
+	MarkerFrameError = "@@FLUID-FRAME-ERROR "
+	// MarkerFramesDone follows the last frame, with the counts sent.
+	MarkerFramesDone = "@@FLUID-FRAMES-DONE "
+	// MarkerEnd starts the run's last line.
+	MarkerEnd = "FLUID-END "
+	// MarkerPass is the whole last line of a passed run.
+	MarkerPass = "FLUID-END pass"
+	// MarkerFail starts the last line of a failed run ("FLUID-END fail <class>: <reason>").
+	MarkerFail = "FLUID-END fail"
+)
+
+// Frame syntax, as in kernel/include/profiling.h.
+const (
+	// FrameVersion is the frame format version the kernel writes (v=).
+	FrameVersion = 1
+	// KindSummary frames carry a module's JSON run summary.
+	KindSummary = "summary"
+	// KindProfraw frames carry a module's raw LLVM profile.
+	KindProfraw = "profraw"
+	// B64Line is the payload line length the kernel uses (PROF_B64_LINE).
+	B64Line = 76
+
+	b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
+)
+
+// Summary is one module's run summary, as the kernel sends it in a summary
+// frame (profiling_export in kernel/prof/export.c).
+type Summary struct {
+	Module      string `json:"module"`
+	Variant     string `json:"variant"` // baseline, O3, PGO, instrumented
+	Hash        string `json:"hash"`    // the module header's hash, hex
+	Calls       uint64 `json:"calls"`
+	CyclesTotal uint64 `json:"cycles_total"` // rdtsc; guest instructions under -icount shift=0
+	CyclesMin   uint64 `json:"cycles_min"`
+	CyclesMax   uint64 `json:"cycles_max"`
+	Result      string `json:"result"` // "ok" or "fail"
+}
+
+// DecodeSummary decodes a summary frame's payload strictly: a field the
+// host does not know is an error.
+func DecodeSummary(payload []byte) (Summary, error) {
+	var s Summary
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&s)
+	return s, err
+}
+
+// EncodeFrame writes one frame in the kernel's format (the Go mirror of
+// prof_frame_write, used by tests and tools).
+func EncodeFrame(w io.Writer, kind, module string, payload []byte) error {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "%sv=%d kind=%s module=%s len=%d crc32=%08x\n", MarkerFrameBegin, FrameVersion, kind, module, len(payload), crc32.ChecksumIEEE(payload))
+	enc := base64.StdEncoding.EncodeToString(payload)
+	for len(enc) > 0 {
+		n := min(B64Line, len(enc))
+		b.WriteString(enc[:n])
+		b.WriteByte('\n')
+		enc = enc[n:]
+	}
+	fmt.Fprintf(&b, "%skind=%s module=%s\n", MarkerFrameEnd, kind, module)
+	_, err := w.Write(b.Bytes())
+	return err
+}
+
+// EncodeDone writes the FRAMES-DONE line.
+func EncodeDone(w io.Writer, frames, errs int) error {
+	_, err := fmt.Fprintf(w, "%sframes=%d errors=%d\n", MarkerFramesDone, frames, errs)
+	return err
+}
+
+// EncodeError writes a FRAME-ERROR line (the Go mirror of prof_frame_error).
+func EncodeError(w io.Writer, kind, module, reason string) error {
+	_, err := fmt.Fprintf(w, "%skind=%s module=%s reason=%s\n", MarkerFrameError, kind, module, reason)
+	return err
+}
+
+// EncodeCapture writes c as the kernel's export would: every frame, every
+// error line, then the FRAMES-DONE line with c's counts.
+func EncodeCapture(w io.Writer, c *Capture) error {
+	for _, f := range c.Frames {
+		if err := EncodeFrame(w, f.Kind, f.Module, f.Payload); err != nil {
+			return err
+		}
+	}
+	for _, e := range c.Errors {
+		if err := EncodeError(w, e.Kind, e.Module, e.Reason); err != nil {
+			return err
+		}
+	}
+	return EncodeDone(w, c.DoneFrames, c.DoneErrors)
+}
+
+// fields parses "k=v k=v ..." after a marker. The ERROR line's reason runs
+// to the end of the line, so parsing stops at "reason=".
+func fields(s string) map[string]string {
+	m := map[string]string{}
+	for s != "" {
+		s = strings.TrimLeft(s, " ")
+		if strings.HasPrefix(s, "reason=") {
+			m["reason"] = s[len("reason="):]
+			break
+		}
+		tok, rest, _ := strings.Cut(s, " ")
+		k, v, ok := strings.Cut(tok, "=")
+		if ok {
+			m[k] = v
+		}
+		s = rest
+	}
+	return m
+}
+
+// frameBegin is a BEGIN marker's fields, as sent (unchecked).
+type frameBegin struct {
+	Version, Kind, Module, Len, CRC32 string
+}
+
+// frameLine says which frame marker starts line and returns its fields:
+// marker is "" for a line that is not a frame marker. Only whole-line
+// markers count (a marker after other output on a line is payload noise).
+func frameLine(line string) (marker string, f map[string]string) {
+	for _, m := range []string{MarkerFrameBegin, MarkerFrameEnd, MarkerFrameError, MarkerFramesDone} {
+		if strings.HasPrefix(line, m) {
+			return m, fields(line[len(m):])
+		}
+	}
+	return "", nil
+}
+
+func beginOf(f map[string]string) frameBegin {
+	return frameBegin{Version: f["v"], Kind: f["kind"], Module: f["module"], Len: f["len"], CRC32: f["crc32"]}
+}
+
+// check validates a BEGIN marker's fields and returns the announced length
+// and CRC-32; line is the marker line, quoted in the error.
+func (b frameBegin) check(line string) (length int, crc uint32, err error) {
+	if b.Version != strconv.Itoa(FrameVersion) {
+		return 0, 0, fmt.Errorf("frame format version %q, this host reads %d; rebuild the kernel and the host tools from one commit", b.Version, FrameVersion)
+	}
+	if b.Kind == "" || b.Module == "" {
+		return 0, 0, fmt.Errorf("garbled BEGIN marker %q", line)
+	}
+	if length, err = strconv.Atoi(b.Len); err != nil || length < 0 {
+		return 0, 0, fmt.Errorf("garbled length in BEGIN marker %q", line)
+	}
+	v, perr := strconv.ParseUint(b.CRC32, 16, 32)
+	if perr != nil || len(b.CRC32) != 8 {
+		return 0, 0, fmt.Errorf("garbled crc32 in BEGIN marker %q", line)
+	}
+	return length, uint32(v), nil
+}
+
+// payloadLine reports whether line can be a frame's base64 payload line.
+func payloadLine(line string) bool {
+	return len(line) <= B64Line && strings.Trim(line, b64Alphabet) == ""
+}
+
+// decodePayload turns a frame's base64 lines into its payload and checks it
+// against the BEGIN marker's length and CRC-32.
+func decodePayload(b64 string, length int, crc uint32) ([]byte, error) {
+	data, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		return nil, fmt.Errorf("garbled payload: %v", err)
+	}
+	if len(data) != length {
+		return nil, fmt.Errorf("truncated: %d payload bytes, the BEGIN marker announced %d", len(data), length)
+	}
+	if got := crc32.ChecksumIEEE(data); got != crc {
+		return nil, fmt.Errorf("CRC-32 mismatch: payload has %08x, the BEGIN marker announced %08x (the serial data was corrupted)", got, crc)
+	}
+	return data, nil
+}
+
+// doneCounts parses the FRAMES-DONE fields.
+func doneCounts(f map[string]string) (frames, errs int, ok bool) {
+	fr, err1 := strconv.Atoi(f["frames"])
+	er, err2 := strconv.Atoi(f["errors"])
+	return fr, er, err1 == nil && err2 == nil
+}
+
+// noDone is the complaint about a log without the FRAMES-DONE line.
+var noDone = "the serial log has no " + strings.TrimSpace(MarkerFramesDone) + " line: the guest stopped (or the capture was cut) before the export finished"
+
+// ParseTSC returns the TSC the kernel printed at kernel_main if line is
+// that line (the marker may follow other text).
+func ParseTSC(line string) (uint64, bool) {
+	i := strings.Index(line, MarkerTSC)
+	if i < 0 {
+		return 0, false
+	}
+	digits := line[i+len(MarkerTSC):]
+	n := 0
+	for n < len(digits) && digits[n] >= '0' && digits[n] <= '9' {
+		n++
+	}
+	v, err := strconv.ParseUint(digits[:n], 10, 64)
+	return v, err == nil
+}
+
+// fatalMarkers are the lines that name why a boot stopped, in the order
+// they are looked for on a line.
+var fatalMarkers = []string{MarkerStage2Fatal, MarkerStage1Fatal, MarkerPanic}
+
+// guestPrefixes start the lines that show a log is a guest's serial output.
+var guestPrefixes = []string{MarkerStage2, MarkerBanner}
