@@ -9,6 +9,7 @@
  */
 #define FLUID_MODPARSE_HOST 1 /* only the pure part of module.h */
 #include "module.h"
+#include "crc32.h"
 
 static uint32_t rd32(const uint8_t *p)
 {
@@ -18,23 +19,6 @@ static uint32_t rd32(const uint8_t *p)
 static uint16_t rd16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-uint32_t modparse_crc32(const uint8_t *p, size_t n)
-{
-	/* Reflected CRC-32 (poly 0xEDB88320), one nibble at a time. */
-	static const uint32_t tab[16] = {
-		0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4,
-		0x4DB26158, 0x5005713C, 0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C,
-		0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C,
-	};
-	uint32_t c = 0xFFFFFFFFu;
-	for (size_t i = 0; i < n; i++) {
-		c ^= p[i];
-		c = (c >> 4) ^ tab[c & 15];
-		c = (c >> 4) ^ tab[c & 15];
-	}
-	return c ^ 0xFFFFFFFFu;
 }
 
 const char *module_variant_name(uint32_t variant)
@@ -141,7 +125,7 @@ int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *er
 		return fail2(&e, "file size field ", rd32(buf + FLUID_MOD_OFF_FILE_SIZE), 10,
 			     " does not match the file: truncated or padded");
 	uint32_t want = rd32(buf + FLUID_MOD_OFF_CRC32);
-	uint32_t got = modparse_crc32(buf + FLUID_MOD_CRC_START, len - FLUID_MOD_CRC_START);
+	uint32_t got = crc32_ieee(buf + FLUID_MOD_CRC_START, len - FLUID_MOD_CRC_START);
 	if (want != got) {
 		eput(&e, "checksum mismatch: header says ");
 		eputu(&e, want, 16);
