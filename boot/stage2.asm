@@ -1,5 +1,6 @@
 ; stage2.asm — Fluid OS stage 2: real-mode loader, hands off to the kernel in
-; 32-bit protected mode.
+; 32-bit protected mode. This file is the entry, the order of the steps and
+; the memory map; each job lives in boot/stage2/<job>.inc (below).
 ;
 ; Stage 1 loads this flat binary (at most STAGE2_MAX_SECTORS sectors) to
 ; STAGE2_LOAD_ADDR and jumps to its first byte with DL = BIOS boot drive,
@@ -11,39 +12,34 @@
 ; sector checks them before running anything beyond it.
 ;
 ; What it does, in order (each step prints a "stage2: ..." line on COM1 and
-; the screen):
-;   1. COM1 = 16550 at 0x3F8, 115200 8N1, FIFO on, no interrupts. The
-;      screen is written directly in text memory (B800h, or B000h in mode 7;
-;      nothing in graphics modes), continuing below the BIOS's lines and
-;      scrolling at the bottom: INT 10h teletype cost ~4 ms of QEMU time.
-;   2. Checks INT 13h extensions (AH=41h).
-;   3. A20: checks (wrap-around test), then BIOS INT 15h AX=2401h, then the
-;      keyboard controller (command 0xD1, output port 0xDF), then fast A20
-;      (port 0x92 bit 1); each attempt is verified by the wrap-around test.
-;      The method is recorded in boot_info.a20_method (A20_*).
-;   4. E820 memory map (INT 15h EAX=E820h) into boot_info.e820[], at most
-;      BOOTINFO_E820_MAX entries, zero-length entries dropped.
+; the screen; the file that does it in brackets):
+;   1. COM1 = 16550 at 0x3F8, 115200 8N1, FIFO on, no interrupts; the screen
+;      is written directly in text memory [console.inc].
+;   2. Checks INT 13h extensions (AH=41h) [main2, here]; builds the CRC-32
+;      tables [crc32.inc].
+;   3. A20: wrap-around test, then BIOS INT 15h AX=2401h, the keyboard
+;      controller, fast A20 (port 0x92); boot_info.a20_method [a20.inc].
+;   4. E820 memory map into boot_info.e820[] [e820.inc].
 ;   5. Partition 1 (LBA, sector count) from the MBR partition table that the
-;      BIOS loaded at 0x7C00 (entry at 0x7C00 + 446).
+;      BIOS loaded at 0x7C00 [check.inc].
 ;   6. Kernel header sector (KERNEL_HDR_LBA): magic, version, hdr_size,
 ;      header CRC-32, load_addr >= KERNEL_LOAD_MIN, payload_size <= mem_size,
 ;      payload sectors <= KERNEL_MAX_SECTORS, entry in
 ;      [load_addr, load_addr + payload_size), load_addr + mem_size below
-;      4 GiB and inside one usable E820 range.
+;      4 GiB and inside one usable E820 range [check.inc].
 ;   7. Payload: INT 13h AH=42h reads of CHUNK_SECTORS sectors into the bounce
-;      buffer, each chunk copied to load_addr and up in unreal mode (DS/ES
-;      with 4 GiB limits, interrupts off while the limits are relied on;
-;      unreal mode is re-entered before each use because a BIOS call may
-;      reload the segment caches). A failed read is retried after a disk
-;      reset (AH=00h), READ_TRIES attempts in all.
+;      buffer (retried after a disk reset, READ_TRIES attempts), each chunk
+;      copied to load_addr and up in unreal mode [payload.inc, unreal.inc].
 ;   8. Zeroes the .bss tail: mem_size - payload_size bytes after the payload.
 ;   9. CRC-32 (IEEE, = Go's crc32.ChecksumIEEE) of the loaded bytes at
-;      load_addr, compared with the header.
+;      load_addr, compared with the header [payload.inc, crc32.inc].
 ;  10. Fills boot_info, loads the flat GDT, enters 32-bit protected mode and
-;      jumps to the header's entry point.
+;      jumps to the header's entry point [handoff.inc].
 ; Any failure: "stage2: FATAL: <reason>" on COM1 and the screen, then
 ; EXIT_BOOT_ERROR written to DEBUG_EXIT_PORT (QEMU exits 43), then cli/hlt
-; forever. Stage 2 never jumps to a kernel it has not fully checked.
+; forever [die in console.inc, die_crc/die_read in fail.inc]. Invariant:
+; stage 2 never jumps to a kernel it has not fully checked — every check
+; above either passes or ends in die*, which does not return.
 ;
 ; Memory map (physical):
 ;   0x00000-0x004FF  IVT + BIOS data area (only the page 0 cursor at
@@ -63,24 +59,40 @@
 ; The GDT the kernel starts with lives inside stage 2 (0x8000..0xFBFF): the
 ; kernel must load its own GDT before it reuses memory below 1 MiB.
 ;
-; Register use:
-;   real mode: CS = DS = ES = SS = 0 throughout (all addresses here are
-;     linear; putc loads ES with the text segment briefly and restores it);
-;     FS/GS unused; DS/ES get 4 GiB limits in unreal mode only around the
-;     copy, zero and CRC loops, with IF = 0 there.
-;   ESI/ECX/EAX in crc32: pointer, length, running CRC; EBX/EDX: table
-;     indices. In load_payload the loop state lives in memory (cur_lba,
-;     left_sectors, left_bytes, dest) because INT 13h may clobber registers.
+; Register conventions (each routine's comment gives its own contract:
+; "in", "out", "clobbers"; "preserves all" includes the 32-bit halves):
+;   real mode: CS = DS = ES = SS = 0 throughout, so every address here is
+;     linear (putc loads ES with the text segment briefly and restores it);
+;     FS/GS unused; DF = 0 (cld in main, nothing sets it); DS/ES get 4 GiB
+;     limits in unreal mode only around the copy, zero and CRC loops, with
+;     IF = 0 there.
+;   Steps that call the BIOS keep their loop state in memory (data.inc),
+;     not in registers: INT 13h/15h may clobber more than they document.
 ;   hand-off: 32-bit protected mode, paging off, IF = 0, DF = 0,
 ;     CS = 0x08 (flat code), DS = ES = FS = GS = SS = 0x10 (flat data),
 ;     EAX = BOOTINFO_MAGIC, EBX = BOOTINFO_ADDR, ESP = 0x7C00 (the kernel
 ;     must not rely on it), other registers undefined.
+;
+; Layout of the binary: the includes below emit code and data in the order
+; they are listed, and that order is part of the contract:
+;   - console.inc must directly follow main: it holds everything main and
+;     die need before the trailer check, and it must end within the first
+;     512 bytes (the only sector known to be loaded until the trailer is
+;     checked; an assertion in console.inc enforces it);
+;   - data.inc and then stage2_trailer come last, so the trailer is the
+;     final 4 bytes of the image;
+;   - any other reordering changes no behaviour but does change the bytes
+;     (the split into files was checked byte-identical against the single
+;     file it came from).
+; The files are build inputs of the NASM step (internal/build:
+; bootIncludeDirs), as NASM 2.16.01's depfile leaves includes out.
 
 %include "bootinfo.inc"
 %include "common.inc"
 %include "stage2hdr.inc"
 
-
+; Addresses of the memory map above (the constants a single job uses live
+; at the top of its file).
 CRC_TABLE       equ 0x1000           ; T0; T1..T3 follow, 1 KiB each
 CRC_T1          equ CRC_TABLE + 0x400
 CRC_T2          equ CRC_TABLE + 0x800
@@ -94,31 +106,10 @@ MBR_PART1       equ MBR_ADDR + 446   ; partition table entry 1
 BOUNCE_ADDR     equ 0x10000
 BOUNCE_SEG      equ BOUNCE_ADDR >> 4
 CHUNK_SECTORS   equ 64               ; 32 KiB per INT 13h call
-READ_TRIES      equ 3
 A20_TEST_LO     equ 0x0500           ; 0000:0500 = linear 0x000500
 A20_TEST_HI     equ 0x0510           ; FFFF:0510 = linear 0x100500
-KBC_TIMEOUT     equ 0xFFFF           ; polls of port 0x64 before giving up
 SEL_CODE32      equ 0x08
 SEL_DATA32      equ 0x10
-E820_SMAP       equ 0x534D4150       ; "SMAP"
-BDA_VIDEO_MODE  equ 0x449            ; BIOS data area: current video mode
-BDA_CURSOR_COL  equ 0x450            ; page 0 cursor column
-BDA_CURSOR_ROW  equ 0x451            ; page 0 cursor row
-BDA_CRTC_PORT   equ 0x463            ; CRTC index port (0x3D4 colour, 0x3B4 mono)
-SCR_COLS        equ 80
-SCR_ROWS        equ 25
-SCR_BYTES       equ SCR_COLS * SCR_ROWS * 2
-SCR_ATTR        equ 0x07             ; light grey on black
-
-; Test hook (never set by the normal build): -DSTAGE2_TEST_A20_SKIP=<mask>
-; makes stage 2 first turn A20 off through port 0x92 and then skip the A20
-; methods in the mask (1 = BIOS, 2 = KBC, 4 = fast), so each method and the
-; failure path can be exercised under QEMU.
-%ifdef STAGE2_TEST_A20_SKIP
-%define STAGE2_TEST_A20_OFF 1
-%else
-%define STAGE2_TEST_A20_SKIP 0
-%endif
 
         bits 16
         org STAGE2_LOAD_ADDR
@@ -139,6 +130,9 @@ stage2_start:
 %endif
 %endif
 
+; main: entry from stage 1 (DL = boot drive, CS = 0). Sets up DS = ES =
+; SS = 0, SP = STACK_TOP, DF = 0, COM1 and the screen, then refuses a
+; truncated stage 2 before running any code past the first sector.
 main:
         cli
         xor ax, ax
@@ -162,6 +156,10 @@ main:
 
 %include "stage2/console.inc"
 
+; main2: the steps, in order; each either returns with its part done or
+; dies (see the list at the top). Nothing returns here: handoff jumps to
+; the kernel. Invariant: boot_info is zeroed before any step writes to it,
+; so every field a step does not set (or a short E820 table) reads 0.
 main2:
 
         ; boot_info: all zero, then the fields known now.
