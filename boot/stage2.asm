@@ -91,8 +91,8 @@
 %include "common.inc"
 %include "stage2hdr.inc"
 
-; Addresses of the memory map above (the constants a single job uses live
-; at the top of its file).
+; Addresses of the memory map above and the GDT selectors (the constants a
+; single job uses live at the top of its file).
 CRC_TABLE       equ 0x1000           ; T0; T1..T3 follow, 1 KiB each
 CRC_T1          equ CRC_TABLE + 0x400
 CRC_T2          equ CRC_TABLE + 0x800
