@@ -57,7 +57,7 @@ func (b *Builder) Boot() (BootArtifacts, error) {
 		return BootArtifacts{}, err
 	}
 	gen := b.outRel("gen") + "/"
-	incs := b.nasmIncludes("boot")
+	incs := b.nasmIncludes(bootIncludeDirs...)
 	var steps []*step
 	var outs []string
 	for _, name := range []string{"stage1", "stage2", "floor"} {
@@ -194,6 +194,13 @@ func (b *Builder) Kernel(v KernelVariant) (string, error) {
 	}
 	return b.abs(elf), nil
 }
+
+// bootIncludeDirs hold the .inc files the boot stages include: the shared
+// ones in boot/ and stage 2's parts in boot/stage2/ (stage2.asm includes
+// them as "stage2/<job>.inc" through -I boot/). A new folder of includes
+// must be added here, or an edit to it would not rebuild stage 2
+// (TestBootIncludesAreInputs checks it).
+var bootIncludeDirs = []string{"boot", "boot/stage2"}
 
 // nasmIncludes lists every .inc a NASM source could include: the generated
 // bootinfo.inc and the .inc files of the given directories. They are explicit

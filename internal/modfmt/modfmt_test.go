@@ -370,7 +370,7 @@ func buildChecker(t *testing.T, dir string) string {
 		"-fsanitize=address,undefined", "-fno-sanitize-recover=all",
 		"-I"+filepath.Join(root, "kernel/include"),
 		filepath.Join(root, "internal/modfmt/testdata/modparse_check.c"),
-		filepath.Join(root, "kernel/module/modparse.c"), "-o", out)
+		filepath.Join(root, "kernel/module/modparse.c"), filepath.Join(root, "kernel/lib/crc32.c"), "-o", out)
 	return out
 }
 
@@ -444,7 +444,7 @@ func TestFuzzModparse(t *testing.T) {
 		"-fsanitize=fuzzer,address,undefined", "-fno-sanitize-recover=all",
 		"-I"+filepath.Join(root, "kernel/include"),
 		filepath.Join(root, "internal/modfmt/testdata/modparse_fuzz.c"),
-		filepath.Join(root, "kernel/module/modparse.c"), "-o", bin)
+		filepath.Join(root, "kernel/module/modparse.c"), filepath.Join(root, "kernel/lib/crc32.c"), "-o", bin)
 	work := filepath.Join(dir, "new")
 	if err := os.Mkdir(work, 0o755); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,33 @@
 /*
  * fat32.c — read-only FAT32 (see fat32.h): mount from the BPB, walk
  * directories (8.3 and long names), follow cluster chains, read files.
+ *
+ * What the disk is trusted for: nothing. Every number read from it is
+ * range-checked before it is used as an LBA, an index or a length:
+ *   - fat32_mount accepts a BPB only if the geometry is consistent (see its
+ *     comment); after that, every valid cluster (2..cluster_count + 1) lies
+ *     in the data area and has a FAT entry inside the first FAT;
+ *   - a cluster number from a directory entry or the FAT is used only after
+ *     valid_cluster(); a chain is followed at most cluster_count + 1 hops,
+ *     so a loop in the FAT ends in an error, not a hang;
+ *   - long names are assembled only into name[0..FAT32_NAME_MAX - 2], so
+ *     they stay NUL-terminated whatever the sequence numbers say.
+ * The disk is never written. Only the first FAT is read; its mirrors are
+ * ignored.
+ *
+ * Memory: struct fat32 is the caller's and holds all state, no globals, no
+ * allocation. Its two sector buffers are shared scratch:
+ *   - fat_buf holds FAT sector fat_cached (an index within the FAT), or
+ *     nothing when fat_cached == UINT32_MAX (also after a failed read);
+ *   - dir_buf is used by fat32_mount (the BPB), fat32_list (each directory
+ *     sector) and fat32_read (a file's partial last sector). So a
+ *     fat32_list callback must not call fat32_list or fat32_read on the
+ *     same fs: it would overwrite the sector being listed. Callers collect
+ *     entries first and read afterwards (kernel/module/workload.c).
+ * One struct fat32 is used by one thread at a time (the kernel has one).
+ *
+ * Errors: every failure returns -1 after writing a one-line reason to
+ * fs->err (ferr), which fat32_error returns until the next failure.
  */
 #include "fat32.h"
 #include "fmt.h"
@@ -55,6 +82,9 @@ static int ferr(struct fat32 *fs, const char *fmt, ...)
 	return -1;
 }
 
+/* The only path to the disk: n sectors at absolute lba into buf, with the
+ * read failure turned into fs->err. The sector source checks lba against
+ * the device; LBAs here are 32-bit (a FAT32 volume ends below 2 TiB). */
 static int rd_sectors(struct fat32 *fs, uint32_t lba, uint32_t n, void *buf)
 {
 	int rc = fs->read(fs->ctx, lba, n, buf);
@@ -63,6 +93,18 @@ static int rd_sectors(struct fat32 *fs, uint32_t lba, uint32_t n, void *buf)
 	return 0;
 }
 
+/*
+ * fat32_mount: read the BPB at part_lba and derive the geometry.
+ * Accepted only when: 55 AA signature, 512-byte sectors, a power-of-two
+ * cluster of at most 128 sectors (64 KiB), 1..4 FATs, reserved sectors > 0,
+ * FAT32 layout (no fixed root directory, no 16-bit FAT size), a data area
+ * left after reserved + FATs, a FAT large enough to map every cluster
+ * (clusters + 2 entries of 4 bytes), and a root cluster that is valid.
+ * The size sums are done in 64 bits so a hostile BPB cannot wrap them.
+ * On success fs holds the geometry (cluster_count = whole clusters in the
+ * data area; a partial cluster at the end is not used) and an empty FAT
+ * cache; on failure fs->err says why and fs must not be used.
+ */
 int fat32_mount(struct fat32 *fs, fat32_read_fn read, void *ctx, uint32_t part_lba)
 {
 	memset(fs, 0, sizeof(*fs));
@@ -125,7 +167,13 @@ static int valid_cluster(const struct fat32 *fs, uint32_t c)
 	return c >= 2 && c <= fs->cluster_count + 1;
 }
 
-/* Next cluster in the chain: 0 = end of chain, -1 = error. */
+/* Next cluster in the chain: 0 = end of chain, -1 = error. c must be a
+ * valid cluster (callers check it): then its entry is inside the FAT, as
+ * mount checked that the FAT maps every valid cluster; the sec check below
+ * is the belt to those braces. The entry is masked to 28 bits (the top 4
+ * are reserved); any value >= FAT_EOC_MIN ends the chain, FAT_BAD and
+ * values outside 2..cluster_count + 1 (0, a free cluster, included) are
+ * errors. On success *next is 0 or a valid cluster. */
 static int next_cluster(struct fat32 *fs, uint32_t c, uint32_t *next)
 {
 	uint32_t sec = c / (FAT32_SECTOR / 4);
@@ -151,6 +199,8 @@ static int next_cluster(struct fat32 *fs, uint32_t c, uint32_t *next)
 	return 0;
 }
 
+/* First sector of valid cluster c; the cluster's sectors_per_cluster
+ * sectors all lie inside the partition (mount's cluster_count). */
 static uint32_t cluster_lba(const struct fat32 *fs, uint32_t c)
 {
 	return fs->data_lba + (c - 2) * fs->sectors_per_cluster;
@@ -161,6 +211,8 @@ static char lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
+/* 1 if NUL-terminated a equals b[0..blen) ignoring ASCII case (the FAT
+ * rule for lookups; names are ASCII here, see lfn_entry). */
 static int name_eq(const char *a, const char *b, size_t blen)
 {
 	size_t i = 0;
@@ -170,6 +222,9 @@ static int name_eq(const char *a, const char *b, size_t blen)
 	return a[i] == '\0';
 }
 
+/* The checksum every LFN entry carries of the 8.3 name it belongs to
+ * (rotate right, add): ties a long name to its short entry, so a stale
+ * long name left before another file's entry is not attached to it. */
 static uint8_t lfn_checksum(const uint8_t *short_name)
 {
 	uint8_t sum = 0;
@@ -178,6 +233,11 @@ static uint8_t lfn_checksum(const uint8_t *short_name)
 	return sum;
 }
 
+/* The 8.3 name of entry e as "NAME.EXT" (no dot without an extension),
+ * space padding dropped, lower-cased where the NT flags say so (the
+ * Windows NT convention for all-lower-case 8.3 names), and a leading
+ * 0x05 turned back into 0xE5. At most 12 characters + NUL, so out needs 13
+ * bytes (struct fat32_dirent's name has FAT32_NAME_MAX). */
 static void short_name(const uint8_t *e, char *out)
 {
 	int n = 0;
@@ -194,7 +254,16 @@ static void short_name(const uint8_t *e, char *out)
 	out[n] = '\0';
 }
 
-/* Long-name assembly state across directory entries. */
+/* Long-name assembly state across directory entries.
+ * LFN entries precede their short entry in descending sequence order: the
+ * first one has LFN_LAST set and the highest number, the last one number 1.
+ * expect is the number the next LFN entry must carry, so expect == 0 after
+ * entry 1 means "a name is ready" (it is also 0 after a broken sequence,
+ * which clears name, and after a deleted entry, which does not: the
+ * checksum test still ties a name to its short entry). name[] is zeroed when a sequence starts, and each
+ * entry writes its 13 characters at (seq - 1) * 13, so the name is
+ * NUL-terminated at its first unwritten byte; characters past
+ * FAT32_NAME_MAX - 2 set too_long, and the entry then gets its 8.3 name. */
 struct lfn_state {
 	char name[FAT32_NAME_MAX];
 	uint8_t checksum;
@@ -202,6 +271,9 @@ struct lfn_state {
 	uint8_t too_long;
 };
 
+/* Feed one LFN entry. Characters are UCS-2: ASCII is kept, anything
+ * else becomes '?', 0x0000 ends the name and 0xFFFF is padding. An entry
+ * out of sequence or with another checksum drops the partial name. */
 static void lfn_entry(struct lfn_state *l, const uint8_t *e)
 {
 	static const uint8_t pos[LFN_CHARS] = { 1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30 };
@@ -230,6 +302,16 @@ static void lfn_entry(struct lfn_state *l, const uint8_t *e)
 	l->expect = (uint8_t)(seq - 1);
 }
 
+/*
+ * fat32_list: every entry of dir, in on-disk order, through cb (fat32.h).
+ * Walks dir's cluster chain sector by sector through fs->dir_buf (see the
+ * top of the file: cb must not use fs). Stops at the first DIR_END entry,
+ * at the end of the chain, or when cb returns nonzero (still 0). Skipped:
+ * deleted entries, LFN entries (assembled into the next short entry's
+ * name), volume labels, "." and "..". The dirent passed to cb is a copy
+ * on this stack frame: cb copies what it keeps. Its cluster is as on disk,
+ * not yet validated: fat32_read and a nested fat32_list check it.
+ */
 int fat32_list(struct fat32 *fs, const struct fat32_dirent *dir,
 	       int (*cb)(void *ctx, const struct fat32_dirent *e), void *ctx)
 {
@@ -301,6 +383,10 @@ static int find_cb(void *ctx, const struct fat32_dirent *e)
 	return 0;
 }
 
+/* fat32_lookup: one fat32_list per path component from the root; empty
+ * components ("//", a trailing "/") are skipped, so "/" is the root. No
+ * "." or ".." handling: the listing skips those entries, so they are "not
+ * found". *out is written only on success (0). */
 int fat32_lookup(struct fat32 *fs, const char *path, struct fat32_dirent *out)
 {
 	struct fat32_dirent cur;
@@ -331,6 +417,14 @@ int fat32_lookup(struct fat32 *fs, const char *path, struct fat32_dirent *out)
 	return 0;
 }
 
+/*
+ * fat32_read: the first len bytes of f into buf (len <= f->size, checked).
+ * Whole sectors are read straight into buf; a partial last sector goes
+ * through fs->dir_buf, so exactly len bytes of buf are written, never more.
+ * The chain must supply ceil(len / cluster bytes) valid clusters: one that
+ * ends early, loops (more hops than clusters) or points outside the data
+ * area is an error. On error, part of buf may have been written.
+ */
 int fat32_read(struct fat32 *fs, const struct fat32_dirent *f, void *buf, uint32_t len)
 {
 	if (f->attr & FAT32_ATTR_DIR)

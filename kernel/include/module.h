@@ -39,9 +39,6 @@ struct modparse_info {
  * writes a one-line reason (no trailing newline) into err[0..errlen). */
 int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *err, size_t errlen);
 
-/* CRC-32 IEEE (same as Go's crc32.ChecksumIEEE). */
-uint32_t modparse_crc32(const uint8_t *p, size_t n);
-
 /* "baseline", "O3", "PGO", "instrumented" or "unknown". */
 const char *module_variant_name(uint32_t variant);
 

@@ -40,9 +40,6 @@ struct prof_sink {
 	void *ctx;
 };
 
-/* CRC-32 IEEE (poly 0xEDB88320, init and final xor 0xFFFFFFFF). */
-uint32_t prof_crc32(const void *buf, size_t len);
-
 /* Base64-encodes n bytes into dst (which must hold PROF_B64_LEN(n) bytes;
  * no NUL is written). Returns the number of characters written. */
 #define PROF_B64_LEN(n) ((((n) + 2u) / 3u) * 4u)

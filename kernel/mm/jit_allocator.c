@@ -3,11 +3,34 @@
  * jit_allocator.h). The block table is kept sorted by offset and always
  * tiles the whole pool; free neighbours are merged on every free, so the
  * table never holds two adjacent free blocks.
+ *
+ * The table invariant (jit_pool_check verifies it; every function below
+ * keeps it on return):
+ *   - 1 <= nblocks <= JIT_MAX_BLOCKS;
+ *   - blocks[0].off == 0, blocks[i + 1].off == blocks[i].off + blocks[i].size,
+ *     and the sizes add up to p->size: the blocks tile [0, size) exactly;
+ *   - every off and size is a multiple of JIT_GRANULE, every size > 0;
+ *   - no two neighbouring blocks are both free.
+ * Since pool offsets are granule multiples and base is page aligned, every
+ * pointer jit_alloc returns is at least JIT_GRANULE aligned.
+ *
+ * Ownership: the pool never writes to the memory it manages (the table is
+ * in struct jit_pool), and it does not zero or fill a block: a caller gets
+ * whatever the previous user left (the module loader copies the image and
+ * zeroes the bss itself). A pool from jit_pool_create owns its heap block
+ * (p->owned); jit_pool_destroy frees it whether or not blocks are still
+ * allocated, so every pointer from that pool dies with it. A pool from
+ * jit_pool_init manages caller-owned memory and owns nothing.
+ *
+ * Sizes: the pool is at most 1 GiB (0x40000000), so offsets, sizes and the
+ * rounding below fit in 32 bits without wrapping.
  */
 #include "jit_allocator.h"
 #include "heap.h"
 #include "string.h"
 
+/* Errors are static strings; last_error keeps the latest until the next
+ * jit_alloc or jit_free clears it. */
 static int set_err(struct jit_pool *p, const char *why)
 {
 	p->last_error = why;
@@ -21,6 +44,8 @@ static void *fail_alloc(struct jit_pool *p, const char *why)
 	return NULL;
 }
 
+/* x rounded up to a multiple of a (a power of two); x + a - 1 must not
+ * wrap, which the 1 GiB pool limit guarantees for every use here. */
 static uint32_t round_up(uint32_t x, uint32_t a)
 {
 	return (x + a - 1) & ~(a - 1);
@@ -75,7 +100,9 @@ void jit_pool_destroy(struct jit_pool *p)
 	kfree(p);
 }
 
-/* Insert a descriptor at index i (caller checked capacity). */
+/* Insert a descriptor at index i (caller checked capacity). Shifts
+ * blocks[i..] up by one; the caller makes the tiling right again before it
+ * returns (insert_at and remove_at alone do not keep the invariant). */
 static void insert_at(struct jit_pool *p, uint32_t i, uint32_t off, uint32_t size, uint32_t used)
 {
 	memmove(&p->blocks[i + 1], &p->blocks[i], (p->nblocks - i) * sizeof(p->blocks[0]));
@@ -91,6 +118,18 @@ static void remove_at(struct jit_pool *p, uint32_t i)
 	p->nblocks--;
 }
 
+/*
+ * jit_alloc: first fit in address order. For each free block, the aligned
+ * start is computed inside it; the head padding (start - off, a granule
+ * multiple below align) stays a free block in place, the allocation
+ * follows, and the tail becomes a new free block. The padding block keeps
+ * the old block's left neighbour and the tail its right neighbour, both of
+ * which were used (no two free neighbours before), so the invariant holds
+ * without merging. A split needs up to two more descriptors; when the
+ * table has no room, the scan goes on to a block that needs fewer, and
+ * the error then says "too fragmented" rather than "exhausted".
+ * The size is rounded up to JIT_GRANULE: the block can be larger than asked.
+ */
 void *jit_alloc(struct jit_pool *p, size_t size, size_t align)
 {
 	p->last_error = NULL;
@@ -141,6 +180,14 @@ void *jit_alloc(struct jit_pool *p, size_t size, size_t align)
 	return fail_alloc(p, "pool exhausted: no free block large enough");
 }
 
+/*
+ * jit_free: only the exact start of a used block is accepted (binary
+ * search: the table is sorted by offset); anything else, a double free
+ * included, is refused with last_error and leaves the pool unchanged. The
+ * freed block then merges with a free right and then a free left
+ * neighbour, which restores "no two free neighbours" and gives back up to
+ * two descriptors: frees never need table room.
+ */
 int jit_free(struct jit_pool *p, void *ptr)
 {
 	p->last_error = NULL;

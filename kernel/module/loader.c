@@ -2,6 +2,21 @@
  * loader.c — place a validated module into a JIT pool, relocate it, run it
  * with the kernel services and measure every call (see module.h).
  * Nothing here executes module code that modparse() has not accepted.
+ *
+ * Ownership:
+ *   - records[] is the kernel's, static, one per module file seen, in load
+ *     order; a record pointer stays valid until module_records_reset (tests
+ *     only). kernel/prof reads the table after the runs.
+ *   - a loaded module's memory is one jit_alloc block, never freed: the
+ *     record's base and profile hook point into it, and the profiler calls
+ *     that hook after all modules ran. A refused module allocates nothing.
+ *   - the file buffer (buf) stays the caller's: module_load copies the image
+ *     out of it and keeps no pointer into it.
+ *
+ * Life of a record: MODULE_REFUSED (never ran, reason says why) or
+ * MODULE_PENDING after module_load; module_execute turns PENDING into
+ * MODULE_OK or MODULE_FAIL exactly once, and refuses to run any record
+ * that is not PENDING, so a refused or already-run module is never entered.
  */
 #include "module.h"
 #include "console.h"
@@ -11,11 +26,18 @@
 #include "string.h"
 #include "timer.h"
 
+/* records[0..nrecords) are in use; nrecords <= MODULE_MAX_RECORDS. */
 static struct module_record records[MODULE_MAX_RECORDS];
 static size_t nrecords;
-/* The record of the module currently running, for the check() service. */
+/* The record of the module currently running, for the check() service:
+ * set by module_execute around the entry calls, NULL otherwise (a check()
+ * from outside a run only prints). Single CPU, no interrupts run modules,
+ * so one global suffices. */
 static struct module_record *running;
 
+/* A zeroed record for file (cut to MODULE_FILE_MAX - 1 bytes, always
+ * NUL-terminated). NULL when the table is full: the caller must skip the
+ * file, there is nowhere to report it but the console. */
 struct module_record *module_record_new(const char *file)
 {
 	if (nrecords >= MODULE_MAX_RECORDS)
@@ -58,6 +80,8 @@ static int name_matches_file(const char *name, const char *file)
 	return 1;
 }
 
+/* Marks rec refused with why (cut to fit, NUL-terminated); returns -1 so
+ * callers can "return refuse(...)". */
 static int refuse(struct module_record *rec, const char *why)
 {
 	rec->result = MODULE_REFUSED;
@@ -66,6 +90,26 @@ static int refuse(struct module_record *rec, const char *why)
 	return -1;
 }
 
+/*
+ * module_load: validate, place, relocate (module.h has the contract).
+ *
+ * On entry: rec from module_record_new, buf[0..len) the whole file; out is
+ * always reset first, so a refused load leaves out->entry NULL and
+ * module_execute will not run it.
+ *
+ * Everything about the file that could be wrong is checked by modparse
+ * (its comment lists the guarantees); this function relies on them and
+ * checks nothing twice: code + data + bss <= 4 MiB (no overflow in total),
+ * entry and profile offsets < code_size, every relocation target + 4 <=
+ * code + data, only two relocation types.
+ *
+ * Placement: the image is linked at address 0 (modules/module.ld), so both
+ * allowed types, R_386_32 (S + A) and R_386_RELATIVE (B + A), become
+ * "add the load address to the word in place". The block is aligned to
+ * info.align by jit_alloc; the bss is zeroed here, not by the pool. Only
+ * after all relocations are applied are the entry and the profile hook
+ * turned into function pointers.
+ */
 int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 		struct jit_pool *pool, struct module *out)
 {
@@ -145,6 +189,8 @@ static uint64_t svc_rdtsc(void)
 	return rdtsc();
 }
 
+/* The check() service: counts the result in the running module's record
+ * and keeps the first failure as its reason (later ones only print). */
 static int svc_check(const char *name, uint64_t got, uint64_t expected)
 {
 	struct module_record *r = running;
@@ -164,6 +210,15 @@ static int svc_check(const char *name, uint64_t got, uint64_t expected)
 	return 0;
 }
 
+/*
+ * module_execute: call the entry m->runs times (module.h has the contract).
+ * Runs only a PENDING record with an entry (see the life of a record
+ * above). Timing is rdtsc around each call only, so cycles_* exclude the
+ * loader; cycles_min/max are over all calls, the first call included
+ * (cold caches). The module runs in ring 0, on the caller's stack, with the
+ * kernel's services: it is trusted code, validated for shape, not sandboxed.
+ * reason keeps the first failure (a nonzero status or a failed check).
+ */
 int module_execute(struct module *m)
 {
 	struct module_record *r = m->rec;

@@ -9,7 +9,11 @@
  */
 #define FLUID_MODPARSE_HOST 1 /* only the pure part of module.h */
 #include "module.h"
+#include "crc32.h"
 
+/* Little-endian field reads at any alignment: a module file sits in a
+ * buffer that FAT32 or a test filled at any address, and the format is
+ * little-endian whatever the host (the fuzz target runs on the host). */
 static uint32_t rd32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -18,23 +22,6 @@ static uint32_t rd32(const uint8_t *p)
 static uint16_t rd16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-uint32_t modparse_crc32(const uint8_t *p, size_t n)
-{
-	/* Reflected CRC-32 (poly 0xEDB88320), one nibble at a time. */
-	static const uint32_t tab[16] = {
-		0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4,
-		0x4DB26158, 0x5005713C, 0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C,
-		0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C,
-	};
-	uint32_t c = 0xFFFFFFFFu;
-	for (size_t i = 0; i < n; i++) {
-		c ^= p[i];
-		c = (c >> 4) ^ tab[c & 15];
-		c = (c >> 4) ^ tab[c & 15];
-	}
-	return c ^ 0xFFFFFFFFu;
 }
 
 const char *module_variant_name(uint32_t variant)
@@ -71,7 +58,13 @@ const char *module_reloc_name(uint32_t type)
 	}
 }
 
-/* --- a tiny formatter, so the error text needs no kernel fmt --- */
+/* --- a tiny formatter, so the error text needs no kernel fmt ---
+ *
+ * Invariant of struct errbuf: len < cap whenever cap > 0, and p[len] is
+ * the NUL that ends the text so far. Text that does not fit is cut off,
+ * never written past p[cap - 1]; cap == 0 (the caller passed no buffer)
+ * writes nothing at all. The caller owns p; the errbuf only borrows it
+ * for one modparse call. */
 struct errbuf {
 	char *p;
 	size_t cap, len;
@@ -85,6 +78,8 @@ static void eput(struct errbuf *e, const char *s)
 		e->p[e->len] = '\0';
 }
 
+/* v in base 10 or 16 (with "0x"). A uint64_t has at most 20 decimal
+ * digits, so tmp[24] and out[26] never fill up. */
 static void eputu(struct errbuf *e, uint64_t v, unsigned base)
 {
 	char tmp[24];
@@ -123,6 +118,40 @@ static int valid_name_char(char c)
 	return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
 }
 
+/*
+ * modparse: check buf[0..len) as a module file, field by field.
+ *
+ * On entry: buf is readable for len bytes (or NULL); out may be NULL (only
+ * the verdict is wanted); err[0..errlen) is writable (errlen may be 0).
+ *
+ * Returns 0 when the file is valid, and then (if out != NULL) out holds:
+ *   - name: 1..31 of [a-z0-9_-], NUL-terminated, zero-padded to 32 bytes;
+ *   - variant < FLUID_VARIANT_COUNT, flags within FLUID_MOD_F_KNOWN;
+ *   - image = buf + image_offset, with image_offset >= the header size and
+ *     code_size + data_size bytes of the file behind it; code_size > 0;
+ *     code + data + bss <= FLUID_MOD_MAX_IMAGE (4 MiB), so their sum fits
+ *     in a uint32_t;
+ *   - align a power of two in 1..FLUID_MOD_MAX_ALIGN;
+ *   - entry_offset < code_size, and profile_offset < code_size when the
+ *     profile flag is set (FLUID_MOD_NO_OFFSET otherwise);
+ *   - relocs = reloc_count 8-byte records inside the file after the image
+ *     (NULL when there are none), reloc_count <= FLUID_MOD_MAX_RELOCS, each
+ *     of type R_386_32 or R_386_RELATIVE with its 4-byte target inside
+ *     code + data (never in bss, never past the image);
+ *   - the CRC-32 over [FLUID_MOD_CRC_START, len) matched the header.
+ * The loader relies on exactly this list and checks none of it again.
+ *
+ * Returns -1 otherwise, with a one-line reason in err (cut to fit) and out
+ * untouched: *out is written only after every check passed.
+ *
+ * Ownership: out->image and out->relocs point into buf; modparse copies
+ * nothing, so they are valid only as long as the caller keeps buf.
+ *
+ * Arithmetic on offsets and sizes from the file is done in 64 bits
+ * (filed, reloc_off, reloc_count * 8): a 32-bit sum could wrap and pass a
+ * bound check. The checks run in the order of internal/modfmt's Parse, so
+ * both name the same first failure for the same file (a test compares them).
+ */
 int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *err, size_t errlen)
 {
 	struct errbuf e = { err, errlen, 0 };
@@ -141,7 +170,7 @@ int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *er
 		return fail2(&e, "file size field ", rd32(buf + FLUID_MOD_OFF_FILE_SIZE), 10,
 			     " does not match the file: truncated or padded");
 	uint32_t want = rd32(buf + FLUID_MOD_OFF_CRC32);
-	uint32_t got = modparse_crc32(buf + FLUID_MOD_CRC_START, len - FLUID_MOD_CRC_START);
+	uint32_t got = crc32_ieee(buf + FLUID_MOD_CRC_START, len - FLUID_MOD_CRC_START);
 	if (want != got) {
 		eput(&e, "checksum mismatch: header says ");
 		eputu(&e, want, 16);

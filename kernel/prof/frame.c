@@ -1,26 +1,11 @@
 /*
- * frame.c — the COM1 frame encoding of profiling.h: CRC-32, base64, and the
+ * frame.c — the COM1 frame encoding of profiling.h: base64 and the
  * BEGIN/payload/END lines. Pure: it only talks to the sink it is given.
  */
 #include "profiling.h"
+#include "crc32.h"
 #include "fmt.h"
 #include "string.h"
-
-#define CRC32_POLY_REFLECTED 0xEDB88320u
-#define CRC32_INIT           0xFFFFFFFFu
-#define CRC32_XOROUT         0xFFFFFFFFu
-
-uint32_t prof_crc32(const void *buf, size_t len)
-{
-	const uint8_t *p = buf;
-	uint32_t crc = CRC32_INIT;
-	while (len--) {
-		crc ^= *p++;
-		for (int bit = 0; bit < 8; bit++)
-			crc = (crc >> 1) ^ (CRC32_POLY_REFLECTED & (0u - (crc & 1u)));
-	}
-	return crc ^ CRC32_XOROUT;
-}
 
 static const char b64_alphabet[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -62,7 +47,7 @@ void prof_frame_write(const struct prof_sink *sink, const char *kind, const char
 	const uint8_t *p = payload;
 
 	ksnprintf(line, sizeof line, "@@FLUID-FRAME-BEGIN v=%d kind=%s module=%s len=%u crc32=%08x\n",
-		  PROF_FRAME_VERSION, kind, module, (unsigned)len, (unsigned)prof_crc32(payload, len));
+		  PROF_FRAME_VERSION, kind, module, (unsigned)len, (unsigned)crc32_ieee(payload, len));
 	sink_str(sink, line);
 	for (size_t off = 0; off < len; off += IN_PER_LINE) {
 		size_t chunk = len - off < IN_PER_LINE ? len - off : IN_PER_LINE;

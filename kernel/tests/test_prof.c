@@ -1,6 +1,6 @@
 /*
  * test_prof.c — in-kernel tests of the profile frame encoding (kernel/prof):
- * CRC-32 and base64 against published vectors, and one whole frame against
+ * base64 against published vectors, and one whole frame against
  * the bytes the host's encoder (internal/profile.EncodeFrame) produces for
  * the same payload, so both sides agree on the format.
  */
@@ -24,13 +24,6 @@ static void mem_write(void *ctx, const char *s, size_t n)
 	memcpy(m->buf + m->len, s, n);
 	m->len += n;
 	m->buf[m->len] = '\0';
-}
-
-KTEST(prof_crc32_vectors)
-{
-	KT_EQ_U(prof_crc32("", 0), 0x00000000u);
-	KT_EQ_U(prof_crc32("123456789", 9), 0xCBF43926u);
-	KT_EQ_U(prof_crc32("The quick brown fox jumps over the lazy dog", 43), 0x414FA339u);
 }
 
 KTEST(prof_base64_vectors)

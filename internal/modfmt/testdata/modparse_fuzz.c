@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "module.h"
+#include "crc32.h"
 
 static void must(int cond, const char *what)
 {
@@ -61,7 +62,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint32_t n = (uint32_t)size;
 	for (int i = 0; i < 4; i++)
 		copy[FLUID_MOD_OFF_FILE_SIZE + i] = (uint8_t)(n >> (8 * i));
-	uint32_t crc = modparse_crc32(copy + FLUID_MOD_CRC_START, size - FLUID_MOD_CRC_START);
+	uint32_t crc = crc32_ieee(copy + FLUID_MOD_CRC_START, size - FLUID_MOD_CRC_START);
 	for (int i = 0; i < 4; i++)
 		copy[FLUID_MOD_OFF_CRC32 + i] = (uint8_t)(crc >> (8 * i));
 	check_one(copy, size);
