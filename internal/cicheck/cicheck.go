@@ -67,7 +67,7 @@ const ToolchainAction = "./.github/actions/toolchain"
 // locked toolchain: a job must use ToolchainAction before running them.
 var BuildTargets = map[string]bool{
 	"build": true, "qemu": true, "test": true, "bench": true, "bootbench": true,
-	"verify": true, "profile": true, "pgo": true, "release": true, "debug": true,
+	"verify": true, "profile": true, "pgo": true, "release": true, "releasebuild": true, "debug": true,
 	"toolchainimage": true, "toolchainlock": true,
 }
 
