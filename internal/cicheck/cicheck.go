@@ -10,6 +10,9 @@
 //   - a job with id-token: write builds nothing (no build mage target, no
 //     toolchain action) and has no contents: write: it signs what another
 //     job built;
+//   - a job with packages: write that uses the toolchain action sets
+//     `create: "true"`: it pushes only a rootfs it created, never one it
+//     restored or pulled;
 //   - in a release workflow (triggered by pushed tags) no job restores a
 //     cache (actions/setup-go with `cache: false`, the toolchain action with
 //     `cache: "false"` or `create: "true"`, no actions/cache), and one job
@@ -254,7 +257,7 @@ func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
 			}
 			return nil
 		}
-		idToken, contents := grants("id-token"), grants("contents")
+		idToken, contents, packages := grants("id-token"), grants("contents"), grants("packages")
 		if job.WorkflowCall != nil && job.WorkflowCall.Uses != nil && strings.HasPrefix(job.WorkflowCall.Uses.Value, SLSAGeneratorPrefix) {
 			// The documented exception: the SLSA generator's reusable
 			// workflow needs both and builds nothing itself.
@@ -282,14 +285,17 @@ func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
 				if uses == ToolchainAction && builds == 0 {
 					builds = ex.Uses.Pos.Line
 				}
-				if !release {
-					continue
-				}
 				input := func(name string) string {
 					if in := ex.Inputs[name]; in != nil && in.Value != nil {
 						return in.Value.Value
 					}
 					return ""
+				}
+				if uses == ToolchainAction && packages != nil && input("create") != "true" {
+					add(ex.Uses.Pos.Line, "job %s holds packages: write and takes the toolchain rootfs from the cache or the registry it pushes to; set `create: \"true\"` so it pushes only what it created", id)
+				}
+				if !release {
+					continue
 				}
 				action, _, _ := strings.Cut(uses, "@")
 				switch {

@@ -83,7 +83,7 @@ func TestPolicyViolations(t *testing.T) {
 		}
 		return string(b)
 	}
-	ci, release := read("ci.yml"), read("release.yml")
+	ci, release, tc := read("ci.yml"), read("release.yml"), read("toolchain.yml")
 	targets := map[string]bool{"build": true, "qemu": true, "test": true, "bench": true, "lint": true, "verify": true,
 		"pgo": true, "release": true, "releasebuild": true, "sign": true, "publish": true, "deps": true}
 	const toolchainStep = "      - name: Toolchain (locked rootfs, cached by toolchain/lock.json)\n        uses: ./.github/actions/toolchain\n"
@@ -123,6 +123,8 @@ func TestPolicyViolations(t *testing.T) {
 		{"the signing job publishes", release, "      contents: read\n      id-token: write", "      contents: write\n      id-token: write", "job sign holds both id-token: write and contents: write"},
 		{"a second contents writer", release, "    permissions:\n      contents: read\n    outputs:", "    permissions:\n      contents: write\n    outputs:", "is a second job of a release workflow with contents: write"},
 		{"the publishing job builds", release, "        run: go tool mage publish", "        run: go tool mage build publish", "job publish of a release workflow holds contents: write and builds"},
+		{"the image publisher pulls what it pushes", tc, "        with:\n          create: \"true\"\n", "", "job publish holds packages: write and takes the toolchain rootfs"},
+		{"the image publisher uses the cache", tc, "          create: \"true\"\n", "          cache: \"true\"\n", "job publish holds packages: write and takes the toolchain rootfs"},
 		{"FLUID_TOOLCHAIN=host on a command", ci, "run: go tool mage verify", "run: FLUID_TOOLCHAIN=host go tool mage verify", "job verify sets FLUID_TOOLCHAIN=host"},
 		{"FLUID_TOOLCHAIN=host through GITHUB_ENV", ci, "run: go tool mage verify", "run: |\n          echo \"FLUID_TOOLCHAIN=host\" >> \"$GITHUB_ENV\"\n          go tool mage verify", "job verify sets FLUID_TOOLCHAIN=host"},
 		{"FLUID_TOOLCHAIN=container in a step env", ci, "      - name: Bench\n        id: bench\n", "      - name: Bench\n        id: bench\n        env:\n          FLUID_TOOLCHAIN: container\n", "sets FLUID_TOOLCHAIN=container"},
