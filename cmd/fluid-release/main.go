@@ -47,7 +47,7 @@ func main() {
 	case "release":
 		err = Release(ctx)
 	case "build":
-		err = Build(ctx)
+		_, err = Build(ctx)
 	case "sign":
 		err = Sign(ctx)
 	case "publish":
@@ -75,21 +75,24 @@ func Release(ctx context.Context) error {
 	if _, _, err := release.SigningEnv(os.Getenv, os.LookupEnv, root); err != nil {
 		return err
 	}
-	if err := Build(ctx); err != nil {
+	sum, err := Build(ctx)
+	if err != nil {
 		return err
 	}
-	return Sign(ctx)
+	// The digest this process just built: signing checks the files did not
+	// change in between, as the sign job checks what the build job handed over.
+	return sign(ctx, sum)
 }
 
 // Build builds an unsigned release into build/dist without publishing it: refuses a toolchain off the LLVM 18 pin (FLUID_RELEASE_ALLOW_LLVM=<major> overrides), builds build/fluid-baseline.img and build/fluid-pgo.img (PGO from the committed profiles; a stale profile is an error) and compresses them with the PGO build's manifest into build/release-assets (FLUID_PGO_IMAGE, FLUID_IMAGE, FLUID_MANIFEST use given files instead), then runs goreleaser (pinned in tools/go.mod): the fluid CLI for 6 platforms, SBOMs, and checksums.txt over every asset. It does not sign (Sign does). A snapshot unless HEAD carries a v* tag (SNAPSHOT=1 forces one). Prints the asset sizes and checksums.txt's SHA-256.
-func Build(ctx context.Context) error {
+func Build(ctx context.Context) (string, error) {
 	root, err := toolcache.RepoRoot(".")
 	if err != nil {
-		return err
+		return "", err
 	}
 	in, err := releaseImages(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	if out, _ := exec.Command("git", "-C", root, "remote").Output(); strings.TrimSpace(string(out)) == "" {
 		fmt.Println("release: WARNING: this repository has no git remote; goreleaser then leaves the commit time out of the CLI binaries' and archives' timestamps, so they will not be reproducible (add the GitHub remote)")
@@ -98,36 +101,47 @@ func Build(ctx context.Context) error {
 	snapshot := tag == "" || os.Getenv("SNAPSHOT") == "1"
 	assets, err := release.PrepareAssets(in, filepath.Join(root, "build", "release-assets"))
 	if err != nil {
-		return err
+		return "", err
 	}
 	goreleaser, err := toolcache.Ensure(ctx, root, toolcache.Goreleaser, func(s string) { fmt.Println("release:", s) })
 	if err != nil {
-		return err
+		return "", err
 	}
 	fmt.Printf("release: %s, unsigned build\n", map[bool]string{true: "snapshot", false: "tag " + tag}[snapshot])
 	if err := release.RunGoreleaser(ctx, release.GoreleaserOptions{
 		Root: root, Goreleaser: goreleaser, Snapshot: snapshot, Stdout: os.Stdout, Stderr: os.Stderr,
 	}); err != nil {
-		return err
+		return "", err
 	}
 	dist := filepath.Join(root, "build", "dist")
 	files, err := release.CheckedFiles(dist, filepath.Join(root, "build", "release-assets"), "")
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, a := range assets {
 		fmt.Printf("release: %-24s %10d bytes raw -> %9d bytes (%.1f%%)\n", a.Name, a.RawSize, a.Size, 100*float64(a.Size)/float64(a.RawSize))
 	}
 	sum, err := fileSHA256(filepath.Join(dist, release.ChecksumsName))
 	if err != nil {
-		return err
+		return "", err
 	}
 	fmt.Printf("release: %d files listed in build/dist/%s (sha256:%s), unsigned: go tool mage sign signs them\n", len(files), release.ChecksumsName, sum)
-	return nil
+	return sum, nil
 }
 
 // Sign signs the release in build/dist (built by `mage releaseBuild`, or handed over by release.yml's build job) without building anything: checks checksums.txt's SHA-256 against FLUID_CHECKSUMS_SHA256 (required in GitHub Actions, where the build job hands it over) and every file it lists against it, then runs cosign sign-blob (pinned in tools/go.mod), writing build/dist/checksums.txt.sigstore.json. release.SigningEnv decides the mode: COSIGN_KEY_FILE (outside the repo) or COSIGN_KEY + COSIGN_PASSWORD key-based, keyless through GitHub's OIDC token in Actions.
 func Sign(ctx context.Context) error {
+	want := strings.TrimSpace(os.Getenv("FLUID_CHECKSUMS_SHA256"))
+	if want == "" && os.Getenv("GITHUB_ACTIONS") == "true" {
+		return errors.New("sign: FLUID_CHECKSUMS_SHA256 is not set: in GitHub Actions the signing job signs only a checksums.txt whose SHA-256 the build job handed over")
+	}
+	return sign(ctx, want)
+}
+
+// sign signs build/dist after checking checksums.txt against want (if not
+// empty) and every file against checksums.txt: the one signing path of
+// Release and Sign.
+func sign(ctx context.Context, want string) error {
 	root, err := toolcache.RepoRoot(".")
 	if err != nil {
 		return err
@@ -135,10 +149,6 @@ func Sign(ctx context.Context) error {
 	signEnv, mode, err := release.SigningEnv(os.Getenv, os.LookupEnv, root)
 	if err != nil {
 		return err
-	}
-	want := strings.TrimSpace(os.Getenv("FLUID_CHECKSUMS_SHA256"))
-	if want == "" && os.Getenv("GITHUB_ACTIONS") == "true" {
-		return errors.New("sign: FLUID_CHECKSUMS_SHA256 is not set: in GitHub Actions the signing job signs only a checksums.txt whose SHA-256 the build job handed over")
 	}
 	cosign, err := toolcache.Ensure(ctx, root, toolcache.Cosign, func(s string) { fmt.Println("sign:", s) })
 	if err != nil {
