@@ -1,15 +1,17 @@
 // Command fluid-release is the release half of the pipeline behind
-// `go tool mage release`, `publish` and `releaseKey`: it builds the signed
-// release assets, uploads them to GitHub, and makes key pairs for local
-// releases. It is a separate program so that the mage binary (rebuilt-checked
+// `go tool mage release`, `releaseBuild`, `sign`, `publish` and
+// `releaseKey`: it builds the release assets, signs them, uploads them to
+// GitHub, and makes key pairs for local releases. It is a separate program so that the mage binary (rebuilt-checked
 // on every `go tool mage` call) does not carry sigstore's and go-github's
 // large dependency graph, which kept a no-op `mage build` slow.
 //
-//	go run ./cmd/fluid-release release|publish|release-key
+//	go run ./cmd/fluid-release release|build|sign|publish|release-key|tools
 package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -29,7 +31,7 @@ import (
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: fluid-release release|publish|release-key|tools (normally run through `go tool mage release|publish|releaseKey`)")
+		fmt.Fprintln(os.Stderr, "usage: fluid-release release|build|sign|publish|release-key|tools (normally run through `go tool mage release|releaseBuild|sign|publish|releaseKey`)")
 		os.Exit(2)
 	}
 	if wd := os.Getenv("FLUID_WORKDIR"); wd != "" { // set by the mage targets
@@ -44,6 +46,10 @@ func main() {
 	switch os.Args[1] {
 	case "release":
 		err = Release(ctx)
+	case "build":
+		_, err = Build(ctx)
+	case "sign":
+		err = Sign(ctx)
 	case "publish":
 		err = Publish(ctx)
 	case "release-key":
@@ -51,7 +57,7 @@ func main() {
 	case "tools":
 		err = Tools(ctx)
 	default:
-		err = fmt.Errorf("unknown command %q; want release, publish, release-key or tools", os.Args[1])
+		err = fmt.Errorf("unknown command %q; want release, build, sign, publish, release-key or tools", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
@@ -59,19 +65,34 @@ func main() {
 	}
 }
 
-// Release builds a signed release into build/dist without publishing it: refuses a toolchain off the LLVM 18 pin (FLUID_RELEASE_ALLOW_LLVM=<major> overrides), builds build/fluid-baseline.img and build/fluid-pgo.img (PGO from the committed profiles; a stale profile is an error) and compresses them with the PGO build's manifest into build/release-assets (FLUID_PGO_IMAGE, FLUID_IMAGE, FLUID_MANIFEST use given files instead), then runs goreleaser (pinned in tools/go.mod): the fluid CLI for 6 platforms, SBOMs, checksums.txt over every asset, and a cosign Sigstore bundle over checksums.txt. A snapshot unless HEAD carries a v* tag (SNAPSHOT=1 forces one). Signing: COSIGN_KEY_FILE (outside the repo) + COSIGN_PASSWORD locally, keyless in GitHub Actions. Prints the asset sizes.
+// Release builds a signed release into build/dist without publishing it: Build, then Sign, in one go. Signing: COSIGN_KEY_FILE (outside the repo) + COSIGN_PASSWORD locally, keyless in GitHub Actions (release.SigningEnv decides, before anything is built).
 func Release(ctx context.Context) error {
 	root, err := toolcache.RepoRoot(".")
 	if err != nil {
 		return err
 	}
-	in, err := releaseImages(ctx)
+	// Refuse a missing key before the long build, not after it.
+	if _, _, err := release.SigningEnv(os.Getenv, os.LookupEnv, root); err != nil {
+		return err
+	}
+	sum, err := Build(ctx)
 	if err != nil {
 		return err
 	}
-	signEnv, mode, err := release.SigningEnv(os.Getenv, os.LookupEnv, root)
+	// The digest this process just built: signing checks the files did not
+	// change in between, as the sign job checks what the build job handed over.
+	return sign(ctx, sum)
+}
+
+// Build builds an unsigned release into build/dist without publishing it: refuses a toolchain off the LLVM 18 pin (FLUID_RELEASE_ALLOW_LLVM=<major> overrides), builds build/fluid-baseline.img and build/fluid-pgo.img (PGO from the committed profiles; a stale profile is an error) and compresses them with the PGO build's manifest into build/release-assets (FLUID_PGO_IMAGE, FLUID_IMAGE, FLUID_MANIFEST use given files instead), then runs goreleaser (pinned in tools/go.mod): the fluid CLI for 6 platforms, SBOMs, and checksums.txt over every asset. It does not sign (Sign does). A snapshot unless HEAD carries a v* tag (SNAPSHOT=1 forces one). Prints the asset sizes and checksums.txt's SHA-256.
+func Build(ctx context.Context) (string, error) {
+	root, err := toolcache.RepoRoot(".")
 	if err != nil {
-		return err
+		return "", err
+	}
+	in, err := releaseImages(ctx)
+	if err != nil {
+		return "", err
 	}
 	if out, _ := exec.Command("git", "-C", root, "remote").Output(); strings.TrimSpace(string(out)) == "" {
 		fmt.Println("release: WARNING: this repository has no git remote; goreleaser then leaves the commit time out of the CLI binaries' and archives' timestamps, so they will not be reproducible (add the GitHub remote)")
@@ -80,29 +101,84 @@ func Release(ctx context.Context) error {
 	snapshot := tag == "" || os.Getenv("SNAPSHOT") == "1"
 	assets, err := release.PrepareAssets(in, filepath.Join(root, "build", "release-assets"))
 	if err != nil {
-		return err
+		return "", err
 	}
-	bins, err := toolcache.EnsureAll(ctx, root, func(s string) { fmt.Println("release:", s) })
+	goreleaser, err := toolcache.Ensure(ctx, root, toolcache.Goreleaser, func(s string) { fmt.Println("release:", s) })
 	if err != nil {
-		return err
+		return "", err
 	}
-	cosign, goreleaser := bins[toolcache.Cosign], bins[toolcache.Goreleaser]
-	fmt.Printf("release: %s, signing %s\n", map[bool]string{true: "snapshot", false: "tag " + tag}[snapshot], mode)
+	fmt.Printf("release: %s, unsigned build\n", map[bool]string{true: "snapshot", false: "tag " + tag}[snapshot])
 	if err := release.RunGoreleaser(ctx, release.GoreleaserOptions{
-		Root: root, Goreleaser: goreleaser, Cosign: cosign, Snapshot: snapshot,
-		Env: signEnv, Stdout: os.Stdout, Stderr: os.Stderr,
+		Root: root, Goreleaser: goreleaser, Snapshot: snapshot, Stdout: os.Stdout, Stderr: os.Stderr,
 	}); err != nil {
-		return err
+		return "", err
 	}
-	files, err := release.ReleaseFiles(filepath.Join(root, "build", "dist"), filepath.Join(root, "build", "release-assets"))
+	dist := filepath.Join(root, "build", "dist")
+	files, err := release.CheckedFiles(dist, filepath.Join(root, "build", "release-assets"), "")
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, a := range assets {
 		fmt.Printf("release: %-24s %10d bytes raw -> %9d bytes (%.1f%%)\n", a.Name, a.RawSize, a.Size, 100*float64(a.Size)/float64(a.RawSize))
 	}
-	fmt.Printf("release: %d files in build/dist ready for `go tool mage publish`\n", len(files))
+	sum, err := fileSHA256(filepath.Join(dist, release.ChecksumsName))
+	if err != nil {
+		return "", err
+	}
+	fmt.Printf("release: %d files listed in build/dist/%s (sha256:%s), unsigned: go tool mage sign signs them\n", len(files), release.ChecksumsName, sum)
+	return sum, nil
+}
+
+// Sign signs the release in build/dist (built by `mage releaseBuild`, or handed over by release.yml's build job) without building anything: checks checksums.txt's SHA-256 against FLUID_CHECKSUMS_SHA256 (required in GitHub Actions, where the build job hands it over) and every file it lists against it, then runs cosign sign-blob (pinned in tools/go.mod), writing build/dist/checksums.txt.sigstore.json. release.SigningEnv decides the mode: COSIGN_KEY_FILE (outside the repo) or COSIGN_KEY + COSIGN_PASSWORD key-based, keyless through GitHub's OIDC token in Actions.
+func Sign(ctx context.Context) error {
+	want := strings.TrimSpace(os.Getenv("FLUID_CHECKSUMS_SHA256"))
+	if want == "" && os.Getenv("GITHUB_ACTIONS") == "true" {
+		return errors.New("sign: FLUID_CHECKSUMS_SHA256 is not set: in GitHub Actions the signing job signs only a checksums.txt whose SHA-256 the build job handed over")
+	}
+	return sign(ctx, want)
+}
+
+// sign signs build/dist after checking checksums.txt against want (if not
+// empty) and every file against checksums.txt: the one signing path of
+// Release and Sign.
+func sign(ctx context.Context, want string) error {
+	root, err := toolcache.RepoRoot(".")
+	if err != nil {
+		return err
+	}
+	signEnv, mode, err := release.SigningEnv(os.Getenv, os.LookupEnv, root)
+	if err != nil {
+		return err
+	}
+	cosign, err := toolcache.Ensure(ctx, root, toolcache.Cosign, func(s string) { fmt.Println("sign:", s) })
+	if err != nil {
+		return err
+	}
+	fmt.Printf("sign: signing %s\n", mode)
+	dist := filepath.Join(root, "build", "dist")
+	bundle, err := release.Sign(ctx, release.SignOptions{
+		DistDir: dist, AssetsDir: filepath.Join(root, "build", "release-assets"), Cosign: cosign,
+		WantSHA256: want, Env: signEnv, Stdout: os.Stdout, Stderr: os.Stderr,
+	})
+	if err != nil {
+		return err
+	}
+	files, err := release.ReleaseFiles(dist, filepath.Join(root, "build", "release-assets"))
+	if err != nil {
+		return err
+	}
+	rel, _ := filepath.Rel(root, bundle)
+	fmt.Printf("sign: %s written; %d files in build/dist ready for `go tool mage publish`\n", rel, len(files))
 	return nil
+}
+
+func fileSHA256(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // Publish uploads the release built by `mage release` to GitHub through go-github: creates or updates the release for TAG (default: the v* tag at HEAD), skips assets already there with the same size and SHA-256, replaces changed or half-uploaded ones, never duplicates; retries on 5xx and waits out rate limits. GITHUB_TOKEN authenticates; GITHUB_REPOSITORY (owner/name) and GITHUB_API_URL choose the target (FLUID_RETRY_BASE_DELAY shortens the backoff); DRY_RUN=1 prints what it would do and changes nothing.

@@ -7,6 +7,16 @@
 //     referenced by tag (its provenance names the tag) and carry a comment
 //     saying so;
 //   - the workflow-level permissions grant nothing beyond read;
+//   - a job with id-token: write builds nothing (no build mage target, no
+//     toolchain action) and has no contents: write: it signs what another
+//     job built;
+//   - a job with packages: write that uses the toolchain action sets
+//     `create: "true"`: it pushes only a rootfs it created, never one it
+//     restored or pulled;
+//   - in a release workflow (triggered by pushed tags) no job restores a
+//     cache (actions/setup-go with `cache: false`, the toolchain action with
+//     `cache: "false"` or `create: "true"`, no actions/cache), and one job
+//     at most has contents: write, one that builds nothing;
 //   - every job has timeout-minutes, every workflow a concurrency group;
 //   - nothing is triggered by pull_request_target;
 //   - every `go tool mage <target>` a workflow runs names a target that
@@ -67,7 +77,7 @@ const ToolchainAction = "./.github/actions/toolchain"
 // locked toolchain: a job must use ToolchainAction before running them.
 var BuildTargets = map[string]bool{
 	"build": true, "qemu": true, "test": true, "bench": true, "bootbench": true,
-	"verify": true, "profile": true, "pgo": true, "release": true, "debug": true,
+	"verify": true, "profile": true, "pgo": true, "release": true, "releasebuild": true, "debug": true,
 	"toolchainimage": true, "toolchainlock": true,
 }
 
@@ -224,6 +234,97 @@ func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
 		}
 	}
 	checkEnv(wf.Env, "the workflow env")
+
+	release := false // triggered by pushed tags: a release workflow
+	for _, ev := range wf.On {
+		if we, ok := ev.(*actionlint.WebhookEvent); ok && we.Hook != nil && we.Hook.Value == "push" && !we.Tags.IsEmpty() {
+			release = true
+		}
+	}
+	contentsWriters := 0
+
+	for _, id := range sortedKeys(wf.Jobs) {
+		job := wf.Jobs[id]
+		grants := func(scope string) *actionlint.String { // the job's write grant of scope, or nil
+			if job.Permissions == nil {
+				return nil
+			}
+			if a := job.Permissions.All; a != nil && a.Value == "write-all" {
+				return a
+			}
+			if sc := job.Permissions.Scopes[scope]; sc != nil && sc.Value != nil && sc.Value.Value == "write" {
+				return sc.Value
+			}
+			return nil
+		}
+		idToken, contents, packages := grants("id-token"), grants("contents"), grants("packages")
+		if job.WorkflowCall != nil && job.WorkflowCall.Uses != nil && strings.HasPrefix(job.WorkflowCall.Uses.Value, SLSAGeneratorPrefix) {
+			// The documented exception: the SLSA generator's reusable
+			// workflow needs both and builds nothing itself.
+			idToken, contents = nil, nil
+		}
+		if idToken != nil && contents != nil {
+			add(idToken.Pos.Line, "job %s holds both id-token: write and contents: write; sign in one job, publish in another", id)
+		}
+		if release && contents != nil {
+			contentsWriters++
+			if contentsWriters == 2 {
+				add(contents.Pos.Line, "job %s is a second job of a release workflow with contents: write; only the job that publishes gets it", id)
+			}
+		}
+		// builds is the line of the job's first build step (a build mage
+		// target or the toolchain action), 0 for none.
+		builds := 0
+		for _, st := range job.Steps {
+			switch ex := st.Exec.(type) {
+			case *actionlint.ExecAction:
+				if ex.Uses == nil {
+					continue
+				}
+				uses := strings.TrimSuffix(ex.Uses.Value, "/")
+				if uses == ToolchainAction && builds == 0 {
+					builds = ex.Uses.Pos.Line
+				}
+				input := func(name string) string {
+					if in := ex.Inputs[name]; in != nil && in.Value != nil {
+						return in.Value.Value
+					}
+					return ""
+				}
+				if uses == ToolchainAction && packages != nil && input("create") != "true" {
+					add(ex.Uses.Pos.Line, "job %s holds packages: write and takes the toolchain rootfs from the cache or the registry it pushes to; set `create: \"true\"` so it pushes only what it created", id)
+				}
+				if !release {
+					continue
+				}
+				action, _, _ := strings.Cut(uses, "@")
+				switch {
+				case action == "actions/setup-go" && input("cache") != "false":
+					add(ex.Uses.Pos.Line, "job %s of a release workflow: actions/setup-go without `cache: false` restores Go caches other runs saved (their keys match); set `cache: false`", id)
+				case uses == ToolchainAction && input("cache") != "false" && input("create") != "true":
+					add(ex.Uses.Pos.Line, "job %s of a release workflow: the toolchain action restores and saves the actions cache; set `cache: \"false\"`", id)
+				case action == "actions/cache" || strings.HasPrefix(action, "actions/cache/"):
+					add(ex.Uses.Pos.Line, "job %s of a release workflow uses %s; a release restores no cache", id, action)
+				}
+			case *actionlint.ExecRun:
+				if ex.Run == nil || builds != 0 {
+					continue
+				}
+				for _, t := range MageTargetsIn(ex.Run.Value) {
+					if BuildTargets[strings.ToLower(t)] {
+						builds = ex.Run.Pos.Line
+						break
+					}
+				}
+			}
+		}
+		if idToken != nil && builds != 0 {
+			add(builds, "job %s holds id-token: write and builds (a build mage target or the toolchain action); sign only what a job without it built and handed over with its digest", id)
+		}
+		if release && contents != nil && builds != 0 {
+			add(builds, "job %s of a release workflow holds contents: write and builds; publish only what a job without it built", id)
+		}
+	}
 
 	for _, id := range sortedKeys(wf.Jobs) {
 		job := wf.Jobs[id]

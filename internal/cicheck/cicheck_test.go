@@ -83,9 +83,9 @@ func TestPolicyViolations(t *testing.T) {
 		}
 		return string(b)
 	}
-	ci, release := read("ci.yml"), read("release.yml")
+	ci, release, tc := read("ci.yml"), read("release.yml"), read("toolchain.yml")
 	targets := map[string]bool{"build": true, "qemu": true, "test": true, "bench": true, "lint": true, "verify": true,
-		"pgo": true, "release": true, "publish": true, "deps": true}
+		"pgo": true, "release": true, "releasebuild": true, "sign": true, "publish": true, "deps": true}
 	const toolchainStep = "      - name: Toolchain (locked rootfs, cached by toolchain/lock.json)\n        uses: ./.github/actions/toolchain\n"
 	const checkout = "actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683 # v4.2.2"
 	tests := []struct {
@@ -108,11 +108,23 @@ func TestPolicyViolations(t *testing.T) {
 		{"SLSA generator without comment", release, "  check:\n", "  slsa:\n    needs: check\n    permissions:\n      id-token: write\n      contents: write\n      actions: read\n    uses: slsa-framework/slsa-github-generator/.github/workflows/generator_generic_slsa3.yml@v2.1.0\n    with:\n      base64-subjects: abc\n\n  check:\n", "say in a comment on this line why"},
 		{"docker image by tag", ci, "      - run: go tool mage lint\n", "      - uses: docker://alpine:3\n      - run: go tool mage lint\n", "pin the image by digest"},
 		{"build without the toolchain action", ci, toolchainStep, "", "job test runs `go tool mage build` before the locked toolchain is ready"},
-		{"toolchain action after the build", release, "      - name: Toolchain (locked rootfs, checked against toolchain/lock.json)\n        uses: ./.github/actions/toolchain\n      - name: Build\n        run: go tool mage build\n",
-			"      - name: Build\n        run: go tool mage build\n      - name: Toolchain (locked rootfs, checked against toolchain/lock.json)\n        uses: ./.github/actions/toolchain\n",
+		{"toolchain action after the build", release, "      - name: Toolchain (locked rootfs, checked against toolchain/lock.json; no cache)\n        uses: ./.github/actions/toolchain\n        with:\n          cache: \"false\"\n      - name: Build\n        run: go tool mage build\n",
+			"      - name: Build\n        run: go tool mage build\n      - name: Toolchain (locked rootfs, checked against toolchain/lock.json; no cache)\n        uses: ./.github/actions/toolchain\n        with:\n          cache: \"false\"\n",
 			"job check runs `go tool mage build` before the locked toolchain is ready"},
 		{"FLUID_TOOLCHAIN=host in the workflow env", ci, "env:\n  GOFLAGS: -mod=readonly\n", "env:\n  GOFLAGS: -mod=readonly\n  FLUID_TOOLCHAIN: host\n", "the workflow env sets FLUID_TOOLCHAIN=host"},
-		{"FLUID_TOOLCHAIN=host in a job env", release, "    environment: release\n", "    environment: release\n    env:\n      FLUID_TOOLCHAIN: host\n", "job release sets FLUID_TOOLCHAIN=host"},
+		{"FLUID_TOOLCHAIN=host in a job env", release, "    environment: release\n", "    environment: release\n    env:\n      FLUID_TOOLCHAIN: host\n", "job sign sets FLUID_TOOLCHAIN=host"},
+		// Least privilege in the release workflow (issue 10 item 9).
+		{"setup-go cache in a release job", release, "          go-version-file: go.mod\n          cache: false\n", "          go-version-file: go.mod\n", "actions/setup-go without `cache: false`"},
+		{"setup-go cache: true in a release job", release, "          go-version-file: go.mod\n          cache: false\n", "          go-version-file: go.mod\n          cache: true\n", "actions/setup-go without `cache: false`"},
+		{"toolchain action cache in a release job", release, "        with:\n          cache: \"false\"\n", "", "the toolchain action restores and saves the actions cache"},
+		{"actions/cache in a release job", release, "      - name: Build\n        run: go tool mage build\n", "      - uses: actions/cache@5a3ec84eff668545956fd18022155c47e93e2684 # v4.2.3\n        with:\n          path: x\n          key: y\n      - name: Build\n        run: go tool mage build\n", "a release restores no cache"},
+		{"the signing job builds", release, "          go tool mage sign\n", "          go tool mage build sign\n", "job sign holds id-token: write and builds"},
+		{"the signing job uses the toolchain action", release, "          go tool mage sign\n", "          go tool mage sign\n      - uses: ./.github/actions/toolchain\n", "job sign holds id-token: write and builds"},
+		{"the signing job publishes", release, "      contents: read\n      id-token: write", "      contents: write\n      id-token: write", "job sign holds both id-token: write and contents: write"},
+		{"a second contents writer", release, "    permissions:\n      contents: read\n    outputs:", "    permissions:\n      contents: write\n    outputs:", "is a second job of a release workflow with contents: write"},
+		{"the publishing job builds", release, "        run: go tool mage publish", "        run: go tool mage build publish", "job publish of a release workflow holds contents: write and builds"},
+		{"the image publisher pulls what it pushes", tc, "        with:\n          create: \"true\"\n", "", "job publish holds packages: write and takes the toolchain rootfs"},
+		{"the image publisher uses the cache", tc, "          create: \"true\"\n", "          cache: \"true\"\n", "job publish holds packages: write and takes the toolchain rootfs"},
 		{"FLUID_TOOLCHAIN=host on a command", ci, "run: go tool mage verify", "run: FLUID_TOOLCHAIN=host go tool mage verify", "job verify sets FLUID_TOOLCHAIN=host"},
 		{"FLUID_TOOLCHAIN=host through GITHUB_ENV", ci, "run: go tool mage verify", "run: |\n          echo \"FLUID_TOOLCHAIN=host\" >> \"$GITHUB_ENV\"\n          go tool mage verify", "job verify sets FLUID_TOOLCHAIN=host"},
 		{"FLUID_TOOLCHAIN=container in a step env", ci, "      - name: Bench\n        id: bench\n", "      - name: Bench\n        id: bench\n        env:\n          FLUID_TOOLCHAIN: container\n", "sets FLUID_TOOLCHAIN=container"},

@@ -15,6 +15,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"github.com/fluid-os/fluid/internal/toolchain"
 	"github.com/fluid-os/fluid/internal/toolchain/publish"
@@ -89,7 +92,7 @@ var Plan = []Step{
 		}},
 	{Workflow: "profiles.yml", Event: "workflow_dispatch", Payload: dispatchPayload, Jobs: []string{"refresh"},
 		Before: profilesBefore, After: profilesAfter, Check: profilesCheck},
-	{Workflow: "release.yml", Event: "push", Jobs: []string{"check", "release", "check-published"}, Payload: func(e *env) map[string]any { return pushPayload("refs/tags/" + e.tag)(e) },
+	{Workflow: "release.yml", Event: "push", Jobs: []string{"check", "build", "sign", "publish", "check-published"}, Payload: func(e *env) map[string]any { return pushPayload("refs/tags/" + e.tag)(e) },
 		Secrets: func(e *env) map[string]string {
 			return map[string]string{"RELEASE_COSIGN_KEY": string(e.keyPEM), "RELEASE_COSIGN_PASSWORD": e.keyPass}
 		},
@@ -341,10 +344,12 @@ func union(a, b map[string][]byte) map[string][]byte {
 }
 
 // releaseCheck: the fake GitHub has the release for the tag, with exactly
-// the assets the release job uploaded as release-assets (checksums.txt,
-// its bundle, and every file checksums.txt names), byte for byte.
+// the assets the build job uploaded as release-build (checksums.txt and
+// every file it names; no signature) and the bundle the sign job uploaded
+// as release-signature, byte for byte; and the sign job's provenance
+// statement for that checksums.txt is in the attestation store.
 func releaseCheck(ctx context.Context, e *env, arts string, jobs []string) error {
-	if len(jobs) > 0 && !contains(jobs, "check-published") && !contains(jobs, "release") {
+	if len(jobs) > 0 && !contains(jobs, "check-published") && !contains(jobs, "publish") {
 		return nil
 	}
 	rel := e.gh.Release(e.tag)
@@ -359,13 +364,29 @@ func releaseCheck(ctx context.Context, e *env, arts string, jobs []string) error
 	if err != nil {
 		return err
 	}
-	z, ok := all["release-assets"]
+	z, ok := all["release-build"]
 	if !ok {
-		return fmt.Errorf("the release job uploaded no release-assets artifact (artifacts: %v)", slices.Sorted(maps.Keys(all)))
+		return fmt.Errorf("the build job uploaded no release-build artifact (artifacts: %v)", slices.Sorted(maps.Keys(all)))
 	}
 	dist, err := zipNames(z)
 	if err != nil {
 		return err
+	}
+	if _, ok := dist["dist/checksums.txt.sigstore.json"]; ok {
+		return errors.New("the build job's release-build artifact holds a signature: the build job must not sign")
+	}
+	zs, ok := all["release-signature"]
+	if !ok {
+		return fmt.Errorf("the sign job uploaded no release-signature artifact (artifacts: %v)", slices.Sorted(maps.Keys(all)))
+	}
+	sig, err := zipNames(zs)
+	if err != nil {
+		return err
+	}
+	if b, ok := sig["checksums.txt.sigstore.json"]; !ok {
+		return fmt.Errorf("the release-signature artifact lacks checksums.txt.sigstore.json (it has %v)", slices.Sorted(maps.Keys(sig)))
+	} else {
+		dist["dist/checksums.txt.sigstore.json"] = b
 	}
 	sums, ok := published["checksums.txt"]
 	if !ok {
@@ -392,11 +413,17 @@ func releaseCheck(ctx context.Context, e *env, arts string, jobs []string) error
 			d, ok = dist["release-assets/"+n]
 		}
 		if !ok {
-			return fmt.Errorf("the release-assets artifact (build/dist/ and build/release-assets/) lacks %s (it has %v)", n, slices.Sorted(maps.Keys(dist)))
+			return fmt.Errorf("the release-build artifact (build/dist/ and build/release-assets/) lacks %s (it has %v)", n, slices.Sorted(maps.Keys(dist)))
 		}
 		if !bytes.Equal(d, published[n]) {
-			return fmt.Errorf("published %s differs from the release job's build/dist/%s", n, n)
+			return fmt.Errorf("published %s differs from the build job's build/dist/%s (or the sign job's bundle)", n, n)
 		}
+	}
+	// The sign job's provenance is in the attestation store, for the
+	// published checksums.txt.
+	sum := sha256.Sum256(sums)
+	if m, _ := filepath.Glob(filepath.Join(e.dir, "attestations", "sha256-"+hex.EncodeToString(sum[:]), "*.json")); len(m) == 0 {
+		return fmt.Errorf("no provenance attestation for the published checksums.txt (sha256:%x)", sum)
 	}
 	return nil
 }

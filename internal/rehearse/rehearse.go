@@ -615,6 +615,19 @@ func (e *env) run(ctx context.Context, p Step) (rr RunResult) {
 	return rr
 }
 
+// workflowRef is the ref GitHub runs a workflow at for the event: the
+// pushed (or dispatched) ref, a pull request's merge ref, else the
+// default branch.
+func workflowRef(event string, payload map[string]any) string {
+	if r, ok := payload["ref"].(string); ok && r != "" {
+		return r
+	}
+	if n, ok := payload["number"]; ok && event == "pull_request" {
+		return fmt.Sprintf("refs/pull/%v/merge", n)
+	}
+	return "refs/heads/main"
+}
+
 // actRun is the outcome of one act invocation.
 type actRun struct {
 	*actLog
@@ -622,7 +635,8 @@ type actRun struct {
 }
 
 func (e *env) act(ctx context.Context, p Step, job, artifacts string) (*actRun, error) {
-	payload, err := json.MarshalIndent(p.Payload(e), "", "  ")
+	ev := p.Payload(e)
+	payload, err := json.MarshalIndent(ev, "", "  ")
 	if err != nil {
 		return nil, err
 	}
@@ -668,6 +682,9 @@ func (e *env) act(ctx context.Context, p Step, job, artifacts string) (*actRun, 
 		"FLUID_REHEARSAL=1",
 		"FLUID_REHEARSAL_ORIGIN=" + e.origin,
 		"FLUID_REHEARSAL_CACHE=" + e.o.CacheDir,
+		"FLUID_REHEARSAL_ATTESTATIONS=" + filepath.Join(e.dir, "attestations"),
+		// act leaves it unset; GitHub sets it, and the provenance names it.
+		"GITHUB_WORKFLOW_REF=" + e.repo + "/.github/workflows/" + p.Workflow + "@" + workflowRef(p.Event, ev),
 	} {
 		args = append(args, "--env", kv)
 	}

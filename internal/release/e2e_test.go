@@ -3,6 +3,8 @@ package release_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"io/fs"
@@ -23,9 +25,11 @@ import (
 )
 
 // TestSnapshotReleaseOffline runs the whole release the way `mage release`
-// does — compress the images, goreleaser (6 CLI builds, archives, SBOMs,
-// checksums) and cosign sign-blob with a throwaway key — offline, in a
-// throwaway git copy of the repository. Then the real cosign CLI and
+// does, in release.yml's two steps — `mage releaseBuild` (compress the
+// images, goreleaser: 6 CLI builds, archives, SBOMs, checksums; no
+// signature) and `mage sign` (release.Sign: check the handed-over SHA-256
+// of checksums.txt and every file, cosign sign-blob with a throwaway key) —
+// offline, in a throwaway git copy of the repository. Then the real cosign CLI and
 // `fluid verify` (the goreleaser-built binary) must accept the result, and
 // both must refuse it after one byte of the image, the checksums file or the
 // bundle is flipped.
@@ -90,36 +94,48 @@ func TestSnapshotReleaseOffline(t *testing.T) {
 		t.Fatal(err)
 	}
 	var glog bytes.Buffer
-	start := time.Now()
-	err = release.RunGoreleaser(ctx, release.GoreleaserOptions{
-		Root: repo, Goreleaser: goreleaser, Cosign: cosign, Snapshot: true, Offline: true,
-		Env: append(signEnv, "COSIGN_PASSWORD=throwaway", "SOURCE_DATE_EPOCH=1767225600"), Stdout: &glog, Stderr: &glog,
-	})
-	if err != nil {
-		t.Fatalf("%v\n%s", err, tailLines(glog.String(), 60))
+	build := func(what string) {
+		t.Helper()
+		glog.Reset()
+		start := time.Now()
+		err := release.RunGoreleaser(ctx, release.GoreleaserOptions{
+			Root: repo, Goreleaser: goreleaser, Snapshot: true, Offline: true,
+			Env: []string{"SOURCE_DATE_EPOCH=1767225600"}, Stdout: &glog, Stderr: &glog,
+		})
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", what, err, tailLines(glog.String(), 60))
+		}
+		t.Logf("%s (goreleaser snapshot, unsigned) took %s", what, time.Since(start).Round(time.Second))
 	}
-	t.Logf("goreleaser snapshot release (%s signing) took %s", mode, time.Since(start).Round(time.Second))
-	if bytes.Contains(glog.Bytes(), []byte("BEGIN ENCRYPTED")) {
-		t.Fatal("the private key appeared in goreleaser's output")
-	}
-
+	build("first build")
 	dist := filepath.Join(repo, "build", "dist")
+	if _, err := os.Stat(filepath.Join(dist, release.BundleName)); err == nil {
+		t.Fatal("goreleaser signed: the build step must leave signing to release.Sign")
+	}
 	firstSums, _ := os.ReadFile(filepath.Join(dist, release.ChecksumsName))
 
 	// Reproducible: a second run from the same commit gives the same
 	// checksums for every asset (binaries, archives, SBOMs, images).
-	glog.Reset()
-	start = time.Now()
-	err = release.RunGoreleaser(ctx, release.GoreleaserOptions{
-		Root: repo, Goreleaser: goreleaser, Cosign: cosign, Snapshot: true, Offline: true,
-		Env: append(signEnv, "COSIGN_PASSWORD=throwaway", "SOURCE_DATE_EPOCH=1767225600"), Stdout: &glog, Stderr: &glog,
-	})
-	if err != nil {
-		t.Fatalf("second run: %v\n%s", err, tailLines(glog.String(), 60))
-	}
-	t.Logf("second goreleaser run (warm) took %s", time.Since(start).Round(time.Second))
-	if secondSums, _ := os.ReadFile(filepath.Join(dist, release.ChecksumsName)); !bytes.Equal(firstSums, secondSums) {
+	build("second build (warm)")
+	secondSums, _ := os.ReadFile(filepath.Join(dist, release.ChecksumsName))
+	if !bytes.Equal(firstSums, secondSums) {
 		t.Fatalf("two release runs from one commit differ:\nfirst:\n%s\nsecond:\n%s", firstSums, secondSums)
+	}
+
+	// Sign what the build handed over, by its digest, as release.yml's sign
+	// job does.
+	digest := sha256.Sum256(secondSums)
+	var slog bytes.Buffer
+	start := time.Now()
+	if _, err := release.Sign(ctx, release.SignOptions{
+		DistDir: dist, AssetsDir: assetsDir, Cosign: cosign, WantSHA256: hex.EncodeToString(digest[:]),
+		Env: append(signEnv, "COSIGN_PASSWORD=throwaway"), Stdout: &slog, Stderr: &slog,
+	}); err != nil {
+		t.Fatalf("sign: %v\n%s", err, tailLines(slog.String(), 30))
+	}
+	t.Logf("release.Sign (%s signing) took %s", mode, time.Since(start).Round(time.Second))
+	if bytes.Contains(glog.Bytes(), []byte("BEGIN ENCRYPTED")) || bytes.Contains(slog.Bytes(), []byte("BEGIN ENCRYPTED")) {
+		t.Fatal("the private key appeared in goreleaser's or cosign's output")
 	}
 
 	files, err := release.ReleaseFiles(dist, assetsDir)

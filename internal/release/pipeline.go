@@ -2,6 +2,8 @@ package release
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -93,10 +95,11 @@ func PrepareAssets(in Inputs, dir string) ([]PreparedAsset, error) {
 	return out, nil
 }
 
-// SigningEnv decides how `mage release` signs, from the environment:
+// SigningEnv is the one place that decides how a release is signed (Sign,
+// run by `mage release` and `mage sign`), from the environment:
 //   - COSIGN_KEY (PEM of a cosign private key) — key-based, passed through;
 //   - COSIGN_KEY_FILE (path, outside the repository) — key-based; the key is
-//     read and handed to goreleaser/cosign as COSIGN_KEY in the child's
+//     read and handed to cosign as COSIGN_KEY in the child's
 //     environment only, never written anywhere or printed;
 //   - in GitHub Actions with an OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL) —
 //     keyless.
@@ -178,15 +181,15 @@ func pathInside(path, dir string) (bool, error) {
 type GoreleaserOptions struct {
 	Root       string   // repository root: a git work tree with .goreleaser.yaml
 	Goreleaser string   // goreleaser binary (toolcache)
-	Cosign     string   // cosign binary; its directory goes first on PATH
 	Snapshot   bool     // --snapshot: no tag needed, version X.Y.Z-snapshot
 	Offline    bool     // GOPROXY=off, GOFLAGS=-mod=mod: build from the module cache only
-	Env        []string // extra environment (signing, SOURCE_DATE_EPOCH)
+	Env        []string // extra environment (e.g. SOURCE_DATE_EPOCH)
 	Stdout     io.Writer
 	Stderr     io.Writer
 }
 
-// RunGoreleaser builds, archives, checksums and signs the CLI release into
+// RunGoreleaser builds, archives and checksums (it does not sign: Sign
+// does) the CLI release into
 // Root/build/dist without publishing (publishing is Publish's job, so that a
 // rerun is idempotent): `goreleaser release --clean --skip=publish,announce`.
 // A tagged (non-snapshot) run keeps goreleaser's validation: a dirty tree or
@@ -199,9 +202,6 @@ func RunGoreleaser(ctx context.Context, o GoreleaserOptions) error {
 	cmd := exec.CommandContext(ctx, o.Goreleaser, args...)
 	cmd.Dir = o.Root
 	env := os.Environ()
-	if o.Cosign != "" {
-		env = append(env, "PATH="+filepath.Dir(o.Cosign)+string(os.PathListSeparator)+os.Getenv("PATH"))
-	}
 	if o.Offline {
 		env = append(env, "GOPROXY=off", "GOFLAGS=-mod=mod", "GOSUMDB=off")
 	}
@@ -219,36 +219,130 @@ func RunGoreleaser(ctx context.Context, o GoreleaserOptions) error {
 // checksum, so a stale or damaged file is never published.
 func ReleaseFiles(distDir, assetsDir string) ([]string, error) {
 	sumsPath := filepath.Join(distDir, ChecksumsName)
-	data, err := os.ReadFile(sumsPath)
-	if err != nil {
+	if _, err := os.Stat(sumsPath); err != nil {
 		return nil, fmt.Errorf("release files: %w; run go tool mage release first", err)
 	}
 	bundlePath := filepath.Join(distDir, BundleName)
 	if _, err := os.Stat(bundlePath); err != nil {
-		return nil, fmt.Errorf("release files: %s is missing: the release is not signed; run go tool mage release with a signing key", bundlePath)
+		return nil, fmt.Errorf("release files: %s is missing: the release is not signed; run go tool mage release (or go tool mage sign) with a signing key", bundlePath)
+	}
+	listed, err := CheckedFiles(distDir, assetsDir, "")
+	if err != nil {
+		return nil, fmt.Errorf("release files: %w", err)
+	}
+	return append([]string{sumsPath, bundlePath}, listed...), nil
+}
+
+// CheckedFiles checks an unsigned or signed build in distDir: when
+// wantSHA256 is not empty, checksums.txt's own SHA-256 must be it (the
+// digest the build job handed over); then every asset checksums.txt lists
+// must exist, in distDir or in assetsDir, with its listed SHA-256. It
+// returns the listed files' paths, sorted by name.
+func CheckedFiles(distDir, assetsDir, wantSHA256 string) ([]string, error) {
+	sumsPath := filepath.Join(distDir, ChecksumsName)
+	data, err := os.ReadFile(sumsPath)
+	if err != nil {
+		return nil, fmt.Errorf("%w; build the release first (go tool mage releaseBuild or release)", err)
+	}
+	if wantSHA256 != "" {
+		sum := sha256.Sum256(data)
+		if got := hex.EncodeToString(sum[:]); !strings.EqualFold(got, strings.TrimSpace(wantSHA256)) {
+			return nil, fmt.Errorf("%s has SHA-256 %s, but the build handed over %s: refusing files that are not the ones built", sumsPath, got, wantSHA256)
+		}
 	}
 	sums, err := ParseChecksums(data)
 	if err != nil {
-		return nil, fmt.Errorf("release files: %s: %w", sumsPath, err)
+		return nil, fmt.Errorf("%s: %w", sumsPath, err)
+	}
+	if len(sums) == 0 {
+		return nil, fmt.Errorf("%s lists no files", sumsPath)
 	}
 	names := make([]string, 0, len(sums))
 	for n := range sums {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	files := []string{sumsPath, bundlePath}
+	var files []string
 	for _, n := range names {
 		p := filepath.Join(distDir, n)
 		if _, err := os.Stat(p); err != nil {
 			p = filepath.Join(assetsDir, n)
 			if _, err := os.Stat(p); err != nil {
-				return nil, fmt.Errorf("release files: %s is listed in %s but found neither in %s nor in %s", n, sumsPath, distDir, assetsDir)
+				return nil, fmt.Errorf("%s is listed in %s but found neither in %s nor in %s", n, sumsPath, distDir, assetsDir)
 			}
 		}
 		if err := sums.VerifyFile(p, n); err != nil {
-			return nil, fmt.Errorf("release files: %w", err)
+			return nil, err
 		}
 		files = append(files, p)
 	}
 	return files, nil
+}
+
+// SignOptions configure Sign.
+type SignOptions struct {
+	DistDir    string   // holds checksums.txt; the bundle is written beside it
+	AssetsDir  string   // the images and manifest (build/release-assets)
+	Cosign     string   // cosign binary (toolcache)
+	WantSHA256 string   // checksums.txt's SHA-256 as the build handed it over ("" locally: not checked)
+	Env        []string // from SigningEnv (the one place that decides the mode), plus e.g. COSIGN_PASSWORD
+	Stdout     io.Writer
+	Stderr     io.Writer
+}
+
+// SignArgs are cosign's arguments for the release signature: a Sigstore
+// bundle (protobuf format, verifiable by cosign v2 and v3 and sigstore-go)
+// over checksums.txt, which covers every asset. keyed (COSIGN_KEY in the
+// child's environment, as SigningEnv arranges) signs with that key and
+// uploads nothing; otherwise keyless: cosign finds GitHub's ambient OIDC
+// token itself, gets a Fulcio certificate for the workflow's identity and
+// logs the signature in Rekor.
+func SignArgs(checksums, bundle string, keyed bool) []string {
+	args := []string{"sign-blob", "--new-bundle-format", "--bundle=" + bundle}
+	if keyed {
+		args = append(args, "--key=env://COSIGN_KEY", "--tlog-upload=false")
+	} else {
+		args = append(args, "--tlog-upload=true")
+	}
+	return append(args, "--yes", checksums)
+}
+
+// Sign is the one way a release is signed (`mage release` and `mage sign`;
+// goreleaser does not sign): it checks the build with CheckedFiles (the
+// handed-over SHA-256 of checksums.txt, then every listed file), removes a
+// stale bundle, and runs cosign sign-blob over checksums.txt, writing
+// checksums.txt.sigstore.json beside it. It returns the bundle's path.
+func Sign(ctx context.Context, o SignOptions) (string, error) {
+	if _, err := CheckedFiles(o.DistDir, o.AssetsDir, o.WantSHA256); err != nil {
+		return "", fmt.Errorf("sign: %w", err)
+	}
+	sums := filepath.Join(o.DistDir, ChecksumsName)
+	bundle := filepath.Join(o.DistDir, BundleName)
+	if err := os.Remove(bundle); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("sign: %w", err)
+	}
+	env := append(os.Environ(), o.Env...)
+	keyed := false
+	for _, kv := range env {
+		if k, v, _ := strings.Cut(kv, "="); k == "COSIGN_KEY" {
+			keyed = v != ""
+		}
+	}
+	args := SignArgs(sums, bundle, keyed)
+	cmd := exec.CommandContext(ctx, o.Cosign, args...)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = o.Stdout, o.Stderr
+	if err := cmd.Run(); err != nil {
+		os.Remove(bundle)
+		return "", fmt.Errorf("sign: cosign %s: %w", strings.Join(args[:len(args)-1], " "), err)
+	}
+	if _, err := os.Stat(bundle); err != nil {
+		return "", fmt.Errorf("sign: cosign wrote no bundle: %w", err)
+	}
+	// Signing must not have changed what it signed.
+	if _, err := CheckedFiles(o.DistDir, o.AssetsDir, o.WantSHA256); err != nil {
+		os.Remove(bundle)
+		return "", fmt.Errorf("sign: after signing: %w", err)
+	}
+	return bundle, nil
 }

@@ -63,7 +63,12 @@ func attest(e *Env) error {
 		return errors.New("One of subject-path or subject-digest must be provided")
 	}
 	server, repo := e.Getenv("GITHUB_SERVER_URL"), e.Getenv("GITHUB_REPOSITORY")
-	wfRef := e.Getenv("GITHUB_WORKFLOW_REF")
+	if server == "" {
+		server = "https://github.com"
+	}
+	// GITHUB_WORKFLOW_REF is owner/repo/.github/workflows/x.yml@ref; the
+	// provenance names the workflow file by its path in the repository.
+	wfPath, _, _ := strings.Cut(strings.TrimPrefix(e.Getenv("GITHUB_WORKFLOW_REF"), repo+"/"), "@")
 	stmt := map[string]any{
 		"_type":         "https://in-toto.io/Statement/v1",
 		"subject":       subjects,
@@ -72,7 +77,7 @@ func attest(e *Env) error {
 			"buildDefinition": map[string]any{
 				"buildType": "https://actions.github.io/buildtypes/workflow/v1",
 				"externalParameters": map[string]any{"workflow": map[string]any{
-					"ref": e.Getenv("GITHUB_REF"), "repository": server + "/" + repo, "path": wfRef,
+					"ref": e.Getenv("GITHUB_REF"), "repository": server + "/" + repo, "path": wfPath,
 				}},
 				"internalParameters": map[string]any{"github": map[string]any{
 					"event_name": e.Getenv("GITHUB_EVENT_NAME"), "repository_id": e.Getenv("GITHUB_REPOSITORY_ID"),
@@ -97,8 +102,21 @@ func attest(e *Env) error {
 	if err := os.WriteFile(out, b, 0o644); err != nil {
 		return err
 	}
+	// The rehearsal's attestation store stands in for GitHub's attestations
+	// API: one directory per subject digest, read by `gh attestation verify`.
+	store := e.Getenv("FLUID_REHEARSAL_ATTESTATIONS")
 	for _, s := range subjects {
 		e.Logf("provenance statement for %s sha256:%s (unsigned: the rehearsal has no OIDC token)", s.Name, s.Digest["sha256"])
+		if store == "" || s.Digest["sha256"] == "" {
+			continue
+		}
+		dir := filepath.Join(store, "sha256-"+s.Digest["sha256"])
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(out)), b, 0o644); err != nil {
+			return err
+		}
 	}
 	if err := e.Output("bundle-path", out); err != nil {
 		return err

@@ -17,14 +17,18 @@ import (
 // GITHUB_API_URL (the rehearsal's fake GitHub):
 //
 //	gh release download TAG [--repo OWNER/NAME] [--pattern GLOB]... [--dir DIR] [--skip-existing | --clobber]
+//	gh attestation verify FILE (--repo OWNER/NAME | --owner OWNER) [--signer-workflow W] [--predicate-type URI] (ghattest.go)
 //
 // Flags and the tag come in any order, in gh's (cobra's) forms: --flag
 // value, --flag=value, -f value, -fvalue, and -- ending the flags. gh's
 // own rule for existing files holds: without --skip-existing or --clobber
 // an existing file is an error.
 func ghCLI(e *Env) error {
+	if len(e.Args) >= 2 && e.Args[0] == "attestation" && e.Args[1] == "verify" {
+		return ghAttestationVerify(e, e.Args[2:])
+	}
 	if len(e.Args) < 2 || e.Args[0] != "release" || e.Args[1] != "download" {
-		return fmt.Errorf("gh stand-in: `gh %v` is not a command the rehearsal stands in for (only `gh release download`); add it to internal/rehearse/standin/gh.go and .github/rehearsal/README.md", e.Args)
+		return fmt.Errorf("gh stand-in: `gh %v` is not a command the rehearsal stands in for (only `gh release download` and `gh attestation verify`); add it to internal/rehearse/standin/gh.go and .github/rehearsal/README.md", e.Args)
 	}
 	o, err := parseReleaseDownload(e.Args[2:], e.Getenv("GITHUB_REPOSITORY"))
 	if err != nil {

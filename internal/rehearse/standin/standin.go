@@ -15,8 +15,9 @@
 // protocol names ($GITHUB_OUTPUT, $GITHUB_STATE, $GITHUB_ENV).
 //
 // The rehearsal passes its own facts in FLUID_REHEARSAL_* variables:
-// ORIGIN (the bare repository that plays GitHub's copy of the repository)
-// and CACHE (the actions-cache directory).
+// ORIGIN (the bare repository that plays GitHub's copy of the repository),
+// CACHE (the actions-cache directory) and ATTESTATIONS (the attestation
+// store). It also sets GITHUB_WORKFLOW_REF, which act leaves unset.
 package standin
 
 import (
@@ -57,11 +58,11 @@ var Names = []StandIn{
 	{Name: "download-artifact", Action: "actions/download-artifact", run: downloadArtifact,
 		Does: "lists this run's artifacts on act's artifact server and unzips the named (or all, or pattern-matched) ones, each streamed to a temporary file in the destination first; a name no job uploaded fails as download-artifact does"},
 	{Name: "attest-build-provenance", Action: "actions/attest-build-provenance", run: attest,
-		Does: "writes the in-toto SLSA v1 provenance statement for the subject files (their SHA-256) to $RUNNER_TEMP; it is not signed: that needs GitHub's OIDC token and Sigstore"},
+		Does: "writes the in-toto SLSA v1 provenance statement for the subject files (their SHA-256; the workflow's repository and path from GITHUB_WORKFLOW_REF, which the rehearsal sets) to $RUNNER_TEMP and to the rehearsal's attestation store (one directory per subject digest, GitHub's attestations API locally); it is not signed: that needs GitHub's OIDC token and Sigstore"},
 	{Name: "sudo", Command: "sudo", run: sudo,
 		Does: "never elevates: checks that apt-get install's packages are installed (apt-get update is skipped), that a sysctl already has the value asked, and skips the runner-only udev and subuid setup; any other command fails, naming it"},
 	{Name: "gh", Command: "gh", run: ghCLI,
-		Does: "`gh release download` through the project's GitHub client against GITHUB_API_URL (the rehearsal's fake GitHub); any other gh command fails, naming it"},
+		Does: "`gh release download` through the project's GitHub client against GITHUB_API_URL (the rehearsal's fake GitHub); `gh attestation verify FILE --repo|--owner [--signer-workflow] [--predicate-type]` against the rehearsal's attestation store: passes only for a statement whose subject has FILE's SHA-256, with the predicate type asked (SLSA provenance v1 by default), made in that repository (or owner) by that workflow file; any other gh command fails, naming it"},
 }
 
 // Main runs the stand-in named by args[0]'s base name (sudo, gh) or by

@@ -4,7 +4,9 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -823,4 +825,81 @@ func TestCheckoutInputs(t *testing.T) {
 	if err := checkout(e); err == nil || !strings.Contains(err.Error(), "filter") {
 		t.Errorf("filter: %v", err)
 	}
+}
+
+// gh attestation verify passes only for a statement the attest stand-in
+// wrote for the file's SHA-256, made in the repository (owner) and by the
+// workflow asked, with the predicate type asked; anything else is refused.
+func TestGhAttestationVerify(t *testing.T) {
+	store := filepath.Join(t.TempDir(), "attestations")
+	vars := map[string]string{
+		"FLUID_REHEARSAL_ATTESTATIONS": store, "GITHUB_REPOSITORY": "fluid-os/fluid",
+		"GITHUB_SERVER_URL": "https://github.com", "GITHUB_REF": "refs/tags/v1.2.3",
+		"GITHUB_WORKFLOW_REF": "fluid-os/fluid/.github/workflows/release.yml@refs/tags/v1.2.3",
+	}
+	e, v := testEnv(t, vars)
+	sums := filepath.Join(v["GITHUB_WORKSPACE"], "build", "dist", "checksums.txt")
+	write(t, sums, "abc  fluid.tar.gz\n")
+	v["INPUT_SUBJECT-PATH"] = "build/dist/checksums.txt"
+	if err := standIn(t, "attest-build-provenance")(e); err != nil {
+		t.Fatalf("attest: %v\n%s", err, stdout(e))
+	}
+	other := filepath.Join(t.TempDir(), "checksums.txt")
+	write(t, other, "abd  fluid.tar.gz\n")
+	const wf = "fluid-os/fluid/.github/workflows/release.yml"
+	tests := []struct {
+		name string
+		args []string
+		want string // "" passes; else in the error
+	}{
+		{"repo and workflow", []string{sums, "--repo", "fluid-os/fluid", "--signer-workflow", wf}, ""},
+		{"flags first, host in workflow", []string{"-R", "fluid-os/fluid", "--signer-workflow=github.com/" + wf, sums}, ""},
+		{"owner", []string{sums, "--owner", "fluid-os"}, ""},
+		{"other repository", []string{sums, "--repo", "fork/fluid", "--signer-workflow", wf}, "not \"fork/fluid\""},
+		{"other owner", []string{sums, "--owner", "fork"}, "not one of owner"},
+		{"other workflow", []string{sums, "--repo", "fluid-os/fluid", "--signer-workflow", "fluid-os/fluid/.github/workflows/ci.yml"}, "not \"fluid-os/fluid/.github/workflows/ci.yml\""},
+		{"workflow of another repository", []string{sums, "--repo", "fluid-os/fluid", "--signer-workflow", "fork/fluid/.github/workflows/release.yml"}, "signed by workflow"},
+		{"other predicate", []string{sums, "--repo", "fluid-os/fluid", "--predicate-type", "https://spdx.dev/Document/v2.3"}, "predicate type"},
+		{"file without attestation", []string{other, "--repo", "fluid-os/fluid"}, "no attestations found"},
+		{"neither repo nor owner", []string{sums}, "exactly one of --owner or --repo"},
+		{"unknown flag", []string{sums, "--repo", "fluid-os/fluid", "--cert-oidc-issuer", "x"}, "not supported"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			ge := &Env{Args: append([]string{"attestation", "verify"}, tt.args...), Stdout: &out, Stderr: &out, getenv: func(k string) string { return v[k] }}
+			err := ghCLI(ge)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tt.want == "" && !strings.Contains(out.String(), "Verification succeeded"):
+				t.Fatalf("passed without saying so: %s", out.String())
+			case tt.want != "" && err == nil:
+				t.Fatalf("passed; want a refusal containing %q", tt.want)
+			case tt.want != "" && !strings.Contains(err.Error(), tt.want):
+				t.Fatalf("refused with %v; want %q in it", err, tt.want)
+			}
+		})
+	}
+
+	// A statement filed under the file's digest whose subject is another
+	// digest is refused (the store is keyed by digest; the statement must
+	// say so too).
+	t.Run("statement for another digest", func(t *testing.T) {
+		dirs, _ := filepath.Glob(filepath.Join(store, "sha256-*"))
+		if len(dirs) != 1 {
+			t.Fatalf("attestation store holds %v", dirs)
+		}
+		sum := sha256.Sum256([]byte("abd  fluid.tar.gz\n"))
+		forged := filepath.Join(store, "sha256-"+hex.EncodeToString(sum[:]))
+		os.MkdirAll(forged, 0o755)
+		stmts, _ := filepath.Glob(filepath.Join(dirs[0], "*.json"))
+		data, _ := os.ReadFile(stmts[0])
+		os.WriteFile(filepath.Join(forged, "x.intoto.json"), data, 0o644)
+		var out bytes.Buffer
+		ge := &Env{Args: []string{"attestation", "verify", other, "--repo", "fluid-os/fluid"}, Stdout: &out, Stderr: &out, getenv: func(k string) string { return v[k] }}
+		if err := ghCLI(ge); err == nil || !strings.Contains(err.Error(), "no subject has digest") {
+			t.Fatalf("a statement for another digest: %v", err)
+		}
+	})
 }
