@@ -27,6 +27,9 @@ func Publish() error { return fluidRelease("publish") }
 // ReleaseKey makes a cosign key pair for local key-signed releases: the encrypted private key goes to FLUID_KEY_DIR (default ~/.config/fluid, never inside the repository), the public key to release/cosign.pub. Needs COSIGN_PASSWORD. Refuses to overwrite an existing key.
 func ReleaseKey() error { return fluidRelease("release-key") }
 
+// PinPolicy writes the repository's and its owner's GitHub IDs into release/policy.json (from the GitHub API; GITHUB_TOKEN optional). fluid checks keyless releases against them; the release job refuses to sign keyless until they are pinned. Commit the file.
+func PinPolicy() error { return fluidRelease("pin-policy") }
+
 // VerifyBench prints how long verifying a release image takes (signature over checksums.txt, SHA-256 of the compressed image, decompression) and the compressed vs raw size, using build/fluid.img when built, else a generated 64 MiB image.
 func VerifyBench() error {
 	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "VerifyImage", "-benchtime", "5x", "./internal/release/")

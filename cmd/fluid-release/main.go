@@ -31,7 +31,7 @@ import (
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: fluid-release release|build|sign|publish|release-key|tools (normally run through `go tool mage release|releaseBuild|sign|publish|releaseKey`)")
+		fmt.Fprintln(os.Stderr, "usage: fluid-release release|build|sign|publish|release-key|pin-policy|tools (normally run through `go tool mage release|releaseBuild|sign|publish|releaseKey|pinPolicy`)")
 		os.Exit(2)
 	}
 	if wd := os.Getenv("FLUID_WORKDIR"); wd != "" { // set by the mage targets
@@ -56,8 +56,10 @@ func main() {
 		err = ReleaseKey(ctx)
 	case "tools":
 		err = Tools(ctx)
+	case "pin-policy":
+		err = PinPolicy(ctx)
 	default:
-		err = fmt.Errorf("unknown command %q; want release, build, sign, publish, release-key or tools", os.Args[1])
+		err = fmt.Errorf("unknown command %q; want release, build, sign, publish, release-key, pin-policy or tools", os.Args[1])
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
@@ -99,6 +101,18 @@ func Build(ctx context.Context) (string, error) {
 	}
 	tag := relHeadTag(root)
 	snapshot := tag == "" || os.Getenv("SNAPSHOT") == "1"
+	if !snapshot {
+		// fluid download refuses a release whose signed manifest does not
+		// name its tag and the commit the tag points at: check it here, before
+		// anything is packaged or signed.
+		head, err := exec.Command("git", "-C", root, "rev-parse", "HEAD").Output()
+		if err != nil {
+			return "", fmt.Errorf("release: git rev-parse HEAD: %w", err)
+		}
+		if err := release.CheckReleaseManifest(in.Manifest, tag, strings.TrimSpace(string(head))); err != nil {
+			return "", err
+		}
+	}
 	assets, err := release.PrepareAssets(in, filepath.Join(root, "build", "release-assets"))
 	if err != nil {
 		return "", err
@@ -233,11 +247,45 @@ func Publish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := c.Publish(ctx, ghc.PublishOptions{Tag: tag, Body: notes, Assets: files, DryRun: dryRun, Out: os.Stdout})
+	// The tag must point at the commit the release was built from (or is
+	// created there): fluid download checks the manifest's commit against it.
+	res, err := c.Publish(ctx, ghc.PublishOptions{Tag: tag, Body: notes, Assets: files, DryRun: dryRun, Out: os.Stdout,
+		Commit: strings.TrimSpace(string(commit))})
 	if err != nil {
 		return err
 	}
 	fmt.Printf("publish %s: %d uploaded, %d replaced, %d already there\n", tag, len(res.Uploaded), len(res.Replaced), len(res.Skipped))
+	return nil
+}
+
+// PinPolicy writes the repository's and its owner's GitHub IDs into release/policy.json (from GET /repos/{owner}/{repo}; GITHUB_REPOSITORY, default the policy's repository; GITHUB_TOKEN optional, GITHUB_API_URL for another server). fluid checks a keyless release's certificate against them, so a repository re-created under the same name fails; the release job refuses to sign keyless until they are pinned. Refuses to change IDs already pinned to other values. Commit the file.
+func PinPolicy(ctx context.Context) error {
+	root, err := toolcache.RepoRoot(".")
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(root, "release", "policy.json")
+	pol, err := release.ParsePolicy(relfiles.PolicyJSON())
+	if err != nil {
+		return err
+	}
+	repo := relEnvOr("GITHUB_REPOSITORY", pol.Repository)
+	if !strings.EqualFold(repo, pol.Repository) {
+		return fmt.Errorf("pin policy: GITHUB_REPOSITORY is %s, but release/policy.json is %s's policy; a fork edits the policy's repository first", repo, pol.Repository)
+	}
+	c, err := ghc.New(pol.Repository, ghc.Options{Token: os.Getenv("GITHUB_TOKEN"), APIURL: os.Getenv("GITHUB_API_URL"), Log: os.Stderr})
+	if err != nil {
+		return err
+	}
+	rid, oid, err := c.RepositoryIDs(ctx)
+	if err != nil {
+		return err
+	}
+	p, err := release.PinPolicyFile(path, rid, oid)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("pin policy: release/policy.json pins %s to repository ID %s, owner ID %s; commit it\n", p.Repository, p.RepositoryID, p.OwnerID)
 	return nil
 }
 

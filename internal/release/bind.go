@@ -3,6 +3,7 @@ package release
 import (
 	"bytes"
 	"fmt"
+	"os"
 
 	"github.com/fluid-os/fluid/internal/manifest"
 )
@@ -59,4 +60,18 @@ func BindRelease(id Identity, manifestJSON []byte, b Binding) (*manifest.Manifes
 		return nil, fail(replay, "tag %s points at commit %s, but manifest.json says the images were built from %s", b.Tag, b.TagCommit, m.Commit)
 	}
 	return m, nil
+}
+
+// CheckReleaseManifest is the release build's own check of what fluid will
+// check: the manifest at path (the PGO image's, shipped as manifest.json)
+// must name tag as its version and commit as its source, in canonical form.
+func CheckReleaseManifest(path, tag, commit string) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("release: %w", err)
+	}
+	if _, err := BindRelease(Identity{Key: "the release build"}, data, Binding{Tag: tag, TagCommit: commit}); err != nil {
+		return fmt.Errorf("release: the images were not built as release %s at %s, so fluid would refuse them (build at the tag, with FLUID_VERSION unset): %w", tag, commit, err)
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/manifest"
+	relfiles "github.com/fluid-os/fluid/release"
 )
 
 // Every branch of BindRelease: the checks after the signature that tie the
@@ -88,6 +89,20 @@ func TestCheckSigningRepository(t *testing.T) {
 	if err := unpinned.CheckSigningRepository(env("GITHUB_REPOSITORY", "someone/fork")); err != nil {
 		t.Fatalf("a fork must sign for itself: %v", err)
 	}
+	// SigningEnv runs the guard for keyless signing with the shipped policy.
+	shipped, err := ParsePolicy(relfiles.PolicyJSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	actions := env("ACTIONS_ID_TOKEN_REQUEST_URL", "https://token.test", "GITHUB_REPOSITORY", shipped.Repository,
+		"GITHUB_REPOSITORY_ID", "10", "GITHUB_REPOSITORY_OWNER_ID", "20")
+	_, _, err = SigningEnv(actions, func(k string) (string, bool) { v := actions(k); return v, v != "" }, t.TempDir())
+	if !shipped.Pinned() && (err == nil || !strings.Contains(err.Error(), "does not pin")) {
+		t.Fatalf("keyless signing in %s with the shipped policy unpinned: %v", shipped.Repository, err)
+	}
+	if shipped.Pinned() && (err == nil || !strings.Contains(err.Error(), "re-created")) {
+		t.Fatalf("keyless signing in %s with other IDs than the pinned ones: %v", shipped.Repository, err)
+	}
 }
 
 // PinPolicyFile writes the IDs GitHub gives into policy.json, in the form
@@ -116,5 +131,23 @@ func TestPinPolicyFile(t *testing.T) {
 	}
 	if now, _ := os.ReadFile(p); !bytes.Equal(now, back) {
 		t.Fatal("a refused pin changed the file")
+	}
+}
+
+// The release build refuses images that do not name the tag and HEAD.
+func TestCheckReleaseManifest(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "manifest.json")
+	m := &manifest.Manifest{Project: "fluid-os", Version: "v1.2.3", Commit: testCommit, Variant: "pgo"}
+	if err := m.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckReleaseManifest(p, "v1.2.3", testCommit); err != nil {
+		t.Fatal(err)
+	}
+	if err := CheckReleaseManifest(p, "v1.2.4", testCommit); err == nil || !strings.Contains(err.Error(), "were not built as release v1.2.4") {
+		t.Fatalf("another tag: %v", err)
+	}
+	if err := CheckReleaseManifest(p, "v1.2.3", strings.Repeat("f", 40)); err == nil || !strings.Contains(err.Error(), "points at commit") {
+		t.Fatalf("another commit: %v", err)
 	}
 }

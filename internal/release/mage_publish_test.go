@@ -2,6 +2,7 @@ package release_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,7 +13,9 @@ import (
 
 	"github.com/fluid-os/fluid/internal/github/githubtest"
 	"github.com/fluid-os/fluid/internal/release"
+	"github.com/fluid-os/fluid/internal/release/releasetest"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
+	relfiles "github.com/fluid-os/fluid/release"
 )
 
 // TestMagePublish runs the real `go tool mage publish` against the fake
@@ -51,7 +54,8 @@ func TestMagePublish(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(dist, release.ChecksumsName), sums.Marshal(), 0o644)
-	os.WriteFile(filepath.Join(dist, release.BundleName), []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`), 0o644)
+	// A key-signed bundle: the notes must show the key commands.
+	os.WriteFile(filepath.Join(dist, release.BundleName), releasetest.NewKey(t).Sign(t, sums.Marshal()), 0o644)
 
 	srv := githubtest.New("fluid-os", "fluid")
 	defer srv.Close()
@@ -106,11 +110,72 @@ func TestMagePublish(t *testing.T) {
 	if !strings.Contains(rel.Body, "## Fluid OS v1.0.0") {
 		t.Errorf("release notes not rendered: %.200s", rel.Body)
 	}
+	if !strings.Contains(rel.Body, "cosign verify-blob --key cosign.pub") || strings.Contains(rel.Body, "--certificate-identity") {
+		t.Errorf("a key-signed release's notes do not show the key command (or show the keyless one):\n%s", rel.Body)
+	}
 
 	out, err = mage()
 	if err != nil || !strings.Contains(out, "0 uploaded, 0 replaced, 6 already there") {
 		t.Fatalf("third run should change nothing: %v\n%s", err, out)
 	}
+}
+
+// TestMagePinPolicy runs the real `go tool mage pinPolicy` against the fake
+// GitHub: it writes the repository's IDs into release/policy.json, a rerun
+// keeps them, and IDs pinned to other values are not overwritten.
+func TestMagePinPolicy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles the mage binary; skipped with -short")
+	}
+	root, err := toolcache.RepoRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	os.WriteFile(filepath.Join(work, "go.mod"), []byte("module example.com/pintest\n"), 0o644)
+	os.MkdirAll(filepath.Join(work, "tools"), 0o755)
+	os.WriteFile(filepath.Join(work, "tools", "go.mod"), []byte("module example.com/pintest/tools\n"), 0o644)
+	os.MkdirAll(filepath.Join(work, "release"), 0o755)
+	policy := filepath.Join(work, "release", "policy.json")
+	os.WriteFile(policy, relfiles.PolicyJSON(), 0o644)
+	srv := githubtest.New("fluid-os", "fluid")
+	defer srv.Close()
+	mage := func() (string, error) {
+		cmd := exec.Command("go", "tool", "mage", "-d", "magefiles", "-w", work, "pinPolicy")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "GITHUB_API_URL="+srv.APIURL(), "GITHUB_TOKEN=test-token", "GITHUB_REPOSITORY=")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	for run := 1; run <= 2; run++ {
+		out, err := mage()
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", run, err, out)
+		}
+		p, err := release.ParsePolicy(mustRead(t, policy))
+		if err != nil || p.RepositoryID != fmt.Sprint(srv.RepositoryID()) || p.OwnerID != fmt.Sprint(srv.OwnerID()) {
+			t.Fatalf("run %d: policy %+v, %v; want IDs %d, %d\n%s", run, p, err, srv.RepositoryID(), srv.OwnerID(), out)
+		}
+	}
+	p, _ := release.ParsePolicy(mustRead(t, policy))
+	p.RepositoryID = "1"
+	data, _ := p.Marshal()
+	os.WriteFile(policy, data, 0o644)
+	if out, err := mage(); err == nil || !strings.Contains(out, "re-created") {
+		t.Fatalf("IDs pinned to other values were overwritten: %v\n%s", err, out)
+	}
+	if got := mustRead(t, policy); string(got) != string(data) {
+		t.Fatal("a refused pin changed the file")
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func lastLines(s string, n int) string {

@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	relfiles "github.com/fluid-os/fluid/release"
 )
 
 // Image asset names in a release (zstd-compressed, see CompressedExt).
@@ -137,6 +139,16 @@ func SigningEnv(getenv func(string) string, lookup func(string) (string, bool), 
 		return []string{"COSIGN_KEY=" + string(pem)}, "key-based (COSIGN_KEY_FILE)", nil
 	}
 	if getenv("ACTIONS_ID_TOKEN_REQUEST_URL") != "" {
+		// fluid checks the certificate's repository and owner IDs against
+		// release/policy.json: signing in the project's repository without
+		// them pinned (or with other ones) makes a release fluid refuses.
+		pol, err := ParsePolicy(relfiles.PolicyJSON())
+		if err != nil {
+			return nil, "", err
+		}
+		if err := pol.CheckSigningRepository(getenv); err != nil {
+			return nil, "", err
+		}
 		return nil, "keyless (GitHub Actions OIDC)", nil
 	}
 	return nil, "", errors.New("signing: no key and no OIDC token. For a local release set COSIGN_KEY_FILE=/path/outside/repo/cosign.key and COSIGN_PASSWORD; keyless signing runs in GitHub Actions (release.yml, id-token: write)")
