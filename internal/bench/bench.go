@@ -98,10 +98,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		name   string
 		recipe recipe.Recipe
 	}{{Baseline, recipe.Baseline}, {O3, recipe.O3}, {PGO, recipe.PGO}}
-	kernel, err := b.Kernel(ctx, build.KernelNormal)
-	if err != nil {
-		return nil, err
-	}
 	rep := &Report{
 		Metric:  "guest instructions per workload run (rdtsc under qemu -icount shift=0, minimum over the module's calls)",
 		Light:   b.Options().Light,
@@ -115,14 +111,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	for _, v := range builds {
 		rep.Variants = append(rep.Variants, v.name)
-		mods, err := b.RecipeModules(ctx, v.recipe, src)
+		a, err := b.Recipe(ctx, v.recipe, src)
 		if err != nil {
 			return nil, fmt.Errorf("bench %s: %w", v.name, err)
 		}
-		img, err := b.Image(ctx, build.ImageSpec{Name: "fluid-bench-" + strings.ToLower(v.name) + ".img", Kernel: kernel, Modules: mods})
-		if err != nil {
-			return nil, fmt.Errorf("bench %s: %w", v.name, err)
-		}
+		img := a.Image
 		logPath := filepath.Join(b.Out(), "bench-"+strings.ToLower(v.name)+".log")
 		fmt.Fprintf(o.Log, "bench: booting %s (%s modules, -icount)\n", b.Rel(img), v.name)
 		got, err, bootErr := profile.BootModules(ctx, o.Boot, img, logPath, names, false)

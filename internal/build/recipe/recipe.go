@@ -30,16 +30,6 @@ const (
 	Records
 )
 
-func (p Profiles) String() string {
-	switch p {
-	case Committed:
-		return "committed profiles (profiles/)"
-	case Records:
-		return "none (records profiles)"
-	}
-	return "none"
-}
-
 // Recipe is one named image.
 type Recipe struct {
 	Name string // "baseline", "o3", "pgo", "instrumented"

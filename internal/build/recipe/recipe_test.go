@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/modfmt"
+	"github.com/fluid-os/fluid/internal/release"
 )
 
 // The table is consistent: one name, one image and one manifest per recipe,
@@ -56,6 +57,10 @@ func TestTable(t *testing.T) {
 		if r.Manifest == "" || r.Target == "" {
 			t.Errorf("shipped recipe %s: manifest %q, target %q: a release image carries a manifest and is rebuilt by a mage target", r.Name, r.Manifest, r.Target)
 		}
+	}
+	// The release's asset names are the shipped recipes' images.
+	if release.BaselineImageAsset != Baseline.Image || release.PGOImageAsset != PGO.Image {
+		t.Errorf("release assets %s, %s; the recipes' images are %s, %s", release.BaselineImageAsset, release.PGOImageAsset, Baseline.Image, PGO.Image)
 	}
 	if got := WorkingTargets(true); !slices.Equal(got, []string{"build", "pgo"}) {
 		t.Errorf("WorkingTargets(true) = %v", got)
