@@ -26,8 +26,8 @@ func Deps() error {
 }
 
 // Build compiles the boot stages, the kernel and the modules and assembles build/fluid.img with build/manifest.json (incremental: an unchanged tree compiles nothing). The modules are the baseline ones, or the PGO ones after `mage pgo`. LIGHT=1 shrinks the workloads.
-func Build() error {
-	b, a, err := buildDefault()
+func Build(ctx context.Context) error {
+	b, a, err := buildDefault(ctx)
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fluid-os/fluid/internal/bench"
 	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/build/recipe"
 	"github.com/fluid-os/fluid/internal/profile"
 )
 
@@ -29,16 +30,8 @@ func PGO(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-	p := &profile.Pipeline{B: b}
-	mods, err := p.PGOModules(ctx)
+	a, err := b.Working(ctx, recipe.PGO, (&profile.Pipeline{B: b}).Source())
 	if err != nil {
-		return err
-	}
-	a, err := b.AllWith(mods)
-	if err != nil {
-		return err
-	}
-	if err := p.SelectPGO(); err != nil {
 		return err
 	}
 	fmt.Printf("pgo: %s now holds the PGO modules (%s); boot it with `go tool mage qemu`\n", b.Rel(a.Image), a.Summary)

@@ -29,20 +29,25 @@ const (
 	exitStartFailed = 4
 )
 
-// buildDefault builds the default image (what `mage build` does): the
-// baseline modules, or the PGO modules once `mage pgo` selected them (with
-// a note and the baseline when the profiles went stale).
-func buildDefault() (*build.Builder, *build.Artifacts, error) {
+// buildDefault builds the working image (what `mage build` does) from the
+// recipe build.WorkingRecipe picks: the baseline, or the PGO recipe once
+// `mage pgo` built it there (with a note and the baseline when the
+// committed profiles went stale).
+func buildDefault(ctx context.Context) (*build.Builder, *build.Artifacts, error) {
 	b, unlock, err := build.NewLocked(build.OptionsFromEnv())
 	if err != nil {
 		return nil, nil, err
 	}
 	defer unlock()
-	mods, err := (&profile.Pipeline{B: b}).DefaultModules(context.Background())
+	src := (&profile.Pipeline{B: b}).Source()
+	r, note, err := b.WorkingRecipe(src)
 	if err != nil {
 		return nil, nil, err
 	}
-	a, err := b.AllWith(mods)
+	if note != "" {
+		fmt.Println("modules: " + note)
+	}
+	a, err := b.Working(ctx, r, src)
 	return b, a, err
 }
 
@@ -51,7 +56,9 @@ func Qemu() error {
 	if err := needTools("qemu"); err != nil {
 		return err
 	}
-	b, a, err := buildDefault()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	b, a, err := buildDefault(ctx)
 	if err != nil {
 		return err
 	}
@@ -61,8 +68,6 @@ func Qemu() error {
 	if _, shell, err := opts.Cmdline(); err == nil {
 		fmt.Printf("qemu: %s\n", shell)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
 	r, err := qemu.Run(ctx, opts)
 	if err != nil {
 		return err
@@ -86,7 +91,9 @@ func Debug() error {
 	if err := needTools("qemu", "gdb"); err != nil {
 		return err
 	}
-	b, a, err := buildDefault()
+	ctx, stopSig := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stopSig()
+	b, a, err := buildDefault(ctx)
 	if err != nil {
 		return err
 	}
@@ -96,8 +103,6 @@ func Debug() error {
 			return fmt.Errorf("FLUID_GDB_PORT=%q is not a port number", p)
 		}
 	}
-	ctx, stopSig := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stopSig()
 	s := &debugger.Session{Kernel: a.Kernel, Image: a.Image, SourceDir: b.Root(), Port: port}
 	script, stop, err := s.Start(ctx)
 	if err != nil {

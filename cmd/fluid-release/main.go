@@ -22,8 +22,9 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/build/recipe"
 	ghc "github.com/fluid-os/fluid/internal/github"
-	"github.com/fluid-os/fluid/internal/profile"
+	"github.com/fluid-os/fluid/internal/profile/committed"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
 	relfiles "github.com/fluid-os/fluid/release"
@@ -398,10 +399,11 @@ func releaseImages(ctx context.Context) (release.Inputs, error) {
 	if err := b.Toolchain().CheckReleasePin(); err != nil {
 		return release.Inputs{}, err
 	}
-	base, pgo, err := (&profile.Pipeline{B: b}).ReleaseImages(ctx)
+	imgs, err := b.Release(ctx, committed.Dir{Root: b.Root()})
 	if err != nil {
 		return release.Inputs{}, err
 	}
+	base, pgo := imgs[recipe.Baseline.Name], imgs[recipe.PGO.Name]
 	fmt.Printf("release: images %s (%s) and %s (%s)\n", b.Rel(base.Image), base.Summary, b.Rel(pgo.Image), pgo.Summary)
 	return release.Inputs{PGOImage: pgo.Image, BaselineImage: base.Image, Manifest: pgo.Manifest}, nil
 }

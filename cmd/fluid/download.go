@@ -14,14 +14,20 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/fluid-os/fluid/internal/build/recipe"
 	ghc "github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/release"
 )
 
-// Image asset names. The release carries them zstd-compressed.
-var imageAssets = map[string]string{
-	"pgo":      "fluid-pgo.img",
-	"baseline": "fluid-baseline.img",
+// imageAsset is the release asset of the image recipe called name ("pgo",
+// "baseline"): the recipe's image (internal/build/recipe). The release
+// carries it zstd-compressed.
+func imageAsset(name string) (string, bool) {
+	r, ok := recipe.ByName(name)
+	if !ok || !r.Release {
+		return "", false
+	}
+	return r.Image, true
 }
 
 const manifestName = "manifest.json"
@@ -56,7 +62,7 @@ func cmdDownload(ctx context.Context, args []string, e env) error {
 	if fs.NArg() != 0 {
 		return usageError{"download takes no file arguments"}
 	}
-	imgName, ok := imageAssets[*img]
+	imgName, ok := imageAsset(*img)
 	if !ok {
 		return usageError{fmt.Sprintf("--image %q: want pgo or baseline", *img)}
 	}

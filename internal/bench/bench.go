@@ -26,6 +26,7 @@ import (
 	"github.com/fluid-os/fluid/internal/atomicfile"
 
 	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/build/recipe"
 	"github.com/fluid-os/fluid/internal/profile"
 )
 
@@ -92,19 +93,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &profile.Pipeline{B: b, Dir: o.ProfilesDir, Boot: o.Boot, Log: o.Log}
+	src := (&profile.Pipeline{B: b, Dir: o.ProfilesDir, Boot: o.Boot, Log: o.Log}).Source()
 	builds := []struct {
-		name  string
-		build func() ([]build.Module, error)
-	}{
-		{Baseline, func() ([]build.Module, error) { return b.Modules(build.ModuleBaseline) }},
-		{O3, func() ([]build.Module, error) { return b.Modules(build.ModuleO3) }},
-		{PGO, func() ([]build.Module, error) { return p.PGOModules(ctx) }},
-	}
-	kernel, err := b.Kernel(build.KernelNormal)
-	if err != nil {
-		return nil, err
-	}
+		name   string
+		recipe recipe.Recipe
+	}{{Baseline, recipe.Baseline}, {O3, recipe.O3}, {PGO, recipe.PGO}}
 	rep := &Report{
 		Metric:  "guest instructions per workload run (rdtsc under qemu -icount shift=0, minimum over the module's calls)",
 		Light:   b.Options().Light,
@@ -118,14 +111,11 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	for _, v := range builds {
 		rep.Variants = append(rep.Variants, v.name)
-		mods, err := v.build()
+		a, err := b.Recipe(ctx, v.recipe, src)
 		if err != nil {
 			return nil, fmt.Errorf("bench %s: %w", v.name, err)
 		}
-		img, err := b.Image(build.ImageSpec{Name: "fluid-bench-" + strings.ToLower(v.name) + ".img", Kernel: kernel, Modules: mods})
-		if err != nil {
-			return nil, fmt.Errorf("bench %s: %w", v.name, err)
-		}
+		img := a.Image
 		logPath := filepath.Join(b.Out(), "bench-"+strings.ToLower(v.name)+".log")
 		fmt.Fprintf(o.Log, "bench: booting %s (%s modules, -icount)\n", b.Rel(img), v.name)
 		got, err, bootErr := profile.BootModules(ctx, o.Boot, img, logPath, names, false)

@@ -102,7 +102,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 				return nil, err
 			}
 			start := time.Now()
-			if _, err := cb.All(); err != nil {
+			if _, err := cb.All(ctx); err != nil {
 				return nil, fmt.Errorf("clean build: %w", err)
 			}
 			clean[k] = append(clean[k], time.Since(start))
@@ -146,7 +146,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	a, err := b.All()
+	a, err := b.All(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -156,7 +156,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	// The boot chain alone: the same stages and kernel, no modules, so the
 	// kernel goes from reset to FLUID-END without running a workload.
-	bare, err := b.Image(build.ImageSpec{Name: "bootbench-kernel-only.img", Kernel: a.Kernel})
+	bare, err := b.Image(ctx, build.ImageSpec{Name: "bootbench-kernel-only.img", Kernel: a.Kernel})
 	if err != nil {
 		return nil, err
 	}

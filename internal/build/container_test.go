@@ -51,11 +51,11 @@ func TestContainerModeBuildsTheSameBytes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("builder: %v", err)
 		}
-		k, err := b.Kernel(KernelNormal)
+		k, err := b.Kernel(t.Context(), KernelNormal)
 		if err != nil {
 			t.Fatalf("kernel: %v", err)
 		}
-		boot, err := b.Boot()
+		boot, err := b.Boot(t.Context())
 		if err != nil {
 			t.Fatalf("boot stages: %v", err)
 		}
@@ -112,7 +112,7 @@ func TestPodmanBuildsTheSameBytes(t *testing.T) {
 		if err != nil {
 			t.Fatalf("builder: %v", err)
 		}
-		a, err := b.All()
+		a, err := b.All(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,11 +1,13 @@
 package build
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/build/recipe"
 	"github.com/fluid-os/fluid/internal/image"
 )
 
@@ -25,8 +27,8 @@ func ModuleImagePath(name string) string { return "/modules/" + name + ".mod" }
 // Image assembles a disk image from already-built parts: stage 1 and 2 from
 // Boot, the kernel ELF, the modules and any extra files. It reruns only when
 // one of them changed.
-func (b *Builder) Image(s ImageSpec) (string, error) {
-	boot, err := b.Boot()
+func (b *Builder) Image(ctx context.Context, s ImageSpec) (string, error) {
+	boot, err := b.Boot(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -53,7 +55,7 @@ func (b *Builder) Image(s ImageSpec) (string, error) {
 	for _, f := range files {
 		key += " " + f.Path
 	}
-	_, err = b.run(&step{tag: "IMG", name: out, inputs: inputs, outputs: []string{out}, key: key,
+	_, err = b.run(ctx, &step{tag: "IMG", name: out, inputs: inputs, outputs: []string{out}, key: key,
 		fn: func() error {
 			return image.Build(image.Spec{
 				Out: b.abs(out), Size: s.Size,
@@ -83,56 +85,42 @@ type Artifacts struct {
 // Rel returns p relative to the repository root (for messages).
 func (b *Builder) Rel(p string) string { return b.rel(p) }
 
-// All is `mage build` with the baseline modules: boot stages, kernel,
-// modules, build/manifest.json and build/fluid.img (the manifest inside it
-// as /manifest.json).
-func (b *Builder) All() (*Artifacts, error) {
-	return b.AllWith(nil)
+// All is `mage build` with no profiles: the baseline recipe in the working
+// image (build/fluid.img, build/manifest.json, the manifest inside the
+// image as /manifest.json).
+func (b *Builder) All(ctx context.Context) (*Artifacts, error) {
+	return b.Working(ctx, recipe.Baseline, nil)
 }
 
-// AllWith is All with another module set (nil = the baseline modules), e.g.
-// the PGO modules; the manifest records their variant and profiles.
-func (b *Builder) AllWith(mods []Module) (*Artifacts, error) {
-	return b.Compose("fluid.img", "manifest.json", mods)
-}
-
-// Compose builds the boot stages and kernel and assembles the image
-// build/<imageName> holding mods (nil = the baseline modules) and its
-// manifest, also written to build/<manifestName>. Releases compose
-// fluid-baseline.img and fluid-pgo.img this way, next to the default image.
-func (b *Builder) Compose(imageName, manifestName string, mods []Module) (*Artifacts, error) {
+// compose builds the boot stages and kernel and assembles the image
+// build/<imageName> holding mods, with its manifest (variant: the recipe's)
+// written to build/<manifestName> and into the image; manifestName ""
+// assembles an image without one.
+func (b *Builder) compose(ctx context.Context, r recipe.Recipe, imageName, manifestName string, mods []Module) (*Artifacts, error) {
 	var a Artifacts
 	var err error
-	if a.Boot, err = b.Boot(); err != nil {
+	if a.Boot, err = b.Boot(ctx); err != nil {
 		return nil, err
 	}
-	if a.Kernel, err = b.Kernel(KernelNormal); err != nil {
+	if a.Kernel, err = b.Kernel(ctx, KernelNormal); err != nil {
 		return nil, err
-	}
-	if mods == nil {
-		if mods, err = b.Modules(ModuleBaseline); err != nil {
-			return nil, err
-		}
 	}
 	a.Modules = mods
-	outputs := []string{a.Boot.Stage1, a.Boot.Stage2, a.Kernel}
-	var profiles []string
-	variant := "baseline"
-	for _, m := range mods {
-		outputs = append(outputs, m.Path)
-		profiles = append(profiles, m.Profiles...)
-		if m.Tag != "" {
-			variant = strings.ToLower(m.Tag)
+	variant := r.Variant(b.opt.Light)
+	var extra []image.File
+	if manifestName != "" {
+		outputs := []string{a.Boot.Stage1, a.Boot.Stage2, a.Kernel}
+		var profiles []string
+		for _, m := range mods {
+			outputs = append(outputs, m.Path)
+			profiles = append(profiles, m.Profiles...)
 		}
+		if a.Manifest, err = b.Manifest(manifestName, variant, outputs, profiles); err != nil {
+			return nil, err
+		}
+		extra = []image.File{{Path: "/manifest.json", Src: a.Manifest}}
 	}
-	if b.opt.Light {
-		variant += "+light"
-	}
-	if a.Manifest, err = b.Manifest(manifestName, variant, outputs, profiles); err != nil {
-		return nil, err
-	}
-	extra := []image.File{{Path: "/manifest.json", Src: a.Manifest}}
-	if a.Image, err = b.Image(ImageSpec{Name: imageName, Kernel: a.Kernel, Modules: mods, Extra: extra}); err != nil {
+	if a.Image, err = b.Image(ctx, ImageSpec{Name: imageName, Kernel: a.Kernel, Modules: mods, Extra: extra}); err != nil {
 		return nil, err
 	}
 	a.Summary = fmt.Sprintf("kernel %s, image %s, %d %s modules", sizeOf(a.Kernel), sizeOf(a.Image), len(mods), variant)

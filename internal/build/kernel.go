@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -34,7 +35,7 @@ var (
 )
 
 // BootInfoInc generates build/gen/bootinfo.inc from boot/bootinfo.h.
-func (b *Builder) BootInfoInc() (string, error) {
+func (b *Builder) BootInfoInc(ctx context.Context) (string, error) {
 	out := b.outRel("gen", "bootinfo.inc")
 	s := &step{
 		tag: "GEN", name: out, inputs: []string{"boot/bootinfo.h"}, outputs: []string{out},
@@ -47,13 +48,13 @@ func (b *Builder) BootInfoInc() (string, error) {
 			return atomicfile.WriteFile(b.abs(out), data, 0o644)
 		},
 	}
-	_, err := b.run(s)
+	_, err := b.run(ctx, s)
 	return b.abs(out), err
 }
 
 // Boot assembles stage 1, stage 2 and the benchmark floor.
-func (b *Builder) Boot() (BootArtifacts, error) {
-	if _, err := b.BootInfoInc(); err != nil {
+func (b *Builder) Boot(ctx context.Context) (BootArtifacts, error) {
+	if _, err := b.BootInfoInc(ctx); err != nil {
 		return BootArtifacts{}, err
 	}
 	gen := b.outRel("gen") + "/"
@@ -72,7 +73,7 @@ func (b *Builder) Boot() (BootArtifacts, error) {
 		})
 		outs = append(outs, b.abs(out))
 	}
-	if _, err := b.runAll(steps); err != nil {
+	if _, err := b.runAll(ctx, steps); err != nil {
 		return BootArtifacts{}, err
 	}
 	return BootArtifacts{Stage1: outs[0], Stage2: outs[1], Floor: outs[2]}, nil
@@ -138,11 +139,11 @@ func (b *Builder) kernelSources(test bool) (cs, asms []string, err error) {
 }
 
 // Kernel compiles and links one kernel variant and returns the ELF path.
-func (b *Builder) Kernel(v KernelVariant) (string, error) {
+func (b *Builder) Kernel(ctx context.Context, v KernelVariant) (string, error) {
 	if v.Name == "" {
 		return "", fmt.Errorf("kernel variant without a name")
 	}
-	if _, err := b.BootInfoInc(); err != nil {
+	if _, err := b.BootInfoInc(ctx); err != nil {
 		return "", err
 	}
 	cs, asms, err := b.kernelSources(v.Test)
@@ -183,13 +184,13 @@ func (b *Builder) Kernel(v KernelVariant) (string, error) {
 		steps = append(steps, &step{tag: "NASM", name: src, argv: argv, inputs: append([]string{src}, incs...), outputs: []string{obj}, depfile: dep})
 		objs = append(objs, obj)
 	}
-	if _, err := b.runAll(steps); err != nil {
+	if _, err := b.runAll(ctx, steps); err != nil {
 		return "", err
 	}
 	elf := b.outRel(v.Name + ".elf")
 	ld := append([]string{b.tc.Path("ld.lld"), "-m", "elf_i386", "-T", "kernel/kernel.ld", "-nostdlib",
 		"--build-id=none", "-z", "noexecstack", "-o", elf}, objs...)
-	if _, err := b.run(&step{tag: "LD", name: elf, argv: ld, inputs: append([]string{"kernel/kernel.ld"}, objs...), outputs: []string{elf}}); err != nil {
+	if _, err := b.run(ctx, &step{tag: "LD", name: elf, argv: ld, inputs: append([]string{"kernel/kernel.ld"}, objs...), outputs: []string{elf}}); err != nil {
 		return "", err
 	}
 	return b.abs(elf), nil

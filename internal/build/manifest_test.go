@@ -57,7 +57,7 @@ func TestManifestDescribesTheBuild(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		a, err := b.All()
+		a, err := b.All(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}

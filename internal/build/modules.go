@@ -1,6 +1,7 @@
 package build
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -25,12 +26,6 @@ type ModuleVariant struct {
 	// Inputs are extra files whose contents invalidate the variant (e.g. profiles).
 	Inputs func(module string) []string
 }
-
-// ModuleBaseline is the default (-O2) module build.
-var ModuleBaseline = ModuleVariant{Name: "baseline", Tag: "baseline"}
-
-// ModuleO3 is the -O3 comparison build.
-var ModuleO3 = ModuleVariant{Name: "o3", Tag: "O3", OptLevel: "-O3"}
 
 // Module is one built module.
 type Module struct {
@@ -85,7 +80,7 @@ func (b *Builder) ModuleCFlags(v ModuleVariant, module string) []string {
 }
 
 // Modules builds every module (or only the named ones) in variant v.
-func (b *Builder) Modules(v ModuleVariant, only ...string) ([]Module, error) {
+func (b *Builder) Modules(ctx context.Context, v ModuleVariant, only ...string) ([]Module, error) {
 	names, err := b.ModuleNames()
 	if err != nil {
 		return nil, err
@@ -136,7 +131,7 @@ func (b *Builder) Modules(v ModuleVariant, only ...string) ([]Module, error) {
 				inputs: append([]string{src}, extra...), outputs: []string{obj}, depfile: dep})
 			objs = append(objs, obj)
 		}
-		if _, err := b.runAll(steps); err != nil {
+		if _, err := b.runAll(ctx, steps); err != nil {
 			return nil, fmt.Errorf("module %s (%s): %w", name, v.Name, err)
 		}
 		elf := fmt.Sprintf("%s/%s.elf", dir, name)
@@ -145,7 +140,7 @@ func (b *Builder) Modules(v ModuleVariant, only ...string) ([]Module, error) {
 		ld = append(ld, objs...)
 		ld = append(ld, v.LinkInputs...)
 		inputs := append(append([]string{modfmt.LinkerScript}, objs...), v.LinkInputs...)
-		if _, err := b.run(&step{tag: "LD", name: elf, argv: ld, inputs: inputs, outputs: []string{elf}}); err != nil {
+		if _, err := b.run(ctx, &step{tag: "LD", name: elf, argv: ld, inputs: inputs, outputs: []string{elf}}); err != nil {
 			return nil, fmt.Errorf("module %s (%s): %w", name, v.Name, err)
 		}
 		mod := fmt.Sprintf("%s/%s.mod", dir, name)
@@ -153,7 +148,7 @@ func (b *Builder) Modules(v ModuleVariant, only ...string) ([]Module, error) {
 		if tag == "" {
 			tag = "baseline"
 		}
-		if _, err := b.run(&step{tag: "PACK", name: mod, inputs: append([]string{elf}, b.goSources("modfmt")...), outputs: []string{mod}, key: "pack " + name + " " + tag,
+		if _, err := b.run(ctx, &step{tag: "PACK", name: mod, inputs: append([]string{elf}, b.goSources("modfmt")...), outputs: []string{mod}, key: "pack " + name + " " + tag,
 			fn: func() error { return modfmt.PackFile(b.abs(elf), name, tag, b.abs(mod)) }}); err != nil {
 			return nil, err
 		}

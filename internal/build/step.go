@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -132,7 +133,10 @@ func (b *Builder) upToDate(s *step) bool {
 }
 
 // run executes s unless it is up to date. It reports whether it ran.
-func (b *Builder) run(s *step) (bool, error) {
+func (b *Builder) run(ctx context.Context, s *step) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("%s %s: %w", s.tag, s.name, context.Cause(ctx))
+	}
 	if b.upToDate(s) {
 		return false, nil
 	}
@@ -149,18 +153,10 @@ func (b *Builder) run(s *step) (bool, error) {
 			return true, err
 		}
 	} else {
-		env := b.env()
-		if b.tc.Container != nil {
-			// The engine itself needs the caller's environment (DOCKER_HOST,
-			// XDG_RUNTIME_DIR, ...); what reaches the step is only what
-			// internal/container passes by name.
-			env = append(os.Environ(), env...)
-		}
-		cmd, err := b.tc.Command(context.Background(), s.argv, env)
+		cmd, err := b.command(ctx, s.argv)
 		if err != nil {
 			return true, fmt.Errorf("%s %s: %w", s.tag, s.name, err)
 		}
-		cmd.Dir = b.root
 		var buf bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &buf, &buf
 		if err := cmd.Run(); err != nil {
@@ -201,7 +197,7 @@ func (b *Builder) run(s *step) (bool, error) {
 
 // runAll runs independent steps with at most b.jobs at a time and returns
 // the first error (in step order, so messages are stable).
-func (b *Builder) runAll(steps []*step) (int, error) {
+func (b *Builder) runAll(ctx context.Context, steps []*step) (int, error) {
 	errs := make([]error, len(steps))
 	ran := make([]bool, len(steps))
 	sem := make(chan struct{}, b.jobs)
@@ -212,7 +208,7 @@ func (b *Builder) runAll(steps []*step) (int, error) {
 		go func(i int, s *step) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			ran[i], errs[i] = b.run(s)
+			ran[i], errs[i] = b.run(ctx, s)
 		}(i, s)
 	}
 	wg.Wait()
@@ -290,9 +286,49 @@ func hashBytes(data []byte) string {
 // the same contents. Paths may be absolute or repo-relative. It reports
 // whether the command ran. Pipeline packages (profile, bench) use it for
 // their own tool invocations.
-func (b *Builder) Step(tag, name string, argv, inputs, outputs []string) (bool, error) {
+func (b *Builder) Step(ctx context.Context, tag, name string, argv, inputs, outputs []string) (bool, error) {
 	if len(outputs) == 0 {
 		return false, fmt.Errorf("%s %s: a step needs at least one output", tag, name)
 	}
-	return b.run(&step{tag: tag, name: name, argv: argv, inputs: inputs, outputs: outputs})
+	return b.run(ctx, &step{tag: tag, name: name, argv: argv, inputs: inputs, outputs: outputs})
+}
+
+// command is the one way a toolchain binary runs: argv in the repository
+// root, through the toolchain (the locked rootfs, the container image or the
+// host), in the build's fixed environment, stopped when ctx ends. Cached
+// steps (run) and uncached queries (Output) both go through it.
+func (b *Builder) command(ctx context.Context, argv []string) (*exec.Cmd, error) {
+	env := b.env()
+	if b.tc.Container != nil {
+		// The engine itself needs the caller's environment (DOCKER_HOST,
+		// XDG_RUNTIME_DIR, ...); what reaches the step is only what
+		// internal/container passes by name.
+		env = append(os.Environ(), env...)
+	}
+	cmd, err := b.tc.Command(ctx, argv, env)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Dir = b.root
+	return cmd, nil
+}
+
+// Output runs argv as a query that produces no file (e.g. asking clang
+// where its runtime lives) and returns its trimmed standard output. It runs
+// the way every build step does; only the cache is skipped.
+func (b *Builder) Output(ctx context.Context, argv ...string) (string, error) {
+	cmd, err := b.command(ctx, argv)
+	if err != nil {
+		return "", err
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		if msg := strings.TrimSpace(stderr.String()); msg != "" {
+			return "", fmt.Errorf("%s: %w: %s", shellQuote(argv), err, msg)
+		}
+		return "", fmt.Errorf("%s: %w", shellQuote(argv), err)
+	}
+	return strings.TrimSpace(string(out)), nil
 }

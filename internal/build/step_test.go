@@ -59,7 +59,7 @@ func TestStepSkipsWhenNothingChanged(t *testing.T) {
 	for _, s := range steps {
 		s.change()
 		b.hash = &hasher{sums: map[string]string{}} // a new build run
-		ran, err := b.run(catStep())
+		ran, err := b.run(t.Context(), catStep())
 		if err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
@@ -78,7 +78,7 @@ func TestFailedStepLeavesNoOutput(t *testing.T) {
 	write(t, filepath.Join(b.root, "in.txt"), "a\n")
 	s := &step{tag: "BAD", name: "in.txt", argv: []string{"sh", "-c", "echo partial > build/out.txt; echo 'boom: bad input' >&2; exit 3"},
 		inputs: []string{"in.txt"}, outputs: []string{"build/out.txt"}}
-	_, err := b.run(s)
+	_, err := b.run(t.Context(), s)
 	if err == nil {
 		t.Fatal("failing command reported success")
 	}

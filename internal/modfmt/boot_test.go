@@ -16,7 +16,6 @@ import (
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/image"
 	"github.com/fluid-os/fluid/internal/modfmt"
-	"github.com/fluid-os/fluid/internal/profile"
 	"github.com/fluid-os/fluid/internal/qemu"
 	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
@@ -107,7 +106,7 @@ func TestBootModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arts, err := b.All()
+	arts, err := b.All(t.Context())
 	if err != nil {
 		unlock()
 		t.Fatalf("build: %v", err)
@@ -152,7 +151,7 @@ func TestBootModules(t *testing.T) {
 	for _, c := range bad {
 		extra = append(extra, image.File{Path: "/modules/" + c.file, Data: c.data})
 	}
-	badImg, err := b.Image(build.ImageSpec{Name: "fluid-modfmt-corrupt.img", Kernel: arts.Kernel, Modules: arts.Modules, Extra: extra})
+	badImg, err := b.Image(t.Context(), build.ImageSpec{Name: "fluid-modfmt-corrupt.img", Kernel: arts.Kernel, Modules: arts.Modules, Extra: extra})
 	unlock()
 	if err != nil {
 		t.Fatalf("corrupt image: %v", err)
@@ -218,10 +217,10 @@ func TestInKernelLoaderTests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kernel, err := b.Kernel(build.KernelTest)
+	kernel, err := b.Kernel(t.Context(), build.KernelTest)
 	if err == nil {
 		var img string
-		img, err = b.Image(build.ImageSpec{Name: "fluid-modfmt-ktest.img", Kernel: kernel})
+		img, err = b.Image(t.Context(), build.ImageSpec{Name: "fluid-modfmt-ktest.img", Kernel: kernel})
 		unlock()
 		if err != nil {
 			t.Fatalf("image: %v", err)
@@ -266,7 +265,7 @@ func TestBootModulesLight(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arts, err := b.All()
+	arts, err := b.All(t.Context())
 	unlock()
 	if err != nil {
 		t.Fatalf("build: %v", err)
@@ -291,22 +290,21 @@ func TestBootModulesLight(t *testing.T) {
 }
 
 // TestPackInstrumented packs a module built the way the profile pipeline
-// builds it (-fprofile-instr-generate, internal/profile's runtime and
+// builds it (-fprofile-instr-generate, internal/build's profile runtime and
 // compiler-rt's i386 profile archive): the __llvm_prf_* sections, the
 // profile hook and compiler-rt's relocations must all be accepted.
 func TestPackInstrumented(t *testing.T) {
 	b := newBuilder(t)
 	tc, root := toolchaintest.Find(t), b.Root()
-	ctx := context.Background()
-	archive, err := profile.RuntimeArchive(ctx, tc)
+	archive, err := b.ProfileRuntimeArchive(t.Context())
 	if err != nil {
 		t.Fatalf("no i386 profile runtime (go tool mage deps installs it): %v", err)
 	}
 	dir := t.TempDir()
-	flags := append(modfmt.CFlags(), profile.InstrumentFlags()...)
+	flags := append(modfmt.CFlags(), build.InstrumentFlags()...)
 	flags = append(flags, "-I"+filepath.Join(root, modfmt.IncludeDir))
-	rt := filepath.Join(dir, profile.RuntimeSourceName)
-	if err := os.WriteFile(rt, profile.RuntimeSource, 0o644); err != nil {
+	rt := filepath.Join(dir, build.ProfileRuntimeSourceName)
+	if err := os.WriteFile(rt, build.ProfileRuntimeSource, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var objs []string

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/serial"
 	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
@@ -135,6 +137,10 @@ func TestRefusedCaptureLeavesProfilesUnchanged(t *testing.T) {
 		}
 	}
 	before := snapshot(t, dir)
+	b, err := build.New(build.Options{Root: root, Out: filepath.Join(root, "build"), Toolchain: tc, Version: "test", Commit: "test", SourceDateEpoch: 1, Log: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
 	run := func(log string) error {
 		c, err := serial.ParseLog(strings.NewReader(log))
 		if err != nil {
@@ -144,7 +150,7 @@ func TestRefusedCaptureLeavesProfilesUnchanged(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return Write(context.Background(), Output{Dir: dir, Profdata: profdataBin, Runner: tc}, mods)
+		return Write(context.Background(), Output{Dir: dir, B: b}, mods)
 	}
 	good := logOf(t, goodCapture())
 	cases := map[string]string{

@@ -1,8 +1,8 @@
 package profile
 
 import (
-	"context"
 	"errors"
+	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"os"
 	"path/filepath"
@@ -89,11 +89,11 @@ func TestUseFlagsRejectOutOfDateProfile(t *testing.T) {
 		"m.proftext": "f\n# Func Hash:\n24\n# Num Counters:\n1\n# Counter Values:\n100\n\n",
 	})
 	indexed := filepath.Join(dir, "m.profdata")
-	if err := profdata(context.Background(), tc, profdataBin, "merge", "-o", indexed, filepath.Join(dir, "m.proftext")); err != nil {
-		t.Fatal(err)
+	if out, err := toolchaintest.Run(tc, dir, profdataBin, "merge", "-o", indexed, filepath.Join(dir, "m.proftext")); err != nil {
+		t.Fatalf("%v\n%s", err, out)
 	}
 	compile := func(profile string) ([]byte, error) {
-		args := append([]string{"--target=i686-unknown-none-elf", "-ffreestanding", "-O2", "-c", src, "-o", filepath.Join(dir, "m.o")}, UseFlags(profile)...)
+		args := append([]string{"--target=i686-unknown-none-elf", "-ffreestanding", "-O2", "-c", src, "-o", filepath.Join(dir, "m.o")}, build.UseFlags(profile)...)
 		return toolchaintest.Run(tc, dir, append([]string{clang}, args...)...)
 	}
 	out, err := compile(indexed)
@@ -116,8 +116,8 @@ func TestUseFlagsRejectOutOfDateProfile(t *testing.T) {
 	}
 	hash := funcHash(t, string(ll))
 	writeFiles(t, dir, map[string]string{"m.proftext": "f\n# Func Hash:\n" + hash + "\n# Num Counters:\n2\n# Counter Values:\n100\n90\n\n"})
-	if err := profdata(context.Background(), tc, profdataBin, "merge", "-o", indexed, filepath.Join(dir, "m.proftext")); err != nil {
-		t.Fatal(err)
+	if out, err := toolchaintest.Run(tc, dir, profdataBin, "merge", "-o", indexed, filepath.Join(dir, "m.proftext")); err != nil {
+		t.Fatalf("%v\n%s", err, out)
 	}
 	if out, err := compile(indexed); err != nil {
 		t.Fatalf("clang refused the matching profile: %v\n%s", err, out)

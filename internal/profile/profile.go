@@ -1,6 +1,7 @@
 // Package profile turns what the kernel sends over COM1 after a profiling
-// run into the committed profiles/ directory, and gives the PGO build what
-// it needs from there.
+// run into the committed profiles/ directory. The PGO build reads that
+// directory through build.ProfileSource, implemented by the subpackage
+// committed (which a build can import without this capture pipeline).
 //
 // The guest sends frames (format in kernel/include/profiling.h): per module
 // a JSON summary and, for instrumented modules, the raw LLVM profile that
@@ -8,7 +9,7 @@
 // decodes them while the guest runs and refuses truncated or garbled ones
 // by module name; Collect checks that every expected module sent what it
 // should; Write converts raw profiles to text with the toolchain's own
-// llvm-profdata and replaces profiles/ only when every module succeeded.
+// llvm-profdata (a build step) and replaces profiles/ only when every module succeeded.
 package profile
 
 import (

@@ -1,7 +1,6 @@
 package profile
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -9,21 +8,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
+	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/profile/committed"
 	"github.com/fluid-os/fluid/internal/serial"
-	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
 // Files in profiles/ besides the per-module <module>.proftext.
 const (
-	SummaryFile   = "summary.json"
+	SummaryFile   = committed.SummaryFile
 	ToolchainFile = "toolchain.json"
 	// RunSummaryFile (in Output.RawDir) keeps the full summaries of the
 	// capture run, cycle counts included.
@@ -31,7 +28,7 @@ const (
 	// ReadmeFile explains the directory to a reviewer.
 	ReadmeFile = "README.md"
 	// TextExt is the extension of a module's text profile.
-	TextExt = ".proftext"
+	TextExt = committed.TextExt
 )
 
 // readme is profiles/README.md; Write regenerates the whole directory.
@@ -69,41 +66,32 @@ type ToolchainInfo struct {
 	LLVMVersion   string `json:"llvm_version,omitempty"`
 }
 
+// The committed profiles' types, as profile's API had them.
+type (
+	ModuleRecord = committed.ModuleRecord
+	SummaryDoc   = committed.SummaryDoc
+	StaleError   = committed.StaleError
+)
+
+// ReadSummary, SourceHashes and CheckFresh read and judge profiles/ (package committed).
+var (
+	ReadSummary  = committed.ReadSummary
+	SourceHashes = committed.SourceHashes
+	CheckFresh   = committed.CheckFresh
+)
+
 // Output says where and with what Write produces profiles/.
 type Output struct {
-	Dir       string               // the profiles directory; replaced as a whole
-	RawDir    string               // optional: keep each <module>.profraw here (e.g. build/profile)
-	Profdata  string               // llvm-profdata of the toolchain that built the modules
-	Runner    *toolchain.Toolchain // runs Profdata (in the locked rootfs); nil: on the host
-	Toolchain ToolchainInfo        // written to toolchain.json (RawProfileVersion is filled in)
-	Sources   map[string]string    // module -> SHA-256 of its sources at capture time
-	Light     bool                 // captured from a LIGHT=1 build
+	Dir       string            // the profiles directory; replaced as a whole
+	RawDir    string            // optional: keep each <module>.profraw here (e.g. build/profile)
+	B         *build.Builder    // runs llvm-profdata as a build step, with the toolchain that built the modules
+	Toolchain ToolchainInfo     // written to toolchain.json (RawProfileVersion is filled in)
+	Sources   map[string]string // module -> SHA-256 of its sources at capture time
+	Light     bool              // captured from a LIGHT=1 build
 }
 
-// ModuleRecord is one module's entry in profiles/summary.json. It holds
-// only what is the same on every capture of one commit: the guest's cycle
-// figures are not (IDE transfers complete at host-dependent points, so
-// timer interrupts land at different places in a module's run), and are
-// kept in RawDir/run-summary.json instead.
-type ModuleRecord struct {
-	Module        string `json:"module"`
-	Variant       string `json:"variant"`
-	Hash          string `json:"hash"` // module header hash of the instrumented build
-	Calls         uint64 `json:"calls"`
-	Result        string `json:"result"`
-	SourceSHA256  string `json:"source_sha256"`
-	Profile       string `json:"profile"` // file name in profiles/
-	ProfileSHA256 string `json:"profile_sha256"`
-}
-
-// SummaryDoc is profiles/summary.json.
-type SummaryDoc struct {
-	FrameVersion int            `json:"frame_version"`
-	Light        bool           `json:"light"` // captured from a LIGHT=1 build
-	Modules      []ModuleRecord `json:"modules"`
-}
-
-// Write converts every module's raw profile to text with o.Profdata and
+// Write converts every module's raw profile to text with llvm-profdata (a
+// step of o.B, next to the raw profile) and
 // writes <module>.proftext, summary.json and toolchain.json into a fresh
 // temporary directory next to o.Dir, then swaps it in. On any error o.Dir
 // is left exactly as it was.
@@ -111,8 +99,8 @@ func Write(ctx context.Context, o Output, mods map[string]*Module) (err error) {
 	if len(mods) == 0 {
 		return fmt.Errorf("write %s: no modules captured", o.Dir)
 	}
-	if o.Profdata == "" {
-		return errors.New("write profiles: no llvm-profdata given")
+	if o.B == nil {
+		return errors.New("write profiles: no builder to run llvm-profdata")
 	}
 	parent, base := filepath.Dir(o.Dir), filepath.Base(o.Dir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -160,12 +148,16 @@ func Write(ctx context.Context, o Output, mods map[string]*Module) (err error) {
 		if err := atomicfile.WriteFile0644(raw, m.Profraw); err != nil {
 			return err
 		}
-		text := filepath.Join(tmp, n+TextExt)
-		if err := profdata(ctx, o.Runner, o.Profdata, "merge", "--text", "-o", text, raw); err != nil {
-			return fmt.Errorf("%w: module %s: %s could not read the captured raw profile (%s): %v", ErrRefused, n, filepath.Base(o.Profdata), raw, err)
+		conv := filepath.Join(rawDir, n+TextExt)
+		argv := []string{o.B.Toolchain().Path("llvm-profdata"), "merge", "--text", "-o", conv, raw}
+		if _, err := o.B.Step(ctx, "PROF", o.B.Rel(conv), argv, []string{raw}, []string{conv}); err != nil {
+			return fmt.Errorf("%w: module %s: llvm-profdata could not read the captured raw profile (%s): %v", ErrRefused, n, raw, err)
 		}
-		data, err := os.ReadFile(text)
+		data, err := os.ReadFile(conv)
 		if err != nil {
+			return fmt.Errorf("module %s: %w", n, err)
+		}
+		if err := atomicfile.WriteFile0644(filepath.Join(tmp, n+TextExt), data); err != nil {
 			return fmt.Errorf("module %s: %w", n, err)
 		}
 		sum := sha256.Sum256(data)
@@ -242,46 +234,4 @@ func writeJSON(path string, v any) error {
 		return fmt.Errorf("encode %s: %w", path, err)
 	}
 	return atomicfile.WriteFile0644(path, append(data, '\n'))
-}
-
-// profdata runs llvm-profdata with a fixed locale — through the toolchain
-// (the locked rootfs) when tc is set, the same way every build step runs —
-// and returns its stderr in the error.
-func profdata(ctx context.Context, tc *toolchain.Toolchain, bin string, args ...string) error {
-	env := append(os.Environ(), "LC_ALL=C")
-	var cmd *exec.Cmd
-	if tc != nil {
-		c, err := tc.Command(ctx, append([]string{bin}, args...), env)
-		if err != nil {
-			return err
-		}
-		cmd = c
-	} else {
-		cmd = exec.CommandContext(ctx, bin, args...)
-		cmd.Env = env
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.Stdout = io.Discard
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg == "" {
-			return err
-		}
-		return fmt.Errorf("%w: %s", err, msg)
-	}
-	return nil
-}
-
-// ReadSummary reads profiles/summary.json from dir.
-func ReadSummary(dir string) (*SummaryDoc, error) {
-	data, err := os.ReadFile(filepath.Join(dir, SummaryFile))
-	if err != nil {
-		return nil, fmt.Errorf("read profiles: %w (run `go tool mage profile` to capture them)", err)
-	}
-	var doc SummaryDoc
-	if err := json.Unmarshal(data, &doc); err != nil {
-		return nil, fmt.Errorf("read %s: %w", filepath.Join(dir, SummaryFile), err)
-	}
-	return &doc, nil
 }

@@ -19,7 +19,8 @@ import (
 
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/build/buildtest"
-	"github.com/fluid-os/fluid/internal/profile"
+	"github.com/fluid-os/fluid/internal/build/recipe"
+	"github.com/fluid-os/fluid/internal/profile/committed"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
 )
@@ -64,8 +65,8 @@ func TestSnapshotReleaseOffline(t *testing.T) {
 	// them (baseline and PGO from the committed profiles) under the build lock.
 	bld := buildtest.Builder(t)
 	pair := buildtest.Locked(t, bld, "release images", func() ([2]*build.Artifacts, error) {
-		base, pgo, err := (&profile.Pipeline{B: bld}).ReleaseImages(ctx)
-		return [2]*build.Artifacts{base, pgo}, err
+		imgs, err := bld.Release(ctx, committed.Dir{Root: bld.Root()})
+		return [2]*build.Artifacts{imgs[recipe.Baseline.Name], imgs[recipe.PGO.Name]}, err
 	})
 	in := release.Inputs{PGOImage: pair[1].Image, BaselineImage: pair[0].Image, Manifest: pair[1].Manifest}
 	t.Logf("inputs: REAL images %s, %s", in.PGOImage, in.BaselineImage)

@@ -14,7 +14,7 @@ import (
 )
 
 // ImageManifestPath is where a Fluid OS disk image carries its own build
-// manifest: /manifest.json in FAT32 partition 1 (internal/build.Compose).
+// manifest: /manifest.json in FAT32 partition 1 (internal/build, compose).
 // A release's baseline and PGO images each hold their own; the release's
 // manifest.json asset is the PGO image's.
 const ImageManifestPath = "/manifest.json"

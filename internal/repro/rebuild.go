@@ -9,14 +9,17 @@ import (
 	"sort"
 	"strings"
 	"unicode"
+
+	"github.com/fluid-os/fluid/internal/build/recipe"
 )
 
-// ImagePath and ManifestPath are where a build (`mage build`, `mage pgo`)
-// leaves the disk image and its manifest, relative to the tree; the rebuild
-// of a release image (VerifyRelease) compares these.
+// ImagePath and ManifestPath are the working image and its manifest
+// (recipe.WorkingImage, recipe.WorkingManifest), where a build (`mage
+// build`, `mage pgo`) leaves them, relative to the tree; the rebuild of a
+// release image (VerifyRelease) compares these.
 const (
-	ImagePath    = "build/fluid.img"
-	ManifestPath = "build/manifest.json"
+	ImagePath    = "build/" + recipe.WorkingImage
+	ManifestPath = "build/" + recipe.WorkingManifest
 )
 
 // CompareImage compares a disk image with a rebuilt one. It returns nil when

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/build/recipe"
 	"github.com/fluid-os/fluid/internal/gitenv"
 	"github.com/fluid-os/fluid/internal/manifest"
 )
@@ -98,19 +99,21 @@ func (r *ReleaseResult) Identical() bool {
 }
 
 // ReleaseTargets returns the mage targets that build a release image of
-// the given manifest variant into build/fluid.img and build/manifest.json,
-// with the same bytes `mage release` gives build/fluid-<variant>.img:
-// "baseline" is `mage build` (the -O2 modules), "pgo" is `mage pgo` (the
-// modules from the committed profiles). A "+light" suffix means LIGHT=1.
+// the given manifest variant into the working image (build/fluid.img,
+// build/manifest.json), with the same bytes `mage release` gives the
+// recipe's own image: the recipe table (internal/build/recipe) maps the
+// variant to its recipe and the recipe to its mage target ("baseline":
+// `mage build`, "pgo": `mage pgo`). A "+light" suffix means LIGHT=1.
 func ReleaseTargets(variant string) (targets []string, light bool, err error) {
-	base, light := strings.CutSuffix(variant, "+light")
-	switch base {
-	case "baseline":
-		return []string{"build"}, light, nil
-	case "pgo":
-		return []string{"pgo"}, light, nil
+	r, light, err := recipe.ByVariant(variant)
+	if err != nil || !r.Release || r.Target == "" {
+		var names []string
+		for _, r := range recipe.Shipped() {
+			names = append(names, fmt.Sprintf("%q", r.Variant(false)))
+		}
+		return nil, false, fmt.Errorf("%w: the manifest's variant is %q; a release image is %s", ErrCannotRebuild, variant, strings.Join(names, " or "))
 	}
-	return nil, false, fmt.Errorf("%w: the manifest's variant is %q; a release image is \"baseline\" or \"pgo\"", ErrCannotRebuild, variant)
+	return []string{r.Target}, light, nil
 }
 
 // VerifyRelease rebuilds a release image from source and compares the

@@ -25,7 +25,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/build/recipe"
 	"github.com/fluid-os/fluid/internal/gitenv"
+	"github.com/fluid-os/fluid/internal/profile/committed"
 )
 
 // Spec is one build of one copy of the tree.
@@ -78,14 +80,12 @@ type MageBuilder struct {
 }
 
 // Targets returns the mage targets that build what a release ships from the
-// tree at root: "build", then "pgo" when profiles are committed
-// (profiles/summary.json), so the PGO modules and the PGO image are
-// compared too.
+// tree at root: the target of every recipe in the table that has one
+// ("build", "pgo"), leaving out those fed by committed profiles when the
+// tree has none (committed.Present), so the PGO modules and the PGO image
+// are compared whenever there are profiles.
 func Targets(root string) []string {
-	if _, err := os.Stat(filepath.Join(root, "profiles", "summary.json")); err == nil {
-		return []string{"build", "pgo"}
-	}
-	return []string{"build"}
+	return recipe.WorkingTargets(committed.Present(root))
 }
 
 // Build runs the mage targets in spec.Root.

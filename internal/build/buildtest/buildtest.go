@@ -43,19 +43,19 @@ func Locked[T any](t testing.TB, b *build.Builder, what string, fn func() (T, er
 func All(t testing.TB) *build.Artifacts {
 	t.Helper()
 	b := Builder(t)
-	return Locked(t, b, "default image", b.All)
+	return Locked(t, b, "default image", func() (*build.Artifacts, error) { return b.All(t.Context()) })
 }
 
 // Kernel builds one kernel variant and returns its ELF path.
 func Kernel(t testing.TB, b *build.Builder, v build.KernelVariant) string {
 	t.Helper()
-	return Locked(t, b, "kernel "+v.Name, func() (string, error) { return b.Kernel(v) })
+	return Locked(t, b, "kernel "+v.Name, func() (string, error) { return b.Kernel(t.Context(), v) })
 }
 
 // Image builds an image and returns its path.
 func Image(t testing.TB, b *build.Builder, s build.ImageSpec) string {
 	t.Helper()
-	return Locked(t, b, "image "+s.Name, func() (string, error) { return b.Image(s) })
+	return Locked(t, b, "image "+s.Name, func() (string, error) { return b.Image(t.Context(), s) })
 }
 
 type logWriter struct{ t testing.TB }
