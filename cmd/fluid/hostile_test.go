@@ -242,12 +242,7 @@ func jsonEncode(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) 
 // (new IDs) passes.
 func TestHostileRepoCaseDropsIDPin(t *testing.T) {
 	ca := releasetest.NewCA(t)
-	keylessTest = &struct {
-		noTransparencyLog bool
-		repositoryID      string
-		ownerID           string
-	}{true, replayRepoID, replayOwnerID}
-	t.Cleanup(func() { keylessTest = nil })
+	setKeylessTest(t, true, replayRepoID, replayOwnerID)
 	tr := ca.WriteTrustedRoot(t, t.TempDir())
 	// A re-created repository: other IDs than the pinned 700000001/700000002.
 	rel := signedRelease(t, "v1.0.0", replayCommit1, func(sums []byte) []byte {

@@ -33,12 +33,7 @@ func TestHostileTUFFetchIgnoresTimeout(t *testing.T) {
 	t.Cleanup(func() { tufTestMirror = "" })
 
 	w := newReplayWorld(t, false)
-	keylessTest = &struct {
-		noTransparencyLog bool
-		repositoryID      string
-		ownerID           string
-	}{false, replayRepoID, replayOwnerID}
-	t.Cleanup(func() { keylessTest = nil })
+	setKeylessTest(t, false, replayRepoID, replayOwnerID)
 	dest := filepath.Join(t.TempDir(), "out")
 	start := time.Now()
 	done, ok := runCLIAsync(t, w.srv.APIURL(), 20*time.Second, "download", "--version", "v1.0.0", "--timeout", "3s", "-o", dest)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"io"
 	"os"
 	"os/exec"
@@ -15,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 
 	"github.com/fluid-os/fluid/internal/release"
 )

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,12 +66,7 @@ func newReplayWorld(t *testing.T, keyless bool) *replayWorld {
 	var signFor func(tag, commit string) func([]byte) []byte
 	if keyless {
 		ca := releasetest.NewCA(t)
-		keylessTest = &struct {
-			noTransparencyLog bool
-			repositoryID      string
-			ownerID           string
-		}{true, replayRepoID, replayOwnerID}
-		t.Cleanup(func() { keylessTest = nil })
+		setKeylessTest(t, true, replayRepoID, replayOwnerID)
 		w.flags = []string{"--trusted-root", ca.WriteTrustedRoot(t, t.TempDir())}
 		signFor = func(tag, commit string) func([]byte) []byte {
 			return func(sums []byte) []byte {
@@ -92,6 +85,16 @@ func newReplayWorld(t *testing.T, keyless bool) *replayWorld {
 	w.srv.SetRef("tags/v1.0.0", replayCommit1)
 	w.srv.AddRelease("v1.0.0", w.v1)
 	return w
+}
+
+// setKeylessTest sets the package's keyless test hook for t's duration.
+func setKeylessTest(t *testing.T, noTransparencyLog bool, repositoryID, ownerID string) {
+	keylessTest = &struct {
+		noTransparencyLog bool
+		repositoryID      string
+		ownerID           string
+	}{noTransparencyLog, repositoryID, ownerID}
+	t.Cleanup(func() { keylessTest = nil })
 }
 
 // An attacker with contents: write on the repository (SECURITY.md's threat
@@ -167,25 +170,15 @@ func TestDownloadRefusesReplayAndDowngrade(t *testing.T) {
 func TestDownloadRefusesAnotherReleaseForTheTag(t *testing.T) {
 	w := newReplayWorld(t, false)
 	w.srv.SetRef("tags/v2.0.0", replayCommit2)
-	// A front that forwards everything to the real fake GitHub, except that
-	// it answers the lookup of v2.0.0 with v1.0.0.
-	front := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		path := strings.Replace(r.URL.Path, "/releases/tags/v2.0.0", "/releases/tags/v1.0.0", 1)
-		req, _ := http.NewRequestWithContext(r.Context(), r.Method, w.srv.URL+path+"?"+r.URL.RawQuery, r.Body)
-		req.Header = r.Header
-		resp, err := http.DefaultTransport.RoundTrip(req)
-		if err != nil {
-			rw.WriteHeader(502)
-			return
+	// A front that forwards everything to the fake GitHub, except that it
+	// answers the lookup of v2.0.0 with v1.0.0.
+	front := hostileFront(t, w.srv.URL, func(rw http.ResponseWriter, r *http.Request) bool {
+		if !strings.HasSuffix(r.URL.Path, "/releases/tags/v2.0.0") {
+			return false
 		}
-		defer resp.Body.Close()
-		for k, v := range resp.Header {
-			rw.Header()[k] = v
-		}
-		rw.WriteHeader(resp.StatusCode)
-		io.Copy(rw, resp.Body)
-	}))
-	defer front.Close()
+		forward(rw, r, w.srv.URL, strings.Replace(r.URL.Path, "/releases/tags/v2.0.0", "/releases/tags/v1.0.0", 1), r.URL.RawQuery)
+		return true
+	})
 	dest := filepath.Join(t.TempDir(), "out")
 	code, _, stderr := runCLI(t, front.URL+"/", append([]string{"download", "--version", "v2.0.0", "-o", dest}, w.flags...)...)
 	if code != exitRefused || !strings.Contains(stderr, "asked for release v2.0.0, the server answered with release v1.0.0") {

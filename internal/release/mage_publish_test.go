@@ -30,10 +30,7 @@ func TestMagePublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	work := t.TempDir()
-	os.WriteFile(filepath.Join(work, "go.mod"), []byte("module example.com/publishtest\n"), 0o644)
-	os.MkdirAll(filepath.Join(work, "tools"), 0o755)
-	os.WriteFile(filepath.Join(work, "tools", "go.mod"), []byte("module example.com/publishtest/tools\n"), 0o644)
+	work := workRoot(t)
 	dist := filepath.Join(work, "build", "dist")
 	assets := filepath.Join(work, "build", "release-assets")
 	os.MkdirAll(dist, 0o755)
@@ -131,10 +128,7 @@ func TestMagePinPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	work := t.TempDir()
-	os.WriteFile(filepath.Join(work, "go.mod"), []byte("module example.com/pintest\n"), 0o644)
-	os.MkdirAll(filepath.Join(work, "tools"), 0o755)
-	os.WriteFile(filepath.Join(work, "tools", "go.mod"), []byte("module example.com/pintest/tools\n"), 0o644)
+	work := workRoot(t)
 	os.MkdirAll(filepath.Join(work, "release"), 0o755)
 	policy := filepath.Join(work, "release", "policy.json")
 	os.WriteFile(policy, relfiles.PolicyJSON(), 0o644)
@@ -167,6 +161,17 @@ func TestMagePinPolicy(t *testing.T) {
 	if got := mustRead(t, policy); string(got) != string(data) {
 		t.Fatal("a refused pin changed the file")
 	}
+}
+
+// workRoot is an empty directory that toolcache.RepoRoot takes for a
+// repository root (go.mod and tools/go.mod): where a mage target run with -w
+// reads and writes.
+func workRoot(t *testing.T) string {
+	work := t.TempDir()
+	os.MkdirAll(filepath.Join(work, "tools"), 0o755)
+	os.WriteFile(filepath.Join(work, "go.mod"), []byte("module example.com/work\n"), 0o644)
+	os.WriteFile(filepath.Join(work, "tools", "go.mod"), []byte("module example.com/work/tools\n"), 0o644)
+	return work
 }
 
 func mustRead(t *testing.T, p string) []byte {

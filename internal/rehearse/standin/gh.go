@@ -113,12 +113,45 @@ func parseReleaseDownload(args []string, repo string) (releaseDownload, error) {
 	}
 	boolean := map[string]*bool{"skip-existing": &o.skip, "clobber": &o.clobber}
 	unsupported := map[string]bool{"archive": true, "A": true, "output": true, "O": true}
+	pos, err := parsePflags(args, str, boolean, func(flag, name string, long bool) error {
+		switch {
+		case unsupported[name]:
+			return fmt.Errorf("gh stand-in: release download %s is not supported by the rehearsal's stand-in (internal/rehearse/standin/gh.go)", flag)
+		case long:
+			return fmt.Errorf("unknown flag: %s", flag)
+		default:
+			return fmt.Errorf("unknown shorthand flag: %q in %s", name, flag)
+		}
+	})
+	if err != nil {
+		return o, err
+	}
+	if len(pos) > 1 {
+		return o, fmt.Errorf("accepts at most 1 arg(s), received %d", len(pos))
+	}
+	if len(pos) == 1 {
+		o.tag = pos[0]
+	}
+	if o.skip && o.clobber {
+		return o, errors.New("specify only one of `--clobber` or `--skip-existing`")
+	}
+	if o.tag == "" {
+		return o, errors.New("gh stand-in: release download needs a tag (gh would take the latest; the workflows always name one)")
+	}
+	return o, nil
+}
+
+// parsePflags reads arguments as gh's pflag does, interspersed: --name=value,
+// --name value, -n value, -nvalue and -n=value for the flags in str; --name
+// and --name=bool for those in boolean (long form only); "--" ends the
+// flags. It returns the positional arguments. A flag in neither map goes to
+// unknown, which returns the error to give.
+func parsePflags(args []string, str map[string]func(string), boolean map[string]*bool, unknown func(flag, name string, long bool) error) ([]string, error) {
 	var pos []string
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
+			return append(pos, args[i+1:]...), nil
 		}
 		if len(a) < 2 || a[0] != '-' {
 			pos = append(pos, a)
@@ -139,43 +172,27 @@ func parseReleaseDownload(args []string, repo string) (releaseDownload, error) {
 			flag = "--" + name
 		}
 		switch {
-		case unsupported[name]:
-			return o, fmt.Errorf("gh stand-in: release download %s is not supported by the rehearsal's stand-in (internal/rehearse/standin/gh.go)", flag)
 		case boolean[name] != nil && long:
 			b := true
 			if hasVal {
 				var err error
 				if b, err = strconv.ParseBool(val); err != nil {
-					return o, fmt.Errorf("invalid argument %q for %q flag: %v", val, flag, err)
+					return nil, fmt.Errorf("invalid argument %q for %q flag: %v", val, flag, err)
 				}
 			}
 			*boolean[name] = b
 		case str[name] != nil:
 			if !hasVal {
 				if i+1 >= len(args) {
-					return o, fmt.Errorf("flag needs an argument: %s", flag)
+					return nil, fmt.Errorf("flag needs an argument: %s", flag)
 				}
 				i++
 				val = args[i]
 			}
 			str[name](val)
-		case long:
-			return o, fmt.Errorf("unknown flag: %s", flag)
 		default:
-			return o, fmt.Errorf("unknown shorthand flag: %q in %s", name, a)
+			return nil, unknown(flag, name, long)
 		}
 	}
-	if len(pos) > 1 {
-		return o, fmt.Errorf("accepts at most 1 arg(s), received %d", len(pos))
-	}
-	if len(pos) == 1 {
-		o.tag = pos[0]
-	}
-	if o.skip && o.clobber {
-		return o, errors.New("specify only one of `--clobber` or `--skip-existing`")
-	}
-	if o.tag == "" {
-		return o, errors.New("gh stand-in: release download needs a tag (gh would take the latest; the workflows always name one)")
-	}
-	return o, nil
+	return pos, nil
 }

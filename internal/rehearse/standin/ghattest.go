@@ -144,42 +144,14 @@ func (o attestationVerify) check(data []byte, digest string) string {
 // forms, flags before and after the file).
 func parseAttestationVerify(args []string) (attestationVerify, error) {
 	o := attestationVerify{predicateType: SLSAProvenanceV1}
-	str := map[string]*string{"repo": &o.repo, "R": &o.repo, "owner": &o.owner, "o": &o.owner,
-		"signer-workflow": &o.signerWorkflow, "predicate-type": &o.predicateType}
-	var pos []string
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			pos = append(pos, args[i+1:]...)
-			break
-		}
-		if len(a) < 2 || a[0] != '-' {
-			pos = append(pos, a)
-			continue
-		}
-		long := strings.HasPrefix(a, "--")
-		var name, val string
-		var hasVal bool
-		if long {
-			name, val, hasVal = strings.Cut(a[2:], "=")
-		} else {
-			name = a[1:2]
-			if len(a) > 2 {
-				val, hasVal = strings.TrimPrefix(a[2:], "="), true
-			}
-		}
-		p := str[name]
-		if p == nil || (!long && len(name) > 1) {
-			return o, fmt.Errorf("gh stand-in: attestation verify %s is not supported by the rehearsal's stand-in (internal/rehearse/standin/ghattest.go)", a)
-		}
-		if !hasVal {
-			if i+1 >= len(args) {
-				return o, fmt.Errorf("flag needs an argument: %s", a)
-			}
-			i++
-			val = args[i]
-		}
-		*p = val
+	set := func(p *string) func(string) { return func(v string) { *p = v } }
+	str := map[string]func(string){"repo": set(&o.repo), "R": set(&o.repo), "owner": set(&o.owner), "o": set(&o.owner),
+		"signer-workflow": set(&o.signerWorkflow), "predicate-type": set(&o.predicateType)}
+	pos, err := parsePflags(args, str, nil, func(flag, _ string, _ bool) error {
+		return fmt.Errorf("gh stand-in: attestation verify %s is not supported by the rehearsal's stand-in (internal/rehearse/standin/ghattest.go)", flag)
+	})
+	if err != nil {
+		return o, err
 	}
 	if len(pos) != 1 {
 		return o, fmt.Errorf("accepts 1 arg(s), received %d", len(pos))
