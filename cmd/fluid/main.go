@@ -1,7 +1,7 @@
 // Command fluid downloads and verifies Fluid OS release images.
 //
-//	fluid download [--version vX.Y.Z|latest] [--repo owner/name] [-o DIR] [--key cosign.pub] [--image pgo|baseline]
-//	fluid verify [--key cosign.pub] [--repo owner/name] [--checksums FILE] [--bundle FILE] FILE...
+//	fluid download [--version vX.Y.Z|latest] [--repo owner/name] [-o DIR] [--key cosign.pub] [--image pgo|baseline] [--timeout D] [--stall-timeout D]
+//	fluid verify [--version vX.Y.Z] [--key cosign.pub] [--repo owner/name] [--checksums FILE] [--bundle FILE] FILE...
 //	fluid verify --rebuild [--source DIR] [--manifest FILE] [--keep] IMAGE
 //	fluid version
 //
@@ -126,8 +126,8 @@ type env struct {
 }
 
 const usage = `usage:
-  fluid download [--version vX.Y.Z|latest] [--repo owner/name] [-o DIR] [--key cosign.pub] [--image pgo|baseline]
-  fluid verify [--key cosign.pub] [--repo owner/name] [--checksums FILE] [--bundle FILE] FILE...
+  fluid download [--version vX.Y.Z|latest] [--repo owner/name] [-o DIR] [--key cosign.pub] [--image pgo|baseline] [--timeout D] [--stall-timeout D]
+  fluid verify [--version vX.Y.Z] [--key cosign.pub] [--repo owner/name] [--checksums FILE] [--bundle FILE] FILE...
   fluid verify --rebuild [--source DIR] [--manifest FILE] [--keep] IMAGE
   fluid version
 
