@@ -17,6 +17,7 @@ import (
 	"github.com/fluid-os/fluid/internal/build/recipe"
 	ghc "github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/release"
+	"github.com/fluid-os/fluid/internal/verdict"
 )
 
 // imageAsset is the release asset of the image recipe called name ("pgo",
@@ -117,7 +118,7 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 			return nil, err
 		}
 		if a.GetSize() > int(limits[n]) || a.GetSize() < 0 {
-			return nil, &release.CheckError{Check: release.CheckAsset, Subject: n,
+			return nil, &verdict.CheckError{Check: verdict.CheckAsset, Subject: n,
 				Err: fmt.Errorf("is %d bytes by the release's account, more than the %d a Fluid OS %s can be", a.GetSize(), limits[n], n), Meaning: "this is not a Fluid OS release asset; nothing was downloaded"}
 		}
 	}
@@ -157,7 +158,7 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 		}
 		var ot *overallTimeout
 		if errors.As(context.Cause(ctx), &ot) {
-			err = &release.CheckError{Check: release.CheckNetwork, Subject: d.client.Repository(), Err: ot,
+			err = &verdict.CheckError{Check: verdict.CheckNetwork, Subject: d.client.Repository(), Err: ot,
 				Meaning: "nothing was verified or kept in " + dest + "; run it again, with a longer --timeout on a slow connection"}
 			return
 		}
@@ -184,7 +185,7 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 	fmt.Fprintf(d.e.stderr, "fluid: signature OK: checksums.txt signed by %s\n", id)
 	table, err := release.ParseChecksums(sums)
 	if err != nil {
-		return nil, &release.CheckError{Check: release.CheckChecksum, Subject: release.ChecksumsName, Err: err, Meaning: "the signed checksums file is malformed"}
+		return nil, &verdict.CheckError{Check: verdict.CheckChecksum, Subject: release.ChecksumsName, Err: err, Meaning: "the signed checksums file is malformed"}
 	}
 	for name, data := range map[string][]byte{release.ChecksumsName: sums, release.BundleName: bundle} {
 		if err := release.WriteFileAtomic(filepath.Join(stage, name), data); err != nil {
@@ -234,7 +235,7 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 		return nil, err
 	}
 	if err := release.DecompressFile(filepath.Join(stage, compressed), filepath.Join(stage, imgName)); err != nil {
-		return nil, &release.CheckError{Check: release.CheckImage, Subject: compressed, Err: err,
+		return nil, &verdict.CheckError{Check: verdict.CheckImage, Subject: compressed, Err: err,
 			Meaning: "the signed, checksummed asset does not decompress; report this to the project"}
 	}
 
@@ -383,7 +384,7 @@ func (d *downloader) fetchSmall(ctx context.Context, rel *ghc.Release, name stri
 		return nil, err
 	}
 	if a.GetSize() > maxSmallAsset {
-		return nil, &release.CheckError{Check: release.CheckAsset, Subject: name,
+		return nil, &verdict.CheckError{Check: verdict.CheckAsset, Subject: name,
 			Err: fmt.Errorf("is %d bytes, more than %d", a.GetSize(), maxSmallAsset), Meaning: "this is not a Fluid OS release asset"}
 	}
 	var buf bytes.Buffer

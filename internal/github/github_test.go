@@ -17,7 +17,7 @@ import (
 
 	ghc "github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/github/githubtest"
-	"github.com/fluid-os/fluid/internal/release"
+	"github.com/fluid-os/fluid/internal/verdict"
 )
 
 // noSleep records the waits the client asks for instead of sleeping.
@@ -286,12 +286,12 @@ func TestDownloadAsset(t *testing.T) {
 	short, _ := r.Asset("short")
 	buf.Reset()
 	err = c.DownloadAsset(ctx, short, &buf, nil)
-	var ce *release.CheckError
-	if !errors.As(err, &ce) || ce.Check != release.CheckDownload {
+	var ce *verdict.CheckError
+	if !errors.As(err, &ce) || ce.Check != verdict.CheckDownload {
 		t.Fatalf("truncated download: %v", err)
 	}
 	t.Logf("truncated: %v", err)
-	if _, err := r.Asset("nope"); !errors.As(err, &ce) || ce.Check != release.CheckAsset {
+	if _, err := r.Asset("nope"); !errors.As(err, &ce) || ce.Check != verdict.CheckAsset {
 		t.Fatalf("missing asset: %v", err)
 	}
 }
@@ -305,8 +305,8 @@ func TestNoNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.FindRelease(context.Background(), "latest")
-	var ce *release.CheckError
-	if !errors.As(err, &ce) || ce.Check != release.CheckNetwork {
+	var ce *verdict.CheckError
+	if !errors.As(err, &ce) || ce.Check != verdict.CheckNetwork {
 		t.Fatalf("err = %v, want a network check error", err)
 	}
 	t.Logf("no network: %v", err)
@@ -368,8 +368,8 @@ func TestDownloadEndlessBodyStopsAtDeclaredSize(t *testing.T) {
 	start := time.Now()
 	err := c.DownloadAsset(ctx, a, w, func(n int64) { progress = n })
 	runtime.ReadMemStats(&after)
-	var ce *release.CheckError
-	if !errors.As(err, &ce) || ce.Check != release.CheckDownload {
+	var ce *verdict.CheckError
+	if !errors.As(err, &ce) || ce.Check != verdict.CheckDownload {
 		t.Fatalf("endless body: err = %v, want a download check error", err)
 	}
 	for _, want := range []string{"checksums.txt", "164", "more than"} {
@@ -404,8 +404,8 @@ func TestDownloadStallFails(t *testing.T) {
 	start := time.Now()
 	err := c.DownloadAsset(ctx, a, &buf, nil)
 	took := time.Since(start)
-	var ce *release.CheckError
-	if !errors.As(err, &ce) || ce.Check != release.CheckDownload {
+	var ce *verdict.CheckError
+	if !errors.As(err, &ce) || ce.Check != verdict.CheckDownload {
 		t.Fatalf("stalled body: err = %v, want a download check error", err)
 	}
 	for _, want := range []string{"fluid.img.zst", "stalled", "5000 of 100000 bytes"} {
@@ -436,8 +436,8 @@ func TestDownloadDeadline(t *testing.T) {
 	start := time.Now()
 	err := c.DownloadAsset(ctx, a, io.Discard, nil)
 	took := time.Since(start)
-	var ce *release.CheckError
-	if !errors.As(err, &ce) || ce.Check != release.CheckDownload {
+	var ce *verdict.CheckError
+	if !errors.As(err, &ce) || ce.Check != verdict.CheckDownload {
 		t.Fatalf("deadline: err = %v, want a download check error", err)
 	}
 	for _, want := range []string{"fluid.img.zst", "did not finish within 300ms", "5000 of 100000 bytes"} {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/manifest"
+	"github.com/fluid-os/fluid/internal/verdict"
 	relfiles "github.com/fluid-os/fluid/release"
 )
 
@@ -54,8 +55,8 @@ func TestBindRelease(t *testing.T) {
 				}
 				return
 			}
-			var ce *CheckError
-			if !errors.As(err, &ce) || ce.Check != CheckVersion || !strings.Contains(err.Error(), tt.wantMsg) {
+			var ce *verdict.CheckError
+			if !errors.As(err, &ce) || ce.Check != verdict.CheckVersion || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Fatalf("err = %v, want a version check naming %q", err, tt.wantMsg)
 			}
 		})

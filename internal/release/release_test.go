@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/release/releasetest"
+	"github.com/fluid-os/fluid/internal/verdict"
 	relfiles "github.com/fluid-os/fluid/release"
 )
 
@@ -45,8 +46,8 @@ func TestChecksumsRoundTripAndVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(a, []byte("imagE"), 0o644)
-	var ce *CheckError
-	if err := parsed.VerifyFile(a, "b.img.zst"); !errors.As(err, &ce) || ce.Check != CheckChecksum {
+	var ce *verdict.CheckError
+	if err := parsed.VerifyFile(a, "b.img.zst"); !errors.As(err, &ce) || ce.Check != verdict.CheckChecksum {
 		t.Fatalf("changed file accepted: %v", err)
 	}
 	if err := parsed.VerifyFile(a, "unlisted"); !errors.As(err, &ce) || !strings.Contains(err.Error(), "not listed") {
@@ -141,8 +142,8 @@ func TestProjectPolicyFile(t *testing.T) {
 		if got := re.MatchString(p.IdentityFor(tag)); got != ok {
 			t.Errorf("identity for tag %s: match %v, want %v", tag, got, ok)
 		}
-		if got := IsReleaseTag(tag); got != ok {
-			t.Errorf("IsReleaseTag(%s) = %v, want %v", tag, got, ok)
+		if got := verdict.IsReleaseTag(tag); got != ok {
+			t.Errorf("verdict.IsReleaseTag(%s) = %v, want %v", tag, got, ok)
 		}
 	}
 	broken := p
