@@ -15,7 +15,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/fluid-os/fluid/internal/build/recipe"
-	ghc "github.com/fluid-os/fluid/internal/github"
+	"github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/verdict"
 )
@@ -45,7 +45,7 @@ func cmdDownload(ctx context.Context, args []string, e env) error {
 	img := fs.String("image", "pgo", "which image: pgo or baseline")
 	troot := fs.String("trusted-root", "", "Sigstore trusted_root.json `file` (private Sigstore deployments; default: public-good via TUF)")
 	timeout := fs.Duration("timeout", 0, "give up after this `duration` in all (e.g. 30m; default: no overall limit)")
-	stall := fs.Duration("stall-timeout", ghc.DefaultStallTimeout, "give up on a download that delivers no data for this `duration` (0: wait forever)")
+	stall := fs.Duration("stall-timeout", github.DefaultStallTimeout, "give up on a download that delivers no data for this `duration` (0: wait forever)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -67,7 +67,7 @@ func cmdDownload(ctx context.Context, args []string, e env) error {
 	if !ok {
 		return usageError{fmt.Sprintf("--image %q: want pgo or baseline", *img)}
 	}
-	client, err := ghc.New(*repo, ghc.Options{Token: e.getenv("GITHUB_TOKEN"), APIURL: e.getenv("GITHUB_API_URL"), Log: e.stderr, StallTimeout: *stall})
+	client, err := github.New(*repo, github.Options{Token: e.getenv("GITHUB_TOKEN"), APIURL: e.getenv("GITHUB_API_URL"), Log: e.stderr, StallTimeout: *stall})
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -92,7 +92,7 @@ type overallTimeout struct{ d time.Duration }
 func (o *overallTimeout) Error() string { return fmt.Sprintf("gave up after --timeout %s", o.d) }
 
 type downloader struct {
-	client   *ghc.Client
+	client   *github.Client
 	verifier *release.Verifier
 	e        env
 }
@@ -378,7 +378,7 @@ func install(stage, dest string, names []string) (placed, replaced []string, err
 	return placed, replaced, nil
 }
 
-func (d *downloader) fetchSmall(ctx context.Context, rel *ghc.Release, name string) ([]byte, error) {
+func (d *downloader) fetchSmall(ctx context.Context, rel *github.Release, name string) ([]byte, error) {
 	a, err := rel.Asset(name)
 	if err != nil {
 		return nil, err
@@ -394,7 +394,7 @@ func (d *downloader) fetchSmall(ctx context.Context, rel *ghc.Release, name stri
 	return buf.Bytes(), nil
 }
 
-func (d *downloader) fetchFile(ctx context.Context, rel *ghc.Release, name, path string) error {
+func (d *downloader) fetchFile(ctx context.Context, rel *github.Release, name, path string) error {
 	a, err := rel.Asset(name)
 	if err != nil {
 		return err

@@ -16,12 +16,12 @@ import (
 
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/verdict"
-	relfiles "github.com/fluid-os/fluid/release"
+	releasefiles "github.com/fluid-os/fluid/release"
 )
 
 // projectPolicy is the keyless policy shipped in release/policy.json.
 func projectPolicy() (release.Policy, error) {
-	return release.ParsePolicy(relfiles.PolicyJSON())
+	return release.ParsePolicy(releasefiles.PolicyJSON())
 }
 
 // policyFor returns the keyless policy for repo: the shipped one for the

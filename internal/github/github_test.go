@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	ghc "github.com/fluid-os/fluid/internal/github"
+	"github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/github/githubtest"
 	"github.com/fluid-os/fluid/internal/verdict"
 )
@@ -28,17 +28,17 @@ func (n *noSleep) sleep(_ context.Context, d time.Duration) error {
 	return nil
 }
 
-func newClient(t *testing.T, srv *githubtest.Server, s *noSleep, log *bytes.Buffer) *ghc.Client {
+func newClient(t *testing.T, srv *githubtest.Server, s *noSleep, log *bytes.Buffer) *github.Client {
 	t.Helper()
-	r := ghc.Retry{BaseDelay: 10 * time.Millisecond}
+	r := github.Retry{BaseDelay: 10 * time.Millisecond}
 	if s != nil {
 		r.Sleep = s.sleep
 	}
-	opts := ghc.Options{Token: "test-token", APIURL: srv.APIURL(), Retry: r}
+	opts := github.Options{Token: "test-token", APIURL: srv.APIURL(), Retry: r}
 	if log != nil {
 		opts.Log = log
 	}
-	c, err := ghc.New(srv.Owner+"/"+srv.Repo, opts)
+	c, err := github.New(srv.Owner+"/"+srv.Repo, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestPublishCreatesThenSkips(t *testing.T) {
 	assets := writeAssets(t, map[string]string{"checksums.txt": "sums", "fluid-pgo.img.zst": "image bytes", "manifest.json": "{}"})
 	ctx := context.Background()
 	var out bytes.Buffer
-	res, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v1.0.0", Body: "notes", Assets: assets, Out: &out})
+	res, err := c.Publish(ctx, github.PublishOptions{Tag: "v1.0.0", Body: "notes", Assets: assets, Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestPublishCreatesThenSkips(t *testing.T) {
 		t.Fatalf("first run: %+v", res)
 	}
 	// Second run: nothing to do.
-	res, err = c.Publish(ctx, ghc.PublishOptions{Tag: "v1.0.0", Body: "notes", Assets: assets, Out: &out})
+	res, err = c.Publish(ctx, github.PublishOptions{Tag: "v1.0.0", Body: "notes", Assets: assets, Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestPublishCreatesThenSkips(t *testing.T) {
 	}
 	// Changed content → replaced, never duplicated; changed notes → updated.
 	os.WriteFile(assets[0], []byte("new content"), 0o644)
-	res, err = c.Publish(ctx, ghc.PublishOptions{Tag: "v1.0.0", Body: "notes v2", Assets: assets, Out: &out})
+	res, err = c.Publish(ctx, github.PublishOptions{Tag: "v1.0.0", Body: "notes v2", Assets: assets, Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestPublishRerunAfterFailedUpload(t *testing.T) {
 			// a.txt uploads; then every upload fails (all retries), each
 			// leaving a half-uploaded "starter" asset, as GitHub can.
 			srv.AddFault(githubtest.Fault{Method: http.MethodPost, Path: "releases/", After: 1, Times: 100, Status: 502, LeaveStarter: true})
-			_, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v2.0.0", Assets: assets})
+			_, err := c.Publish(ctx, github.PublishOptions{Tag: "v2.0.0", Assets: assets})
 			if err == nil || !strings.Contains(err.Error(), "run publish again") {
 				t.Fatalf("failed upload not reported: %v", err)
 			}
@@ -143,7 +143,7 @@ func TestPublishRerunAfterFailedUpload(t *testing.T) {
 
 			// The network recovers.
 			srv.ClearFaults()
-			res, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v2.0.0", Assets: assets})
+			res, err := c.Publish(ctx, github.PublishOptions{Tag: "v2.0.0", Assets: assets})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +181,7 @@ func TestPublishDryRunChangesNothing(t *testing.T) {
 	c := newClient(t, srv, &noSleep{}, nil)
 	assets := writeAssets(t, map[string]string{"x.txt": "x"})
 	var out bytes.Buffer
-	res, err := c.Publish(context.Background(), ghc.PublishOptions{Tag: "v3.0.0", Assets: assets, DryRun: true, Out: &out})
+	res, err := c.Publish(context.Background(), github.PublishOptions{Tag: "v3.0.0", Assets: assets, DryRun: true, Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +300,7 @@ func TestNoNetwork(t *testing.T) {
 	srv := githubtest.New("o", "r")
 	url := srv.APIURL()
 	srv.Close() // nothing listens there any more
-	c, err := ghc.New("o/r", ghc.Options{APIURL: url, Retry: ghc.Retry{Attempts: 2, Sleep: (&noSleep{}).sleep}})
+	c, err := github.New("o/r", github.Options{APIURL: url, Retry: github.Retry{Attempts: 2, Sleep: (&noSleep{}).sleep}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,10 +313,10 @@ func TestNoNetwork(t *testing.T) {
 }
 
 // downloadClient is newClient with the download limits set.
-func downloadClient(t *testing.T, srv *githubtest.Server, stall, deadline time.Duration) *ghc.Client {
+func downloadClient(t *testing.T, srv *githubtest.Server, stall, deadline time.Duration) *github.Client {
 	t.Helper()
-	c, err := ghc.New(srv.Owner+"/"+srv.Repo, ghc.Options{Token: "test-token", APIURL: srv.APIURL(),
-		Retry: ghc.Retry{BaseDelay: 10 * time.Millisecond, Sleep: (&noSleep{}).sleep}, StallTimeout: stall, DownloadTimeout: deadline})
+	c, err := github.New(srv.Owner+"/"+srv.Repo, github.Options{Token: "test-token", APIURL: srv.APIURL(),
+		Retry: github.Retry{BaseDelay: 10 * time.Millisecond, Sleep: (&noSleep{}).sleep}, StallTimeout: stall, DownloadTimeout: deadline})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +335,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func findAsset(t *testing.T, c *ghc.Client, name string) *ghc.Release {
+func findAsset(t *testing.T, c *github.Client, name string) *github.Release {
 	t.Helper()
 	r, err := c.FindRelease(context.Background(), "v1.0.0")
 	if err != nil {
@@ -492,12 +492,12 @@ func TestAPIAnswerIsCapped(t *testing.T) {
 		io.WriteString(w, `"}`)
 	}))
 	defer srv.Close()
-	c, err := ghc.New("o/r", ghc.Options{APIURL: srv.URL + "/", Retry: ghc.Retry{Attempts: 1, Sleep: (&noSleep{}).sleep}})
+	c, err := github.New("o/r", github.Options{APIURL: srv.URL + "/", Retry: github.Retry{Attempts: 1, Sleep: (&noSleep{}).sleep}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.FindRelease(context.Background(), "v1.0.0")
-	if !errors.Is(err, ghc.ErrAPIResponseTooLarge) {
+	if !errors.Is(err, github.ErrAPIResponseTooLarge) {
 		t.Fatalf("err = %v, want ErrAPIResponseTooLarge", err)
 	}
 	t.Logf("capped: %.200s", err)
@@ -556,14 +556,14 @@ func TestPublishTagAtBuiltCommit(t *testing.T) {
 	c := newClient(t, srv, &noSleep{}, nil)
 	assets := writeAssets(t, map[string]string{"checksums.txt": "sums"})
 	ctx := context.Background()
-	if _, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v1.0.0", Assets: assets, Commit: built}); err != nil {
+	if _, err := c.Publish(ctx, github.PublishOptions{Tag: "v1.0.0", Assets: assets, Commit: built}); err != nil {
 		t.Fatal(err)
 	}
 	if at, _ := srv.Ref("tags/v1.0.0"); at != built {
 		t.Fatalf("tag created at %q, want the built commit %s", at, built)
 	}
 	srv.SetRef("tags/v2.0.0", other)
-	_, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v2.0.0", Assets: assets, Commit: built})
+	_, err := c.Publish(ctx, github.PublishOptions{Tag: "v2.0.0", Assets: assets, Commit: built})
 	if err == nil || !strings.Contains(err.Error(), "tag v2.0.0 in fluid-os/fluid points at commit "+other+", but the release was built from "+built) {
 		t.Fatalf("tag at another commit: %v", err)
 	}

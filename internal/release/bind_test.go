@@ -10,7 +10,7 @@ import (
 
 	"github.com/fluid-os/fluid/internal/manifest"
 	"github.com/fluid-os/fluid/internal/verdict"
-	relfiles "github.com/fluid-os/fluid/release"
+	releasefiles "github.com/fluid-os/fluid/release"
 )
 
 // Every branch of BindRelease: the checks after the signature that tie the
@@ -91,7 +91,7 @@ func TestCheckSigningRepository(t *testing.T) {
 		t.Fatalf("a fork must sign for itself: %v", err)
 	}
 	// SigningEnv runs the guard for keyless signing with the shipped policy.
-	shipped, err := ParsePolicy(relfiles.PolicyJSON())
+	shipped, err := ParsePolicy(releasefiles.PolicyJSON())
 	if err != nil {
 		t.Fatal(err)
 	}

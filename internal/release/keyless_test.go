@@ -12,7 +12,7 @@ import (
 	"github.com/fluid-os/fluid/internal/release/releasetest"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
 	"github.com/fluid-os/fluid/internal/verdict"
-	relfiles "github.com/fluid-os/fluid/release"
+	releasefiles "github.com/fluid-os/fluid/release"
 )
 
 type keylessCase struct {
@@ -93,7 +93,7 @@ func (tt keylessCase) bundle(t *testing.T) []byte {
 
 // pinnedPolicy is the project's policy with the test repository's IDs.
 func pinnedPolicy(t *testing.T) Policy {
-	p, err := ParsePolicy(relfiles.PolicyJSON())
+	p, err := ParsePolicy(releasefiles.PolicyJSON())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/fluid-os/fluid/internal/release/releasetest"
 	"github.com/fluid-os/fluid/internal/verdict"
-	relfiles "github.com/fluid-os/fluid/release"
+	releasefiles "github.com/fluid-os/fluid/release"
 )
 
 func TestChecksumsRoundTripAndVerify(t *testing.T) {
@@ -124,7 +124,7 @@ func TestCompressRoundTripDeterministic(t *testing.T) {
 // fluid enforces: it must parse, be the project's default policy (IDs apart),
 // and its regexp must accept the release workflow on a release tag only.
 func TestProjectPolicyFile(t *testing.T) {
-	p, err := ParsePolicy(relfiles.PolicyJSON())
+	p, err := ParsePolicy(releasefiles.PolicyJSON())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestProjectPolicyFile(t *testing.T) {
 	if p != want {
 		t.Fatalf("release/policy.json = %+v, want %+v", p, want)
 	}
-	if canon, _ := p.Marshal(); !bytes.Equal(canon, relfiles.PolicyJSON()) {
+	if canon, _ := p.Marshal(); !bytes.Equal(canon, releasefiles.PolicyJSON()) {
 		t.Fatalf("release/policy.json is not in the form `go tool mage pinPolicy` writes:\n%s", canon)
 	}
 	re := regexp.MustCompile(p.IdentityRegexp)
@@ -273,7 +273,7 @@ func TestRenderNotes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := RenderNotes(relfiles.NotesTemplate(), NotesData{Tag: "v1.2.3", Commit: "abc", Keyless: keyless, Identity: p.IdentityFor("v1.2.3"), Issuer: p.Issuer})
+			out, err := RenderNotes(releasefiles.NotesTemplate(), NotesData{Tag: "v1.2.3", Commit: "abc", Keyless: keyless, Identity: p.IdentityFor("v1.2.3"), Issuer: p.Issuer})
 			if err != nil {
 				t.Fatal(err)
 			}
