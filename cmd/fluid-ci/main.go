@@ -12,7 +12,9 @@
 //	    request (profiles.yml).
 //
 // The token comes from GITHUB_TOKEN, the API from GITHUB_API_URL (default
-// https://api.github.com).
+// https://api.github.com). The calls go through internal/github's client:
+// 5xx answers and network errors are retried, rate limits waited out (one
+// line on stderr per retry).
 package main
 
 import (
