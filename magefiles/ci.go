@@ -9,9 +9,9 @@ import (
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/build"
-	"github.com/fluid-os/fluid/internal/cicheck"
 	"github.com/fluid-os/fluid/internal/rehearse/record"
 	"github.com/fluid-os/fluid/internal/repro"
+	"github.com/fluid-os/fluid/internal/workflowlint"
 )
 
 // Verify proves the build reproducible: it builds the tree twice from clean copies in two different directories (different TZ, LANG, umask, path, start time), compares every artifact under build/ and fails naming each differing artifact, offset and ELF section or disk region (with diffoscope's report when installed). FLUID_VERIFY_KEEP=1 keeps the copies; FLUID_VERIFY_TARGETS overrides the mage targets built (default: build, plus pgo when profiles/ is committed).
@@ -38,15 +38,15 @@ func Lint() error {
 	if err != nil {
 		return err
 	}
-	files, err := cicheck.Workflows(root)
+	files, err := workflowlint.Workflows(root)
 	if err != nil {
 		return err
 	}
-	if out, err := cicheck.Actionlint(root, files...); err != nil {
+	if out, err := workflowlint.Actionlint(root, files...); err != nil {
 		fmt.Print(out)
 		return fmt.Errorf("actionlint found problems in .github/workflows (above): %w", err)
 	}
-	problems, err := cicheck.CheckRepo(root)
+	problems, err := workflowlint.CheckRepo(root)
 	if err != nil {
 		return err
 	}

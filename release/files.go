@@ -1,8 +1,9 @@
-// Package release holds the project's release verification material, embedded
-// so the fluid CLI carries it without a source checkout: the keyless policy
-// (policy.json) and, when the project has one, the public key for key-signed
-// releases (cosign.pub). The release notes template lives beside them.
-package release
+// Package releasefiles (directory release/) holds the project's release
+// verification material, embedded so the fluid CLI carries it without a
+// source checkout: the keyless policy (policy.json) and, when the project
+// has one, the public key for key-signed releases (cosign.pub). The release
+// notes template lives beside them.
+package releasefiles
 
 import _ "embed"
 

@@ -12,7 +12,9 @@
 //	    request (profiles.yml).
 //
 // The token comes from GITHUB_TOKEN, the API from GITHUB_API_URL (default
-// https://api.github.com).
+// https://api.github.com). The calls go through internal/github's client:
+// 5xx answers and network errors are retried, rate limits waited out (one
+// line on stderr per retry).
 package main
 
 import (
@@ -30,7 +32,8 @@ import (
 	"github.com/fluid-os/fluid/internal/atomicfile"
 
 	"github.com/fluid-os/fluid/internal/bench"
-	"github.com/fluid-os/fluid/internal/ci"
+	"github.com/fluid-os/fluid/internal/cireport"
+	"github.com/fluid-os/fluid/internal/github"
 )
 
 func main() {
@@ -44,7 +47,7 @@ func main() {
 
 const usage = "usage: fluid-ci summary|comment|profiles-pr [flags] (fluid-ci CMD -h for flags)"
 
-type steps []ci.Step
+type steps []cireport.Step
 
 func (s *steps) String() string { return fmt.Sprint(*s) }
 
@@ -56,7 +59,7 @@ func (s *steps) Set(v string) error {
 	if outcome == "" {
 		outcome = "skipped"
 	}
-	*s = append(*s, ci.Step{Name: name, Outcome: outcome})
+	*s = append(*s, cireport.Step{Name: name, Outcome: outcome})
 	return nil
 }
 
@@ -74,7 +77,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
-		o, err := ci.Collect(*buildDir, st)
+		o, err := cireport.Collect(*buildDir, st)
 		if err != nil {
 			return err
 		}
@@ -95,12 +98,12 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 
 	case "comment":
 		repo := fs.String("repo", "", "owner/name")
-		var o ci.CommentOptions
+		var o cireport.CommentOptions
 		fs.Int64Var(&o.RunID, "run-id", 0, "id of the completed ci run")
 		fs.StringVar(&o.HeadSHA, "head-sha", "", "head SHA the run built (from the workflow_run event)")
 		fs.StringVar(&o.Conclusion, "conclusion", "", "the run's conclusion")
 		fs.StringVar(&o.RunURL, "run-url", "", "the run's page")
-		fs.StringVar(&o.Workflow, "workflow", "ci.yml", "workflow file whose main-branch runs hold the bench to compare with")
+		fs.StringVar(&o.Workflow, "workflow", "cireport.yml", "workflow file whose main-branch runs hold the bench to compare with")
 		fs.StringVar(&o.Base, "base", "main", "branch to compare the bench against")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
@@ -112,7 +115,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		if err != nil {
 			return err
 		}
-		url, err := g.Comment(ctx, o)
+		url, err := cireport.Comment(ctx, g, o)
 		if err != nil {
 			return err
 		}
@@ -123,7 +126,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		repo := fs.String("repo", "", "owner/name")
 		before := fs.String("before", "", "bench.json with the committed profiles")
 		after := fs.String("after", "", "bench.json with the fresh profiles")
-		var o ci.ProfilesPROptions
+		var o cireport.ProfilesPROptions
 		fs.StringVar(&o.Base, "base", "main", "branch the pull request targets")
 		fs.StringVar(&o.HeadSHA, "head-sha", "", "commit the profiles were captured on")
 		fs.StringVar(&o.Branch, "branch", "profiles/refresh", "the bot's branch (force-updated)")
@@ -151,7 +154,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 		if err != nil {
 			return err
 		}
-		res, err := g.ProfilesPR(ctx, o)
+		res, err := cireport.ProfilesPR(ctx, g, o)
 		if err != nil {
 			return err
 		}
@@ -168,7 +171,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, getenv func(strin
 	return fmt.Errorf("unknown command %q; %s", args[0], usage)
 }
 
-func client(repo string, getenv func(string) string) (*ci.GitHub, error) {
+func client(repo string, getenv func(string) string) (*github.Client, error) {
 	if repo == "" {
 		repo = getenv("GITHUB_REPOSITORY")
 	}
@@ -176,12 +179,12 @@ func client(repo string, getenv func(string) string) (*ci.GitHub, error) {
 	if token == "" {
 		return nil, errors.New("GITHUB_TOKEN is not set; the workflow passes github.token")
 	}
-	return ci.NewGitHub(repo, token, getenv("GITHUB_API_URL"))
+	return github.New(repo, github.Options{Token: token, APIURL: getenv("GITHUB_API_URL"), Log: os.Stderr})
 }
 
 func optionalBench(path string) (*bench.Report, error) {
 	if path == "" {
 		return nil, nil
 	}
-	return ci.ReadBench(path)
+	return cireport.ReadBench(path)
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fluid-os/fluid/internal/ci"
+	"github.com/fluid-os/fluid/internal/cireport"
 )
 
 func TestSummaryCommand(t *testing.T) {
@@ -30,7 +30,7 @@ func TestSummaryCommand(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, out.String())
 		}
 	}
-	var o ci.Outcome
+	var o cireport.Outcome
 	data, err := os.ReadFile(outcome)
 	if err != nil {
 		t.Fatal(err)

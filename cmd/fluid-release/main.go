@@ -23,11 +23,11 @@ import (
 
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/build/recipe"
-	ghc "github.com/fluid-os/fluid/internal/github"
+	"github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/profile/committed"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
-	relfiles "github.com/fluid-os/fluid/release"
+	releasefiles "github.com/fluid-os/fluid/release"
 )
 
 func main() {
@@ -211,7 +211,7 @@ func Publish(ctx context.Context) error {
 	if token == "" && !dryRun {
 		return errors.New("publish: GITHUB_TOKEN is not set (a token with contents: write on the repository); DRY_RUN=1 shows the plan without one")
 	}
-	pol, err := release.ParsePolicy(relfiles.PolicyJSON())
+	pol, err := release.ParsePolicy(releasefiles.PolicyJSON())
 	if err != nil {
 		return err
 	}
@@ -231,26 +231,26 @@ func Publish(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}
-	notes, err := release.RenderNotes(relfiles.NotesTemplate(), release.NotesData{
+	notes, err := release.RenderNotes(releasefiles.NotesTemplate(), release.NotesData{
 		Tag: tag, Commit: strings.TrimSpace(string(commit)), Keyless: keyless,
 		Identity: release.DefaultPolicy(repo).IdentityFor(tag), Issuer: pol.Issuer,
 	})
 	if err != nil {
 		return err
 	}
-	retry := ghc.Retry{}
+	retry := github.Retry{}
 	if d := os.Getenv("FLUID_RETRY_BASE_DELAY"); d != "" { // e.g. 10ms in tests
 		if retry.BaseDelay, err = time.ParseDuration(d); err != nil {
 			return fmt.Errorf("publish: FLUID_RETRY_BASE_DELAY=%q: %w", d, err)
 		}
 	}
-	c, err := ghc.New(repo, ghc.Options{Token: token, APIURL: os.Getenv("GITHUB_API_URL"), Log: os.Stderr, Retry: retry})
+	c, err := github.New(repo, github.Options{Token: token, APIURL: os.Getenv("GITHUB_API_URL"), Log: os.Stderr, Retry: retry})
 	if err != nil {
 		return err
 	}
 	// The tag must point at the commit the release was built from (or is
 	// created there): fluid download checks the manifest's commit against it.
-	res, err := c.Publish(ctx, ghc.PublishOptions{Tag: tag, Body: notes, Assets: files, DryRun: dryRun, Out: os.Stdout,
+	res, err := c.Publish(ctx, github.PublishOptions{Tag: tag, Body: notes, Assets: files, DryRun: dryRun, Out: os.Stdout,
 		Commit: strings.TrimSpace(string(commit))})
 	if err != nil {
 		return err
@@ -266,7 +266,7 @@ func PinPolicy(ctx context.Context) error {
 		return err
 	}
 	path := filepath.Join(root, "release", "policy.json")
-	pol, err := release.ParsePolicy(relfiles.PolicyJSON())
+	pol, err := release.ParsePolicy(releasefiles.PolicyJSON())
 	if err != nil {
 		return err
 	}
@@ -274,7 +274,7 @@ func PinPolicy(ctx context.Context) error {
 	if !strings.EqualFold(repo, pol.Repository) {
 		return fmt.Errorf("pin policy: GITHUB_REPOSITORY is %s, but release/policy.json is %s's policy; a fork edits the policy's repository first", repo, pol.Repository)
 	}
-	c, err := ghc.New(pol.Repository, ghc.Options{Token: os.Getenv("GITHUB_TOKEN"), APIURL: os.Getenv("GITHUB_API_URL"), Log: os.Stderr})
+	c, err := github.New(pol.Repository, github.Options{Token: os.Getenv("GITHUB_TOKEN"), APIURL: os.Getenv("GITHUB_API_URL"), Log: os.Stderr})
 	if err != nil {
 		return err
 	}

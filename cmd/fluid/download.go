@@ -15,8 +15,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/fluid-os/fluid/internal/build/recipe"
-	ghc "github.com/fluid-os/fluid/internal/github"
+	"github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/release"
+	"github.com/fluid-os/fluid/internal/verdict"
 )
 
 // imageAsset is the release asset of the image recipe called name ("pgo",
@@ -44,7 +45,7 @@ func cmdDownload(ctx context.Context, args []string, e env) error {
 	img := fs.String("image", "pgo", "which image: pgo or baseline")
 	troot := fs.String("trusted-root", "", "Sigstore trusted_root.json `file` (private Sigstore deployments; default: public-good via TUF)")
 	timeout := fs.Duration("timeout", 0, "give up after this `duration` in all (e.g. 30m; default: no overall limit)")
-	stall := fs.Duration("stall-timeout", ghc.DefaultStallTimeout, "give up on a download that delivers no data for this `duration` (0: wait forever)")
+	stall := fs.Duration("stall-timeout", github.DefaultStallTimeout, "give up on a download that delivers no data for this `duration` (0: wait forever)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -66,7 +67,7 @@ func cmdDownload(ctx context.Context, args []string, e env) error {
 	if !ok {
 		return usageError{fmt.Sprintf("--image %q: want pgo or baseline", *img)}
 	}
-	client, err := ghc.New(*repo, ghc.Options{Token: e.getenv("GITHUB_TOKEN"), APIURL: e.getenv("GITHUB_API_URL"), Log: e.stderr, StallTimeout: *stall})
+	client, err := github.New(*repo, github.Options{Token: e.getenv("GITHUB_TOKEN"), APIURL: e.getenv("GITHUB_API_URL"), Log: e.stderr, StallTimeout: *stall})
 	if err != nil {
 		return usageError{err.Error()}
 	}
@@ -91,7 +92,7 @@ type overallTimeout struct{ d time.Duration }
 func (o *overallTimeout) Error() string { return fmt.Sprintf("gave up after --timeout %s", o.d) }
 
 type downloader struct {
-	client   *ghc.Client
+	client   *github.Client
 	verifier *release.Verifier
 	e        env
 }
@@ -117,7 +118,7 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 			return nil, err
 		}
 		if a.GetSize() > int(limits[n]) || a.GetSize() < 0 {
-			return nil, &release.CheckError{Check: release.CheckAsset, Subject: n,
+			return nil, &verdict.CheckError{Check: verdict.CheckAsset, Subject: n,
 				Err: fmt.Errorf("is %d bytes by the release's account, more than the %d a Fluid OS %s can be", a.GetSize(), limits[n], n), Meaning: "this is not a Fluid OS release asset; nothing was downloaded"}
 		}
 	}
@@ -157,7 +158,7 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 		}
 		var ot *overallTimeout
 		if errors.As(context.Cause(ctx), &ot) {
-			err = &release.CheckError{Check: release.CheckNetwork, Subject: d.client.Repository(), Err: ot,
+			err = &verdict.CheckError{Check: verdict.CheckNetwork, Subject: d.client.Repository(), Err: ot,
 				Meaning: "nothing was verified or kept in " + dest + "; run it again, with a longer --timeout on a slow connection"}
 			return
 		}
@@ -184,7 +185,7 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 	fmt.Fprintf(d.e.stderr, "fluid: signature OK: checksums.txt signed by %s\n", id)
 	table, err := release.ParseChecksums(sums)
 	if err != nil {
-		return nil, &release.CheckError{Check: release.CheckChecksum, Subject: release.ChecksumsName, Err: err, Meaning: "the signed checksums file is malformed"}
+		return nil, &verdict.CheckError{Check: verdict.CheckChecksum, Subject: release.ChecksumsName, Err: err, Meaning: "the signed checksums file is malformed"}
 	}
 	for name, data := range map[string][]byte{release.ChecksumsName: sums, release.BundleName: bundle} {
 		if err := release.WriteFileAtomic(filepath.Join(stage, name), data); err != nil {
@@ -234,7 +235,7 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 		return nil, err
 	}
 	if err := release.DecompressFile(filepath.Join(stage, compressed), filepath.Join(stage, imgName)); err != nil {
-		return nil, &release.CheckError{Check: release.CheckImage, Subject: compressed, Err: err,
+		return nil, &verdict.CheckError{Check: verdict.CheckImage, Subject: compressed, Err: err,
 			Meaning: "the signed, checksummed asset does not decompress; report this to the project"}
 	}
 
@@ -377,13 +378,13 @@ func install(stage, dest string, names []string) (placed, replaced []string, err
 	return placed, replaced, nil
 }
 
-func (d *downloader) fetchSmall(ctx context.Context, rel *ghc.Release, name string) ([]byte, error) {
+func (d *downloader) fetchSmall(ctx context.Context, rel *github.Release, name string) ([]byte, error) {
 	a, err := rel.Asset(name)
 	if err != nil {
 		return nil, err
 	}
 	if a.GetSize() > maxSmallAsset {
-		return nil, &release.CheckError{Check: release.CheckAsset, Subject: name,
+		return nil, &verdict.CheckError{Check: verdict.CheckAsset, Subject: name,
 			Err: fmt.Errorf("is %d bytes, more than %d", a.GetSize(), maxSmallAsset), Meaning: "this is not a Fluid OS release asset"}
 	}
 	var buf bytes.Buffer
@@ -393,7 +394,7 @@ func (d *downloader) fetchSmall(ctx context.Context, rel *ghc.Release, name stri
 	return buf.Bytes(), nil
 }
 
-func (d *downloader) fetchFile(ctx context.Context, rel *ghc.Release, name, path string) error {
+func (d *downloader) fetchFile(ctx context.Context, rel *github.Release, name, path string) error {
 	a, err := rel.Asset(name)
 	if err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"github.com/fluid-os/fluid/internal/manifest"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/releasetest"
+	"github.com/fluid-os/fluid/internal/verdict"
 )
 
 // signer is a throwaway signing key (releasetest.Key).
@@ -94,31 +95,31 @@ func TestDownload(t *testing.T) {
 		version   string
 		setup     func(srv *githubtest.Server, fx *fixture)
 		key       string // "" = fixture key; "other" = another key
-		wantCheck release.Check
+		wantCheck verdict.Check
 		wantMsg   string
 	}{
 		{name: "happy path", version: "v1.0.0"},
 		{name: "latest", version: "latest"},
-		{name: "no such release", version: "v9.9.9", wantCheck: release.CheckRelease, wantMsg: "no release v9.9.9"},
-		{name: "missing asset", version: "v1.0.0", wantCheck: release.CheckAsset, wantMsg: "has no asset fluid-pgo.img.zst",
+		{name: "no such release", version: "v9.9.9", wantCheck: verdict.CheckRelease, wantMsg: "no release v9.9.9"},
+		{name: "missing asset", version: "v1.0.0", wantCheck: verdict.CheckAsset, wantMsg: "has no asset fluid-pgo.img.zst",
 			setup: func(srv *githubtest.Server, _ *fixture) { dropAsset(srv.Release("v1.0.0"), "fluid-pgo.img.zst") }},
-		{name: "truncated download", version: "v1.0.0", wantCheck: release.CheckDownload, wantMsg: "interrupted after",
+		{name: "truncated download", version: "v1.0.0", wantCheck: verdict.CheckDownload, wantMsg: "interrupted after",
 			setup: func(srv *githubtest.Server, _ *fixture) {
 				a := asset(srv.Release("v1.0.0"), "fluid-pgo.img.zst")
 				a.Truncate = len(a.Data) / 2
 			}},
-		{name: "tampered asset", version: "v1.0.0", wantCheck: release.CheckChecksum, wantMsg: "SHA-256 is",
+		{name: "tampered asset", version: "v1.0.0", wantCheck: verdict.CheckChecksum, wantMsg: "SHA-256 is",
 			setup: func(srv *githubtest.Server, fx *fixture) {
 				a := asset(srv.Release("v1.0.0"), "fluid-pgo.img.zst")
 				a.Tamper = append([]byte(nil), a.Data...)
 				a.Tamper[len(a.Tamper)/2] ^= 1
 			}},
-		{name: "tampered checksums", version: "v1.0.0", wantCheck: release.CheckSignature,
+		{name: "tampered checksums", version: "v1.0.0", wantCheck: verdict.CheckSignature,
 			setup: func(srv *githubtest.Server, fx *fixture) {
 				a := asset(srv.Release("v1.0.0"), "checksums.txt")
 				a.Tamper = bytes.Replace(a.Data, []byte("manifest"), []byte("Manifest"), 1)
 			}},
-		{name: "signed by another key", version: "v1.0.0", key: "other", wantCheck: release.CheckSignature},
+		{name: "signed by another key", version: "v1.0.0", key: "other", wantCheck: verdict.CheckSignature},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,17 +171,17 @@ func TestDownload(t *testing.T) {
 				t.Logf("stderr:\n%s", stderr)
 				return
 			}
-			wantCode, verdict := exitRefused, "REFUSED: "
-			if tt.wantCheck == release.CheckDownload {
-				wantCode, verdict = exitNetwork, "NETWORK ERROR (not a verdict on the files): "
+			wantCode, prefix := exitRefused, "REFUSED: "
+			if tt.wantCheck == verdict.CheckDownload {
+				wantCode, prefix = exitNetwork, "NETWORK ERROR (not a verdict on the files): "
 			}
 			if code != wantCode {
 				t.Fatalf("exit %d, want %d\n%s", code, wantCode, stderr)
 			}
-			if !strings.Contains(stderr, verdict+string(tt.wantCheck)+" check failed") || !strings.Contains(stderr, tt.wantMsg) {
+			if !strings.Contains(stderr, prefix+string(tt.wantCheck)+" check failed") || !strings.Contains(stderr, tt.wantMsg) {
 				t.Fatalf("stderr does not name the %s check / %q:\n%s", tt.wantCheck, tt.wantMsg, stderr)
 			}
-			if !strings.Contains(stderr, "nothing was written to "+dest) && tt.wantCheck != release.CheckRelease && tt.wantCheck != release.CheckAsset {
+			if !strings.Contains(stderr, "nothing was written to "+dest) && tt.wantCheck != verdict.CheckRelease && tt.wantCheck != verdict.CheckAsset {
 				t.Fatalf("stderr does not say nothing was written:\n%s", stderr)
 			}
 			if _, err := os.Stat(dest); !os.IsNotExist(err) {

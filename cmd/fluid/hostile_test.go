@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	ghc "github.com/fluid-os/fluid/internal/github"
+	"github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/release/releasetest"
 )
 
@@ -108,7 +108,7 @@ func TestHostileLatestDowngradeViaPagination(t *testing.T) {
 // the bound checked is the cap plus 24 MiB, against 4× the cap served.
 func TestHostileAssetErrorBodyUnbounded(t *testing.T) {
 	w := newReplayWorld(t, false)
-	const serve = 4 * ghc.MaxAPIResponse
+	const serve = 4 * github.MaxAPIResponse
 	var sent atomic.Int64
 	front := hostileFront(t, w.srv.URL, func(rw http.ResponseWriter, r *http.Request) bool {
 		if !strings.Contains(r.URL.Path, "/releases/assets/") {
@@ -131,8 +131,8 @@ func TestHostileAssetErrorBodyUnbounded(t *testing.T) {
 	})
 	dest := filepath.Join(t.TempDir(), "out")
 	runCLI(t, front.URL+"/", append([]string{"download", "--version", "v1.0.0", "-o", dest}, w.flags...)...)
-	if got := sent.Load(); got > ghc.MaxAPIResponse+(24<<20) {
-		t.Fatalf("fluid read %d MiB of one error answer (cap MaxAPIResponse = %d MiB): unbounded", got>>20, ghc.MaxAPIResponse>>20)
+	if got := sent.Load(); got > github.MaxAPIResponse+(24<<20) {
+		t.Fatalf("fluid read %d MiB of one error answer (cap MaxAPIResponse = %d MiB): unbounded", got>>20, github.MaxAPIResponse>>20)
 	}
 }
 

@@ -25,7 +25,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/fluid-os/fluid/internal/release"
+	"github.com/fluid-os/fluid/internal/verdict"
 )
 
 // Set by the linker (see .goreleaser.yaml).
@@ -197,9 +197,9 @@ func run(ctx context.Context, args []string, e env) int {
 		fmt.Fprintf(e.stderr, "fluid %s: REFUSED: %v\n", args[0], err)
 		return exitRefused
 	}
-	var ce *release.CheckError
+	var ce *verdict.CheckError
 	if errors.As(err, &ce) {
-		if ce.Check == release.CheckNetwork || ce.Check == release.CheckDownload {
+		if ce.Check == verdict.CheckNetwork || ce.Check == verdict.CheckDownload {
 			fmt.Fprintf(e.stderr, "fluid %s: NETWORK ERROR (not a verdict on the files): %v\n", args[0], err)
 			return exitNetwork
 		}

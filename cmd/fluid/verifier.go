@@ -15,12 +15,13 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
 
 	"github.com/fluid-os/fluid/internal/release"
-	relfiles "github.com/fluid-os/fluid/release"
+	"github.com/fluid-os/fluid/internal/verdict"
+	releasefiles "github.com/fluid-os/fluid/release"
 )
 
 // projectPolicy is the keyless policy shipped in release/policy.json.
 func projectPolicy() (release.Policy, error) {
-	return release.ParsePolicy(relfiles.PolicyJSON())
+	return release.ParsePolicy(releasefiles.PolicyJSON())
 }
 
 // policyFor returns the keyless policy for repo: the shipped one for the
@@ -120,7 +121,7 @@ func newVerifier(o verifierOptions) (*release.Verifier, error) {
 	if proj, _ := projectPolicy(); pol.Repository == proj.Repository && !pol.Pinned() {
 		// The shipped policy: the release job refuses to sign keyless until
 		// it pins the IDs (release.Policy.CheckSigningRepository).
-		return nil, &release.CheckError{Check: release.CheckIdentity, Subject: pol.Repository,
+		return nil, &verdict.CheckError{Check: verdict.CheckIdentity, Subject: pol.Repository,
 			Err: errors.New("this fluid's release/policy.json does not pin " + pol.Repository + "'s repository and owner IDs"),
 			Meaning: "no keyless release of " + pol.Repository + " can be checked for a re-created repository, so none is accepted; " +
 				"use the fluid CLI from the release you verify or a newer one (the release job refuses to sign until the IDs are pinned)"}
@@ -138,7 +139,7 @@ func newVerifier(o verifierOptions) (*release.Verifier, error) {
 	} else {
 		tr, err := fetchTrustedRoot(o.ctx)
 		if err != nil {
-			return nil, &release.CheckError{Check: release.CheckNetwork, Subject: "Sigstore trusted root",
+			return nil, &verdict.CheckError{Check: verdict.CheckNetwork, Subject: "Sigstore trusted root",
 				Err:     err,
 				Meaning: "keyless verification needs Sigstore's trusted root (fetched once through TUF, then cached in ~/.sigstore); check your network, or verify a key-signed release with --key"}
 		}

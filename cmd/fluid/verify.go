@@ -14,6 +14,7 @@ import (
 
 	"github.com/fluid-os/fluid/internal/manifest"
 	"github.com/fluid-os/fluid/internal/release"
+	"github.com/fluid-os/fluid/internal/verdict"
 )
 
 func cmdVerify(ctx context.Context, args []string, e env) error {
@@ -31,7 +32,7 @@ func cmdVerify(ctx context.Context, args []string, e env) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *version != "" && !release.IsReleaseTag(*version) {
+	if *version != "" && !verdict.IsReleaseTag(*version) {
 		return usageError{fmt.Sprintf("--version %q: want a release tag vMAJOR.MINOR.PATCH[-prerelease]", *version)}
 	}
 	if *rebuild {
@@ -163,7 +164,7 @@ func cmdVerify(ctx context.Context, args []string, e env) error {
 		if tag == "" {
 			m, err := manifest.Parse(manData, manPath)
 			if err != nil {
-				return &release.CheckError{Check: release.CheckVersion, Subject: release.ManifestAsset, Err: err,
+				return &verdict.CheckError{Check: verdict.CheckVersion, Subject: release.ManifestAsset, Err: err,
 					Meaning: "the signed manifest does not say which release it is"}
 			}
 			versionLine = fmt.Sprintf("fluid: note: the signed manifest says version %s, commit %s; pass --version to require a version", m.Version, m.Commit)
@@ -218,14 +219,14 @@ func mustExist(path, hint string) error {
 func sameAsDecompressed(img, zst string) error {
 	want, err := hashDecompressed(zst)
 	if err != nil {
-		return &release.CheckError{Check: release.CheckImage, Subject: filepath.Base(zst), Err: err, Meaning: "the signed compressed image does not decompress"}
+		return &verdict.CheckError{Check: verdict.CheckImage, Subject: filepath.Base(zst), Err: err, Meaning: "the signed compressed image does not decompress"}
 	}
 	got, err := release.SHA256File(img)
 	if err != nil {
 		return err
 	}
 	if got != want {
-		return &release.CheckError{Check: release.CheckChecksum, Subject: filepath.Base(img),
+		return &verdict.CheckError{Check: verdict.CheckChecksum, Subject: filepath.Base(img),
 			Err:     fmt.Errorf("SHA-256 is %s, the signed %s decompresses to %s", got, filepath.Base(zst), want),
 			Meaning: "the image was changed after it was downloaded; do not boot it, download it again"}
 	}

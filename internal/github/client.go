@@ -18,9 +18,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/verdict"
 	gh "github.com/google/go-github/v60/github"
-
-	"github.com/fluid-os/fluid/internal/release"
 )
 
 // DefaultAPIURL is github.com's REST API.
@@ -152,7 +151,9 @@ func New(repository string, opts Options) (*Client, error) {
 		c = c.WithAuthToken(opts.Token)
 	}
 	api := opts.APIURL
-	if api == "" {
+	if api == "" || strings.TrimSuffix(api, "/")+"/" == DefaultAPIURL {
+		// GitHub Actions sets GITHUB_API_URL=https://api.github.com: that is
+		// github.com, whose uploads go to uploads.github.com.
 		api = DefaultAPIURL
 	}
 	if api != DefaultAPIURL || opts.UploadURL != "" {
@@ -374,11 +375,11 @@ func isNetErr(err error) bool {
 // or what the API answered.
 func (c *Client) wrap(what string, err error) error {
 	if errors.Is(err, ErrAPIStalled) || errors.Is(err, ErrAPIResponseTooLarge) {
-		return &release.CheckError{Check: release.CheckNetwork, Subject: c.apiHost, Err: fmt.Errorf("%s: %w", what, err),
+		return &verdict.CheckError{Check: verdict.CheckNetwork, Subject: c.apiHost, Err: fmt.Errorf("%s: %w", what, err),
 			Meaning: "the server is not answering as GitHub does; nothing was verified, try again later"}
 	}
 	if isNetErr(err) {
-		return &release.CheckError{Check: release.CheckNetwork, Subject: c.apiHost, Err: fmt.Errorf("%s: %w", what, err),
+		return &verdict.CheckError{Check: verdict.CheckNetwork, Subject: c.apiHost, Err: fmt.Errorf("%s: %w", what, err),
 			Meaning: "GitHub could not be reached; check your network connection or proxy (HTTPS_PROXY) and try again"}
 	}
 	var er *gh.ErrorResponse
@@ -386,7 +387,7 @@ func (c *Client) wrap(what string, err error) error {
 	var abuse *gh.AbuseRateLimitError
 	if errors.As(err, &rl) || errors.As(err, &abuse) ||
 		(errors.As(err, &er) && er.Response != nil && (er.Response.StatusCode >= 500 || er.Response.StatusCode == http.StatusTooManyRequests)) {
-		return &release.CheckError{Check: release.CheckNetwork, Subject: c.apiHost, Err: fmt.Errorf("%s: %w", what, err),
+		return &verdict.CheckError{Check: verdict.CheckNetwork, Subject: c.apiHost, Err: fmt.Errorf("%s: %w", what, err),
 			Meaning: "GitHub is unavailable or rate-limiting this client; nothing was verified, try again later"}
 	}
 	return fmt.Errorf("%s: %w", what, err)

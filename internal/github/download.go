@@ -9,10 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/verdict"
 	gh "github.com/google/go-github/v60/github"
 	"golang.org/x/mod/semver"
-
-	"github.com/fluid-os/fluid/internal/release"
 )
 
 // Release is a release and its assets.
@@ -22,7 +21,7 @@ type Release struct {
 	Assets []*gh.ReleaseAsset
 }
 
-// Asset returns the asset called name, or a *release.CheckError naming the
+// Asset returns the asset called name, or a *verdict.CheckError naming the
 // missing asset and the assets the release does have.
 func (r *Release) Asset(name string) (*gh.ReleaseAsset, error) {
 	var have []string
@@ -32,7 +31,7 @@ func (r *Release) Asset(name string) (*gh.ReleaseAsset, error) {
 		}
 		have = append(have, a.GetName())
 	}
-	return nil, &release.CheckError{Check: release.CheckAsset, Subject: name,
+	return nil, &verdict.CheckError{Check: verdict.CheckAsset, Subject: name,
 		Err:     fmt.Errorf("release %s has no asset %s (it has: %v)", r.Tag, name, have),
 		Meaning: "the release is incomplete or is not a Fluid OS release; pick another --version or report it"}
 }
@@ -54,7 +53,7 @@ func (c *Client) FindRelease(ctx context.Context, version string) (*Release, err
 	})
 	if err != nil {
 		if isNotFound(err) {
-			return nil, &release.CheckError{Check: release.CheckRelease, Subject: c.Repository() + "@" + version,
+			return nil, &verdict.CheckError{Check: verdict.CheckRelease, Subject: c.Repository() + "@" + version,
 				Err:     fmt.Errorf("no release %s in %s", version, c.Repository()),
 				Meaning: "check the tag (e.g. v1.2.3, or latest) and the --repo; releases are listed on the repository's Releases page"}
 		}
@@ -69,7 +68,7 @@ func (c *Client) FindRelease(ctx context.Context, version string) (*Release, err
 	if version != "" && version != "latest" && r.Tag != version {
 		// GitHub answers /releases/tags/X with the release of tag X; another
 		// tag is a server that is not GitHub or not honest.
-		return nil, &release.CheckError{Check: release.CheckVersion, Subject: c.Repository() + "@" + version,
+		return nil, &verdict.CheckError{Check: verdict.CheckVersion, Subject: c.Repository() + "@" + version,
 			Err:     fmt.Errorf("asked for release %s, the server answered with release %s", version, r.Tag),
 			Meaning: "the download server is not answering as GitHub does; do not use what it serves"}
 	}
@@ -91,7 +90,7 @@ func (c *Client) listAssets(ctx context.Context, releaseID int64) ([]*gh.Release
 	opt := &gh.ListOptions{PerPage: 100}
 	for pages := 1; ; pages++ {
 		if pages > maxListPages {
-			return nil, &release.CheckError{Check: release.CheckAsset, Subject: fmt.Sprintf("release %d", releaseID),
+			return nil, &verdict.CheckError{Check: verdict.CheckAsset, Subject: fmt.Sprintf("release %d", releaseID),
 				Err:     fmt.Errorf("the asset list goes on for more than %d pages of 100", maxListPages),
 				Meaning: "a Fluid OS release has a few dozen assets; this is not one, or the server is not answering as GitHub does"}
 		}
@@ -123,12 +122,12 @@ func (c *Client) listAssets(ctx context.Context, releaseID int64) ([]*gh.Release
 // is not read, and w never receives more than the declared size. A body
 // shorter or longer than declared, a body that delivers nothing for the
 // client's StallTimeout, and a download that outlasts its DownloadTimeout
-// are each a *release.CheckError with Check == CheckDownload that names the
+// are each a *verdict.CheckError with Check == CheckDownload that names the
 // asset.
 func (c *Client) DownloadAsset(ctx context.Context, a *gh.ReleaseAsset, w io.Writer, progress func(int64)) error {
 	name := a.GetName()
 	if a.Size == nil || a.GetSize() < 0 {
-		return &release.CheckError{Check: release.CheckDownload, Subject: name,
+		return &verdict.CheckError{Check: verdict.CheckDownload, Subject: name,
 			Err:     fmt.Errorf("the release does not declare the size of asset %s; refusing an unbounded download", name),
 			Meaning: "the server's answer is not what GitHub sends; try again later or report it"}
 	}
@@ -179,7 +178,7 @@ func (c *Client) DownloadAsset(ctx context.Context, a *gh.ReleaseAsset, w io.Wri
 	}
 	defer body.Close()
 	if length >= 0 && length != want {
-		return &release.CheckError{Check: release.CheckDownload, Subject: name,
+		return &verdict.CheckError{Check: verdict.CheckDownload, Subject: name,
 			Err:     fmt.Errorf("server announces %d bytes, the release lists %d", length, want),
 			Meaning: "the download is not the asset the release describes; try again later"}
 	}
@@ -195,22 +194,22 @@ func (c *Client) DownloadAsset(ctx context.Context, a *gh.ReleaseAsset, w io.Wri
 	n, err := io.Copy(w, &progressReader{r: lim, fn: progress})
 	switch cause := context.Cause(ctx); {
 	case errors.Is(err, errTooLong):
-		return &release.CheckError{Check: release.CheckDownload, Subject: name,
+		return &verdict.CheckError{Check: verdict.CheckDownload, Subject: name,
 			Err:     fmt.Errorf("asset %s: the server sent more than the %d bytes it declared; stopped reading after %d bytes", name, want, lim.n),
 			Meaning: "the download is not the asset the release describes; nothing was kept, try again later or report it"}
 	case err != nil && errors.Is(cause, errStalled):
-		return &release.CheckError{Check: release.CheckDownload, Subject: name,
+		return &verdict.CheckError{Check: verdict.CheckDownload, Subject: name,
 			Err:     fmt.Errorf("asset %s: the download stalled: no data for %s after %d of %d bytes arrived: %w", name, c.stall, lim.n, want, errStalled),
 			Meaning: "the server stopped sending; nothing was kept, run the command again"}
 	case err != nil && errors.Is(cause, errDeadline):
 		return c.deadlineErr(name, lim.n, want)
 	case err != nil:
-		return &release.CheckError{Check: release.CheckDownload, Subject: name,
+		return &verdict.CheckError{Check: verdict.CheckDownload, Subject: name,
 			Err:     fmt.Errorf("interrupted after %d of %d bytes: %w", n, want, err),
 			Meaning: "the connection broke or the server cut the file short; nothing was kept, run the command again"}
 	}
 	if n != want {
-		return &release.CheckError{Check: release.CheckDownload, Subject: name,
+		return &verdict.CheckError{Check: verdict.CheckDownload, Subject: name,
 			Err:     fmt.Errorf("got %d bytes, the release lists %d", n, want),
 			Meaning: "the download was truncated or padded; nothing was kept, run the command again"}
 	}
@@ -224,7 +223,7 @@ var (
 )
 
 func (c *Client) deadlineErr(name string, got, want int64) error {
-	return &release.CheckError{Check: release.CheckDownload, Subject: name,
+	return &verdict.CheckError{Check: verdict.CheckDownload, Subject: name,
 		Err:     fmt.Errorf("asset %s: the download did not finish within %s; %d of %d bytes arrived: %w", name, c.deadline, got, want, errDeadline),
 		Meaning: "the server is too slow or the download timeout too short; nothing was kept, run the command again"}
 }
@@ -300,7 +299,7 @@ func (c *Client) TagCommit(ctx context.Context, tag string) (string, error) {
 	})
 	if err != nil {
 		if isNotFound(err) {
-			return "", &release.CheckError{Check: release.CheckVersion, Subject: c.Repository() + "@" + tag,
+			return "", &verdict.CheckError{Check: verdict.CheckVersion, Subject: c.Repository() + "@" + tag,
 				Err:     fmt.Errorf("release %s has no tag %s in %s: %w", tag, tag, c.Repository(), ErrNoTag),
 				Meaning: "a release whose tag was deleted cannot be tied to its source; do not use it"}
 		}
@@ -321,7 +320,7 @@ func (c *Client) TagCommit(ctx context.Context, tag string) (string, error) {
 		typ, sha = obj.GetObject().GetType(), obj.GetObject().GetSHA()
 	}
 	if typ != "commit" || len(sha) != 40 && len(sha) != 64 {
-		return "", &release.CheckError{Check: release.CheckVersion, Subject: c.Repository() + "@" + tag,
+		return "", &verdict.CheckError{Check: verdict.CheckVersion, Subject: c.Repository() + "@" + tag,
 			Err:     fmt.Errorf("tag %s points at a %s %q, not at a commit", tag, typ, sha),
 			Meaning: "release tags point at the commit the release was built from"}
 	}
@@ -338,13 +337,13 @@ func (c *Client) TagCommit(ctx context.Context, tag string) (string, error) {
 // newer release that was deleted: "latest" carries no signed freshness
 // (SECURITY.md), so name the version where it matters.
 func (c *Client) checkLatest(ctx context.Context, latest string) error {
-	if !release.IsReleaseTag(latest) {
+	if !verdict.IsReleaseTag(latest) {
 		return nil // BindRelease refuses it, naming the tag
 	}
 	opt := &gh.ListOptions{PerPage: 100}
 	for pages := 1; ; pages++ {
 		if pages > maxListPages {
-			return &release.CheckError{Check: release.CheckVersion, Subject: c.Repository() + "@latest",
+			return &verdict.CheckError{Check: verdict.CheckVersion, Subject: c.Repository() + "@latest",
 				Err:     fmt.Errorf("the release list goes on for more than %d pages of 100", maxListPages),
 				Meaning: "fluid cannot tell whether the release marked latest is the newest; pass --version with the release you want"}
 		}
@@ -360,7 +359,7 @@ func (c *Client) checkLatest(ctx context.Context, latest string) error {
 		}
 		for _, r := range rels {
 			tag := r.GetTagName()
-			if !release.IsReleaseTag(tag) || semver.Prerelease(tag) != "" || semver.Compare(tag, latest) <= 0 {
+			if !verdict.IsReleaseTag(tag) || semver.Prerelease(tag) != "" || semver.Compare(tag, latest) <= 0 {
 				continue
 			}
 			flag := ""
@@ -370,7 +369,7 @@ func (c *Client) checkLatest(ctx context.Context, latest string) error {
 			case r.GetPrerelease():
 				flag = " (flagged prerelease, though its tag is not)"
 			}
-			return &release.CheckError{Check: release.CheckVersion, Subject: c.Repository() + "@latest",
+			return &verdict.CheckError{Check: verdict.CheckVersion, Subject: c.Repository() + "@latest",
 				Err:     fmt.Errorf("the release marked latest is %s, but %s is published%s", latest, tag, flag),
 				Meaning: "an older release marked latest would be installed as the newest (a downgrade); pass --version with the release you want"}
 		}

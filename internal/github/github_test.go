@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	ghc "github.com/fluid-os/fluid/internal/github"
+	"github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/github/githubtest"
-	"github.com/fluid-os/fluid/internal/release"
+	"github.com/fluid-os/fluid/internal/verdict"
 )
 
 // noSleep records the waits the client asks for instead of sleeping.
@@ -28,17 +28,17 @@ func (n *noSleep) sleep(_ context.Context, d time.Duration) error {
 	return nil
 }
 
-func newClient(t *testing.T, srv *githubtest.Server, s *noSleep, log *bytes.Buffer) *ghc.Client {
+func newClient(t *testing.T, srv *githubtest.Server, s *noSleep, log *bytes.Buffer) *github.Client {
 	t.Helper()
-	r := ghc.Retry{BaseDelay: 10 * time.Millisecond}
+	r := github.Retry{BaseDelay: 10 * time.Millisecond}
 	if s != nil {
 		r.Sleep = s.sleep
 	}
-	opts := ghc.Options{Token: "test-token", APIURL: srv.APIURL(), Retry: r}
+	opts := github.Options{Token: "test-token", APIURL: srv.APIURL(), Retry: r}
 	if log != nil {
 		opts.Log = log
 	}
-	c, err := ghc.New(srv.Owner+"/"+srv.Repo, opts)
+	c, err := github.New(srv.Owner+"/"+srv.Repo, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestPublishCreatesThenSkips(t *testing.T) {
 	assets := writeAssets(t, map[string]string{"checksums.txt": "sums", "fluid-pgo.img.zst": "image bytes", "manifest.json": "{}"})
 	ctx := context.Background()
 	var out bytes.Buffer
-	res, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v1.0.0", Body: "notes", Assets: assets, Out: &out})
+	res, err := c.Publish(ctx, github.PublishOptions{Tag: "v1.0.0", Body: "notes", Assets: assets, Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestPublishCreatesThenSkips(t *testing.T) {
 		t.Fatalf("first run: %+v", res)
 	}
 	// Second run: nothing to do.
-	res, err = c.Publish(ctx, ghc.PublishOptions{Tag: "v1.0.0", Body: "notes", Assets: assets, Out: &out})
+	res, err = c.Publish(ctx, github.PublishOptions{Tag: "v1.0.0", Body: "notes", Assets: assets, Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestPublishCreatesThenSkips(t *testing.T) {
 	}
 	// Changed content → replaced, never duplicated; changed notes → updated.
 	os.WriteFile(assets[0], []byte("new content"), 0o644)
-	res, err = c.Publish(ctx, ghc.PublishOptions{Tag: "v1.0.0", Body: "notes v2", Assets: assets, Out: &out})
+	res, err = c.Publish(ctx, github.PublishOptions{Tag: "v1.0.0", Body: "notes v2", Assets: assets, Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestPublishRerunAfterFailedUpload(t *testing.T) {
 			// a.txt uploads; then every upload fails (all retries), each
 			// leaving a half-uploaded "starter" asset, as GitHub can.
 			srv.AddFault(githubtest.Fault{Method: http.MethodPost, Path: "releases/", After: 1, Times: 100, Status: 502, LeaveStarter: true})
-			_, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v2.0.0", Assets: assets})
+			_, err := c.Publish(ctx, github.PublishOptions{Tag: "v2.0.0", Assets: assets})
 			if err == nil || !strings.Contains(err.Error(), "run publish again") {
 				t.Fatalf("failed upload not reported: %v", err)
 			}
@@ -143,7 +143,7 @@ func TestPublishRerunAfterFailedUpload(t *testing.T) {
 
 			// The network recovers.
 			srv.ClearFaults()
-			res, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v2.0.0", Assets: assets})
+			res, err := c.Publish(ctx, github.PublishOptions{Tag: "v2.0.0", Assets: assets})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +181,7 @@ func TestPublishDryRunChangesNothing(t *testing.T) {
 	c := newClient(t, srv, &noSleep{}, nil)
 	assets := writeAssets(t, map[string]string{"x.txt": "x"})
 	var out bytes.Buffer
-	res, err := c.Publish(context.Background(), ghc.PublishOptions{Tag: "v3.0.0", Assets: assets, DryRun: true, Out: &out})
+	res, err := c.Publish(context.Background(), github.PublishOptions{Tag: "v3.0.0", Assets: assets, DryRun: true, Out: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,12 +286,12 @@ func TestDownloadAsset(t *testing.T) {
 	short, _ := r.Asset("short")
 	buf.Reset()
 	err = c.DownloadAsset(ctx, short, &buf, nil)
-	var ce *release.CheckError
-	if !errors.As(err, &ce) || ce.Check != release.CheckDownload {
+	var ce *verdict.CheckError
+	if !errors.As(err, &ce) || ce.Check != verdict.CheckDownload {
 		t.Fatalf("truncated download: %v", err)
 	}
 	t.Logf("truncated: %v", err)
-	if _, err := r.Asset("nope"); !errors.As(err, &ce) || ce.Check != release.CheckAsset {
+	if _, err := r.Asset("nope"); !errors.As(err, &ce) || ce.Check != verdict.CheckAsset {
 		t.Fatalf("missing asset: %v", err)
 	}
 }
@@ -300,23 +300,23 @@ func TestNoNetwork(t *testing.T) {
 	srv := githubtest.New("o", "r")
 	url := srv.APIURL()
 	srv.Close() // nothing listens there any more
-	c, err := ghc.New("o/r", ghc.Options{APIURL: url, Retry: ghc.Retry{Attempts: 2, Sleep: (&noSleep{}).sleep}})
+	c, err := github.New("o/r", github.Options{APIURL: url, Retry: github.Retry{Attempts: 2, Sleep: (&noSleep{}).sleep}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.FindRelease(context.Background(), "latest")
-	var ce *release.CheckError
-	if !errors.As(err, &ce) || ce.Check != release.CheckNetwork {
+	var ce *verdict.CheckError
+	if !errors.As(err, &ce) || ce.Check != verdict.CheckNetwork {
 		t.Fatalf("err = %v, want a network check error", err)
 	}
 	t.Logf("no network: %v", err)
 }
 
 // downloadClient is newClient with the download limits set.
-func downloadClient(t *testing.T, srv *githubtest.Server, stall, deadline time.Duration) *ghc.Client {
+func downloadClient(t *testing.T, srv *githubtest.Server, stall, deadline time.Duration) *github.Client {
 	t.Helper()
-	c, err := ghc.New(srv.Owner+"/"+srv.Repo, ghc.Options{Token: "test-token", APIURL: srv.APIURL(),
-		Retry: ghc.Retry{BaseDelay: 10 * time.Millisecond, Sleep: (&noSleep{}).sleep}, StallTimeout: stall, DownloadTimeout: deadline})
+	c, err := github.New(srv.Owner+"/"+srv.Repo, github.Options{Token: "test-token", APIURL: srv.APIURL(),
+		Retry: github.Retry{BaseDelay: 10 * time.Millisecond, Sleep: (&noSleep{}).sleep}, StallTimeout: stall, DownloadTimeout: deadline})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,7 +335,7 @@ func (w *countingWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func findAsset(t *testing.T, c *ghc.Client, name string) *ghc.Release {
+func findAsset(t *testing.T, c *github.Client, name string) *github.Release {
 	t.Helper()
 	r, err := c.FindRelease(context.Background(), "v1.0.0")
 	if err != nil {
@@ -368,8 +368,8 @@ func TestDownloadEndlessBodyStopsAtDeclaredSize(t *testing.T) {
 	start := time.Now()
 	err := c.DownloadAsset(ctx, a, w, func(n int64) { progress = n })
 	runtime.ReadMemStats(&after)
-	var ce *release.CheckError
-	if !errors.As(err, &ce) || ce.Check != release.CheckDownload {
+	var ce *verdict.CheckError
+	if !errors.As(err, &ce) || ce.Check != verdict.CheckDownload {
 		t.Fatalf("endless body: err = %v, want a download check error", err)
 	}
 	for _, want := range []string{"checksums.txt", "164", "more than"} {
@@ -404,8 +404,8 @@ func TestDownloadStallFails(t *testing.T) {
 	start := time.Now()
 	err := c.DownloadAsset(ctx, a, &buf, nil)
 	took := time.Since(start)
-	var ce *release.CheckError
-	if !errors.As(err, &ce) || ce.Check != release.CheckDownload {
+	var ce *verdict.CheckError
+	if !errors.As(err, &ce) || ce.Check != verdict.CheckDownload {
 		t.Fatalf("stalled body: err = %v, want a download check error", err)
 	}
 	for _, want := range []string{"fluid.img.zst", "stalled", "5000 of 100000 bytes"} {
@@ -436,8 +436,8 @@ func TestDownloadDeadline(t *testing.T) {
 	start := time.Now()
 	err := c.DownloadAsset(ctx, a, io.Discard, nil)
 	took := time.Since(start)
-	var ce *release.CheckError
-	if !errors.As(err, &ce) || ce.Check != release.CheckDownload {
+	var ce *verdict.CheckError
+	if !errors.As(err, &ce) || ce.Check != verdict.CheckDownload {
 		t.Fatalf("deadline: err = %v, want a download check error", err)
 	}
 	for _, want := range []string{"fluid.img.zst", "did not finish within 300ms", "5000 of 100000 bytes"} {
@@ -492,12 +492,12 @@ func TestAPIAnswerIsCapped(t *testing.T) {
 		io.WriteString(w, `"}`)
 	}))
 	defer srv.Close()
-	c, err := ghc.New("o/r", ghc.Options{APIURL: srv.URL + "/", Retry: ghc.Retry{Attempts: 1, Sleep: (&noSleep{}).sleep}})
+	c, err := github.New("o/r", github.Options{APIURL: srv.URL + "/", Retry: github.Retry{Attempts: 1, Sleep: (&noSleep{}).sleep}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, err = c.FindRelease(context.Background(), "v1.0.0")
-	if !errors.Is(err, ghc.ErrAPIResponseTooLarge) {
+	if !errors.Is(err, github.ErrAPIResponseTooLarge) {
 		t.Fatalf("err = %v, want ErrAPIResponseTooLarge", err)
 	}
 	t.Logf("capped: %.200s", err)
@@ -556,14 +556,14 @@ func TestPublishTagAtBuiltCommit(t *testing.T) {
 	c := newClient(t, srv, &noSleep{}, nil)
 	assets := writeAssets(t, map[string]string{"checksums.txt": "sums"})
 	ctx := context.Background()
-	if _, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v1.0.0", Assets: assets, Commit: built}); err != nil {
+	if _, err := c.Publish(ctx, github.PublishOptions{Tag: "v1.0.0", Assets: assets, Commit: built}); err != nil {
 		t.Fatal(err)
 	}
 	if at, _ := srv.Ref("tags/v1.0.0"); at != built {
 		t.Fatalf("tag created at %q, want the built commit %s", at, built)
 	}
 	srv.SetRef("tags/v2.0.0", other)
-	_, err := c.Publish(ctx, ghc.PublishOptions{Tag: "v2.0.0", Assets: assets, Commit: built})
+	_, err := c.Publish(ctx, github.PublishOptions{Tag: "v2.0.0", Assets: assets, Commit: built})
 	if err == nil || !strings.Contains(err.Error(), "tag v2.0.0 in fluid-os/fluid points at commit "+other+", but the release was built from "+built) {
 		t.Fatalf("tag at another commit: %v", err)
 	}

@@ -13,8 +13,6 @@ import (
 	"strings"
 
 	gh "github.com/google/go-github/v60/github"
-
-	"github.com/fluid-os/fluid/internal/release"
 )
 
 // PublishOptions describe the release to create or update.
@@ -322,22 +320,35 @@ func hashLocal(paths []string) ([]localAsset, error) {
 	seen := map[string]bool{}
 	var out []localAsset
 	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("publish: asset %s: %w", p, err)
-		}
-		name := filepath.Base(p)
-		if seen[name] {
-			return nil, fmt.Errorf("publish: two assets are named %s", name)
-		}
-		seen[name] = true
-		sum, err := release.SHA256File(p)
+		a, err := hashAsset(p)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, localAsset{path: p, name: name, sha: sum, size: fi.Size()})
+		if seen[a.name] {
+			return nil, fmt.Errorf("publish: two assets are named %s", a.name)
+		}
+		seen[a.name] = true
+		out = append(out, a)
 	}
 	return out, nil
+}
+
+// hashAsset returns the asset at path with its size and lowercase hex SHA-256.
+func hashAsset(path string) (localAsset, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return localAsset{}, fmt.Errorf("publish: asset %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return localAsset{}, fmt.Errorf("publish: asset %s: %w", path, err)
+	}
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return localAsset{}, fmt.Errorf("hash %s: %w", path, err)
+	}
+	return localAsset{path: path, name: filepath.Base(path), sha: hex.EncodeToString(h.Sum(nil)), size: fi.Size()}, nil
 }
 
 func mediaType(name string) string {

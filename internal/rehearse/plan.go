@@ -19,13 +19,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/fluid-os/fluid/internal/toolchain"
-	"github.com/fluid-os/fluid/internal/toolchain/publish"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/fluid-os/fluid/internal/ci"
+	"github.com/fluid-os/fluid/internal/toolchain"
+	"github.com/fluid-os/fluid/internal/toolchain/publish"
+
+	"github.com/fluid-os/fluid/internal/cireport"
 	"github.com/fluid-os/fluid/internal/github/githubtest"
 )
 
@@ -204,13 +205,13 @@ func (e *env) ciCheck(arts string, jobs []string, runID int64, event, branch str
 		return err
 	}
 	if len(jobs) == 0 || contains(jobs, "test") {
-		z, ok := all[ci.ResultsArtifact]
+		z, ok := all[cireport.ResultsArtifact]
 		if !ok {
-			return fmt.Errorf("the test job uploaded no %s artifact (artifacts: %v)", ci.ResultsArtifact, slices.Sorted(maps.Keys(all)))
+			return fmt.Errorf("the test job uploaded no %s artifact (artifacts: %v)", cireport.ResultsArtifact, slices.Sorted(maps.Keys(all)))
 		}
 		files, err := zipNames(z)
 		if err != nil {
-			return fmt.Errorf("%s: %w", ci.ResultsArtifact, err)
+			return fmt.Errorf("%s: %w", cireport.ResultsArtifact, err)
 		}
 		want := []string{"manifest.json", "ci/outcome.json", "bench.json", "serial.log"}
 		if event == "pull_request" {
@@ -218,7 +219,7 @@ func (e *env) ciCheck(arts string, jobs []string, runID int64, event, branch str
 		}
 		for _, w := range want {
 			if _, ok := files[w]; !ok {
-				return fmt.Errorf("%s lacks %s (it has %v)", ci.ResultsArtifact, w, slices.Sorted(maps.Keys(files)))
+				return fmt.Errorf("%s lacks %s (it has %v)", cireport.ResultsArtifact, w, slices.Sorted(maps.Keys(files)))
 			}
 		}
 		if event == "pull_request" {
@@ -440,7 +441,7 @@ func prCommentCheck(ctx context.Context, e *env, _ string, _ []string) error {
 	cs := e.gh.Comments(prNumber)
 	var bot []githubtest.Comment
 	for _, c := range cs {
-		if strings.Contains(c.Body, ci.CommentMarker) {
+		if strings.Contains(c.Body, cireport.CommentMarker) {
 			bot = append(bot, c)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/fluid-os/fluid/internal/manifest"
+	"github.com/fluid-os/fluid/internal/verdict"
 )
 
 // Binding is what a set of release files must be: the release tag asked for
@@ -26,13 +27,13 @@ type Binding struct {
 //     commit Fulcio recorded for the run is the manifest's commit;
 //   - with b.TagCommit: the tag points at the manifest's commit.
 //
-// It returns the manifest. Errors are *CheckError values with CheckVersion.
+// It returns the manifest. Errors are *verdict.CheckError values with verdict.CheckVersion.
 func BindRelease(id Identity, manifestJSON []byte, b Binding) (*manifest.Manifest, error) {
 	fail := func(meaning, format string, args ...any) error {
-		return &CheckError{Check: CheckVersion, Subject: ManifestAsset, Err: fmt.Errorf(format, args...), Meaning: meaning}
+		return &verdict.CheckError{Check: verdict.CheckVersion, Subject: ManifestAsset, Err: fmt.Errorf(format, args...), Meaning: meaning}
 	}
 	const replay = "these are another release's genuine files published under this tag (a replay or downgrade); do not use them"
-	if !IsReleaseTag(b.Tag) {
+	if !verdict.IsReleaseTag(b.Tag) {
 		return nil, fail("only vMAJOR.MINOR.PATCH[-prerelease] tags are releases", "release tag %q is not a release version", b.Tag)
 	}
 	m, err := manifest.Parse(manifestJSON, ManifestAsset)

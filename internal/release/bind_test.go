@@ -9,7 +9,8 @@ import (
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/manifest"
-	relfiles "github.com/fluid-os/fluid/release"
+	"github.com/fluid-os/fluid/internal/verdict"
+	releasefiles "github.com/fluid-os/fluid/release"
 )
 
 // Every branch of BindRelease: the checks after the signature that tie the
@@ -54,8 +55,8 @@ func TestBindRelease(t *testing.T) {
 				}
 				return
 			}
-			var ce *CheckError
-			if !errors.As(err, &ce) || ce.Check != CheckVersion || !strings.Contains(err.Error(), tt.wantMsg) {
+			var ce *verdict.CheckError
+			if !errors.As(err, &ce) || ce.Check != verdict.CheckVersion || !strings.Contains(err.Error(), tt.wantMsg) {
 				t.Fatalf("err = %v, want a version check naming %q", err, tt.wantMsg)
 			}
 		})
@@ -90,7 +91,7 @@ func TestCheckSigningRepository(t *testing.T) {
 		t.Fatalf("a fork must sign for itself: %v", err)
 	}
 	// SigningEnv runs the guard for keyless signing with the shipped policy.
-	shipped, err := ParsePolicy(relfiles.PolicyJSON())
+	shipped, err := ParsePolicy(releasefiles.PolicyJSON())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fluid-os/fluid/internal/verdict"
 )
 
 // ChecksumsName is the name of the checksums asset of every release.
@@ -110,12 +112,12 @@ func ParseChecksums(data []byte) (Checksums, error) {
 }
 
 // VerifyFile checks the file at path against the entry for name. The error
-// is a *CheckError with Check == CheckChecksum when the file is not listed or
+// is a *verdict.CheckError with Check == verdict.CheckChecksum when the file is not listed or
 // its digest differs.
 func (c Checksums) VerifyFile(path, name string) error {
 	want, ok := c[name]
 	if !ok {
-		return &CheckError{Check: CheckChecksum, Subject: name,
+		return &verdict.CheckError{Check: verdict.CheckChecksum, Subject: name,
 			Err:     fmt.Errorf("%s is not listed in %s", name, ChecksumsName),
 			Meaning: "the signed checksums file does not vouch for this file; it is not part of this release"}
 	}
@@ -124,7 +126,7 @@ func (c Checksums) VerifyFile(path, name string) error {
 		return err
 	}
 	if got != want {
-		return &CheckError{Check: CheckChecksum, Subject: name,
+		return &verdict.CheckError{Check: verdict.CheckChecksum, Subject: name,
 			Err:     fmt.Errorf("SHA-256 is %s, %s says %s", got, ChecksumsName, want),
 			Meaning: "the file was altered or corrupted after it was released; do not use it, download it again"}
 	}

@@ -11,7 +11,8 @@ import (
 
 	"github.com/fluid-os/fluid/internal/release/releasetest"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
-	relfiles "github.com/fluid-os/fluid/release"
+	"github.com/fluid-os/fluid/internal/verdict"
+	releasefiles "github.com/fluid-os/fluid/release"
 )
 
 type keylessCase struct {
@@ -19,7 +20,7 @@ type keylessCase struct {
 	ca        *releasetest.CA
 	cert      func(*releasetest.Cert) // changes the release workflow's certificate
 	data      []byte                  // what is verified; nil = what was signed
-	wantCheck Check
+	wantCheck verdict.Check
 	wantMsg   string
 	// cosignBlind: the cosign CLI has no flag for this check (the repository
 	// and owner IDs, the source-repository extensions), so only fluid refuses.
@@ -49,36 +50,36 @@ func keylessCases(ca, other *releasetest.CA) []keylessCase {
 		{name: "release workflow on a prerelease tag", ca: ca, cert: ref("refs/tags/v2.0.0-rc.1")},
 		{name: "another repository", ca: ca, cert: func(c *releasetest.Cert) {
 			*c = releasetest.Workflow("evil/fluid", testTag, testCommit, testRepoID, testOwnerID)
-		}, wantCheck: CheckIdentity, wantMsg: "names repository evil/fluid, policy requires fluid-os/fluid"},
+		}, wantCheck: verdict.CheckIdentity, wantMsg: "names repository evil/fluid, policy requires fluid-os/fluid"},
 		{name: "another workflow", ca: ca, cert: func(c *releasetest.Cert) {
 			c.SAN = "https://github.com/fluid-os/fluid/.github/workflows/ci.yml@refs/tags/v1.2.3"
-		}, wantCheck: CheckIdentity, wantMsg: "names workflow .github/workflows/ci.yml, policy requires .github/workflows/release.yml"},
+		}, wantCheck: verdict.CheckIdentity, wantMsg: "names workflow .github/workflows/ci.yml, policy requires .github/workflows/release.yml"},
 		{name: "a branch instead of a tag", ca: ca, cert: ref("refs/heads/main"),
-			wantCheck: CheckIdentity, wantMsg: "names ref refs/heads/main, policy requires a release tag"},
-		{name: "a tag not starting with v", ca: ca, cert: ref("refs/tags/nightly"), wantCheck: CheckIdentity, wantMsg: "names ref refs/tags/nightly"},
-		{name: "a v tag that is not a version", ca: ca, cert: ref("refs/tags/vfoo"), wantCheck: CheckIdentity, wantMsg: "names ref refs/tags/vfoo"},
-		{name: "a version tag with a suffix", ca: ca, cert: ref("refs/tags/v1.2.3.evil"), wantCheck: CheckIdentity, wantMsg: "names ref refs/tags/v1.2.3.evil"},
+			wantCheck: verdict.CheckIdentity, wantMsg: "names ref refs/heads/main, policy requires a release tag"},
+		{name: "a tag not starting with v", ca: ca, cert: ref("refs/tags/nightly"), wantCheck: verdict.CheckIdentity, wantMsg: "names ref refs/tags/nightly"},
+		{name: "a v tag that is not a version", ca: ca, cert: ref("refs/tags/vfoo"), wantCheck: verdict.CheckIdentity, wantMsg: "names ref refs/tags/vfoo"},
+		{name: "a version tag with a suffix", ca: ca, cert: ref("refs/tags/v1.2.3.evil"), wantCheck: verdict.CheckIdentity, wantMsg: "names ref refs/tags/v1.2.3.evil"},
 		{name: "another issuer", ca: ca, cert: func(c *releasetest.Cert) { c.Issuer = "https://accounts.google.com" },
-			wantCheck: CheckIssuer, wantMsg: `certificate issuer is "https://accounts.google.com", policy requires "https://token.actions.githubusercontent.com"`},
-		{name: "untrusted certificate authority", ca: other, wantCheck: CheckSignature, wantMsg: "certificate"},
+			wantCheck: verdict.CheckIssuer, wantMsg: `certificate issuer is "https://accounts.google.com", policy requires "https://token.actions.githubusercontent.com"`},
+		{name: "untrusted certificate authority", ca: other, wantCheck: verdict.CheckSignature, wantMsg: "certificate"},
 		{name: "no signed certificate timestamp", ca: ca, cert: func(c *releasetest.Cert) { c.NoSCT = true },
-			wantCheck: CheckSignature, wantMsg: "SCT"},
+			wantCheck: verdict.CheckSignature, wantMsg: "SCT"},
 		{name: "timestamp from a log not in the trusted root", ca: ca, cert: func(c *releasetest.Cert) { c.OtherLogSCT = true },
-			wantCheck: CheckSignature, wantMsg: "SCT"},
+			wantCheck: verdict.CheckSignature, wantMsg: "SCT"},
 		{name: "repository re-created under the same name", ca: ca, cert: func(c *releasetest.Cert) { c.RepositoryID = "999" },
-			wantCheck: CheckIdentity, wantMsg: `was issued to repository ID "999", policy pins fluid-os/fluid's ID 812345678`, cosignBlind: true},
+			wantCheck: verdict.CheckIdentity, wantMsg: `was issued to repository ID "999", policy pins fluid-os/fluid's ID 812345678`, cosignBlind: true},
 		{name: "owner account re-registered", ca: ca, cert: func(c *releasetest.Cert) { c.OwnerID = "4242" },
-			wantCheck: CheckIdentity, wantMsg: `was issued to owner ID "4242"`, cosignBlind: true},
+			wantCheck: verdict.CheckIdentity, wantMsg: `was issued to owner ID "4242"`, cosignBlind: true},
 		{name: "no repository ID", ca: ca, cert: func(c *releasetest.Cert) { c.RepositoryID, c.OwnerID = "", "" },
-			wantCheck: CheckIdentity, wantMsg: `repository ID ""`, cosignBlind: true},
+			wantCheck: verdict.CheckIdentity, wantMsg: `repository ID ""`, cosignBlind: true},
 		{name: "run of another source repository", ca: ca, cert: func(c *releasetest.Cert) { c.SourceRepository = "https://github.com/evil/fluid" },
-			wantCheck: CheckIdentity, wantMsg: `source repository "https://github.com/evil/fluid"`, cosignBlind: true},
+			wantCheck: verdict.CheckIdentity, wantMsg: `source repository "https://github.com/evil/fluid"`, cosignBlind: true},
 		{name: "run of a branch with a tag's workflow", ca: ca, cert: func(c *releasetest.Cert) { c.SourceRef = "refs/heads/main" },
-			wantCheck: CheckIdentity, wantMsg: `source ref "refs/heads/main"`, cosignBlind: true},
+			wantCheck: verdict.CheckIdentity, wantMsg: `source ref "refs/heads/main"`, cosignBlind: true},
 		{name: "no source commit", ca: ca, cert: func(c *releasetest.Cert) { c.Commit = "" },
-			wantCheck: CheckIdentity, wantMsg: "records no source commit", cosignBlind: true},
+			wantCheck: verdict.CheckIdentity, wantMsg: "records no source commit", cosignBlind: true},
 		{name: "checksums altered after signing", ca: ca,
-			data: []byte(strings.Replace(string(keylessSums), "0000", "1111", 1)), wantCheck: CheckSignature},
+			data: []byte(strings.Replace(string(keylessSums), "0000", "1111", 1)), wantCheck: verdict.CheckSignature},
 	}
 }
 
@@ -92,7 +93,7 @@ func (tt keylessCase) bundle(t *testing.T) []byte {
 
 // pinnedPolicy is the project's policy with the test repository's IDs.
 func pinnedPolicy(t *testing.T) Policy {
-	p, err := ParsePolicy(relfiles.PolicyJSON())
+	p, err := ParsePolicy(releasefiles.PolicyJSON())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,9 +124,9 @@ func TestKeylessPolicy(t *testing.T) {
 				}
 				return
 			}
-			var ce *CheckError
+			var ce *verdict.CheckError
 			if !errors.As(err, &ce) {
-				t.Fatalf("err = %v, want a *CheckError (%s)", err, tt.wantCheck)
+				t.Fatalf("err = %v, want a *verdict.CheckError (%s)", err, tt.wantCheck)
 			}
 			if ce.Check != tt.wantCheck {
 				t.Fatalf("check = %s, want %s (err: %v)", ce.Check, tt.wantCheck, err)
@@ -161,8 +162,8 @@ func TestKeylessNeedsTlogByDefault(t *testing.T) {
 	}
 	b := ca.Sign(t, releasetest.Workflow("fluid-os/fluid", testTag, testCommit, testRepoID, testOwnerID), keylessSums)
 	_, err = v.VerifyChecksums(b, keylessSums)
-	var ce *CheckError
-	if !errors.As(err, &ce) || ce.Check != CheckSignature {
+	var ce *verdict.CheckError
+	if !errors.As(err, &ce) || ce.Check != verdict.CheckSignature {
 		t.Fatalf("bundle without a Rekor entry accepted or wrong error: %v", err)
 	}
 }

@@ -15,7 +15,7 @@ import (
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/releasetest"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
-	relfiles "github.com/fluid-os/fluid/release"
+	releasefiles "github.com/fluid-os/fluid/release"
 )
 
 // TestMagePublish runs the real `go tool mage publish` against the fake
@@ -131,7 +131,7 @@ func TestMagePinPolicy(t *testing.T) {
 	work := workRoot(t)
 	os.MkdirAll(filepath.Join(work, "release"), 0o755)
 	policy := filepath.Join(work, "release", "policy.json")
-	os.WriteFile(policy, relfiles.PolicyJSON(), 0o644)
+	os.WriteFile(policy, releasefiles.PolicyJSON(), 0o644)
 	srv := githubtest.New("fluid-os", "fluid")
 	defer srv.Close()
 	mage := func() (string, error) {

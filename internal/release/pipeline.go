@@ -13,7 +13,7 @@ import (
 	"sort"
 	"strings"
 
-	relfiles "github.com/fluid-os/fluid/release"
+	releasefiles "github.com/fluid-os/fluid/release"
 )
 
 // Image asset names in a release (zstd-compressed, see CompressedExt).
@@ -142,7 +142,7 @@ func SigningEnv(getenv func(string) string, lookup func(string) (string, bool), 
 		// fluid checks the certificate's repository and owner IDs against
 		// release/policy.json: signing in the project's repository without
 		// them pinned (or with other ones) makes a release fluid refuses.
-		pol, err := ParsePolicy(relfiles.PolicyJSON())
+		pol, err := ParsePolicy(releasefiles.PolicyJSON())
 		if err != nil {
 			return nil, "", err
 		}

@@ -8,21 +8,13 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/fluid-os/fluid/internal/verdict"
 )
 
 // GitHubActionsIssuer is the OIDC issuer of GitHub Actions tokens, which
 // Fulcio records in the certificates it issues to workflows.
 const GitHubActionsIssuer = "https://token.actions.githubusercontent.com"
-
-// ReleaseTagPattern is what a release tag looks like: vMAJOR.MINOR.PATCH with
-// an optional -prerelease (semantic versioning, no build metadata). It is
-// matched against the whole tag.
-const ReleaseTagPattern = `v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z][0-9A-Za-z.-]*)?`
-
-var releaseTagRe = regexp.MustCompile(`^` + ReleaseTagPattern + `$`)
-
-// IsReleaseTag reports whether tag looks like a release (ReleaseTagPattern).
-func IsReleaseTag(tag string) bool { return releaseTagRe.MatchString(tag) }
 
 // Policy says whose keyless signature a release must carry: the release
 // workflow of one repository — by name and, once pinned, by GitHub's numeric
@@ -41,7 +33,7 @@ type Policy struct {
 	// Workflow is the workflow file's path in the repository.
 	Workflow string `json:"workflow"`
 	// TagPattern is the regexp a release tag must match in full (without
-	// refs/tags/); ReleaseTagPattern for the project.
+	// refs/tags/); verdict.ReleaseTagPattern for the project.
 	TagPattern string `json:"tag_pattern"`
 	// Issuer is the required OIDC issuer (certificate extension 1.3.6.1.4.1.57264.1.8 / .1).
 	Issuer string `json:"issuer"`
@@ -58,7 +50,7 @@ func DefaultPolicy(repository string) Policy {
 	p := Policy{
 		Repository: repository,
 		Workflow:   ".github/workflows/release.yml",
-		TagPattern: ReleaseTagPattern,
+		TagPattern: verdict.ReleaseTagPattern,
 		Issuer:     GitHubActionsIssuer,
 	}
 	p.IdentityRegexp = p.DeriveIdentityRegexp()
@@ -138,15 +130,15 @@ func (p Policy) MatchTag(tag string) bool {
 // issuer, its identity (repository, workflow, and a release tag as the ref),
 // the source repository, ref and commit Fulcio recorded for the run, and the
 // repository and owner IDs when the policy pins them. It fills in id.Tag. The
-// error is a *CheckError naming the first part that did not match.
+// error is a *verdict.CheckError naming the first part that did not match.
 func (p Policy) CheckIdentity(id *Identity) error {
 	if id.Issuer != p.Issuer {
-		return &CheckError{Check: CheckIssuer, Subject: ChecksumsName,
+		return &verdict.CheckError{Check: verdict.CheckIssuer, Subject: ChecksumsName,
 			Err:     fmt.Errorf("certificate issuer is %q, policy requires %q", id.Issuer, p.Issuer),
 			Meaning: "the signature was not made by a GitHub Actions workflow; it is not an official release"}
 	}
 	fail := func(format string, args ...any) error {
-		return &CheckError{Check: CheckIdentity, Subject: ChecksumsName,
+		return &verdict.CheckError{Check: verdict.CheckIdentity, Subject: ChecksumsName,
 			Err:     fmt.Errorf("certificate identity %q: "+format, append([]any{id.SAN}, args...)...),
 			Meaning: "the signature is valid but was made by someone other than " + p.Repository + "'s release workflow on a release tag; do not trust these files"}
 	}

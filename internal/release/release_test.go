@@ -11,7 +11,8 @@ import (
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/release/releasetest"
-	relfiles "github.com/fluid-os/fluid/release"
+	"github.com/fluid-os/fluid/internal/verdict"
+	releasefiles "github.com/fluid-os/fluid/release"
 )
 
 func TestChecksumsRoundTripAndVerify(t *testing.T) {
@@ -45,8 +46,8 @@ func TestChecksumsRoundTripAndVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(a, []byte("imagE"), 0o644)
-	var ce *CheckError
-	if err := parsed.VerifyFile(a, "b.img.zst"); !errors.As(err, &ce) || ce.Check != CheckChecksum {
+	var ce *verdict.CheckError
+	if err := parsed.VerifyFile(a, "b.img.zst"); !errors.As(err, &ce) || ce.Check != verdict.CheckChecksum {
 		t.Fatalf("changed file accepted: %v", err)
 	}
 	if err := parsed.VerifyFile(a, "unlisted"); !errors.As(err, &ce) || !strings.Contains(err.Error(), "not listed") {
@@ -123,7 +124,7 @@ func TestCompressRoundTripDeterministic(t *testing.T) {
 // fluid enforces: it must parse, be the project's default policy (IDs apart),
 // and its regexp must accept the release workflow on a release tag only.
 func TestProjectPolicyFile(t *testing.T) {
-	p, err := ParsePolicy(relfiles.PolicyJSON())
+	p, err := ParsePolicy(releasefiles.PolicyJSON())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestProjectPolicyFile(t *testing.T) {
 	if p != want {
 		t.Fatalf("release/policy.json = %+v, want %+v", p, want)
 	}
-	if canon, _ := p.Marshal(); !bytes.Equal(canon, relfiles.PolicyJSON()) {
+	if canon, _ := p.Marshal(); !bytes.Equal(canon, releasefiles.PolicyJSON()) {
 		t.Fatalf("release/policy.json is not in the form `go tool mage pinPolicy` writes:\n%s", canon)
 	}
 	re := regexp.MustCompile(p.IdentityRegexp)
@@ -141,8 +142,8 @@ func TestProjectPolicyFile(t *testing.T) {
 		if got := re.MatchString(p.IdentityFor(tag)); got != ok {
 			t.Errorf("identity for tag %s: match %v, want %v", tag, got, ok)
 		}
-		if got := IsReleaseTag(tag); got != ok {
-			t.Errorf("IsReleaseTag(%s) = %v, want %v", tag, got, ok)
+		if got := verdict.IsReleaseTag(tag); got != ok {
+			t.Errorf("verdict.IsReleaseTag(%s) = %v, want %v", tag, got, ok)
 		}
 	}
 	broken := p
@@ -272,7 +273,7 @@ func TestRenderNotes(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			out, err := RenderNotes(relfiles.NotesTemplate(), NotesData{Tag: "v1.2.3", Commit: "abc", Keyless: keyless, Identity: p.IdentityFor("v1.2.3"), Issuer: p.Issuer})
+			out, err := RenderNotes(releasefiles.NotesTemplate(), NotesData{Tag: "v1.2.3", Commit: "abc", Keyless: keyless, Identity: p.IdentityFor("v1.2.3"), Issuer: p.Issuer})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
+	"github.com/fluid-os/fluid/internal/verdict"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/fulcio/certificate"
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -112,11 +114,11 @@ func (id Identity) String() string {
 
 // VerifyChecksums checks that bundleJSON is a valid Sigstore bundle signing
 // exactly the bytes of checksums, by a signer the verifier accepts. Errors are
-// *CheckError values: CheckSignature for a bad or unreadable bundle,
-// CheckIssuer or CheckIdentity for a good signature by the wrong signer.
+// *verdict.CheckError values: verdict.CheckSignature for a bad or unreadable bundle,
+// verdict.CheckIssuer or verdict.CheckIdentity for a good signature by the wrong signer.
 func (v *Verifier) VerifyChecksums(bundleJSON, checksums []byte) (Identity, error) {
 	sigFail := func(err error, meaning string) error {
-		return &CheckError{Check: CheckSignature, Subject: BundleName, Err: err, Meaning: meaning}
+		return &verdict.CheckError{Check: verdict.CheckSignature, Subject: BundleName, Err: err, Meaning: meaning}
 	}
 	var b bundle.Bundle
 	if err := b.UnmarshalJSON(bundleJSON); err != nil {
@@ -165,7 +167,7 @@ func (v *Verifier) VerifyChecksums(bundleJSON, checksums []byte) (Identity, erro
 		return Identity{}, fmt.Errorf("verification policy: %w", err)
 	}
 	if err := ci.Verify(*cert); err != nil {
-		return Identity{}, &CheckError{Check: CheckIdentity, Subject: ChecksumsName, Err: err,
+		return Identity{}, &verdict.CheckError{Check: verdict.CheckIdentity, Subject: ChecksumsName, Err: err,
 			Meaning: "the signer is not " + v.policy.Repository + "'s release workflow on a version tag"}
 	}
 	return id, nil
@@ -195,7 +197,7 @@ func (v *Verifier) VerifyFiles(checksumsPath, bundlePath string, files []string)
 	}
 	sums, err := ParseChecksums(sumData)
 	if err != nil {
-		return nil, &CheckError{Check: CheckChecksum, Subject: ChecksumsName, Err: err, Meaning: "the signed checksums file is malformed"}
+		return nil, &verdict.CheckError{Check: verdict.CheckChecksum, Subject: ChecksumsName, Err: err, Meaning: "the signed checksums file is malformed"}
 	}
 	for _, f := range files {
 		if err := sums.VerifyFile(f, filepath.Base(f)); err != nil {
@@ -211,3 +213,6 @@ func missing(err error, what, path string) error {
 	}
 	return fmt.Errorf("read %s: %w", path, err)
 }
+
+// timeZero is the zero time, for validity periods without bounds.
+var timeZero = time.Time{}

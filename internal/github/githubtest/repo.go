@@ -277,6 +277,18 @@ func (s *Server) Ref(ref string) (string, bool) {
 	return sha, ok
 }
 
+// Parents returns the parents of commit sha; false if the server does not
+// know the commit.
+func (s *Server) Parents(sha string) ([]string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.commits[sha]
+	if !ok {
+		return nil, false
+	}
+	return append([]string(nil), c.parents...), true
+}
+
 // Tree returns the files of commit commitSHA (path → contents), seeded or
 // created through the API; false if the server does not know the commit.
 // Submodule entries are left out.

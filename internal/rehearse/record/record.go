@@ -184,7 +184,7 @@ var Events = map[string][]string{
 
 // Exempt lists, per workflow, the events it is triggered by that the
 // rehearsal does not send, each with the reason it needs no rehearsal of
-// its own (cicheck.CheckTriggers requires one or the other).
+// its own (workflowlint.CheckTriggers requires one or the other).
 var Exempt = map[string]map[string]string{
 	"profiles.yml": {"schedule": "the scheduled run is the workflow_dispatch job on main, which is rehearsed"},
 }

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"strings"
 
-	ghc "github.com/fluid-os/fluid/internal/github"
+	"github.com/fluid-os/fluid/internal/github"
 )
 
 // ghCLI stands in for the GitHub CLI on the runner. Only what the
@@ -38,7 +38,7 @@ func ghCLI(e *Env) error {
 	if tok == "" {
 		tok = e.Getenv("GITHUB_TOKEN")
 	}
-	c, err := ghc.New(o.repo, ghc.Options{Token: tok, APIURL: e.Getenv("GITHUB_API_URL"), Log: e.Stderr})
+	c, err := github.New(o.repo, github.Options{Token: tok, APIURL: e.Getenv("GITHUB_API_URL"), Log: e.Stderr})
 	if err != nil {
 		return err
 	}

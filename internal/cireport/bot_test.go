@@ -1,4 +1,4 @@
-package ci
+package cireport
 
 import (
 	"archive/zip"
@@ -11,15 +11,17 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fluid-os/fluid/internal/bench"
+	"github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/github/githubtest"
 )
 
 // newGitHub starts the fake GitHub for repository o/r, which accepts only
 // test-token, and returns a client of it. A request the fake has no
 // endpoint for fails the test.
-func newGitHub(t *testing.T) (*githubtest.Server, *GitHub) {
+func newGitHub(t *testing.T) (*githubtest.Server, *github.Client) {
 	t.Helper()
 	srv := githubtest.New("o", "r")
 	srv.Token = "test-token"
@@ -29,12 +31,18 @@ func newGitHub(t *testing.T) (*githubtest.Server, *GitHub) {
 		}
 		srv.Close()
 	})
-	g, err := NewGitHub("o/r", "test-token", srv.URL)
+	return srv, client(t, srv, "test-token")
+}
+
+// client is a client of srv with token that does not wait between retries.
+func client(t *testing.T, srv *githubtest.Server, token string) *github.Client {
+	t.Helper()
+	g, err := github.New("o/r", github.Options{Token: token, APIURL: srv.APIURL(), HTTPClient: srv.Client(),
+		Retry: github.Retry{Sleep: func(context.Context, time.Duration) error { return nil }}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	g.HTTP = srv.Client()
-	return srv, g
+	return g
 }
 
 // runArtifacts is what a ci run uploads: the ci-results archive with files,
@@ -126,7 +134,7 @@ func TestComment(t *testing.T) {
 	srv.AddPull(5, head, "feature", "main")
 	opts := CommentOptions{RunID: 77, HeadSHA: head, Conclusion: "success", RunURL: "https://github.com/o/r/actions/runs/77", Workflow: "ci.yml", Base: "main"}
 
-	url, err := g.Comment(context.Background(), opts)
+	url, err := Comment(context.Background(), g, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +152,7 @@ func TestComment(t *testing.T) {
 	prRun.ID = 78
 	srv.AddRun(prRun, prResults)
 	opts.RunID = 78
-	if _, err := g.Comment(context.Background(), opts); err != nil {
+	if _, err := Comment(context.Background(), g, opts); err != nil {
 		t.Fatal(err)
 	}
 	if cs := srv.Comments(5); len(cs) != 1 || !strings.Contains(cs[0].Body, "ci run [78]") {
@@ -157,7 +165,7 @@ func TestComment(t *testing.T) {
 	prRun.ID = 79
 	srv.AddRun(prRun, runArtifacts(t, map[string]string{"ci/pr.json": `{"number":6}`}))
 	opts.RunID = 79
-	if _, err := g.Comment(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "refusing to comment") {
+	if _, err := Comment(context.Background(), g, opts); err == nil || !strings.Contains(err.Error(), "refusing to comment") {
 		t.Errorf("forged pr.json: err = %v", err)
 	}
 	if len(srv.Comments(6)) != 0 {
@@ -168,7 +176,7 @@ func TestComment(t *testing.T) {
 	prRun.ID = 80
 	srv.AddRun(prRun, runArtifacts(t, nil))
 	opts.RunID = 80
-	if _, err := g.Comment(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "has no ci-results artifact") {
+	if _, err := Comment(context.Background(), g, opts); err == nil || !strings.Contains(err.Error(), "has no ci-results artifact") {
 		t.Errorf("missing artifact: err = %v", err)
 	}
 
@@ -176,7 +184,7 @@ func TestComment(t *testing.T) {
 	mainRun.Conclusion = "failure"
 	srv.AddRun(mainRun, nil)
 	opts.RunID = 77
-	if _, err := g.Comment(context.Background(), opts); err != nil {
+	if _, err := Comment(context.Background(), g, opts); err != nil {
 		t.Fatal(err)
 	}
 	if body := srv.Comments(5)[0].Body; !strings.Contains(body, "no bench comparison") || strings.Contains(body, "vs main") {
@@ -223,7 +231,7 @@ func TestProfilesPR(t *testing.T) {
 	opts := ProfilesPROptions{Base: "main", HeadSHA: base, Branch: "profiles/refresh", Root: root, Dir: "profiles",
 		Before: &before, After: &after, RunURL: "https://github.com/o/r/actions/runs/9"}
 
-	res, err := g.ProfilesPR(context.Background(), opts)
+	res, err := ProfilesPR(context.Background(), g, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,8 +244,8 @@ func TestProfilesPR(t *testing.T) {
 		t.Errorf("branch tree = %v, want %v", got, want)
 	}
 	// The new commit has one parent: the commit the profiles were captured on.
-	if c, _, err := g.Client.Git.GetCommit(context.Background(), "o", "r", res.Commit); err != nil || len(c.Parents) != 1 || c.Parents[0].GetSHA() != base {
-		t.Errorf("commit %s: %v, err %v", res.Commit, c, err)
+	if parents, ok := srv.Parents(res.Commit); !ok || len(parents) != 1 || parents[0] != base {
+		t.Errorf("commit %s: parents %v (known: %t)", res.Commit, parents, ok)
 	}
 	if body := srv.Pulls()[0].Body; !strings.Contains(body, "| fib | 900 | 810 | -10.0% 🟢 |") {
 		t.Errorf("PR body lacks the bench change:\n%s", body)
@@ -246,7 +254,7 @@ func TestProfilesPR(t *testing.T) {
 	// Second run with other profiles: the branch is force-updated and the
 	// same pull request edited; no second pull request.
 	write("fib.proftext", "newer")
-	res, err = g.ProfilesPR(context.Background(), opts)
+	res, err = ProfilesPR(context.Background(), g, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,7 +266,7 @@ func TestProfilesPR(t *testing.T) {
 	srv.SeedCommit("dddddddddddddddddddddddddddddddddddddddd", map[string][]byte{"profiles/fib.proftext": []byte("newer"), "profiles/summary.json": []byte("{}")})
 	opts.HeadSHA = "dddddddddddddddddddddddddddddddddddddddd"
 	n := len(srv.Log())
-	res, err = g.ProfilesPR(context.Background(), opts)
+	res, err = ProfilesPR(context.Background(), g, opts)
 	if err != nil || res.Changed {
 		t.Errorf("unchanged profiles: %+v, %v", res, err)
 	}
@@ -269,8 +277,7 @@ func TestProfilesPR(t *testing.T) {
 	}
 
 	// Bad token: the API's 401 comes back as an error naming the step.
-	bad, _ := NewGitHub("o/r", "wrong", srv.URL)
-	if _, err := bad.ProfilesPR(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "get commit") {
+	if _, err := ProfilesPR(context.Background(), client(t, srv, "wrong"), opts); err == nil || !strings.Contains(err.Error(), "get commit") {
 		t.Errorf("bad token: err = %v", err)
 	}
 }

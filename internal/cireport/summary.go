@@ -1,9 +1,10 @@
-// Package ci renders what a CI run found — step outcomes, each boot's end
-// line and per-module results, the bench table — as Markdown for the job
-// summary ($GITHUB_STEP_SUMMARY) and the pull-request comment, and talks to
-// GitHub (go-github) to post that comment and to open the profile-refresh
-// pull request. cmd/fluid-ci is its command line; the workflows call it.
-package ci
+// Package cireport renders what a CI run found — step outcomes, each boot's
+// end line and per-module results, the bench table — as Markdown for the job
+// summary ($GITHUB_STEP_SUMMARY), the pull-request comment and the
+// profile-refresh pull request (bot.go), which it posts through
+// internal/github's client. cmd/fluid-ci is its command line; the workflows
+// call it.
+package cireport
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-// Package cicheck holds the policy checks over the GitHub Actions workflows
+// Package workflowlint holds the policy checks over the GitHub Actions workflows
 // in .github/workflows, run by the test suite and by `go tool mage lint`:
 //
 //   - actionlint (pinned as a Go tool in go.mod) is clean;
@@ -29,7 +29,7 @@
 //     refuse), never container (CI builds use no container engine);
 //   - toolchain/definition.json and toolchain/lock.json agree
 //     (toolchain.ReadLock).
-package cicheck
+package workflowlint
 
 import (
 	"bytes"

@@ -1,9 +1,10 @@
-package release
+// Package verdict is how a refused check reads: which check (Check), on
+// what, why and what it means (CheckError). The release verifier and the
+// GitHub client both return it, so fluid download and fluid verify can tell
+// a network failure from a forged file; it depends on nothing of the project.
+package verdict
 
-import (
-	"fmt"
-	"time"
-)
+import "fmt"
 
 // Check names one of the checks a release asset must pass.
 type Check string
@@ -40,6 +41,3 @@ func (e *CheckError) Error() string {
 }
 
 func (e *CheckError) Unwrap() error { return e.Err }
-
-// timeZero is the zero time, for validity periods without bounds.
-var timeZero = time.Time{}

@@ -1,4 +1,4 @@
-package cicheck
+package workflowlint
 
 import (
 	"os"
