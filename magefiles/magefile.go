@@ -12,13 +12,13 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
 // Deps installs the host prerequisites with apt when run as root (mmdebstrap, bubblewrap, qemu-system-x86, dosfstools, mtools, gdb; no LLVM), or prints the apt-get command otherwise, then creates the locked LLVM 18 rootfs from toolchain/lock.json in the user cache (once per lock) and checks it. FLUID_TOOLCHAIN=host installs a host LLVM instead.
 func Deps() error {
-	root, err := build.FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}
@@ -37,7 +37,7 @@ func Build(ctx context.Context) error {
 
 // Clean removes build/ (profiles/ is kept: it is committed source).
 func Clean() error {
-	root, err := build.FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/fluid-os/fluid/internal/bootbench"
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/debugger"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/profile"
 	"github.com/fluid-os/fluid/internal/qemu"
 	"github.com/fluid-os/fluid/internal/serial"
@@ -140,7 +141,7 @@ func Bootbench() error {
 	if err := needTools("qemu"); err != nil {
 		return err
 	}
-	root, err := build.FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,7 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
@@ -24,7 +24,7 @@ func ToolchainImage() error {
 
 // ToolchainBench prints the toolchain's figures: the cold creation of the locked rootfs in an empty cache (mmdebstrap, tarball check, unpack, file record; needs the Debian archive), the cache's size, and the check every build makes before its first step. The clean-build comparison with host LLVM and the no-op build are in `bootbench`.
 func ToolchainBench(ctx context.Context) error {
-	root, err := build.FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}
@@ -39,7 +39,7 @@ func ToolchainBench(ctx context.Context) error {
 // goRun runs `go run pkg args...` in the repository root with the caller's
 // terminal.
 func goRun(pkg string, args ...string) error {
-	root, err := build.FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/rehearse"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
 )
@@ -47,7 +48,7 @@ func run(ctx context.Context, args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: fluid-rehearse [WORKFLOW [JOB]]   (go tool mage rehearse runs every workflow)")
 		return 2
 	}
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		return 2

@@ -14,6 +14,7 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/fluid-os/fluid/internal/atomicfile"
 	"github.com/fluid-os/fluid/internal/build/recipe"
 	ghc "github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/release"
@@ -187,7 +188,7 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 		return nil, &release.CheckError{Check: release.CheckChecksum, Subject: release.ChecksumsName, Err: err, Meaning: "the signed checksums file is malformed"}
 	}
 	for name, data := range map[string][]byte{release.ChecksumsName: sums, release.BundleName: bundle} {
-		if err := release.WriteFileAtomic(filepath.Join(stage, name), data); err != nil {
+		if err := atomicfile.WriteFile0644(filepath.Join(stage, name), data); err != nil {
 			return nil, err
 		}
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/container"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
@@ -52,7 +53,7 @@ type Builder struct {
 func New(opt Options) (*Builder, error) {
 	var err error
 	if opt.Root == "" {
-		if opt.Root, err = FindRoot(); err != nil {
+		if opt.Root, err = fileutil.FindRoot("."); err != nil {
 			return nil, err
 		}
 	}
@@ -169,22 +170,9 @@ func (b *Builder) env() []string {
 	return env
 }
 
-// FindRoot walks up from the working directory to the directory holding
-// go.mod and boot/bootinfo.h.
-func FindRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if fileExists(filepath.Join(d, "go.mod")) && fileExists(filepath.Join(d, "boot", "bootinfo.h")) {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no Fluid OS checkout above %s (looked for go.mod and boot/bootinfo.h); run from inside the repository", dir)
-		}
-	}
-}
+// FindRoot is fileutil.FindRoot("."), kept for magefiles/ci.go while its
+// packages move (issue 11); new code calls fileutil.FindRoot.
+func FindRoot() (string, error) { return fileutil.FindRoot(".") }
 
 func sourceDateEpoch(root string) (int64, error) {
 	if v := os.Getenv("SOURCE_DATE_EPOCH"); v != "" {

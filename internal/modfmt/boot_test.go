@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/image"
 	"github.com/fluid-os/fluid/internal/modfmt"
 	"github.com/fluid-os/fluid/internal/qemu"
@@ -62,7 +63,7 @@ func newBuilder(t *testing.T) *build.Builder {
 // light objects do not replace the default ones in build/.
 func newLightBuilder(t *testing.T) *build.Builder {
 	t.Helper()
-	root, err := build.FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,6 @@ package profile
 import (
 	"bytes"
 	"context"
-	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/fileutil"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 
 	"github.com/fluid-os/fluid/internal/build"
 )
@@ -47,7 +49,7 @@ func newBuilder(t *testing.T) *build.Builder {
 		t.Skip("qemu-system-i386 not installed")
 	}
 	tc := toolchaintest.Find(t)
-	root, err := build.FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}

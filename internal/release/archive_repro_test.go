@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
 )
 
@@ -36,7 +37,7 @@ func TestCLIArchivesReproducibleForAnyBuilder(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,11 +10,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fluid-os/fluid/internal/fileutil"
 )
 
 // ChecksumsName is the name of the checksums asset of every release.
@@ -26,19 +26,9 @@ const BundleName = ChecksumsName + ".sigstore.json"
 // Checksums maps an asset's file name to its lowercase hex SHA-256.
 type Checksums map[string]string
 
-// SHA256File returns the lowercase hex SHA-256 of the file at path.
-func SHA256File(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
+// SHA256File is fileutil.SHA256, kept for internal/github while that
+// package moves (issue 11); new code calls fileutil.SHA256.
+var SHA256File = fileutil.SHA256
 
 // ComputeChecksums hashes every file in paths, keyed by base name. Two paths
 // with the same base name are an error: the checksums file could not tell
@@ -50,7 +40,7 @@ func ComputeChecksums(paths []string) (Checksums, error) {
 		if _, dup := sums[name]; dup {
 			return nil, fmt.Errorf("checksums: two assets are named %s; rename one", name)
 		}
-		sum, err := SHA256File(p)
+		sum, err := fileutil.SHA256(p)
 		if err != nil {
 			return nil, err
 		}
@@ -119,7 +109,7 @@ func (c Checksums) VerifyFile(path, name string) error {
 			Err:     fmt.Errorf("%s is not listed in %s", name, ChecksumsName),
 			Meaning: "the signed checksums file does not vouch for this file; it is not part of this release"}
 	}
-	got, err := SHA256File(path)
+	got, err := fileutil.SHA256(path)
 	if err != nil {
 		return err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/build/buildtest"
 	"github.com/fluid-os/fluid/internal/build/recipe"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/profile/committed"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
@@ -40,7 +41,7 @@ func TestSnapshotReleaseOffline(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/github/githubtest"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/releasetest"
-	"github.com/fluid-os/fluid/internal/release/toolcache"
 	relfiles "github.com/fluid-os/fluid/release"
 )
 
@@ -26,7 +26,7 @@ func TestMagePublish(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles the mage binary; skipped with -short")
 	}
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +124,7 @@ func TestMagePinPolicy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("compiles the mage binary; skipped with -short")
 	}
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +163,7 @@ func TestMagePinPolicy(t *testing.T) {
 	}
 }
 
-// workRoot is an empty directory that toolcache.RepoRoot takes for a
+// workRoot is an empty directory that fileutil.FindRoot takes for a
 // repository root (go.mod and tools/go.mod): where a mage target run with -w
 // reads and writes.
 func workRoot(t *testing.T) string {

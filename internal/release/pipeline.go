@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fluid-os/fluid/internal/atomicfile"
 	relfiles "github.com/fluid-os/fluid/release"
 )
 
@@ -77,7 +78,7 @@ func PrepareAssets(in Inputs, dir string) ([]PreparedAsset, error) {
 				return nil, fmt.Errorf("read %s: %w", s.path, err)
 			}
 			a.Path = filepath.Join(dir, s.name)
-			if err := WriteFileAtomic(a.Path, data); err != nil {
+			if err := atomicfile.WriteFile0644(a.Path, data); err != nil {
 				return nil, err
 			}
 		} else {

@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/fluid-os/fluid/internal/atomicfile"
 )
 
 // GitHubActionsIssuer is the OIDC issuer of GitHub Actions tokens, which
@@ -270,7 +272,7 @@ func PinPolicyFile(path string, repoID, ownerID int64) (Policy, error) {
 	if err != nil {
 		return Policy{}, err
 	}
-	if err := WriteFileAtomic(path, out); err != nil {
+	if err := atomicfile.WriteFile0644(path, out); err != nil {
 		return Policy{}, err
 	}
 	return p, nil

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/manifest"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/releasetest"
@@ -51,7 +52,7 @@ func TestSecurityCosignCommands(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -421,18 +420,4 @@ func runDiffoscope(ctx context.Context, a, b string) string {
 		return "diffoscope printed nothing"
 	}
 	return strings.Join(lines, "\n")
-}
-
-// HashFile returns the hex SHA-256 of a file.
-func HashFile(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", fmt.Errorf("hash %s: %w", p, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

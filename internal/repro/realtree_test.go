@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fluid-os/fluid/internal/fileutil"
 )
 
 // TestVerifyCatchesPlantedStampInRealBuild runs the real build (`go tool
@@ -66,18 +68,11 @@ fluid_planted_stamp: db __?DATE?__, " ", __?TIME?__, 0
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "boot", "bootinfo.h")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("no repository root above %s", dir)
-		}
-	}
+	return root
 }
 
 func tail(s string, n int) string {
