@@ -25,8 +25,10 @@ const (
 )
 
 // Inputs are the build outputs a release ships. Paths are taken as given;
-// `mage release` passes build/fluid-pgo.img, build/fluid.img and
-// build/manifest.json.
+// `mage releaseBuild` passes the images of the release recipes
+// (build/fluid-pgo.img, build/fluid-baseline.img) and the PGO build's
+// manifest (build/manifest-pgo.json), or the files FLUID_PGO_IMAGE,
+// FLUID_IMAGE and FLUID_MANIFEST name.
 type Inputs struct {
 	PGOImage      string
 	BaselineImage string
