@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluid-os/fluid/internal/fileutil"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // TestVerifyCatchesPlantedStampInRealBuild runs the real build (`go tool
@@ -25,11 +25,7 @@ func TestVerifyCatchesPlantedStampInRealBuild(t *testing.T) {
 		t.Skip("builds the tree twice (about 30 s); run without -short")
 	}
 	root := repoRoot(t)
-	for _, tool := range []string{"git"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed; `go tool mage deps` installs the build prerequisites", tool)
-		}
-	}
+	testutil.NeedTools(t, "git")
 	src := filepath.Join(t.TempDir(), "src")
 	if err := CopyTree(context.Background(), root, src); err != nil {
 		t.Fatal(err)
