@@ -16,6 +16,7 @@ import (
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
 	"github.com/fluid-os/fluid/internal/build/recipe"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	ghc "github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/release"
 )
@@ -416,22 +417,12 @@ func (d *downloader) fetchFile(ctx context.Context, rel *ghc.Release, name, path
 		w = io.MultiWriter(f, bar)
 		defer bar.Close()
 	} else {
-		fmt.Fprintf(d.e.stderr, "fluid: downloading %s (%s)\n", name, humanBytes(int64(a.GetSize())))
+		fmt.Fprintf(d.e.stderr, "fluid: downloading %s (%s)\n", name, fileutil.HumanSize(int64(a.GetSize())))
 	}
 	if err := d.client.DownloadAsset(ctx, a, w, nil); err != nil {
 		return err
 	}
 	return f.Close()
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // isTerminal reports whether f is a character device (a terminal).

@@ -1,5 +1,5 @@
 // Package fileutil holds the file helpers every other package shares: the
-// SHA-256 of a file and the repository root. It imports nothing of the
+// SHA-256 of a file, the repository root and a file size for people. It imports nothing of the
 // project, so that the fluid CLI, the build and the tests can all use it.
 // (Atomic writes are internal/atomicfile.)
 package fileutil
@@ -48,4 +48,16 @@ func FindRoot(dir string) (string, error) {
 func isFile(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
+}
+
+// HumanSize writes a byte count the way the tools print sizes: "1.5 MiB",
+// "2.0 KiB", "512 B".
+func HumanSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }

@@ -36,3 +36,11 @@ func TestFindRoot(t *testing.T) {
 		t.Fatalf("FindRoot(.) = %q, %v; want the checkout", got, err)
 	}
 }
+
+func TestHumanSize(t *testing.T) {
+	for n, want := range map[int64]string{512: "512 B", 2048: "2.0 KiB", 3 << 19: "1.5 MiB"} {
+		if got := HumanSize(n); got != want {
+			t.Errorf("HumanSize(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

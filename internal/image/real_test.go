@@ -22,9 +22,7 @@ import (
 // boot/stage2.asm and kernel (built by internal/build) and checks the disk
 // layout, the FAT32 partition (fsck.fat, mtools) and reproducibility.
 func TestRealImage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the real boot stages and kernel; skipped with -short")
-	}
+	testutil.Long(t, "builds the real boot stages and kernel")
 	testutil.NeedTools(t, "fsck.fat", "mdir")
 	a := buildtest.All(t)
 	dir := t.TempDir()

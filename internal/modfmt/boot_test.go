@@ -61,14 +61,9 @@ func corrupt(mod []byte, fixCRC bool, f func(b []byte)) []byte {
 // second image carries corrupted modules next to the good ones, which the
 // loader must refuse with one line each while the rest still run.
 func TestBootModules(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
+	qemutest.Need(t)
 	b := buildtest.Builder(t)
-	unlock, err := b.Lock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock := buildtest.Lock(t, b)
 	arts, err := b.All(t.Context())
 	if err != nil {
 		unlock()
@@ -172,14 +167,9 @@ func TestBootModules(t *testing.T) {
 // in-kernel tests of the JIT allocator, the FAT32 reader, the ATA driver and
 // the module loader (kernel/tests/test_{jit,fat32,module}.c) ran and passed.
 func TestInKernelLoaderTests(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
+	qemutest.Need(t)
 	b := buildtest.Builder(t)
-	unlock, err := b.Lock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock := buildtest.Lock(t, b)
 	kernel, err := b.Kernel(t.Context(), build.KernelTest)
 	if err == nil {
 		var img string
@@ -220,14 +210,9 @@ func TestInKernelLoaderTests(t *testing.T) {
 // TestBootModulesLight boots a LIGHT=1 build: every module still checks its
 // (smaller) known answers, and each runs once.
 func TestBootModulesLight(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
+	qemutest.Need(t)
 	b := newLightBuilder(t)
-	unlock, err := b.Lock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock := buildtest.Lock(t, b)
 	arts, err := b.All(t.Context())
 	unlock()
 	if err != nil {

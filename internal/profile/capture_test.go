@@ -56,11 +56,7 @@ func newBuilder(t *testing.T) *build.Builder {
 	}
 	b := buildtest.New(t, build.Options{Root: root, Out: out, Light: true, Toolchain: tc, Jobs: 2,
 		Version: "test", Commit: "test", SourceDateEpoch: 1})
-	unlock, err := b.Lock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(unlock)
+	t.Cleanup(buildtest.Lock(t, b))
 	return b
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/releasetest"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // securityBlock returns the sh block that follows `<!-- verify-by-hand: name -->`
@@ -47,9 +48,7 @@ func securityBlock(t *testing.T, name string) string {
 // gets `--trusted-root <the test CA's> --insecure-ignore-tlog` added to its
 // cosign line and is otherwise as written.
 func TestSecurityCosignCommands(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the cosign binary from tools/go.mod; skipped with -short")
-	}
+	testutil.Long(t, "needs the cosign binary from tools/go.mod")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	root, err := fileutil.FindRoot(".")

@@ -162,15 +162,11 @@ func diskRegions() []diskRegion {
 // release", b "the rebuild" in the wording. The images are read a chunk at
 // a time, never whole.
 func DiffDiskImages(a, b string) ([]string, error) {
-	fa, na, err := openBounded(a)
+	fa, fb, na, nb, err := openBoth(a, b)
 	if err != nil {
 		return nil, err
 	}
 	defer fa.Close()
-	fb, nb, err := openBounded(b)
-	if err != nil {
-		return nil, err
-	}
 	defer fb.Close()
 	if _, same, err := firstDiffAt(fa, fb, 0, na, nb); err != nil || same {
 		return nil, err
@@ -208,19 +204,28 @@ func DiffDiskImages(a, b string) ([]string, error) {
 	return out, nil
 }
 
+// openBoth opens two disk images with openBounded; on error neither stays
+// open.
+func openBoth(a, b string) (fa, fb *os.File, na, nb int64, err error) {
+	if fa, na, err = openBounded(a); err != nil {
+		return nil, nil, 0, 0, err
+	}
+	if fb, nb, err = openBounded(b); err != nil {
+		fa.Close()
+		return nil, nil, 0, 0, err
+	}
+	return fa, fb, na, nb, nil
+}
+
 // compareImages compares two disk images a chunk at a time: nil when
 // identical, else the Difference (first differing byte and the disk region
 // holding it) CompareFiles gives for disk images.
 func compareImages(a, b string) (*Difference, error) {
-	fa, na, err := openBounded(a)
+	fa, fb, na, nb, err := openBoth(a, b)
 	if err != nil {
 		return nil, err
 	}
 	defer fa.Close()
-	fb, nb, err := openBounded(b)
-	if err != nil {
-		return nil, err
-	}
 	defer fb.Close()
 	off, same, err := firstDiffAt(fa, fb, 0, na, nb)
 	if err != nil || same {

@@ -40,6 +40,17 @@ func NeedTools(t testing.TB, tools ...string) {
 	}
 }
 
+// RequireTools fails t when one of the tools is not on PATH: for the tests
+// where a missing prerequisite is a broken setup, not a reason to skip.
+func RequireTools(t testing.TB, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is not installed; `go tool mage deps` installs the prerequisites", tool)
+		}
+	}
+}
+
 // Long skips t under -short, saying why it is long (e.g. "boots QEMU").
 func Long(t testing.TB, why string) {
 	t.Helper()
@@ -73,4 +84,33 @@ func RerunOnFailure(t testing.TB) {
 			t.Logf("rerun this test alone: %s", RerunCommand(t))
 		}
 	})
+}
+
+// CopyFile copies src to dst (creating dst's directory) with src's
+// permissions plus owner write, failing the test on any error.
+func CopyFile(t testing.TB, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fi.Mode().Perm()|0o200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		t.Fatal(err)
+	}
+	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

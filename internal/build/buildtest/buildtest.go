@@ -32,14 +32,21 @@ func New(t testing.TB, opt build.Options) *build.Builder {
 	return b
 }
 
-// Locked runs fn with the build lock held and fails the test on error.
-func Locked[T any](t testing.TB, b *build.Builder, what string, fn func() (T, error)) T {
+// Lock takes b's build lock, failing the test when it cannot, and returns
+// the unlock function.
+func Lock(t testing.TB, b *build.Builder) (unlock func()) {
 	t.Helper()
 	unlock, err := b.Lock()
 	if err != nil {
 		t.Fatalf("lock build dir: %v", err)
 	}
-	defer unlock()
+	return unlock
+}
+
+// Locked runs fn with the build lock held and fails the test on error.
+func Locked[T any](t testing.TB, b *build.Builder, what string, fn func() (T, error)) T {
+	t.Helper()
+	defer Lock(t, b)()
 	v, err := fn()
 	if err != nil {
 		t.Fatalf("build %s: %v", what, err)
