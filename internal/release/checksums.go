@@ -10,8 +10,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/fileutil"
@@ -53,11 +54,7 @@ func ComputeChecksums(paths []string) (Checksums, error) {
 // "<hex>  <name>\n", sorted by name so that the file — and therefore its
 // signature — is the same for the same assets, whatever order they came in.
 func (c Checksums) Marshal() []byte {
-	names := make([]string, 0, len(c))
-	for n := range c {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(c))
 	var b bytes.Buffer
 	for _, n := range names {
 		fmt.Fprintf(&b, "%s  %s\n", c[n], n)

@@ -7,10 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
@@ -272,11 +273,7 @@ func CheckedFiles(distDir, assetsDir, wantSHA256 string) ([]string, error) {
 	if len(sums) == 0 {
 		return nil, fmt.Errorf("%s lists no files", sumsPath)
 	}
-	names := make([]string, 0, len(sums))
-	for n := range sums {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(sums))
 	var files []string
 	for _, n := range names {
 		p := filepath.Join(distDir, n)

@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -127,18 +129,9 @@ func CompareTrees(ctx context.Context, dirA, dirB, sub string) (Comparison, erro
 	if err != nil {
 		return c, err
 	}
-	names := map[string]bool{}
-	for n := range a {
-		names[n] = true
-	}
-	for n := range b {
-		names[n] = true
-	}
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
+	sorted := append(slices.Collect(maps.Keys(a)), slices.Collect(maps.Keys(b))...)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
 	for _, n := range sorted {
 		rel := filepath.ToSlash(filepath.Join(sub, n))
 		if !a[n] {

@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/layout"
@@ -296,11 +297,7 @@ func partitionFiles(a, b string) string {
 	for _, f := range lb {
 		mb[f.Path], names[f.Path] = f, true
 	}
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
+	sorted := slices.Sorted(maps.Keys(names))
 	var diff []string
 	for _, n := range sorted {
 		x, inA := ma[n]

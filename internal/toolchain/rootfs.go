@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -936,11 +937,7 @@ func (rf *Rootfs) owners(bad []string) string {
 	if len(found) == 0 {
 		return ""
 	}
-	names := make([]string, 0, len(found))
-	for n := range found {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(found))
 	return fmt.Sprintf(" (from package %s)", strings.Join(names, ", "))
 }
 

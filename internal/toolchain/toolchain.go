@@ -14,11 +14,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -178,11 +179,7 @@ func (tc *Toolchain) Identity() (Identity, error) {
 	if tc.Lock != nil {
 		id.LockSHA256, id.LLVMVersion = tc.Lock.LockSHA256, tc.Lock.Lock.LLVMVersion
 	}
-	names := make([]string, 0, len(tc.Tools))
-	for n := range tc.Tools {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(tc.Tools))
 	for _, n := range names {
 		t := tc.Tools[n]
 		if t.SHA256 == "" && tc.Container == nil {
