@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/rehearse/record"
 	"github.com/fluid-os/fluid/internal/repro"
 	"github.com/fluid-os/fluid/internal/workflowlint"
@@ -16,7 +16,7 @@ import (
 
 // Verify proves the build reproducible: it builds the tree twice from clean copies in two different directories (different TZ, LANG, umask, path, start time), compares every artifact under build/ and fails naming each differing artifact, offset and ELF section or disk region (with diffoscope's report when installed). FLUID_VERIFY_KEEP=1 keeps the copies; FLUID_VERIFY_TARGETS overrides the mage targets built (default: build, plus pgo when profiles/ is committed).
 func Verify(ctx context.Context) error {
-	root, err := build.FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func Verify(ctx context.Context) error {
 
 // Lint runs actionlint (a pinned Go tool) over every workflow in .github/workflows and the workflow policy checks (SHA pinning, permissions, timeouts, mage targets that exist), and flags a workflow that has not passed `rehearse` since it (or a composite action it uses) last changed (.github/rehearsal/passed.json; not checked inside a rehearsal, FLUID_REHEARSAL=1, which is how a changed workflow gets its pass).
 func Lint() error {
-	root, err := build.FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}

@@ -9,42 +9,20 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 
-	"github.com/fluid-os/fluid/internal/build"
-	"github.com/fluid-os/fluid/internal/toolchain"
+	"github.com/fluid-os/fluid/internal/targets"
 )
 
+// A target only reads its arguments and calls one function: internal/targets
+// for the build-and-boot targets, a command of cmd/ (through goRunCmd) for
+// those whose code would make the mage binary big.
+
 // Deps installs the host prerequisites with apt when run as root (mmdebstrap, bubblewrap, qemu-system-x86, dosfstools, mtools, gdb; no LLVM), or prints the apt-get command otherwise, then creates the locked LLVM 18 rootfs from toolchain/lock.json in the user cache (once per lock) and checks it. FLUID_TOOLCHAIN=host installs a host LLVM instead.
-func Deps() error {
-	root, err := build.FindRoot()
-	if err != nil {
-		return err
-	}
-	return toolchain.Deps(context.Background(), root, os.Stdout)
-}
+func Deps(ctx context.Context) error { return targets.Deps(ctx, os.Stdout) }
 
 // Build compiles the boot stages, the kernel and the modules and assembles build/fluid.img with build/manifest.json (incremental: an unchanged tree compiles nothing). The modules are the baseline ones, or the PGO ones after `mage pgo`. LIGHT=1 shrinks the workloads.
-func Build(ctx context.Context) error {
-	b, a, err := buildDefault(ctx)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("build: %s (%s)\n", b.Rel(a.Image), a.Summary)
-	return nil
-}
+func Build(ctx context.Context) error { return targets.Build(ctx, os.Stdout) }
 
 // Clean removes build/ (profiles/ is kept: it is committed source).
-func Clean() error {
-	root, err := build.FindRoot()
-	if err != nil {
-		return err
-	}
-	dir := os.Getenv("FLUID_BUILD_DIR")
-	if dir == "" {
-		dir = root + "/build"
-	}
-	fmt.Printf("clean: removing %s\n", dir)
-	return os.RemoveAll(dir)
-}
+func Clean() error { return targets.Clean(os.Stdout) }

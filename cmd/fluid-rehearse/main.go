@@ -17,17 +17,12 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/fluid-os/fluid/internal/rehearse"
-	"github.com/fluid-os/fluid/internal/release/toolcache"
 )
 
 func main() {
@@ -39,86 +34,5 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:]))
-}
-
-func run(ctx context.Context, args []string) int {
-	if len(args) > 2 || (len(args) > 0 && strings.HasPrefix(args[0], "-")) {
-		fmt.Fprintln(os.Stderr, "usage: fluid-rehearse [WORKFLOW [JOB]]   (go tool mage rehearse runs every workflow)")
-		return 2
-	}
-	root, err := toolcache.RepoRoot(".")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "Error:", err)
-		return 2
-	}
-	o := rehearse.Options{Root: root, Log: os.Stdout, Record: true, Keep: os.Getenv("FLUID_REHEARSE_KEEP") == "1"}
-	if len(args) > 0 {
-		wf := args[0]
-		if !strings.HasSuffix(wf, ".yml") {
-			wf += ".yml"
-		}
-		if _, err := os.Stat(filepath.Join(root, ".github", "workflows", wf)); err != nil {
-			fmt.Fprintf(os.Stderr, "Error: no workflow %s in .github/workflows\n", wf)
-			return 2
-		}
-		o.Workflows = []string{wf}
-	}
-	if len(args) > 1 {
-		o.Jobs = []string{args[1]}
-	}
-	if ev := os.Getenv("FLUID_REHEARSE_EVENTS"); ev != "" {
-		o.Events = strings.Split(ev, ",")
-	}
-	logf := func(s string) { fmt.Println("rehearse:", s) }
-	if o.Act, err = toolcache.Ensure(ctx, root, toolcache.Act, logf); err != nil {
-		fmt.Fprintln(os.Stderr, "Error:", err)
-		return 1
-	}
-	if len(o.Workflows) == 0 || o.Workflows[0] == "release.yml" {
-		if o.Cosign, err = toolcache.Ensure(ctx, root, toolcache.Cosign, logf); err != nil {
-			fmt.Fprintln(os.Stderr, "Error:", err)
-			return 1
-		}
-	}
-	start := time.Now()
-	res, err := rehearse.Run(ctx, o)
-	if res != nil {
-		fmt.Printf("\nrehearsal of %s (%s):\n", shortSHA(res.Commit), time.Since(start).Round(time.Second))
-		for _, r := range res.Runs {
-			status := "passed"
-			if len(r.Failures) > 0 {
-				status = "FAILED"
-			}
-			var jobs []string
-			for _, j := range r.Jobs {
-				jobs = append(jobs, j.Job+"="+j.Result)
-			}
-			fmt.Printf("  %-15s %-18s %-7s %6s  %s\n", r.Workflow, r.Event, status, r.Duration.Round(time.Second), strings.Join(jobs, " "))
-		}
-		for _, wf := range res.Recorded {
-			fmt.Printf("  recorded %s in .github/rehearsal/passed.json (commit it with the workflow)\n", wf)
-		}
-		if o.Keep {
-			fmt.Printf("  work directory kept: %s\n", res.Dir)
-		}
-	}
-	if err != nil {
-		var re *rehearse.Error
-		if errors.As(err, &re) {
-			fmt.Fprintln(os.Stderr)
-			fmt.Fprintln(os.Stderr, re.Error())
-			return 1
-		}
-		fmt.Fprintln(os.Stderr, "Error:", err)
-		return 1
-	}
-	return 0
-}
-
-func shortSHA(s string) string {
-	if len(s) > 12 {
-		return s[:12]
-	}
-	return s
+	os.Exit(rehearse.Command(ctx, os.Args[1:], os.Stdout, os.Stderr))
 }

@@ -10,8 +10,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -21,8 +19,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/atomicfile"
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/build/recipe"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/profile/committed"
 	"github.com/fluid-os/fluid/internal/release"
@@ -68,9 +68,11 @@ func main() {
 	}
 }
 
-// Release builds a signed release into build/dist without publishing it: Build, then Sign, in one go. Signing: COSIGN_KEY_FILE (outside the repo) + COSIGN_PASSWORD locally, keyless in GitHub Actions (release.SigningEnv decides, before anything is built).
+// Release is `go tool mage release` (documented once, on the target in
+// magefiles/release.go); release.SigningEnv refuses a missing key before
+// anything is built.
 func Release(ctx context.Context) error {
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}
@@ -87,9 +89,10 @@ func Release(ctx context.Context) error {
 	return sign(ctx, sum)
 }
 
-// Build builds an unsigned release into build/dist without publishing it: refuses a toolchain off the LLVM 18 pin (FLUID_RELEASE_ALLOW_LLVM=<major> overrides), builds build/fluid-baseline.img and build/fluid-pgo.img (PGO from the committed profiles; a stale profile is an error) and compresses them with the PGO build's manifest into build/release-assets (FLUID_PGO_IMAGE, FLUID_IMAGE, FLUID_MANIFEST use given files instead), then runs goreleaser (pinned in tools/go.mod): the fluid CLI for 6 platforms, SBOMs, and checksums.txt over every asset. It does not sign (Sign does). A snapshot unless HEAD carries a v* tag (SNAPSHOT=1 forces one). Prints the asset sizes and checksums.txt's SHA-256.
+// Build is `go tool mage releaseBuild` (documented on the target in
+// magefiles/release.go); it returns checksums.txt's SHA-256.
 func Build(ctx context.Context) (string, error) {
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return "", err
 	}
@@ -136,7 +139,7 @@ func Build(ctx context.Context) (string, error) {
 	for _, a := range assets {
 		fmt.Printf("release: %-24s %10d bytes raw -> %9d bytes (%.1f%%)\n", a.Name, a.RawSize, a.Size, 100*float64(a.Size)/float64(a.RawSize))
 	}
-	sum, err := fileSHA256(filepath.Join(dist, release.ChecksumsName))
+	sum, err := fileutil.SHA256(filepath.Join(dist, release.ChecksumsName))
 	if err != nil {
 		return "", err
 	}
@@ -144,7 +147,8 @@ func Build(ctx context.Context) (string, error) {
 	return sum, nil
 }
 
-// Sign signs the release in build/dist (built by `mage releaseBuild`, or handed over by release.yml's build job) without building anything: checks checksums.txt's SHA-256 against FLUID_CHECKSUMS_SHA256 (required in GitHub Actions, where the build job hands it over) and every file it lists against it, then runs cosign sign-blob (pinned in tools/go.mod), writing build/dist/checksums.txt.sigstore.json. release.SigningEnv decides the mode: COSIGN_KEY_FILE (outside the repo) or COSIGN_KEY + COSIGN_PASSWORD key-based, keyless through GitHub's OIDC token in Actions.
+// Sign is `go tool mage sign` (documented on the target in
+// magefiles/release.go).
 func Sign(ctx context.Context) error {
 	want := strings.TrimSpace(os.Getenv("FLUID_CHECKSUMS_SHA256"))
 	if want == "" && os.Getenv("GITHUB_ACTIONS") == "true" {
@@ -157,7 +161,7 @@ func Sign(ctx context.Context) error {
 // empty) and every file against checksums.txt: the one signing path of
 // Release and Sign.
 func sign(ctx context.Context, want string) error {
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}
@@ -187,18 +191,10 @@ func sign(ctx context.Context, want string) error {
 	return nil
 }
 
-func fileSHA256(path string) (string, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:]), nil
-}
-
-// Publish uploads the release built by `mage release` to GitHub through go-github: creates or updates the release for TAG (default: the v* tag at HEAD), skips assets already there with the same size and SHA-256, replaces changed or half-uploaded ones, never duplicates; retries on 5xx and waits out rate limits. GITHUB_TOKEN authenticates; GITHUB_REPOSITORY (owner/name) and GITHUB_API_URL choose the target (FLUID_RETRY_BASE_DELAY shortens the backoff); DRY_RUN=1 prints what it would do and changes nothing.
+// Publish is `go tool mage publish` (documented on the target in
+// magefiles/release.go).
 func Publish(ctx context.Context) error {
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}
@@ -259,9 +255,10 @@ func Publish(ctx context.Context) error {
 	return nil
 }
 
-// PinPolicy writes the repository's and its owner's GitHub IDs into release/policy.json (from GET /repos/{owner}/{repo}; GITHUB_REPOSITORY, default the policy's repository; GITHUB_TOKEN optional, GITHUB_API_URL for another server). fluid checks a keyless release's certificate against them, so a repository re-created under the same name fails; the release job refuses to sign keyless until they are pinned. Refuses to change IDs already pinned to other values. Commit the file.
+// PinPolicy is `go tool mage pinPolicy` (documented on the target in
+// magefiles/release.go).
 func PinPolicy(ctx context.Context) error {
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}
@@ -290,9 +287,10 @@ func PinPolicy(ctx context.Context) error {
 	return nil
 }
 
-// ReleaseKey makes a cosign key pair for local key-signed releases: the encrypted private key goes to FLUID_KEY_DIR (default ~/.config/fluid, never inside the repository), the public key to release/cosign.pub. Needs COSIGN_PASSWORD. Refuses to overwrite an existing key.
+// ReleaseKey is `go tool mage releaseKey` (documented on the target in
+// magefiles/release.go).
 func ReleaseKey(ctx context.Context) error {
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}
@@ -331,7 +329,7 @@ func ReleaseKey(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := release.WriteFileAtomic(filepath.Join(root, "release", "cosign.pub"), pub); err != nil {
+	if err := atomicfile.WriteFile0644(filepath.Join(root, "release", "cosign.pub"), pub); err != nil {
 		return err
 	}
 	fmt.Printf("release key: private key %s (keep it secret, never commit it); public key release/cosign.pub\n", filepath.Join(abs, "cosign.key"))
@@ -345,7 +343,7 @@ func ReleaseKey(ctx context.Context) error {
 // ready for the release tests, `mage release` and act. A module that fails
 // to build does not keep the others from being built and printed.
 func Tools(ctx context.Context) error {
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		return err
 	}

@@ -10,9 +10,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 
-	"github.com/fluid-os/fluid/internal/toolchain"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/toolchain/publish"
 )
 
@@ -23,7 +22,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	root, err := findRoot()
+	root, err := fileutil.FindRoot(".")
 	if err == nil {
 		switch os.Args[1] {
 		case "lock":
@@ -37,21 +36,5 @@ func main() {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "fluid-toolchain:", err)
 		os.Exit(1)
-	}
-}
-
-// findRoot walks up to the tree holding the toolchain definition.
-func findRoot() (string, error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, toolchain.DefinitionFile)); err == nil {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no Fluid OS tree (with %s) above %s", toolchain.DefinitionFile, wd)
-		}
 	}
 }

@@ -14,7 +14,9 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/fluid-os/fluid/internal/atomicfile"
 	"github.com/fluid-os/fluid/internal/build/recipe"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/github"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/verdict"
@@ -188,7 +190,7 @@ func (d *downloader) run(ctx context.Context, version, imgName, dest string) (pl
 		return nil, &verdict.CheckError{Check: verdict.CheckChecksum, Subject: release.ChecksumsName, Err: err, Meaning: "the signed checksums file is malformed"}
 	}
 	for name, data := range map[string][]byte{release.ChecksumsName: sums, release.BundleName: bundle} {
-		if err := release.WriteFileAtomic(filepath.Join(stage, name), data); err != nil {
+		if err := atomicfile.WriteFile0644(filepath.Join(stage, name), data); err != nil {
 			return nil, err
 		}
 	}
@@ -416,22 +418,12 @@ func (d *downloader) fetchFile(ctx context.Context, rel *github.Release, name, p
 		w = io.MultiWriter(f, bar)
 		defer bar.Close()
 	} else {
-		fmt.Fprintf(d.e.stderr, "fluid: downloading %s (%s)\n", name, humanBytes(int64(a.GetSize())))
+		fmt.Fprintf(d.e.stderr, "fluid: downloading %s (%s)\n", name, fileutil.HumanSize(int64(a.GetSize())))
 	}
 	if err := d.client.DownloadAsset(ctx, a, w, nil); err != nil {
 		return err
 	}
 	return f.Close()
-}
-
-func humanBytes(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // isTerminal reports whether f is a character device (a terminal).

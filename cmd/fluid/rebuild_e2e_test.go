@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/testutil"
 	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 
 	"github.com/fluid-os/fluid/internal/release"
@@ -48,16 +48,10 @@ const securityCloneURL = "https://github.com/fluid-os/fluid.git"
 // ~/.cache/fluid-os, the release tools); the first run on a machine builds
 // goreleaser, cosign and six CLI binaries and needs -timeout 30m.
 func TestSecurityRebuildInstructions(t *testing.T) {
-	if testing.Short() {
-		t.Skip("makes a local release and rebuilds both images (about 2 minutes warm); skipped with -short")
-	}
+	testutil.Long(t, "makes a local release and rebuilds both images (about 2 minutes warm)")
 	// Like every real-build test: a missing prerequisite is a broken setup,
 	// not a reason to skip.
-	for _, tool := range []string{"git", "bwrap"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s is not installed; `go tool mage deps` installs the build prerequisites", tool)
-		}
-	}
+	testutil.RequireTools(t, "git", "bwrap")
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -98,7 +92,7 @@ func TestSecurityRebuildInstructions(t *testing.T) {
 	}
 	dl := filepath.Join(home, filepath.Dir(images[0]))
 	for _, f := range files {
-		copyTo(t, f, filepath.Join(dl, filepath.Base(f)))
+		testutil.CopyFile(t, f, filepath.Join(dl, filepath.Base(f)))
 	}
 	for _, img := range images {
 		if _, err := os.Stat(filepath.Join(home, img)); err != nil {
@@ -303,7 +297,7 @@ func overlayWorkingTree(t *testing.T, root, clone string) {
 	for _, f := range list("--cached", "--others", "--exclude-standard") {
 		src := filepath.Join(root, f)
 		if fi, err := os.Lstat(src); err == nil && fi.Mode().IsRegular() {
-			copyTo(t, src, filepath.Join(clone, f))
+			testutil.CopyFile(t, src, filepath.Join(clone, f))
 		}
 	}
 	for _, f := range list("--deleted") {
@@ -371,32 +365,6 @@ func mustRun(t *testing.T, cmd *exec.Cmd) {
 	t.Helper()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("%v: %v\n%s", cmd.Args, err, out)
-	}
-}
-
-func copyTo(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	fi, err := in.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, fi.Mode().Perm()|0o200)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/manifest"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/verdict"
@@ -221,7 +222,7 @@ func sameAsDecompressed(img, zst string) error {
 	if err != nil {
 		return &verdict.CheckError{Check: verdict.CheckImage, Subject: filepath.Base(zst), Err: err, Meaning: "the signed compressed image does not decompress"}
 	}
-	got, err := release.SHA256File(img)
+	got, err := fileutil.SHA256(img)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,52 +17,13 @@ import (
 	"github.com/fluid-os/fluid/internal/image"
 	"github.com/fluid-os/fluid/internal/layout"
 	"github.com/fluid-os/fluid/internal/qemu"
+	"github.com/fluid-os/fluid/internal/qemu/qemutest"
 )
-
-// bootTimeout bounds one boot of the real image under TCG.
-const bootTimeout = 3 * time.Minute
-
-// needTools skips when the host cannot build or boot the image.
-func needTools(t *testing.T) {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
-	for _, tool := range []string{"qemu-system-i386"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed; real-image boot tests skipped (go tool mage deps installs qemu-system-x86)", tool)
-		}
-	}
-}
 
 // boot runs img and returns the result and all serial lines.
 func boot(t *testing.T, opts qemu.Options) (*qemu.Result, []string) {
 	t.Helper()
-	var mu sync.Mutex
-	var lines []string
-	user := opts.OnLine
-	opts.OnLine = func(l string) {
-		mu.Lock()
-		lines = append(lines, l)
-		mu.Unlock()
-		if user != nil {
-			user(l)
-		}
-	}
-	if opts.Timeout == 0 {
-		opts.Timeout = bootTimeout
-	}
-	if opts.SerialLog == "" {
-		opts.SerialLog = filepath.Join(t.TempDir(), "serial.log")
-	}
-	r, err := qemu.Run(context.Background(), opts)
-	if err != nil {
-		t.Fatalf("qemu: %v", err)
-	}
-	t.Logf("%s", r)
-	mu.Lock()
-	defer mu.Unlock()
-	return r, append([]string(nil), lines...)
+	return qemutest.Boot(t, opts)
 }
 
 func hasLine(lines []string, prefix string) bool {
@@ -86,7 +46,7 @@ func kernelImage(t *testing.T, b *build.Builder, v build.KernelVariant) (elf, im
 // TestNormalBoot boots build/fluid.img (`mage build`) and expects a pass,
 // with stage 2's progress lines and the kernel banner on serial.
 func TestNormalBoot(t *testing.T) {
-	needTools(t)
+	qemutest.Need(t)
 	a := buildtest.All(t)
 	r, lines := boot(t, qemu.Options{Image: a.Image})
 	if r.Outcome != qemu.Passed {
@@ -99,7 +59,7 @@ func TestNormalBoot(t *testing.T) {
 
 // TestTestKernel boots the in-kernel test build; every test must pass.
 func TestTestKernel(t *testing.T) {
-	needTools(t)
+	qemutest.Need(t)
 	b := buildtest.Builder(t)
 	_, img := kernelImage(t, b, build.KernelTest)
 	// -icount: guest time follows executed instructions, so the timer tests
@@ -121,7 +81,7 @@ func TestTestKernel(t *testing.T) {
 
 // TestFaultKernels checks that each deliberate fault gets its outcome.
 func TestFaultKernels(t *testing.T) {
-	needTools(t)
+	qemutest.Need(t)
 	b := buildtest.Builder(t)
 	tests := []struct {
 		fault   int
@@ -169,7 +129,7 @@ func TestFaultKernels(t *testing.T) {
 // 16-bit sector count or one 64 KiB segment covers), padded with .rodata
 // whose last byte the kernel checks.
 func TestBigKernel(t *testing.T) {
-	needTools(t)
+	qemutest.Need(t)
 	b := buildtest.Builder(t)
 	v := build.KernelVariant{Name: "kernel-pad1200", Test: true, Defines: []string{"FLUID_PAD_KIB=1200"}}
 	elf, img := kernelImage(t, b, v)
@@ -193,7 +153,7 @@ func TestBigKernel(t *testing.T) {
 // must refuse a missing or mis-sized stage 2, and stage 2 a bad kernel
 // header or payload, each with its FATAL line and EXIT_BOOT_ERROR.
 func TestBootStagesRefuseBadImages(t *testing.T) {
-	needTools(t)
+	qemutest.Need(t)
 	a := buildtest.All(t)
 	orig, err := os.ReadFile(a.Image)
 	if err != nil {
@@ -255,7 +215,7 @@ func TestBootStagesRefuseBadImages(t *testing.T) {
 // TestVGABanner reads the screen over QMP once the banner is on serial:
 // the kernel prints it to VGA as well.
 func TestVGABanner(t *testing.T) {
-	needTools(t)
+	qemutest.Need(t)
 	a := buildtest.All(t)
 	sock := filepath.Join(t.TempDir(), "qmp.sock")
 	banner := make(chan string, 1)
@@ -281,7 +241,7 @@ func TestVGABanner(t *testing.T) {
 		var l string
 		select {
 		case l = <-banner:
-		case <-time.After(bootTimeout):
+		case <-time.After(qemutest.DefaultTimeout):
 			shots <- shot{err: fmt.Errorf("no banner on serial")}
 			return
 		}

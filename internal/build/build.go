@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/container"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
@@ -51,18 +52,7 @@ type Builder struct {
 // New resolves defaults and checks the toolchain.
 func New(opt Options) (*Builder, error) {
 	var err error
-	if opt.Root == "" {
-		if opt.Root, err = FindRoot(); err != nil {
-			return nil, err
-		}
-	}
-	if opt.Root, err = filepath.Abs(opt.Root); err != nil {
-		return nil, err
-	}
-	if opt.Out == "" {
-		opt.Out = filepath.Join(opt.Root, "build")
-	}
-	if opt.Out, err = filepath.Abs(opt.Out); err != nil {
+	if opt.Root, opt.Out, err = opt.dirs(); err != nil {
 		return nil, err
 	}
 	if opt.Log == nil {
@@ -104,6 +94,39 @@ func New(opt Options) (*Builder, error) {
 		tcKey: opt.Toolchain.Key(), log: opt.Log, jobs: opt.Jobs,
 		hash: &hasher{sums: map[string]string{}},
 	}, nil
+}
+
+// dirs resolves the repository root (found from the working directory when
+// unset) and the output directory (default: build/ in the root), both
+// absolute.
+func (opt Options) dirs() (root, out string, err error) {
+	root = opt.Root
+	if root == "" {
+		if root, err = fileutil.FindRoot("."); err != nil {
+			return "", "", err
+		}
+	}
+	if root, err = filepath.Abs(root); err != nil {
+		return "", "", err
+	}
+	out = opt.Out
+	if out == "" {
+		out = filepath.Join(root, "build")
+	}
+	out, err = filepath.Abs(out)
+	return root, out, err
+}
+
+// Clean removes the output directory opt names (build/ by default; the
+// committed profiles/ is never in it), saying so on w. It needs no
+// toolchain.
+func Clean(opt Options, w io.Writer) error {
+	_, out, err := opt.dirs()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "clean: removing %s\n", out)
+	return os.RemoveAll(out)
 }
 
 // Root is the repository root.
@@ -167,23 +190,6 @@ func (b *Builder) env() []string {
 		}
 	}
 	return env
-}
-
-// FindRoot walks up from the working directory to the directory holding
-// go.mod and boot/bootinfo.h.
-func FindRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if fileExists(filepath.Join(d, "go.mod")) && fileExists(filepath.Join(d, "boot", "bootinfo.h")) {
-			return d, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no Fluid OS checkout above %s (looked for go.mod and boot/bootinfo.h); run from inside the repository", dir)
-		}
-	}
 }
 
 func sourceDateEpoch(root string) (int64, error) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
@@ -24,7 +25,7 @@ func TestContainerModeBuildsTheSameBytes(t *testing.T) {
 	if os.Getenv("FLUID_TOOLCHAIN") == "container" {
 		t.Skip("the real engine is exercised by every build step in container mode")
 	}
-	root, err := FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +104,7 @@ func TestPodmanBuildsTheSameBytes(t *testing.T) {
 	if img == "" {
 		t.Skip("set FLUID_TEST_PODMAN_IMAGE to the loaded toolchain image's ID (go tool mage toolchainImage prints it) to build with podman")
 	}
-	root, err := FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}

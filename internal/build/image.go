@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/build/recipe"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/image"
 )
 
@@ -132,12 +133,5 @@ func sizeOf(p string) string {
 	if err != nil {
 		return "?"
 	}
-	n := st.Size()
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
+	return fileutil.HumanSize(st.Size())
 }

@@ -96,6 +96,13 @@ func (b *Builder) KernelCFlags() []string {
 	}
 }
 
+// KernelNASMFlags are the flags every kernel assembly file is assembled
+// with (besides the numeric -D definitions and the depfile).
+// docs/CONTRACTS.md documents them.
+func (b *Builder) KernelNASMFlags() []string {
+	return []string{"-f", "elf32", "-I", b.outRel("gen") + "/", "-I", "kernel/include/", "-I", "boot/"}
+}
+
 // kernelDefines are the -D flags shared by every kernel variant.
 func (b *Builder) kernelDefines(v KernelVariant) []string {
 	d := []string{fmt.Sprintf(`-DFLUID_VERSION="%s"`, b.opt.Version)}
@@ -165,7 +172,6 @@ func (b *Builder) Kernel(ctx context.Context, v KernelVariant) (string, error) {
 		steps = append(steps, &step{tag: "CC", name: src, argv: argv, inputs: []string{src}, outputs: []string{obj}, depfile: dep})
 		objs = append(objs, obj)
 	}
-	gen := b.outRel("gen") + "/"
 	incs := b.nasmIncludes("boot", "kernel/include")
 	for _, src := range asms {
 		obj := objDir + "/" + strings.TrimSuffix(src, ".asm") + ".o"
@@ -174,7 +180,7 @@ func (b *Builder) Kernel(ctx context.Context, v KernelVariant) (string, error) {
 		// DW_AT_comp_dir and has no prefix map, which would make kernel.elf
 		// depend on where the tree is checked out. gdb still has symbols
 		// for the assembly (the ELF symbol table) and full DWARF for C.
-		argv := []string{b.tc.Path("nasm"), "-f", "elf32", "-I", gen, "-I", "kernel/include/", "-I", "boot/"}
+		argv := append([]string{b.tc.Path("nasm")}, b.KernelNASMFlags()...)
 		for _, d := range b.kernelDefines(v) {
 			if !strings.Contains(d, `"`) { // NASM gets the numeric switches only
 				argv = append(argv, d)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/manifest"
 )
 
@@ -46,7 +47,7 @@ func copyTree(t *testing.T, from, to string) {
 // byte of one kernel source and checks that the manifest now records that
 // input's and the kernel's new hashes — and nothing else among the inputs.
 func TestManifestDescribesTheBuild(t *testing.T) {
-	repo, err := FindRoot()
+	repo, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,15 +6,18 @@ package debugger
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/fluid-os/fluid/internal/qemu"
+	"golang.org/x/term"
 )
 
 // DefaultBreakpoints are the functions the ritual stops at.
@@ -127,4 +130,22 @@ func Batch(ctx context.Context, gdb, script string, extra ...string) (string, er
 	cmd := exec.CommandContext(ctx, gdb, args...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// Interactive runs a started session for a person: with a terminal on stdin
+// it runs gdb (argv, from Command) there, Ctrl-C going to gdb rather than to
+// this process; without one it prints the gdb command to run by hand and
+// waits for QEMU. Either way it stops QEMU and prints its result on w.
+func Interactive(argv []string, stop func() *qemu.Result, stdin *os.File, w io.Writer) error {
+	var err error
+	if !term.IsTerminal(int(stdin.Fd())) {
+		fmt.Fprintf(w, "debug: no terminal; attach with:\n  %s\nQEMU keeps running until the guest exits or you press Ctrl-C.\n", qemu.ShellQuote(argv))
+	} else {
+		cmd := exec.Command(argv[0], argv[1:]...)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, w, os.Stderr
+		signal.Ignore(os.Interrupt) // Ctrl-C belongs to gdb now
+		err = cmd.Run()
+	}
+	fmt.Fprintln(w, stop().String())
+	return err
 }

@@ -2,22 +2,20 @@ package debugger
 
 import (
 	"context"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluid-os/fluid/internal/build/buildtest"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // TestGDBStopsAtKernelMain runs the real ritual: QEMU halted with its gdb
 // stub, gdb in batch mode with kernel.elf's symbols, continue, and gdb must
 // report the kernel_main breakpoint with a backtrace into kernel_main.
 func TestGDBStopsAtKernelMain(t *testing.T) {
-	gdb, err := exec.LookPath("gdb")
-	if err != nil {
-		t.Fatalf("gdb is not installed (run `go tool mage deps`): %v", err)
-	}
+	testutil.RequireTools(t, "gdb")
+	gdb := "gdb"
 	a := buildtest.All(t)
 	b := buildtest.Builder(t)
 	s := &Session{Kernel: a.Kernel, Image: a.Image, SourceDir: b.Root(), Timeout: 2 * time.Minute}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	gh "github.com/google/go-github/v60/github"
 )
 
@@ -335,20 +336,15 @@ func hashLocal(paths []string) ([]localAsset, error) {
 
 // hashAsset returns the asset at path with its size and lowercase hex SHA-256.
 func hashAsset(path string) (localAsset, error) {
-	f, err := os.Open(path)
+	fi, err := os.Stat(path)
 	if err != nil {
 		return localAsset{}, fmt.Errorf("publish: asset %s: %w", path, err)
 	}
-	defer f.Close()
-	fi, err := f.Stat()
+	sum, err := fileutil.SHA256(path)
 	if err != nil {
 		return localAsset{}, fmt.Errorf("publish: asset %s: %w", path, err)
 	}
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return localAsset{}, fmt.Errorf("hash %s: %w", path, err)
-	}
-	return localAsset{path: path, name: filepath.Base(path), sha: hex.EncodeToString(h.Sum(nil)), size: fi.Size()}, nil
+	return localAsset{path: path, name: filepath.Base(path), sha: sum, size: fi.Size()}, nil
 }
 
 func mediaType(name string) string {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/layout"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 func TestKernelPayload(t *testing.T) {
@@ -166,9 +167,7 @@ func TestBuild(t *testing.T) {
 	})
 	t.Run("fsck", func(t *testing.T) { fsckPartition(t, img) })
 	t.Run("mtools", func(t *testing.T) {
-		if _, err := exec.LookPath("mdir"); err != nil {
-			t.Skip("mtools not installed (apt-get install mtools)")
-		}
+		testutil.NeedTools(t, "mdir")
 		at := fmt.Sprintf("%s@@%d", spec.Out, partOffset)
 		out, err := exec.Command("mdir", "-i", at, "-/", "::").CombinedOutput()
 		if err != nil {
@@ -204,16 +203,13 @@ func TestBuild(t *testing.T) {
 // fsckPartition copies partition 1 out of img and runs `fsck.fat -n` on it.
 func fsckPartition(t *testing.T, img []byte) {
 	t.Helper()
-	fsck, err := exec.LookPath("fsck.fat")
-	if err != nil {
-		t.Skip("fsck.fat not installed (apt-get install dosfstools)")
-	}
+	testutil.NeedTools(t, "fsck.fat")
 	size := le32(img[446+12:])
 	p := filepath.Join(t.TempDir(), "part1.img")
 	if err := os.WriteFile(p, img[partOffset:partOffset+int(size)*512], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(fsck, "-n", "-v", p).CombinedOutput()
+	out, err := exec.Command("fsck.fat", "-n", "-v", p).CombinedOutput()
 	if err != nil {
 		t.Fatalf("fsck.fat -n on partition 1 failed: %v\n%s", err, out)
 	}

@@ -15,20 +15,15 @@ import (
 	"github.com/fluid-os/fluid/internal/build/buildtest"
 	"github.com/fluid-os/fluid/internal/image"
 	"github.com/fluid-os/fluid/internal/layout"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // TestRealImage builds an image from the real boot/stage1.asm,
 // boot/stage2.asm and kernel (built by internal/build) and checks the disk
 // layout, the FAT32 partition (fsck.fat, mtools) and reproducibility.
 func TestRealImage(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds the real boot stages and kernel; skipped with -short")
-	}
-	for _, tool := range []string{"fsck.fat", "mdir"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed (go tool mage deps installs dosfstools and mtools); real-image test skipped", tool)
-		}
-	}
+	testutil.Long(t, "builds the real boot stages and kernel")
+	testutil.NeedTools(t, "fsck.fat", "mdir")
 	a := buildtest.All(t)
 	dir := t.TempDir()
 	spec := image.Spec{

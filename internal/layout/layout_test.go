@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // headerPath finds boot/bootinfo.h from the package directory.
@@ -205,10 +207,7 @@ func TestGenerateNASMInclude(t *testing.T) {
 	}
 
 	// NASM must accept the include and see the same numbers.
-	nasm, err := exec.LookPath("nasm")
-	if err != nil {
-		t.Skip("nasm not installed (apt-get install nasm); skipped assembling the generated include")
-	}
+	testutil.NeedTools(t, "nasm")
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "bootinfo.inc"), inc, 0o644); err != nil {
 		t.Fatal(err)
@@ -219,7 +218,7 @@ func TestGenerateNASMInclude(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "t.asm"), []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(nasm, "-f", "bin", "-I", dir+"/", "-o", filepath.Join(dir, "t.bin"), filepath.Join(dir, "t.asm"))
+	cmd := exec.Command("nasm", "-f", "bin", "-I", dir+"/", "-o", filepath.Join(dir, "t.bin"), filepath.Join(dir, "t.asm"))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("nasm rejected the generated include: %v\n%s", err, out)
 	}

@@ -9,12 +9,9 @@ package manifest
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path"
 	"path/filepath"
@@ -22,6 +19,7 @@ import (
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
+	"github.com/fluid-os/fluid/internal/fileutil"
 )
 
 // Schema is the manifest format version this package writes and reads.
@@ -179,20 +177,6 @@ func checkRel(p string) error {
 	return nil
 }
 
-// HashFile returns the hex SHA-256 of the file at p.
-func HashFile(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // HashFiles hashes the files at the repo-relative paths under root and
 // returns them sorted by path. Duplicates are hashed once. A missing file
 // or a path leaving root is an error naming it.
@@ -208,7 +192,7 @@ func HashFiles(root string, paths []string) ([]FileHash, error) {
 			continue
 		}
 		seen[p] = true
-		sum, err := HashFile(filepath.Join(root, filepath.FromSlash(p)))
+		sum, err := fileutil.SHA256(filepath.Join(root, filepath.FromSlash(p)))
 		if err != nil {
 			return nil, fmt.Errorf("hash files: %w", err)
 		}
@@ -248,7 +232,7 @@ func Verify(m *Manifest, root string) []Mismatch {
 				out = append(out, Mismatch{Section: sec.name, Path: f.Path, Want: f.SHA256, Err: err})
 				continue
 			}
-			got, err := HashFile(filepath.Join(root, filepath.FromSlash(f.Path)))
+			got, err := fileutil.SHA256(filepath.Join(root, filepath.FromSlash(f.Path)))
 			if err != nil {
 				out = append(out, Mismatch{Section: sec.name, Path: f.Path, Want: f.SHA256, Err: err})
 				continue

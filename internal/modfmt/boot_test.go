@@ -1,7 +1,6 @@
 package modfmt_test
 
 import (
-	"context"
 	"encoding/binary"
 	"fmt"
 	"hash/crc32"
@@ -9,14 +8,16 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/build/buildtest"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/image"
 	"github.com/fluid-os/fluid/internal/modfmt"
 	"github.com/fluid-os/fluid/internal/qemu"
+	"github.com/fluid-os/fluid/internal/qemu/qemutest"
 	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
 
@@ -24,60 +25,22 @@ import (
 // serial line.
 func bootOutput(t *testing.T, img string) (*qemu.Result, []string) {
 	t.Helper()
-	if err := func() error { _, err := os.Stat(img); return err }(); err != nil {
+	if _, err := os.Stat(img); err != nil {
 		t.Fatalf("image: %v", err)
 	}
-	var mu sync.Mutex
-	var lines []string
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	res, err := qemu.Run(ctx, qemu.Options{
-		Image:   img,
-		Icount:  true, // guest time independent of host load (timer tests)
-		Timeout: 2 * time.Minute,
-		OnLine: func(l string) {
-			mu.Lock()
-			lines = append(lines, l)
-			mu.Unlock()
-		},
-	})
-	if err != nil {
-		t.Fatalf("qemu: %v", err)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	return res, append([]string(nil), lines...)
-}
-
-func newBuilder(t *testing.T) *build.Builder {
-	t.Helper()
-	b, err := build.New(build.Options{Log: testWriter{t}})
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	return b
+	// -icount: guest time independent of host load (timer tests).
+	return qemutest.Boot(t, qemu.Options{Image: img, Icount: true, Timeout: 2 * time.Minute})
 }
 
 // newLightBuilder builds with LIGHT=1 into its own output directory, so the
 // light objects do not replace the default ones in build/.
 func newLightBuilder(t *testing.T) *build.Builder {
 	t.Helper()
-	root, err := build.FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := build.New(build.Options{Log: testWriter{t}, Light: true, Out: filepath.Join(root, "build", "modfmt-light")})
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	return b
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
+	return buildtest.New(t, build.Options{Light: true, Out: filepath.Join(root, "build", "modfmt-light")})
 }
 
 var resultRE = regexp.MustCompile(`^module (\S+): result (ok|FAIL) calls=(\d+) cycles total=(\d+) min=(\d+) max=(\d+)`)
@@ -98,14 +61,9 @@ func corrupt(mod []byte, fixCRC bool, f func(b []byte)) []byte {
 // second image carries corrupted modules next to the good ones, which the
 // loader must refuse with one line each while the rest still run.
 func TestBootModules(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
-	b := newBuilder(t)
-	unlock, err := b.Lock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	unlock := buildtest.Lock(t, b)
 	arts, err := b.All(t.Context())
 	if err != nil {
 		unlock()
@@ -209,14 +167,9 @@ func TestBootModules(t *testing.T) {
 // in-kernel tests of the JIT allocator, the FAT32 reader, the ATA driver and
 // the module loader (kernel/tests/test_{jit,fat32,module}.c) ran and passed.
 func TestInKernelLoaderTests(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
-	b := newBuilder(t)
-	unlock, err := b.Lock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	unlock := buildtest.Lock(t, b)
 	kernel, err := b.Kernel(t.Context(), build.KernelTest)
 	if err == nil {
 		var img string
@@ -257,14 +210,9 @@ func TestInKernelLoaderTests(t *testing.T) {
 // TestBootModulesLight boots a LIGHT=1 build: every module still checks its
 // (smaller) known answers, and each runs once.
 func TestBootModulesLight(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
+	qemutest.Need(t)
 	b := newLightBuilder(t)
-	unlock, err := b.Lock()
-	if err != nil {
-		t.Fatal(err)
-	}
+	unlock := buildtest.Lock(t, b)
 	arts, err := b.All(t.Context())
 	unlock()
 	if err != nil {
@@ -294,7 +242,7 @@ func TestBootModulesLight(t *testing.T) {
 // compiler-rt's i386 profile archive): the __llvm_prf_* sections, the
 // profile hook and compiler-rt's relocations must all be accepted.
 func TestPackInstrumented(t *testing.T) {
-	b := newBuilder(t)
+	b := buildtest.Builder(t)
 	tc, root := toolchaintest.Find(t), b.Root()
 	archive, err := b.ProfileRuntimeArchive(t.Context())
 	if err != nil {

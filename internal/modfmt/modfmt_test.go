@@ -5,7 +5,6 @@ import (
 
 	"bytes"
 	"encoding/binary"
-	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -13,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/testutil"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
@@ -419,9 +421,7 @@ func FuzzParse(f *testing.F) {
 // testdata/corpus. New inputs go to a temporary directory, so the committed
 // corpus only changes when FLUID_FUZZ_REGEN=1 rewrites its seeds.
 func TestFuzzModparse(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fuzzes for FLUID_FUZZ_SECONDS; skipped with -short")
-	}
+	testutil.Long(t, "fuzzes for FLUID_FUZZ_SECONDS")
 	secs := 20
 	if s := os.Getenv("FLUID_FUZZ_SECONDS"); s != "" {
 		n, err := strconv.Atoi(s)

@@ -3,14 +3,18 @@ package profile
 import (
 	"bytes"
 	"context"
-	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/build/buildtest"
+	"github.com/fluid-os/fluid/internal/fileutil"
+	"github.com/fluid-os/fluid/internal/qemu/qemutest"
+	"github.com/fluid-os/fluid/internal/testutil"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 
 	"github.com/fluid-os/fluid/internal/build"
 )
@@ -40,14 +44,9 @@ func TestFibCalls(t *testing.T) {
 // skips when the toolchain or QEMU is missing.
 func newBuilder(t *testing.T) *build.Builder {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("boots QEMU; skipped with -short")
-	}
-	if _, err := exec.LookPath("qemu-system-i386"); err != nil {
-		t.Skip("qemu-system-i386 not installed")
-	}
+	qemutest.Need(t)
 	tc := toolchaintest.Find(t)
-	root, err := build.FindRoot()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,22 +54,11 @@ func newBuilder(t *testing.T) *build.Builder {
 	if out == "" {
 		out = t.TempDir()
 	}
-	b, err := build.New(build.Options{Root: root, Out: out, Light: true, Toolchain: tc, Jobs: 2,
-		Version: "test", Commit: "test", SourceDateEpoch: 1, Log: testLog{t}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	unlock, err := b.Lock()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(unlock)
+	b := buildtest.New(t, build.Options{Root: root, Out: out, Light: true, Toolchain: tc, Jobs: 2,
+		Version: "test", Commit: "test", SourceDateEpoch: 1})
+	t.Cleanup(buildtest.Lock(t, b))
 	return b
 }
-
-type testLog struct{ t *testing.T }
-
-func (l testLog) Write(p []byte) (int, error) { l.t.Logf("%s", p); return len(p), nil }
 
 // TestCaptureFibExactAndDeterministic boots the instrumented modules twice
 // under -icount and checks (1) that the captured fib profile, read back by
@@ -81,7 +69,7 @@ func TestCaptureFibExactAndDeterministic(t *testing.T) {
 	ctx := context.Background()
 	dirs := []string{filepath.Join(t.TempDir(), "profiles"), filepath.Join(t.TempDir(), "profiles")}
 	for _, d := range dirs {
-		p := &Pipeline{B: b, Dir: d, Log: testLog{t}}
+		p := &Pipeline{B: b, Dir: d, Log: testutil.LogWriter(t)}
 		if err := p.Profile(ctx); err != nil {
 			t.Fatalf("profile: %v", err)
 		}

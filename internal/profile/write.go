@@ -8,9 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
 	"github.com/fluid-os/fluid/internal/build"
@@ -123,11 +124,7 @@ func Write(ctx context.Context, o Output, mods map[string]*Module) (err error) {
 		return fmt.Errorf("write %s: %w", o.Dir, err)
 	}
 
-	names := make([]string, 0, len(mods))
-	for n := range mods {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(mods))
 	doc := SummaryDoc{FrameVersion: serial.FrameVersion, Light: o.Light}
 	tcinfo := o.Toolchain
 	var runs []serial.Summary

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,15 +12,10 @@ import (
 	"sync"
 	"testing"
 	"time"
-)
 
-// needQEMU skips the test when QEMU is missing, saying what to install.
-func needQEMU(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath(DefaultBinary); err != nil {
-		t.Skipf("%s not installed (apt-get install qemu-system-x86); harness boot tests skipped", DefaultBinary)
-	}
-}
+	"github.com/fluid-os/fluid/internal/testutil"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
+)
 
 // sector assembles testdata/<name>.asm into a 512-byte boot sector image.
 func sector(t *testing.T, name string) string {
@@ -40,7 +34,7 @@ func sector(t *testing.T, name string) string {
 }
 
 func TestOutcomes(t *testing.T) {
-	needQEMU(t)
+	testutil.NeedTools(t, DefaultBinary)
 	tests := []struct {
 		asm        string
 		timeout    time.Duration
@@ -113,7 +107,7 @@ func TestOutcomes(t *testing.T) {
 }
 
 func TestStartFailed(t *testing.T) {
-	needQEMU(t)
+	testutil.NeedTools(t, DefaultBinary)
 	img := sector(t, "pass")
 	tests := []struct {
 		name string
@@ -245,7 +239,7 @@ func (s *syncBuffer) String() string {
 }
 
 func TestSerialLogAndStream(t *testing.T) {
-	needQEMU(t)
+	testutil.NeedTools(t, DefaultBinary)
 	img := sector(t, "pass")
 	logPath := filepath.Join(t.TempDir(), "serial.log")
 	var stream syncBuffer
@@ -273,7 +267,7 @@ func TestSerialLogAndStream(t *testing.T) {
 }
 
 func TestKVMFallsBackOrRuns(t *testing.T) {
-	needQEMU(t)
+	testutil.NeedTools(t, DefaultBinary)
 	img := sector(t, "pass")
 	start := time.Now()
 	probeErr := ProbeKVM(context.Background(), "")
@@ -305,7 +299,7 @@ func TestKVMFallsBackOrRuns(t *testing.T) {
 }
 
 func TestReadVGAText(t *testing.T) {
-	needQEMU(t)
+	testutil.NeedTools(t, DefaultBinary)
 	img := sector(t, "vga")
 	sock := filepath.Join(t.TempDir(), "qmp.sock")
 	ready := make(chan struct{})

@@ -85,6 +85,48 @@ type Result struct {
 	Duration   time.Duration // wall time of the QEMU process
 }
 
+// ExitCode is the exit status of `mage qemu` for the outcome: 0 passed,
+// 1 failed, 2 crashed, 3 timed out, 4 QEMU could not start.
+func (o Outcome) ExitCode() int {
+	switch o {
+	case Passed:
+		return 0
+	case Failed:
+		return 1
+	case Crashed:
+		return 2
+	case TimedOut:
+		return 3
+	}
+	return 4
+}
+
+// Exit returns nil for Passed and otherwise ErrFailed, ErrCrashed,
+// ErrTimedOut or ErrStartFailed carrying o.ExitCode() as its ExitStatus
+// (the method mage exits with).
+func (o Outcome) Exit() error {
+	if o == Passed {
+		return nil
+	}
+	return exitError{o}
+}
+
+type exitError struct{ o Outcome }
+
+func (e exitError) Error() string   { return e.Unwrap().Error() }
+func (e exitError) ExitStatus() int { return e.o.ExitCode() }
+func (e exitError) Unwrap() error {
+	switch e.o {
+	case Failed:
+		return ErrFailed
+	case Crashed:
+		return ErrCrashed
+	case TimedOut:
+		return ErrTimedOut
+	}
+	return ErrStartFailed
+}
+
 // Err returns nil for a passed run and otherwise an error wrapping
 // ErrFailed, ErrCrashed, ErrTimedOut or ErrStartFailed whose text is
 // r.String().

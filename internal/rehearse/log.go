@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 )
 
@@ -263,11 +264,7 @@ func (l *actLog) jobFailures() []Failure {
 		}
 	}
 	var out []Failure
-	jobs := make([]string, 0, len(byJob))
-	for j := range byJob {
-		jobs = append(jobs, j)
-	}
-	sort.Strings(jobs)
+	jobs := slices.Sorted(maps.Keys(byJob))
 	for _, j := range jobs {
 		fs := byJob[j]
 		f := fs[0]

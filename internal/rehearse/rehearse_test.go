@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/rehearse/record"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
 )
@@ -67,7 +68,7 @@ func TestLogNamesCompositeInnerStep(t *testing.T) {
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	wd, _ := os.Getwd()
-	root, err := toolcache.RepoRoot(wd)
+	root, err := fileutil.FindRoot(wd)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // archiveOwner is what .goreleaser.yaml sets as owner and group of every
@@ -31,12 +33,10 @@ const archiveOwner = "root"
 // must carry the configured owner (root, uid/gid 0) and mode (0755 for the
 // binary, 0644 for the docs), not the builder's.
 func TestCLIArchivesReproducibleForAnyBuilder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs goreleaser twice (six CLI builds each); skipped with -short")
-	}
+	testutil.Long(t, "runs goreleaser twice (six CLI builds each)")
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,12 +10,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
-	"os"
+	"maps"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/verdict"
 )
 
@@ -28,20 +28,6 @@ const BundleName = ChecksumsName + ".sigstore.json"
 // Checksums maps an asset's file name to its lowercase hex SHA-256.
 type Checksums map[string]string
 
-// SHA256File returns the lowercase hex SHA-256 of the file at path.
-func SHA256File(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", path, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
 // ComputeChecksums hashes every file in paths, keyed by base name. Two paths
 // with the same base name are an error: the checksums file could not tell
 // them apart.
@@ -52,7 +38,7 @@ func ComputeChecksums(paths []string) (Checksums, error) {
 		if _, dup := sums[name]; dup {
 			return nil, fmt.Errorf("checksums: two assets are named %s; rename one", name)
 		}
-		sum, err := SHA256File(p)
+		sum, err := fileutil.SHA256(p)
 		if err != nil {
 			return nil, err
 		}
@@ -65,11 +51,7 @@ func ComputeChecksums(paths []string) (Checksums, error) {
 // "<hex>  <name>\n", sorted by name so that the file — and therefore its
 // signature — is the same for the same assets, whatever order they came in.
 func (c Checksums) Marshal() []byte {
-	names := make([]string, 0, len(c))
-	for n := range c {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(c))
 	var b bytes.Buffer
 	for _, n := range names {
 		fmt.Fprintf(&b, "%s  %s\n", c[n], n)
@@ -121,7 +103,7 @@ func (c Checksums) VerifyFile(path, name string) error {
 			Err:     fmt.Errorf("%s is not listed in %s", name, ChecksumsName),
 			Meaning: "the signed checksums file does not vouch for this file; it is not part of this release"}
 	}
-	got, err := SHA256File(path)
+	got, err := fileutil.SHA256(path)
 	if err != nil {
 		return err
 	}

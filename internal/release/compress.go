@@ -70,13 +70,5 @@ func DecompressFile(src, dst string) error {
 	})
 }
 
-// WriteFileAtomic writes data to path through a temporary file and a rename.
-func WriteFileAtomic(path string, data []byte) error {
-	return atomicfile.Write(path, 0o644, func(w io.Writer) error {
-		_, err := w.Write(data)
-		return err
-	})
-}
-
 // errIsNotExist reports whether err says a file does not exist.
 func errIsNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }

@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -20,9 +19,11 @@ import (
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/build/buildtest"
 	"github.com/fluid-os/fluid/internal/build/recipe"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/profile/committed"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // TestSnapshotReleaseOffline runs the whole release the way `mage release`
@@ -35,12 +36,10 @@ import (
 // both must refuse it after one byte of the image, the checksums file or the
 // bundle is flipped.
 func TestSnapshotReleaseOffline(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds goreleaser, cosign and six CLI binaries; skipped with -short")
-	}
+	testutil.Long(t, "builds goreleaser, cosign and six CLI binaries")
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
 	defer cancel()
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +199,7 @@ func TestSnapshotReleaseOffline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			for _, f := range files {
-				copyFile(t, f, filepath.Join(dir, filepath.Base(f)))
+				testutil.CopyFile(t, f, filepath.Join(dir, filepath.Base(f)))
 			}
 			if tt.mutate != "" {
 				flipByte(t, filepath.Join(dir, tt.mutate))
@@ -285,7 +284,7 @@ func copyRepo(t *testing.T, src, dst string) {
 			if !d.Type().IsRegular() {
 				return nil
 			}
-			copyFile(t, p, filepath.Join(dst, rel))
+			testutil.CopyFile(t, p, filepath.Join(dst, rel))
 			return nil
 		})
 		if err != nil {
@@ -334,26 +333,6 @@ func flipByte(t *testing.T, path string) {
 		data[i] ^= 0x01
 	}
 	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func copyFile(t *testing.T, src, dst string) {
-	t.Helper()
-	in, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	os.MkdirAll(filepath.Dir(dst), 0o755)
-	out, err := os.Create(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Close(); err != nil {
 		t.Fatal(err)
 	}
 }

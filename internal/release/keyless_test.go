@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/release/releasetest"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
 	"github.com/fluid-os/fluid/internal/verdict"
@@ -175,7 +176,7 @@ func TestKeylessPolicyWithCosignCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the cosign binary from tools/go.mod; skipped with -short")
 	}
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/github/githubtest"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/releasetest"
-	"github.com/fluid-os/fluid/internal/release/toolcache"
+	"github.com/fluid-os/fluid/internal/testutil"
 	releasefiles "github.com/fluid-os/fluid/release"
 )
 
@@ -23,14 +24,7 @@ import (
 // half-uploaded assets behind), the rerun finishes with exactly one copy of
 // every asset, and a third run changes nothing.
 func TestMagePublish(t *testing.T) {
-	if testing.Short() {
-		t.Skip("compiles the mage binary; skipped with -short")
-	}
-	root, err := toolcache.RepoRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	work := workRoot(t)
+	root, work := mageWork(t)
 	dist := filepath.Join(work, "build", "dist")
 	assets := filepath.Join(work, "build", "release-assets")
 	os.MkdirAll(dist, 0o755)
@@ -121,14 +115,7 @@ func TestMagePublish(t *testing.T) {
 // GitHub: it writes the repository's IDs into release/policy.json, a rerun
 // keeps them, and IDs pinned to other values are not overwritten.
 func TestMagePinPolicy(t *testing.T) {
-	if testing.Short() {
-		t.Skip("compiles the mage binary; skipped with -short")
-	}
-	root, err := toolcache.RepoRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	work := workRoot(t)
+	root, work := mageWork(t)
 	os.MkdirAll(filepath.Join(work, "release"), 0o755)
 	policy := filepath.Join(work, "release", "policy.json")
 	os.WriteFile(policy, releasefiles.PolicyJSON(), 0o644)
@@ -163,7 +150,19 @@ func TestMagePinPolicy(t *testing.T) {
 	}
 }
 
-// workRoot is an empty directory that toolcache.RepoRoot takes for a
+// mageWork skips under -short (the test compiles the mage binary) and
+// returns the repository root and a workRoot.
+func mageWork(t *testing.T) (root, work string) {
+	t.Helper()
+	testutil.Long(t, "compiles the mage binary")
+	root, err := fileutil.FindRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, workRoot(t)
+}
+
+// workRoot is an empty directory that fileutil.FindRoot takes for a
 // repository root (go.mod and tools/go.mod): where a mage target run with -w
 // reads and writes.
 func workRoot(t *testing.T) string {

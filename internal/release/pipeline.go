@@ -7,12 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
+	"github.com/fluid-os/fluid/internal/atomicfile"
 	releasefiles "github.com/fluid-os/fluid/release"
 )
 
@@ -24,8 +26,10 @@ const (
 )
 
 // Inputs are the build outputs a release ships. Paths are taken as given;
-// `mage release` passes build/fluid-pgo.img, build/fluid.img and
-// build/manifest.json.
+// `mage releaseBuild` passes the images of the release recipes
+// (build/fluid-pgo.img, build/fluid-baseline.img) and the PGO build's
+// manifest (build/manifest-pgo.json), or the files FLUID_PGO_IMAGE,
+// FLUID_IMAGE and FLUID_MANIFEST name.
 type Inputs struct {
 	PGOImage      string
 	BaselineImage string
@@ -77,7 +81,7 @@ func PrepareAssets(in Inputs, dir string) ([]PreparedAsset, error) {
 				return nil, fmt.Errorf("read %s: %w", s.path, err)
 			}
 			a.Path = filepath.Join(dir, s.name)
-			if err := WriteFileAtomic(a.Path, data); err != nil {
+			if err := atomicfile.WriteFile0644(a.Path, data); err != nil {
 				return nil, err
 			}
 		} else {
@@ -269,11 +273,7 @@ func CheckedFiles(distDir, assetsDir, wantSHA256 string) ([]string, error) {
 	if len(sums) == 0 {
 		return nil, fmt.Errorf("%s lists no files", sumsPath)
 	}
-	names := make([]string, 0, len(sums))
-	for n := range sums {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(sums))
 	var files []string
 	for _, n := range names {
 		p := filepath.Join(distDir, n)

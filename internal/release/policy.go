@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fluid-os/fluid/internal/atomicfile"
 	"github.com/fluid-os/fluid/internal/verdict"
 )
 
@@ -262,7 +263,7 @@ func PinPolicyFile(path string, repoID, ownerID int64) (Policy, error) {
 	if err != nil {
 		return Policy{}, err
 	}
-	if err := WriteFileAtomic(path, out); err != nil {
+	if err := atomicfile.WriteFile0644(path, out); err != nil {
 		return Policy{}, err
 	}
 	return p, nil

@@ -2,17 +2,16 @@ package release
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"debug/buildinfo"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/fluid-os/fluid/internal/fileutil"
 )
 
 // SBOM generation: a CycloneDX 1.5 JSON document for one Go binary, built
@@ -75,16 +74,11 @@ func GenerateSBOM(path string, sourceDateEpoch int64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sbom for %s: read Go build info: %w (is it a Go binary?)", path, err)
 	}
-	f, err := os.Open(path)
+	hexSum, err := fileutil.SHA256(path)
 	if err != nil {
 		return nil, fmt.Errorf("sbom for %s: %w", path, err)
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return nil, fmt.Errorf("sbom for %s: %w", path, err)
-	}
-	sum := h.Sum(nil)
+	sum, _ := hex.DecodeString(hexSum)
 
 	version := info.Main.Version
 	mainPath := info.Main.Path

@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/manifest"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/releasetest"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // securityBlock returns the sh block that follows `<!-- verify-by-hand: name -->`
@@ -46,12 +48,10 @@ func securityBlock(t *testing.T, name string) string {
 // gets `--trusted-root <the test CA's> --insecure-ignore-tlog` added to its
 // cosign line and is otherwise as written.
 func TestSecurityCosignCommands(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the cosign binary from tools/go.mod; skipped with -short")
-	}
+	testutil.Long(t, "needs the cosign binary from tools/go.mod")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	root, err := toolcache.RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,11 +11,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -128,18 +129,9 @@ func CompareTrees(ctx context.Context, dirA, dirB, sub string) (Comparison, erro
 	if err != nil {
 		return c, err
 	}
-	names := map[string]bool{}
-	for n := range a {
-		names[n] = true
-	}
-	for n := range b {
-		names[n] = true
-	}
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
+	sorted := append(slices.Collect(maps.Keys(a)), slices.Collect(maps.Keys(b))...)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
 	for _, n := range sorted {
 		rel := filepath.ToSlash(filepath.Join(sub, n))
 		if !a[n] {
@@ -421,18 +413,4 @@ func runDiffoscope(ctx context.Context, a, b string) string {
 		return "diffoscope printed nothing"
 	}
 	return strings.Join(lines, "\n")
-}
-
-// HashFile returns the hex SHA-256 of a file.
-func HashFile(p string) (string, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return "", fmt.Errorf("hash %s: %w", p, err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("hash %s: %w", p, err)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/layout"
@@ -162,15 +163,11 @@ func diskRegions() []diskRegion {
 // release", b "the rebuild" in the wording. The images are read a chunk at
 // a time, never whole.
 func DiffDiskImages(a, b string) ([]string, error) {
-	fa, na, err := openBounded(a)
+	fa, fb, na, nb, err := openBoth(a, b)
 	if err != nil {
 		return nil, err
 	}
 	defer fa.Close()
-	fb, nb, err := openBounded(b)
-	if err != nil {
-		return nil, err
-	}
 	defer fb.Close()
 	if _, same, err := firstDiffAt(fa, fb, 0, na, nb); err != nil || same {
 		return nil, err
@@ -208,19 +205,28 @@ func DiffDiskImages(a, b string) ([]string, error) {
 	return out, nil
 }
 
+// openBoth opens two disk images with openBounded; on error neither stays
+// open.
+func openBoth(a, b string) (fa, fb *os.File, na, nb int64, err error) {
+	if fa, na, err = openBounded(a); err != nil {
+		return nil, nil, 0, 0, err
+	}
+	if fb, nb, err = openBounded(b); err != nil {
+		fa.Close()
+		return nil, nil, 0, 0, err
+	}
+	return fa, fb, na, nb, nil
+}
+
 // compareImages compares two disk images a chunk at a time: nil when
 // identical, else the Difference (first differing byte and the disk region
 // holding it) CompareFiles gives for disk images.
 func compareImages(a, b string) (*Difference, error) {
-	fa, na, err := openBounded(a)
+	fa, fb, na, nb, err := openBoth(a, b)
 	if err != nil {
 		return nil, err
 	}
 	defer fa.Close()
-	fb, nb, err := openBounded(b)
-	if err != nil {
-		return nil, err
-	}
 	defer fb.Close()
 	off, same, err := firstDiffAt(fa, fb, 0, na, nb)
 	if err != nil || same {
@@ -291,11 +297,7 @@ func partitionFiles(a, b string) string {
 	for _, f := range lb {
 		mb[f.Path], names[f.Path] = f, true
 	}
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
+	sorted := slices.Sorted(maps.Keys(names))
 	var diff []string
 	for _, n := range sorted {
 		x, inA := ma[n]

@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fluid-os/fluid/internal/fileutil"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // TestVerifyCatchesPlantedStampInRealBuild runs the real build (`go tool
@@ -23,11 +25,7 @@ func TestVerifyCatchesPlantedStampInRealBuild(t *testing.T) {
 		t.Skip("builds the tree twice (about 30 s); run without -short")
 	}
 	root := repoRoot(t)
-	for _, tool := range []string{"git"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s not installed; `go tool mage deps` installs the build prerequisites", tool)
-		}
-	}
+	testutil.NeedTools(t, "git")
 	src := filepath.Join(t.TempDir(), "src")
 	if err := CopyTree(context.Background(), root, src); err != nil {
 		t.Fatal(err)
@@ -66,18 +64,11 @@ fluid_planted_stamp: db __?DATE?__, " ", __?TIME?__, 0
 
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "boot", "bootinfo.h")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("no repository root above %s", dir)
-		}
-	}
+	return root
 }
 
 func tail(s string, n int) string {

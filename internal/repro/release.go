@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/build/recipe"
+	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/gitenv"
 	"github.com/fluid-os/fluid/internal/manifest"
 )
@@ -284,7 +285,7 @@ func VerifyRelease(ctx context.Context, opts ReleaseOptions) (*ReleaseResult, er
 		return res, fmt.Errorf("%w: the build did not produce %s: %v", ErrCannotRebuild, ImagePath, err)
 	}
 
-	if res.ImageSHA256, err = HashFile(res.RebuiltImage); err != nil {
+	if res.ImageSHA256, err = fileutil.SHA256(res.RebuiltImage); err != nil {
 		return res, fmt.Errorf("%w: %v", ErrCannotRebuild, err)
 	}
 	sum := sha256.Sum256(got)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/image"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // imageWithManifest is a disk image whose /manifest.json is the manifest
@@ -262,9 +262,7 @@ func TestJSONDiffQuotesKeysAndValues(t *testing.T) {
 // mage` runs mage as its own child, which went on building (and writing
 // into the directory being removed) after the go command was killed.
 func TestMageBuilderCancelKillsTheBuild(t *testing.T) {
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("no go command")
-	}
+	testutil.NeedTools(t, "go")
 	dir := writeTree(t, map[string]string{
 		"go.mod": "module example.com/fake\n\ngo 1.24\n\ntool example.com/fake/mage\n",
 		"mage/main.go": `package main

@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/fluid-os/fluid/internal/toolchain"
-	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 	"io"
 	"os"
 	"os/exec"
@@ -16,6 +14,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fluid-os/fluid/internal/testutil"
+	"github.com/fluid-os/fluid/internal/toolchain"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 
 	"github.com/fluid-os/fluid/internal/layout"
 )
@@ -225,9 +227,7 @@ func TestVerifyEnvironmentDiffers(t *testing.T) {
 }
 
 func TestCopyTreeFollowsGit(t *testing.T) {
-	if _, err := exec.LookPath("git"); err != nil {
-		t.Skip("git not installed")
-	}
+	testutil.NeedTools(t, "git")
 	src := writeTree(t, map[string]string{
 		".gitignore":      "build/\n*.tmp\n",
 		"kernel/main.c":   "int x;\n",

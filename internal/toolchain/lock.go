@@ -7,11 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -236,11 +237,7 @@ func (lt *LockedTree) check(defData []byte) error {
 	if !strings.HasPrefix(l.LLVMVersion, fmt.Sprintf("%d.", d.LLVMMajor)) {
 		bad = append(bad, fmt.Sprintf("it holds LLVM %q, not LLVM %d", l.LLVMVersion, d.LLVMMajor))
 	}
-	names := make([]string, 0, len(l.Packages))
-	for name := range l.Packages {
-		names = append(names, name)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(l.Packages))
 	for _, name := range names {
 		v := l.Packages[name]
 		if !pkgNameRE.MatchString(name) {
@@ -273,11 +270,7 @@ func (l Lock) Encode() ([]byte, error) {
 // IncludeArgs are the package requests of a creation from this lock:
 // every package at its locked version, sorted.
 func (l Lock) IncludeArgs() []string {
-	names := make([]string, 0, len(l.Packages))
-	for n := range l.Packages {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(l.Packages))
 	out := make([]string, len(names))
 	for i, n := range names {
 		out[i] = n + "=" + l.Packages[n]
@@ -289,18 +282,9 @@ func (l Lock) IncludeArgs() []string {
 // toolchainLock target's report). Empty when they are the same.
 func DiffLocks(old, new Lock) []string {
 	var out []string
-	names := map[string]bool{}
-	for n := range old.Packages {
-		names[n] = true
-	}
-	for n := range new.Packages {
-		names[n] = true
-	}
-	sorted := make([]string, 0, len(names))
-	for n := range names {
-		sorted = append(sorted, n)
-	}
-	sort.Strings(sorted)
+	sorted := append(slices.Collect(maps.Keys(old.Packages)), slices.Collect(maps.Keys(new.Packages))...)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
 	for _, n := range sorted {
 		o, inOld := old.Packages[n]
 		w, inNew := new.Packages[n]

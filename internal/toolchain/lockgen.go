@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
+	"github.com/fluid-os/fluid/internal/fileutil"
 )
 
 // ImageDigestFunc computes the OCI image digest of a rootfs tarball under
@@ -84,7 +85,7 @@ func GenerateLock(ctx context.Context, root string, log io.Writer, imageDigest I
 	if err != nil {
 		return old, new, err
 	}
-	sum, err := hashFile(second)
+	sum, err := fileutil.SHA256(second)
 	if err != nil {
 		return old, new, err
 	}

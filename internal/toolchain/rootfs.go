@@ -10,6 +10,7 @@ import (
 	"hash/crc32"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"os/exec"
 	"path"
@@ -28,6 +29,7 @@ import (
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
 	"github.com/fluid-os/fluid/internal/container"
+	"github.com/fluid-os/fluid/internal/fileutil"
 )
 
 // The rootfs cache. One directory per lock (keyed by the lock file's hash),
@@ -155,7 +157,7 @@ func EnsureRootfs(ctx context.Context, lt *LockedTree, log io.Writer) (*Rootfs, 
 func (rf *Rootfs) writeReady() error {
 	ready := rf.Tree.LockSHA256 + "\n"
 	for _, f := range readyRecords {
-		sum, err := hashFile(filepath.Join(rf.Dir, f))
+		sum, err := fileutil.SHA256(filepath.Join(rf.Dir, f))
 		if err != nil {
 			return err
 		}
@@ -189,7 +191,7 @@ func (rf *Rootfs) checkReady() error {
 		if !ok || !slices.Contains(readyRecords, name) || !hex64RE.MatchString(want) {
 			return rf.altered([]string{fmt.Sprintf("its ready file has a malformed line %q", l)})
 		}
-		got, err := hashFile(filepath.Join(rf.Dir, name))
+		got, err := fileutil.SHA256(filepath.Join(rf.Dir, name))
 		switch {
 		case err != nil:
 			bad = append(bad, fmt.Sprintf("its record %s is unreadable (%v)", name, err))
@@ -307,7 +309,7 @@ func checkTarball(p string, want TarballLock) error {
 	if st.Size() != want.Size {
 		return fmt.Errorf("%s is %d bytes, the lock says %d", p, st.Size(), want.Size)
 	}
-	got, err := hashFile(p)
+	got, err := fileutil.SHA256(p)
 	if err != nil {
 		return err
 	}
@@ -662,7 +664,7 @@ func recordTree(dir string) ([]fileRecord, error) {
 		}
 		switch r.typ {
 		case 'f':
-			if r.sum, err = hashFile(p); err != nil {
+			if r.sum, err = fileutil.SHA256(p); err != nil {
 				return err
 			}
 		case 'l':
@@ -850,7 +852,7 @@ func (rf *Rootfs) checkEntry(recs map[string]fileRecord, r fileRecord, dirs map[
 	}
 	switch r.typ {
 	case 'f':
-		sum, err := hashFile(p)
+		sum, err := fileutil.SHA256(p)
 		if err != nil || sum != r.sum {
 			return fmt.Sprintf("%s changed content (SHA-256 %s, recorded %s)", shown, short(sum), short(r.sum))
 		}
@@ -935,11 +937,7 @@ func (rf *Rootfs) owners(bad []string) string {
 	if len(found) == 0 {
 		return ""
 	}
-	names := make([]string, 0, len(found))
-	for n := range found {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(found))
 	return fmt.Sprintf(" (from package %s)", strings.Join(names, ", "))
 }
 

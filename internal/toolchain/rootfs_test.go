@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // repoRoot is the tree this test runs in.
@@ -218,9 +220,7 @@ func TestAlteredToolchainStopsTheBuildFirst(t *testing.T) {
 // (internal/toolchain/publish checks that it is the OCI image the lock
 // records). It needs the Debian archive.
 func TestCreationMatchesTheLock(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs mmdebstrap (about a minute); skipped with -short")
-	}
+	testutil.Long(t, "runs mmdebstrap (about a minute)")
 	root := repoRoot(t)
 	lt, err := ReadLock(root)
 	if err != nil {

@@ -14,16 +14,17 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/fluid-os/fluid/internal/container"
+	"github.com/fluid-os/fluid/internal/fileutil"
 )
 
 // PinnedLLVMMajor is the LLVM major version releases are built with.
@@ -178,11 +179,7 @@ func (tc *Toolchain) Identity() (Identity, error) {
 	if tc.Lock != nil {
 		id.LockSHA256, id.LLVMVersion = tc.Lock.LockSHA256, tc.Lock.Lock.LLVMVersion
 	}
-	names := make([]string, 0, len(tc.Tools))
-	for n := range tc.Tools {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(tc.Tools))
 	for _, n := range names {
 		t := tc.Tools[n]
 		if t.SHA256 == "" && tc.Container == nil {
@@ -194,7 +191,7 @@ func (tc *Toolchain) Identity() (Identity, error) {
 				}
 			}
 			if t.SHA256 == "" {
-				sum, err := hashFile(t.Path)
+				sum, err := fileutil.SHA256(t.Path)
 				if err != nil {
 					return id, fmt.Errorf("fingerprint %s: %w", n, err)
 				}
@@ -382,23 +379,6 @@ func firstLine(s string) string {
 func isExec(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir() && st.Mode()&0o111 != 0
-}
-
-func hashFile(p string) (string, error) {
-	real, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		return "", err
-	}
-	f, err := os.Open(real)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // CheckReleasePin refuses any toolchain but the locked one: releases are

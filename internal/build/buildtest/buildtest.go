@@ -5,18 +5,26 @@
 package buildtest
 
 import (
-	"io"
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // Builder returns a Builder for the repository the test runs in. Steps are
 // logged through t.Logf.
 func Builder(t testing.TB) *build.Builder {
 	t.Helper()
-	opt := build.OptionsFromEnv()
-	opt.Log = logWriter{t}
+	return New(t, build.OptionsFromEnv())
+}
+
+// New returns a Builder for opt, logging through t.Logf unless opt.Log is
+// set, and fails the test when it cannot be set up.
+func New(t testing.TB, opt build.Options) *build.Builder {
+	t.Helper()
+	if opt.Log == nil {
+		opt.Log = testutil.LogWriter(t)
+	}
 	b, err := build.New(opt)
 	if err != nil {
 		t.Fatalf("set up the build: %v", err)
@@ -24,14 +32,21 @@ func Builder(t testing.TB) *build.Builder {
 	return b
 }
 
-// Locked runs fn with the build lock held and fails the test on error.
-func Locked[T any](t testing.TB, b *build.Builder, what string, fn func() (T, error)) T {
+// Lock takes b's build lock, failing the test when it cannot, and returns
+// the unlock function.
+func Lock(t testing.TB, b *build.Builder) (unlock func()) {
 	t.Helper()
 	unlock, err := b.Lock()
 	if err != nil {
 		t.Fatalf("lock build dir: %v", err)
 	}
-	defer unlock()
+	return unlock
+}
+
+// Locked runs fn with the build lock held and fails the test on error.
+func Locked[T any](t testing.TB, b *build.Builder, what string, fn func() (T, error)) T {
+	t.Helper()
+	defer Lock(t, b)()
 	v, err := fn()
 	if err != nil {
 		t.Fatalf("build %s: %v", what, err)
@@ -57,12 +72,3 @@ func Image(t testing.TB, b *build.Builder, s build.ImageSpec) string {
 	t.Helper()
 	return Locked(t, b, "image "+s.Name, func() (string, error) { return b.Image(t.Context(), s) })
 }
-
-type logWriter struct{ t testing.TB }
-
-func (w logWriter) Write(p []byte) (int, error) {
-	w.t.Logf("%s", p)
-	return len(p), nil
-}
-
-var _ io.Writer = logWriter{}

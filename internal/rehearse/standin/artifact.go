@@ -145,12 +145,19 @@ func (r *results) list(name string) ([]listed, error) {
 
 var badArtifactName = regexp.MustCompile(`["\:<>|*?\r\n\\/]`)
 
-func uploadArtifact(e *Env) error {
+// artifactEnv is what both artifact stand-ins start from: act's artifact
+// server and the workspace.
+func artifactEnv(e *Env) (*results, string, error) {
 	r, err := newResults(e)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
 	ws, err := e.Workspace()
+	return r, ws, err
+}
+
+func uploadArtifact(e *Env) error {
+	r, ws, err := artifactEnv(e)
 	if err != nil {
 		return err
 	}
@@ -528,11 +535,7 @@ func lca(paths []string) string {
 }
 
 func downloadArtifact(e *Env) error {
-	r, err := newResults(e)
-	if err != nil {
-		return err
-	}
-	ws, err := e.Workspace()
+	r, ws, err := artifactEnv(e)
 	if err != nil {
 		return err
 	}

@@ -28,7 +28,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,6 +39,7 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
+	"github.com/fluid-os/fluid/internal/fileutil"
 )
 
 // Tool is the main package of a tool pinned in one of the tools modules.
@@ -398,7 +398,7 @@ func verify(bin string, e entry) error {
 	if fi.Size() != e.Size {
 		return fmt.Errorf("%d bytes, the manifest says %d", fi.Size(), e.Size)
 	}
-	sum, err := fileSHA256(bin)
+	sum, err := fileutil.SHA256(bin)
 	if err != nil {
 		return err
 	}
@@ -406,19 +406,6 @@ func verify(bin string, e entry) error {
 		return fmt.Errorf("SHA-256 %s, the manifest says %s", sum, e.SHA256)
 	}
 	return nil
-}
-
-func fileSHA256(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // build compiles tools with one `go build` in modDir (the module's
@@ -453,7 +440,7 @@ func build(ctx context.Context, root, modDir, dir string, env []string, tools []
 		if err != nil {
 			return fmt.Errorf("tool cache: go build made no %s: %w", t.file(), err)
 		}
-		sum, err := fileSHA256(built)
+		sum, err := fileutil.SHA256(built)
 		if err != nil {
 			return fmt.Errorf("tool cache: %w", err)
 		}
@@ -489,24 +476,4 @@ func tail(b []byte) string {
 		lines = lines[len(lines)-30:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// RepoRoot walks up from dir to the directory holding go.mod and tools/go.mod.
-func RepoRoot(dir string) (string, error) {
-	d, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(d, "tools", "go.mod")); err == nil {
-			if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-				return d, nil
-			}
-		}
-		parent := filepath.Dir(d)
-		if parent == d {
-			return "", fmt.Errorf("no repository root (go.mod and tools/go.mod) above %s", dir)
-		}
-		d = parent
-	}
 }

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fluid-os/fluid/internal/fileutil"
 )
 
 func TestName(t *testing.T) {
@@ -124,7 +126,7 @@ func TestDirFollowsPins(t *testing.T) {
 	if d3, _ := Dir(root, fakeRelease); d3 == d2 {
 		t.Fatal("changing tools/go.mod kept the cache directory")
 	}
-	if got, err := RepoRoot(filepath.Join(root, "tools", "cmd")); err != nil || got != root {
+	if got, err := fileutil.FindRoot(filepath.Join(root, "tools", "cmd")); err != nil || got != root {
 		t.Fatalf("RepoRoot = %q, %v", got, err)
 	}
 	t.Setenv("FLUID_CACHE_DIR", "")
@@ -287,7 +289,7 @@ func TestModulesBuildApart(t *testing.T) {
 // directives are its Tools, every tool belongs to one module, and the
 // binary names are distinct (`fluid-release tools` prints them by name).
 func TestModulesMatchGoMod(t *testing.T) {
-	root, err := RepoRoot(".")
+	root, err := fileutil.FindRoot(".")
 	if err != nil {
 		t.Fatal(err)
 	}

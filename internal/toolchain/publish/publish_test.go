@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fluid-os/fluid/internal/testutil"
 	"github.com/fluid-os/fluid/internal/toolchain"
 	"github.com/fluid-os/fluid/internal/toolchain/oci"
 )
@@ -49,9 +50,7 @@ func TestLockRecordsTheImageDigest(t *testing.T) {
 // tarball (created by `deps`) and writes both forms: the digest is the
 // lock's, the layout reads back with it, and the layer is the tarball.
 func TestImageFromTheCachedTarball(t *testing.T) {
-	if testing.Short() {
-		t.Skip("reads and writes the 730 MB rootfs; skipped with -short")
-	}
+	testutil.Long(t, "reads and writes the 730 MB rootfs")
 	lt := lockedTree(t)
 	b, err := Image(context.Background(), lt, io.Discard)
 	if err != nil {

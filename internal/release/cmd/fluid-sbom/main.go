@@ -12,6 +12,7 @@ import (
 	"os"
 	"strconv"
 
+	"github.com/fluid-os/fluid/internal/atomicfile"
 	"github.com/fluid-os/fluid/internal/release"
 )
 
@@ -40,7 +41,7 @@ func main() {
 		os.Stdout.Write(doc)
 		return
 	}
-	if err := release.WriteFileAtomic(*out, doc); err != nil {
+	if err := atomicfile.WriteFile0644(*out, doc); err != nil {
 		fmt.Fprintln(os.Stderr, "fluid-sbom:", err)
 		os.Exit(1)
 	}
