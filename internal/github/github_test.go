@@ -504,15 +504,16 @@ func TestAPIAnswerIsCapped(t *testing.T) {
 }
 
 // The stall timer restarts on every read that returns data: a slow server
-// that sends a piece every 100 ms for a second never trips a 300 ms stall
-// timeout.
+// that sends a piece every 200 ms for two seconds never trips a 1 s stall
+// timeout (a timer that did not restart would fire half-way). The margin is
+// wide so that a loaded machine's scheduling delays do not count as stalls.
 func TestDownloadSlowButSteadyIsNoStall(t *testing.T) {
 	srv := githubtest.New("o", "r")
 	defer srv.Close()
 	data := bytes.Repeat([]byte("0123456789"), 1000)
 	rel := srv.AddRelease("v1.0.0", map[string][]byte{"fluid.img.zst": data})
-	rel.Assets[0].Trickle = 100 * time.Millisecond
-	c := downloadClient(t, srv, 300*time.Millisecond, 0)
+	rel.Assets[0].Trickle = 200 * time.Millisecond
+	c := downloadClient(t, srv, time.Second, 0)
 	r := findAsset(t, c, "fluid.img.zst")
 	a, _ := r.Asset("fluid.img.zst")
 	var buf bytes.Buffer

@@ -185,6 +185,14 @@ func (l *actLog) line(text string) {
 			l.tails[key] = t
 			fmt.Fprintf(l.w, "%s   | %s\n", prefix, ln)
 		}
+		// act copies a step's stdout and stderr on their own goroutines, so
+		// the shell's last words (its error) can come after the step's
+		// result: a failure already recorded for this step takes them too.
+		for i := range l.failures {
+			if f := &l.failures[i]; f.Job == jobID && f.topID == top {
+				f.Tail = append([]string(nil), l.tails[key]...)
+			}
+		}
 	case a.StepResult != "":
 		fmt.Fprintf(l.w, "%s %s\n", prefix, strings.TrimSpace(msg))
 		if a.StepResult == "failure" {
