@@ -65,6 +65,25 @@ func TestLogNamesCompositeInnerStep(t *testing.T) {
 	}
 }
 
+// act copies a step's stdout and stderr separately: the shell's error can
+// arrive after the step's result, and the failure's tail must still show it.
+func TestLogTailTakesLateOutput(t *testing.T) {
+	l := newActLog("ci.yml", "pull_request", &strings.Builder{})
+	for _, line := range []string{
+		`{"job":"ci/lint","jobID":"lint","level":"info","msg":"⭐ Run Main go tool mage lint && x","step":"lint","stepID":["3"]}`,
+		`{"job":"ci/lint","jobID":"lint","level":"info","msg":"lint: 5 workflows clean\n","raw_output":true,"step":"lint","stepID":["3"]}`,
+		`{"job":"ci/lint","jobID":"lint","level":"info","msg":"  ❌  Failure - Main lint","step":"lint","stepID":["3"],"stepResult":"failure"}`,
+		`{"job":"ci/lint","jobID":"lint","level":"info","msg":"bash: line 1: fluid-no-such-command: command not found\n","raw_output":true,"step":"lint","stepID":["3"]}`,
+		`{"job":"ci/lint","jobID":"lint","jobResult":"failure","level":"info","msg":"🏁  Job failed"}`,
+	} {
+		l.line(line)
+	}
+	fs := l.jobFailures()
+	if len(fs) != 1 || !strings.Contains(strings.Join(fs[0].Tail, "|"), "fluid-no-such-command: command not found") {
+		t.Fatalf("failures %+v: the late line is not in the tail", fs)
+	}
+}
+
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	wd, _ := os.Getwd()
