@@ -385,10 +385,8 @@ func (d *downloader) fetchSmall(ctx context.Context, rel *github.Release, name s
 	if err != nil {
 		return nil, err
 	}
-	if a.GetSize() > maxSmallAsset {
-		return nil, &verdict.CheckError{Check: verdict.CheckAsset, Subject: name,
-			Err: fmt.Errorf("is %d bytes, more than %d", a.GetSize(), maxSmallAsset), Meaning: "this is not a Fluid OS release asset"}
-	}
+	// run held its declared size to maxSmallAsset before anything was
+	// fetched, and DownloadAsset holds the body to the declared size.
 	var buf bytes.Buffer
 	if err := d.client.DownloadAsset(ctx, a, &buf, nil); err != nil {
 		return nil, err

@@ -28,35 +28,33 @@ const MaxArtifactBytes = 64 << 20
 // its files (path in the archive -> content). It returns (nil, nil) when the
 // run has no such artifact (or only an expired one).
 func (c *Client) ArtifactFiles(ctx context.Context, runID int64, name string) (map[string][]byte, error) {
-	opts := &gh.ListOptions{PerPage: 100}
 	var art *gh.Artifact
-	for art == nil {
-		var list *gh.ArtifactList
-		var resp *gh.Response
-		err := c.call(ctx, fmt.Sprintf("list artifacts of run %d", runID), func() (r *gh.Response, err error) {
-			list, resp, err = c.gh.Actions.ListWorkflowRunArtifacts(ctx, c.owner, c.repo, runID, opts)
-			return resp, err
-		})
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range list.Artifacts {
-			if a.GetName() == name && !a.GetExpired() {
-				art = a
-				break
+	err := eachPage(ctx, c, fmt.Sprintf("list artifacts of run %d", runID),
+		func(opt *gh.ListOptions) ([]*gh.Artifact, *gh.Response, error) {
+			list, resp, err := c.gh.Actions.ListWorkflowRunArtifacts(ctx, c.owner, c.repo, runID, opt)
+			if list == nil {
+				return nil, resp, err
 			}
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
+			return list.Artifacts, resp, err
+		},
+		func(page []*gh.Artifact) (bool, error) {
+			for _, a := range page {
+				if a.GetName() == name && !a.GetExpired() {
+					art = a
+					return true, nil
+				}
+			}
+			return false, nil
+		})
+	if err != nil {
+		return nil, err
 	}
 	if art == nil {
 		return nil, nil
 	}
 	what := fmt.Sprintf("download artifact %s of run %d", name, runID)
 	var data []byte
-	err := c.call(ctx, what, func() (*gh.Response, error) {
+	err = c.call(ctx, what, func() (*gh.Response, error) {
 		u, resp, err := c.gh.Actions.DownloadArtifact(ctx, c.owner, c.repo, art.GetID(), 3)
 		if err != nil {
 			return resp, err
@@ -149,34 +147,30 @@ func (c *Client) PullRequestHead(ctx context.Context, number int) (string, error
 // the first comment by a bot account that contains marker — or creates one.
 // It returns the comment's URL.
 func (c *Client) UpsertComment(ctx context.Context, number int, marker, body string) (string, error) {
-	opts := &gh.IssueListCommentsOptions{ListOptions: gh.ListOptions{PerPage: 100}}
-	for {
-		var cs []*gh.IssueComment
-		var resp *gh.Response
-		err := c.call(ctx, fmt.Sprintf("list comments of #%d", number), func() (r *gh.Response, err error) {
-			cs, resp, err = c.gh.Issues.ListComments(ctx, c.owner, c.repo, number, opts)
-			return resp, err
-		})
-		if err != nil {
-			return "", err
-		}
-		for _, ic := range cs {
-			if strings.Contains(ic.GetBody(), marker) && ic.GetUser().GetType() == "Bot" {
-				var ec *gh.IssueComment
-				err := c.call(ctx, fmt.Sprintf("update comment %d on #%d", ic.GetID(), number), func() (resp *gh.Response, err error) {
-					ec, resp, err = c.gh.Issues.EditComment(ctx, c.owner, c.repo, ic.GetID(), &gh.IssueComment{Body: gh.String(body)})
-					return resp, err
-				})
-				return ec.GetHTMLURL(), err
+	url, found := "", false
+	err := eachPage(ctx, c, fmt.Sprintf("list comments of #%d", number),
+		func(opt *gh.ListOptions) ([]*gh.IssueComment, *gh.Response, error) {
+			return c.gh.Issues.ListComments(ctx, c.owner, c.repo, number, &gh.IssueListCommentsOptions{ListOptions: *opt})
+		},
+		func(cs []*gh.IssueComment) (bool, error) {
+			for _, ic := range cs {
+				if strings.Contains(ic.GetBody(), marker) && ic.GetUser().GetType() == "Bot" {
+					var ec *gh.IssueComment
+					err := c.call(ctx, fmt.Sprintf("update comment %d on #%d", ic.GetID(), number), func() (resp *gh.Response, err error) {
+						ec, resp, err = c.gh.Issues.EditComment(ctx, c.owner, c.repo, ic.GetID(), &gh.IssueComment{Body: gh.String(body)})
+						return resp, err
+					})
+					url, found = ec.GetHTMLURL(), true
+					return true, err
+				}
 			}
-		}
-		if resp.NextPage == 0 {
-			break
-		}
-		opts.Page = resp.NextPage
+			return false, nil
+		})
+	if err != nil || found {
+		return url, err
 	}
 	var nc *gh.IssueComment
-	err := c.call(ctx, fmt.Sprintf("comment on #%d", number), func() (resp *gh.Response, err error) {
+	err = c.call(ctx, fmt.Sprintf("comment on #%d", number), func() (resp *gh.Response, err error) {
 		nc, resp, err = c.gh.Issues.CreateComment(ctx, c.owner, c.repo, number, &gh.IssueComment{Body: gh.String(body)})
 		return resp, err
 	})

@@ -85,31 +85,52 @@ func (c *Client) FindRelease(ctx context.Context, version string) (*Release, err
 // whose Link headers never end would otherwise be followed forever.
 const maxListPages = 20
 
-func (c *Client) listAssets(ctx context.Context, releaseID int64) ([]*gh.ReleaseAsset, error) {
-	var all []*gh.ReleaseAsset
+// errTooManyPages is returned (wrapped) by eachPage for a listing longer
+// than maxListPages pages.
+var errTooManyPages = fmt.Errorf("the listing goes on for more than %d pages of 100", maxListPages)
+
+// eachPage is the one way a listing is read: list is called for one page of
+// 100 at a time through c.call (retries, caps), and each page goes to visit
+// until visit says stop, the last page has been read, or maxListPages pages
+// have (then the error wraps errTooManyPages).
+func eachPage[T any](ctx context.Context, c *Client, what string, list func(*gh.ListOptions) ([]T, *gh.Response, error), visit func([]T) (stop bool, err error)) error {
 	opt := &gh.ListOptions{PerPage: 100}
 	for pages := 1; ; pages++ {
 		if pages > maxListPages {
-			return nil, &verdict.CheckError{Check: verdict.CheckAsset, Subject: fmt.Sprintf("release %d", releaseID),
-				Err:     fmt.Errorf("the asset list goes on for more than %d pages of 100", maxListPages),
-				Meaning: "a Fluid OS release has a few dozen assets; this is not one, or the server is not answering as GitHub does"}
+			return fmt.Errorf("%s: %w", what, errTooManyPages)
 		}
-		var page []*gh.ReleaseAsset
+		var page []T
 		var resp *gh.Response
-		err := c.call(ctx, fmt.Sprintf("list assets of release %d", releaseID), func() (*gh.Response, error) {
+		if err := c.call(ctx, what, func() (*gh.Response, error) {
 			var err error
-			page, resp, err = c.gh.Repositories.ListReleaseAssets(ctx, c.owner, c.repo, releaseID, opt)
+			page, resp, err = list(opt)
 			return resp, err
-		})
-		if err != nil {
-			return nil, err
+		}); err != nil {
+			return err
 		}
-		all = append(all, page...)
+		if stop, err := visit(page); stop || err != nil {
+			return err
+		}
 		if resp.NextPage == 0 {
-			return all, nil
+			return nil
 		}
 		opt.Page = resp.NextPage
 	}
+}
+
+func (c *Client) listAssets(ctx context.Context, releaseID int64) ([]*gh.ReleaseAsset, error) {
+	var all []*gh.ReleaseAsset
+	err := eachPage(ctx, c, fmt.Sprintf("list assets of release %d", releaseID),
+		func(opt *gh.ListOptions) ([]*gh.ReleaseAsset, *gh.Response, error) {
+			return c.gh.Repositories.ListReleaseAssets(ctx, c.owner, c.repo, releaseID, opt)
+		},
+		func(page []*gh.ReleaseAsset) (bool, error) { all = append(all, page...); return false, nil })
+	if errors.Is(err, errTooManyPages) {
+		return nil, &verdict.CheckError{Check: verdict.CheckAsset, Subject: fmt.Sprintf("release %d", releaseID),
+			Err:     fmt.Errorf("the asset list goes on for more than %d pages of 100", maxListPages),
+			Meaning: "a Fluid OS release has a few dozen assets; this is not one, or the server is not answering as GitHub does"}
+	}
+	return all, err
 }
 
 // DownloadAsset streams asset a into w. It asks the API for the asset with
@@ -340,44 +361,35 @@ func (c *Client) checkLatest(ctx context.Context, latest string) error {
 	if !verdict.IsReleaseTag(latest) {
 		return nil // BindRelease refuses it, naming the tag
 	}
-	opt := &gh.ListOptions{PerPage: 100}
-	for pages := 1; ; pages++ {
-		if pages > maxListPages {
-			return &verdict.CheckError{Check: verdict.CheckVersion, Subject: c.Repository() + "@latest",
-				Err:     fmt.Errorf("the release list goes on for more than %d pages of 100", maxListPages),
-				Meaning: "fluid cannot tell whether the release marked latest is the newest; pass --version with the release you want"}
-		}
-		var rels []*gh.RepositoryRelease
-		var resp *gh.Response
-		err := c.call(ctx, "list releases of "+c.Repository(), func() (*gh.Response, error) {
-			var err error
-			rels, resp, err = c.gh.Repositories.ListReleases(ctx, c.owner, c.repo, opt)
-			return resp, err
+	err := eachPage(ctx, c, "list releases of "+c.Repository(),
+		func(opt *gh.ListOptions) ([]*gh.RepositoryRelease, *gh.Response, error) {
+			return c.gh.Repositories.ListReleases(ctx, c.owner, c.repo, opt)
+		},
+		func(rels []*gh.RepositoryRelease) (bool, error) {
+			for _, r := range rels {
+				tag := r.GetTagName()
+				if !verdict.IsReleaseTag(tag) || semver.Prerelease(tag) != "" || semver.Compare(tag, latest) <= 0 {
+					continue
+				}
+				flag := ""
+				switch {
+				case r.GetDraft():
+					flag = " (as a draft)"
+				case r.GetPrerelease():
+					flag = " (flagged prerelease, though its tag is not)"
+				}
+				return true, &verdict.CheckError{Check: verdict.CheckVersion, Subject: c.Repository() + "@latest",
+					Err:     fmt.Errorf("the release marked latest is %s, but %s is published%s", latest, tag, flag),
+					Meaning: "an older release marked latest would be installed as the newest (a downgrade); pass --version with the release you want"}
+			}
+			return false, nil
 		})
-		if err != nil {
-			return err
-		}
-		for _, r := range rels {
-			tag := r.GetTagName()
-			if !verdict.IsReleaseTag(tag) || semver.Prerelease(tag) != "" || semver.Compare(tag, latest) <= 0 {
-				continue
-			}
-			flag := ""
-			switch {
-			case r.GetDraft():
-				flag = " (as a draft)"
-			case r.GetPrerelease():
-				flag = " (flagged prerelease, though its tag is not)"
-			}
-			return &verdict.CheckError{Check: verdict.CheckVersion, Subject: c.Repository() + "@latest",
-				Err:     fmt.Errorf("the release marked latest is %s, but %s is published%s", latest, tag, flag),
-				Meaning: "an older release marked latest would be installed as the newest (a downgrade); pass --version with the release you want"}
-		}
-		if resp.NextPage == 0 {
-			return nil
-		}
-		opt.Page = resp.NextPage
+	if errors.Is(err, errTooManyPages) {
+		return &verdict.CheckError{Check: verdict.CheckVersion, Subject: c.Repository() + "@latest",
+			Err:     fmt.Errorf("the release list goes on for more than %d pages of 100", maxListPages),
+			Meaning: "fluid cannot tell whether the release marked latest is the newest; pass --version with the release you want"}
 	}
+	return err
 }
 
 // RepositoryIDs returns GitHub's numeric IDs of the repository and of its
