@@ -8,8 +8,12 @@
  *     comment); after that, every valid cluster (2..cluster_count + 1) lies
  *     in the data area and has a FAT entry inside the first FAT;
  *   - a cluster number from a directory entry or the FAT is used only after
- *     valid_cluster(); a chain is followed at most cluster_count + 1 hops,
- *     so a loop in the FAT ends in an error, not a hang;
+ *     valid_cluster(); every chain is followed through struct chain_walk,
+ *     which catches a chain that comes back on itself within a few hops
+ *     (Brent's cycle detection) and refuses one longer than the most its
+ *     owner can need: a directory at most the FAT specification's 65,536
+ *     entries (2 MiB), a file the clusters its size needs. So a loop in the
+ *     FAT ends in a precise error within milliseconds, never a hang;
  *   - long names are assembled only into name[0..FAT32_NAME_MAX - 2], so
  *     they stay NUL-terminated whatever the sequence numbers say.
  * The disk is never written. Only the first FAT is read; its mirrors are
@@ -55,6 +59,7 @@
 #define DIR_FST_CLUS_LO     26
 #define DIR_FILE_SIZE       28
 #define DIR_FREE            0xE5
+#define DIR_MAX_ENTRIES     65536u /* FAT spec: a directory is at most 2 MiB */
 #define DIR_END             0x00
 #define NTRES_LOWER_BASE    0x08
 #define NTRES_LOWER_EXT     0x10
@@ -199,6 +204,77 @@ static int next_cluster(struct fat32 *fs, uint32_t c, uint32_t *next)
 	return 0;
 }
 
+/*
+ * A cluster chain walk that cannot run away, for directories and files.
+ * chain_next follows one FAT entry (next_cluster's checks) and then
+ *   - refuses the chain if it came back to mark, a cluster met earlier on
+ *     it: mark moves to the current cluster after 1, 2, 4, 8, ... further
+ *     hops (Brent's cycle detection), so a chain of mu clusters before a
+ *     loop of lambda clusters is caught within mu + 2 * lambda hops, in
+ *     constant memory and whatever the size of the volume;
+ *   - refuses the chain once it is longer than limit clusters.
+ * Invariant: after chain_start or a chain_next that returned 0, w->c is a
+ * valid cluster or 0 (end of chain), and w->n <= w->limit clusters of the
+ * chain have been visited, each reachable without a loop so far.
+ */
+struct chain_walk {
+	const char *kind;   /* "directory" or "file", for messages */
+	const char *name;
+	uint32_t c;         /* current cluster, 0 = end of chain          */
+	uint32_t n;         /* clusters visited, c included               */
+	uint32_t limit;     /* most clusters the chain may have           */
+	uint32_t mark;      /* Brent: the cluster the chain is compared to */
+	uint32_t power;     /* Brent: hops until mark moves on            */
+	uint32_t lam;       /* Brent: hops since mark moved               */
+};
+
+static int chain_start(struct fat32 *fs, struct chain_walk *w, const char *kind, const char *name,
+		       uint32_t first, uint32_t limit)
+{
+	w->kind = kind;
+	w->name = name;
+	w->c = first;
+	w->n = 1;
+	w->limit = limit;
+	w->mark = first;
+	w->power = 1;
+	w->lam = 0;
+	if (!valid_cluster(fs, first))
+		return ferr(fs, "%s %s: first cluster %u is outside the data area (2..%u)", kind, name, first,
+			    fs->cluster_count + 1);
+	return 0;
+}
+
+static int chain_next(struct fat32 *fs, struct chain_walk *w)
+{
+	uint32_t prev = w->c;
+	if (next_cluster(fs, prev, &w->c))
+		return -1;
+	if (w->c == 0)
+		return 0;
+	if (w->c == w->mark)
+		return ferr(fs, "%s %s: cluster chain loops: cluster %u leads back to cluster %u after %u cluster(s)",
+			    w->kind, w->name, prev, w->c, w->n);
+	if (++w->n > w->limit)
+		return ferr(fs, "%s %s: cluster chain longer than %u clusters of %u bytes%s", w->kind, w->name,
+			    w->limit, fs->sectors_per_cluster * FAT32_SECTOR,
+			    w->kind[0] == 'd' ? " (a FAT directory holds at most 65536 entries, 2 MiB)" : "");
+	if (++w->lam == w->power) {
+		w->mark = w->c;
+		w->power *= 2;
+		w->lam = 0;
+	}
+	return 0;
+}
+
+/* The most clusters a directory may span: DIR_MAX_ENTRIES entries of 32
+ * bytes (2 MiB), at least one cluster. */
+static uint32_t dir_max_clusters(const struct fat32 *fs)
+{
+	uint32_t n = DIR_MAX_ENTRIES * DIR_ENTRY_SIZE / (fs->sectors_per_cluster * FAT32_SECTOR);
+	return n ? n : 1;
+}
+
 /* First sector of valid cluster c; the cluster's sectors_per_cluster
  * sectors all lie inside the partition (mount's cluster_count). */
 static uint32_t cluster_lba(const struct fat32 *fs, uint32_t c)
@@ -311,19 +387,25 @@ static void lfn_entry(struct lfn_state *l, const uint8_t *e)
  * name), volume labels, "." and "..". The dirent passed to cb is a copy
  * on this stack frame: cb copies what it keeps. Its cluster is as on disk,
  * not yet validated: fat32_read and a nested fat32_list check it.
+ * The whole chain is checked first (FAT reads only: no loop, at most
+ * dir_max_clusters), so a damaged directory is refused before cb sees any
+ * entry, and cb never sees an entry twice.
  */
 int fat32_list(struct fat32 *fs, const struct fat32_dirent *dir,
 	       int (*cb)(void *ctx, const struct fat32_dirent *e), void *ctx)
 {
 	if (!(dir->attr & FAT32_ATTR_DIR))
 		return ferr(fs, "%s is not a directory", dir->name);
-	uint32_t c = dir->cluster;
+	struct chain_walk w;
+	if (chain_start(fs, &w, "directory", dir->name, dir->cluster, dir_max_clusters(fs)))
+		return -1;
+	while (w.c)
+		if (chain_next(fs, &w))
+			return -1;
 	struct lfn_state lfn;
 	memset(&lfn, 0, sizeof(lfn));
-	/* A chain longer than the cluster count must contain a loop. */
-	for (uint32_t hops = 0; c; hops++) {
-		if (!valid_cluster(fs, c) || hops > fs->cluster_count)
-			return ferr(fs, "directory %s: bad cluster chain at %u", dir->name, c);
+	chain_start(fs, &w, "directory", dir->name, dir->cluster, dir_max_clusters(fs));
+	for (uint32_t c = w.c; c; c = w.c) {
 		for (uint32_t s = 0; s < fs->sectors_per_cluster; s++) {
 			if (rd_sectors(fs, cluster_lba(fs, c) + s, 1, fs->dir_buf))
 				return -1;
@@ -359,7 +441,7 @@ int fat32_list(struct fat32 *fs, const struct fat32_dirent *dir,
 					return 0;
 			}
 		}
-		if (next_cluster(fs, c, &c))
+		if (chain_next(fs, &w))
 			return -1;
 	}
 	return 0;
@@ -422,8 +504,8 @@ int fat32_lookup(struct fat32 *fs, const char *path, struct fat32_dirent *out)
  * Whole sectors are read straight into buf; a partial last sector goes
  * through fs->dir_buf, so exactly len bytes of buf are written, never more.
  * The chain must supply ceil(len / cluster bytes) valid clusters: one that
- * ends early, loops (more hops than clusters) or points outside the data
- * area is an error. On error, part of buf may have been written.
+ * ends early, loops (chain_walk) or points outside the data area is an
+ * error. On error, part of buf may have been written.
  */
 int fat32_read(struct fat32 *fs, const struct fat32_dirent *f, void *buf, uint32_t len)
 {
@@ -431,12 +513,14 @@ int fat32_read(struct fat32 *fs, const struct fat32_dirent *f, void *buf, uint32
 		return ferr(fs, "%s is a directory", f->name);
 	if (len > f->size)
 		return ferr(fs, "%s: asked for %u bytes of a %u-byte file", f->name, len, f->size);
+	if (len == 0)
+		return 0;
 	uint8_t *dst = buf;
-	uint32_t c = f->cluster;
 	uint32_t cluster_bytes = fs->sectors_per_cluster * FAT32_SECTOR;
-	for (uint32_t hops = 0; len > 0; hops++) {
-		if (!valid_cluster(fs, c) || hops > fs->cluster_count)
-			return ferr(fs, "%s: bad cluster chain at %u with %u bytes left", f->name, c, len);
+	struct chain_walk w;
+	if (chain_start(fs, &w, "file", f->name, f->cluster, (len - 1) / cluster_bytes + 1))
+		return -1;
+	for (uint32_t c = w.c; len > 0; c = w.c) {
 		uint32_t chunk = len < cluster_bytes ? len : cluster_bytes;
 		uint32_t whole = chunk / FAT32_SECTOR;
 		if (whole && rd_sectors(fs, cluster_lba(fs, c), whole, dst))
@@ -450,9 +534,9 @@ int fat32_read(struct fat32 *fs, const struct fat32_dirent *f, void *buf, uint32
 			dst += rest;
 		}
 		len -= chunk;
-		if (len && next_cluster(fs, c, &c))
+		if (len && chain_next(fs, &w))
 			return -1;
-		if (len && c == 0)
+		if (len && w.c == 0)
 			return ferr(fs, "%s: cluster chain ends with %u bytes still to read", f->name, len);
 	}
 	return 0;

@@ -1,8 +1,9 @@
 /*
  * test_fat32.c — in-kernel tests of the ATA driver and the FAT32 reader:
  * a tiny FAT32 built in memory (long names, a cluster-chain loop, a chain
- * that ends early, a chain into an invalid cluster, bad BPBs), then the
- * real partition 1 of the boot disk over ATA PIO.
+ * that ends early, a chain into an invalid cluster, bad BPBs), directory
+ * chains that loop or pass the FAT's 2 MiB directory limit, then the real
+ * partition 1 of the boot disk over ATA PIO.
  */
 #include "ata.h"
 #include "bootinfo.h"
@@ -172,7 +173,7 @@ KTEST(fat32_damaged_chains_are_errors)
 	struct fat32_dirent e;
 	KT_EQ_U(fat32_lookup(&fs, "/loop.bin", &e), 0);
 	KT_ASSERT(fat32_read(&fs, &e, buf, e.size) == -1);
-	KT_ASSERT(has(fat32_error(&fs), "bad cluster chain"));
+	KT_EQ_STR(fat32_error(&fs), "file LOOP.BIN: cluster chain loops: cluster 3 leads back to cluster 4 after 3 cluster(s)");
 	KT_EQ_U(fat32_lookup(&fs, "/short.bin", &e), 0);
 	KT_ASSERT(fat32_read(&fs, &e, buf, e.size) == -1);
 	KT_ASSERT(has(fat32_error(&fs), "chain ends"));
@@ -182,6 +183,96 @@ KTEST(fat32_damaged_chains_are_errors)
 	KT_EQ_U(fat32_lookup(&fs, "/hello-world.mod", &e), 0);
 	KT_ASSERT(fat32_read(&fs, &e, buf, e.size + 1) == -1);
 	KT_ASSERT(has(fat32_error(&fs), "asked for"));
+}
+
+static int count_cb(void *ctx, const struct fat32_dirent *e)
+{
+	(void)e;
+	(*(unsigned *)ctx)++;
+	return 0;
+}
+
+/* A directory whose chain comes back to itself is refused before any
+ * entry is listed, on the first hop back, whether or not an end entry
+ * would have stopped the walk earlier. */
+KTEST(fat32_directory_loop_refused)
+{
+	build_volume();
+	uint8_t *fat = ram + 512;
+	w32(fat + 9 * 4, 9); /* SUB: 9 -> 9 */
+	KT_EQ_U(fat32_mount(&fs, ram_read, NULL, RAM_PART_LBA), 0);
+	struct fat32_dirent d;
+	KT_EQ_U(fat32_lookup(&fs, "/sub", &d), 0);
+	unsigned n = 0;
+	KT_ASSERT(fat32_list(&fs, &d, count_cb, &n) == -1);
+	KT_EQ_U(n, 0);
+	KT_EQ_STR(fat32_error(&fs), "directory SUB: cluster chain loops: cluster 9 leads back to cluster 9 after 1 cluster(s)");
+	/* a longer loop, no end entry: 9 -> 10 -> 11 -> 12 -> 10, all entries deleted */
+	build_volume();
+	w32(fat + 9 * 4, 10);
+	w32(fat + 10 * 4, 11);
+	w32(fat + 11 * 4, 12);
+	w32(fat + 12 * 4, 10);
+	for (uint32_t c = 9; c <= 12; c++)
+		for (int off = 0; off < 512; off += 32)
+			cluster(c)[off] = 0xE5;
+	KT_EQ_U(fat32_mount(&fs, ram_read, NULL, RAM_PART_LBA), 0);
+	KT_EQ_U(fat32_lookup(&fs, "/sub", &d), 0);
+	KT_ASSERT(fat32_list(&fs, &d, count_cb, &n) == -1);
+	KT_EQ_U(n, 0);
+	KT_ASSERT(has(fat32_error(&fs), "directory SUB: cluster chain loops"));
+}
+
+/* A synthetic volume of 64 KiB clusters (so the 2 MiB directory limit is
+ * 32 clusters) whose root directory is a straight chain of big_root_len
+ * clusters 2, 3, ... full of deleted entries; no data is stored. */
+#define BIG_SPC       128u
+#define BIG_CLUSTERS  100u
+static uint32_t big_root_len;
+
+static int big_read(void *ctx, uint32_t lba, uint32_t count, void *buf)
+{
+	(void)ctx;
+	uint8_t *b = buf;
+	for (uint32_t k = 0; k < count; k++, lba++, b += 512) {
+		memset(b, 0, 512);
+		uint32_t rel = lba - RAM_PART_LBA;
+		if (lba < RAM_PART_LBA || rel >= 2 + BIG_CLUSTERS * BIG_SPC)
+			return -4;
+		if (rel == 0) { /* BPB: 1 reserved sector, 1 FAT of 1 sector */
+			w16(b + 11, 512);
+			b[13] = BIG_SPC;
+			w16(b + 14, 1);
+			b[16] = 1;
+			w32(b + 32, 2 + BIG_CLUSTERS * BIG_SPC);
+			w32(b + 36, 1);
+			w32(b + 44, 2);
+			b[510] = 0x55;
+			b[511] = 0xAA;
+		} else if (rel == 1) {
+			for (uint32_t c = 2; c < 2 + big_root_len; c++)
+				w32(b + c * 4, c + 1 < 2 + big_root_len ? c + 1 : 0x0FFFFFFF);
+		} else {
+			for (int off = 0; off < 512; off += 32)
+				b[off] = 0xE5;
+		}
+	}
+	return 0;
+}
+
+KTEST(fat32_directory_over_2mib_refused)
+{
+	struct fat32_dirent root;
+	unsigned n = 0;
+	big_root_len = 32; /* exactly 2 MiB: allowed */
+	KT_EQ_U(fat32_mount(&fs, big_read, NULL, RAM_PART_LBA), 0);
+	fat32_root(&fs, &root);
+	KT_EQ_U(fat32_list(&fs, &root, count_cb, &n), 0);
+	KT_EQ_U(n, 0);
+	big_root_len = 33;
+	KT_EQ_U(fat32_mount(&fs, big_read, NULL, RAM_PART_LBA), 0);
+	KT_ASSERT(fat32_list(&fs, &root, count_cb, &n) == -1);
+	KT_EQ_STR(fat32_error(&fs), "directory /: cluster chain longer than 32 clusters of 65536 bytes (a FAT directory holds at most 65536 entries, 2 MiB)");
 }
 
 KTEST(fat32_bad_bpb_refused)
