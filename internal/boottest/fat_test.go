@@ -102,3 +102,41 @@ func (f *fatImage) write(t *testing.T, name string) string {
 	}
 	return p
 }
+
+// reverseDir rewrites the directory starting at cluster first with its
+// entries in the opposite order: each entry keeps its long-name entries
+// in front of it ("." and ".." stay first), so the listing a kernel sees
+// is the same set of names in the reverse directory order.
+func (f *fatImage) reverseDir(t *testing.T, first uint32) {
+	t.Helper()
+	chain := f.chain(t, first)
+	var raw []byte
+	for _, c := range chain {
+		raw = append(raw, f.cluster(c)...)
+	}
+	var head, groups [][]byte
+	var cur []byte
+	for off := 0; off < len(raw) && raw[off] != 0x00; off += 32 {
+		e := raw[off : off+32]
+		switch {
+		case e[0] == '.':
+			head = append(head, e)
+		case e[11]&0x3F == 0x0F:
+			cur = append(cur, e...)
+		default:
+			groups = append(groups, append(cur, e...))
+			cur = nil
+		}
+	}
+	out := make([]byte, 0, len(raw))
+	for _, h := range head {
+		out = append(out, h...)
+	}
+	for i := len(groups) - 1; i >= 0; i-- {
+		out = append(out, groups[i]...)
+	}
+	out = append(out, make([]byte, len(raw)-len(out))...)
+	for i, c := range chain {
+		copy(f.cluster(c), out[int64(i)*f.clusterBytes():])
+	}
+}

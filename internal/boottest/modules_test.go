@@ -1,12 +1,15 @@
 package boottest
 
 import (
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/build/buildtest"
+	"github.com/fluid-os/fluid/internal/image"
 	"github.com/fluid-os/fluid/internal/layout"
 	"github.com/fluid-os/fluid/internal/qemu"
 	"github.com/fluid-os/fluid/internal/qemu/qemutest"
@@ -77,5 +80,78 @@ func TestModulesDirectoryLoop(t *testing.T) {
 	}
 	if d := end.Sub(start); d > 2*time.Second {
 		t.Errorf("the looping directory took %v to refuse; want well under 2 s", d)
+	}
+}
+
+// TestModulesNoSilentSkips boots the normal modules plus entries that must
+// not be loaded: a README, a directory named like a module, and 26 copies
+// of fib.mod named zz00.mod..zz25.mod, so 33 .mod files for a limit of 32.
+// Every entry that is not loaded is named with its reason, the module left
+// out is the last in name order (zz25.mod) whatever the directory order
+// (the image's sorted order, then reversed), and the run is a module
+// failure (exit 41) rather than a pass with a module fewer.
+func TestModulesNoSilentSkips(t *testing.T) {
+	qemutest.Need(t)
+	a := buildtest.All(t)
+	b := buildtest.Builder(t)
+	var fib string
+	for _, m := range a.Modules {
+		if m.Name == "fib" {
+			fib = m.Path
+		}
+	}
+	extra := []image.File{
+		{Path: "/modules/README.txt", Data: []byte("modules are /modules/NAME.mod\n")},
+		{Path: "/modules/zdir.mod/inner.mod", Src: fib},
+	}
+	for i := 0; i < 26; i++ {
+		extra = append(extra, image.File{Path: fmt.Sprintf("/modules/zz%02d.mod", i), Src: fib})
+	}
+	sorted := buildtest.Image(t, b, build.ImageSpec{Name: "boottest-modules-skips.img", Kernel: a.Kernel, Modules: a.Modules, Extra: extra})
+	f := openFATImage(t, sorted)
+	f.reverseDir(t, f.dirCluster(t, "MODULES    "))
+	reversed := f.write(t, "modules-skips-reversed.img")
+	for _, tt := range []struct{ name, img string }{{"sorted", sorted}, {"reversed", reversed}} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, lines := boot(t, qemu.Options{Image: tt.img, Timeout: 2 * time.Minute})
+			if r.Outcome != qemu.Failed || r.ExitStatus != layout.StatusModuleFail {
+				t.Fatalf("outcome %v exit %d, want Failed exit %d:\n%s", r.Outcome, r.ExitStatus, layout.StatusModuleFail, r)
+			}
+			var skipped []string
+			ok := map[string]bool{}
+			for _, l := range lines {
+				if strings.Contains(l, ": skipped: ") {
+					skipped = append(skipped, l)
+				}
+				if name, rest, found := strings.Cut(strings.TrimPrefix(l, "module "), ": result ok "); found && rest != "" {
+					ok[name] = true
+				}
+			}
+			want := []string{
+				"module README.txt: skipped: not a .mod file (only /modules/*.mod files are loaded)",
+				"module zdir.mod: skipped: a directory, not a module file (a module must be a file /modules/NAME.mod)",
+				"module zz25.mod: skipped: over the limit of 32 modules (the first 32 .mod files in name order are loaded): remove modules from /modules",
+			}
+			for _, w := range want {
+				found := false
+				for _, l := range skipped {
+					found = found || strings.EqualFold(l, w)
+				}
+				if !found {
+					t.Errorf("no line %q; skipped lines:\n%s", w, strings.Join(skipped, "\n"))
+				}
+			}
+			if len(skipped) != len(want) {
+				t.Errorf("%d skipped lines, want %d:\n%s", len(skipped), len(want), strings.Join(skipped, "\n"))
+			}
+			for _, m := range a.Modules {
+				if !ok[m.Name] {
+					t.Errorf("module %s did not report result ok", m.Name)
+				}
+			}
+			if !hasLine(lines, "workload: 1 .mod file(s) in /modules over the limit of 32 were not run") {
+				t.Errorf("no workload line counting the module over the limit")
+			}
+		})
 	}
 }

@@ -26,10 +26,27 @@
 #define WORKLOAD_LIGHT 0u
 #endif
 
+/*
+ * The /modules listing (collect_cb over fat32_list). Every entry is
+ * either kept to be loaded or reported with `module FILE: skipped: <why>`:
+ * a directory, a file without the .mod suffix, or a .mod file over the
+ * limit of MODULE_MAX_RECORDS. Invariants, after each collect_cb call:
+ *   - ent[0..n) are the .mod files seen so far that come first in strcmp
+ *     name order, ascending (insertion sort), n <= MODULE_MAX_RECORDS; so
+ *     which modules run, and in which order, does not depend on the order
+ *     the image writer chose for the directory;
+ *   - over counts the .mod files seen so far that are not in ent[]: once
+ *     the list is full, a file that sorts before ent[n - 1] displaces it.
+ * Which files were left out is known only at the end of the listing, so
+ * they are named by a second listing (report_over_cb), only when over > 0.
+ * bad counts skipped entries that fail the run (a directory named *.mod);
+ * other skipped entries (README.txt) are reported and the run goes on.
+ */
 struct mod_list {
 	struct fat32_dirent ent[MODULE_MAX_RECORDS];
 	uint32_t n;
-	uint32_t skipped; /* .mod files beyond MODULE_MAX_RECORDS */
+	uint32_t over; /* .mod files beyond MODULE_MAX_RECORDS, not in ent[] */
+	uint32_t bad;  /* skipped entries that fail the run */
 };
 
 static int ends_with_mod(const char *s)
@@ -50,20 +67,56 @@ static int ends_with_mod(const char *s)
 static int collect_cb(void *ctx, const struct fat32_dirent *e)
 {
 	struct mod_list *l = ctx;
-	if ((e->attr & FAT32_ATTR_DIR) || !ends_with_mod(e->name))
-		return 0;
-	if (l->n >= MODULE_MAX_RECORDS) {
-		l->skipped++;
+	if (e->attr & FAT32_ATTR_DIR) {
+		int looks_like_module = ends_with_mod(e->name);
+		kprintf("module %s: skipped: a directory, not a module file%s\n", e->name,
+			looks_like_module ? " (a module must be a file " MODULES_DIR "/NAME" MODULE_SUFFIX ")" : "");
+		l->bad += (uint32_t)looks_like_module;
 		return 0;
 	}
-	/* insertion by name keeps the run order independent of the
-	 * directory order the image writer chose */
-	uint32_t i = l->n++;
+	if (!ends_with_mod(e->name)) {
+		kprintf("module %s: skipped: not a " MODULE_SUFFIX " file (only " MODULES_DIR "/*" MODULE_SUFFIX
+			" files are loaded)\n", e->name);
+		return 0;
+	}
+	uint32_t i = l->n;
+	if (i == MODULE_MAX_RECORDS) {
+		l->over++;
+		if (strcmp(e->name, l->ent[i - 1].name) >= 0)
+			return 0; /* e itself is left out */
+		i--;              /* e displaces the last one */
+	} else {
+		l->n++;
+	}
 	while (i > 0 && strcmp(l->ent[i - 1].name, e->name) > 0) {
 		l->ent[i] = l->ent[i - 1];
 		i--;
 	}
 	l->ent[i] = *e;
+	return 0;
+}
+
+/* 1 if e is one of the kept entries l->ent[0..n) (same name, cluster and
+ * size: a damaged directory may hold one name twice). */
+static int kept(const struct mod_list *l, const struct fat32_dirent *e)
+{
+	for (uint32_t i = 0; i < l->n; i++)
+		if (l->ent[i].cluster == e->cluster && l->ent[i].size == e->size &&
+		    strcmp(l->ent[i].name, e->name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Second listing, when the limit was exceeded: name every .mod file that
+ * collect_cb left out. */
+static int report_over_cb(void *ctx, const struct fat32_dirent *e)
+{
+	const struct mod_list *l = ctx;
+	if ((e->attr & FAT32_ATTR_DIR) || !ends_with_mod(e->name) || kept(l, e))
+		return 0;
+	kprintf("module %s: skipped: over the limit of %u modules (the first %u " MODULE_SUFFIX
+		" files in name order are loaded): remove modules from " MODULES_DIR "\n",
+		e->name, MODULE_MAX_RECORDS, MODULE_MAX_RECORDS);
 	return 0;
 }
 
@@ -152,6 +205,10 @@ int workload_run(const struct boot_info *bi)
 		kprintf("workload: listing %s: %s\n", MODULES_DIR, fat32_error(&fs));
 		return 1;
 	}
+	if (list.over && fat32_list(&fs, &dir, report_over_cb, &list) != 0) {
+		kprintf("workload: listing %s again: %s\n", MODULES_DIR, fat32_error(&fs));
+		return 1;
+	}
 	if (list.n == 0) {
 		kprintf("workload: no *.mod files in %s: nothing to run\n", MODULES_DIR);
 		return 1;
@@ -166,8 +223,15 @@ int workload_run(const struct boot_info *bi)
 	for (uint32_t i = 0; i < list.n; i++)
 		if (run_one(&fs, &list.ent[i], pool) != 0)
 			failed++;
-	if (list.skipped) {
-		kprintf("workload: %u more .mod files ignored (limit %u)\n", list.skipped, MODULE_MAX_RECORDS);
+	/* A run with a module fewer than the image holds never passes. */
+	if (list.over) {
+		kprintf("workload: %u " MODULE_SUFFIX " file(s) in %s over the limit of %u were not run (named above)\n",
+			list.over, MODULES_DIR, MODULE_MAX_RECORDS);
+		failed++;
+	}
+	if (list.bad) {
+		kprintf("workload: %u director(ies) named *" MODULE_SUFFIX " in %s were not run (named above)\n",
+			list.bad, MODULES_DIR);
 		failed++;
 	}
 	struct jit_stats st;
