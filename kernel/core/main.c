@@ -144,7 +144,7 @@ void kernel_main(uint32_t magic, const struct boot_info *bi)
 		panic("boot_info at %p: magic 0x%08x version %u, expected 0x%08x version %u",
 		      (const void *)bi, bi->magic, bi->version, BOOTINFO_MAGIC, BOOTINFO_VERSION);
 	kprintf("boot: kernel_main reached at tsc=%llu\n", (unsigned long long)tsc_at_main);
-	kprintf("serial: COM1 %s\n", serial_present() ? "present" : "absent");
+	kprintf("serial: COM1 %s\n", serial_status());
 	print_boot_info(bi);
 
 	gdt_init();
