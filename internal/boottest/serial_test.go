@@ -1,11 +1,22 @@
 package boottest
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/fluid-os/fluid/internal/build/buildtest"
+	"github.com/fluid-os/fluid/internal/debugger"
+	"github.com/fluid-os/fluid/internal/layout"
+	"github.com/fluid-os/fluid/internal/qemu"
+	"github.com/fluid-os/fluid/internal/qemu/qemutest"
+	"github.com/fluid-os/fluid/internal/testutil"
 	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
 
@@ -83,5 +94,91 @@ func TestSerialDriverModels(t *testing.T) {
 					lines[i], tt.model, tt.present, tt.status, tt.timeouts, tt.wire, tt.polls, tt.mcr)
 			}
 		})
+	}
+}
+
+// TestNoSerialPort boots the normal image with no UART at all (QEMU
+// -serial none): the kernel must find COM1 absent, not wait on it, and
+// still carry the run on the VGA console and the exit code. Nothing
+// arrives on serial, so gdb stops the guest in qemu_exit to read the
+// screen (the last thing before QEMU exits), then lets it exit: the exit
+// status must be 33 and the screen must show the modules' results and
+// FLUID-END pass.
+func TestNoSerialPort(t *testing.T) {
+	qemutest.Need(t)
+	testutil.RequireTools(t, "gdb")
+	a := buildtest.All(t)
+	port, err := debugger.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	vga := filepath.Join(dir, "vga.bin")
+	script := filepath.Join(dir, "noserial.gdb")
+	if err := os.WriteFile(script, []byte(fmt.Sprintf("set pagination off\nset confirm off\nfile %s\ntarget remote 127.0.0.1:%d\nbreak qemu_exit\n",
+		a.Kernel, port)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	done := make(chan *qemu.Result, 1)
+	go func() {
+		r, err := qemu.Run(ctx, qemu.Options{Image: a.Image, NoSerial: true, GDB: port, Timeout: 2 * time.Minute})
+		if err != nil {
+			r = &qemu.Result{Outcome: qemu.StartFailed, ExitStatus: -1, Reason: err.Error()}
+		}
+		done <- r
+	}()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("QEMU's gdb stub on port %d did not come up", port)
+		}
+	}
+	start := time.Now()
+	out, err := debugger.Batch(ctx, "gdb", script, "print code",
+		fmt.Sprintf("dump binary memory %s 0x%x 0x%x", vga, qemu.VGATextAddr, qemu.VGATextAddr+qemu.VGAColumns*qemu.VGARows*2),
+		"delete", "detach")
+	toExit := time.Since(start)
+	t.Logf("gdb:\n%s", out)
+	r := <-done
+	t.Logf("%s", r)
+	if err != nil {
+		t.Fatalf("gdb: %v", err)
+	}
+	if !regexp.MustCompile(`Breakpoint 1(\.\d+)?, qemu_exit \(code=16\)`).MatchString(out) || !strings.Contains(out, "$1 = 16") {
+		t.Errorf("gdb did not stop in qemu_exit(EXIT_PASS = 16)")
+	}
+	if r.ExitStatus != layout.StatusPass {
+		t.Fatalf("exit status %d without a UART, want %d (pass)", r.ExitStatus, layout.StatusPass)
+	}
+	mem, err := os.ReadFile(vga)
+	if err != nil {
+		t.Fatal(err)
+	}
+	screen := qemu.DecodeVGAText(mem)
+	t.Logf("screen at qemu_exit:\n%s", strings.Join(screen, "\n"))
+	has := func(s string) bool {
+		for _, row := range screen {
+			if strings.Contains(row, s) {
+				return true
+			}
+		}
+		return false
+	}
+	for _, want := range []string{"Fluid OS ", "FLUID-END pass", "workload: 7 module(s), 0 failed"} {
+		if !has(want) {
+			t.Errorf("the screen lacks %q", want)
+		}
+	}
+	// With a UART the whole boot takes about a second under TCG; a kernel
+	// that waited on the missing port would take minutes.
+	t.Logf("boot without COM1: %v from gdb's continue to qemu_exit", toExit.Round(time.Millisecond))
+	if toExit > 30*time.Second {
+		t.Errorf("the boot without COM1 took %v", toExit)
 	}
 }

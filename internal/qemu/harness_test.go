@@ -410,3 +410,15 @@ func TestScannerTail(t *testing.T) {
 		t.Errorf("tail %q, lines %d", tail, s.lines)
 	}
 }
+
+// NoSerial replaces the harness's serial pipe by no UART at all.
+func TestCmdlineNoSerial(t *testing.T) {
+	argv, _, err := Options{Image: "x.img", Binary: "q", NoSerial: true}.Cmdline()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.Index(argv, "-serial")
+	if i < 0 || argv[i+1] != "none" || slices.Contains(argv, "stdio") {
+		t.Errorf("argv %q: want -serial none and no stdio", argv)
+	}
+}

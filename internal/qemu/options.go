@@ -105,6 +105,13 @@ type Options struct {
 	// (server, nowait); see DialQMP and ReadVGAText.
 	QMP string
 
+	// NoSerial boots without a UART at COM1 (-serial none instead of
+	// -serial stdio): the guest has no serial port, so no lines arrive,
+	// OnLine is never called and a guest that exits 33 is reported Failed
+	// (no end marker seen). Tests of a kernel without COM1 check
+	// Result.ExitStatus and the VGA screen instead.
+	NoSerial bool
+
 	// Memory is the guest RAM size. Default: DefaultMemory.
 	Memory string
 
@@ -193,13 +200,17 @@ func (o Options) argv() []string {
 	if !o.Writable {
 		drive += ",snapshot=on"
 	}
+	com1 := "stdio" // COM1 is the harness's serial pipe
+	if o.NoSerial {
+		com1 = "none"
+	}
 	a := []string{o.Binary,
 		"-no-reboot",
 		"-display", "none",
 		"-monitor", "none",
 		"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
 		"-drive", drive,
-		"-serial", "stdio",
+		"-serial", com1,
 		"-m", o.Memory,
 	}
 	if o.KVM {
