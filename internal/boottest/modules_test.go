@@ -155,3 +155,40 @@ func TestModulesNoSilentSkips(t *testing.T) {
 		})
 	}
 }
+
+// TestModulesSkipOutcome separates the two kinds of skipped entry: a file
+// that is not a module (a README) is reported and the run still passes; a
+// directory named like a module is reported and fails the run (exit 41),
+// as a module the image meant to hold was not run.
+func TestModulesSkipOutcome(t *testing.T) {
+	qemutest.Need(t)
+	a := buildtest.All(t)
+	b := buildtest.Builder(t)
+	for _, tt := range []struct {
+		name   string
+		extra  image.File
+		line   string
+		status int
+	}{
+		{"readme", image.File{Path: "/modules/README.txt", Data: []byte("modules are /modules/NAME.mod\n")},
+			"module README.txt: skipped: not a .mod file", layout.StatusPass},
+		{"directory", image.File{Path: "/modules/extra.mod/inner.txt", Data: []byte("x")},
+			"module extra.mod: skipped: a directory, not a module file", layout.StatusModuleFail},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			img := buildtest.Image(t, b, build.ImageSpec{Name: "boottest-skip-" + tt.name + ".img", Kernel: a.Kernel,
+				Modules: a.Modules, Extra: []image.File{tt.extra}})
+			r, lines := boot(t, qemu.Options{Image: img, Timeout: 2 * time.Minute})
+			if r.ExitStatus != tt.status {
+				t.Fatalf("exit %d, want %d:\n%s", r.ExitStatus, tt.status, r)
+			}
+			found := false
+			for _, l := range lines {
+				found = found || strings.HasPrefix(strings.ToLower(l), strings.ToLower(tt.line))
+			}
+			if !found {
+				t.Errorf("no line starting %q", tt.line)
+			}
+		})
+	}
+}
