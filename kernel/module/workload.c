@@ -202,7 +202,8 @@ int workload_run(const struct boot_info *bi)
 	static struct mod_list list;
 	memset(&list, 0, sizeof(list));
 	if (fat32_list(&fs, &dir, collect_cb, &list) != 0) {
-		kprintf("workload: listing %s: %s\n", MODULES_DIR, fat32_error(&fs));
+		kprintf("workload: listing %s: %s (partition 1 is damaged: rebuild the image with `go tool mage build`)\n",
+			MODULES_DIR, fat32_error(&fs));
 		return 1;
 	}
 	if (list.over && fat32_list(&fs, &dir, report_over_cb, &list) != 0) {
