@@ -33,6 +33,7 @@ struct modparse_info {
 	const uint8_t *relocs;  /* reloc_count * struct fluid_mod_reloc, unaligned */
 	uint32_t reloc_count;
 	uint32_t profile_offset; /* FLUID_MOD_NO_OFFSET when the module has no hook */
+	uint32_t deadline_ms;    /* per entry call, <= FLUID_MOD_MAX_DEADLINE_MS; 0 = default */
 };
 
 /* Validate buf[0..len) as a module file. Returns 0 and fills *out, or -1 and
@@ -58,7 +59,7 @@ struct jit_pool;
  * call redoes the whole workload, so profile counts are per-run x calls. */
 #define MODULE_RUNS        3u
 #define MODULE_RUNS_LIGHT  1u
-/* Deadline of one entry call when the module header names none; a module
+/* Deadline of one entry call when the module header names none (0); a module
  * gets deadline x runs for all its calls together, so with LIGHT=1 (one
  * call of a smaller workload) it gets a third of the full run's time. The
  * normal modules take well under 100 ms a call under TCG. */

@@ -159,7 +159,7 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 	out->entry = (fluid_entry_fn)(uintptr_t)(mem + info.entry_offset);
 	out->mem = mem;
 	out->runs = MODULE_RUNS;
-	out->deadline_ms = MODULE_DEADLINE_MS;
+	out->deadline_ms = info.deadline_ms ? info.deadline_ms : MODULE_DEADLINE_MS;
 	out->pool = pool;
 	return 0;
 }
