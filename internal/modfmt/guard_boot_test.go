@@ -184,3 +184,35 @@ func grepLines(lines []string, sub string) string {
 	}
 	return strings.Join(out, "\n")
 }
+
+// TestBootKernelFaultInService boots a module that hands the print service
+// a bad pointer: the fault is in the kernel, not in the module, so the run
+// still ends with the exception dump (exit 39), whose backtrace names the
+// module's frame.
+func TestBootKernelFaultInService(t *testing.T) {
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	unlock := buildtest.Lock(t, b)
+	kernel, err := b.Kernel(t.Context(), build.KernelNormal)
+	if err != nil {
+		unlock()
+		t.Fatalf("build: %v", err)
+	}
+	data := buildMisbehaving(t, b.Root(), "badsvc")
+	img, err := b.Image(t.Context(), build.ImageSpec{Name: "fluid-modfmt-badsvc.img", Kernel: kernel, Extra: []image.File{{Path: "/modules/badsvc.mod", Data: data}}})
+	unlock()
+	if err != nil {
+		t.Fatalf("image: %v", err)
+	}
+	res, lines := qemutest.Boot(t, qemu.Options{Image: img, Timeout: 2 * time.Minute})
+	log := strings.Join(lines, "\n")
+	if res.Outcome != qemu.Crashed || res.ExitStatus != layout.StatusCPUException {
+		t.Fatalf("outcome %v exit %d, want the exception dump (exit %d):\n%s", res.Outcome, res.ExitStatus, layout.StatusCPUException, log)
+	}
+	if strings.Contains(log, "module badsvc: crashed") {
+		t.Errorf("a fault in the kernel was blamed on the module:\n%s", log)
+	}
+	if !regexp.MustCompile(`(?m)^\s+#\d+\s+0x[0-9a-f]{8} \(module badsvc\+0x[0-9a-f]+\)$`).MatchString(log) {
+		t.Errorf("the dump's backtrace does not name the module's frame:\n%s", grepLines(lines, "#"))
+	}
+}

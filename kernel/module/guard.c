@@ -104,6 +104,7 @@ void module_guard_arm(struct module_record *r, uint32_t deadline_ms)
 	g.overdue = 0;
 	g.stop = &r->stop;
 	__asm__ volatile("" ::: "memory");
+	backtrace_set_module((uint32_t)g.lo, (uint32_t)g.hi, r->name);
 	exception_set_filter(guard_exception);
 	timer_set_tick_hook(guard_tick);
 }
@@ -112,6 +113,7 @@ void module_guard_disarm(void)
 {
 	timer_set_tick_hook(NULL);
 	exception_set_filter(NULL);
+	backtrace_set_module(0, 0, NULL);
 	__asm__ volatile("" ::: "memory");
 	g.stop = NULL;
 	g.overdue = 0;
