@@ -2,6 +2,7 @@ package modfmt_test
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/build/buildtest"
+	"github.com/fluid-os/fluid/internal/build/recipe"
 	"github.com/fluid-os/fluid/internal/image"
 	"github.com/fluid-os/fluid/internal/layout"
 	"github.com/fluid-os/fluid/internal/modfmt"
@@ -214,5 +216,94 @@ func TestBootKernelFaultInService(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^\s+#\d+\s+0x[0-9a-f]{8} \(module badsvc\+0x[0-9a-f]+\)$`).MatchString(log) {
 		t.Errorf("the dump's backtrace does not name the module's frame:\n%s", grepLines(lines, "#"))
+	}
+}
+
+// TestBootMisbehavingProfilesExact boots the instrumented modules twice,
+// alone and next to the misbehaving ones: every normal module's raw
+// profile must say exactly the same in both runs (compared as
+// llvm-profdata's text form, which has no load addresses), the stopped
+// modules must send no profraw frame and no frame error, and FRAMES-DONE
+// must count every frame sent.
+func TestBootMisbehavingProfilesExact(t *testing.T) {
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	unlock := buildtest.Lock(t, b)
+	kernel, err := b.Kernel(t.Context(), build.KernelNormal)
+	var mods []build.Module
+	if err == nil {
+		mods, err = b.RecipeModules(t.Context(), recipe.Instrumented, nil)
+	}
+	if err != nil {
+		unlock()
+		t.Fatalf("build: %v", err)
+	}
+	var extra []image.File
+	for _, m := range misbehaving {
+		extra = append(extra, image.File{Path: "/modules/" + m.name + ".mod", Data: buildMisbehaving(t, b.Root(), m.name)})
+	}
+	clean, err := b.Image(t.Context(), build.ImageSpec{Name: "fluid-modfmt-instr-clean.img", Kernel: kernel, Modules: mods})
+	var mixed string
+	if err == nil {
+		mixed, err = b.Image(t.Context(), build.ImageSpec{Name: "fluid-modfmt-instr-mixed.img", Kernel: kernel, Modules: mods, Extra: extra})
+	}
+	unlock()
+	if err != nil {
+		t.Fatalf("image: %v", err)
+	}
+
+	capture := func(img string) *serial.Capture {
+		t.Helper()
+		_, lines := qemutest.Boot(t, qemu.Options{Image: img, Timeout: 3 * time.Minute})
+		c, err := serial.ParseLog(strings.NewReader(strings.Join(lines, "\n")))
+		if err != nil {
+			t.Fatalf("%s: frames: %v", filepath.Base(img), err)
+		}
+		return c
+	}
+	profraw := func(c *serial.Capture) map[string][]byte {
+		out := map[string][]byte{}
+		for _, f := range c.Frames {
+			if f.Kind == serial.KindProfraw {
+				out[f.Module] = f.Payload
+			}
+		}
+		return out
+	}
+	cleanCap, mixedCap := capture(clean), capture(mixed)
+	want, got := profraw(cleanCap), profraw(mixedCap)
+	if n := 2*len(mods) + len(misbehaving); mixedCap.DoneFrames != n || mixedCap.DoneErrors != 0 || len(mixedCap.Errors) != 0 {
+		t.Errorf("FRAMES-DONE frames=%d errors=%d (error lines %v), want %d frames (a summary for every module, a profraw for each normal one) and no errors", mixedCap.DoneFrames, mixedCap.DoneErrors, mixedCap.Errors, n)
+	}
+	for _, m := range misbehaving {
+		if _, ok := got[m.name]; ok {
+			t.Errorf("%s was stopped but sent a profraw frame", m.name)
+		}
+	}
+	tc := toolchaintest.Find(t)
+	dir := t.TempDir()
+	text := func(name, tag string, raw []byte) string {
+		t.Helper()
+		in, out := filepath.Join(dir, name+"-"+tag+".profraw"), filepath.Join(dir, name+"-"+tag+".proftext")
+		if err := os.WriteFile(in, raw, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := toolchaintest.Run(tc, "", tc.Path("llvm-profdata"), "merge", "--text", "-o", out, in); err != nil {
+			t.Fatalf("llvm-profdata %s (%s run): %v", name, tag, err)
+		}
+		data, err := os.ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(data)
+	}
+	for _, m := range mods {
+		if want[m.Name] == nil || got[m.Name] == nil {
+			t.Errorf("%s: profraw in the clean run %v, next to the misbehaving modules %v", m.Name, want[m.Name] != nil, got[m.Name] != nil)
+			continue
+		}
+		if a, b := text(m.Name, "clean", want[m.Name]), text(m.Name, "mixed", got[m.Name]); a != b {
+			t.Errorf("%s: the profile captured next to the misbehaving modules differs from the clean run's", m.Name)
+		}
 	}
 }
