@@ -86,6 +86,33 @@ static struct module_record *run_code(const char *name, const uint8_t *code, uin
 
 static const uint8_t code_ok[] = { 0x31, 0xC0, 0xC3 }; /* xor eax, eax; ret */
 
+/* The deadline is per entry call and covers all calls together: 3 calls
+ * (the full run) get three times what 1 call (LIGHT=1) gets. */
+KTEST(guard_deadline_scales_with_calls)
+{
+	static const uint8_t spin[] = { 0xEB, 0xFE };
+	static uint8_t m[GMOD_BYTES];
+	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	module_records_reset();
+	make_code_module(m, "spin3", spin, sizeof spin);
+	struct module_record *r = module_record_new("spin3.mod");
+	struct module mod;
+	KT_EQ_U(module_load(r, m, GMOD_BYTES, &gpool, &mod), 0);
+	KT_EQ_U(mod.deadline_ms, MODULE_DEADLINE_MS); /* header field 0: the default */
+	mod.runs = MODULE_RUNS;
+	mod.deadline_ms = SPIN_DEADLINE_MS;
+	KT_ASSERT(module_execute(&mod) == -1);
+	KT_EQ_U(r->result, MODULE_TIMEOUT);
+	KT_EQ_U(r->deadline_ms, SPIN_DEADLINE_MS * MODULE_RUNS);
+	KT_ASSERT(r->stop.ms >= SPIN_DEADLINE_MS * MODULE_RUNS);
+	/* a deadline in the header is the module's own */
+	gwr32(m + FLUID_MOD_OFF_DEADLINE, 7);
+	gwr32(m + FLUID_MOD_OFF_CRC32, crc32_ieee(m + FLUID_MOD_CRC_START, GMOD_BYTES - FLUID_MOD_CRC_START));
+	r = module_record_new("spin3.mod");
+	KT_EQ_U(module_load(r, m, GMOD_BYTES, &gpool, &mod), 0);
+	KT_EQ_U(mod.deadline_ms, 7);
+}
+
 KTEST(guard_spinning_module_times_out)
 {
 	static const uint8_t spin[] = { 0xEB, 0xFE }; /* jmp $ */
