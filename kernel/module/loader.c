@@ -171,12 +171,15 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
  * of each (HEAP_ALIGN keeps the module's pointer 16-byte aligned), svc_free
  * takes it out, so a module that is stopped half-way has its blocks freed.
  * Invariant: every block on the list came from svc_alloc during the current
- * module_execute and was not passed to svc_free; the list is emptied at the
- * start of every module_execute (blocks a finished module kept stay its own).
+ * module_execute, carries SVC_BLOCK_MAGIC and was not passed to svc_free;
+ * the list is emptied at the start of every module_execute (blocks a
+ * finished module kept stay its own). A pointer without the magic is never
+ * unlinked: kfree gets it as it is and names what is wrong with it.
  */
+#define SVC_BLOCK_MAGIC 0x4B4C4253u /* "SBLK" */
 struct svc_block {
 	struct svc_block *prev, *next;
-	uint32_t pad[2];
+	uint32_t magic, pad;
 };
 _Static_assert(sizeof(struct svc_block) == HEAP_ALIGN, "svc_block keeps kmalloc's alignment");
 static struct svc_block *svc_blocks;
@@ -186,6 +189,7 @@ static void svc_free_all(void)
 	while (svc_blocks) {
 		struct svc_block *b = svc_blocks;
 		svc_blocks = b->next;
+		b->magic = 0;
 		kfree(b);
 	}
 }
@@ -213,6 +217,7 @@ static void *svc_alloc(size_t size)
 	struct svc_block *b = kmalloc(size + sizeof(*b));
 	if (!b)
 		return NULL;
+	b->magic = SVC_BLOCK_MAGIC;
 	b->prev = NULL;
 	b->next = svc_blocks;
 	if (svc_blocks)
@@ -227,6 +232,11 @@ static void svc_free(void *p)
 	if (!p)
 		return;
 	struct svc_block *b = (struct svc_block *)p - 1;
+	if (b->magic != SVC_BLOCK_MAGIC) {
+		kfree(p); /* not from svc_alloc, or freed twice: kfree panics naming it */
+		return;
+	}
+	b->magic = 0;
 	if (b->prev)
 		b->prev->next = b->next;
 	else if (svc_blocks == b)
