@@ -184,6 +184,9 @@ func TestInKernelLoaderTests(t *testing.T) {
 			"jit_exhaustion_is_an_error", "jit_bad_arguments_refused",
 			"module_loads_relocates_and_runs", "module_failing_status_is_reported",
 			"module_corrupted_is_refused", "module_name_must_match_file", "modparse_reloc_names",
+			"guard_spinning_module_times_out", "guard_faulting_modules_are_crashed",
+			"guard_stopped_module_heap_is_freed", "guard_overdue_module_in_services_times_out",
+			"guard_deadline_scales_with_calls",
 			"fat32_ram_volume_names_and_reads", "fat32_damaged_chains_are_errors", "fat32_bad_bpb_refused",
 			"ata_reads_partition1_kernel_elf", "fat32_partition1_over_ata",
 		}

@@ -24,6 +24,7 @@ const (
 	MaxImage     = 1 << 22
 	MaxRelocs    = 1 << 16
 	NoOffset     = 0xFFFFFFFF
+	MaxDeadline  = 600000 // ms; FLUID_MOD_MAX_DEADLINE_MS
 	RelocSize    = 8
 	FlagProfile  = 0x1
 	knownFlags   = FlagProfile
@@ -34,6 +35,9 @@ const (
 	EntrySymbol = "fluid_main"
 	// ProfileSymbol is the optional profile dump hook (see fluid_module.h).
 	ProfileSymbol = "fluid_profile_dump"
+	// DeadlineSymbol is the optional uint32 a module defines with
+	// FLUID_DEADLINE_MS(ms); Pack copies its value into the header.
+	DeadlineSymbol = "fluid_deadline_ms"
 )
 
 // Header field offsets (FLUID_MOD_OFF_* in fluid_module.h).
@@ -56,7 +60,7 @@ const (
 	offRelocOffset = 88
 	offRelocCount  = 92
 	offProfile     = 96
-	offReserved    = 100
+	offDeadline    = 100
 )
 
 // Variant is the build variant tag stored in a module header.

@@ -110,7 +110,7 @@ func TestHeaderMatchesC(t *testing.T) {
 	want := map[string]uint64{
 		"FLUID_MOD_MAGIC": Magic, "FLUID_MOD_ABI_VERSION": ABIVersion, "FLUID_MOD_HDR_SIZE": HeaderSize,
 		"FLUID_MOD_CRC_START": CRCStart, "FLUID_MOD_NAME_MAX": NameMax, "FLUID_MOD_HASH_SIZE": HashSize,
-		"FLUID_MOD_MAX_ALIGN": MaxAlign, "FLUID_MOD_NO_OFFSET": NoOffset, "FLUID_MOD_MAX_RELOCS": 0,
+		"FLUID_MOD_MAX_ALIGN": MaxAlign, "FLUID_MOD_NO_OFFSET": NoOffset, "FLUID_MOD_MAX_DEADLINE_MS": MaxDeadline, "FLUID_MOD_MAX_RELOCS": 0,
 		"FLUID_R_386_32": R386_32, "FLUID_R_386_RELATIVE": R386Relative, "FLUID_MOD_F_PROFILE": FlagProfile,
 		"FLUID_VARIANT_BASELINE": uint64(VariantBaseline), "FLUID_VARIANT_O3": uint64(VariantO3),
 		"FLUID_VARIANT_PGO": uint64(VariantPGO), "FLUID_VARIANT_INSTRUMENTED": uint64(VariantInstrumented),
@@ -121,7 +121,7 @@ func TestHeaderMatchesC(t *testing.T) {
 		"FLUID_MOD_OFF_IMAGE_OFFSET": offImageOffset, "FLUID_MOD_OFF_CODE_SIZE": offCodeSize,
 		"FLUID_MOD_OFF_DATA_SIZE": offDataSize, "FLUID_MOD_OFF_BSS_SIZE": offBSSSize, "FLUID_MOD_OFF_ALIGN": offAlign,
 		"FLUID_MOD_OFF_ENTRY": offEntry, "FLUID_MOD_OFF_RELOC_OFFSET": offRelocOffset,
-		"FLUID_MOD_OFF_RELOC_COUNT": offRelocCount, "FLUID_MOD_OFF_PROFILE": offProfile, "FLUID_MOD_OFF_RESERVED": offReserved,
+		"FLUID_MOD_OFF_RELOC_COUNT": offRelocCount, "FLUID_MOD_OFF_PROFILE": offProfile, "FLUID_MOD_OFF_DEADLINE": offDeadline,
 	}
 	delete(want, "FLUID_MOD_MAX_RELOCS") // an expression in C: (1u << 16)
 	for name, v := range want {
@@ -291,7 +291,7 @@ func mutations(fixture []byte) []mutation {
 		{"name padding", true, func(b []byte) []byte { b[offName+NameMax-1] = 'x'; return b }, "name padding is not zero"},
 		{"variant", true, put32(offVariant, 4), "unknown variant 4"},
 		{"flags", true, put32(offFlags, 0x81), "unknown flags 0x80"},
-		{"reserved", true, put32(offReserved, 1), "reserved field is 0x1"},
+		{"deadline", true, put32(offDeadline, MaxDeadline+1), "deadline 600001 ms exceeds 600000 ms"},
 		{"code size 0", true, put32(offCodeSize, 0), "code size is 0"},
 		{"align 0", true, put32(offAlign, 0), "alignment 0"},
 		{"align 48", true, put32(offAlign, 48), "alignment 48"},

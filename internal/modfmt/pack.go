@@ -101,6 +101,17 @@ func pack(f *elf.File, name string, v Variant) ([]byte, error) {
 		profile, flags = a, FlagProfile
 	}
 
+	var deadline uint32
+	if a, ok := symAddr(DeadlineSymbol); ok {
+		if uint64(a)+4 > uint64(len(lay.image)) {
+			return nil, fmt.Errorf("%s at 0x%x is not in the image: define it with FLUID_DEADLINE_MS(ms) at file scope", DeadlineSymbol, a)
+		}
+		deadline = binary.LittleEndian.Uint32(lay.image[a:])
+		if deadline > MaxDeadline {
+			return nil, fmt.Errorf("%s is %d ms, more than %d ms", DeadlineSymbol, deadline, MaxDeadline)
+		}
+	}
+
 	var relocBytes bytes.Buffer
 	for _, r := range relocs {
 		_ = binary.Write(&relocBytes, binary.LittleEndian, r)
@@ -136,6 +147,7 @@ func pack(f *elf.File, name string, v Variant) ([]byte, error) {
 	le.PutUint32(out[offRelocOffset:], relocOff)
 	le.PutUint32(out[offRelocCount:], uint32(len(relocs)))
 	le.PutUint32(out[offProfile:], profile)
+	le.PutUint32(out[offDeadline:], deadline)
 	le.PutUint32(out[offCRC32:], crc32.ChecksumIEEE(out[CRCStart:]))
 
 	if _, err := Parse(out); err != nil {

@@ -22,6 +22,9 @@ type Module struct {
 	Relocs      []Reloc
 	// Profile is the image offset of fluid_profile_dump, or NoOffset.
 	Profile uint32
+	// DeadlineMS is the deadline of one entry call in milliseconds, 0 for
+	// the kernel's default (FLUID_DEADLINE_MS in fluid_module.h).
+	DeadlineMS uint32
 	// Image is the code+data bytes (a slice of the parsed buffer).
 	Image []byte
 }
@@ -87,6 +90,7 @@ func Parse(b []byte) (*Module, error) {
 		Align:       le.Uint32(b[offAlign:]),
 		Entry:       le.Uint32(b[offEntry:]),
 		Profile:     le.Uint32(b[offProfile:]),
+		DeadlineMS:  le.Uint32(b[offDeadline:]),
 	}
 	copy(m.Hash[:], b[offHash:offHash+HashSize])
 	relocOff := uint64(le.Uint32(b[offRelocOffset:]))
@@ -97,8 +101,8 @@ func Parse(b []byte) (*Module, error) {
 	if m.Flags&^knownFlags != 0 {
 		return nil, fmt.Errorf("unknown flags 0x%x", m.Flags&^knownFlags)
 	}
-	if r := le.Uint32(b[offReserved:]); r != 0 {
-		return nil, fmt.Errorf("reserved field is 0x%x, want 0", r)
+	if m.DeadlineMS > MaxDeadline {
+		return nil, fmt.Errorf("deadline %d ms exceeds %d ms", m.DeadlineMS, MaxDeadline)
 	}
 	if m.CodeSize == 0 {
 		return nil, fmt.Errorf("code size is 0")

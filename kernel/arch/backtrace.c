@@ -31,10 +31,25 @@ unsigned backtrace_collect(uint32_t ebp, uint32_t *out, unsigned max)
 	return n;
 }
 
-static const char *where(uint32_t a)
+/* The module that is running, if any (backtrace_set_module). */
+static uint32_t mod_lo, mod_hi;
+static const char *mod_name;
+
+void backtrace_set_module(uint32_t lo, uint32_t hi, const char *name)
 {
-	return a >= (uint32_t)(uintptr_t)__text_start && a < (uint32_t)(uintptr_t)__text_end
-		       ? "" : " (outside kernel .text)";
+	mod_lo = lo;
+	mod_hi = hi;
+	mod_name = name;
+}
+
+static void line(unsigned i, uint32_t a)
+{
+	if (a >= (uint32_t)(uintptr_t)__text_start && a < (uint32_t)(uintptr_t)__text_end)
+		kprintf("  #%-2u 0x%08x\n", i, a);
+	else if (mod_name && a >= mod_lo && a < mod_hi)
+		kprintf("  #%-2u 0x%08x (module %s+0x%x)\n", i, a, mod_name, a - mod_lo);
+	else
+		kprintf("  #%-2u 0x%08x (outside kernel .text)\n", i, a);
 }
 
 void backtrace_print(uint32_t eip, uint32_t ebp)
@@ -42,7 +57,7 @@ void backtrace_print(uint32_t eip, uint32_t ebp)
 	uint32_t ret[BACKTRACE_MAX];
 	unsigned n = backtrace_collect(ebp, ret, BACKTRACE_MAX - 1);
 	kprintf("backtrace (addr2line -e build/kernel.elf):\n");
-	kprintf("  #0  0x%08x%s\n", eip, where(eip));
+	line(0, eip);
 	for (unsigned i = 0; i < n; i++)
-		kprintf("  #%-2u 0x%08x%s\n", i + 1, ret[i], where(ret[i]));
+		line(i + 1, ret[i]);
 }

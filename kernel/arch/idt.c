@@ -30,6 +30,7 @@ extern const uint32_t isr_stub_table[IDT_VECTORS];
 
 static struct idt_gate idt[IDT_VECTORS] __attribute__((aligned(8)));
 static int_handler handlers[IDT_VECTORS];
+static int_filter exception_filter;
 static unsigned spurious;
 
 static const char *const exc_names[EXC_VECTORS] = {
@@ -79,6 +80,11 @@ void interrupt_register(unsigned vector, int_handler h)
 	handlers[vector] = h;
 }
 
+void exception_set_filter(int_filter fn)
+{
+	exception_filter = fn;
+}
+
 unsigned irq_spurious_count(void)
 {
 	return spurious;
@@ -90,8 +96,11 @@ void interrupt_dispatch(struct int_frame *f)
 	int_handler h = v < IDT_VECTORS ? handlers[v] : 0;
 
 	if (v < EXC_VECTORS) {
-		if (!h)
+		if (!h) {
+			if (exception_filter && exception_filter(f))
+				return; /* taken: the filter rewrote the frame */
 			exception_dump(f);
+		}
 		h(f);
 		return;
 	}

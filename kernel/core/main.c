@@ -172,7 +172,10 @@ void kernel_main(uint32_t magic, const struct boot_info *bi)
 #ifdef FLUID_KTEST
 	ktest_run_all();
 #else
-	int rc = workload_run(bi);
+	char why[200] = "";
+	int rc = workload_run(bi, why, sizeof why);
+	if (rc != 0 && why[0])
+		fluid_end_fail("module", "%s", why);
 	if (rc != 0)
 		fluid_end_fail("module", "workload returned %d", rc);
 	fluid_end_pass();

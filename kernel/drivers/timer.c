@@ -35,11 +35,18 @@
 
 static volatile uint64_t ticks;
 static uint32_t khz;
+static timer_tick_hook tick_hook;
 
 static void timer_irq(struct int_frame *f)
 {
-	(void)f;
 	ticks++;
+	if (tick_hook)
+		tick_hook(f, ticks);
+}
+
+void timer_set_tick_hook(timer_tick_hook fn)
+{
+	tick_hook = fn;
 }
 
 uint64_t timer_ticks(void)

@@ -2,8 +2,9 @@
  * idt.h — the IDT (256 vectors, NASM stubs in arch/isr.asm), the interrupt
  * frame and the handler registry.
  *
- * Vectors 0..31 are CPU exceptions: with no registered handler they print a
- * register dump and end the run (EXIT_CPU_EXCEPTION).  Vectors 32..47 are the
+ * Vectors 0..31 are CPU exceptions: with no registered handler they go to
+ * the exception filter, if one is set (a module's fault is contained there),
+ * else print a register dump and end the run (EXIT_CPU_EXCEPTION).  Vectors 32..47 are the
  * PIC's IRQ 0..15 (EOI is sent by the dispatcher).  Any other vector without
  * a handler panics.
  */
@@ -30,6 +31,10 @@ struct int_frame {
 };
 
 typedef void (*int_handler)(struct int_frame *f);
+/* Looks at an exception nobody registered a handler for before the dump:
+ * returns 1 when it took the exception (and made *f safe to return to),
+ * 0 to let the dump end the run. */
+typedef int (*int_filter)(struct int_frame *f);
 
 void idt_init(void);
 /* Install h for vector (replaces any previous handler); NULL removes it. */
@@ -37,6 +42,9 @@ void interrupt_register(unsigned vector, int_handler h);
 /* Called by isr.asm. */
 void interrupt_dispatch(struct int_frame *f);
 const char *exception_name(unsigned vector);
+/* Install fn as the exception filter (kernel/module/guard.c while a module
+ * runs); NULL removes it. */
+void exception_set_filter(int_filter fn);
 /* Spurious IRQ 7/15 seen so far. */
 unsigned irq_spurious_count(void);
 

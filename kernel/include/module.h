@@ -33,6 +33,7 @@ struct modparse_info {
 	const uint8_t *relocs;  /* reloc_count * struct fluid_mod_reloc, unaligned */
 	uint32_t reloc_count;
 	uint32_t profile_offset; /* FLUID_MOD_NO_OFFSET when the module has no hook */
+	uint32_t deadline_ms;    /* per entry call, <= FLUID_MOD_MAX_DEADLINE_MS; 0 = default */
 };
 
 /* Validate buf[0..len) as a module file. Returns 0 and fills *out, or -1 and
@@ -48,6 +49,8 @@ const char *module_reloc_name(uint32_t type);
 /* ---- Loading and running (kernel) ---------------------------------------- */
 #ifndef FLUID_MODPARSE_HOST
 
+#include "backtrace.h"
+
 struct jit_pool;
 
 #define MODULE_MAX_RECORDS 32u
@@ -56,12 +59,30 @@ struct jit_pool;
  * call redoes the whole workload, so profile counts are per-run x calls. */
 #define MODULE_RUNS        3u
 #define MODULE_RUNS_LIGHT  1u
+/* Deadline of one entry call when the module header names none (0); a module
+ * gets deadline x runs for all its calls together, so with LIGHT=1 (one
+ * call of a smaller workload) it gets a third of the full run's time. The
+ * normal modules take well under 100 ms a call under TCG. */
+#define MODULE_DEADLINE_MS 2000u
 
 enum module_result {
 	MODULE_PENDING = 0, /* loaded, not run yet                */
 	MODULE_OK,          /* ran, returned FLUID_OK, all checks passed */
 	MODULE_FAIL,        /* ran, returned nonzero or a check failed   */
 	MODULE_REFUSED,     /* failed validation or placement; never ran */
+	MODULE_CRASHED,     /* raised a CPU exception in its own code    */
+	MODULE_TIMEOUT,     /* overran its deadline                      */
+};
+
+/* Why a module was stopped (MODULE_CRASHED or MODULE_TIMEOUT), filled by
+ * the guard (guard.c) at the exception or the tick that stopped it. */
+struct module_stop {
+	uint32_t why;                    /* MODULE_CRASHED / MODULE_TIMEOUT, 0 = ran to the end */
+	uint32_t eip;                    /* where it stopped (absolute)          */
+	uint32_t ms;                     /* time since its first call started    */
+	uint32_t vector, err, cr2;       /* crashed: the exception, CR2 for #PF  */
+	uint32_t bt[BACKTRACE_MAX];      /* crashed: the EBP chain's return addresses */
+	uint32_t nbt;
 };
 
 /* One per module file seen, in load order; read by kernel/prof. */
@@ -79,6 +100,8 @@ struct module_record {
 	uintptr_t base;                  /* load address in the JIT pool         */
 	uint32_t size;                   /* code + data + bss bytes              */
 	fluid_profile_fn profile;        /* fluid_profile_dump, NULL if none     */
+	uint32_t deadline_ms;            /* for all calls together               */
+	struct module_stop stop;         /* why it was stopped, if it was        */
 };
 
 /* A module placed in memory and ready to run. */
@@ -88,6 +111,8 @@ struct module {
 	void *mem;                       /* JIT pool block                       */
 	uint32_t runs;                   /* calls module_execute makes           */
 	uint32_t light;                  /* passed to the module as svc->light   */
+	uint32_t deadline_ms;            /* per call; module_load: the header's or MODULE_DEADLINE_MS */
+	struct jit_pool *pool;           /* mem's pool, released if the module is stopped */
 };
 
 /* Start a new record for file (refused or not). NULL when the table is full. */
@@ -100,9 +125,32 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 		struct jit_pool *pool, struct module *out);
 
 /* Run m's entry m->runs times with the kernel services, measuring each call
- * with rdtsc. Returns 0 when every call returned FLUID_OK and every check
- * passed, else -1 (rec->result says which). */
+ * with rdtsc, under a deadline of m->deadline_ms x m->runs for all calls.
+ * Returns 0 when every call returned FLUID_OK and every check passed, else
+ * -1 (rec->result says which: FAIL, or CRASHED / TIMEOUT with rec->stop
+ * filled, the lines printed and the module's memory released). */
 int module_execute(struct module *m);
+
+/* "ok", "FAIL", "CRASHED", "TIMEOUT", "refused" or "pending". */
+const char *module_result_word(enum module_result r);
+
+/* ---- The guard (guard.c): deadline and fault containment ---------------- */
+
+/* Watch r's image while it runs: an exception raised there, or a timer tick
+ * there after deadline_ms, fills r->stop and makes module_call return 1. */
+void module_guard_arm(struct module_record *r, uint32_t deadline_ms);
+void module_guard_disarm(void);
+/* Every kernel service calls this first (ret = its return address): an
+ * overdue module is stopped there. */
+void module_guard_service(void *ret);
+/* Put the FPU back in the state fpu_init left (after a stopped module). */
+void module_guard_reset_cpu(void);
+/* "#PF", "#UD", ... for an exception vector. */
+const char *module_exception_mnemonic(uint32_t vector);
+
+/* arch/modcall.asm: call entry(svc) so that the guard can take control back;
+ * 0 and *status = the entry's value, or 1 when the guard stopped it. */
+int module_call(fluid_entry_fn entry, const struct fluid_services *svc, int32_t *status);
 
 /* All records so far (n receives the count). */
 const struct module_record *module_records(size_t *n);

@@ -22,6 +22,12 @@ void timer_init(void);
 uint64_t timer_ticks(void);
 /* TSC frequency in kHz measured against the PIT (0 before timer_init). */
 uint32_t tsc_khz(void);
+/* Called from IRQ0 after the count went up, with the interrupted frame
+ * (it may rewrite f to resume elsewhere) and the new tick count. */
+struct int_frame;
+typedef void (*timer_tick_hook)(struct int_frame *f, uint64_t now);
+/* Install fn (kernel/module/guard.c while a module runs); NULL removes it. */
+void timer_set_tick_hook(timer_tick_hook fn);
 /* Wait (hlt between ticks) for at least ms milliseconds; needs IF=1
  * (panics otherwise, since no tick could wake it). */
 void timer_sleep_ms(uint32_t ms);

@@ -9,6 +9,11 @@
 
 #include "bootinfo.h"
 
-int workload_run(const struct boot_info *bi);
+#include <stddef.h>
+
+/* Runs the workload; on failure may write the FLUID-END reason into
+ * why[0..whylen) (the names of the modules that did not pass, ...); left
+ * empty, kernel_main says "workload returned <rc>". */
+int workload_run(const struct boot_info *bi, char *why, size_t whylen);
 
 #endif

@@ -7,9 +7,11 @@
  *   - records[] is the kernel's, static, one per module file seen, in load
  *     order; a record pointer stays valid until module_records_reset (tests
  *     only). kernel/prof reads the table after the runs.
- *   - a loaded module's memory is one jit_alloc block, never freed: the
- *     record's base and profile hook point into it, and the profiler calls
- *     that hook after all modules ran. A refused module allocates nothing.
+ *   - a loaded module's memory is one jit_alloc block, freed only when the
+ *     guard stopped the module (crashed or timed out; its profile hook is
+ *     then forgotten): the record's base and profile hook point into it,
+ *     and the profiler calls that hook after all modules ran. A refused
+ *     module allocates nothing.
  *   - the file buffer (buf) stays the caller's: module_load copies the image
  *     out of it and keeps no pointer into it.
  *
@@ -22,6 +24,7 @@
 #include "console.h"
 #include "fmt.h"
 #include "heap.h"
+#include "idt.h"
 #include "jit_allocator.h"
 #include "string.h"
 #include "timer.h"
@@ -156,18 +159,50 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 	out->entry = (fluid_entry_fn)(uintptr_t)(mem + info.entry_offset);
 	out->mem = mem;
 	out->runs = MODULE_RUNS;
+	out->deadline_ms = info.deadline_ms ? info.deadline_ms : MODULE_DEADLINE_MS;
+	out->pool = pool;
 	return 0;
 }
 
 /* ---- Services ------------------------------------------------------------ */
 
+/*
+ * The running module's heap blocks: svc_alloc puts a 16-byte link in front
+ * of each (HEAP_ALIGN keeps the module's pointer 16-byte aligned), svc_free
+ * takes it out, so a module that is stopped half-way has its blocks freed.
+ * Invariant: every block on the list came from svc_alloc during the current
+ * module_execute, carries SVC_BLOCK_MAGIC and was not passed to svc_free;
+ * the list is emptied at the start of every module_execute (blocks a
+ * finished module kept stay its own). A pointer without the magic is never
+ * unlinked: kfree gets it as it is and names what is wrong with it.
+ */
+#define SVC_BLOCK_MAGIC 0x4B4C4253u /* "SBLK" */
+struct svc_block {
+	struct svc_block *prev, *next;
+	uint32_t magic, pad;
+};
+_Static_assert(sizeof(struct svc_block) == HEAP_ALIGN, "svc_block keeps kmalloc's alignment");
+static struct svc_block *svc_blocks;
+
+static void svc_free_all(void)
+{
+	while (svc_blocks) {
+		struct svc_block *b = svc_blocks;
+		svc_blocks = b->next;
+		b->magic = 0;
+		kfree(b);
+	}
+}
+
 static void svc_print(const char *s)
 {
+	module_guard_service(__builtin_return_address(0));
 	kprintf("%s", s);
 }
 
 static void svc_printf(const char *fmt, ...)
 {
+	module_guard_service(__builtin_return_address(0));
 	va_list ap;
 	va_start(ap, fmt);
 	kvprintf(fmt, ap);
@@ -176,16 +211,44 @@ static void svc_printf(const char *fmt, ...)
 
 static void *svc_alloc(size_t size)
 {
-	return kmalloc(size);
+	module_guard_service(__builtin_return_address(0));
+	if (size > (size_t)-1 - sizeof(struct svc_block))
+		return NULL;
+	struct svc_block *b = kmalloc(size + sizeof(*b));
+	if (!b)
+		return NULL;
+	b->magic = SVC_BLOCK_MAGIC;
+	b->prev = NULL;
+	b->next = svc_blocks;
+	if (svc_blocks)
+		svc_blocks->prev = b;
+	svc_blocks = b;
+	return b + 1;
 }
 
 static void svc_free(void *p)
 {
-	kfree(p);
+	module_guard_service(__builtin_return_address(0));
+	if (!p)
+		return;
+	struct svc_block *b = (struct svc_block *)p - 1;
+	if (b->magic != SVC_BLOCK_MAGIC) {
+		kfree(p); /* not from svc_alloc, or freed twice: kfree panics naming it */
+		return;
+	}
+	b->magic = 0;
+	if (b->prev)
+		b->prev->next = b->next;
+	else if (svc_blocks == b)
+		svc_blocks = b->next;
+	if (b->next)
+		b->next->prev = b->prev;
+	kfree(b);
 }
 
 static uint64_t svc_rdtsc(void)
 {
+	module_guard_service(__builtin_return_address(0));
 	return rdtsc();
 }
 
@@ -193,6 +256,7 @@ static uint64_t svc_rdtsc(void)
  * and keeps the first failure as its reason (later ones only print). */
 static int svc_check(const char *name, uint64_t got, uint64_t expected)
 {
+	module_guard_service(__builtin_return_address(0));
 	struct module_record *r = running;
 	if (got == expected) {
 		if (r)
@@ -210,14 +274,72 @@ static int svc_check(const char *name, uint64_t got, uint64_t expected)
 	return 0;
 }
 
+const char *module_result_word(enum module_result r)
+{
+	switch (r) {
+	case MODULE_PENDING: return "pending";
+	case MODULE_OK: return "ok";
+	case MODULE_FAIL: return "FAIL";
+	case MODULE_REFUSED: return "refused";
+	case MODULE_CRASHED: return "CRASHED";
+	case MODULE_TIMEOUT: return "TIMEOUT";
+	}
+	return "unknown";
+}
+
+/* "NAME+0xOFF" for an address in r's image, else "0xADDR". */
+static void where(char *buf, size_t n, const struct module_record *r, uint32_t a)
+{
+	if (a >= r->base && a - r->base < r->size)
+		ksnprintf(buf, n, "%s+0x%x", r->name, (unsigned)(a - r->base));
+	else
+		ksnprintf(buf, n, "0x%x", (unsigned)a);
+}
+
+/* The lines for a stopped module (docs/CONTRACTS.md), and its reason. */
+static void report_stop(struct module_record *r)
+{
+	const struct module_stop *s = &r->stop;
+	char at[FLUID_MOD_NAME_MAX + 16];
+	where(at, sizeof at, r, s->eip);
+	if (s->why == MODULE_TIMEOUT) {
+		kprintf("module %s: timed out after %u ms (at %s)\n", r->name, s->ms, at);
+		ksnprintf(r->reason, sizeof(r->reason), "timed out after %u ms at %s", s->ms, at);
+		return;
+	}
+	kprintf("module %s: crashed: exception %u (%s %s) err=0x%x at %s\n", r->name, s->vector,
+		module_exception_mnemonic(s->vector), exception_name(s->vector), s->err, at);
+	ksnprintf(r->reason, sizeof(r->reason), "crashed: exception %u (%s %s) at %s", s->vector,
+		  module_exception_mnemonic(s->vector), exception_name(s->vector), at);
+	if (s->vector == EXC_PAGE_FAULT)
+		kprintf("module %s: page fault at 0x%x: %s, %s access\n", r->name, s->cr2,
+			(s->err & 1u) ? "protection violation" : "page not present",
+			(s->err & 2u) ? "write" : "read");
+	/* Innermost first: the faulting EIP, then the EBP chain up to and
+	 * including the first return address outside the module. */
+	kprintf("module %s: backtrace: %s", r->name, at);
+	for (uint32_t i = 0; i < s->nbt && i + 1 < BACKTRACE_MAX; i++) {
+		where(at, sizeof at, r, s->bt[i]);
+		kprintf(" %s", at);
+		if (s->bt[i] < r->base || s->bt[i] - r->base >= r->size)
+			break;
+	}
+	kprintf("\n");
+}
+
 /*
  * module_execute: call the entry m->runs times (module.h has the contract).
  * Runs only a PENDING record with an entry (see the life of a record
  * above). Timing is rdtsc around each call only, so cycles_* exclude the
  * loader; cycles_min/max are over all calls, the first call included
  * (cold caches). The module runs in ring 0, on the caller's stack, with the
- * kernel's services: it is trusted code, validated for shape, not sandboxed.
- * reason keeps the first failure (a nonzero status or a failed check).
+ * kernel's services: it is validated for shape, not sandboxed, but the
+ * guard (guard.c) stops it at a CPU exception in its own code or when it
+ * overruns m->deadline_ms x m->runs. A stopped module's call is not counted
+ * (calls and cycles_* cover the calls that returned), its heap blocks and
+ * its pool block are freed and its profile hook forgotten: it gets no
+ * profile. reason keeps the first failure (a nonzero status, a failed
+ * check, or the stop).
  */
 int module_execute(struct module *m)
 {
@@ -235,11 +357,18 @@ int module_execute(struct module *m)
 	if (r->result != MODULE_PENDING || !m->entry)
 		return -1; /* refused or already run: never execute */
 	running = r;
-	int ok = 1;
+	svc_blocks = NULL;
+	memset(&r->stop, 0, sizeof(r->stop));
+	r->deadline_ms = m->deadline_ms * (m->runs ? m->runs : 1u);
+	int ok = 1, stopped = 0;
+	module_guard_arm(r, r->deadline_ms);
 	for (uint32_t i = 0; i < m->runs; i++) {
+		int32_t st = 0;
 		uint64_t t0 = rdtsc();
-		int32_t st = m->entry(&svc);
+		stopped = module_call(m->entry, &svc, &st);
 		uint64_t dt = rdtsc() - t0;
+		if (stopped)
+			break;
 		r->calls++;
 		r->cycles_total += dt;
 		if (r->calls == 1 || dt < r->cycles_min)
@@ -253,7 +382,22 @@ int module_execute(struct module *m)
 				ksnprintf(r->reason, sizeof(r->reason), "entry returned %d", (int)st);
 		}
 	}
+	module_guard_disarm();
 	running = NULL;
+	if (stopped) {
+		module_guard_reset_cpu();
+		svc_free_all();
+		r->result = (enum module_result)r->stop.why;
+		r->reason[0] = '\0'; /* the stop is the reason, not an earlier check */
+		report_stop(r);
+		r->profile = NULL;
+		if (m->pool && m->mem)
+			jit_free(m->pool, m->mem);
+		m->mem = NULL;
+		m->entry = NULL;
+		return -1;
+	}
+	svc_blocks = NULL;
 	if (r->checks_failed)
 		ok = 0;
 	r->result = ok ? MODULE_OK : MODULE_FAIL;

@@ -208,8 +208,8 @@ int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *er
 		return fail2(&e, "unknown variant ", variant, 10, "");
 	if (flags & ~FLUID_MOD_F_KNOWN)
 		return fail2(&e, "unknown flags ", flags & ~FLUID_MOD_F_KNOWN, 16, "");
-	if (rd32(buf + FLUID_MOD_OFF_RESERVED) != 0)
-		return fail2(&e, "reserved field is ", rd32(buf + FLUID_MOD_OFF_RESERVED), 16, ", want 0");
+	if (rd32(buf + FLUID_MOD_OFF_DEADLINE) > FLUID_MOD_MAX_DEADLINE_MS)
+		return fail2(&e, "deadline ", rd32(buf + FLUID_MOD_OFF_DEADLINE), 10, " ms exceeds 600000 ms");
 	if (code == 0)
 		return fail1(&e, "code size is 0");
 	if (align == 0 || align > FLUID_MOD_MAX_ALIGN || (align & (align - 1)))
@@ -269,6 +269,7 @@ int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *er
 		out->relocs = reloc_count ? buf + reloc_off : NULL;
 		out->reloc_count = (uint32_t)reloc_count;
 		out->profile_offset = profile;
+		out->deadline_ms = rd32(buf + FLUID_MOD_OFF_DEADLINE);
 	}
 	return 0;
 }

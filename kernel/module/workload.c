@@ -169,14 +169,34 @@ static int run_one(struct fat32 *fs, const struct fat32_dirent *e, struct jit_po
 		rec->size, rec->profile ? ", profile hook" : "");
 	rc = module_execute(&m);
 	kprintf("module %s: result %s calls=%u cycles total=%llu min=%llu max=%llu checks=%u/%u%s%s\n",
-		rec->name, rc == 0 ? "ok" : "FAIL", rec->calls, (unsigned long long)rec->cycles_total,
+		rec->name, module_result_word(rec->result), rec->calls, (unsigned long long)rec->cycles_total,
 		(unsigned long long)rec->cycles_min, (unsigned long long)rec->cycles_max,
 		rec->checks_ok, rec->checks_ok + rec->checks_failed, rc == 0 ? "" : ": ",
 		rc == 0 ? "" : rec->reason);
 	return rc;
 }
 
-int workload_run(const struct boot_info *bi)
+/* why = the names of the modules that did not pass, in run order
+ * ("spin, nullwrite"), cut to fit; a refused module by its file name. */
+static void failed_names(char *why, size_t whylen)
+{
+	size_t n, len = 0;
+	const struct module_record *recs = module_records(&n);
+	why[0] = '\0';
+	for (size_t i = 0; i < n && len + 1 < whylen; i++) {
+		if (recs[i].result == MODULE_OK)
+			continue;
+		int w = ksnprintf(why + len, whylen - len, "%s%s", len ? ", " : "",
+				  recs[i].name[0] ? recs[i].name : recs[i].file);
+		if (w < 0)
+			break;
+		len += (size_t)w;
+	}
+	if (len >= whylen)
+		why[whylen - 1] = '\0';
+}
+
+int workload_run(const struct boot_info *bi, char *why, size_t whylen)
 {
 	static struct fat32 fs; /* 1 KiB of buffers: keep it off the stack */
 	kprintf("workload: modules from partition 1 (LBA %u, %u sectors)%s\n", bi->part1_lba,
@@ -242,5 +262,7 @@ int workload_run(const struct boot_info *bi)
 	int export_errors = profiling_trigger_export();
 	if (export_errors)
 		kprintf("workload: profile export reported %d error(s)\n", export_errors);
+	if (failed)
+		failed_names(why, whylen);
 	return failed ? 1 : 0;
 }

@@ -100,6 +100,10 @@ static const char *result_name(enum module_result r)
 		return "fail";
 	case MODULE_REFUSED:
 		return "refused";
+	case MODULE_CRASHED:
+		return "crashed";
+	case MODULE_TIMEOUT:
+		return "timeout";
 	}
 	return "unknown";
 }
@@ -178,9 +182,11 @@ int profiling_export(void)
 			frames++;
 		else
 			errors++;
-		/* Only a module that was loaded (and so relocated) has a hook
-		 * that may be called. */
-		if (r->profile != NULL && r->result != MODULE_REFUSED) {
+		/* Only a module that ran to the end has a hook that may be
+		 * called and counters that are whole: a refused module was
+		 * never relocated, a stopped one (crashed, timed out) was
+		 * released; its summary says why there is no profile. */
+		if (r->profile != NULL && (r->result == MODULE_OK || r->result == MODULE_FAIL)) {
 			if (export_profraw(&sink, r) == 0)
 				frames++;
 			else

@@ -42,6 +42,7 @@
 #define FLUID_MOD_MAX_IMAGE     (1u << 22) /* 4 MiB code+data+bss          */
 #define FLUID_MOD_MAX_RELOCS    (1u << 16)
 #define FLUID_MOD_NO_OFFSET     0xFFFFFFFFu /* "no profile hook"             */
+#define FLUID_MOD_MAX_DEADLINE_MS 600000u /* 10 min: a larger deadline is a mistake */
 
 /* Variant tags (header field `variant`). */
 #define FLUID_VARIANT_BASELINE      0u /* -O2                               */
@@ -76,7 +77,7 @@
 #define FLUID_MOD_OFF_RELOC_OFFSET   88
 #define FLUID_MOD_OFF_RELOC_COUNT    92
 #define FLUID_MOD_OFF_PROFILE        96 /* image offset of fluid_profile_dump or FLUID_MOD_NO_OFFSET */
-#define FLUID_MOD_OFF_RESERVED       100 /* must be 0 */
+#define FLUID_MOD_OFF_DEADLINE       100 /* ms per entry call, 0 = the kernel default */
 
 struct fluid_mod_header {
 	uint32_t magic;
@@ -97,7 +98,7 @@ struct fluid_mod_header {
 	uint32_t reloc_offset;
 	uint32_t reloc_count;
 	uint32_t profile_offset;
-	uint32_t reserved;
+	uint32_t deadline_ms;
 } __attribute__((packed));
 
 struct fluid_mod_reloc {
@@ -124,6 +125,21 @@ _Static_assert(sizeof(struct fluid_mod_reloc) == 8, "module reloc size");
  */
 #define FLUID_PROFILE_SYMBOL    "fluid_profile_dump"
 typedef int32_t (*fluid_profile_fn)(uint8_t *buf, uint32_t cap);
+
+/*
+ * The deadline. A module may declare how long one call of its entry may
+ * take, in milliseconds, at file scope:
+ *
+ *     FLUID_DEADLINE_MS(500);
+ *
+ * internal/modfmt then records the value in the header field deadline_ms
+ * (0 = the kernel's default, MODULE_DEADLINE_MS). The kernel gives a module
+ * deadline x calls for all its calls together (one call with LIGHT=1) and
+ * stops it, reporting "timed out", when it overruns.
+ */
+#define FLUID_DEADLINE_SYMBOL   "fluid_deadline_ms"
+#define FLUID_DEADLINE_MS(ms) \
+	__attribute__((used)) const uint32_t fluid_deadline_ms = (ms)
 
 /* ---- Kernel services ------------------------------------------------------ */
 #define FLUID_SERVICES_VERSION  1u

@@ -1,0 +1,153 @@
+/*
+ * guard.c — a module's deadline and fault containment. While module_execute
+ * runs a module, a CPU exception raised by the module's own code, or a
+ * timer tick past its deadline that lands in the module's code, ends that
+ * module and not the run: the guard records what happened in the module's
+ * record and resumes the kernel where it entered the module (module_call in
+ * arch/modcall.asm returns 1). module_execute (loader.c) reports it.
+ *
+ * A fault whose EIP is not in the module's image (the kernel itself, or a
+ * kernel service the module called) is a kernel crash: the filter declines
+ * it and the exception dump ends the run as before.
+ */
+#include <stdint.h>
+#include "backtrace.h"
+#include "cpu.h"
+#include "fpu.h"
+#include "gdt.h"
+#include "idt.h"
+#include "module.h"
+#include "timer.h"
+
+#define EXC_NMI            2u
+#define EXC_MACHINE_CHECK  18u
+#define EFLAGS_RESERVED1   0x2u
+#define MXCSR_DEFAULT      0x1F80u
+
+/* Set by module_call (arch/modcall.asm): nonzero while a module runs. */
+extern volatile uint32_t module_call_esp;
+extern char module_call_abort[];
+
+/*
+ * The guarded module, between module_guard_arm and module_guard_disarm.
+ * Invariants: the hooks are installed only while stop != NULL, and the
+ * fields are written before the hooks are installed and after they are
+ * removed, so an interrupt sees either no guard or a whole one. The guard
+ * takes control back only when EIP is inside [lo, hi): then no kernel code
+ * is half-way through anything (a module holds no kernel lock and is not
+ * called from an interrupt), so resuming at module_call is safe.
+ */
+static struct {
+	uintptr_t lo, hi;          /* the module's image: code, data and bss */
+	uint64_t start, deadline;  /* ticks: when it started, when it is overdue */
+	volatile int overdue;      /* the deadline passed (a service ends it) */
+	struct module_stop *stop;  /* where the reason goes                  */
+} g;
+
+static int in_module(uint32_t eip)
+{
+	return eip >= g.lo && eip < g.hi;
+}
+
+/* Make f return to module_call_abort with kernel segments and IF=1. */
+static void redirect(struct int_frame *f)
+{
+	f->eip = (uint32_t)(uintptr_t)module_call_abort;
+	f->cs = GDT_KERNEL_CODE;
+	f->eflags = EFLAGS_IF | EFLAGS_RESERVED1; /* DF, TF, AC clear */
+	f->ds = f->es = f->fs = GDT_KERNEL_DATA;
+	f->gs = GDT_KERNEL_GS;
+}
+
+static void record(uint32_t why, uint32_t eip, uint64_t now)
+{
+	struct module_stop *s = g.stop;
+	s->why = why;
+	s->eip = eip;
+	s->ms = (uint32_t)((now - g.start) * 1000u / TIMER_HZ);
+}
+
+static int guard_exception(struct int_frame *f)
+{
+	if (!g.stop || !module_call_esp || f->vector == EXC_NMI || f->vector == EXC_MACHINE_CHECK ||
+	    !in_module(f->eip))
+		return 0;
+	struct module_stop *s = g.stop;
+	record(MODULE_CRASHED, f->eip, timer_ticks());
+	s->vector = f->vector;
+	s->err = f->err;
+	s->cr2 = f->vector == EXC_PAGE_FAULT ? read_cr2() : 0;
+	/* The EBP chain as the module left it; printing stops at the first
+	 * address outside the module (module.h). */
+	s->nbt = backtrace_collect(f->ebp, s->bt, BACKTRACE_MAX - 1);
+	redirect(f);
+	return 1;
+}
+
+static void guard_tick(struct int_frame *f, uint64_t now)
+{
+	if (!g.stop || !module_call_esp || now < g.deadline)
+		return;
+	g.overdue = 1;
+	if (!in_module(f->eip))
+		return; /* in a kernel service: a later tick or the next service call ends it */
+	record(MODULE_TIMEOUT, f->eip, now);
+	redirect(f);
+}
+
+void module_guard_arm(struct module_record *r, uint32_t deadline_ms)
+{
+	g.lo = r->base;
+	g.hi = r->base + r->size;
+	g.start = timer_ticks();
+	g.deadline = g.start + ((uint64_t)deadline_ms * TIMER_HZ + 999u) / 1000u;
+	g.overdue = 0;
+	g.stop = &r->stop;
+	__asm__ volatile("" ::: "memory");
+	backtrace_set_module((uint32_t)g.lo, (uint32_t)g.hi, r->name);
+	exception_set_filter(guard_exception);
+	timer_set_tick_hook(guard_tick);
+}
+
+void module_guard_disarm(void)
+{
+	timer_set_tick_hook(NULL);
+	exception_set_filter(NULL);
+	backtrace_set_module(0, 0, NULL);
+	__asm__ volatile("" ::: "memory");
+	g.stop = NULL;
+	g.overdue = 0;
+}
+
+/* Called at the entry of every kernel service: if the module is overdue,
+ * end it here, where the kernel holds nothing (ret = the return address
+ * into the module, reported as where it stopped). */
+void module_guard_service(void *ret)
+{
+	if (!g.overdue || !g.stop || !module_call_esp)
+		return;
+	record(MODULE_TIMEOUT, (uint32_t)(uintptr_t)ret, timer_ticks());
+	__asm__ volatile("jmp module_call_abort");
+	__builtin_unreachable();
+}
+
+void module_guard_reset_cpu(void)
+{
+	/* The module may have left x87 exceptions pending or MXCSR changed. */
+	__asm__ volatile("fninit");
+	if (fpu_features() & FPU_HAS_SSE) {
+		uint32_t mxcsr = MXCSR_DEFAULT;
+		__asm__ volatile("ldmxcsr %0" : : "m"(mxcsr));
+	}
+}
+
+static const char *const mnemonics[EXC_VECTORS] = {
+	"#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO", "#TS", "#NP", "#SS",
+	"#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "#22", "#23", "#24", "#25",
+	"#26", "#27", "#HV", "#VC", "#SX", "#31",
+};
+
+const char *module_exception_mnemonic(uint32_t vector)
+{
+	return vector < EXC_VECTORS ? mnemonics[vector] : "#?";
+}

@@ -1,0 +1,221 @@
+/*
+ * test_guard.c — in-kernel tests of the module guard (kernel/module/guard.c):
+ * hand-assembled modules that spin, write through a NULL pointer, execute
+ * an invalid opcode, divide by zero or hit int3 are stopped with the right
+ * reason and offset, their pool block and heap blocks are released, and
+ * the next module still runs.
+ */
+#include "crc32.h"
+#include "heap.h"
+#include "jit_allocator.h"
+#include "ktest.h"
+#include "module.h"
+#include "string.h"
+
+#define GUARD_POOL_BYTES (16u * 1024u)
+#define GCODE            32u /* code bytes, nop-padded */
+#define GMOD_BYTES       (FLUID_MOD_HDR_SIZE + GCODE)
+#define SPIN_DEADLINE_MS 20u
+
+static uint8_t gpool_mem[GUARD_POOL_BYTES] __attribute__((aligned(4096)));
+static struct jit_pool gpool;
+
+static void gwr32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+	p[2] = (uint8_t)(v >> 16);
+	p[3] = (uint8_t)(v >> 24);
+}
+
+/* A module named name whose code is code[0..n) (entry at 0), no data, no
+ * relocations. */
+static void make_code_module(uint8_t *m, const char *name, const uint8_t *code, uint32_t n)
+{
+	memset(m, 0, GMOD_BYTES);
+	gwr32(m + FLUID_MOD_OFF_MAGIC, FLUID_MOD_MAGIC);
+	m[FLUID_MOD_OFF_ABI_VERSION] = FLUID_MOD_ABI_VERSION;
+	m[FLUID_MOD_OFF_HDR_SIZE] = FLUID_MOD_HDR_SIZE;
+	gwr32(m + FLUID_MOD_OFF_FILE_SIZE, GMOD_BYTES);
+	strncpy((char *)m + FLUID_MOD_OFF_NAME, name, FLUID_MOD_NAME_MAX - 1);
+	gwr32(m + FLUID_MOD_OFF_VARIANT, FLUID_VARIANT_BASELINE);
+	gwr32(m + FLUID_MOD_OFF_IMAGE_OFFSET, FLUID_MOD_HDR_SIZE);
+	gwr32(m + FLUID_MOD_OFF_CODE_SIZE, GCODE);
+	gwr32(m + FLUID_MOD_OFF_ALIGN, 16);
+	gwr32(m + FLUID_MOD_OFF_ENTRY, 0);
+	gwr32(m + FLUID_MOD_OFF_RELOC_OFFSET, GMOD_BYTES);
+	gwr32(m + FLUID_MOD_OFF_PROFILE, FLUID_MOD_NO_OFFSET);
+	uint8_t *img = m + FLUID_MOD_HDR_SIZE;
+	memset(img, 0x90, GCODE);
+	memcpy(img, code, n);
+	gwr32(m + FLUID_MOD_OFF_CRC32, crc32_ieee(m + FLUID_MOD_CRC_START, GMOD_BYTES - FLUID_MOD_CRC_START));
+}
+
+static int ghas(const char *s, const char *sub)
+{
+	size_t n = strlen(sub);
+	for (; *s; s++)
+		if (strncmp(s, sub, n) == 0)
+			return 1;
+	return 0;
+}
+
+/* Load code as module name into the (fresh) test pool and run it once
+ * with deadline_ms; returns its record. */
+static struct module_record *run_code(const char *name, const uint8_t *code, uint32_t n, uint32_t deadline_ms,
+				      int *rc)
+{
+	static uint8_t m[GMOD_BYTES];
+	static char file[FLUID_MOD_NAME_MAX + 4];
+	make_code_module(m, name, code, n);
+	strncpy(file, name, FLUID_MOD_NAME_MAX - 1);
+	strncpy(file + strlen(file), ".mod", 5);
+	struct module_record *rec = module_record_new(file);
+	if (!rec)
+		return NULL;
+	struct module mod;
+	if (module_load(rec, m, GMOD_BYTES, &gpool, &mod) != 0) {
+		*rc = -2;
+		return rec;
+	}
+	mod.runs = 1;
+	mod.deadline_ms = deadline_ms;
+	*rc = module_execute(&mod);
+	return rec;
+}
+
+static const uint8_t code_ok[] = { 0x31, 0xC0, 0xC3 }; /* xor eax, eax; ret */
+
+/* The deadline is per entry call and covers all calls together: 3 calls
+ * (the full run) get three times what 1 call (LIGHT=1) gets. */
+KTEST(guard_deadline_scales_with_calls)
+{
+	static const uint8_t spin[] = { 0xEB, 0xFE };
+	static uint8_t m[GMOD_BYTES];
+	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	module_records_reset();
+	make_code_module(m, "spin3", spin, sizeof spin);
+	struct module_record *r = module_record_new("spin3.mod");
+	struct module mod;
+	KT_EQ_U(module_load(r, m, GMOD_BYTES, &gpool, &mod), 0);
+	KT_EQ_U(mod.deadline_ms, MODULE_DEADLINE_MS); /* header field 0: the default */
+	mod.runs = MODULE_RUNS;
+	mod.deadline_ms = SPIN_DEADLINE_MS;
+	KT_ASSERT(module_execute(&mod) == -1);
+	KT_EQ_U(r->result, MODULE_TIMEOUT);
+	KT_EQ_U(r->deadline_ms, SPIN_DEADLINE_MS * MODULE_RUNS);
+	KT_ASSERT(r->stop.ms >= SPIN_DEADLINE_MS * MODULE_RUNS);
+	/* a deadline in the header is the module's own */
+	gwr32(m + FLUID_MOD_OFF_DEADLINE, 7);
+	gwr32(m + FLUID_MOD_OFF_CRC32, crc32_ieee(m + FLUID_MOD_CRC_START, GMOD_BYTES - FLUID_MOD_CRC_START));
+	r = module_record_new("spin3.mod");
+	KT_EQ_U(module_load(r, m, GMOD_BYTES, &gpool, &mod), 0);
+	KT_EQ_U(mod.deadline_ms, 7);
+}
+
+KTEST(guard_spinning_module_times_out)
+{
+	static const uint8_t spin[] = { 0xEB, 0xFE }; /* jmp $ */
+	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	module_records_reset();
+	int rc = 0;
+	struct module_record *r = run_code("spin", spin, sizeof spin, SPIN_DEADLINE_MS, &rc);
+	KT_ASSERT(r != NULL);
+	KT_ASSERT(rc == -1);
+	KT_EQ_U(r->result, MODULE_TIMEOUT);
+	KT_EQ_U(r->stop.eip - r->base, 0);
+	KT_ASSERT(r->stop.ms >= SPIN_DEADLINE_MS);
+	KT_ASSERT(r->stop.ms < SPIN_DEADLINE_MS + 500u);
+	KT_EQ_U(r->calls, 0);
+	KT_ASSERT(r->profile == NULL);
+	if (!ghas(r->reason, "timed out after") || !ghas(r->reason, "at spin+0x0"))
+		ktest_fail(__FILE__, __LINE__, "reason \"%s\"", r->reason);
+	KT_EQ_STR(module_result_word(r->result), "TIMEOUT");
+	struct jit_stats st;
+	jit_stats(&gpool, &st);
+	KT_EQ_U(st.used, 0); /* its block went back to the pool */
+	/* the kernel goes on: the next module runs and passes */
+	struct module_record *next = run_code("after", code_ok, sizeof code_ok, SPIN_DEADLINE_MS, &rc);
+	KT_EQ_U(rc, 0);
+	KT_EQ_U(next->result, MODULE_OK);
+}
+
+KTEST(guard_faulting_modules_are_crashed)
+{
+	static const struct {
+		const char *name;
+		uint8_t code[12];
+		uint32_t n, vector, off;
+	} cases[] = {
+		/* mov dword [0x10], 1 */
+		{ "nullwrite", { 0xC7, 0x05, 0x10, 0, 0, 0, 1, 0, 0, 0 }, 10, 14, 0 },
+		/* nop; nop; ud2 */
+		{ "badop", { 0x90, 0x90, 0x0F, 0x0B }, 4, 6, 2 },
+		/* xor ecx, ecx; xor edx, edx; div ecx */
+		{ "divzero", { 0x31, 0xC9, 0x31, 0xD2, 0xF7, 0xF1 }, 6, 0, 4 },
+		/* nop; int3 (the CPU reports the address after it) */
+		{ "brk", { 0x90, 0xCC }, 2, 3, 2 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+		module_records_reset();
+		int rc = 0;
+		struct module_record *r = run_code(cases[i].name, cases[i].code, cases[i].n, 1000, &rc);
+		KT_ASSERT(r != NULL);
+		if (r->result != MODULE_CRASHED || r->stop.vector != cases[i].vector ||
+		    r->stop.eip - r->base != cases[i].off)
+			ktest_fail(__FILE__, __LINE__, "%s: result %s vector %u at +0x%x, want CRASHED %u at +0x%x",
+				   cases[i].name, module_result_word(r->result), r->stop.vector,
+				   r->stop.eip - r->base, cases[i].vector, cases[i].off);
+		KT_ASSERT(rc == -1);
+		KT_EQ_U(r->result, MODULE_CRASHED);
+		KT_EQ_U(r->stop.vector, cases[i].vector);
+		KT_EQ_U(r->stop.eip - r->base, cases[i].off);
+		KT_ASSERT(ghas(r->reason, "crashed: exception"));
+		if (cases[i].vector == 14) {
+			KT_EQ_U(r->stop.cr2, 0x10);
+			KT_EQ_U(r->stop.err & 2u, 2u); /* a write */
+		}
+		struct jit_stats st;
+		jit_stats(&gpool, &st);
+		KT_EQ_U(st.used, 0);
+		struct module_record *next = run_code("after", code_ok, sizeof code_ok, 1000, &rc);
+		KT_EQ_U(rc, 0);
+		KT_EQ_U(next->result, MODULE_OK);
+	}
+}
+
+KTEST(guard_stopped_module_heap_is_freed)
+{
+	/* mov ebx, [esp+4]; push 100; call [ebx+16] (alloc);
+	 * push 200; call [ebx+16]; ud2 */
+	static const uint8_t leak[] = { 0x8B, 0x5C, 0x24, 0x04, 0x6A, 0x64, 0xFF, 0x53, 0x10,
+					0x68, 0xC8, 0, 0, 0, 0xFF, 0x53, 0x10, 0x0F, 0x0B };
+	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	module_records_reset();
+	struct heap_stats before, after;
+	heap_stats(&before);
+	int rc = 0;
+	struct module_record *r = run_code("leak", leak, sizeof leak, 1000, &rc);
+	KT_EQ_U(r->result, MODULE_CRASHED);
+	KT_EQ_U(r->stop.vector, 6);
+	KT_EQ_U(r->stop.eip - r->base, sizeof leak - 2);
+	heap_stats(&after);
+	KT_EQ_U(after.free, before.free);
+	KT_EQ_U(after.blocks, before.blocks);
+	heap_check();
+}
+
+KTEST(guard_overdue_module_in_services_times_out)
+{
+	/* mov ebx, [esp+4]; again: call [ebx+24] (rdtsc); jmp again */
+	static const uint8_t busy[] = { 0x8B, 0x5C, 0x24, 0x04, 0xFF, 0x53, 0x18, 0xEB, 0xFB };
+	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	module_records_reset();
+	int rc = 0;
+	struct module_record *r = run_code("busy", busy, sizeof busy, SPIN_DEADLINE_MS, &rc);
+	KT_ASSERT(rc == -1);
+	KT_EQ_U(r->result, MODULE_TIMEOUT);
+	/* stopped in its own code, or at the service's return into it */
+	KT_ASSERT(r->stop.eip - r->base < sizeof busy);
+}
