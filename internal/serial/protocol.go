@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -45,6 +46,30 @@ const (
 	MarkerKtest = "[ktest] "
 	// MarkerModule starts the module loader's lines ("module <name>: ...").
 	MarkerModule = "module "
+	// MarkerModuleLoaded follows the name on the line of a module that
+	// loaded ("module <name>: loaded (<variant> <hash>) from ...").
+	MarkerModuleLoaded = ": loaded ("
+	// MarkerModuleResult follows the name on a module's result line
+	// ("module <name>: result <ok|FAIL|CRASHED|TIMEOUT> calls=...").
+	MarkerModuleResult = ": result "
+	// MarkerModuleRefused follows the name of a module file that was not
+	// run ("module <name>: refused: <reason>").
+	MarkerModuleRefused = ": refused: "
+	// MarkerModuleSkipped follows the name of a /modules entry that was
+	// not loaded ("module <name>: skipped: <reason>").
+	MarkerModuleSkipped = ": skipped: "
+	// MarkerModuleTimedOut follows the name of a module that overran its
+	// deadline ("module <name>: timed out after <n> ms (at <name>+0x<off>)").
+	MarkerModuleTimedOut = ": timed out after "
+	// MarkerModuleCrashed follows the name of a module that raised a CPU
+	// exception ("module <name>: crashed: exception <v> (<mnemonic> <name>) err=0x<e> at <name>+0x<off>").
+	MarkerModuleCrashed = ": crashed: "
+	// MarkerModulePageFault follows the name on a crashed module's page
+	// fault line ("module <name>: page fault at 0x<cr2>: ...").
+	MarkerModulePageFault = ": page fault at "
+	// MarkerModuleBacktrace follows the name on a crashed or timed-out
+	// module's backtrace ("module <name>: backtrace: <name>+0x<off> ...").
+	MarkerModuleBacktrace = ": backtrace: "
 	// MarkerFrameBegin starts a frame (format: kernel/include/profiling.h).
 	MarkerFrameBegin = "@@FLUID-FRAME-BEGIN "
 	// MarkerFrameEnd ends a frame.
@@ -75,6 +100,65 @@ const (
 	b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 )
 
+// Module results. The summary frame's JSON "result" is one of the Result*
+// words; the loader's result line prints the Line* word of the same
+// outcome.
+const (
+	ResultOK      = "ok"      // ran and passed its checks
+	ResultFail    = "fail"    // ran to the end but a check failed
+	ResultCrashed = "crashed" // raised a CPU exception inside its own code
+	ResultTimeout = "timeout" // overran its deadline and was stopped
+
+	LineOK      = "ok"
+	LineFail    = "FAIL"
+	LineCrashed = "CRASHED"
+	LineTimeout = "TIMEOUT"
+)
+
+// Finished reports whether a summary result is one of a module that ran to
+// its end (ok or fail): only such a module sends a profraw frame.
+func Finished(result string) bool { return result == ResultOK || result == ResultFail }
+
+// locRE matches a module-relative code location, NAME+0xOFF (lowercase
+// hex, as the kernel prints it).
+var locRE = regexp.MustCompile(`([A-Za-z0-9_][A-Za-z0-9_.-]*)\+0x([0-9a-f]{1,8})\b`)
+
+// Loc is one module-relative code location a kernel line named.
+type Loc struct {
+	Module string
+	Off    uint32
+}
+
+// String is the location as the kernel prints it.
+func (l Loc) String() string { return fmt.Sprintf("%s+0x%x", l.Module, l.Off) }
+
+// ParseLocs returns every NAME+0xOFF in s, in order.
+func ParseLocs(s string) []Loc {
+	var out []Loc
+	for _, m := range locRE.FindAllStringSubmatch(s, -1) {
+		off, err := strconv.ParseUint(m[2], 16, 32)
+		if err != nil {
+			continue
+		}
+		out = append(out, Loc{Module: m[1], Off: uint32(off)})
+	}
+	return out
+}
+
+// moduleLine splits a loader line ("module <name>: ...") into the module's
+// name and the rest from the colon on; ok is false for any other line.
+func moduleLine(l string) (name, rest string, ok bool) {
+	if !strings.HasPrefix(l, MarkerModule) {
+		return "", "", false
+	}
+	s := l[len(MarkerModule):]
+	i := strings.IndexByte(s, ':')
+	if i <= 0 || strings.ContainsAny(s[:i], " \t") {
+		return "", "", false
+	}
+	return s[:i], s[i:], true
+}
+
 // Summary is one module's run summary, as the kernel sends it in a summary
 // frame (profiling_export in kernel/prof/export.c).
 type Summary struct {
@@ -85,7 +169,7 @@ type Summary struct {
 	CyclesTotal uint64 `json:"cycles_total"` // rdtsc; guest instructions under -icount shift=0
 	CyclesMin   uint64 `json:"cycles_min"`
 	CyclesMax   uint64 `json:"cycles_max"`
-	Result      string `json:"result"` // "ok" or "fail"
+	Result      string `json:"result"` // ResultOK, ResultFail, ResultCrashed or ResultTimeout
 }
 
 // DecodeSummary decodes a summary frame's payload strictly: a field the
