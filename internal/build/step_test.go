@@ -2,6 +2,7 @@ package build
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,20 @@ func TestStepSkipsWhenNothingChanged(t *testing.T) {
 		{"changed depfile header reruns", func() { write(t, filepath.Join(b.root, "hdr.h"), "h2\n") }, true},
 		{"same content rewritten skips", func() { write(t, filepath.Join(b.root, "hdr.h"), "h2\n") }, false},
 		{"deleted output reruns", func() { os.Remove(filepath.Join(b.out, "out.txt")) }, true},
+		{"output edited by hand reruns", func() { write(t, filepath.Join(b.out, "out.txt"), "b\nh3\n") }, true},
+		{"no-op rebuild after the repair skips", func() {}, false},
+		{"output replaced by same bytes skips", func() { write(t, filepath.Join(b.out, "out.txt"), "b\nh2\n") }, false},
+		{"stamp without output hashes reruns", func() {
+			p := b.stampPath(catStep())
+			data, _ := os.ReadFile(p)
+			var st stamp
+			if err := json.Unmarshal(data, &st); err != nil {
+				t.Fatal(err)
+			}
+			st.Outs = nil
+			data, _ = json.Marshal(st)
+			write(t, p, string(data))
+		}, true},
 	}
 	for _, s := range steps {
 		s.change()
@@ -101,5 +116,64 @@ func TestParseDepfile(t *testing.T) {
 	want := []string{"kernel/a.c", "kernel/include/a.h", "boot/bootinfo.h"}
 	if strings.Join(deps, ",") != strings.Join(want, ",") {
 		t.Fatalf("deps = %v, want %v", deps, want)
+	}
+}
+
+// TestEditedImageIsRebuilt builds the working image, edits
+// build/fluid.img by hand and builds again: the image step reruns and
+// restores the image's bytes; a third build runs no step at all.
+func TestEditedImageIsRebuilt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the image")
+	}
+	var log bytes.Buffer
+	newB := func() *Builder {
+		log.Reset()
+		opt := OptionsFromEnv()
+		opt.Log = &log
+		b, err := New(opt)
+		if err != nil {
+			t.Skipf("no build environment: %v", err)
+		}
+		return b
+	}
+	build := func(b *Builder) *Artifacts {
+		t.Helper()
+		unlock, err := b.Lock()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock()
+		a, err := b.All(t.Context())
+		if err != nil {
+			t.Fatalf("build: %v", err)
+		}
+		return a
+	}
+	a := build(newB())
+	want, err := os.ReadFile(a.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Clone(want)
+	edited[len(edited)/2] ^= 0xff // somewhere in partition 1
+	if err := os.WriteFile(a.Image, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := newB()
+	build(b)
+	if !strings.Contains(log.String(), "IMG   "+b.Rel(a.Image)) {
+		t.Errorf("the edited image was not rebuilt; build log:\n%s", log.String())
+	}
+	got, err := os.ReadFile(a.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the rebuilt image differs from the first build's")
+	}
+	build(newB())
+	if log.Len() != 0 {
+		t.Errorf("a no-op build ran steps:\n%s", log.String())
 	}
 }
