@@ -341,6 +341,17 @@ func (p *Parser) FailLine() string {
 	return p.fatal
 }
 
+// FailClass is the class of the FLUID-END fail line ("test", "panic",
+// "exception", ClassModule), or "" when the run did not end with one.
+func (p *Parser) FailClass() string {
+	rest, ok := strings.CutPrefix(p.end, MarkerFail+" ")
+	if !ok {
+		return ""
+	}
+	class, _, _ := strings.Cut(rest, ":")
+	return class
+}
+
 // Dump is the CPU exception dump from its first line on (at most
 // MaxDumpLines lines), or nil.
 func (p *Parser) Dump() []string { return p.dump }

@@ -100,6 +100,10 @@ const (
 	b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 )
 
+// ClassModule is the class word of the end line of a run that failed
+// because modules failed ("FLUID-END fail module: ...", exit 41).
+const ClassModule = "module"
+
 // Module results. The summary frame's JSON "result" is one of the Result*
 // words; the loader's result line prints the Line* word of the same
 // outcome.
