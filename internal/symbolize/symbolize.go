@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -184,4 +185,25 @@ func (s *Symbolizer) Module(ctx context.Context, m *serial.ModuleRun) ([]Line, e
 		return nil, fmt.Errorf("module %s: %w", m.Name, err)
 	}
 	return s.Lookup(ctx, elf, locs, ret)
+}
+
+// Report writes, for every module in runs whose lines name code locations
+// (a crashed or timed-out module's), each location as a source line under
+// the module's name: what `mage qemu` prints after a run. A module it
+// cannot symbolize gets one line saying why; nothing here fails the run.
+func (s *Symbolizer) Report(ctx context.Context, runs []*serial.ModuleRun, w io.Writer) {
+	for _, m := range runs {
+		if len(m.Locs) == 0 {
+			continue
+		}
+		lines, err := s.Module(ctx, m)
+		if err != nil {
+			fmt.Fprintf(w, "%s%s: cannot symbolize: %v\n", serial.MarkerModule, m.Name, err)
+			continue
+		}
+		fmt.Fprintf(w, "%s%s: %s\n", serial.MarkerModule, m.Name, m.Why())
+		for _, l := range lines {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
 }

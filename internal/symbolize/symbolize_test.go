@@ -172,6 +172,13 @@ func TestModuleRun(t *testing.T) {
 	if _, line := dwarfLine(t, fib.ELF, ra-1); lines[1].Line != line {
 		t.Errorf("return address fib+0x%x resolved to line %d, want %d (the line of address-1)", ra, lines[1].Line, line)
 	}
+	var out strings.Builder
+	s.Report(t.Context(), p.Modules(), &out)
+	want := fmt.Sprintf("module fib: crashed: exception 6 (#UD invalid opcode) err=0x0 at fib+0x%x\n  fib+0x%x is modules/fib/fib.c:%d (%s)\n",
+		entry+3, entry+3, lines[0].Line, modfmt.EntrySymbol)
+	if !strings.HasPrefix(out.String(), want) {
+		t.Errorf("Report:\n%s\nwant it to start with:\n%s", out.String(), want)
+	}
 	m.Hash = "0000000000000000"
 	if _, err := s.Module(t.Context(), m); err == nil || !strings.Contains(err.Error(), "but the run loaded build 0000000000000000") {
 		t.Errorf("another build's ELF: %v", err)
