@@ -1,6 +1,7 @@
 package serial
 
 import (
+	"bufio"
 	"bytes"
 	"reflect"
 	"strings"
@@ -11,7 +12,8 @@ import (
 // console filter). It must never panic, and every frame it accepts must
 // re-encode (EncodeFrame) to text that parses back to the same frame; a
 // capture it accepts whole must re-encode (EncodeCapture) to the same
-// capture. Seeds: real frames (the kernel's test vector and a good log),
+// capture. An accepted frame's text is exactly the kernel's form of it
+// (EncodeFrame's output): anything else is refused. Seeds: real frames (the kernel's test vector and a good log),
 // each refused variant of TestParseLogRefuses, and a crashed run's lines.
 func FuzzParser(f *testing.F) {
 	good := goodLog(f)
@@ -43,10 +45,22 @@ func FuzzParser(f *testing.F) {
 		for _, l := range strings.Split(string(data), "\n") {
 			console(l)
 		}
+		lines := logLines(data)
 		for _, fr := range c.Frames {
 			var b bytes.Buffer
 			if err := EncodeFrame(&b, fr.Kind, fr.Module, fr.Payload); err != nil {
 				t.Fatal(err)
+			}
+			// The accepted text is exactly the kernel's form of the frame.
+			var sent []string
+			for _, l := range lines[fr.Line-1:] {
+				sent = append(sent, l)
+				if strings.HasPrefix(l, MarkerFrameEnd) {
+					break
+				}
+			}
+			if got := strings.Join(sent, "\n") + "\n"; got != b.String() {
+				t.Fatalf("accepted frame %q %q (line %d) is not in the kernel's form:\n%q\nre-encoded:\n%q", fr.Module, fr.Kind, fr.Line, got, b.String())
 			}
 			b.WriteString(MarkerFramesDone + "frames=1 errors=0\n")
 			back, err := ParseLog(&b)
@@ -84,4 +98,16 @@ func FuzzParser(f *testing.F) {
 			t.Fatalf("capture re-encoded differently:\n%+v\nwant\n%+v", back, c)
 		}
 	})
+}
+
+// logLines splits a log as ReadLog does (bufio.ScanLines), with the
+// trailing carriage returns Parser.Line drops.
+func logLines(data []byte) []string {
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 64*1024), 4*1024*1024)
+	var out []string
+	for sc.Scan() {
+		out = append(out, strings.TrimRight(sc.Text(), "\r"))
+	}
+	return out
 }

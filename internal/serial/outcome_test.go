@@ -121,3 +121,43 @@ func TestParseLocs(t *testing.T) {
 		t.Errorf("Loc.String = %q", s)
 	}
 }
+
+// TestFrameOnlyInKernelForm: the decoder accepts a frame only in the exact
+// text the kernel writes, so one payload has one text (FuzzParser found a
+// BEGIN line with two spaces accepted; these are its relatives).
+func TestFrameOnlyInKernelForm(t *testing.T) {
+	var b strings.Builder
+	payload := []byte("hello, profile! 0123456789 abcdefghijklmnopqrstuvwxyz ABCDEFG") // 61 bytes: 2 lines, "==" padding
+	if err := EncodeFrame(&b, KindProfraw, "fib", payload); err != nil {
+		t.Fatal(err)
+	}
+	good := b.String()
+	done := MarkerFramesDone + "frames=1 errors=0\n"
+	if _, err := ParseLog(strings.NewReader(good + done)); err != nil {
+		t.Fatalf("the kernel's form is refused: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(good, "\n"), "\n")
+	join := func(ls ...string) string { return strings.Join(ls, "\n") + "\n" + done }
+	for name, log := range map[string]string{
+		"two spaces in BEGIN":      strings.Replace(good, "BEGIN v=1", "BEGIN  v=1", 1),
+		"upper-case crc32":         strings.Replace(good, "crc32=ea4abd4d", "crc32=EA4ABD4D", 1),
+		"len with a plus sign":     strings.Replace(good, "len=61", "len=+61", 1),
+		"len with a leading zero":  strings.Replace(good, "len=61", "len=061", 1),
+		"an extra field in BEGIN":  strings.Replace(good, " len=61", " x=1 len=61", 1),
+		"trailing text after END":  strings.Replace(good, "kind=profraw module=fib\n", "kind=profraw module=fib x\n", 1),
+		"padding bits not zero":    join(lines[0], lines[1], strings.Replace(lines[2], "Rw==", "Rx==", 1), lines[3]),
+		"a short line then more":   join(lines[0], lines[1][:40], lines[1][40:]+lines[2], lines[3]),
+		"an empty line in a frame": join(lines[0], lines[1], "", lines[2], lines[3]),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if !strings.HasSuffix(log, done) {
+				log += done
+			}
+			_, err := ParseLog(strings.NewReader(log))
+			if err == nil || !strings.Contains(err.Error(), "module fib profraw frame") {
+				t.Fatalf("accepted a frame not in the kernel's form (or did not name it): %v\n%s", err, log)
+			}
+			t.Logf("refused: %v", err)
+		})
+	}
+}

@@ -83,6 +83,7 @@ type open struct {
 	length       int
 	crc          uint32
 	b64          strings.Builder
+	short        int // serial line of a payload line shorter than B64Line (must be the last)
 }
 
 // Parser reads the guest's serial output one line at a time, as it
@@ -280,6 +281,8 @@ func (p *Parser) frame(line string) {
 		}
 		if f["kind"] != p.cur.kind || f["module"] != p.cur.module {
 			p.refuse(p.cur.line, fmt.Sprintf("garbled: END marker names %s %s", f["module"], f["kind"]))
+		} else if want := endLine(p.cur.kind, p.cur.module); line != want {
+			p.refuse(p.cur.line, fmt.Sprintf("garbled: END marker %q at line %d, the kernel writes %q", line, n, want))
 		} else if data, err := decodePayload(p.cur.b64.String(), p.cur.length, p.cur.crc); err != nil {
 			p.refuse(p.cur.line, err.Error())
 		} else {
@@ -309,6 +312,14 @@ func (p *Parser) frame(line string) {
 			p.refuse(p.cur.line, fmt.Sprintf("garbled: line %d inside the frame is not base64: %q", n, clip(line)))
 			p.cur = nil
 			return
+		}
+		if p.cur.short != 0 {
+			p.refuse(p.cur.line, fmt.Sprintf("garbled: payload line %d is only part of a line, yet line %d follows it (characters were lost)", p.cur.short, n))
+			p.cur = nil
+			return
+		}
+		if len(line) < B64Line {
+			p.cur.short = n
 		}
 		p.cur.b64.WriteString(line)
 	}

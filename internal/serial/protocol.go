@@ -190,7 +190,7 @@ func DecodeSummary(payload []byte) (Summary, error) {
 // prof_frame_write, used by tests and tools).
 func EncodeFrame(w io.Writer, kind, module string, payload []byte) error {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%sv=%d kind=%s module=%s len=%d crc32=%08x\n", MarkerFrameBegin, FrameVersion, kind, module, len(payload), crc32.ChecksumIEEE(payload))
+	b.WriteString(beginLine(kind, module, len(payload), crc32.ChecksumIEEE(payload)) + "\n")
 	enc := base64.StdEncoding.EncodeToString(payload)
 	for len(enc) > 0 {
 		n := min(B64Line, len(enc))
@@ -198,9 +198,19 @@ func EncodeFrame(w io.Writer, kind, module string, payload []byte) error {
 		b.WriteByte('\n')
 		enc = enc[n:]
 	}
-	fmt.Fprintf(&b, "%skind=%s module=%s\n", MarkerFrameEnd, kind, module)
+	b.WriteString(endLine(kind, module) + "\n")
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// beginLine is a frame's BEGIN line exactly as the kernel prints it.
+func beginLine(kind, module string, length int, crc uint32) string {
+	return fmt.Sprintf("%sv=%d kind=%s module=%s len=%d crc32=%08x", MarkerFrameBegin, FrameVersion, kind, module, length, crc)
+}
+
+// endLine is a frame's END line exactly as the kernel prints it.
+func endLine(kind, module string) string {
+	return fmt.Sprintf("%skind=%s module=%s", MarkerFrameEnd, kind, module)
 }
 
 // EncodeDone writes the FRAMES-DONE line.
@@ -288,18 +298,25 @@ func (b frameBegin) check(line string) (length int, crc uint32, err error) {
 	if perr != nil || len(b.CRC32) != 8 {
 		return 0, 0, fmt.Errorf("garbled crc32 in BEGIN marker %q", line)
 	}
+	// Only the kernel's exact form: no extra spaces or fields, no "+",
+	// leading zeros or upper-case hex (found by FuzzParser).
+	if want := beginLine(b.Kind, b.Module, length, uint32(v)); line != want {
+		return 0, 0, fmt.Errorf("garbled BEGIN marker %q: the kernel writes %q", line, want)
+	}
 	return length, uint32(v), nil
 }
 
 // payloadLine reports whether line can be a frame's base64 payload line.
 func payloadLine(line string) bool {
-	return len(line) <= B64Line && strings.Trim(line, b64Alphabet) == ""
+	return len(line) > 0 && len(line) <= B64Line && strings.Trim(line, b64Alphabet) == ""
 }
 
 // decodePayload turns a frame's base64 lines into its payload and checks it
 // against the BEGIN marker's length and CRC-32.
 func decodePayload(b64 string, length int, crc uint32) ([]byte, error) {
-	data, err := base64.StdEncoding.DecodeString(b64)
+	// Strict: the padding bits of the last group must be zero, as the
+	// kernel's encoder leaves them, so one payload has one text.
+	data, err := base64.StdEncoding.Strict().DecodeString(b64)
 	if err != nil {
 		return nil, fmt.Errorf("garbled payload: %v", err)
 	}
