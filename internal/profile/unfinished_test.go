@@ -129,7 +129,7 @@ func TestCaptureWithCrashedModule(t *testing.T) {
 		t.Errorf("summary.json does not record sort as crashed: %+v", doc.Modules)
 	}
 	var se *StaleError
-	if err := CheckFresh(doc, b.Root(), names); !errors.As(err, &se) || len(se.Modules) != 1 || !strings.Contains(se.Why["sort"], "did not finish its capture run (result crashed") {
+	if err := CheckFresh(doc, b.Root(), names); !errors.As(err, &se) || len(se.Modules) != 1 || !strings.Contains(se.Why["sort"], "did not pass its capture run (crashed: exception 14 (#PF page fault) err=0x2 at sort+0x1a)") {
 		t.Errorf("CheckFresh: %v", err)
 	}
 

@@ -196,7 +196,11 @@ func CheckFresh(doc *SummaryDoc, root string, modules []string) error {
 		case !ok:
 			se.Why[m] = "no profile in profiles/ (a new module?)"
 		case r.Result != "" && r.Result != "ok":
-			se.Why[m] = fmt.Sprintf("no profile in profiles/: the module did not finish its capture run (result %s: %s); fix it", r.Result, r.Why)
+			why := r.Why
+			if why == "" {
+				why = "result " + r.Result
+			}
+			se.Why[m] = fmt.Sprintf("no profile in profiles/: the module did not pass its capture run (%s); fix it", why)
 		case r.SourceSHA256 != cur[m]:
 			se.Why[m] = fmt.Sprintf("modules/%s changed since its profile was captured", m)
 		default:
