@@ -174,6 +174,7 @@ func TestModuleRun(t *testing.T) {
 	}
 	var out strings.Builder
 	s.Report(t.Context(), p.Modules(), &out)
+	t.Logf("Report:\n%s", out.String())
 	want := fmt.Sprintf("module fib: crashed: exception 6 (#UD invalid opcode) err=0x0 at fib+0x%x\n  fib+0x%x is modules/fib/fib.c:%d (%s)\n",
 		entry+3, entry+3, lines[0].Line, modfmt.EntrySymbol)
 	if !strings.HasPrefix(out.String(), want) {
