@@ -59,6 +59,8 @@ module spin: loaded (baseline 0102030405060708) from /modules/spin.mod at 0x0040
 module spin: timed out after 200 ms (at spin+0x2)
 module spin: backtrace: spin+0x2
 module spin: result TIMEOUT calls=0 cycles total=0 min=0 max=0 checks=0/0
+module sort: loaded (baseline 1111111111111111) from /modules/sort.mod at 0x00403000, 900 bytes
+module sort: result FAIL calls=3 cycles total=1 min=1 max=1 checks=2/3: checksum 0x1 != 0x2
 module notes.txt: skipped: not a .mod file
 module bad: refused: bad magic 0x0 (want "FMOD")
 workload: 5 module(s)
@@ -73,7 +75,7 @@ func TestParserModules(t *testing.T) {
 	for _, m := range p.Modules() {
 		names = append(names, m.Name)
 	}
-	if want := []string{"fib", "nullwrite", "spin", "notes.txt", "bad"}; !reflect.DeepEqual(names, want) {
+	if want := []string{"fib", "nullwrite", "spin", "sort", "notes.txt", "bad"}; !reflect.DeepEqual(names, want) {
 		t.Fatalf("modules %v, want %v", names, want)
 	}
 	byName := map[string]*ModuleRun{}
@@ -100,6 +102,7 @@ func TestParserModules(t *testing.T) {
 	want := []string{
 		"nullwrite: crashed: exception 14 (#PF page fault) err=0x2 at nullwrite+0x1a",
 		"spin: timed out after 200 ms (at spin+0x2)",
+		"sort: result FAIL: checksum 0x1 != 0x2",
 		"notes.txt: skipped: not a .mod file",
 		`bad: refused: bad magic 0x0 (want "FMOD")`,
 	}

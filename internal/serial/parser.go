@@ -120,6 +120,9 @@ type ModuleRun struct {
 	Variant string // from the loaded line: baseline, O3, PGO, instrumented
 	Hash    string // from the loaded line: the module header's hash
 	Result  string // the result line's word (LineOK, LineFail, LineCrashed, LineTimeout); "" if none
+	// ResultWhy is the reason the result line gives after its figures
+	// ("... checks=2/3: <reason>"), or "".
+	ResultWhy string
 	Refused string // why the file was not run ("" if it was)
 	Skipped string // why the entry was not loaded ("" if it was)
 	// Fault holds the lines that say how the module stopped: its timed-out
@@ -145,6 +148,8 @@ func (m *ModuleRun) Why() string {
 	case len(m.Fault) > 0:
 		_, rest, _ := moduleLine(m.Fault[0])
 		return strings.TrimPrefix(rest, ": ")
+	case m.Result != "" && m.Result != LineOK && m.ResultWhy != "":
+		return "result " + m.Result + ": " + m.ResultWhy
 	case m.Result != "" && m.Result != LineOK:
 		return "result " + m.Result
 	}
@@ -183,8 +188,12 @@ func (p *Parser) module(l string) {
 			m.Variant, m.Hash = f[0], f[1]
 		}
 	case strings.HasPrefix(rest, MarkerModuleResult):
-		if f := strings.Fields(rest[len(MarkerModuleResult):]); len(f) > 0 {
+		r := rest[len(MarkerModuleResult):]
+		if f := strings.Fields(r); len(f) > 0 {
 			m.Result = f[0]
+		}
+		if _, why, ok := strings.Cut(r, ": "); ok {
+			m.ResultWhy = strings.TrimSpace(why)
 		}
 	case strings.HasPrefix(rest, MarkerModuleRefused):
 		m.Refused = strings.TrimSpace(rest[len(MarkerModuleRefused):])
