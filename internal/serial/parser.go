@@ -123,8 +123,8 @@ type ModuleRun struct {
 	// ResultWhy is the reason the result line gives after its figures
 	// ("... checks=2/3: <reason>"), or "".
 	ResultWhy string
-	Refused string // why the file was not run ("" if it was)
-	Skipped string // why the entry was not loaded ("" if it was)
+	Refused   string // why the file was not run ("" if it was)
+	Skipped   string // why the entry was not loaded ("" if it was)
 	// Fault holds the lines that say how the module stopped: its timed-out
 	// or crashed line, the page fault line and the backtrace, whole.
 	Fault []string
