@@ -103,7 +103,13 @@ type Collected struct {
 // the run passed, and that nothing unexpected arrived. Errors name the
 // module and join every problem found; they wrap ErrRefused.
 func Collect(c *serial.Capture, want []string, needProfraw bool) (map[string]*Module, error) {
-	col, err := CollectWant(c, Want{Modules: want, NeedProfraw: needProfraw})
+	return collectAll(c, Want{Modules: want, NeedProfraw: needProfraw})
+}
+
+// collectAll is CollectWant where a module that did not pass is an error
+// too (what a benchmark needs: every module's figures).
+func collectAll(c *serial.Capture, w Want) (map[string]*Module, error) {
+	col, err := CollectWant(c, w)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -165,5 +166,24 @@ func TestUnfinishedModules(t *testing.T) {
 	_, err = collectLogged(t, goodCapture(), Want{Modules: []string{"fib", "sort", "zip"}, Runs: []*serial.ModuleRun{{Name: "zip", Refused: "wrong services-table version 2, this kernel has 3: rebuild the module"}}})
 	if err == nil || !strings.Contains(err.Error(), "module zip: no summary frame in the serial log: the kernel said refused: wrong services-table version") {
 		t.Errorf("refused module: %v", err)
+	}
+}
+
+// TestBootModulesNamesWhy: the benchmark's boot (BootModules) refuses a run
+// in which a module crashed, with the kernel's own line about it.
+func TestBootModulesNamesWhy(t *testing.T) {
+	log := "Fluid OS dev (BareFlow-LLVM)\n" +
+		"module sort: crashed: exception 0 (#DE divide error) err=0x0 at sort+0x2c\n" +
+		logOf(t, withResult(goodCapture(), "sort", serial.ResultCrashed, true)) +
+		"FLUID-END fail module: sort\n"
+	boot := func(_ context.Context, _, serialLog string, onLine func(string)) error {
+		for _, l := range strings.Split(log, "\n") {
+			onLine(l)
+		}
+		return errors.New("guest failed (module failure)")
+	}
+	_, err, bootErr := BootModules(context.Background(), boot, "x.img", "x.log", []string{"fib", "sort"}, false)
+	if bootErr == nil || err == nil || !strings.Contains(err.Error(), `module sort: the module's run reported result "crashed" (crashed: exception 0 (#DE divide error) err=0x0 at sort+0x2c)`) {
+		t.Fatalf("BootModules: %v (boot: %v)", err, bootErr)
 	}
 }
