@@ -198,7 +198,7 @@ func (s *Symbolizer) Report(ctx context.Context, runs []*serial.ModuleRun, w io.
 		}
 		lines, err := s.Module(ctx, m)
 		if err != nil {
-			fmt.Fprintf(w, "%s%s: cannot symbolize: %v\n", serial.MarkerModule, m.Name, err)
+			fmt.Fprintf(w, "cannot symbolize: %v\n", err)
 			continue
 		}
 		fmt.Fprintf(w, "%s%s: %s\n", serial.MarkerModule, m.Name, m.Why())
