@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/toolchain"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
 
 func testBuilder(t *testing.T) (*Builder, *bytes.Buffer) {
@@ -119,38 +120,32 @@ func TestParseDepfile(t *testing.T) {
 	}
 }
 
-// TestEditedImageIsRebuilt builds the working image, edits
-// build/fluid.img by hand and builds again: the image step reruns and
-// restores the image's bytes; a third build runs no step at all.
+// TestEditedImageIsRebuilt builds the working image (into its own build
+// directory, so no other test boots the edited image), edits fluid.img by
+// hand and builds again: the image step reruns and restores the image's
+// bytes; a third build runs no step at all.
 func TestEditedImageIsRebuilt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the image")
 	}
+	tc := toolchaintest.Find(t)
+	out := t.TempDir()
 	var log bytes.Buffer
-	newB := func() *Builder {
-		log.Reset()
-		opt := OptionsFromEnv()
-		opt.Log = &log
-		b, err := New(opt)
-		if err != nil {
-			t.Skipf("no build environment: %v", err)
-		}
-		return b
-	}
-	build := func(b *Builder) *Artifacts {
+	build := func() (*Builder, *Artifacts) {
 		t.Helper()
-		unlock, err := b.Lock()
+		log.Reset()
+		b, err := New(Options{Root: toolchaintest.Root(t), Out: out, Toolchain: tc, Light: true, Jobs: 2,
+			Version: "test", Commit: "test", SourceDateEpoch: 1, Log: &log})
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer unlock()
 		a, err := b.All(t.Context())
 		if err != nil {
-			t.Fatalf("build: %v", err)
+			t.Fatalf("build: %v\n%s", err, log.String())
 		}
-		return a
+		return b, a
 	}
-	a := build(newB())
+	_, a := build()
 	want, err := os.ReadFile(a.Image)
 	if err != nil {
 		t.Fatal(err)
@@ -160,8 +155,7 @@ func TestEditedImageIsRebuilt(t *testing.T) {
 	if err := os.WriteFile(a.Image, edited, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	b := newB()
-	build(b)
+	b, _ := build()
 	if !strings.Contains(log.String(), "IMG   "+b.Rel(a.Image)) {
 		t.Errorf("the edited image was not rebuilt; build log:\n%s", log.String())
 	}
@@ -172,7 +166,7 @@ func TestEditedImageIsRebuilt(t *testing.T) {
 	if !bytes.Equal(got, want) {
 		t.Errorf("the rebuilt image differs from the first build's")
 	}
-	build(newB())
+	build()
 	if log.Len() != 0 {
 		t.Errorf("a no-op build ran steps:\n%s", log.String())
 	}
