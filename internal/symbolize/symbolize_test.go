@@ -17,12 +17,16 @@ import (
 )
 
 // baseline builds the baseline modules and returns the builder and fib.
+// It holds the build lock until the test ends, so no other test rebuilds
+// the ELF it reads.
 func baseline(t *testing.T) (*build.Builder, build.Module) {
 	t.Helper()
 	b := buildtest.Builder(t)
-	mods := buildtest.Locked(t, b, "baseline modules", func() ([]build.Module, error) {
-		return b.RecipeModules(t.Context(), recipe.Baseline, nil)
-	})
+	t.Cleanup(buildtest.Lock(t, b))
+	mods, err := b.RecipeModules(t.Context(), recipe.Baseline, nil)
+	if err != nil {
+		t.Fatalf("build the baseline modules: %v", err)
+	}
 	for _, m := range mods {
 		if m.Name == "fib" {
 			return b, m
