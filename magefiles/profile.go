@@ -9,7 +9,7 @@ import (
 	"github.com/fluid-os/fluid/internal/targets"
 )
 
-// Profile builds instrumented modules, boots them under QEMU with -icount (deterministic), decodes the profile frames from COM1 and replaces profiles/ (text profiles, summary.json, toolchain.json) only if every module's frames arrived intact.
+// Profile builds instrumented modules, boots them under QEMU with -icount (deterministic), decodes the profile frames from COM1 and replaces profiles/ (text profiles, summary.json, toolchain.json) only if every module's frames arrived intact and came from the build that was booted; a module that crashed, timed out or failed gets no profile (summary.json says why) and the target fails naming it.
 func Profile(ctx context.Context) error { return targets.Profile(ctx) }
 
 // PGO rebuilds the modules with -fprofile-instr-use from the committed profiles/ (stale or mismatched profiles are errors naming the module) and writes them into build/fluid.img; the kernel is not rebuilt.

@@ -68,7 +68,10 @@ func (b *Builder) ModuleCFlags(v ModuleVariant, module string) []string {
 			}
 		}
 	}
-	flags = append(flags, "-g0", "-I"+modfmt.IncludeDir, "-ffile-prefix-map="+b.root+"=.")
+	// -g: line tables and names for `mage qemu`'s symbolizer (NAME+0xOFF to
+	// file:line); debug sections are not allocated, so the packed module is
+	// the same bytes as without.
+	flags = append(flags, "-g", "-gno-record-gcc-switches", "-I"+modfmt.IncludeDir, "-ffile-prefix-map="+b.root+"=.")
 	if b.opt.Light {
 		flags = append(flags, "-DFLUID_LIGHT=1")
 	}

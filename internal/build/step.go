@@ -22,7 +22,9 @@ import (
 // step is one node of the build graph: a command (or Go function) that turns
 // inputs into outputs. A step is skipped when its stamp shows that the same
 // command, toolchain and input contents (including every header the compiler
-// reported in its depfile) produced outputs that still exist.
+// reported in its depfile) produced outputs that are still there with the
+// very contents the step wrote (their SHA-256 is in the stamp): an output
+// edited or replaced by hand is rebuilt.
 type step struct {
 	tag     string   // short verb for the log line: CC, NASM, LD, IMG ...
 	name    string   // what the log line names (repo-relative)
@@ -37,6 +39,9 @@ type step struct {
 type stamp struct {
 	Key  string   `json:"key"`
 	Deps []string `json:"deps"`
+	// Outs is the SHA-256 of each output the step wrote, by repo-relative
+	// path (a stamp without it predates the check: the step reruns once).
+	Outs map[string]string `json:"outs"`
 }
 
 // hasher hashes files once per build run.
@@ -123,13 +128,40 @@ func (b *Builder) upToDate(s *step) bool {
 	if json.Unmarshal(data, &st) != nil {
 		return false
 	}
+	k, err := b.computeKey(s, st.Deps)
+	if err != nil || k != st.Key {
+		return false
+	}
+	return b.outputsIntact(s, st.Outs)
+}
+
+// outputsIntact reports whether every output of s exists with the content
+// hash its stamp recorded (a missing, edited or replaced output is not).
+func (b *Builder) outputsIntact(s *step, outs map[string]string) bool {
 	for _, o := range s.outputs {
-		if _, err := os.Stat(b.abs(o)); err != nil {
+		want, ok := outs[b.rel(o)]
+		if !ok {
+			return false
+		}
+		got, err := b.hash.sum(b.abs(o))
+		if err != nil || got != want {
 			return false
 		}
 	}
-	k, err := b.computeKey(s, st.Deps)
-	return err == nil && k == st.Key
+	return true
+}
+
+// outputSums hashes the outputs s just wrote, for its stamp.
+func (b *Builder) outputSums(s *step) (map[string]string, error) {
+	outs := map[string]string{}
+	for _, o := range s.outputs {
+		sum, err := b.hash.sum(b.abs(o))
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: the step did not write %s: %w", s.tag, s.name, b.rel(o), err)
+		}
+		outs[b.rel(o)] = sum
+	}
+	return outs, nil
 }
 
 // run executes s unless it is up to date. It reports whether it ran.
@@ -188,7 +220,11 @@ func (b *Builder) run(ctx context.Context, s *step) (bool, error) {
 	if err != nil {
 		return true, fmt.Errorf("%s %s: hash inputs: %w", s.tag, s.name, err)
 	}
-	data, _ := json.Marshal(stamp{Key: k, Deps: deps})
+	outs, err := b.outputSums(s)
+	if err != nil {
+		return true, err
+	}
+	data, _ := json.Marshal(stamp{Key: k, Deps: deps, Outs: outs})
 	if err := os.MkdirAll(filepath.Dir(b.stampPath(s)), 0o755); err != nil {
 		return true, err
 	}

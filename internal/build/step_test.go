@@ -2,12 +2,14 @@ package build
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/toolchain"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
 
 func testBuilder(t *testing.T) (*Builder, *bytes.Buffer) {
@@ -55,6 +57,20 @@ func TestStepSkipsWhenNothingChanged(t *testing.T) {
 		{"changed depfile header reruns", func() { write(t, filepath.Join(b.root, "hdr.h"), "h2\n") }, true},
 		{"same content rewritten skips", func() { write(t, filepath.Join(b.root, "hdr.h"), "h2\n") }, false},
 		{"deleted output reruns", func() { os.Remove(filepath.Join(b.out, "out.txt")) }, true},
+		{"output edited by hand reruns", func() { write(t, filepath.Join(b.out, "out.txt"), "b\nh3\n") }, true},
+		{"no-op rebuild after the repair skips", func() {}, false},
+		{"output replaced by same bytes skips", func() { write(t, filepath.Join(b.out, "out.txt"), "b\nh2\n") }, false},
+		{"stamp without output hashes reruns", func() {
+			p := b.stampPath(catStep())
+			data, _ := os.ReadFile(p)
+			var st stamp
+			if err := json.Unmarshal(data, &st); err != nil {
+				t.Fatal(err)
+			}
+			st.Outs = nil
+			data, _ = json.Marshal(st)
+			write(t, p, string(data))
+		}, true},
 	}
 	for _, s := range steps {
 		s.change()
@@ -101,5 +117,57 @@ func TestParseDepfile(t *testing.T) {
 	want := []string{"kernel/a.c", "kernel/include/a.h", "boot/bootinfo.h"}
 	if strings.Join(deps, ",") != strings.Join(want, ",") {
 		t.Fatalf("deps = %v, want %v", deps, want)
+	}
+}
+
+// TestEditedImageIsRebuilt builds the working image (into its own build
+// directory, so no other test boots the edited image), edits fluid.img by
+// hand and builds again: the image step reruns and restores the image's
+// bytes; a third build runs no step at all.
+func TestEditedImageIsRebuilt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the image")
+	}
+	tc := toolchaintest.Find(t)
+	out := t.TempDir()
+	var log bytes.Buffer
+	build := func() (*Builder, *Artifacts) {
+		t.Helper()
+		log.Reset()
+		b, err := New(Options{Root: toolchaintest.Root(t), Out: out, Toolchain: tc, Light: true, Jobs: 2,
+			Version: "test", Commit: "test", SourceDateEpoch: 1, Log: &log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := b.All(t.Context())
+		if err != nil {
+			t.Fatalf("build: %v\n%s", err, log.String())
+		}
+		return b, a
+	}
+	_, a := build()
+	want, err := os.ReadFile(a.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edited := bytes.Clone(want)
+	edited[len(edited)/2] ^= 0xff // somewhere in partition 1
+	if err := os.WriteFile(a.Image, edited, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := build()
+	if !strings.Contains(log.String(), "IMG   "+b.Rel(a.Image)) {
+		t.Errorf("the edited image was not rebuilt; build log:\n%s", log.String())
+	}
+	got, err := os.ReadFile(a.Image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("the rebuilt image differs from the first build's")
+	}
+	build()
+	if log.Len() != 0 {
+		t.Errorf("a no-op build ran steps:\n%s", log.String())
 	}
 }

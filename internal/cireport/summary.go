@@ -36,6 +36,9 @@ type Boot struct {
 	End     string           `json:"end"` // the FLUID-END line, or "" when missing
 	Passed  bool             `json:"passed"`
 	Modules []serial.Summary `json:"modules,omitempty"`
+	// Failed names each module the loader's lines say did not pass, with
+	// the kernel's reason ("nullwrite: crashed: ... at nullwrite+0x1a").
+	Failed []string `json:"failed,omitempty"`
 }
 
 // Outcome is everything the summary and the comment show.
@@ -118,6 +121,9 @@ func readBoot(path string) (*Boot, error) {
 	// arrived intact (Capture returns them along with its complaints).
 	c, _ := p.Capture()
 	b.Modules = c.Summaries()
+	for _, m := range p.FailedModules() {
+		b.Failed = append(b.Failed, m.Name+": "+m.Why())
+	}
 	return b, nil
 }
 
@@ -164,7 +170,7 @@ func (o Outcome) Markdown(w io.Writer, base *bench.Report) {
 			if end == "" {
 				end = "no " + strings.TrimSpace(serial.MarkerEnd) + " line (crashed, hung or cut short)"
 			}
-			fmt.Fprintf(w, "| `%s` | %s %s | %s |\n", cell(b.Log), icon(b.Passed), cell(end), cell(moduleList(b.Modules)))
+			fmt.Fprintf(w, "| `%s` | %s %s | %s |\n", cell(b.Log), icon(b.Passed), cell(end), cell(moduleList(b.Modules)+failedList(b.Failed)))
 		}
 		fmt.Fprintln(w)
 	}
@@ -173,6 +179,14 @@ func (o Outcome) Markdown(w io.Writer, base *bench.Report) {
 	} else {
 		fmt.Fprintln(w, "_No bench.json: the bench step did not run or failed._")
 	}
+}
+
+// failedList is the modules that did not pass, with why, after the list.
+func failedList(failed []string) string {
+	if len(failed) == 0 {
+		return ""
+	}
+	return "; did not pass: " + strings.Join(failed, "; ")
 }
 
 func moduleList(ms []serial.Summary) string {

@@ -24,6 +24,7 @@ func TestCollectAndMarkdown(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	log.WriteString("module zip: skipped: not a .mod file\n")
 	log.WriteString("FLUID-END fail module: sort: wrong checksum\n")
 	write := func(name string, data []byte) {
 		p := filepath.Join(dir, name)
@@ -49,7 +50,7 @@ func TestCollectAndMarkdown(t *testing.T) {
 	o.Markdown(&md, nil)
 	for _, want := range []string{
 		"❌ failed", "| test | ❌ failure |",
-		"| `serial/boot.log` | ❌ FLUID-END fail module: sort: wrong checksum | fib (PGO) ok, sort (PGO) **fail** |",
+		"| `serial/boot.log` | ❌ FLUID-END fail module: sort: wrong checksum | fib (PGO) ok, sort (PGO) **fail**; did not pass: zip: skipped: not a .mod file |",
 		"| `serial/hung.log` | ❌ no FLUID-END line", "| `serial/ok.log` | ✅ FLUID-END pass |",
 		"| fib | 1000 | 950 | 800 | 0.950 | 0.800 |", "| **geomean** |",
 	} {

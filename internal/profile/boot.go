@@ -51,6 +51,12 @@ func BootModules(ctx context.Context, boot Booter, image, serialLog string, modu
 	var p serial.Parser
 	bootErr = boot(ctx, image, serialLog, p.Line)
 	c, err := p.Capture()
-	mods, captureErr = collectLog(serialLog, c, err, modules, needProfraw)
-	return mods, captureErr, bootErr
+	if err == nil {
+		// The loader's lines name why a module sent nothing or did not pass.
+		mods, err = collectAll(c, Want{Modules: modules, NeedProfraw: needProfraw, Runs: p.Modules()})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("serial log %s: %w", serialLog, err), bootErr
+	}
+	return mods, nil, bootErr
 }

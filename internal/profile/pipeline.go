@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -53,9 +54,14 @@ func (p *Pipeline) Source() build.ProfileSource {
 }
 
 // Capture builds the instrumented recipe's image, boots it with the normal
-// kernel under deterministic QEMU and returns what every module sent, the
-// serial log's path and the profile runtime archive the modules linked.
-func (p *Pipeline) Capture(ctx context.Context) (map[string]*Module, string, string, error) {
+// kernel under deterministic QEMU and returns what every module sent
+// (checked against the builds the image holds), the serial log's path and
+// the profile runtime archive the modules linked. A run that ended in a
+// module failure (exit 41) because modules crashed, timed out or failed
+// their checks is a capture: those modules are Unfinished. Any other boot
+// failure, and any frame that is missing, corrupt or another module's, is
+// an error.
+func (p *Pipeline) Capture(ctx context.Context) (*Collected, string, string, error) {
 	p.defaults()
 	names, err := p.B.ModuleNames()
 	if err != nil {
@@ -69,23 +75,34 @@ func (p *Pipeline) Capture(ctx context.Context) (map[string]*Module, string, str
 	if err != nil {
 		return nil, "", "", err
 	}
+	builds, err := BuildsOf(a.Modules)
+	if err != nil {
+		return nil, "", "", fmt.Errorf("read the instrumented modules' builds: %w", err)
+	}
 	img := a.Image
 	logPath := p.work("serial.log")
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, "", "", err
 	}
 	fmt.Fprintf(p.Log, "profile: booting %s (instrumented modules, -icount)\n", p.B.Rel(img))
-	got, err, bootErr := BootModules(ctx, p.Boot, img, logPath, names, true)
-	if err != nil {
-		if bootErr != nil {
-			return nil, "", "", fmt.Errorf("%w\n(the boot also failed: %v)", err, bootErr)
-		}
-		return nil, "", "", err
+	var sp serial.Parser
+	bootErr := p.Boot(ctx, img, logPath, sp.Line)
+	c, cerr := sp.Capture()
+	var col *Collected
+	if cerr == nil {
+		col, cerr = CollectWant(c, Want{Modules: names, NeedProfraw: true, Builds: builds, Runs: sp.Modules()})
 	}
-	if bootErr != nil {
+	if cerr != nil {
+		cerr = fmt.Errorf("serial log %s: %w", logPath, cerr)
+		if bootErr != nil {
+			return nil, "", "", fmt.Errorf("%w\n(the boot also failed: %v)", cerr, bootErr)
+		}
+		return nil, "", "", cerr
+	}
+	if bootErr != nil && !(len(col.Unfinished) > 0 && sp.FailClass() == serial.ClassModule) {
 		return nil, "", "", fmt.Errorf("profile run: %w", bootErr)
 	}
-	return got, logPath, archive, nil
+	return col, logPath, archive, nil
 }
 
 // ReadLog parses a serial log file and collects the frames of the given
@@ -113,21 +130,36 @@ func collectLog(path string, c *serial.Capture, err error, modules []string, nee
 	return mods, nil
 }
 
+// ErrUnfinished is wrapped by Profile's error when some modules crashed,
+// timed out or failed in the capture run: profiles/ was written for the
+// others, and summary.json records why these have none.
+var ErrUnfinished = errors.New("modules got no profile")
+
 // Profile is the `profile` target: capture, convert, and replace profiles/
-// only when every module succeeded.
+// as a whole. When every module passed, profiles/ holds all of them. When
+// some crashed, timed out or failed, profiles/ holds the exact profiles of
+// the others, summary.json names the rest with why, and the error (wrapping
+// ErrUnfinished) names them too: the target fails. A refused capture
+// leaves profiles/ unchanged.
 func (p *Pipeline) Profile(ctx context.Context) error {
 	p.defaults()
-	mods, logPath, archive, err := p.Capture(ctx)
+	col, logPath, archive, err := p.Capture(ctx)
 	if err != nil {
 		return fmt.Errorf("%w\nprofiles/ was left unchanged", err)
+	}
+	if len(col.Modules) == 0 {
+		return fmt.Errorf("%w: no module finished its profiling run: %s\nprofiles/ was left unchanged (serial log: %s)", ErrUnfinished, unfinishedList(col.Unfinished), logPath)
 	}
 	info, err := ToolchainInfoOf(p.B.Toolchain(), archive)
 	if err != nil {
 		return err
 	}
-	names := make([]string, 0, len(mods))
-	for n := range mods {
+	names := make([]string, 0, len(col.Modules)+len(col.Unfinished))
+	for n := range col.Modules {
 		names = append(names, n)
+	}
+	for _, u := range col.Unfinished {
+		names = append(names, u.Module)
 	}
 	sources, err := SourceHashes(p.B.Root(), names)
 	if err != nil {
@@ -136,12 +168,21 @@ func (p *Pipeline) Profile(ctx context.Context) error {
 	err = Write(ctx, Output{
 		Dir: p.Dir, RawDir: p.work("raw"), B: p.B,
 		Toolchain: info, Sources: sources, Light: p.B.Options().Light,
-	}, mods)
+		Unfinished: col.Unfinished,
+	}, col.Modules)
 	if err != nil {
 		return fmt.Errorf("%w\nprofiles/ was left unchanged (serial log: %s)", err, logPath)
 	}
-	sort.Strings(names)
-	fmt.Fprintf(p.Log, "profile: wrote %s: %s\n", p.B.Rel(p.Dir), strings.Join(names, ", "))
+	done := make([]string, 0, len(col.Modules))
+	for n := range col.Modules {
+		done = append(done, n)
+	}
+	sort.Strings(done)
+	fmt.Fprintf(p.Log, "profile: wrote %s: %s\n", p.B.Rel(p.Dir), strings.Join(done, ", "))
+	if len(col.Unfinished) > 0 {
+		return fmt.Errorf("%w: %s; %s holds exact profiles of the other modules, and its %s says why these have none (serial log: %s); fix them and recapture with `%s`",
+			ErrUnfinished, unfinishedList(col.Unfinished), p.B.Rel(p.Dir), SummaryFile, logPath, RefreshCommand)
+	}
 	return nil
 }
 

@@ -137,3 +137,25 @@ func funcHash(t *testing.T, ll string) string {
 	t.Fatalf("no instrprof.increment for f in:\n%s", ll)
 	return ""
 }
+
+// TestCheckFreshNamesUnfinished: a module that did not pass its capture
+// run is recorded without a profile; the PGO build's check names it with
+// the kernel's reason.
+func TestCheckFreshNamesUnfinished(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, root, map[string]string{"modules/fib/fib.c": "int fib;\n", "modules/spin/spin.c": "int spin;\n"})
+	cur, err := SourceHashes(root, []string{"fib", "spin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := &SummaryDoc{Modules: []ModuleRecord{
+		{Module: "fib", Result: "ok", SourceSHA256: cur["fib"], Profile: "fib" + TextExt},
+		{Module: "spin", Result: "timeout", Why: "timed out after 200 ms (at spin+0x2)", SourceSHA256: cur["spin"]},
+	}}
+	err = CheckFresh(doc, root, []string{"fib", "spin"})
+	var se *StaleError
+	if !errors.As(err, &se) || strings.Join(se.Modules, ",") != "spin" ||
+		!strings.Contains(se.Why["spin"], "did not pass its capture run (timed out after 200 ms (at spin+0x2))") {
+		t.Fatalf("CheckFresh: %v", err)
+	}
+}

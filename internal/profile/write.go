@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"github.com/fluid-os/fluid/internal/atomicfile"
 	"github.com/fluid-os/fluid/internal/build"
@@ -89,6 +90,9 @@ type Output struct {
 	Toolchain ToolchainInfo     // written to toolchain.json (RawProfileVersion is filled in)
 	Sources   map[string]string // module -> SHA-256 of its sources at capture time
 	Light     bool              // captured from a LIGHT=1 build
+	// Unfinished are the modules of the capture that get no profile
+	// (crashed, timed out, failed): summary.json records each with why.
+	Unfinished []Unfinished
 }
 
 // Write converts every module's raw profile to text with llvm-profdata (a
@@ -170,6 +174,13 @@ func Write(ctx context.Context, o Output, mods map[string]*Module) (err error) {
 			ProfileSHA256: hex.EncodeToString(sum[:]),
 		})
 	}
+	for _, u := range o.Unfinished {
+		if _, ok := mods[u.Module]; ok {
+			return fmt.Errorf("write %s: module %s is both profiled and unfinished (%s)", o.Dir, u.Module, u.Why)
+		}
+		doc.Modules = append(doc.Modules, ModuleRecord{Module: u.Module, Result: u.Result, Why: u.Why, SourceSHA256: o.Sources[u.Module]})
+	}
+	slices.SortFunc(doc.Modules, func(a, b ModuleRecord) int { return strings.Compare(a.Module, b.Module) })
 	if o.RawDir == "" {
 		if err := os.RemoveAll(rawDir); err != nil {
 			return fmt.Errorf("write %s: %w", o.Dir, err)

@@ -70,19 +70,22 @@ const TailLines = 25
 // Result is what happened in one run.
 type Result struct {
 	Outcome    Outcome
-	Reason     string        // one sentence: why this outcome
-	ExitStatus int           // QEMU's exit status; -1 if killed or never started
-	EndLine    string        // the `FLUID-END ...` line, if the guest printed one
-	FailLine   string        // the line naming the failure (FLUID-END fail, stage2: FATAL, *** PANIC)
-	Dump       []string      // the CPU exception dump, from its `*** CPU EXCEPTION` line
-	Tail       []string      // the last TailLines serial lines
-	Lines      int           // serial lines seen
-	SerialLog  string        // Options.SerialLog, if set
-	Stderr     string        // QEMU's stderr
-	Cmdline    string        // the command, shell-quoted
-	Accel      string        // "tcg" or "kvm"
-	Notes      []string      // things worth knowing (e.g. KVM fell back to TCG)
-	Duration   time.Duration // wall time of the QEMU process
+	Reason     string   // one sentence: why this outcome
+	ExitStatus int      // QEMU's exit status; -1 if killed or never started
+	EndLine    string   // the `FLUID-END ...` line, if the guest printed one
+	FailLine   string   // the line naming the failure (FLUID-END fail, stage2: FATAL, *** PANIC)
+	Dump       []string // the CPU exception dump, from its `*** CPU EXCEPTION` line
+	// Modules is every module the loader's lines named, in log order, with
+	// how it ended (serial.ModuleRun); FailedModules picks the failed ones.
+	Modules   []*serial.ModuleRun
+	Tail      []string      // the last TailLines serial lines
+	Lines     int           // serial lines seen
+	SerialLog string        // Options.SerialLog, if set
+	Stderr    string        // QEMU's stderr
+	Cmdline   string        // the command, shell-quoted
+	Accel     string        // "tcg" or "kvm"
+	Notes     []string      // things worth knowing (e.g. KVM fell back to TCG)
+	Duration  time.Duration // wall time of the QEMU process
 }
 
 // ExitCode is the exit status of `mage qemu` for the outcome: 0 passed,
@@ -165,6 +168,12 @@ func (r *Result) String() string {
 		fmt.Fprintf(&b, " Serial log: %s.", r.SerialLog)
 	}
 	fmt.Fprintf(&b, " Rerun: %s", r.Cmdline)
+	if failed := r.FailedModules(); len(failed) > 0 {
+		b.WriteString("\nmodules that did not pass:")
+		for _, m := range failed {
+			b.WriteString("\n  " + m.Name + ": " + m.Why())
+		}
+	}
 	if len(r.Dump) > 0 {
 		b.WriteString("\nexception dump:")
 		for _, l := range r.Dump {
@@ -184,6 +193,18 @@ func (r *Result) String() string {
 		}
 	}
 	return b.String()
+}
+
+// FailedModules are the modules that were refused, skipped, crashed, timed
+// out or failed a check, in log order.
+func (r *Result) FailedModules() []*serial.ModuleRun {
+	var out []*serial.ModuleRun
+	for _, m := range r.Modules {
+		if m.Failed() {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Run boots opts.Image and waits for the guest to exit, the timeout, or ctx.
@@ -347,6 +368,7 @@ func runOnce(ctx context.Context, o Options) *Result {
 	r.Stderr = stderr.String()
 	r.Tail, r.Lines, r.EndLine, r.Dump = sc.tail(), sc.lines, sc.status.EndLine(), sc.status.Dump()
 	r.FailLine = sc.status.FailLine()
+	r.Modules = sc.status.Modules()
 
 	if killedBy != "" {
 		r.Outcome, r.Reason = TimedOut, "guest "+killedBy

@@ -83,6 +83,7 @@ type open struct {
 	length       int
 	crc          uint32
 	b64          strings.Builder
+	short        int // serial line of a payload line shorter than B64Line (must be the last)
 }
 
 // Parser reads the guest's serial output one line at a time, as it
@@ -104,6 +105,55 @@ type Parser struct {
 	capture Capture
 	errs    []error
 	cur     *open
+	// afterDone are the frames and error lines that arrived after the
+	// FRAMES-DONE line ("kind module (serial line n)").
+	afterDone []string
+
+	mods  []*ModuleRun
+	modIx map[string]*ModuleRun
+}
+
+// ModuleRun is what the loader's lines said about one module (or /modules
+// entry), in the order the log first named it.
+type ModuleRun struct {
+	Name    string
+	Variant string // from the loaded line: baseline, O3, PGO, instrumented
+	Hash    string // from the loaded line: the module header's hash
+	Result  string // the result line's word (LineOK, LineFail, LineCrashed, LineTimeout); "" if none
+	// ResultWhy is the reason the result line gives after its figures
+	// ("... checks=2/3: <reason>"), or "".
+	ResultWhy string
+	Refused   string // why the file was not run ("" if it was)
+	Skipped   string // why the entry was not loaded ("" if it was)
+	// Fault holds the lines that say how the module stopped: its timed-out
+	// or crashed line, the page fault line and the backtrace, whole.
+	Fault []string
+	// Locs are the module-relative code locations those lines name.
+	Locs []Loc
+}
+
+// Failed reports whether the module did not run to a passing end: it was
+// refused or skipped, crashed, timed out, or reported a failed check.
+func (m *ModuleRun) Failed() bool {
+	return m.Refused != "" || m.Skipped != "" || len(m.Fault) > 0 || (m.Result != "" && m.Result != LineOK)
+}
+
+// Why is one phrase saying how a failed module failed ("" if it did not).
+func (m *ModuleRun) Why() string {
+	switch {
+	case m.Skipped != "":
+		return "skipped: " + m.Skipped
+	case m.Refused != "":
+		return "refused: " + m.Refused
+	case len(m.Fault) > 0:
+		_, rest, _ := moduleLine(m.Fault[0])
+		return strings.TrimPrefix(rest, ": ")
+	case m.Result != "" && m.Result != LineOK && m.ResultWhy != "":
+		return "result " + m.Result + ": " + m.ResultWhy
+	case m.Result != "" && m.Result != LineOK:
+		return "result " + m.Result
+	}
+	return ""
 }
 
 // Line takes one serial line without its line ending (a trailing "\r" is
@@ -113,6 +163,65 @@ func (p *Parser) Line(l string) {
 	p.lines++
 	p.status(l)
 	p.frame(l)
+	p.module(l)
+}
+
+// module follows the loader's lines about each module.
+func (p *Parser) module(l string) {
+	name, rest, ok := moduleLine(l)
+	if !ok {
+		return
+	}
+	m := p.modIx[name]
+	if m == nil {
+		if p.modIx == nil {
+			p.modIx = map[string]*ModuleRun{}
+		}
+		m = &ModuleRun{Name: name}
+		p.modIx[name] = m
+		p.mods = append(p.mods, m)
+	}
+	switch {
+	case strings.HasPrefix(rest, MarkerModuleLoaded):
+		f := strings.Fields(strings.SplitN(rest[len(MarkerModuleLoaded):], ")", 2)[0])
+		if len(f) == 2 {
+			m.Variant, m.Hash = f[0], f[1]
+		}
+	case strings.HasPrefix(rest, MarkerModuleResult):
+		r := rest[len(MarkerModuleResult):]
+		if f := strings.Fields(r); len(f) > 0 {
+			m.Result = f[0]
+		}
+		if _, why, ok := strings.Cut(r, ": "); ok {
+			m.ResultWhy = strings.TrimSpace(why)
+		}
+	case strings.HasPrefix(rest, MarkerModuleRefused):
+		m.Refused = strings.TrimSpace(rest[len(MarkerModuleRefused):])
+	case strings.HasPrefix(rest, MarkerModuleSkipped):
+		m.Skipped = strings.TrimSpace(rest[len(MarkerModuleSkipped):])
+	case strings.HasPrefix(rest, MarkerModuleTimedOut), strings.HasPrefix(rest, MarkerModuleCrashed),
+		strings.HasPrefix(rest, MarkerModulePageFault), strings.HasPrefix(rest, MarkerModuleBacktrace):
+		if len(m.Fault) < MaxDumpLines {
+			m.Fault = append(m.Fault, l)
+			m.Locs = append(m.Locs, ParseLocs(rest)...)
+		}
+	}
+}
+
+// Modules is every module the loader's lines named, in the order it first
+// named them.
+func (p *Parser) Modules() []*ModuleRun { return p.mods }
+
+// FailedModules are the modules that were refused, skipped, crashed, timed
+// out or failed a check, in log order.
+func (p *Parser) FailedModules() []*ModuleRun {
+	var out []*ModuleRun
+	for _, m := range p.mods {
+		if m.Failed() {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // status follows the lines that say how the run went. These markers are
@@ -181,14 +290,22 @@ func (p *Parser) frame(line string) {
 		}
 		if f["kind"] != p.cur.kind || f["module"] != p.cur.module {
 			p.refuse(p.cur.line, fmt.Sprintf("garbled: END marker names %s %s", f["module"], f["kind"]))
+		} else if want := endLine(p.cur.kind, p.cur.module); line != want {
+			p.refuse(p.cur.line, fmt.Sprintf("garbled: END marker %q at line %d, the kernel writes %q", line, n, want))
 		} else if data, err := decodePayload(p.cur.b64.String(), p.cur.length, p.cur.crc); err != nil {
 			p.refuse(p.cur.line, err.Error())
 		} else {
 			p.capture.Frames = append(p.capture.Frames, Frame{Kind: p.cur.kind, Module: p.cur.module, Payload: data, Line: p.cur.line})
+			if p.capture.Done {
+				p.afterDone = append(p.afterDone, fmt.Sprintf("%s %s frame (serial line %d)", p.cur.module, p.cur.kind, p.cur.line))
+			}
 		}
 		p.cur = nil
 	case MarkerFrameError:
 		p.capture.Errors = append(p.capture.Errors, GuestError{Kind: f["kind"], Module: f["module"], Reason: f["reason"], Line: n})
+		if p.capture.Done {
+			p.afterDone = append(p.afterDone, fmt.Sprintf("%s %s error line (serial line %d)", f["module"], f["kind"], n))
+		}
 	case MarkerFramesDone:
 		fr, er, ok := doneCounts(f)
 		if !ok {
@@ -204,6 +321,14 @@ func (p *Parser) frame(line string) {
 			p.refuse(p.cur.line, fmt.Sprintf("garbled: line %d inside the frame is not base64: %q", n, clip(line)))
 			p.cur = nil
 			return
+		}
+		if p.cur.short != 0 {
+			p.refuse(p.cur.line, fmt.Sprintf("garbled: payload line %d is only part of a line, yet line %d follows it (characters were lost)", p.cur.short, n))
+			p.cur = nil
+			return
+		}
+		if len(line) < B64Line {
+			p.cur.short = n
 		}
 		p.cur.b64.WriteString(line)
 	}
@@ -236,6 +361,17 @@ func (p *Parser) FailLine() string {
 	return p.fatal
 }
 
+// FailClass is the class of the FLUID-END fail line ("test", "panic",
+// "exception", ClassModule), or "" when the run did not end with one.
+func (p *Parser) FailClass() string {
+	rest, ok := strings.CutPrefix(p.end, MarkerFail+" ")
+	if !ok {
+		return ""
+	}
+	class, _, _ := strings.Cut(rest, ":")
+	return class
+}
+
 // Dump is the CPU exception dump from its first line on (at most
 // MaxDumpLines lines), or nil.
 func (p *Parser) Dump() []string { return p.dump }
@@ -258,12 +394,44 @@ func (p *Parser) Capture() (*Capture, error) {
 	if !c.Done {
 		errs = append(errs, fmt.Errorf("%w: %s", ErrRefused, noDone))
 	} else if len(errs) == 0 && (c.DoneFrames != len(c.Frames) || c.DoneErrors != len(c.Errors)) {
-		errs = append(errs, fmt.Errorf("%w: the guest sent %d frames and %d error lines but the log holds %d and %d: frames were lost", ErrRefused, c.DoneFrames, c.DoneErrors, len(c.Frames), len(c.Errors)))
+		errs = append(errs, p.countError(&c))
 	}
 	if len(errs) > 0 {
 		return &c, errors.Join(errs...)
 	}
 	return &c, nil
+}
+
+// countError explains frame and error-line counts that disagree with the
+// FRAMES-DONE line (every frame that arrived decoded): fewer means some
+// were lost on the way, more means the log holds frames the guest did not
+// count, repeated or from another run, which are named.
+func (p *Parser) countError(c *Capture) error {
+	var why []string
+	counts := fmt.Sprintf("the guest's %s line announced %d frames and %d error lines, the log holds %d and %d",
+		strings.TrimSpace(MarkerFramesDone), c.DoneFrames, c.DoneErrors, len(c.Frames), len(c.Errors))
+	if len(c.Frames) < c.DoneFrames || len(c.Errors) < c.DoneErrors {
+		why = append(why, "frames or error lines were lost on the way (the serial data was cut or corrupted)")
+	}
+	if len(c.Frames) > c.DoneFrames || len(c.Errors) > c.DoneErrors {
+		extra := fmt.Sprintf("the log holds more than the guest sent in this run: %d extra frames and %d extra error lines", max(0, len(c.Frames)-c.DoneFrames), max(0, len(c.Errors)-c.DoneErrors))
+		seen := map[string]int{}
+		var dups []string
+		for _, f := range c.Frames {
+			k := f.Module + " " + f.Kind
+			if seen[k]++; seen[k] == 2 {
+				dups = append(dups, k)
+			}
+		}
+		if len(dups) > 0 {
+			extra += "; sent more than once: " + strings.Join(dups, ", ")
+		}
+		if len(p.afterDone) > 0 {
+			extra += "; after the " + strings.TrimSpace(MarkerFramesDone) + " line: " + strings.Join(p.afterDone, ", ")
+		}
+		why = append(why, extra+" (is the log two runs joined, or a frame repeated?)")
+	}
+	return fmt.Errorf("%w: %s: %s", ErrRefused, counts, strings.Join(why, "; "))
 }
 
 // ReadLog feeds every line of a serial log to a new Parser.

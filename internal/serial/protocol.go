@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"regexp"
 	"strconv"
 	"strings"
 )
@@ -45,6 +46,30 @@ const (
 	MarkerKtest = "[ktest] "
 	// MarkerModule starts the module loader's lines ("module <name>: ...").
 	MarkerModule = "module "
+	// MarkerModuleLoaded follows the name on the line of a module that
+	// loaded ("module <name>: loaded (<variant> <hash>) from ...").
+	MarkerModuleLoaded = ": loaded ("
+	// MarkerModuleResult follows the name on a module's result line
+	// ("module <name>: result <ok|FAIL|CRASHED|TIMEOUT> calls=...").
+	MarkerModuleResult = ": result "
+	// MarkerModuleRefused follows the name of a module file that was not
+	// run ("module <name>: refused: <reason>").
+	MarkerModuleRefused = ": refused: "
+	// MarkerModuleSkipped follows the name of a /modules entry that was
+	// not loaded ("module <name>: skipped: <reason>").
+	MarkerModuleSkipped = ": skipped: "
+	// MarkerModuleTimedOut follows the name of a module that overran its
+	// deadline ("module <name>: timed out after <n> ms (at <name>+0x<off>)").
+	MarkerModuleTimedOut = ": timed out after "
+	// MarkerModuleCrashed follows the name of a module that raised a CPU
+	// exception ("module <name>: crashed: exception <v> (<mnemonic> <name>) err=0x<e> at <name>+0x<off>").
+	MarkerModuleCrashed = ": crashed: "
+	// MarkerModulePageFault follows the name on a crashed module's page
+	// fault line ("module <name>: page fault at 0x<cr2>: ...").
+	MarkerModulePageFault = ": page fault at "
+	// MarkerModuleBacktrace follows the name on a crashed or timed-out
+	// module's backtrace ("module <name>: backtrace: <name>+0x<off> ...").
+	MarkerModuleBacktrace = ": backtrace: "
 	// MarkerFrameBegin starts a frame (format: kernel/include/profiling.h).
 	MarkerFrameBegin = "@@FLUID-FRAME-BEGIN "
 	// MarkerFrameEnd ends a frame.
@@ -75,6 +100,69 @@ const (
 	b64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 )
 
+// ClassModule is the class word of the end line of a run that failed
+// because modules failed ("FLUID-END fail module: ...", exit 41).
+const ClassModule = "module"
+
+// Module results. The summary frame's JSON "result" is one of the Result*
+// words; the loader's result line prints the Line* word of the same
+// outcome.
+const (
+	ResultOK      = "ok"      // ran and passed its checks
+	ResultFail    = "fail"    // ran to the end but a check failed
+	ResultCrashed = "crashed" // raised a CPU exception inside its own code
+	ResultTimeout = "timeout" // overran its deadline and was stopped
+
+	LineOK      = "ok"
+	LineFail    = "FAIL"
+	LineCrashed = "CRASHED"
+	LineTimeout = "TIMEOUT"
+)
+
+// Finished reports whether a summary result is one of a module that ran to
+// its end (ok or fail): only such a module sends a profraw frame.
+func Finished(result string) bool { return result == ResultOK || result == ResultFail }
+
+// locRE matches a module-relative code location, NAME+0xOFF (lowercase
+// hex, as the kernel prints it).
+var locRE = regexp.MustCompile(`([A-Za-z0-9_][A-Za-z0-9_.-]*)\+0x([0-9a-f]{1,8})\b`)
+
+// Loc is one module-relative code location a kernel line named.
+type Loc struct {
+	Module string
+	Off    uint32
+}
+
+// String is the location as the kernel prints it.
+func (l Loc) String() string { return fmt.Sprintf("%s+0x%x", l.Module, l.Off) }
+
+// ParseLocs returns every NAME+0xOFF in s, in order.
+func ParseLocs(s string) []Loc {
+	var out []Loc
+	for _, m := range locRE.FindAllStringSubmatch(s, -1) {
+		off, err := strconv.ParseUint(m[2], 16, 32)
+		if err != nil {
+			continue
+		}
+		out = append(out, Loc{Module: m[1], Off: uint32(off)})
+	}
+	return out
+}
+
+// moduleLine splits a loader line ("module <name>: ...") into the module's
+// name and the rest from the colon on; ok is false for any other line.
+func moduleLine(l string) (name, rest string, ok bool) {
+	if !strings.HasPrefix(l, MarkerModule) {
+		return "", "", false
+	}
+	s := l[len(MarkerModule):]
+	i := strings.IndexByte(s, ':')
+	if i <= 0 || strings.ContainsAny(s[:i], " \t") {
+		return "", "", false
+	}
+	return s[:i], s[i:], true
+}
+
 // Summary is one module's run summary, as the kernel sends it in a summary
 // frame (profiling_export in kernel/prof/export.c).
 type Summary struct {
@@ -85,7 +173,7 @@ type Summary struct {
 	CyclesTotal uint64 `json:"cycles_total"` // rdtsc; guest instructions under -icount shift=0
 	CyclesMin   uint64 `json:"cycles_min"`
 	CyclesMax   uint64 `json:"cycles_max"`
-	Result      string `json:"result"` // "ok" or "fail"
+	Result      string `json:"result"` // ResultOK, ResultFail, ResultCrashed or ResultTimeout
 }
 
 // DecodeSummary decodes a summary frame's payload strictly: a field the
@@ -102,7 +190,7 @@ func DecodeSummary(payload []byte) (Summary, error) {
 // prof_frame_write, used by tests and tools).
 func EncodeFrame(w io.Writer, kind, module string, payload []byte) error {
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%sv=%d kind=%s module=%s len=%d crc32=%08x\n", MarkerFrameBegin, FrameVersion, kind, module, len(payload), crc32.ChecksumIEEE(payload))
+	b.WriteString(beginLine(kind, module, len(payload), crc32.ChecksumIEEE(payload)) + "\n")
 	enc := base64.StdEncoding.EncodeToString(payload)
 	for len(enc) > 0 {
 		n := min(B64Line, len(enc))
@@ -110,9 +198,19 @@ func EncodeFrame(w io.Writer, kind, module string, payload []byte) error {
 		b.WriteByte('\n')
 		enc = enc[n:]
 	}
-	fmt.Fprintf(&b, "%skind=%s module=%s\n", MarkerFrameEnd, kind, module)
+	b.WriteString(endLine(kind, module) + "\n")
 	_, err := w.Write(b.Bytes())
 	return err
+}
+
+// beginLine is a frame's BEGIN line exactly as the kernel prints it.
+func beginLine(kind, module string, length int, crc uint32) string {
+	return fmt.Sprintf("%sv=%d kind=%s module=%s len=%d crc32=%08x", MarkerFrameBegin, FrameVersion, kind, module, length, crc)
+}
+
+// endLine is a frame's END line exactly as the kernel prints it.
+func endLine(kind, module string) string {
+	return fmt.Sprintf("%skind=%s module=%s", MarkerFrameEnd, kind, module)
 }
 
 // EncodeDone writes the FRAMES-DONE line.
@@ -200,18 +298,25 @@ func (b frameBegin) check(line string) (length int, crc uint32, err error) {
 	if perr != nil || len(b.CRC32) != 8 {
 		return 0, 0, fmt.Errorf("garbled crc32 in BEGIN marker %q", line)
 	}
+	// Only the kernel's exact form: no extra spaces or fields, no "+",
+	// leading zeros or upper-case hex (found by FuzzParser).
+	if want := beginLine(b.Kind, b.Module, length, uint32(v)); line != want {
+		return 0, 0, fmt.Errorf("garbled BEGIN marker %q: the kernel writes %q", line, want)
+	}
 	return length, uint32(v), nil
 }
 
 // payloadLine reports whether line can be a frame's base64 payload line.
 func payloadLine(line string) bool {
-	return len(line) <= B64Line && strings.Trim(line, b64Alphabet) == ""
+	return len(line) > 0 && len(line) <= B64Line && strings.Trim(line, b64Alphabet) == ""
 }
 
 // decodePayload turns a frame's base64 lines into its payload and checks it
 // against the BEGIN marker's length and CRC-32.
 func decodePayload(b64 string, length int, crc uint32) ([]byte, error) {
-	data, err := base64.StdEncoding.DecodeString(b64)
+	// Strict: the padding bits of the last group must be zero, as the
+	// kernel's encoder leaves them, so one payload has one text.
+	data, err := base64.StdEncoding.Strict().DecodeString(b64)
 	if err != nil {
 		return nil, fmt.Errorf("garbled payload: %v", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/fluid-os/fluid/internal/profile"
 	"github.com/fluid-os/fluid/internal/qemu"
 	"github.com/fluid-os/fluid/internal/serial"
+	"github.com/fluid-os/fluid/internal/symbolize"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
@@ -101,6 +102,8 @@ func Qemu(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(w, r.String())
+	// NAME+0xOFF of crashed and timed-out modules, as source lines.
+	(&symbolize.Symbolizer{B: b}).Report(ctx, r.FailedModules(), w)
 	return r.Outcome.Exit()
 }
 

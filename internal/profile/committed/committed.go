@@ -70,13 +70,16 @@ func (d Dir) ModuleProfiles(modules []string) (map[string]string, error) {
 // timer interrupts land at different places in a module's run), and are
 // kept in RawDir/run-summary.json instead.
 type ModuleRecord struct {
-	Module        string `json:"module"`
-	Variant       string `json:"variant"`
-	Hash          string `json:"hash"` // module header hash of the instrumented build
-	Calls         uint64 `json:"calls"`
-	Result        string `json:"result"`
+	Module  string `json:"module"`
+	Variant string `json:"variant"`
+	Hash    string `json:"hash"` // module header hash of the instrumented build
+	Calls   uint64 `json:"calls"`
+	Result  string `json:"result"`
+	// Why says why a module that did not finish its capture run (Result
+	// crashed, timeout or fail) has no profile (Profile is then "").
+	Why           string `json:"why,omitempty"`
 	SourceSHA256  string `json:"source_sha256"`
-	Profile       string `json:"profile"` // file name in profiles/
+	Profile       string `json:"profile"` // file name in profiles/; "" for a module without one
 	ProfileSHA256 string `json:"profile_sha256"`
 }
 
@@ -192,6 +195,12 @@ func CheckFresh(doc *SummaryDoc, root string, modules []string) error {
 		switch {
 		case !ok:
 			se.Why[m] = "no profile in profiles/ (a new module?)"
+		case r.Result != "" && r.Result != "ok":
+			why := r.Why
+			if why == "" {
+				why = "result " + r.Result
+			}
+			se.Why[m] = fmt.Sprintf("no profile in profiles/: the module did not pass its capture run (%s); fix it", why)
 		case r.SourceSHA256 != cur[m]:
 			se.Why[m] = fmt.Sprintf("modules/%s changed since its profile was captured", m)
 		default:

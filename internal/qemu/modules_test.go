@@ -1,0 +1,50 @@
+package qemu
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/fluid-os/fluid/internal/layout"
+)
+
+// TestResultNamesFailedModules: a run that ends in a module failure (exit
+// 41) is Failed, and its summary names each module that did not pass with
+// the kernel's reason, while the passing ones are not listed.
+func TestResultNamesFailedModules(t *testing.T) {
+	log := "Fluid OS dev (BareFlow-LLVM)\r\n" +
+		"module fib: loaded (baseline 0011223344556677) from /modules/fib.mod at 0x00400000, 900 bytes\r\n" +
+		"module fib: result ok calls=10 cycles total=1 min=1 max=1 checks=1/1\r\n" +
+		"module nullwrite: loaded (baseline 8899aabbccddeeff) from /modules/nullwrite.mod at 0x00401000, 64 bytes\r\n" +
+		"module nullwrite: crashed: exception 14 (#PF page fault) err=0x2 at nullwrite+0x1a\r\n" +
+		"module nullwrite: result CRASHED calls=0 cycles total=0 min=0 max=0 checks=0/0\r\n" +
+		"module spin: timed out after 200 ms (at spin+0x2)\r\n" +
+		"module extra: skipped: over the module limit of 32\r\n" +
+		"FLUID-END fail module: nullwrite spin\r\n"
+	sc := newScanner(nil)
+	sc.write([]byte(log))
+	sc.flush()
+	o, reason := classify(layout.StatusModuleFail, sc, "")
+	r := &Result{Outcome: o, Reason: reason, ExitStatus: layout.StatusModuleFail, Modules: sc.status.Modules()}
+	if o != Failed {
+		t.Fatalf("outcome %v (%s)", o, reason)
+	}
+	var names []string
+	for _, m := range r.FailedModules() {
+		names = append(names, m.Name)
+	}
+	if strings.Join(names, " ") != "nullwrite spin extra" {
+		t.Errorf("failed modules %v", names)
+	}
+	s := r.String()
+	for _, w := range []string{
+		"modules that did not pass:\n  nullwrite: crashed: exception 14 (#PF page fault) err=0x2 at nullwrite+0x1a\n  spin: timed out after 200 ms (at spin+0x2)\n  extra: skipped: over the module limit of 32",
+		"FLUID-END fail module: nullwrite spin",
+	} {
+		if !strings.Contains(s, w) {
+			t.Errorf("result %q lacks %q", s, w)
+		}
+	}
+	if strings.Contains(s, "  fib:") {
+		t.Errorf("result lists fib, which passed: %q", s)
+	}
+}
