@@ -3,26 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/github/githubtest"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	return names
-}
 
 func readString(t *testing.T, p string) string {
 	t.Helper()
@@ -66,7 +52,7 @@ func TestDownloadFailedInstallRestoresUserFiles(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(dest, "fluid-pgo.img")); err != nil || !fi.IsDir() {
 		t.Fatalf("the user's fluid-pgo.img directory is gone or changed: %v\n%s", err, stderr)
 	}
-	if got := dirNames(t, filepath.Join(dest, "fluid-pgo.img")); strings.Join(got, " ") != "inside" {
+	if got := testutil.DirNames(t, filepath.Join(dest, "fluid-pgo.img")); strings.Join(got, " ") != "inside" {
 		t.Fatalf("the user's directory now holds %v", got)
 	}
 	if got := readString(t, filepath.Join(dest, "fluid-pgo.img", "inside")); got != "dir-data" {
@@ -75,7 +61,7 @@ func TestDownloadFailedInstallRestoresUserFiles(t *testing.T) {
 	if got := readString(t, filepath.Join(dest, "mine.txt")); got != "mine" {
 		t.Fatalf("mine.txt now holds %q", got)
 	}
-	if got := dirNames(t, dest); strings.Join(got, " ") != "fluid-pgo.img manifest.json mine.txt" {
+	if got := testutil.DirNames(t, dest); strings.Join(got, " ") != "fluid-pgo.img manifest.json mine.txt" {
 		t.Fatalf("destination after the failed install holds %v, want only the user's files\n%s", got, stderr)
 	}
 	if stdout != "" {
@@ -115,7 +101,7 @@ func TestDownloadReplacesUserFilesWithoutLeftovers(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	if got := strings.Join(dirNames(t, dest), " "); got != "checksums.txt checksums.txt.sigstore.json fluid-pgo.img fluid-pgo.img.zst manifest.json" {
+	if got := strings.Join(testutil.DirNames(t, dest), " "); got != "checksums.txt checksums.txt.sigstore.json fluid-pgo.img fluid-pgo.img.zst manifest.json" {
 		t.Fatalf("destination holds %s", got)
 	}
 	if got := readString(t, filepath.Join(dest, "manifest.json")); got != string(fx.assets["manifest.json"]) {
@@ -141,7 +127,7 @@ func TestInstallRollback(t *testing.T) {
 	if err == nil {
 		t.Fatal("install succeeded")
 	}
-	if got := strings.Join(dirNames(t, dest), " "); got != "b c" {
+	if got := strings.Join(testutil.DirNames(t, dest), " "); got != "b c" {
 		t.Fatalf("destination holds %s, want b c", got)
 	}
 	if readString(t, filepath.Join(dest, "b")) != "user b" || readString(t, filepath.Join(dest, "c")) != "user c" {

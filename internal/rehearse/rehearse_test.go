@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/rehearse/record"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 func TestPlanMatchesRecordEvents(t *testing.T) {
@@ -30,7 +30,7 @@ func TestPlanMatchesRecordEvents(t *testing.T) {
 		}
 	}
 	// Every workflow in the tree is rehearsed.
-	files, _ := filepath.Glob(filepath.Join(repoRoot(t), ".github", "workflows", "*.yml"))
+	files, _ := filepath.Glob(filepath.Join(testutil.Root(t), ".github", "workflows", "*.yml"))
 	for _, f := range files {
 		if _, ok := got[filepath.Base(f)]; !ok {
 			t.Errorf("%s has no rehearsal in Plan", filepath.Base(f))
@@ -84,16 +84,6 @@ func TestLogTailTakesLateOutput(t *testing.T) {
 	}
 }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, _ := os.Getwd()
-	root, err := fileutil.FindRoot(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 // rehearsal runs o for a test: skipped inside a rehearsal (the test job of
 // ci.yml runs this suite) and with -short; prints the command that reruns
 // it by hand.
@@ -105,7 +95,7 @@ func rehearsal(t *testing.T, o Options, rerun string) (*Result, error) {
 	if testing.Short() {
 		t.Skip("-short: the rehearsal runs act")
 	}
-	root := repoRoot(t)
+	root := testutil.Root(t)
 	ctx := context.Background()
 	act, err := toolcache.Ensure(ctx, root, toolcache.Act, func(s string) { t.Log(s) })
 	if err != nil {
@@ -144,7 +134,7 @@ func TestRehearsePullRequest(t *testing.T) {
 }
 
 func ciWorkflow(t *testing.T) string {
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), ".github", "workflows", "ci.yml"))
+	b, err := os.ReadFile(filepath.Join(testutil.Root(t), ".github", "workflows", "ci.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -165,17 +164,12 @@ func setModes(t *testing.T, repo string, file, dir os.FileMode) {
 
 func archivesIn(t *testing.T, dir string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var names []string
-	for _, e := range entries {
-		if n := e.Name(); strings.HasSuffix(n, ".tar.gz") || strings.HasSuffix(n, ".zip") {
+	for _, n := range testutil.DirNames(t, dir) {
+		if strings.HasSuffix(n, ".tar.gz") || strings.HasSuffix(n, ".zip") {
 			names = append(names, n)
 		}
 	}
-	sort.Strings(names)
 	return names
 }
 

@@ -263,7 +263,7 @@ func TestJSONDiffQuotesKeysAndValues(t *testing.T) {
 // into the directory being removed) after the go command was killed.
 func TestMageBuilderCancelKillsTheBuild(t *testing.T) {
 	testutil.NeedTools(t, "go")
-	dir := writeTree(t, map[string]string{
+	dir := testutil.TempTree(t, map[string]string{
 		"go.mod": "module example.com/fake\n\ngo 1.24\n\ntool example.com/fake/mage\n",
 		"mage/main.go": `package main
 

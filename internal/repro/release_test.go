@@ -18,6 +18,7 @@ import (
 	"github.com/fluid-os/fluid/internal/image"
 	"github.com/fluid-os/fluid/internal/layout"
 	"github.com/fluid-os/fluid/internal/manifest"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // fakeRelease stands in for `go tool mage build|pgo`: it builds a real Fluid
@@ -133,7 +134,7 @@ func tinyELF(payload []byte) []byte {
 // releaseRepo is a git repository with a kernel source and a toolchain lock.
 func releaseRepo(t *testing.T) string {
 	t.Helper()
-	src := writeTree(t, map[string]string{
+	src := testutil.TempTree(t, map[string]string{
 		"kernel/main.c": "const char banner[] = \"fluid\";\n",
 		LockFile:        "{\"llvm_version\": \"18.1.8\"}\n",
 	})

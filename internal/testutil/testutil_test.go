@@ -1,6 +1,9 @@
 package testutil
 
 import (
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -27,4 +30,24 @@ func TestNeedToolsSkips(t *testing.T) {
 		t.Fatal("a missing tool did not skip")
 	}
 	NeedTools(t, "sh") // present: no skip
+}
+
+func TestFileHelpers(t *testing.T) {
+	dir := TempTree(t, map[string]string{"b/c.txt": "abc", "a.txt": "x"})
+	if got, want := DirNames(t, dir), []string{"a.txt", "b"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("DirNames = %v, want %v", got, want)
+	}
+	p := filepath.Join(dir, "b", "c.txt")
+	before, _ := os.Stat(p)
+	FlipMiddleByte(t, p)
+	after, _ := os.Stat(p)
+	if got, _ := os.ReadFile(p); string(got) != "a\x9dc" {
+		t.Errorf("after FlipMiddleByte %s holds %q, want %q", p, got, "a\x9dc")
+	}
+	if !os.SameFile(before, after) || after.Size() != 3 {
+		t.Errorf("FlipMiddleByte replaced the file or changed its size")
+	}
+	if _, err := os.Stat(filepath.Join(Root(t), "internal", "testutil", "testutil.go")); err != nil {
+		t.Errorf("Root is not the repository root: %v", err)
+	}
 }

@@ -9,13 +9,15 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // fakeCache is a finished cache (as EnsureRootfs leaves it) of the tree's
 // lock, unpacked from the fake tarball, under a temp FLUID_CACHE_DIR.
 func fakeCache(t *testing.T) (*LockedTree, *Rootfs) {
 	t.Helper()
-	root := repoRoot(t)
+	root := testutil.Root(t)
 	tree := t.TempDir()
 	for _, f := range []string{DefinitionFile, LockFile, "toolchain/debian-archive-keyring.gpg"} {
 		copyFile(t, filepath.Join(root, f), filepath.Join(tree, f))

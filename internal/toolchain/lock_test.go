@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // TestLockAndDefinitionAreStrict: hand edits that the decoder would take
@@ -12,7 +14,7 @@ import (
 // definition_sha256 (as someone hiding the edit would), so only the new
 // rule can catch them.
 func TestLockAndDefinitionAreStrict(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.Root(t)
 	lt, err := ReadLock(root)
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,19 +16,12 @@ import (
 	"github.com/fluid-os/fluid/internal/testutil"
 )
 
-// repoRoot is the tree this test runs in.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
-}
-
 // TestLockAgreesWithDefinition: the committed lock was made from the
 // committed definition and keyring, pins LLVM 18.1.x and every included
 // package (the OCI digest is checked in internal/toolchain/publish).
 // Editing either file alone must fail.
 func TestLockAgreesWithDefinition(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.Root(t)
 	lt, err := ReadLock(root)
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +213,7 @@ func TestAlteredToolchainStopsTheBuildFirst(t *testing.T) {
 // records). It needs the Debian archive.
 func TestCreationMatchesTheLock(t *testing.T) {
 	testutil.Long(t, "runs mmdebstrap (about a minute)")
-	root := repoRoot(t)
+	root := testutil.Root(t)
 	lt, err := ReadLock(root)
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +233,7 @@ func TestCreationMatchesTheLock(t *testing.T) {
 // TestLockEncodingIsStable: Encode of a decoded lock gives the file's bytes
 // (so the lock's hash, the cache key, does not depend on who wrote it).
 func TestLockEncodingIsStable(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), LockFile))
+	data, err := os.ReadFile(filepath.Join(testutil.Root(t), LockFile))
 	if err != nil {
 		t.Fatal(err)
 	}

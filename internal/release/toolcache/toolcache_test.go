@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/fileutil"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 func TestName(t *testing.T) {
@@ -50,8 +51,7 @@ var (
 // print their names.
 func fakeRepo(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
-	files := map[string]string{
+	return testutil.TempTree(t, map[string]string{
 		"go.mod":                    "module example.com/repo\n\ngo 1.26\n",
 		"tools/go.mod":              "module example.com/faketools\n\ngo 1.26\n",
 		"tools/cmd/alpha/main.go":   "package main\n\nfunc main() { println(\"alpha\") }\n",
@@ -60,17 +60,7 @@ func fakeRepo(t *testing.T) string {
 		"tools/cmd/alpha/second.go": "package main\n\nvar _ = 2\n",
 		"tools/other/go.mod":        "module example.com/othertools\n\ngo 1.26\n",
 		"tools/other/gamma/main.go": "package main\n\nfunc main() { println(\"gamma\") }\n",
-	}
-	for name, data := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
+	})
 }
 
 // useCache points the tool cache at a fresh directory for this test.
@@ -421,7 +411,7 @@ func TestEnsureRebuildsDamagedBinary(t *testing.T) {
 		do      func()
 		wantLog string
 	}{
-		{"one byte flipped", func() { flip(t, bins[alpha]) }, "damaged"},
+		{"one byte flipped", func() { testutil.FlipMiddleByte(t, bins[alpha]) }, "damaged"},
 		{"binary truncated", func() { os.Truncate(bins[alpha], 1000) }, "damaged"},
 		{"binary removed", func() { os.Remove(bins[alpha]) }, "building alpha"},
 		{"manifest damaged", func() { os.WriteFile(filepath.Join(dir, manifestName), []byte("{"), 0o644) }, "building alpha"},
@@ -455,24 +445,6 @@ func TestEnsureRebuildsDamagedBinary(t *testing.T) {
 			}
 		})
 	}
-}
-
-func flip(t *testing.T, path string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[len(data)/2] ^= 0xff
-	// Rewrite in place: same size, same inode, so only the hash can tell.
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(data[len(data)/2:len(data)/2+1], int64(len(data)/2)); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 }
 
 // Builders racing on an empty cache build once: the others wait on the lock

@@ -22,6 +22,7 @@ import (
 	"time"
 	_ "time/tzdata" // the helper process sets TZ to zones the host may lack
 
+	"github.com/fluid-os/fluid/internal/testutil"
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -351,23 +352,10 @@ func TestImageRefusesMismatch(t *testing.T) {
 	}
 }
 
-// corrupt flips one byte of the file at path, keeping its size.
-func corrupt(t *testing.T, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 0xff
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestLayerStreamChecksFile(t *testing.T) {
 	path, l := makeTar(t)
 	img := mustImage(t, path, l, testConfig())
-	corrupt(t, path) // changed after Image() checked it
+	testutil.FlipMiddleByte(t, path) // changed after Image() checked it
 	layers, err := img.Layers()
 	if err != nil {
 		t.Fatal(err)
@@ -546,7 +534,7 @@ func TestFailedWritesLeaveNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	corrupt(t, path)
+	testutil.FlipMiddleByte(t, path)
 	if err := WriteLayout(filepath.Join(parent, "new-layout"), img, testRef); !errors.Is(err, ErrMismatch) {
 		t.Errorf("WriteLayout of a changed tarball: got %v, want ErrMismatch", err)
 	}
@@ -556,15 +544,7 @@ func TestFailedWritesLeaveNothing(t *testing.T) {
 	if err := WriteDockerTar(filepath.Join(parent, "image.tar"), img, testRef); !errors.Is(err, ErrMismatch) {
 		t.Errorf("WriteDockerTar of a changed tarball: got %v, want ErrMismatch", err)
 	}
-	entries, err := os.ReadDir(parent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if !reflect.DeepEqual(names, []string{"file", "layout"}) {
+	if names := testutil.DirNames(t, parent); !reflect.DeepEqual(names, []string{"file", "layout"}) {
 		t.Errorf("after failed writes the directory holds %v, want [file layout]", names)
 	}
 	if after, err := os.ReadFile(filepath.Join(good, "index.json")); err != nil || !bytes.Equal(after, index) {
