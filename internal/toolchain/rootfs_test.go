@@ -16,16 +16,24 @@ import (
 	"github.com/fluid-os/fluid/internal/testutil"
 )
 
-// TestLockAgreesWithDefinition: the committed lock was made from the
-// committed definition and keyring, pins LLVM 18.1.x and every included
-// package (the OCI digest is checked in internal/toolchain/publish).
-// Editing either file alone must fail.
-func TestLockAgreesWithDefinition(t *testing.T) {
+// committedLock is the repository root and the toolchain definition and
+// lock committed there.
+func committedLock(t *testing.T) (string, *LockedTree) {
+	t.Helper()
 	root := testutil.Root(t)
 	lt, err := ReadLock(root)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return root, lt
+}
+
+// TestLockAgreesWithDefinition: the committed lock was made from the
+// committed definition and keyring, pins LLVM 18.1.x and every included
+// package (the OCI digest is checked in internal/toolchain/publish).
+// Editing either file alone must fail.
+func TestLockAgreesWithDefinition(t *testing.T) {
+	root, lt := committedLock(t)
 	if !strings.HasPrefix(lt.Lock.LLVMVersion, "18.1.") || lt.Definition.LLVMMajor != PinnedLLVMMajor {
 		t.Errorf("lock pins LLVM %s, definition %d; the release pin is %d", lt.Lock.LLVMVersion, lt.Definition.LLVMMajor, PinnedLLVMMajor)
 	}
@@ -52,7 +60,7 @@ func TestLockAgreesWithDefinition(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			for _, f := range []string{DefinitionFile, LockFile, lt.Definition.Keyring} {
-				copyFile(t, filepath.Join(root, f), filepath.Join(dir, f))
+				testutil.CopyFile(t, filepath.Join(root, f), filepath.Join(dir, f))
 			}
 			if _, err := ReadLock(dir); err != nil {
 				t.Fatalf("unedited copy refused: %v", err)
@@ -76,20 +84,6 @@ func rewrite(t *testing.T, p, old, new string) {
 		t.Fatalf("%s lacks %q; update the test", p, old)
 	}
 	if err := os.WriteFile(p, bytes.Replace(data, []byte(old), []byte(new), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
