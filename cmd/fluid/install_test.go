@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fluid-os/fluid/internal/github/githubtest"
 	"github.com/fluid-os/fluid/internal/testutil"
 )
 
@@ -26,22 +25,9 @@ func readString(t *testing.T, p string) string {
 // files alone, leave no staging or backup files, and say what it did.
 func TestDownloadFailedInstallRestoresUserFiles(t *testing.T) {
 	fx := newFixture(t, newSigner(t))
-	srv := githubtest.New("fluid-os", "fluid")
-	defer srv.Close()
-	fx.publish(srv)
+	srv := fx.serve(t)
 	dest := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dest, "manifest.json"), []byte("user-data"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(dest, "fluid-pgo.img"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dest, "fluid-pgo.img", "inside"), []byte("dir-data"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dest, "mine.txt"), []byte("mine"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WriteFiles(t, dest, map[string]string{"manifest.json": "user-data", "fluid-pgo.img/inside": "dir-data", "mine.txt": "mine"})
 	code, stdout, stderr := runCLI(t, srv.APIURL(), "download", "--version", "v1.0.0", "--key", fx.pubKey, "-o", dest)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s%s", code, stdout, stderr)
@@ -88,15 +74,9 @@ func TestDownloadFailedInstallRestoresUserFiles(t *testing.T) {
 // names are replaced on success, with no backup left behind.
 func TestDownloadReplacesUserFilesWithoutLeftovers(t *testing.T) {
 	fx := newFixture(t, newSigner(t))
-	srv := githubtest.New("fluid-os", "fluid")
-	defer srv.Close()
-	fx.publish(srv)
+	srv := fx.serve(t)
 	dest := t.TempDir()
-	for _, n := range []string{"manifest.json", "fluid-pgo.img"} {
-		if err := os.WriteFile(filepath.Join(dest, n), []byte("old"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testutil.WriteFiles(t, dest, map[string]string{"manifest.json": "old", "fluid-pgo.img": "old"})
 	code, _, stderr := runCLI(t, srv.APIURL(), "download", "--version", "v1.0.0", "--key", fx.pubKey, "-o", dest)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)

@@ -159,17 +159,32 @@ func wantFailure(t *testing.T, err error, job, step string) Failure {
 	return Failure{}
 }
 
+// rehearseCICopy rehearses job of wf, a changed copy of ci.yml, for a pull
+// request.
+func rehearseCICopy(t *testing.T, wf, job string) error {
+	t.Helper()
+	_, err := rehearsal(t, Options{Workflows: []string{"ci.yml"}, Events: []string{"pull_request"}, Jobs: []string{job},
+		WorkflowOverride: map[string][]byte{"ci.yml": []byte(wf)}}, "(a test copy of ci.yml)")
+	return err
+}
+
+// wantInTail fails t unless the last lines f shows of its step hold text;
+// what the lines should do is said in the failure ("show the shell's error").
+func wantInTail(t *testing.T, f Failure, text, should string) {
+	t.Helper()
+	if !strings.Contains(strings.Join(f.Tail, "\n"), text) {
+		t.Fatalf("the failure's last lines do not %s: %q", should, f.Tail)
+	}
+}
+
 func TestRehearsalNamesBrokenRunLine(t *testing.T) {
 	wf := strings.Replace(ciWorkflow(t), "      - run: go tool mage lint\n", "      - run: go tool mage lint && fluid-no-such-command --now\n", 1)
 	if !strings.Contains(wf, "fluid-no-such-command") {
 		t.Fatal("ci.yml's lint step changed; update this test")
 	}
-	_, err := rehearsal(t, Options{Workflows: []string{"ci.yml"}, Events: []string{"pull_request"}, Jobs: []string{"lint"},
-		WorkflowOverride: map[string][]byte{"ci.yml": []byte(wf)}}, "(a test copy of ci.yml)")
+	err := rehearseCICopy(t, wf, "lint")
 	f := wantFailure(t, err, "lint", "go tool mage lint && fluid-no-such-command")
-	if !strings.Contains(strings.Join(f.Tail, "\n"), "fluid-no-such-command") {
-		t.Fatalf("the failure's last lines do not show the shell's error: %q", f.Tail)
-	}
+	wantInTail(t, f, "fluid-no-such-command", "show the shell's error")
 }
 
 func TestRehearsalNamesMissingArtifact(t *testing.T) {
@@ -186,12 +201,9 @@ func TestRehearsalNamesMissingArtifact(t *testing.T) {
           name: lint-results
 `
 	wf := regexp.MustCompile(`(?m)^jobs:\n`).ReplaceAllString(ciWorkflow(t), "jobs:"+job)
-	_, err := rehearsal(t, Options{Workflows: []string{"ci.yml"}, Events: []string{"pull_request"}, Jobs: []string{"collect"},
-		WorkflowOverride: map[string][]byte{"ci.yml": []byte(wf)}}, "(a test copy of ci.yml)")
+	err := rehearseCICopy(t, wf, "collect")
 	f := wantFailure(t, err, "collect", "Fetch what lint uploaded")
-	if !strings.Contains(strings.Join(f.Tail, "\n"), "Artifact not found for name: lint-results") {
-		t.Fatalf("the failure's last lines do not say which artifact: %q", f.Tail)
-	}
+	wantInTail(t, f, "Artifact not found for name: lint-results", "say which artifact")
 }
 
 // A job whose if: is false for the event does not run; act says nothing
@@ -201,8 +213,7 @@ func TestRehearsalFailsASkippedJob(t *testing.T) {
 	if !strings.Contains(wf, "merge_group") {
 		t.Fatal("ci.yml's lint job header changed; update this test")
 	}
-	_, err := rehearsal(t, Options{Workflows: []string{"ci.yml"}, Events: []string{"pull_request"}, Jobs: []string{"lint"},
-		WorkflowOverride: map[string][]byte{"ci.yml": []byte(wf)}}, "(a test copy of ci.yml)")
+	err := rehearseCICopy(t, wf, "lint")
 	var re *Error
 	if !errors.As(err, &re) || !strings.Contains(re.Error(), "job lint did not run") {
 		t.Fatalf("a skipped job: %v", err)
