@@ -127,6 +127,27 @@ func Root(t testing.TB) string {
 	return root
 }
 
+// WantErr checks err for a table test's case: with want "" err must be
+// nil, otherwise an error whose text holds want. It returns whether an
+// error was wanted, so the case can stop there:
+//
+//	if testutil.WantErr(t, err, tt.wantErr) {
+//		return
+//	}
+func WantErr(t testing.TB, err error, want string) bool {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want one containing %q", err, want)
+	}
+	return true
+}
+
 // WriteFile writes body to path (creating its directory) with mode 0644 and
 // returns path, failing the test on any error.
 func WriteFile(t testing.TB, path, body string) string {

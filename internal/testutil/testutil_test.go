@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -50,4 +51,43 @@ func TestFileHelpers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(Root(t), "internal", "testutil", "testutil.go")); err != nil {
 		t.Errorf("Root is not the repository root: %v", err)
 	}
+}
+
+func TestWantErr(t *testing.T) {
+	if WantErr(t, nil, "") {
+		t.Error("WantErr(nil, \"\") = true, want false")
+	}
+	if !WantErr(t, errors.New("x.h:2: repeats"), "repeats") {
+		t.Error("WantErr of a wanted error = false, want true")
+	}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{{errors.New("boom"), ""}, {nil, "repeats"}, {errors.New("other"), "repeats"}} {
+		ft := &fatalT{TB: t}
+		func() {
+			defer func() { recover() }()
+			WantErr(ft, c.err, c.want)
+		}()
+		if !ft.fataled {
+			t.Errorf("WantErr(%v, %q) did not fail the test", c.err, c.want)
+		}
+	}
+}
+
+// fatalT records a Fatal/Fatalf instead of ending the test (it panics to
+// leave the helper, as runtime.Goexit would).
+type fatalT struct {
+	testing.TB
+	fataled bool
+}
+
+func (f *fatalT) Helper() {}
+func (f *fatalT) Fatal(args ...any) {
+	f.fataled = true
+	panic("fatal")
+}
+func (f *fatalT) Fatalf(format string, args ...any) {
+	f.fataled = true
+	panic("fatal")
 }

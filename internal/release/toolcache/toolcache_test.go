@@ -63,6 +63,15 @@ func fakeRepo(t *testing.T) string {
 	})
 }
 
+// pinnedRepo is a fresh cache (useCache) and a fakeRepo whose tools/go.sum
+// pins one made-up module version.
+func pinnedRepo(t *testing.T) (cache, root string) {
+	t.Helper()
+	cache, root = useCache(t), fakeRepo(t)
+	testutil.WriteFile(t, filepath.Join(root, "tools", "go.sum"), "a v1 h1:x\n")
+	return cache, root
+}
+
 // useCache points the tool cache at a fresh directory for this test.
 func useCache(t *testing.T) string {
 	t.Helper()
@@ -97,9 +106,7 @@ func runTool(t *testing.T, bin string) string {
 // The cache directory follows the pins: another go.sum, another directory;
 // and it lives in the per-user cache, not in the repository.
 func TestDirFollowsPins(t *testing.T) {
-	cache := useCache(t)
-	root := fakeRepo(t)
-	os.WriteFile(filepath.Join(root, "tools", "go.sum"), []byte("a v1 h1:x\n"), 0o644)
+	cache, root := pinnedRepo(t)
 	d1, err := Dir(root, fakeRelease)
 	if err != nil {
 		t.Fatal(err)
@@ -129,9 +136,7 @@ func TestDirFollowsPins(t *testing.T) {
 // Each tools module has a cache directory of its own, keyed by its own
 // go.mod and go.sum: a change of one module's pins moves only its directory.
 func TestDirPerModule(t *testing.T) {
-	cache := useCache(t)
-	root := fakeRepo(t)
-	os.WriteFile(filepath.Join(root, "tools", "go.sum"), []byte("a v1 h1:x\n"), 0o644)
+	cache, root := pinnedRepo(t)
 	os.WriteFile(filepath.Join(root, "tools", "other", "go.sum"), []byte("b v1 h1:x\n"), 0o644)
 	dirs := func() (string, string) {
 		t.Helper()
@@ -179,9 +184,7 @@ func TestDirPerModule(t *testing.T) {
 // go.mod, go.sum, Go version, platform, recipe, nothing about the module's
 // directory), so that the release tools already cached stay valid.
 func TestReleaseKeyUnchanged(t *testing.T) {
-	cache := useCache(t)
-	root := fakeRepo(t)
-	os.WriteFile(filepath.Join(root, "tools", "go.sum"), []byte("a v1 h1:x\n"), 0o644)
+	cache, root := pinnedRepo(t)
 	got, err := Dir(root, fakeRelease)
 	if err != nil {
 		t.Fatal(err)
