@@ -63,6 +63,20 @@ func fakeRepo(t *testing.T) string {
 	})
 }
 
+// countedEnsure runs ensure for want of the release module in root and
+// returns the binaries, what it logged and how many go builds it ran,
+// failing t on an error.
+func countedEnsure(t *testing.T, root string, want Tool) (map[Tool]string, string, int64) {
+	t.Helper()
+	var log logRecorder
+	before := builds.Load()
+	bins, err := ensure(context.Background(), root, fakeRelease, want, log.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bins, log.String(), builds.Load() - before
+}
+
 // pinnedRepo is a fresh cache (useCache) and a fakeRepo whose tools/go.sum
 // pins one made-up module version.
 func pinnedRepo(t *testing.T) (cache, root string) {
@@ -351,22 +365,18 @@ func TestEnsureBuildsOnceAndReuses(t *testing.T) {
 	useCache(t)
 	ctx := context.Background()
 	root := fakeRepo(t)
-	var log logRecorder
-	before := builds.Load()
-	bins, err := ensure(ctx, root, fakeRelease, alpha, log.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := builds.Load() - before; n != 1 {
+	bins, log, n := countedEnsure(t, root, alpha)
+	if n != 1 {
 		t.Fatalf("first Ensure ran go build %d times, want 1", n)
 	}
-	if !strings.Contains(log.String(), "building alpha and beta") {
-		t.Fatalf("first Ensure did not build both tools in one go build; log:\n%s", log.String())
+	if !strings.Contains(log, "building alpha and beta") {
+		t.Fatalf("first Ensure did not build both tools in one go build; log:\n%s", log)
 	}
 	if got := runTool(t, bins[alpha]); got != "alpha" {
 		t.Fatalf("alpha printed %q", got)
 	}
-	t.Logf("first call:\n%s", log.String())
+	t.Logf("first call:\n%s", log)
+	before := builds.Load()
 
 	// Again, for each tool and for all; then from a second clone.
 	clone := fakeRepo(t)
@@ -379,8 +389,8 @@ func TestEnsureBuildsOnceAndReuses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := builds.Load() - before; n != 1 {
-			t.Fatalf("call %d (%s) ran go build again (%d builds in all); log:\n%s", i+2, c.want, n, log2.String())
+		if n := builds.Load() - before; n != 0 {
+			t.Fatalf("call %d (%s) ran go build again (%d more builds); log:\n%s", i+2, c.want, n, log2.String())
 		}
 		if log2.String() != "" {
 			t.Fatalf("call %d logged: %s", i+2, log2.String())
@@ -422,19 +432,14 @@ func TestEnsureRebuildsDamagedBinary(t *testing.T) {
 	for _, d := range damage {
 		t.Run(d.name, func(t *testing.T) {
 			d.do()
-			var log logRecorder
-			before := builds.Load()
-			got, err := ensure(ctx, root, fakeRelease, alpha, log.log)
-			if err != nil {
-				t.Fatal(err)
+			got, log, n := countedEnsure(t, root, alpha)
+			if n != 1 {
+				t.Fatalf("ran go build %d times after the damage, want 1; log:\n%s", n, log)
 			}
-			if n := builds.Load() - before; n != 1 {
-				t.Fatalf("ran go build %d times after the damage, want 1; log:\n%s", n, log.String())
+			if !strings.Contains(log, d.wantLog) {
+				t.Fatalf("log does not say %q:\n%s", d.wantLog, log)
 			}
-			if !strings.Contains(log.String(), d.wantLog) {
-				t.Fatalf("log does not say %q:\n%s", d.wantLog, log.String())
-			}
-			t.Logf("log:\n%s", log.String())
+			t.Logf("log:\n%s", log)
 			if _, err := os.Stat(killed); err == nil {
 				t.Errorf("the killed build's directory %s is still there", killed)
 			}
@@ -442,7 +447,7 @@ func TestEnsureRebuildsDamagedBinary(t *testing.T) {
 				t.Fatalf("rebuilt alpha printed %q", out)
 			}
 			// Repaired: the next call builds nothing.
-			before = builds.Load()
+			before := builds.Load()
 			if _, err := ensure(ctx, root, fakeRelease, "", nil); err != nil || builds.Load() != before {
 				t.Fatalf("call after the repair: err %v, %d builds", err, builds.Load()-before)
 			}
