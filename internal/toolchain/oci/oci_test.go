@@ -23,6 +23,7 @@ import (
 	_ "time/tzdata" // the helper process sets TZ to zones the host may lack
 
 	"github.com/fluid-os/fluid/internal/testutil"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
