@@ -15,11 +15,7 @@
         org 0x7C00
 
 start:
-        cli
-        xor ax, ax
-        mov ds, ax
-        mov ss, ax
-        mov sp, 0x7C00
+        BOOT_SECTOR_ENTRY
         cld
 
         ; COM1: 115200 8N1, FIFO on, no interrupts (same as stage 2).

@@ -35,12 +35,7 @@ READ_TRIES      equ 3            ; attempts for the stage 2 read
         org 0x7C00
 
 start:
-        cli
-        xor ax, ax
-        mov ds, ax
-        mov es, ax
-        mov ss, ax
-        mov sp, 0x7C00           ; stack grows down from just below us
+        BOOT_SECTOR_ENTRY
         jmp 0x0000:.cs_ok        ; some BIOSes enter at 07C0:0000: normalise CS
 .cs_ok:
         sti

@@ -79,6 +79,15 @@ func (f *fixture) publish(srv *githubtest.Server) *githubtest.Release {
 	return srv.AddRelease(fixtureTag, f.assets)
 }
 
+// serve starts a fake GitHub (closed when t ends) with the fixture
+// published on it.
+func (f *fixture) serve(t *testing.T) *githubtest.Server {
+	srv := githubtest.New("fluid-os", "fluid")
+	t.Cleanup(srv.Close)
+	f.publish(srv)
+	return srv
+}
+
 func runCLI(t *testing.T, apiURL string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
@@ -197,9 +206,7 @@ func TestDownload(t *testing.T) {
 func TestDownloadFailureLeavesExistingDirClean(t *testing.T) {
 	s := newSigner(t)
 	fx := newFixture(t, s)
-	srv := githubtest.New("fluid-os", "fluid")
-	defer srv.Close()
-	fx.publish(srv)
+	srv := fx.serve(t)
 	asset(srv.Release("v1.0.0"), "fluid-pgo.img.zst").Truncate = 10
 	dest := t.TempDir()
 	os.WriteFile(filepath.Join(dest, "mine.txt"), []byte("user file"), 0o644)

@@ -76,11 +76,8 @@ func TestHostileLatestDowngradeViaPrereleaseFlag(t *testing.T) {
 	w.srv.SetRef("tags/v2.0.0", replayCommit2)
 	w.srv.AddRelease("v2.0.0", w.v2)
 	w.srv.Release("v2.0.0").Prerelease = true // PATCH /releases/{id} {"prerelease":true}
-	dest := filepath.Join(t.TempDir(), "out")
-	code, _, stderr := runCLI(t, w.srv.APIURL(), append([]string{"download", "-o", dest}, w.flags...)...)
-	if code != exitRefused || !strings.Contains(stderr, "v2.0.0 is published (flagged prerelease, though its tag is not)") {
-		t.Fatalf("downgrade: v2.0.0 (tag v2.0.0, no -pre suffix) flagged prerelease, latest = v1.0.0: exit %d\n%s", code, stderr)
-	}
+	w.wantDownload(t, exitRefused, "v2.0.0 is published (flagged prerelease, though its tag is not)",
+		"downgrade: v2.0.0 (tag v2.0.0, no -pre suffix) flagged prerelease, latest = v1.0.0")
 }
 
 // F2: a newer release pushed off the first page of /releases (100 junk
@@ -94,11 +91,7 @@ func TestHostileLatestDowngradeViaPagination(t *testing.T) {
 		w.srv.AddRelease(fmt.Sprintf("junk-%d", i), nil)
 	}
 	w.srv.Release("v1.0.0").MakeLatest = true
-	dest := filepath.Join(t.TempDir(), "out")
-	code, _, stderr := runCLI(t, w.srv.APIURL(), append([]string{"download", "-o", dest}, w.flags...)...)
-	if code != exitRefused || !strings.Contains(stderr, "the release marked latest is v1.0.0, but v2.0.0 is published") {
-		t.Fatalf("downgrade with v2.0.0 on page 2 of /releases: exit %d\n%s", code, stderr)
-	}
+	w.wantDownload(t, exitRefused, "the release marked latest is v1.0.0, but v2.0.0 is published", "downgrade with v2.0.0 on page 2 of /releases")
 }
 
 // F3: an error answer to the asset request (Accept: application/octet-stream)

@@ -3,26 +3,11 @@ package main
 import (
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 
-	"github.com/fluid-os/fluid/internal/github/githubtest"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	sort.Strings(names)
-	return names
-}
 
 func readString(t *testing.T, p string) string {
 	t.Helper()
@@ -40,22 +25,9 @@ func readString(t *testing.T, p string) string {
 // files alone, leave no staging or backup files, and say what it did.
 func TestDownloadFailedInstallRestoresUserFiles(t *testing.T) {
 	fx := newFixture(t, newSigner(t))
-	srv := githubtest.New("fluid-os", "fluid")
-	defer srv.Close()
-	fx.publish(srv)
+	srv := fx.serve(t)
 	dest := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dest, "manifest.json"), []byte("user-data"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(dest, "fluid-pgo.img"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dest, "fluid-pgo.img", "inside"), []byte("dir-data"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dest, "mine.txt"), []byte("mine"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WriteFiles(t, dest, map[string]string{"manifest.json": "user-data", "fluid-pgo.img/inside": "dir-data", "mine.txt": "mine"})
 	code, stdout, stderr := runCLI(t, srv.APIURL(), "download", "--version", "v1.0.0", "--key", fx.pubKey, "-o", dest)
 	if code != 1 {
 		t.Fatalf("exit %d, want 1\n%s%s", code, stdout, stderr)
@@ -66,7 +38,7 @@ func TestDownloadFailedInstallRestoresUserFiles(t *testing.T) {
 	if fi, err := os.Lstat(filepath.Join(dest, "fluid-pgo.img")); err != nil || !fi.IsDir() {
 		t.Fatalf("the user's fluid-pgo.img directory is gone or changed: %v\n%s", err, stderr)
 	}
-	if got := dirNames(t, filepath.Join(dest, "fluid-pgo.img")); strings.Join(got, " ") != "inside" {
+	if got := testutil.DirNames(t, filepath.Join(dest, "fluid-pgo.img")); strings.Join(got, " ") != "inside" {
 		t.Fatalf("the user's directory now holds %v", got)
 	}
 	if got := readString(t, filepath.Join(dest, "fluid-pgo.img", "inside")); got != "dir-data" {
@@ -75,7 +47,7 @@ func TestDownloadFailedInstallRestoresUserFiles(t *testing.T) {
 	if got := readString(t, filepath.Join(dest, "mine.txt")); got != "mine" {
 		t.Fatalf("mine.txt now holds %q", got)
 	}
-	if got := dirNames(t, dest); strings.Join(got, " ") != "fluid-pgo.img manifest.json mine.txt" {
+	if got := testutil.DirNames(t, dest); strings.Join(got, " ") != "fluid-pgo.img manifest.json mine.txt" {
 		t.Fatalf("destination after the failed install holds %v, want only the user's files\n%s", got, stderr)
 	}
 	if stdout != "" {
@@ -102,20 +74,14 @@ func TestDownloadFailedInstallRestoresUserFiles(t *testing.T) {
 // names are replaced on success, with no backup left behind.
 func TestDownloadReplacesUserFilesWithoutLeftovers(t *testing.T) {
 	fx := newFixture(t, newSigner(t))
-	srv := githubtest.New("fluid-os", "fluid")
-	defer srv.Close()
-	fx.publish(srv)
+	srv := fx.serve(t)
 	dest := t.TempDir()
-	for _, n := range []string{"manifest.json", "fluid-pgo.img"} {
-		if err := os.WriteFile(filepath.Join(dest, n), []byte("old"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	testutil.WriteFiles(t, dest, map[string]string{"manifest.json": "old", "fluid-pgo.img": "old"})
 	code, _, stderr := runCLI(t, srv.APIURL(), "download", "--version", "v1.0.0", "--key", fx.pubKey, "-o", dest)
 	if code != 0 {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
-	if got := strings.Join(dirNames(t, dest), " "); got != "checksums.txt checksums.txt.sigstore.json fluid-pgo.img fluid-pgo.img.zst manifest.json" {
+	if got := strings.Join(testutil.DirNames(t, dest), " "); got != "checksums.txt checksums.txt.sigstore.json fluid-pgo.img fluid-pgo.img.zst manifest.json" {
 		t.Fatalf("destination holds %s", got)
 	}
 	if got := readString(t, filepath.Join(dest, "manifest.json")); got != string(fx.assets["manifest.json"]) {
@@ -141,7 +107,7 @@ func TestInstallRollback(t *testing.T) {
 	if err == nil {
 		t.Fatal("install succeeded")
 	}
-	if got := strings.Join(dirNames(t, dest), " "); got != "b c" {
+	if got := strings.Join(testutil.DirNames(t, dest), " "); got != "b c" {
 		t.Fatalf("destination holds %s, want b c", got)
 	}
 	if readString(t, filepath.Join(dest, "b")) != "user b" || readString(t, filepath.Join(dest, "c")) != "user c" {

@@ -59,6 +59,18 @@ type replayWorld struct {
 	flags []string
 }
 
+// wantDownload runs `fluid download` with w's flags into a new directory
+// and fails t, saying what was downloaded, unless it exits with code and its
+// stderr says says.
+func (w *replayWorld) wantDownload(t *testing.T, code int, says, what string) {
+	t.Helper()
+	dest := filepath.Join(t.TempDir(), "out")
+	got, _, stderr := runCLI(t, w.srv.APIURL(), append([]string{"download", "-o", dest}, w.flags...)...)
+	if got != code || !strings.Contains(stderr, says) {
+		t.Fatalf("%s: exit %d, want %d saying %q\n%s", what, got, code, says, stderr)
+	}
+}
+
 func newReplayWorld(t *testing.T, keyless bool) *replayWorld {
 	t.Helper()
 	w := &replayWorld{srv: githubtest.New("fluid-os", "fluid")}
@@ -289,16 +301,9 @@ func TestDownloadRefusesOlderLatest(t *testing.T) {
 			w := newReplayWorld(t, mode == "keyless")
 			w.srv.SetRef("tags/v2.0.0", replayCommit2)
 			w.srv.AddRelease("v2.0.0", w.v2)
-			dest := filepath.Join(t.TempDir(), "out")
-			if code, _, stderr := runCLI(t, w.srv.APIURL(), append([]string{"download", "-o", dest}, w.flags...)...); code != 0 || !strings.Contains(stderr, "release v2.0.0") {
-				t.Fatalf("latest = v2.0.0: exit %d\n%s", code, stderr)
-			}
+			w.wantDownload(t, 0, "release v2.0.0", "latest = v2.0.0")
 			w.srv.Release("v1.0.0").MakeLatest = true
-			dest = filepath.Join(t.TempDir(), "out")
-			code, _, stderr := runCLI(t, w.srv.APIURL(), append([]string{"download", "-o", dest}, w.flags...)...)
-			if code != exitRefused || !strings.Contains(stderr, "the release marked latest is v1.0.0, but v2.0.0 is published") {
-				t.Fatalf("old release marked latest: exit %d\n%s", code, stderr)
-			}
+			w.wantDownload(t, exitRefused, "the release marked latest is v1.0.0, but v2.0.0 is published", "old release marked latest")
 		})
 	}
 }

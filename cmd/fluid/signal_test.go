@@ -129,9 +129,7 @@ func TestDownloadSignalCleansUp(t *testing.T) {
 			names = append(names, s.String())
 		}
 		t.Run(strings.Join(names, "+"), func(t *testing.T) {
-			srv := githubtest.New("fluid-os", "fluid")
-			defer srv.Close()
-			fx.publish(srv)
+			srv := fx.serve(t)
 			zst := asset(srv.Release("v1.0.0"), "fluid-pgo.img.zst")
 			front, stalled := stallingFront(t, srv, "/storage/"+strconv.FormatInt(zst.ID, 10), zst.Data)
 

@@ -6,9 +6,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,19 +58,10 @@ func runArtifacts(t *testing.T, results map[string]string) map[string][]byte {
 	return arts
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 func zipOf(t *testing.T, files map[string]string) []byte {
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
-	for _, name := range sortedKeys(files) {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
 		w, err := zw.Create(name)
 		if err != nil {
 			t.Fatal(err)
@@ -85,7 +77,7 @@ func zipOf(t *testing.T, files map[string]string) []byte {
 func benchJSON(t *testing.T, pgo map[string]uint64) string {
 	r := bench.Report{Metric: "guest instructions", Variants: []string{bench.Baseline, bench.O3, bench.PGO}, Geomean: map[string]float64{}}
 	logSum := 0.0
-	for _, name := range sortedKeys(pgo) {
+	for _, name := range slices.Sorted(maps.Keys(pgo)) {
 		m := bench.ModuleResult{Module: name, Instructions: map[string]uint64{bench.Baseline: 1000, bench.O3: 950, bench.PGO: pgo[name]},
 			Ratio: map[string]float64{bench.Baseline: 1, bench.O3: 0.95, bench.PGO: float64(pgo[name]) / 1000}}
 		r.Modules = append(r.Modules, m)

@@ -119,12 +119,10 @@ type Run struct {
 // file name, e.g. "ci.yml") started by a push to branch; false when there is
 // none.
 func (c *Client) LatestSuccessfulPushRun(ctx context.Context, workflow, branch string) (Run, bool, error) {
-	var runs *gh.WorkflowRuns
-	err := c.call(ctx, fmt.Sprintf("find the latest %s run on %s", workflow, branch), func() (resp *gh.Response, err error) {
-		runs, resp, err = c.gh.Actions.ListWorkflowRunsByFileName(ctx, c.owner, c.repo, workflow, &gh.ListWorkflowRunsOptions{
+	runs, err := callResult(ctx, c, fmt.Sprintf("find the latest %s run on %s", workflow, branch), func() (*gh.WorkflowRuns, *gh.Response, error) {
+		return c.gh.Actions.ListWorkflowRunsByFileName(ctx, c.owner, c.repo, workflow, &gh.ListWorkflowRunsOptions{
 			Branch: branch, Event: "push", Status: "success", ListOptions: gh.ListOptions{PerPage: 1},
 		})
-		return resp, err
 	})
 	if err != nil || len(runs.WorkflowRuns) == 0 {
 		return Run{}, false, err
@@ -135,10 +133,8 @@ func (c *Client) LatestSuccessfulPushRun(ctx context.Context, workflow, branch s
 
 // PullRequestHead returns the head commit of pull request number.
 func (c *Client) PullRequestHead(ctx context.Context, number int) (string, error) {
-	var p *gh.PullRequest
-	err := c.call(ctx, fmt.Sprintf("get pull request #%d", number), func() (resp *gh.Response, err error) {
-		p, resp, err = c.gh.PullRequests.Get(ctx, c.owner, c.repo, number)
-		return resp, err
+	p, err := callResult(ctx, c, fmt.Sprintf("get pull request #%d", number), func() (*gh.PullRequest, *gh.Response, error) {
+		return c.gh.PullRequests.Get(ctx, c.owner, c.repo, number)
 	})
 	return p.GetHead().GetSHA(), err
 }
@@ -155,10 +151,8 @@ func (c *Client) UpsertComment(ctx context.Context, number int, marker, body str
 		func(cs []*gh.IssueComment) (bool, error) {
 			for _, ic := range cs {
 				if strings.Contains(ic.GetBody(), marker) && ic.GetUser().GetType() == "Bot" {
-					var ec *gh.IssueComment
-					err := c.call(ctx, fmt.Sprintf("update comment %d on #%d", ic.GetID(), number), func() (resp *gh.Response, err error) {
-						ec, resp, err = c.gh.Issues.EditComment(ctx, c.owner, c.repo, ic.GetID(), &gh.IssueComment{Body: gh.String(body)})
-						return resp, err
+					ec, err := callResult(ctx, c, fmt.Sprintf("update comment %d on #%d", ic.GetID(), number), func() (*gh.IssueComment, *gh.Response, error) {
+						return c.gh.Issues.EditComment(ctx, c.owner, c.repo, ic.GetID(), &gh.IssueComment{Body: gh.String(body)})
 					})
 					url, found = ec.GetHTMLURL(), true
 					return true, err
@@ -169,10 +163,8 @@ func (c *Client) UpsertComment(ctx context.Context, number int, marker, body str
 	if err != nil || found {
 		return url, err
 	}
-	var nc *gh.IssueComment
-	err = c.call(ctx, fmt.Sprintf("comment on #%d", number), func() (resp *gh.Response, err error) {
-		nc, resp, err = c.gh.Issues.CreateComment(ctx, c.owner, c.repo, number, &gh.IssueComment{Body: gh.String(body)})
-		return resp, err
+	nc, err := callResult(ctx, c, fmt.Sprintf("comment on #%d", number), func() (*gh.IssueComment, *gh.Response, error) {
+		return c.gh.Issues.CreateComment(ctx, c.owner, c.repo, number, &gh.IssueComment{Body: gh.String(body)})
 	})
 	return nc.GetHTMLURL(), err
 }
@@ -184,19 +176,15 @@ func (c *Client) UpsertComment(ctx context.Context, number int, marker, body str
 // SHA, or "" when dir already holds exactly files in parent (nothing is
 // committed then).
 func (c *Client) CommitDir(ctx context.Context, parent, dir string, files map[string][]byte, message string) (string, error) {
-	var pc *gh.Commit
-	err := c.call(ctx, "get commit "+parent, func() (resp *gh.Response, err error) {
-		pc, resp, err = c.gh.Git.GetCommit(ctx, c.owner, c.repo, parent)
-		return resp, err
+	pc, err := callResult(ctx, c, "get commit "+parent, func() (*gh.Commit, *gh.Response, error) {
+		return c.gh.Git.GetCommit(ctx, c.owner, c.repo, parent)
 	})
 	if err != nil {
 		return "", err
 	}
 	baseTree := pc.GetTree().GetSHA()
-	var remote *gh.Tree
-	err = c.call(ctx, "get tree "+baseTree, func() (resp *gh.Response, err error) {
-		remote, resp, err = c.gh.Git.GetTree(ctx, c.owner, c.repo, baseTree, true)
-		return resp, err
+	remote, err := callResult(ctx, c, "get tree "+baseTree, func() (*gh.Tree, *gh.Response, error) {
+		return c.gh.Git.GetTree(ctx, c.owner, c.repo, baseTree, true)
 	})
 	if err != nil {
 		return "", err
@@ -219,10 +207,8 @@ func (c *Client) CommitDir(ctx context.Context, parent, dir string, files map[st
 			entries = append(entries, &gh.TreeEntry{Path: gh.String(e.GetPath()), Mode: gh.String("100644"), Type: gh.String("blob")})
 		}
 	}
-	var tree *gh.Tree
-	err = c.call(ctx, "create tree for "+dir, func() (resp *gh.Response, err error) {
-		tree, resp, err = c.gh.Git.CreateTree(ctx, c.owner, c.repo, baseTree, entries)
-		return resp, err
+	tree, err := callResult(ctx, c, "create tree for "+dir, func() (*gh.Tree, *gh.Response, error) {
+		return c.gh.Git.CreateTree(ctx, c.owner, c.repo, baseTree, entries)
 	})
 	if err != nil {
 		return "", err
@@ -230,12 +216,10 @@ func (c *Client) CommitDir(ctx context.Context, parent, dir string, files map[st
 	if tree.GetSHA() == baseTree {
 		return "", nil
 	}
-	var commit *gh.Commit
-	err = c.call(ctx, "create commit", func() (resp *gh.Response, err error) {
-		commit, resp, err = c.gh.Git.CreateCommit(ctx, c.owner, c.repo, &gh.Commit{
+	commit, err := callResult(ctx, c, "create commit", func() (*gh.Commit, *gh.Response, error) {
+		return c.gh.Git.CreateCommit(ctx, c.owner, c.repo, &gh.Commit{
 			Message: gh.String(message), Tree: &gh.Tree{SHA: tree.SHA}, Parents: []*gh.Commit{{SHA: gh.String(parent)}},
 		}, nil)
-		return resp, err
 	})
 	return commit.GetSHA(), err
 }
@@ -267,10 +251,8 @@ func (c *Client) ForceBranch(ctx context.Context, branch, sha string) error {
 // (title and body), or opens one (maintainers may modify it). It returns the
 // pull request's URL and whether it is new.
 func (c *Client) UpsertPullRequest(ctx context.Context, head, base, title, body string) (string, bool, error) {
-	var prs []*gh.PullRequest
-	err := c.call(ctx, "list pull requests from "+head, func() (resp *gh.Response, err error) {
-		prs, resp, err = c.gh.PullRequests.List(ctx, c.owner, c.repo, &gh.PullRequestListOptions{State: "open", Head: c.owner + ":" + head, Base: base})
-		return resp, err
+	prs, err := callResult(ctx, c, "list pull requests from "+head, func() ([]*gh.PullRequest, *gh.Response, error) {
+		return c.gh.PullRequests.List(ctx, c.owner, c.repo, &gh.PullRequestListOptions{State: "open", Head: c.owner + ":" + head, Base: base})
 	})
 	if err != nil {
 		return "", false, err

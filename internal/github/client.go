@@ -297,6 +297,17 @@ func (c *Client) call(ctx context.Context, what string, fn func() (*gh.Response,
 	return c.wrap(what, err)
 }
 
+// callResult is c.call for a go-github method that returns a value: fn's
+// value from its last attempt, and call's error.
+func callResult[T any](ctx context.Context, c *Client, what string, fn func() (T, *gh.Response, error)) (T, error) {
+	var v T
+	err := c.call(ctx, what, func() (resp *gh.Response, err error) {
+		v, resp, err = fn()
+		return resp, err
+	})
+	return v, err
+}
+
 // classify says whether err is worth retrying and how long to wait first.
 func (c *Client) classify(err error, resp *gh.Response, attempt int) (time.Duration, bool) {
 	backoff := c.retry.BaseDelay << (attempt - 1)

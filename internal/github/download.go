@@ -311,12 +311,8 @@ var ErrNoTag = errors.New("no such tag")
 // TagCommit returns the commit the tag points at, following annotated tag
 // objects (at most 8 deep, as a tag of a tag of a commit is legal).
 func (c *Client) TagCommit(ctx context.Context, tag string) (string, error) {
-	var ref *gh.Reference
-	err := c.call(ctx, "look up tag "+tag+" of "+c.Repository(), func() (*gh.Response, error) {
-		var resp *gh.Response
-		var err error
-		ref, resp, err = c.gh.Git.GetRef(ctx, c.owner, c.repo, "tags/"+tag)
-		return resp, err
+	ref, err := callResult(ctx, c, "look up tag "+tag+" of "+c.Repository(), func() (*gh.Reference, *gh.Response, error) {
+		return c.gh.Git.GetRef(ctx, c.owner, c.repo, "tags/"+tag)
 	})
 	if err != nil {
 		if isNotFound(err) {
@@ -328,12 +324,8 @@ func (c *Client) TagCommit(ctx context.Context, tag string) (string, error) {
 	}
 	typ, sha := ref.GetObject().GetType(), ref.GetObject().GetSHA()
 	for i := 0; typ == "tag" && i < 8; i++ {
-		var obj *gh.Tag
-		err := c.call(ctx, "read tag object "+sha+" of "+c.Repository(), func() (*gh.Response, error) {
-			var resp *gh.Response
-			var err error
-			obj, resp, err = c.gh.Git.GetTag(ctx, c.owner, c.repo, sha)
-			return resp, err
+		obj, err := callResult(ctx, c, "read tag object "+sha+" of "+c.Repository(), func() (*gh.Tag, *gh.Response, error) {
+			return c.gh.Git.GetTag(ctx, c.owner, c.repo, sha)
 		})
 		if err != nil {
 			return "", err
@@ -396,12 +388,8 @@ func (c *Client) checkLatest(ctx context.Context, latest string) error {
 // owner, which Fulcio records in a workflow's signing certificate
 // (release.Policy pins them).
 func (c *Client) RepositoryIDs(ctx context.Context) (repoID, ownerID int64, err error) {
-	var r *gh.Repository
-	err = c.call(ctx, "look up repository "+c.Repository(), func() (*gh.Response, error) {
-		var resp *gh.Response
-		var err error
-		r, resp, err = c.gh.Repositories.Get(ctx, c.owner, c.repo)
-		return resp, err
+	r, err := callResult(ctx, c, "look up repository "+c.Repository(), func() (*gh.Repository, *gh.Response, error) {
+		return c.gh.Repositories.Get(ctx, c.owner, c.repo)
 	})
 	if err != nil {
 		return 0, 0, err

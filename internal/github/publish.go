@@ -195,12 +195,8 @@ func (c *Client) Publish(ctx context.Context, opts PublishOptions) (*PublishResu
 // releaseForPublish finds the release for tag, drafts included (the API's
 // by-tag lookup does not see drafts), or returns nil when there is none.
 func (c *Client) releaseForPublish(ctx context.Context, tag string) (*gh.RepositoryRelease, error) {
-	var rel *gh.RepositoryRelease
-	err := c.call(ctx, "look up release "+tag, func() (*gh.Response, error) {
-		var resp *gh.Response
-		var err error
-		rel, resp, err = c.gh.Repositories.GetReleaseByTag(ctx, c.owner, c.repo, tag)
-		return resp, err
+	rel, err := callResult(ctx, c, "look up release "+tag, func() (*gh.RepositoryRelease, *gh.Response, error) {
+		return c.gh.Repositories.GetReleaseByTag(ctx, c.owner, c.repo, tag)
 	})
 	if err == nil {
 		return rel, nil

@@ -104,12 +104,21 @@ func (m *Manifest) Marshal() ([]byte, error) {
 	return b.Bytes(), nil
 }
 
+// section is one of the manifest's file lists, with the name its JSON key
+// and the errors give it.
+type section struct {
+	name string
+	l    []FileHash
+}
+
+// sections are the manifest's file lists in manifest order.
+func (m *Manifest) sections() []section {
+	return []section{{"inputs", m.Inputs}, {"outputs", m.Outputs}, {"profiles", m.Profiles}}
+}
+
 // check refuses duplicate or malformed paths and malformed hashes.
 func (m *Manifest) check() error {
-	for _, sec := range []struct {
-		name string
-		l    []FileHash
-	}{{"inputs", m.Inputs}, {"outputs", m.Outputs}, {"profiles", m.Profiles}} {
+	for _, sec := range m.sections() {
 		for i, f := range sec.l {
 			if err := checkRel(f.Path); err != nil {
 				return fmt.Errorf("manifest %s: %w", sec.name, err)
@@ -223,10 +232,7 @@ func (m Mismatch) String() string {
 // (inputs, outputs, profiles). An empty result means everything matches.
 func Verify(m *Manifest, root string) []Mismatch {
 	var out []Mismatch
-	for _, sec := range []struct {
-		name string
-		l    []FileHash
-	}{{"inputs", m.Inputs}, {"outputs", m.Outputs}, {"profiles", m.Profiles}} {
+	for _, sec := range m.sections() {
 		for _, f := range sec.l {
 			if err := checkRel(f.Path); err != nil {
 				out = append(out, Mismatch{Section: sec.name, Path: f.Path, Want: f.SHA256, Err: err})

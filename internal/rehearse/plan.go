@@ -174,6 +174,21 @@ func runArtifacts(dir string) (map[string][]byte, error) {
 	return out, nil
 }
 
+// artifactFiles is the contents of the artifact called name (from all, as
+// runArtifacts reads them) by file name; job is the job that uploads it, for
+// the error when it is missing.
+func artifactFiles(all map[string][]byte, name, job string) (map[string][]byte, error) {
+	z, ok := all[name]
+	if !ok {
+		return nil, fmt.Errorf("the %s job uploaded no %s artifact (artifacts: %v)", job, name, slices.Sorted(maps.Keys(all)))
+	}
+	files, err := zipNames(z)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return files, nil
+}
+
 func zipNames(b []byte) (map[string][]byte, error) {
 	zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 	if err != nil {
@@ -205,13 +220,9 @@ func (e *env) ciCheck(arts string, jobs []string, runID int64, event, branch str
 		return err
 	}
 	if len(jobs) == 0 || contains(jobs, "test") {
-		z, ok := all[cireport.ResultsArtifact]
-		if !ok {
-			return fmt.Errorf("the test job uploaded no %s artifact (artifacts: %v)", cireport.ResultsArtifact, slices.Sorted(maps.Keys(all)))
-		}
-		files, err := zipNames(z)
+		files, err := artifactFiles(all, cireport.ResultsArtifact, "test")
 		if err != nil {
-			return fmt.Errorf("%s: %w", cireport.ResultsArtifact, err)
+			return err
 		}
 		want := []string{"manifest.json", "ci/outcome.json", "bench.json", "serial.log"}
 		if event == "pull_request" {
@@ -365,22 +376,14 @@ func releaseCheck(ctx context.Context, e *env, arts string, jobs []string) error
 	if err != nil {
 		return err
 	}
-	z, ok := all["release-build"]
-	if !ok {
-		return fmt.Errorf("the build job uploaded no release-build artifact (artifacts: %v)", slices.Sorted(maps.Keys(all)))
-	}
-	dist, err := zipNames(z)
+	dist, err := artifactFiles(all, "release-build", "build")
 	if err != nil {
 		return err
 	}
 	if _, ok := dist["dist/checksums.txt.sigstore.json"]; ok {
 		return errors.New("the build job's release-build artifact holds a signature: the build job must not sign")
 	}
-	zs, ok := all["release-signature"]
-	if !ok {
-		return fmt.Errorf("the sign job uploaded no release-signature artifact (artifacts: %v)", slices.Sorted(maps.Keys(all)))
-	}
-	sig, err := zipNames(zs)
+	sig, err := artifactFiles(all, "release-signature", "sign")
 	if err != nil {
 		return err
 	}

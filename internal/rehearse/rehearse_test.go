@@ -9,9 +9,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/rehearse/record"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 func TestPlanMatchesRecordEvents(t *testing.T) {
@@ -30,7 +30,7 @@ func TestPlanMatchesRecordEvents(t *testing.T) {
 		}
 	}
 	// Every workflow in the tree is rehearsed.
-	files, _ := filepath.Glob(filepath.Join(repoRoot(t), ".github", "workflows", "*.yml"))
+	files, _ := filepath.Glob(filepath.Join(testutil.Root(t), ".github", "workflows", "*.yml"))
 	for _, f := range files {
 		if _, ok := got[filepath.Base(f)]; !ok {
 			t.Errorf("%s has no rehearsal in Plan", filepath.Base(f))
@@ -84,16 +84,6 @@ func TestLogTailTakesLateOutput(t *testing.T) {
 	}
 }
 
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	wd, _ := os.Getwd()
-	root, err := fileutil.FindRoot(wd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
-}
-
 // rehearsal runs o for a test: skipped inside a rehearsal (the test job of
 // ci.yml runs this suite) and with -short; prints the command that reruns
 // it by hand.
@@ -105,7 +95,7 @@ func rehearsal(t *testing.T, o Options, rerun string) (*Result, error) {
 	if testing.Short() {
 		t.Skip("-short: the rehearsal runs act")
 	}
-	root := repoRoot(t)
+	root := testutil.Root(t)
 	ctx := context.Background()
 	act, err := toolcache.Ensure(ctx, root, toolcache.Act, func(s string) { t.Log(s) })
 	if err != nil {
@@ -144,7 +134,7 @@ func TestRehearsePullRequest(t *testing.T) {
 }
 
 func ciWorkflow(t *testing.T) string {
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), ".github", "workflows", "ci.yml"))
+	b, err := os.ReadFile(filepath.Join(testutil.Root(t), ".github", "workflows", "ci.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,17 +159,32 @@ func wantFailure(t *testing.T, err error, job, step string) Failure {
 	return Failure{}
 }
 
+// rehearseCICopy rehearses job of wf, a changed copy of ci.yml, for a pull
+// request.
+func rehearseCICopy(t *testing.T, wf, job string) error {
+	t.Helper()
+	_, err := rehearsal(t, Options{Workflows: []string{"ci.yml"}, Events: []string{"pull_request"}, Jobs: []string{job},
+		WorkflowOverride: map[string][]byte{"ci.yml": []byte(wf)}}, "(a test copy of ci.yml)")
+	return err
+}
+
+// wantInTail fails t unless the last lines f shows of its step hold text;
+// what the lines should do is said in the failure ("show the shell's error").
+func wantInTail(t *testing.T, f Failure, text, should string) {
+	t.Helper()
+	if !strings.Contains(strings.Join(f.Tail, "\n"), text) {
+		t.Fatalf("the failure's last lines do not %s: %q", should, f.Tail)
+	}
+}
+
 func TestRehearsalNamesBrokenRunLine(t *testing.T) {
 	wf := strings.Replace(ciWorkflow(t), "      - run: go tool mage lint\n", "      - run: go tool mage lint && fluid-no-such-command --now\n", 1)
 	if !strings.Contains(wf, "fluid-no-such-command") {
 		t.Fatal("ci.yml's lint step changed; update this test")
 	}
-	_, err := rehearsal(t, Options{Workflows: []string{"ci.yml"}, Events: []string{"pull_request"}, Jobs: []string{"lint"},
-		WorkflowOverride: map[string][]byte{"ci.yml": []byte(wf)}}, "(a test copy of ci.yml)")
+	err := rehearseCICopy(t, wf, "lint")
 	f := wantFailure(t, err, "lint", "go tool mage lint && fluid-no-such-command")
-	if !strings.Contains(strings.Join(f.Tail, "\n"), "fluid-no-such-command") {
-		t.Fatalf("the failure's last lines do not show the shell's error: %q", f.Tail)
-	}
+	wantInTail(t, f, "fluid-no-such-command", "show the shell's error")
 }
 
 func TestRehearsalNamesMissingArtifact(t *testing.T) {
@@ -196,12 +201,9 @@ func TestRehearsalNamesMissingArtifact(t *testing.T) {
           name: lint-results
 `
 	wf := regexp.MustCompile(`(?m)^jobs:\n`).ReplaceAllString(ciWorkflow(t), "jobs:"+job)
-	_, err := rehearsal(t, Options{Workflows: []string{"ci.yml"}, Events: []string{"pull_request"}, Jobs: []string{"collect"},
-		WorkflowOverride: map[string][]byte{"ci.yml": []byte(wf)}}, "(a test copy of ci.yml)")
+	err := rehearseCICopy(t, wf, "collect")
 	f := wantFailure(t, err, "collect", "Fetch what lint uploaded")
-	if !strings.Contains(strings.Join(f.Tail, "\n"), "Artifact not found for name: lint-results") {
-		t.Fatalf("the failure's last lines do not say which artifact: %q", f.Tail)
-	}
+	wantInTail(t, f, "Artifact not found for name: lint-results", "say which artifact")
 }
 
 // A job whose if: is false for the event does not run; act says nothing
@@ -211,8 +213,7 @@ func TestRehearsalFailsASkippedJob(t *testing.T) {
 	if !strings.Contains(wf, "merge_group") {
 		t.Fatal("ci.yml's lint job header changed; update this test")
 	}
-	_, err := rehearsal(t, Options{Workflows: []string{"ci.yml"}, Events: []string{"pull_request"}, Jobs: []string{"lint"},
-		WorkflowOverride: map[string][]byte{"ci.yml": []byte(wf)}}, "(a test copy of ci.yml)")
+	err := rehearseCICopy(t, wf, "lint")
 	var re *Error
 	if !errors.As(err, &re) || !strings.Contains(re.Error(), "job lint did not run") {
 		t.Fatalf("a skipped job: %v", err)

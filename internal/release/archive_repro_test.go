@@ -5,18 +5,15 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"io"
 	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
 	"github.com/fluid-os/fluid/internal/testutil"
 )
@@ -33,13 +30,7 @@ const archiveOwner = "root"
 // must carry the configured owner (root, uid/gid 0) and mode (0755 for the
 // binary, 0644 for the docs), not the builder's.
 func TestCLIArchivesReproducibleForAnyBuilder(t *testing.T) {
-	testutil.Long(t, "runs goreleaser twice (six CLI builds each)")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	defer cancel()
-	root, err := fileutil.FindRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, root := longTest(t, "runs goreleaser twice (six CLI builds each)", 20*time.Minute)
 	goreleaser, err := toolcache.Ensure(ctx, root, toolcache.Goreleaser, func(s string) { t.Log(s) })
 	if err != nil {
 		t.Skipf("goreleaser cannot be built, so the archives cannot be checked: %v", err)
@@ -165,17 +156,12 @@ func setModes(t *testing.T, repo string, file, dir os.FileMode) {
 
 func archivesIn(t *testing.T, dir string) []string {
 	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var names []string
-	for _, e := range entries {
-		if n := e.Name(); strings.HasSuffix(n, ".tar.gz") || strings.HasSuffix(n, ".zip") {
+	for _, n := range testutil.DirNames(t, dir) {
+		if strings.HasSuffix(n, ".tar.gz") || strings.HasSuffix(n, ".zip") {
 			names = append(names, n)
 		}
 	}
-	sort.Strings(names)
 	return names
 }
 

@@ -23,12 +23,7 @@ const MaxImageSize = 4 << 30
 // file and a rename. The encoder runs single-threaded at a fixed level, so the
 // same input always gives the same bytes (the checksums depend on it).
 func CompressFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("compress %s: %w", src, err)
-	}
-	defer in.Close()
-	return atomicfile.Write(dst, 0o644, func(w io.Writer) error {
+	return transformFile("compress", src, dst, func(in io.Reader, w io.Writer) error {
 		enc, err := zstd.NewWriter(w,
 			zstd.WithEncoderLevel(zstd.SpeedBestCompression),
 			zstd.WithEncoderConcurrency(1),
@@ -48,12 +43,7 @@ func CompressFile(src, dst string) error {
 // rename). A corrupt stream or one that expands past MaxImageSize is an error
 // and leaves nothing at dst.
 func DecompressFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return fmt.Errorf("decompress %s: %w", src, err)
-	}
-	defer in.Close()
-	return atomicfile.Write(dst, 0o644, func(w io.Writer) error {
+	return transformFile("decompress", src, dst, func(in io.Reader, w io.Writer) error {
 		dec, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1))
 		if err != nil {
 			return fmt.Errorf("decompress %s: %w", src, err)
@@ -68,6 +58,18 @@ func DecompressFile(src, dst string) error {
 		}
 		return nil
 	})
+}
+
+// transformFile writes what f makes of src's bytes to dst with
+// atomicfile.Write (so a failing f leaves nothing at dst); verb names the
+// operation in the error when src cannot be opened.
+func transformFile(verb, src, dst string, f func(in io.Reader, w io.Writer) error) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("%s %s: %w", verb, src, err)
+	}
+	defer in.Close()
+	return atomicfile.Write(dst, 0o644, func(w io.Writer) error { return f(in, w) })
 }
 
 // errIsNotExist reports whether err says a file does not exist.

@@ -19,7 +19,6 @@ import (
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/build/buildtest"
 	"github.com/fluid-os/fluid/internal/build/recipe"
-	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/profile/committed"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
@@ -36,13 +35,7 @@ import (
 // both must refuse it after one byte of the image, the checksums file or the
 // bundle is flipped.
 func TestSnapshotReleaseOffline(t *testing.T) {
-	testutil.Long(t, "builds goreleaser, cosign and six CLI binaries")
-	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
-	defer cancel()
-	root, err := fileutil.FindRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, root := longTest(t, "builds goreleaser, cosign and six CLI binaries", 25*time.Minute)
 	bins, err := toolcache.EnsureAll(ctx, root, func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)
@@ -311,6 +304,16 @@ func gitCommit(t *testing.T, dir string) {
 			t.Fatalf("git %v: %v\n%s", args, err, out)
 		}
 	}
+}
+
+// longTest skips t under -short (testutil.Long, saying why) and returns a
+// context that ends after timeout, and the repository root.
+func longTest(t *testing.T, why string, timeout time.Duration) (context.Context, string) {
+	t.Helper()
+	testutil.Long(t, why)
+	ctx, cancel := context.WithTimeout(t.Context(), timeout)
+	t.Cleanup(cancel)
+	return ctx, testutil.Root(t)
 }
 
 // flipByte changes one byte in the middle of a file. In the bundle it hits the

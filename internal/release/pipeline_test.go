@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // TestSigningEnvKeyInsideRepoBypasses checks that the "key file outside the
@@ -21,16 +23,7 @@ func TestSigningEnvKeyInsideRepoBypasses(t *testing.T) {
 	const pem = "-----BEGIN ENCRYPTED SIGSTORE PRIVATE KEY-----\nx\n-----END ENCRYPTED SIGSTORE PRIVATE KEY-----\n"
 	repo := t.TempDir()
 	outside := t.TempDir()
-	write := func(p string) string {
-		t.Helper()
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(pem), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(p string) string { return testutil.WriteFile(t, p, pem) }
 	symlink := func(target, link string) string {
 		t.Helper()
 		if err := os.Symlink(target, link); err != nil {

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/release/releasetest"
+	"github.com/fluid-os/fluid/internal/testutil"
 	"github.com/fluid-os/fluid/internal/verdict"
 	releasefiles "github.com/fluid-os/fluid/release"
 )
@@ -228,14 +229,8 @@ func TestSigningEnv(t *testing.T) {
 			get := func(k string) string { return tt.env[k] }
 			look := func(k string) (string, bool) { v, ok := tt.env[k]; return v, ok }
 			env, mode, err := SigningEnv(get, look, repo)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tt.wantErr)
-				}
+			if testutil.WantErr(t, err, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if mode == "" {
 				t.Fatal("no mode")

@@ -2,7 +2,6 @@ package release_test
 
 import (
 	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,12 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/manifest"
 	"github.com/fluid-os/fluid/internal/release"
 	"github.com/fluid-os/fluid/internal/release/releasetest"
 	"github.com/fluid-os/fluid/internal/release/toolcache"
-	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // securityBlock returns the sh block that follows `<!-- verify-by-hand: name -->`
@@ -48,13 +45,7 @@ func securityBlock(t *testing.T, name string) string {
 // gets `--trusted-root <the test CA's> --insecure-ignore-tlog` added to its
 // cosign line and is otherwise as written.
 func TestSecurityCosignCommands(t *testing.T) {
-	testutil.Long(t, "needs the cosign binary from tools/go.mod")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	root, err := fileutil.FindRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, root := longTest(t, "needs the cosign binary from tools/go.mod", 10*time.Minute)
 	cosign, err := toolcache.Ensure(ctx, root, toolcache.Cosign, func(s string) { t.Log(s) })
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/testutil"
 )
 
@@ -24,7 +23,7 @@ func TestVerifyCatchesPlantedStampInRealBuild(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the tree twice (about 30 s); run without -short")
 	}
-	root := repoRoot(t)
+	root := testutil.Root(t)
 	testutil.NeedTools(t, "git")
 	src := filepath.Join(t.TempDir(), "src")
 	if err := CopyTree(context.Background(), root, src); err != nil {
@@ -60,15 +59,6 @@ fluid_planted_stamp: db __?DATE?__, " ", __?TIME?__, 0
 		}
 	}
 	t.Logf("verify failed as it should:\n%v", err)
-}
-
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	root, err := fileutil.FindRoot(".")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return root
 }
 
 func tail(s string, n int) string {

@@ -129,10 +129,7 @@ func TestVerifyReleaseCommitReachability(t *testing.T) {
 	gitIn(t, src, "checkout", "-q", "--detach", base)
 	img, _ := makeRelease(t, src, "baseline", "")
 	gitIn(t, src, "checkout", "-q", "main")
-	res, err := VerifyRelease(ctx, ReleaseOptions{Image: img, Source: src, Builder: fakeRelease{variant: "baseline"}})
-	if err != nil {
-		t.Fatalf("a commit of main: %v", err)
-	}
+	res := verifyBaseline(t, img, src, "a commit of main")
 	if notes := strings.Join(res.Notes, "\n"); !strings.Contains(notes, "tag v0.1.0-test in "+src+" is commit") || !strings.Contains(notes, "was not built from that tag") {
 		t.Errorf("no note about the tag: %q", notes)
 	}
@@ -146,10 +143,7 @@ func TestVerifyReleaseWorktree(t *testing.T) {
 	img, _ := makeRelease(t, src, "baseline", "")
 	wt := filepath.Join(t.TempDir(), "a worktree")
 	gitIn(t, src, "worktree", "add", "-q", "--detach", wt, "HEAD")
-	res, err := VerifyRelease(context.Background(), ReleaseOptions{Image: img, Source: wt, Builder: fakeRelease{variant: "baseline"}})
-	if err != nil {
-		t.Fatalf("worktree at the commit: %v (manifest diff %q)", err, res.ManifestDiff)
-	}
+	verifyBaseline(t, img, wt, "worktree at the commit")
 }
 
 // GIT_DIR and friends in the caller's environment must not make the
@@ -162,10 +156,7 @@ func TestVerifyReleaseIgnoresGitEnvironment(t *testing.T) {
 	commitAll(t, other, "other")
 	t.Setenv("GIT_DIR", filepath.Join(other, ".git"))
 	t.Setenv("GIT_WORK_TREE", other)
-	res, err := VerifyRelease(context.Background(), ReleaseOptions{Image: img, Source: src, Builder: fakeRelease{variant: "baseline"}})
-	if err != nil {
-		t.Fatalf("with GIT_DIR set: %v (notes %q)", err, res.Notes)
-	}
+	verifyBaseline(t, img, src, "with GIT_DIR set")
 }
 
 // --source must be the clone, not a directory inside some other
@@ -191,10 +182,7 @@ func TestVerifyReleaseLeavesSourceAlone(t *testing.T) {
 	index := filepath.Join(src, ".git", "index")
 	before, _ := os.ReadFile(index)
 	st, _ := os.Stat(index)
-	res, err := VerifyRelease(context.Background(), ReleaseOptions{Image: img, Source: src, Builder: fakeRelease{variant: "baseline"}})
-	if err != nil {
-		t.Fatalf("%v (notes %q)", err, res.Notes)
-	}
+	verifyBaseline(t, img, src, "a checkout with stale stat data")
 	after, _ := os.ReadFile(index)
 	st2, _ := os.Stat(index)
 	if !bytes.Equal(before, after) || !st.ModTime().Equal(st2.ModTime()) {
@@ -263,7 +251,7 @@ func TestJSONDiffQuotesKeysAndValues(t *testing.T) {
 // into the directory being removed) after the go command was killed.
 func TestMageBuilderCancelKillsTheBuild(t *testing.T) {
 	testutil.NeedTools(t, "go")
-	dir := writeTree(t, map[string]string{
+	dir := testutil.TempTree(t, map[string]string{
 		"go.mod": "module example.com/fake\n\ngo 1.24\n\ntool example.com/fake/mage\n",
 		"mage/main.go": `package main
 

@@ -18,6 +18,7 @@ import (
 	"github.com/fluid-os/fluid/internal/image"
 	"github.com/fluid-os/fluid/internal/layout"
 	"github.com/fluid-os/fluid/internal/manifest"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // fakeRelease stands in for `go tool mage build|pgo`: it builds a real Fluid
@@ -133,7 +134,7 @@ func tinyELF(payload []byte) []byte {
 // releaseRepo is a git repository with a kernel source and a toolchain lock.
 func releaseRepo(t *testing.T) string {
 	t.Helper()
-	src := writeTree(t, map[string]string{
+	src := testutil.TempTree(t, map[string]string{
 		"kernel/main.c": "const char banner[] = \"fluid\";\n",
 		LockFile:        "{\"llvm_version\": \"18.1.8\"}\n",
 	})
@@ -142,10 +143,16 @@ func releaseRepo(t *testing.T) string {
 	return src
 }
 
+// gitDate is the author and committer date of every commit gitIn makes;
+// gitEpoch is the same instant in Unix seconds.
+const gitDate, gitEpoch = "2026-01-01T00:00:00Z", "1767225600"
+
+// gitIn runs git in dir as a fixed user at gitDate, failing t on an error,
+// and returns its output without surrounding space.
 func gitIn(t *testing.T, dir string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command("git", append([]string{"-C", dir, "-c", "user.name=t", "-c", "user.email=t@fluid.invalid", "-c", "commit.gpgsign=false"}, args...)...)
-	cmd.Env = append(os.Environ(), "GIT_AUTHOR_DATE=2026-01-01T00:00:00Z", "GIT_COMMITTER_DATE=2026-01-01T00:00:00Z")
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_DATE="+gitDate, "GIT_COMMITTER_DATE="+gitDate)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("git %v: %v\n%s", args, err, out)
@@ -162,6 +169,23 @@ func commitAll(t *testing.T, dir, msg string) {
 // makeRelease builds a "release" image of variant from a copy of src the
 // way the release does (its own SOURCE_DATE_EPOCH and version, not the
 // rebuild's defaults) and returns the image and manifest paths.
+// verifyBaseline verifies the baseline image img against the source tree
+// source with the fake builder, failing t (saying what was verified) unless
+// it is reproduced.
+func verifyBaseline(t *testing.T, img, source, what string) *ReleaseResult {
+	t.Helper()
+	res, err := VerifyRelease(t.Context(), ReleaseOptions{Image: img, Source: source, Builder: fakeRelease{variant: "baseline"}})
+	if err != nil {
+		var notes []string
+		var diff any
+		if res != nil {
+			notes, diff = res.Notes, res.ManifestDiff
+		}
+		t.Fatalf("%s: %v (notes %q, manifest diff %v)", what, err, notes, diff)
+	}
+	return res
+}
+
 func makeRelease(t *testing.T, src, variant, mode string) (img, man string) {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "release-build")

@@ -77,21 +77,6 @@ func clangBuilder(tc *toolchain.Toolchain, prefixMap, passSDE bool) Builder {
 	})
 }
 
-func writeTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for name, body := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
-
 const goodModule = `int add(int a, int b) { return a + b; }
 const char *name(void) { return "sum"; }
 `
@@ -143,7 +128,7 @@ func TestVerifyRealClang(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			src := writeTree(t, tc.files)
+			src := testutil.TempTree(t, tc.files)
 			var log bytes.Buffer
 			res, err := Verify(context.Background(), Options{
 				Source: src, WorkDir: t.TempDir(), Builder: clangBuilder(clang, tc.prefixMap, tc.passSDE),
@@ -190,7 +175,7 @@ func TestVerifyRealClang(t *testing.T) {
 // TestVerifyEnvironmentDiffers checks the two builds really differ in
 // directory, TZ, LANG, umask and start time, while SOURCE_DATE_EPOCH is shared.
 func TestVerifyEnvironmentDiffers(t *testing.T) {
-	src := writeTree(t, map[string]string{"a.txt": "x"})
+	src := testutil.TempTree(t, map[string]string{"a.txt": "x"})
 	var specs []Spec
 	var starts []time.Time
 	b := BuilderFunc(func(ctx context.Context, spec Spec, log io.Writer) error {
@@ -228,23 +213,14 @@ func TestVerifyEnvironmentDiffers(t *testing.T) {
 
 func TestCopyTreeFollowsGit(t *testing.T) {
 	testutil.NeedTools(t, "git")
-	src := writeTree(t, map[string]string{
+	src := testutil.TempTree(t, map[string]string{
 		".gitignore":      "build/\n*.tmp\n",
 		"kernel/main.c":   "int x;\n",
 		"build/old.o":     "stale",
 		"notes.tmp":       "ignored",
 		"new/untracked.c": "int y;\n",
 	})
-	git := func(args ...string) string {
-		t.Helper()
-		cmd := exec.Command("git", append([]string{"-C", src, "-c", "user.name=t", "-c", "user.email=t@e", "-c", "commit.gpgsign=false"}, args...)...)
-		cmd.Env = append(os.Environ(), "GIT_COMMITTER_DATE=@1600000000 +0000", "GIT_AUTHOR_DATE=@1600000000 +0000")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("git %v: %v\n%s", args, err, out)
-		}
-		return string(out)
-	}
+	git := func(args ...string) string { return gitIn(t, src, args...) }
 	git("init", "-q")
 	git("add", ".gitignore", "kernel/main.c")
 	git("commit", "-q", "-m", "init")
@@ -276,8 +252,8 @@ func TestCopyTreeFollowsGit(t *testing.T) {
 	}
 	t.Setenv("SOURCE_DATE_EPOCH", "")
 	sde, err := sourceDateEpoch(context.Background(), Options{Source: src})
-	if err != nil || sde != "1600000000" {
-		t.Errorf("SOURCE_DATE_EPOCH from last commit = %q, %v; want 1600000000", sde, err)
+	if err != nil || sde != gitEpoch {
+		t.Errorf("SOURCE_DATE_EPOCH from last commit = %q, %v; want %s", sde, err, gitEpoch)
 	}
 }
 
@@ -307,8 +283,8 @@ func TestLocateDiskImage(t *testing.T) {
 }
 
 func TestCompareTreesMissingAndExcluded(t *testing.T) {
-	a := writeTree(t, map[string]string{"build/x.bin": "1", "build/only-a.bin": "a", "build/.lock": "1", "build/serial/boot.log": "t1"})
-	b := writeTree(t, map[string]string{"build/x.bin": "1", "build/only-b.bin": "b", "build/.lock": "2", "build/serial/boot.log": "t2"})
+	a := testutil.TempTree(t, map[string]string{"build/x.bin": "1", "build/only-a.bin": "a", "build/.lock": "1", "build/serial/boot.log": "t1"})
+	b := testutil.TempTree(t, map[string]string{"build/x.bin": "1", "build/only-b.bin": "b", "build/.lock": "2", "build/serial/boot.log": "t2"})
 	c, err := CompareTrees(context.Background(), a, b, "build")
 	if err != nil {
 		t.Fatal(err)
@@ -328,13 +304,7 @@ func TestCompareTreesMissingAndExcluded(t *testing.T) {
 
 func TestCompareManifest(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, body string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, body string) string { return testutil.WriteFile(t, filepath.Join(dir, name), body) }
 	a := write("a.json", `{"commit":"abc","outputs":{"build/kernel.elf":{"sha256":"11"},"build/fluid.img":{"sha256":"22"}}}`)
 	same := write("same.json", `{"commit":"abc","outputs":{"build/kernel.elf":{"sha256":"11"},"build/fluid.img":{"sha256":"22"}}}`)
 	changed := write("b.json", `{"commit":"abc","outputs":{"build/kernel.elf":{"sha256":"99"},"build/fluid.img":{"sha256":"22"}}}`)

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"sort"
 	"strings"
 	"testing"
 
@@ -111,6 +112,106 @@ func CopyFile(t testing.TB, src, dst string) {
 		t.Fatal(err)
 	}
 	if err := out.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Root is the repository root above the test's package directory (see
+// fileutil.FindRoot), failing the test when there is none.
+func Root(t testing.TB) string {
+	t.Helper()
+	root, err := fileutil.FindRoot(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// WantErr checks err for a table test's case: with want "" err must be
+// nil, otherwise an error whose text holds want. It returns whether an
+// error was wanted, so the case can stop there:
+//
+//	if testutil.WantErr(t, err, tt.wantErr) {
+//		return
+//	}
+func WantErr(t testing.TB, err error, want string) bool {
+	t.Helper()
+	if want == "" {
+		if err != nil {
+			t.Fatal(err)
+		}
+		return false
+	}
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want one containing %q", err, want)
+	}
+	return true
+}
+
+// WriteFile writes body to path (creating its directory) with mode 0644 and
+// returns path, failing the test on any error.
+func WriteFile(t testing.TB, path, body string) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// WriteFiles writes each files[name] to root/name with WriteFile (name is
+// slash-separated).
+func WriteFiles(t testing.TB, root string, files map[string]string) {
+	t.Helper()
+	for name, body := range files {
+		WriteFile(t, filepath.Join(root, filepath.FromSlash(name)), body)
+	}
+}
+
+// TempTree is a new t.TempDir() holding files (as WriteFiles writes them).
+func TempTree(t testing.TB, files map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	WriteFiles(t, root, files)
+	return root
+}
+
+// DirNames is the sorted list of the names in dir, failing the test when
+// dir cannot be read.
+func DirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := make([]string, 0, len(ents))
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	return names
+}
+
+// FlipMiddleByte inverts the byte in the middle of the file at path in
+// place: same size, same inode, so only its content (its hash) tells.
+func FlipMiddleByte(t testing.TB, path string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil || len(data) == 0 {
+		t.Fatalf("FlipMiddleByte: %s: %v, %d bytes", path, err, len(data))
+	}
+	mid := len(data) / 2
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.WriteAt([]byte{data[mid] ^ 0xff}, int64(mid))
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 }

@@ -9,16 +9,18 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // fakeCache is a finished cache (as EnsureRootfs leaves it) of the tree's
 // lock, unpacked from the fake tarball, under a temp FLUID_CACHE_DIR.
 func fakeCache(t *testing.T) (*LockedTree, *Rootfs) {
 	t.Helper()
-	root := repoRoot(t)
+	root := testutil.Root(t)
 	tree := t.TempDir()
 	for _, f := range []string{DefinitionFile, LockFile, "toolchain/debian-archive-keyring.gpg"} {
-		copyFile(t, filepath.Join(root, f), filepath.Join(tree, f))
+		testutil.CopyFile(t, filepath.Join(root, f), filepath.Join(tree, f))
 	}
 	t.Setenv("FLUID_CACHE_DIR", t.TempDir())
 	t.Setenv(EnvMode, "")
@@ -121,21 +123,32 @@ func TestReadyGuardsTheRecords(t *testing.T) {
 	}
 }
 
+// dropLines rewrites the file at path without the lines (each with its
+// newline) that drop matches.
+func dropLines(t *testing.T, path string, drop func(line string) bool) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kept []string
+	for _, l := range strings.SplitAfter(string(data), "\n") {
+		if !drop(l) {
+			kept = append(kept, l)
+		}
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(kept, "")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestFirstFormatCacheStillChecked: a cache made before ready held the
 // records' hashes (and before files.txt had a line for the root) is still
 // accepted, and an addition to its root directory is still found.
 func TestFirstFormatCacheStillChecked(t *testing.T) {
 	lt, rf := fakeCache(t)
 	os.WriteFile(filepath.Join(rf.Dir, "ready"), []byte(lt.LockSHA256+"\n"), 0o644)
-	files := filepath.Join(rf.Dir, "files.txt")
-	data, _ := os.ReadFile(files)
-	var kept []string
-	for _, l := range strings.SplitAfter(string(data), "\n") {
-		if !strings.HasSuffix(l, " .\n") {
-			kept = append(kept, l)
-		}
-	}
-	os.WriteFile(files, []byte(strings.Join(kept, "")), 0o644)
+	dropLines(t, filepath.Join(rf.Dir, "files.txt"), func(l string) bool { return strings.HasSuffix(l, " .\n") })
 	if _, err := EnsureRootfs(context.Background(), lt, io.Discard); err != nil {
 		t.Fatalf("first-format cache refused: %v", err)
 	}
@@ -149,15 +162,7 @@ func TestFirstFormatCacheStillChecked(t *testing.T) {
 // as an altered cache, not as "could not read clang's version from """.
 func TestToolsRecordLackingATool(t *testing.T) {
 	_, rf := fakeCache(t)
-	tools := filepath.Join(rf.Dir, "tools.txt")
-	data, _ := os.ReadFile(tools)
-	var kept []string
-	for _, l := range strings.SplitAfter(string(data), "\n") {
-		if !strings.HasPrefix(l, "clang\t") {
-			kept = append(kept, l)
-		}
-	}
-	os.WriteFile(tools, []byte(strings.Join(kept, "")), 0o644)
+	dropLines(t, filepath.Join(rf.Dir, "tools.txt"), func(l string) bool { return strings.HasPrefix(l, "clang\t") })
 	_, err := rf.Toolchain(t.TempDir())
 	if !errors.Is(err, ErrRootfs) || !strings.Contains(err.Error(), "no version of clang") || !strings.Contains(err.Error(), "rm -rf "+rf.Dir) {
 		t.Fatalf("tools.txt without clang: %v", err)

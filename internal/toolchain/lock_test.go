@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // TestLockAndDefinitionAreStrict: hand edits that the decoder would take
@@ -12,11 +14,7 @@ import (
 // definition_sha256 (as someone hiding the edit would), so only the new
 // rule can catch them.
 func TestLockAndDefinitionAreStrict(t *testing.T) {
-	root := repoRoot(t)
-	lt, err := ReadLock(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, lt := committedLock(t)
 	defSum := lt.Lock.DefinitionSHA256
 	nasm := `"nasm": "` + lt.Lock.Packages["nasm"] + `"`
 	for _, c := range []struct {
@@ -55,9 +53,9 @@ func TestLockAndDefinitionAreStrict(t *testing.T) {
 			base := t.TempDir()
 			dir := filepath.Join(base, "tree")
 			for _, f := range []string{DefinitionFile, LockFile, lt.Definition.Keyring} {
-				copyFile(t, filepath.Join(root, f), filepath.Join(dir, f))
+				testutil.CopyFile(t, filepath.Join(root, f), filepath.Join(dir, f))
 			}
-			copyFile(t, filepath.Join(root, lt.Definition.Keyring), filepath.Join(base, "outside.gpg"))
+			testutil.CopyFile(t, filepath.Join(root, lt.Definition.Keyring), filepath.Join(base, "outside.gpg"))
 			edit := func(p string, f func(string) string) string {
 				data, _ := os.ReadFile(p)
 				out := f(string(data))

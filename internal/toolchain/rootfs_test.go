@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -17,11 +16,16 @@ import (
 	"github.com/fluid-os/fluid/internal/testutil"
 )
 
-// repoRoot is the tree this test runs in.
-func repoRoot(t *testing.T) string {
+// committedLock is the repository root and the toolchain definition and
+// lock committed there.
+func committedLock(t *testing.T) (string, *LockedTree) {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+	root := testutil.Root(t)
+	lt, err := ReadLock(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root, lt
 }
 
 // TestLockAgreesWithDefinition: the committed lock was made from the
@@ -29,11 +33,7 @@ func repoRoot(t *testing.T) string {
 // package (the OCI digest is checked in internal/toolchain/publish).
 // Editing either file alone must fail.
 func TestLockAgreesWithDefinition(t *testing.T) {
-	root := repoRoot(t)
-	lt, err := ReadLock(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	root, lt := committedLock(t)
 	if !strings.HasPrefix(lt.Lock.LLVMVersion, "18.1.") || lt.Definition.LLVMMajor != PinnedLLVMMajor {
 		t.Errorf("lock pins LLVM %s, definition %d; the release pin is %d", lt.Lock.LLVMVersion, lt.Definition.LLVMMajor, PinnedLLVMMajor)
 	}
@@ -60,7 +60,7 @@ func TestLockAgreesWithDefinition(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			dir := t.TempDir()
 			for _, f := range []string{DefinitionFile, LockFile, lt.Definition.Keyring} {
-				copyFile(t, filepath.Join(root, f), filepath.Join(dir, f))
+				testutil.CopyFile(t, filepath.Join(root, f), filepath.Join(dir, f))
 			}
 			if _, err := ReadLock(dir); err != nil {
 				t.Fatalf("unedited copy refused: %v", err)
@@ -84,20 +84,6 @@ func rewrite(t *testing.T, p, old, new string) {
 		t.Fatalf("%s lacks %q; update the test", p, old)
 	}
 	if err := os.WriteFile(p, bytes.Replace(data, []byte(old), []byte(new), 1), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func copyFile(t *testing.T, from, to string) {
-	t.Helper()
-	data, err := os.ReadFile(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(to, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -221,7 +207,7 @@ func TestAlteredToolchainStopsTheBuildFirst(t *testing.T) {
 // records). It needs the Debian archive.
 func TestCreationMatchesTheLock(t *testing.T) {
 	testutil.Long(t, "runs mmdebstrap (about a minute)")
-	root := repoRoot(t)
+	root := testutil.Root(t)
 	lt, err := ReadLock(root)
 	if err != nil {
 		t.Fatal(err)
@@ -241,7 +227,7 @@ func TestCreationMatchesTheLock(t *testing.T) {
 // TestLockEncodingIsStable: Encode of a decoded lock gives the file's bytes
 // (so the lock's hash, the cache key, does not depend on who wrote it).
 func TestLockEncodingIsStable(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join(repoRoot(t), LockFile))
+	data, err := os.ReadFile(filepath.Join(testutil.Root(t), LockFile))
 	if err != nil {
 		t.Fatal(err)
 	}

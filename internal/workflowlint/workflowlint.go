@@ -34,6 +34,7 @@ package workflowlint
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -168,7 +169,7 @@ func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
 		if p.All != nil && p.All.Value != "read-all" && p.All.Value != "" {
 			add(p.All.Pos.Line, "top-level permissions %q grant write; use `contents: read` and widen per job", p.All.Value)
 		}
-		for _, name := range sortedKeys(p.Scopes) {
+		for _, name := range slices.Sorted(maps.Keys(p.Scopes)) {
 			s := p.Scopes[name]
 			if s.Value != nil && s.Value.Value == "write" {
 				add(s.Value.Pos.Line, "top-level permission %s: write; grant it only in the job that needs it", name)
@@ -219,7 +220,7 @@ func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
 		if env == nil {
 			return
 		}
-		for _, k := range sortedKeys(env.Vars) {
+		for _, k := range slices.Sorted(maps.Keys(env.Vars)) {
 			v := env.Vars[k]
 			if v.Name == nil || !strings.EqualFold(v.Name.Value, EnvToolchainMode) {
 				continue
@@ -243,7 +244,7 @@ func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
 	}
 	contentsWriters := 0
 
-	for _, id := range sortedKeys(wf.Jobs) {
+	for _, id := range slices.Sorted(maps.Keys(wf.Jobs)) {
 		job := wf.Jobs[id]
 		grants := func(scope string) *actionlint.String { // the job's write grant of scope, or nil
 			if job.Permissions == nil {
@@ -326,7 +327,7 @@ func CheckWorkflow(file string, src []byte, targets map[string]bool) []Problem {
 		}
 	}
 
-	for _, id := range sortedKeys(wf.Jobs) {
+	for _, id := range slices.Sorted(maps.Keys(wf.Jobs)) {
 		job := wf.Jobs[id]
 		if job.WorkflowCall != nil {
 			// Reusable-workflow jobs cannot set timeout-minutes; the called
@@ -593,13 +594,4 @@ func Actionlint(root string, files ...string) (string, error) {
 		return string(out), fmt.Errorf("actionlint: %w", err)
 	}
 	return string(out), nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

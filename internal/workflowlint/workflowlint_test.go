@@ -8,30 +8,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fluid-os/fluid/internal/testutil"
 	"github.com/fluid-os/fluid/internal/toolchain"
 )
-
-// repoRoot walks up from the package directory to go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			return d
-		}
-		if filepath.Dir(d) == d {
-			t.Fatalf("no go.mod above %s", dir)
-		}
-	}
-}
 
 // TestActionlint runs the pinned actionlint over every workflow, and over a
 // broken copy to show that it can fail.
 func TestActionlint(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.Root(t)
 	files, err := Workflows(root)
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +47,7 @@ func TestActionlint(t *testing.T) {
 // mage targets that exist, the toolchain action before every build, no
 // FLUID_TOOLCHAIN override, a toolchain lock that agrees with its definition.
 func TestRepoPolicy(t *testing.T) {
-	problems, err := CheckRepo(repoRoot(t))
+	problems, err := CheckRepo(testutil.Root(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +59,7 @@ func TestRepoPolicy(t *testing.T) {
 // TestPolicyViolations mutates a real workflow once per rule and checks that
 // the rule catches it: every check can fail.
 func TestPolicyViolations(t *testing.T) {
-	root := repoRoot(t)
+	root := testutil.Root(t)
 	read := func(name string) string {
 		b, err := os.ReadFile(filepath.Join(root, ".github/workflows", name))
 		if err != nil {
@@ -349,7 +333,7 @@ func TestModeAssignments(t *testing.T) {
 // ones `go tool mage deps` installs too: the rehearsal's sudo stand-in
 // installs nothing and fails on a package the machine lacks.
 func TestToolchainActionPackagesAreHostPackages(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(repoRoot(t), ToolchainAction, "action.yml"))
+	b, err := os.ReadFile(filepath.Join(testutil.Root(t), ToolchainAction, "action.yml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,13 +356,7 @@ func TestToolchainActionPackagesAreHostPackages(t *testing.T) {
 
 func TestCheckTriggers(t *testing.T) {
 	dir := t.TempDir()
-	write := func(name, src string) string {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, []byte(src), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return p
-	}
+	write := func(name, src string) string { return testutil.WriteFile(t, filepath.Join(dir, name), src) }
 	files := []string{
 		write("ci.yml", "name: ci\non:\n  pull_request:\n  push:\n  merge_group:\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: true\n"),
 		write("pr-comment.yml", "name: pr-comment\non:\n  workflow_run:\n    workflows: [CI]\n    types: [completed]\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: true\n"),

@@ -19,11 +19,7 @@ import (
 // Fulcio, which a rehearsal has neither of, so the statement stays unsigned
 // and the step says so; the rehearsal checks that the subject exists and
 // has the digest the release's checksums name.
-func attest(e *Env) error {
-	ws, err := e.Workspace()
-	if err != nil {
-		return err
-	}
+func attest(e *Env, ws string) error {
 	type subject struct {
 		Name   string            `json:"name"`
 		Digest map[string]string `json:"digest"`

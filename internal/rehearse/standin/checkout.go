@@ -35,11 +35,7 @@ import (
 // Inputs it cannot honour (another repository, a ref other than the
 // event's, submodules, LFS, sparse checkout, a partial-clone filter) fail
 // naming the input.
-func checkout(e *Env) error {
-	ws, err := e.Workspace()
-	if err != nil {
-		return err
-	}
+func checkout(e *Env, ws string) error {
 	origin, err := e.Rehearsal("ORIGIN")
 	if err != nil {
 		return err

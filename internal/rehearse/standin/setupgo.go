@@ -15,11 +15,7 @@ import (
 // or go line of go-version-file): setup-go would install exactly that one,
 // and an older local Go would rehearse a different build. Like setup-go
 // with caching on, it fails when a cache-dependency-path file is missing.
-func setupGo(e *Env) error {
-	ws, err := e.Workspace()
-	if err != nil {
-		return err
-	}
+func setupGo(e *Env, ws string) error {
 	want := e.Input("go-version", "")
 	if f := e.Input("go-version-file", ""); f != "" {
 		if want != "" {

@@ -44,9 +44,9 @@ type StandIn struct {
 // every runner-only command the rehearsal replaces. The rehearsal refuses a
 // workflow that uses an action missing here (and in .github/rehearsal/).
 var Names = []StandIn{
-	{Name: "checkout", Action: "actions/checkout", run: checkout,
+	{Name: "checkout", Action: "actions/checkout", run: inWorkspace(checkout),
 		Does: "git init + fetch of the event's ref from the rehearsal's bare origin (fetch-depth honoured: 0 = all branches and tags; fetch-tags: true fetches the fetched commits' tags), checked out like actions/checkout (branch, tag detached, pull request merge ref detached), origin reset to the GitHub URL, the token written to the git config only with persist-credentials: true; a directory already holding the repository is reused (git clean -ffdx and reset only with clean: true), any other emptied; filter, ref, submodules, lfs, sparse-checkout refused"},
-	{Name: "setup-go", Action: "actions/setup-go", run: setupGo,
+	{Name: "setup-go", Action: "actions/setup-go", run: inWorkspace(setupGo),
 		Does: "uses the host's Go: fails when it is older than go-version(-file) asks, and when a cache-dependency-path file does not exist (as setup-go does)"},
 	{Name: "cache", Action: "actions/cache", run: cacheRestore,
 		Does: "restore on main and save on post (post-if: success(), not after an exact hit, under the key the main step computed) through a local cache directory, keyed exactly as the workflow keys it (key, then restore-keys by prefix, newest first; the path patterns as written part of the version, as in actions/cache; ** a globstar); cache-hit unset on a miss; a failed restore is a warning and a miss; never restores through a symlink or outside the workspace and the cached absolute paths"},
@@ -57,7 +57,7 @@ var Names = []StandIn{
 		Does: "zips the matched files (globs, ! exclusions, symlinks followed, hidden files and hidden search paths left out, least common root; a file name with \" : < > | * ? \\r \\n refused) under $RUNNER_TEMP and uploads them to act's artifact server with the v4 protocol (CreateArtifact, block upload, FinalizeArtifact); a duplicate name fails unless overwrite"},
 	{Name: "download-artifact", Action: "actions/download-artifact", run: downloadArtifact,
 		Does: "lists this run's artifacts on act's artifact server and unzips the named (or all, or pattern-matched) ones, each streamed to a temporary file in the destination first; a name no job uploaded fails as download-artifact does"},
-	{Name: "attest-build-provenance", Action: "actions/attest-build-provenance", run: attest,
+	{Name: "attest-build-provenance", Action: "actions/attest-build-provenance", run: inWorkspace(attest),
 		Does: "writes the in-toto SLSA v1 provenance statement for the subject files (their SHA-256; the workflow's repository and path from GITHUB_WORKFLOW_REF, which the rehearsal sets) to $RUNNER_TEMP and to the rehearsal's attestation store (one directory per subject digest, GitHub's attestations API locally); it is not signed: that needs GitHub's OIDC token and Sigstore"},
 	{Name: "sudo", Command: "sudo", run: sudo,
 		Does: "never elevates: checks that apt-get install's packages are installed (apt-get update is skipped), that a sysctl already has the value asked, and skips the runner-only udev and subuid setup; any other command fails, naming it"},
@@ -160,6 +160,18 @@ func (e *Env) Bool(name string, def bool) (bool, error) {
 		return false, nil
 	default:
 		return false, fmt.Errorf("input %s: %q is not a boolean (true or false)", name, v)
+	}
+}
+
+// inWorkspace adapts a stand-in that works in $GITHUB_WORKSPACE: run gets
+// the workspace, or the stand-in fails saying that it is not set.
+func inWorkspace(run func(e *Env, ws string) error) func(*Env) error {
+	return func(e *Env) error {
+		ws, err := e.Workspace()
+		if err != nil {
+			return err
+		}
+		return run(e, ws)
 	}
 }
 

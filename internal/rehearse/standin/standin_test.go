@@ -200,7 +200,7 @@ func TestCheckoutDepthAndCredentials(t *testing.T) {
 			"GITHUB_REPOSITORY": "o/r", "INPUT_FETCH-DEPTH": c.depth, "INPUT_PERSIST-CREDENTIALS": c.persist, "INPUT_TOKEN": "tok"})
 		ws := v["GITHUB_WORKSPACE"]
 		write(t, filepath.Join(ws, "stale"), "left by an earlier job")
-		if err := checkout(e); err != nil {
+		if err := inWorkspace(checkout)(e); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := os.Stat(filepath.Join(ws, "stale")); err == nil {
@@ -226,7 +226,7 @@ func TestCheckoutDepthAndCredentials(t *testing.T) {
 	}
 	// The event's commit must be what origin's ref points at.
 	e, _ := testEnv(t, map[string]string{"FLUID_REHEARSAL_ORIGIN": origin, "GITHUB_SHA": strings.Repeat("0", 40), "GITHUB_REF": "refs/heads/main", "GITHUB_REPOSITORY": "o/r"})
-	if err := checkout(e); err == nil || !strings.Contains(err.Error(), "GITHUB_SHA") {
+	if err := inWorkspace(checkout)(e); err == nil || !strings.Contains(err.Error(), "GITHUB_SHA") {
 		t.Fatalf("checkout at a commit origin's ref is not at: %v", err)
 	}
 }
@@ -794,7 +794,7 @@ func TestCheckoutInputs(t *testing.T) {
 	// fetch-depth 1 with fetch-tags: the tags of the fetched history come too.
 	e, v := env(map[string]string{"INPUT_FETCH-DEPTH": "1", "INPUT_FETCH-TAGS": "true"})
 	ws := v["GITHUB_WORKSPACE"]
-	if err := checkout(e); err != nil {
+	if err := inWorkspace(checkout)(e); err != nil {
 		t.Fatal(err)
 	}
 	if tags := gitRun(t, ws, "tag"); tags != "v1.0.0" {
@@ -807,14 +807,14 @@ func TestCheckoutInputs(t *testing.T) {
 	// (git clean runs only with clean: true).
 	write(t, filepath.Join(ws, "untracked"), "left")
 	v["INPUT_CLEAN"] = "false"
-	if err := checkout(e); err != nil {
+	if err := inWorkspace(checkout)(e); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(ws, "untracked")); err != nil {
 		t.Errorf("clean: false removed an untracked file: %v", err)
 	}
 	v["INPUT_CLEAN"] = "true"
-	if err := checkout(e); err != nil {
+	if err := inWorkspace(checkout)(e); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(ws, "untracked")); err == nil {
@@ -822,7 +822,7 @@ func TestCheckoutInputs(t *testing.T) {
 	}
 	// filter is refused by name.
 	v["INPUT_FILTER"] = "blob:none"
-	if err := checkout(e); err == nil || !strings.Contains(err.Error(), "filter") {
+	if err := inWorkspace(checkout)(e); err == nil || !strings.Contains(err.Error(), "filter") {
 		t.Errorf("filter: %v", err)
 	}
 }
@@ -902,4 +902,24 @@ func TestGhAttestationVerify(t *testing.T) {
 			t.Fatalf("a statement for another digest: %v", err)
 		}
 	})
+}
+
+// A stand-in that works in the workspace is not run without one, and gets
+// $GITHUB_WORKSPACE when it is set.
+func TestInWorkspace(t *testing.T) {
+	var got []string
+	run := inWorkspace(func(_ *Env, ws string) error { got = append(got, ws); return nil })
+	e := &Env{getenv: func(string) string { return "" }}
+	if err := run(e); err == nil || !strings.Contains(err.Error(), "GITHUB_WORKSPACE is not set") || len(got) != 0 {
+		t.Fatalf("without a workspace: err %v, run with %q", err, got)
+	}
+	e.getenv = func(k string) string {
+		if k == "GITHUB_WORKSPACE" {
+			return "/ws"
+		}
+		return ""
+	}
+	if err := run(e); err != nil || len(got) != 1 || got[0] != "/ws" {
+		t.Fatalf("with GITHUB_WORKSPACE=/ws: err %v, run with %q", err, got)
+	}
 }

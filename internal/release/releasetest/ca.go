@@ -231,22 +231,29 @@ func (ca *CA) Sign(t testing.TB, c Cert, data []byte) []byte {
 		tmpl.ExtraExtensions = append(tmpl.ExtraExtensions, pkix.Extension{Id: oidSCTList, Value: val})
 		der = ca.issue(t, tmpl, &key.PublicKey)
 	}
+	return bundle(t, key, data, &protobundle.VerificationMaterial{
+		Content: &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: der}},
+	})
+}
+
+// bundle signs data's SHA-256 with key and returns, as JSON, the v0.3
+// Sigstore bundle holding that message signature and the verification
+// material vm (a certificate or a public key hint).
+func bundle(t testing.TB, key *ecdsa.PrivateKey, data []byte, vm *protobundle.VerificationMaterial) []byte {
+	t.Helper()
 	digest := sha256.Sum256(data)
 	sig, err := key.Sign(rand.Reader, digest[:], crypto.SHA256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &protobundle.Bundle{
-		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
-		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content: &protobundle.VerificationMaterial_Certificate{Certificate: &protocommon.X509Certificate{RawBytes: der}},
-		},
+	out, err := protojson.Marshal(&protobundle.Bundle{
+		MediaType:            "application/vnd.dev.sigstore.bundle.v0.3+json",
+		VerificationMaterial: vm,
 		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
 			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: digest[:]},
 			Signature:     sig,
 		}},
-	}
-	out, err := protojson.Marshal(b)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,24 +298,7 @@ func NewKey(t testing.TB) *Key {
 // Sign signs data and returns the bundle as JSON.
 func (k *Key) Sign(t testing.TB, data []byte) []byte {
 	t.Helper()
-	d := sha256.Sum256(data)
-	sig, err := k.priv.Sign(rand.Reader, d[:], crypto.SHA256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &protobundle.Bundle{
-		MediaType: "application/vnd.dev.sigstore.bundle.v0.3+json",
-		VerificationMaterial: &protobundle.VerificationMaterial{
-			Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: "test"}},
-		},
-		Content: &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
-			MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: d[:]},
-			Signature:     sig,
-		}},
-	}
-	out, err := protojson.Marshal(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return bundle(t, k.priv, data, &protobundle.VerificationMaterial{
+		Content: &protobundle.VerificationMaterial_PublicKey{PublicKey: &protocommon.PublicKeyIdentifier{Hint: "test"}},
+	})
 }

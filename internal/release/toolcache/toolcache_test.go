@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/fileutil"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 func TestName(t *testing.T) {
@@ -50,8 +51,7 @@ var (
 // print their names.
 func fakeRepo(t *testing.T) string {
 	t.Helper()
-	root := t.TempDir()
-	files := map[string]string{
+	return testutil.TempTree(t, map[string]string{
 		"go.mod":                    "module example.com/repo\n\ngo 1.26\n",
 		"tools/go.mod":              "module example.com/faketools\n\ngo 1.26\n",
 		"tools/cmd/alpha/main.go":   "package main\n\nfunc main() { println(\"alpha\") }\n",
@@ -60,17 +60,30 @@ func fakeRepo(t *testing.T) string {
 		"tools/cmd/alpha/second.go": "package main\n\nvar _ = 2\n",
 		"tools/other/go.mod":        "module example.com/othertools\n\ngo 1.26\n",
 		"tools/other/gamma/main.go": "package main\n\nfunc main() { println(\"gamma\") }\n",
+	})
+}
+
+// countedEnsure runs ensure for want of the release module in root and
+// returns the binaries, what it logged and how many go builds it ran,
+// failing t on an error.
+func countedEnsure(t *testing.T, root string, want Tool) (map[Tool]string, string, int64) {
+	t.Helper()
+	var log logRecorder
+	before := builds.Load()
+	bins, err := ensure(context.Background(), root, fakeRelease, want, log.log)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for name, data := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
+	return bins, log.String(), builds.Load() - before
+}
+
+// pinnedRepo is a fresh cache (useCache) and a fakeRepo whose tools/go.sum
+// pins one made-up module version.
+func pinnedRepo(t *testing.T) (cache, root string) {
+	t.Helper()
+	cache, root = useCache(t), fakeRepo(t)
+	testutil.WriteFile(t, filepath.Join(root, "tools", "go.sum"), "a v1 h1:x\n")
+	return cache, root
 }
 
 // useCache points the tool cache at a fresh directory for this test.
@@ -107,9 +120,7 @@ func runTool(t *testing.T, bin string) string {
 // The cache directory follows the pins: another go.sum, another directory;
 // and it lives in the per-user cache, not in the repository.
 func TestDirFollowsPins(t *testing.T) {
-	cache := useCache(t)
-	root := fakeRepo(t)
-	os.WriteFile(filepath.Join(root, "tools", "go.sum"), []byte("a v1 h1:x\n"), 0o644)
+	cache, root := pinnedRepo(t)
 	d1, err := Dir(root, fakeRelease)
 	if err != nil {
 		t.Fatal(err)
@@ -139,9 +150,7 @@ func TestDirFollowsPins(t *testing.T) {
 // Each tools module has a cache directory of its own, keyed by its own
 // go.mod and go.sum: a change of one module's pins moves only its directory.
 func TestDirPerModule(t *testing.T) {
-	cache := useCache(t)
-	root := fakeRepo(t)
-	os.WriteFile(filepath.Join(root, "tools", "go.sum"), []byte("a v1 h1:x\n"), 0o644)
+	cache, root := pinnedRepo(t)
 	os.WriteFile(filepath.Join(root, "tools", "other", "go.sum"), []byte("b v1 h1:x\n"), 0o644)
 	dirs := func() (string, string) {
 		t.Helper()
@@ -189,9 +198,7 @@ func TestDirPerModule(t *testing.T) {
 // go.mod, go.sum, Go version, platform, recipe, nothing about the module's
 // directory), so that the release tools already cached stay valid.
 func TestReleaseKeyUnchanged(t *testing.T) {
-	cache := useCache(t)
-	root := fakeRepo(t)
-	os.WriteFile(filepath.Join(root, "tools", "go.sum"), []byte("a v1 h1:x\n"), 0o644)
+	cache, root := pinnedRepo(t)
 	got, err := Dir(root, fakeRelease)
 	if err != nil {
 		t.Fatal(err)
@@ -358,22 +365,18 @@ func TestEnsureBuildsOnceAndReuses(t *testing.T) {
 	useCache(t)
 	ctx := context.Background()
 	root := fakeRepo(t)
-	var log logRecorder
-	before := builds.Load()
-	bins, err := ensure(ctx, root, fakeRelease, alpha, log.log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := builds.Load() - before; n != 1 {
+	bins, log, n := countedEnsure(t, root, alpha)
+	if n != 1 {
 		t.Fatalf("first Ensure ran go build %d times, want 1", n)
 	}
-	if !strings.Contains(log.String(), "building alpha and beta") {
-		t.Fatalf("first Ensure did not build both tools in one go build; log:\n%s", log.String())
+	if !strings.Contains(log, "building alpha and beta") {
+		t.Fatalf("first Ensure did not build both tools in one go build; log:\n%s", log)
 	}
 	if got := runTool(t, bins[alpha]); got != "alpha" {
 		t.Fatalf("alpha printed %q", got)
 	}
-	t.Logf("first call:\n%s", log.String())
+	t.Logf("first call:\n%s", log)
+	before := builds.Load()
 
 	// Again, for each tool and for all; then from a second clone.
 	clone := fakeRepo(t)
@@ -386,8 +389,8 @@ func TestEnsureBuildsOnceAndReuses(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := builds.Load() - before; n != 1 {
-			t.Fatalf("call %d (%s) ran go build again (%d builds in all); log:\n%s", i+2, c.want, n, log2.String())
+		if n := builds.Load() - before; n != 0 {
+			t.Fatalf("call %d (%s) ran go build again (%d more builds); log:\n%s", i+2, c.want, n, log2.String())
 		}
 		if log2.String() != "" {
 			t.Fatalf("call %d logged: %s", i+2, log2.String())
@@ -421,7 +424,7 @@ func TestEnsureRebuildsDamagedBinary(t *testing.T) {
 		do      func()
 		wantLog string
 	}{
-		{"one byte flipped", func() { flip(t, bins[alpha]) }, "damaged"},
+		{"one byte flipped", func() { testutil.FlipMiddleByte(t, bins[alpha]) }, "damaged"},
 		{"binary truncated", func() { os.Truncate(bins[alpha], 1000) }, "damaged"},
 		{"binary removed", func() { os.Remove(bins[alpha]) }, "building alpha"},
 		{"manifest damaged", func() { os.WriteFile(filepath.Join(dir, manifestName), []byte("{"), 0o644) }, "building alpha"},
@@ -429,19 +432,14 @@ func TestEnsureRebuildsDamagedBinary(t *testing.T) {
 	for _, d := range damage {
 		t.Run(d.name, func(t *testing.T) {
 			d.do()
-			var log logRecorder
-			before := builds.Load()
-			got, err := ensure(ctx, root, fakeRelease, alpha, log.log)
-			if err != nil {
-				t.Fatal(err)
+			got, log, n := countedEnsure(t, root, alpha)
+			if n != 1 {
+				t.Fatalf("ran go build %d times after the damage, want 1; log:\n%s", n, log)
 			}
-			if n := builds.Load() - before; n != 1 {
-				t.Fatalf("ran go build %d times after the damage, want 1; log:\n%s", n, log.String())
+			if !strings.Contains(log, d.wantLog) {
+				t.Fatalf("log does not say %q:\n%s", d.wantLog, log)
 			}
-			if !strings.Contains(log.String(), d.wantLog) {
-				t.Fatalf("log does not say %q:\n%s", d.wantLog, log.String())
-			}
-			t.Logf("log:\n%s", log.String())
+			t.Logf("log:\n%s", log)
 			if _, err := os.Stat(killed); err == nil {
 				t.Errorf("the killed build's directory %s is still there", killed)
 			}
@@ -449,30 +447,12 @@ func TestEnsureRebuildsDamagedBinary(t *testing.T) {
 				t.Fatalf("rebuilt alpha printed %q", out)
 			}
 			// Repaired: the next call builds nothing.
-			before = builds.Load()
+			before := builds.Load()
 			if _, err := ensure(ctx, root, fakeRelease, "", nil); err != nil || builds.Load() != before {
 				t.Fatalf("call after the repair: err %v, %d builds", err, builds.Load()-before)
 			}
 		})
 	}
-}
-
-func flip(t *testing.T, path string) {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data[len(data)/2] ^= 0xff
-	// Rewrite in place: same size, same inode, so only the hash can tell.
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.WriteAt(data[len(data)/2:len(data)/2+1], int64(len(data)/2)); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
 }
 
 // Builders racing on an empty cache build once: the others wait on the lock

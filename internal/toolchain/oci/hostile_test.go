@@ -19,8 +19,7 @@ import (
 // pushWithin runs Push and fails the test if it has not returned in d.
 func pushWithin(t *testing.T, d time.Duration, repo string, auth authn.Authenticator) error {
 	t.Helper()
-	path, l := makeTar(t)
-	img := mustImage(t, path, l, testConfig())
+	img := testImage(t)
 	errc := make(chan error, 1)
 	go func() {
 		_, err := Push(context.Background(), img, repo, auth)
@@ -178,8 +177,7 @@ func TestPushRedirectKeepsCredentials(t *testing.T) {
 // other files: refused, and nothing behind the link or in the directory
 // is touched.
 func TestWriteLayoutRefusesSymlinkAndMixedDir(t *testing.T) {
-	path, l := makeTar(t)
-	img := mustImage(t, path, l, testConfig())
+	img := testImage(t)
 	parent := t.TempDir()
 	target := filepath.Join(parent, "real")
 	if err := WriteLayout(target, img, testRef); err != nil {
@@ -208,8 +206,7 @@ func TestWriteLayoutRefusesSymlinkAndMixedDir(t *testing.T) {
 // WriteDockerTar onto a directory: an error, the directory as it was, no
 // temporary file left.
 func TestWriteDockerTarOntoDirectory(t *testing.T) {
-	path, l := makeTar(t)
-	img := mustImage(t, path, l, testConfig())
+	img := testImage(t)
 	parent := t.TempDir()
 	dir := filepath.Join(parent, "image.tar")
 	os.MkdirAll(dir, 0o755)

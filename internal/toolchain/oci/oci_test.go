@@ -22,6 +22,8 @@ import (
 	"time"
 	_ "time/tzdata" // the helper process sets TZ to zones the host may lack
 
+	"github.com/fluid-os/fluid/internal/testutil"
+
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
@@ -96,6 +98,23 @@ func makeTar(t *testing.T) (string, Layer) {
 		t.Fatal(err)
 	}
 	return path, l
+}
+
+// onlyLayer is img's layer, failing t unless it has exactly one.
+func onlyLayer(t *testing.T, img v1.Image) v1.Layer {
+	t.Helper()
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("layers: %v, %v", layers, err)
+	}
+	return layers[0]
+}
+
+// testImage is the image of a new test tarball (makeTar) with testConfig.
+func testImage(t *testing.T) v1.Image {
+	t.Helper()
+	path, l := makeTar(t)
+	return mustImage(t, path, l, testConfig())
 }
 
 func mustImage(t *testing.T, path string, l Layer, c Config) v1.Image {
@@ -206,17 +225,14 @@ func TestDigestMatchesImage(t *testing.T) {
 
 	// The layer is the tarball: uncompressed media type, digest == diffID
 	// == sha256 of the file, and its blob is the file's bytes.
-	layers, err := img.Layers()
-	if err != nil || len(layers) != 1 {
-		t.Fatalf("layers: %v, %v", layers, err)
-	}
-	mt, _ := layers[0].MediaType()
-	dg, _ := layers[0].Digest()
-	di, _ := layers[0].DiffID()
+	layer := onlyLayer(t, img)
+	mt, _ := layer.MediaType()
+	dg, _ := layer.Digest()
+	di, _ := layer.DiffID()
 	if mt != types.OCIUncompressedLayer || dg.Hex != l.SHA256 || di.Hex != l.SHA256 {
 		t.Fatalf("layer media type %s digest %s diffID %s, want %s and %s", mt, dg, di, types.OCIUncompressedLayer, l.SHA256)
 	}
-	rc, err := layers[0].Compressed()
+	rc, err := layer.Compressed()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,28 +367,11 @@ func TestImageRefusesMismatch(t *testing.T) {
 	}
 }
 
-// corrupt flips one byte of the file at path, keeping its size.
-func corrupt(t *testing.T, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b[len(b)/2] ^= 0xff
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestLayerStreamChecksFile(t *testing.T) {
 	path, l := makeTar(t)
 	img := mustImage(t, path, l, testConfig())
-	corrupt(t, path) // changed after Image() checked it
-	layers, err := img.Layers()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rc, err := layers[0].Compressed()
+	testutil.FlipMiddleByte(t, path) // changed after Image() checked it
+	rc, err := onlyLayer(t, img).Compressed()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -431,14 +430,11 @@ func TestWriteLayout(t *testing.T) {
 	if got := imageDigest(t, back); got != want {
 		t.Errorf("layout image digest %s, want %s", got, want)
 	}
-	layers, err := back.Layers()
-	if err != nil || len(layers) != 1 {
-		t.Fatalf("layers %v, %v", layers, err)
-	}
-	if mt, _ := layers[0].MediaType(); mt != "application/vnd.oci.image.layer.v1.tar" {
+	layer := onlyLayer(t, back)
+	if mt, _ := layer.MediaType(); mt != "application/vnd.oci.image.layer.v1.tar" {
 		t.Errorf("layer media type %s", mt)
 	}
-	if d, _ := layers[0].Digest(); d.Hex != l.SHA256 {
+	if d, _ := layer.Digest(); d.Hex != l.SHA256 {
 		t.Errorf("layer digest %s, want %s", d, l.SHA256)
 	}
 	blob, err := os.ReadFile(filepath.Join(dir, "blobs", "sha256", l.SHA256))
@@ -461,8 +457,7 @@ func TestWriteLayout(t *testing.T) {
 }
 
 func TestWriteLayoutRefusals(t *testing.T) {
-	path, l := makeTar(t)
-	img := mustImage(t, path, l, testConfig())
+	img := testImage(t)
 	dir := t.TempDir()
 	for _, ref := range []string{"fluid-toolchain", "ghcr.io/fluid-os/fluid-toolchain", "fluid-toolchain:llvm18"} {
 		if err := WriteLayout(filepath.Join(dir, "x"), img, ref); err == nil {
@@ -499,11 +494,8 @@ func TestWriteDockerTar(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	layers, err := back.Layers()
-	if err != nil || len(layers) != 1 {
-		t.Fatalf("layers %v, %v", layers, err)
-	}
-	if d, _ := layers[0].DiffID(); d.Hex != l.SHA256 {
+	layer := onlyLayer(t, back)
+	if d, _ := layer.DiffID(); d.Hex != l.SHA256 {
 		t.Errorf("layer diffID %s, want %s", d, l.SHA256)
 	}
 	wantCfg, _ := img.ConfigName()
@@ -546,7 +538,7 @@ func TestFailedWritesLeaveNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	corrupt(t, path)
+	testutil.FlipMiddleByte(t, path)
 	if err := WriteLayout(filepath.Join(parent, "new-layout"), img, testRef); !errors.Is(err, ErrMismatch) {
 		t.Errorf("WriteLayout of a changed tarball: got %v, want ErrMismatch", err)
 	}
@@ -556,15 +548,7 @@ func TestFailedWritesLeaveNothing(t *testing.T) {
 	if err := WriteDockerTar(filepath.Join(parent, "image.tar"), img, testRef); !errors.Is(err, ErrMismatch) {
 		t.Errorf("WriteDockerTar of a changed tarball: got %v, want ErrMismatch", err)
 	}
-	entries, err := os.ReadDir(parent)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	if !reflect.DeepEqual(names, []string{"file", "layout"}) {
+	if names := testutil.DirNames(t, parent); !reflect.DeepEqual(names, []string{"file", "layout"}) {
 		t.Errorf("after failed writes the directory holds %v, want [file layout]", names)
 	}
 	if after, err := os.ReadFile(filepath.Join(good, "index.json")); err != nil || !bytes.Equal(after, index) {
@@ -613,11 +597,8 @@ func TestPush(t *testing.T) {
 	if d := imageDigest(t, back); d != want {
 		t.Errorf("pulled digest %s, want %s", d, want)
 	}
-	layers, err := back.Layers()
-	if err != nil || len(layers) != 1 {
-		t.Fatalf("layers %v, %v", layers, err)
-	}
-	if mt, _ := layers[0].MediaType(); mt != types.OCIUncompressedLayer {
+	layer := onlyLayer(t, back)
+	if mt, _ := layer.MediaType(); mt != types.OCIUncompressedLayer {
 		t.Errorf("pulled layer media type %s", mt)
 	}
 	tagged, err := remote.Head(parseRef(t, repo+":llvm18"))
@@ -631,8 +612,7 @@ func TestPush(t *testing.T) {
 }
 
 func TestPushBasicAuth(t *testing.T) {
-	path, l := makeTar(t)
-	img := mustImage(t, path, l, testConfig())
+	img := testImage(t)
 	repo := serve(t, func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if u, p, ok := r.BasicAuth(); !ok || u != "actor" || p != "s3cret" {

@@ -3,9 +3,12 @@ package oci
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/fluid-os/fluid/internal/atomicfile"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -115,7 +118,7 @@ func checkReplaceable(dir string) error {
 func replaceDir(tmp, dir string) error {
 	err := os.Rename(tmp, dir)
 	if err == nil {
-		return syncDir(filepath.Dir(dir))
+		return atomicfile.SyncDir(filepath.Dir(dir))
 	}
 	if _, statErr := os.Lstat(dir); statErr != nil {
 		return err // dir does not exist: the rename failed for another reason
@@ -130,7 +133,7 @@ func replaceDir(tmp, dir string) error {
 		}
 		return err
 	}
-	if err := syncDir(filepath.Dir(dir)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(dir)); err != nil {
 		return err
 	}
 	return os.RemoveAll(old)
@@ -159,15 +162,6 @@ func syncTree(root string) error {
 	})
 }
 
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
-}
-
 // WriteDockerTar writes img as a `docker load` / `podman load` tarball
 // tagged ref (a full reference such as ghcr.io/fluid-os/fluid-toolchain:llvm18)
 // at path, through a temporary file beside it that is synced and renamed into
@@ -175,38 +169,13 @@ func syncDir(dir string) error {
 //
 // The docker format has no manifest of its own: a loader sees the same
 // config (image ID) and layer, but not the OCI manifest digest.
-func WriteDockerTar(path string, img v1.Image, ref string) (err error) {
+func WriteDockerTar(path string, img v1.Image, ref string) error {
 	tag, err := parseTag(ref)
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("oci: writing docker tarball %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err := tarball.Write(tag, img, f); err != nil {
-		return fmt.Errorf("oci: writing docker tarball %s: %w", path, err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("oci: writing docker tarball %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("oci: syncing docker tarball %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("oci: writing docker tarball %s: %w", path, err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("oci: moving docker tarball into place: %w", err)
-	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
-		return fmt.Errorf("oci: syncing %s: %w", filepath.Dir(path), err)
+	if err := atomicfile.WriteSync(path, 0o644, func(w io.Writer) error { return tarball.Write(tag, img, w) }); err != nil {
+		return fmt.Errorf("oci: docker tarball: %w", err)
 	}
 	return nil
 }
