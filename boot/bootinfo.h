@@ -56,12 +56,25 @@
 #define KHDR_SIZE              36
 #define KERNEL_LOAD_MIN        0x100000
 
+/* ---- The x86_64 kernel's addresses ---------------------------------------
+ * The kernel is linked in the higher half: physical address P of the
+ * kernel image is virtual KERNEL_VMA + P (kernel/kernel.ld puts its load
+ * address, KERNEL_LOAD_MIN, at KERNEL_VMA + KERNEL_LOAD_MIN; internal/image
+ * refuses a kernel.elf whose segments disagree). The header's entry is
+ * the PHYSICAL address of _start, which runs on the boot identity map and
+ * jumps to the higher half itself. Physical memory is also mapped at
+ * virtual = physical (the direct map; kernel/mm/vm.c). */
+#define KERNEL_VMA             0xFFFFFFFF80000000
+
 /* ---- Stage 2 -> kernel hand-off -----------------------------------------
- * 32-bit protected mode, paging off, interrupts off, A20 on, flat 4 GiB
- * segments (CS = 0x08 code, DS = ES = SS = 0x10 data), and:
- *   EAX = BOOTINFO_MAGIC
- *   EBX = physical address of struct boot_info (= BOOTINFO_ADDR)
- * The kernel must not assume anything about ESP. */
+ * 64-bit long mode, interrupts off, A20 on, EFER.LME | EFER.NXE, paging on
+ * stage 2's boot tables: virtual 0..4 GiB = physical (identity, 2 MiB
+ * pages, writable, executable) and KERNEL_VMA..+1 GiB = physical 0..1 GiB;
+ * CS = 0x18 (64-bit code), DS = ES = SS = 0x10 (flat data), and:
+ *   RDI = physical address of struct boot_info (= BOOTINFO_ADDR)
+ *   RSI = BOOTINFO_MAGIC
+ * (the SysV x86_64 argument registers). The kernel must not assume
+ * anything about RSP, and replaces the GDT and page tables at once. */
 #define BOOTINFO_MAGIC         0x49424C46 /* "FLBI" little-endian */
 #define BOOTINFO_VERSION       1
 #define BOOTINFO_ADDR          0x5000

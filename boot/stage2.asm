@@ -1,5 +1,5 @@
-; stage2.asm — Fluid OS stage 2: real-mode loader, hands off to the kernel in
-; 32-bit protected mode. This file is the entry, the order of the steps and
+; stage2.asm — Fluid OS stage 2: real-mode loader, hands off to the x86_64
+; kernel in 64-bit long mode. This file is the entry, the order of the steps and
 ; the memory map; each job lives in boot/stage2/<job>.inc (below).
 ;
 ; Stage 1 loads this flat binary (at most STAGE2_MAX_SECTORS sectors) to
@@ -33,8 +33,12 @@
 ;   8. Zeroes the .bss tail: mem_size - payload_size bytes after the payload.
 ;   9. CRC-32 (IEEE, = Go's crc32.ChecksumIEEE) of the loaded bytes at
 ;      load_addr, compared with the header [payload.inc, crc32.inc].
-;  10. Fills boot_info, loads the flat GDT, enters 32-bit protected mode and
-;      jumps to the header's entry point [handoff.inc].
+;  10. CPUID: long mode, NX and PAE, else "this CPU has no long mode"
+;      [longmode.inc].
+;  11. Fills boot_info, loads the GDT, enters 32-bit protected mode, builds
+;      the boot page tables (identity 0..4 GiB and KERNEL_VMA -> 0..1 GiB,
+;      2 MiB pages), PAE, EFER.LME | NXE, paging on, 64-bit code, and jumps
+;      to the header's (physical) entry point [handoff.inc, longmode.inc].
 ; Any failure: "stage2: FATAL: <reason>" on COM1 and the screen, then
 ; EXIT_BOOT_ERROR written to DEBUG_EXIT_PORT (QEMU exits 43), then cli/hlt
 ; forever [die in console.inc, die_crc/die_read in fail.inc]. Invariant:
@@ -54,10 +58,12 @@
 ;   0x07C00-0x07DFF  MBR as loaded by the BIOS (partition table read here)
 ;   0x08000-0x0FBFF  stage 2 (code, data, GDT)
 ;   0x10000-0x17FFF  bounce buffer for disk reads (CHUNK_SECTORS * 512)
+;   0x18000-0x1EFFF  boot page tables: PML4, PDPT (low), PDPT (kernel),
+;                    4 PDs (PT_BASE .. PT_BASE + PT_BYTES)
 ;   0xB8000-0xB8F9F  text screen (0xB0000 in mode 7)
 ;   0x100000-...     kernel (load_addr from the header, >= KERNEL_LOAD_MIN)
-; The GDT the kernel starts with lives inside stage 2 (0x8000..0xFBFF): the
-; kernel must load its own GDT before it reuses memory below 1 MiB.
+; The GDT and page tables the kernel starts with live inside stage 2's
+; memory: the kernel loads its own before it reuses memory below 1 MiB.
 ;
 ; Register conventions (each routine's comment gives its own contract:
 ; "in", "out", "clobbers"; "preserves all" includes the 32-bit halves):
@@ -68,9 +74,9 @@
 ;     IF = 0 there.
 ;   Steps that call the BIOS keep their loop state in memory (data.inc),
 ;     not in registers: INT 13h/15h may clobber more than they document.
-;   hand-off: 32-bit protected mode, paging off, IF = 0, DF = 0,
-;     CS = 0x08 (flat code), DS = ES = FS = GS = SS = 0x10 (flat data),
-;     EAX = BOOTINFO_MAGIC, EBX = BOOTINFO_ADDR, ESP = 0x7C00 (the kernel
+;   hand-off: 64-bit long mode on the boot page tables, IF = 0, DF = 0,
+;     CS = 0x18 (64-bit code), DS = ES = FS = GS = SS = 0x10 (flat data),
+;     RDI = BOOTINFO_ADDR, RSI = BOOTINFO_MAGIC, RSP = 0x7C00 (the kernel
 ;     must not rely on it), other registers undefined.
 ;
 ; Layout of the binary: the includes below emit code and data in the order
@@ -110,6 +116,13 @@ A20_TEST_LO     equ 0x0500           ; 0000:0500 = linear 0x000500
 A20_TEST_HI     equ 0x0510           ; FFFF:0510 = linear 0x100500
 SEL_CODE32      equ 0x08
 SEL_DATA32      equ 0x10
+SEL_CODE64      equ 0x18
+PT_BASE         equ 0x18000          ; boot page tables (longmode.inc)
+PT_PML4         equ PT_BASE
+PT_PDPT_LO      equ PT_BASE + 0x1000 ; identity 0..512 GiB (4 entries used)
+PT_PDPT_HI      equ PT_BASE + 0x2000 ; the top 512 GiB (KERNEL_VMA)
+PT_PD           equ PT_BASE + 0x3000 ; 4 PDs: 0..4 GiB in 2 MiB pages
+PT_BYTES        equ 0x7000
 
         bits 16
         org STAGE2_LOAD_ADDR
@@ -196,6 +209,7 @@ main2:
         call check_header
         call load_payload
         call finish_payload
+        call check_long_mode
         jmp handoff
 
 %include "stage2/a20.inc"
@@ -205,6 +219,7 @@ main2:
 %include "stage2/unreal.inc"
 %include "stage2/crc32.inc"
 %include "stage2/handoff.inc"
+%include "stage2/longmode.inc"
 %include "stage2/fail.inc"
 %include "stage2/number.inc"
 %include "stage2/data.inc"

@@ -83,7 +83,8 @@ func (b *Builder) Boot(ctx context.Context) (BootArtifacts, error) {
 // -D definitions and the depfile). docs/CONTRACTS.md documents them.
 func (b *Builder) KernelCFlags() []string {
 	return []string{
-		"--target=i686-unknown-none-elf", "-std=c11", "-ffreestanding",
+		"--target=x86_64-unknown-none-elf", "-std=c11", "-ffreestanding",
+		"-mno-red-zone", "-mcmodel=kernel",
 		"-fno-pic", "-fno-pie", "-fno-stack-protector", "-fno-omit-frame-pointer",
 		"-mgeneral-regs-only", "-O2", "-g",
 		// Debian's clang records its whole command line in DW_AT_producer
@@ -100,7 +101,7 @@ func (b *Builder) KernelCFlags() []string {
 // with (besides the numeric -D definitions and the depfile).
 // docs/CONTRACTS.md documents them.
 func (b *Builder) KernelNASMFlags() []string {
-	return []string{"-f", "elf32", "-I", b.outRel("gen") + "/", "-I", "kernel/include/", "-I", "boot/"}
+	return []string{"-f", "elf64", "-I", b.outRel("gen") + "/", "-I", "kernel/include/", "-I", "boot/"}
 }
 
 // kernelDefines are the -D flags shared by every kernel variant.
@@ -194,7 +195,7 @@ func (b *Builder) Kernel(ctx context.Context, v KernelVariant) (string, error) {
 		return "", err
 	}
 	elf := b.outRel(v.Name + ".elf")
-	ld := append([]string{b.tc.Path("ld.lld"), "-m", "elf_i386", "-T", "kernel/kernel.ld", "-nostdlib",
+	ld := append([]string{b.tc.Path("ld.lld"), "-m", "elf_x86_64", "-T", "kernel/kernel.ld", "-nostdlib",
 		"--build-id=none", "-z", "noexecstack", "-o", elf}, objs...)
 	if _, err := b.run(ctx, &step{tag: "LD", name: elf, argv: ld, inputs: append([]string{"kernel/kernel.ld"}, objs...), outputs: []string{elf}}); err != nil {
 		return "", err

@@ -23,23 +23,25 @@ type KernelInfo struct {
 	Sectors     int    // payload sectors on disk (PayloadSize rounded up)
 }
 
-// KernelPayload reads the i686 kernel ELF at elfPath and returns the kernel
-// header sector (exactly layout.SectorSize bytes), the flat payload and what
-// the header says.
+// KernelPayload reads the x86_64 kernel ELF at elfPath and returns the
+// kernel header sector (exactly layout.SectorSize bytes), the flat payload
+// and what the header says.
 //
 // The payload is the file bytes of the PT_LOAD segments laid out flat from
-// the lowest segment address (the load address) to the last file-backed
-// byte, gaps zero-filled; MemSize reaches to the end of the highest segment
-// in memory (.bss included). The kernel runs with paging off, so every
-// segment's physical address must equal its virtual address.
+// the lowest segment physical address (the load address) to the last
+// file-backed byte, gaps zero-filled; MemSize reaches to the end of the
+// highest segment in memory (.bss included). The kernel is linked in the
+// higher half: every segment's virtual address must be its physical
+// address + layout.KernelVMA (boot/bootinfo.h, kernel/kernel.ld), and the
+// header's entry is the physical address of the ELF entry.
 func KernelPayload(elfPath string) (hdr []byte, payload []byte, info KernelInfo, err error) {
 	f, err := elf.Open(elfPath)
 	if err != nil {
 		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: not a readable ELF file (%w); build it with `mage build`", elfPath, err)
 	}
 	defer f.Close()
-	if f.Class != elf.ELFCLASS32 || f.Machine != elf.EM_386 || f.Data != elf.ELFDATA2LSB {
-		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: is %v %v %v, want a 32-bit little-endian x86 (i686) ELF; link it with ld.lld -m elf_i386", elfPath, f.Class, f.Data, f.Machine)
+	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 || f.Data != elf.ELFDATA2LSB {
+		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: is %v %v %v, want a 64-bit little-endian x86_64 ELF; link it with ld.lld -m elf_x86_64", elfPath, f.Class, f.Data, f.Machine)
 	}
 	if f.Type != elf.ET_EXEC {
 		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: ELF type is %v, want ET_EXEC (a linked executable, not an object file)", elfPath, f.Type)
@@ -54,25 +56,25 @@ func KernelPayload(elfPath string) (hdr []byte, payload []byte, info KernelInfo,
 	if len(segs) == 0 {
 		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: has no PT_LOAD segment with contents; check kernel/kernel.ld", elfPath)
 	}
-	sort.Slice(segs, func(i, j int) bool { return segs[i].Vaddr < segs[j].Vaddr })
+	sort.Slice(segs, func(i, j int) bool { return segs[i].Paddr < segs[j].Paddr })
 
-	load := segs[0].Vaddr
+	load := segs[0].Paddr
 	var fileEnd, memEnd, prevEnd uint64
 	for i, p := range segs {
-		if p.Paddr != p.Vaddr {
-			return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: segment at vaddr %#x has paddr %#x; the kernel runs with paging off, so link it with physical == virtual addresses", elfPath, p.Vaddr, p.Paddr)
+		if p.Vaddr != p.Paddr+layout.KernelVMA {
+			return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: segment at paddr %#x has vaddr %#x, want paddr + KERNEL_VMA = %#x (boot/bootinfo.h); kernel/kernel.ld must link at KERNEL_VMA + the load address", elfPath, p.Paddr, p.Vaddr, p.Paddr+layout.KernelVMA)
 		}
 		if p.Filesz > p.Memsz {
-			return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: segment at %#x has filesz %#x > memsz %#x", elfPath, p.Vaddr, p.Filesz, p.Memsz)
+			return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: segment at %#x has filesz %#x > memsz %#x", elfPath, p.Paddr, p.Filesz, p.Memsz)
 		}
-		if i > 0 && p.Vaddr < prevEnd {
-			return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: PT_LOAD segments overlap at %#x; check kernel/kernel.ld", elfPath, p.Vaddr)
+		if i > 0 && p.Paddr < prevEnd {
+			return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: PT_LOAD segments overlap at %#x; check kernel/kernel.ld", elfPath, p.Paddr)
 		}
-		prevEnd = p.Vaddr + p.Memsz
+		prevEnd = p.Paddr + p.Memsz
 		if p.Filesz > 0 {
-			fileEnd = max(fileEnd, p.Vaddr+p.Filesz)
+			fileEnd = max(fileEnd, p.Paddr+p.Filesz)
 		}
-		memEnd = max(memEnd, p.Vaddr+p.Memsz)
+		memEnd = max(memEnd, p.Paddr+p.Memsz)
 	}
 	if load < layout.KernelLoadMin {
 		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: loads at %#x, below KERNEL_LOAD_MIN %#x (1 MiB); stage 2 and the BIOS own low memory — link the kernel at 1 MiB or above", elfPath, load, layout.KernelLoadMin)
@@ -89,9 +91,9 @@ func KernelPayload(elfPath string) (hdr []byte, payload []byte, info KernelInfo,
 		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: payload is %d bytes (%d sectors), more than KERNEL_MAX_SECTORS %d (%d KiB) fit between the kernel header and partition 1; shrink the kernel",
 			elfPath, payloadSize, sectors, layout.KernelMaxSectors, layout.KernelMaxSectors*layout.SectorSize/1024)
 	}
-	entry := f.Entry
-	if entry < load || entry >= fileEnd {
-		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: entry point %#x is outside the loaded bytes [%#x, %#x); check ENTRY() in kernel/kernel.ld", elfPath, entry, load, fileEnd)
+	entry := f.Entry - layout.KernelVMA // physical: stage 2 jumps there on its identity map
+	if f.Entry < layout.KernelVMA || entry < load || entry >= fileEnd {
+		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: entry point %#x (physical %#x) is outside the loaded bytes [%#x, %#x); check ENTRY() in kernel/kernel.ld", elfPath, f.Entry, entry, load, fileEnd)
 	}
 
 	payload = make([]byte, payloadSize)
@@ -99,9 +101,9 @@ func KernelPayload(elfPath string) (hdr []byte, payload []byte, info KernelInfo,
 		if p.Filesz == 0 {
 			continue
 		}
-		off := p.Vaddr - load
+		off := p.Paddr - load
 		if _, err := p.ReadAt(payload[off:off+p.Filesz], 0); err != nil {
-			return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: read segment at %#x: %w", elfPath, p.Vaddr, err)
+			return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: read segment at %#x: %w", elfPath, p.Paddr, err)
 		}
 	}
 

@@ -44,6 +44,10 @@ const (
 	KernelLoadMin     = 0x100000   // KERNEL_LOAD_MIN: 1 MiB
 )
 
+// KernelVMA is where the x86_64 kernel is linked: physical P of the kernel
+// image runs at virtual KernelVMA + P (KERNEL_VMA).
+const KernelVMA uint64 = 0xFFFFFFFF80000000 // KERNEL_VMA
+
 // Stage 2 -> kernel hand-off: struct boot_info at BootInfoAddr.
 const (
 	BootInfoMagic    = 0x49424C46 // BOOTINFO_MAGIC: "FLBI" little-endian

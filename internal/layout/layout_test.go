@@ -50,6 +50,7 @@ var mirror = map[string]uint64{
 	"KHDR_OFF_HDR_CRC":      KHdrOffHdrCRC,
 	"KHDR_SIZE":             KHdrSize,
 	"KERNEL_LOAD_MIN":       KernelLoadMin,
+	"KERNEL_VMA":            KernelVMA,
 	"BOOTINFO_MAGIC":        BootInfoMagic,
 	"BOOTINFO_VERSION":      BootInfoVersion,
 	"BOOTINFO_ADDR":         BootInfoAddr,

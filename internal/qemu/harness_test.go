@@ -83,7 +83,7 @@ func TestOutcomes(t *testing.T) {
 				t.Errorf("tail %q lacks %q", r.Tail, tt.tailSubstr)
 			}
 			s := r.String()
-			for _, want := range []string{strings.ToUpper(tt.outcome.String()), "Rerun: qemu-system-i386 ", img} {
+			for _, want := range []string{strings.ToUpper(tt.outcome.String()), "Rerun: qemu-system-x86_64 ", img} {
 				if !strings.Contains(s, want) {
 					t.Errorf("String() lacks %q:\n%s", want, s)
 				}
@@ -114,7 +114,7 @@ func TestStartFailed(t *testing.T) {
 		opts Options
 		want []string // substrings of Reason, then of Stderr
 	}{
-		{"missing binary", Options{Binary: "/nonexistent/qemu-system-i386", Image: img}, []string{"cannot run /nonexistent/qemu-system-i386", EnvBinary}},
+		{"missing binary", Options{Binary: "/nonexistent/qemu-system-x86_64", Image: img}, []string{"cannot run /nonexistent/qemu-system-x86_64", EnvBinary}},
 		{"bad flag", Options{Image: img, Extra: []string{"-definitely-not-an-option"}}, []string{"QEMU refused to start", "invalid option"}},
 		{"bad memory for the machine", Options{Image: img, Memory: "99999G"}, []string{"QEMU refused to start"}},
 	}
@@ -167,7 +167,7 @@ func TestMisuse(t *testing.T) {
 // -icount must keep TCG instead of failing (found by `mage rehearse`: every
 // deterministic test failed with ErrIcountKVM on a host with /dev/kvm).
 func TestKVMPreferenceYieldsToIcount(t *testing.T) {
-	t.Setenv(EnvBinary, "qemu-system-i386")
+	t.Setenv(EnvBinary, "qemu-system-x86_64")
 	t.Setenv(EnvKVM, "1")
 	t.Setenv(EnvIcount, "")
 	argv, _, err := Options{Image: "x.img", Icount: true}.Cmdline()
@@ -184,7 +184,7 @@ func TestKVMPreferenceYieldsToIcount(t *testing.T) {
 }
 
 func TestCmdline(t *testing.T) {
-	t.Setenv(EnvBinary, "/opt/qemu/bin/qemu-system-i386")
+	t.Setenv(EnvBinary, "/opt/qemu/bin/qemu-system-x86_64")
 	t.Setenv(EnvTimeout, "")
 	t.Setenv(EnvKVM, "")
 	t.Setenv(EnvIcount, "1")
@@ -192,7 +192,7 @@ func TestCmdline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"/opt/qemu/bin/qemu-system-i386", "-no-reboot", "-display", "none", "-monitor", "none",
+	want := []string{"/opt/qemu/bin/qemu-system-x86_64", "-no-reboot", "-display", "none", "-monitor", "none",
 		"-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
 		"-drive", "file=/tmp/my disk's.img,format=raw,if=ide,snapshot=on",
 		"-serial", "stdio", "-m", "128M", "-accel", "tcg",
@@ -201,7 +201,7 @@ func TestCmdline(t *testing.T) {
 	if !slices.Equal(argv, want) {
 		t.Errorf("argv\n%q\nwant\n%q", argv, want)
 	}
-	if !strings.Contains(shell, `'file=/tmp/my disk'\''s.img,format=raw,if=ide,snapshot=on'`) || !strings.HasPrefix(shell, "/opt/qemu/bin/qemu-system-i386 -no-reboot -display none") {
+	if !strings.Contains(shell, `'file=/tmp/my disk'\''s.img,format=raw,if=ide,snapshot=on'`) || !strings.HasPrefix(shell, "/opt/qemu/bin/qemu-system-x86_64 -no-reboot -display none") {
 		t.Errorf("shell = %s", shell)
 	}
 	// The quoted line must survive a real shell unchanged.
@@ -386,7 +386,7 @@ func TestClassify(t *testing.T) {
 		{"reset after pass", 0, mk("FLUID-END pass"), "", Crashed, "then reset"},
 		{"qemu died", 134, mk("x"), "qemu: fatal: lost\n", Crashed, "which is no guest exit code: qemu: fatal: lost"},
 		{"odd code", 5, mk("x"), "", Failed, "no Fluid exit code"},
-		{"refused", 1, mk(), "qemu-system-i386: -foo: invalid option\n", StartFailed, "invalid option"},
+		{"refused", 1, mk(), "qemu-system-x86_64: -foo: invalid option\n", StartFailed, "invalid option"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

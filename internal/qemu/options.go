@@ -36,7 +36,7 @@ const (
 
 // Defaults used for Options fields left at their zero value.
 const (
-	DefaultBinary  = "qemu-system-i386"
+	DefaultBinary  = "qemu-system-x86_64"
 	DefaultTimeout = 60 * time.Second
 	DefaultMemory  = "128M"
 )
@@ -56,7 +56,7 @@ var (
 // is usable.
 type Options struct {
 	// Binary is the QEMU executable. Default: $FLUID_QEMU, else
-	// "qemu-system-i386" (found in $PATH).
+	// "qemu-system-x86_64" (found in $PATH).
 	Binary string
 
 	// Image is the raw disk image to boot (required). It is attached as the

@@ -80,7 +80,7 @@ var Requirements = []Requirement{
 	{Name: "llvm-objcopy", Binary: "llvm-objcopy", InLLVM: true, VersArgs: []string{"--version"}, Package: "llvm-%d"},
 	{Name: "llvm-size", Binary: "llvm-size", InLLVM: true, VersArgs: []string{"--version"}, Package: "llvm-%d"},
 	{Name: "nasm", Binary: "nasm", VersArgs: []string{"-v"}, Package: "nasm"},
-	{Name: "qemu", Binary: "qemu-system-i386", VersArgs: []string{"--version"}, Package: "qemu-system-x86", Optional: true},
+	{Name: "qemu", Binary: "qemu-system-x86_64", VersArgs: []string{"--version"}, Package: "qemu-system-x86", Optional: true},
 	{Name: "fsck.fat", Binary: "fsck.fat", VersArgs: []string{"--help"}, Package: "dosfstools", Optional: true},
 	{Name: "mdir", Binary: "mdir", VersArgs: []string{"--version"}, Package: "mtools", Optional: true},
 	{Name: "gdb", Binary: "gdb", VersArgs: []string{"--version"}, Package: "gdb", Optional: true},

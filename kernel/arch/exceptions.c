@@ -1,7 +1,9 @@
 /*
  * exceptions.c — the dump for a CPU exception nobody handled: vector, name,
- * error code, EIP/CS/EFLAGS, control registers, general registers and a
- * backtrace, on COM1 and VGA; then "FLUID-END fail exception: <name>".
+ * error code, RIP/CS/RFLAGS/RSP/SS, every general register, CR0/CR2/CR3/
+ * CR4 and EFER, and a backtrace (RBP chain), on COM1 and VGA; then
+ * "FLUID-END fail exception: <name>". #DF, NMI and #MC arrive here on
+ * their own IST stacks (gdt.c), so a kernel stack overflow is reported too.
  */
 #include <stdint.h>
 #include "backtrace.h"
@@ -12,9 +14,9 @@
 #include "gdt.h"
 #include "idt.h"
 #include "kernel.h"
-#include "paging.h"
 #include "serial.h"
 #include "vga.h"
+#include "vm.h"
 
 #define PF_PRESENT  0x1
 #define PF_WRITE    0x2
@@ -23,6 +25,8 @@
 #define PF_IFETCH   0x10
 
 static int dumping;
+
+typedef unsigned long long ull;
 
 void exception_dump(const struct int_frame *f)
 {
@@ -33,57 +37,38 @@ void exception_dump(const struct int_frame *f)
 		serial_write(msg, sizeof msg - 1);
 		qemu_exit(EXIT_CPU_EXCEPTION);
 	}
-	const char *name = exception_name(f->vector);
-	uint32_t cr2 = read_cr2();
+	const char *name = exception_name((unsigned)f->vector);
+	uint64_t cr2 = read_cr2();
 
 	vga_set_color(VGA_WHITE, VGA_RED);
-	kprintf("\n*** CPU EXCEPTION %u (%s) err=0x%08x\n", f->vector, name, f->err);
+	kprintf("\n*** CPU EXCEPTION %u (%s) err=0x%08llx\n", (unsigned)f->vector, name, (ull)f->err);
 	vga_set_color(VGA_LIGHT_GREY, VGA_BLACK);
-	if (f->vector == EXC_PAGE_FAULT)
-		kprintf("page fault at 0x%08x: %s, %s access, %s mode%s%s\n", cr2,
+	if (f->vector == EXC_PAGE_FAULT) {
+		kprintf("page fault at 0x%016llx: %s, %s access, %s mode%s%s\n", (ull)cr2,
 			(f->err & PF_PRESENT) ? "protection violation" : "page not present",
-			(f->err & PF_WRITE) ? "write" : "read",
+			(f->err & PF_IFETCH) ? "instruction fetch" : (f->err & PF_WRITE) ? "write" : "read",
 			(f->err & PF_USER) ? "user" : "kernel",
-			(f->err & PF_IFETCH) ? ", instruction fetch" : "",
-			(f->err & PF_RSVD) ? ", reserved bit set" : "");
+			(f->err & PF_RSVD) ? ", reserved bit set" : "", "");
+		kprintf("page fault: %s\n", vm_describe(cr2));
+	}
 	if (f->vector == EXC_PAGE_FAULT || f->vector == EXC_DOUBLE_FAULT) {
-		uint32_t guard = (uint32_t)(uintptr_t)kernel_stack_guard;
-		if (cr2 >= guard && cr2 < guard + PAGE_SIZE)
-			kprintf("kernel stack overflow: CR2 0x%08x is in the stack guard page 0x%08x "
-				"(stack 0x%08x-0x%08x, %u KiB)\n", cr2, guard,
-				(unsigned)(uintptr_t)kernel_stack_bottom, (unsigned)(uintptr_t)kernel_stack_top,
+		uintptr_t guard = (uintptr_t)kernel_stack_guard;
+		if ((cr2 >= guard && cr2 < guard + PAGE_SIZE) ||
+		    (f->vector == EXC_DOUBLE_FAULT && f->rsp >= guard && f->rsp < guard + PAGE_SIZE + 256))
+			kprintf("kernel stack overflow: the stack guard page 0x%016llx was hit "
+				"(stack 0x%016llx-0x%016llx, %u KiB)\n", (ull)guard,
+				(ull)(uintptr_t)kernel_stack_bottom, (ull)(uintptr_t)kernel_stack_top,
 				(unsigned)((kernel_stack_top - kernel_stack_bottom) / 1024));
 	}
-	kprintf("EIP=%08x CS=%04x EFLAGS=%08x\n", f->eip, f->cs & 0xFFFF, f->eflags);
-	kprintf("CR0=%08x CR2=%08x CR3=%08x CR4=%08x\n", read_cr0(), cr2, read_cr3(), read_cr4());
-	kprintf("EAX=%08x EBX=%08x ECX=%08x EDX=%08x\n", f->eax, f->ebx, f->ecx, f->edx);
-	/* The CPU pushed EIP/CS/EFLAGS (12 bytes) before our stub: ESP at the fault. */
-	kprintf("ESI=%08x EDI=%08x EBP=%08x ESP=%08x\n", f->esi, f->edi, f->ebp,
-		f->esp_at_pusha + 5 * 4);
-	kprintf("DS=%04x ES=%04x FS=%04x GS=%04x\n", f->ds & 0xFFFF, f->es & 0xFFFF,
-		f->fs & 0xFFFF, f->gs & 0xFFFF);
-	backtrace_print(f->eip, f->ebp);
+	kprintf("RIP=%016llx CS=%04llx RFLAGS=%016llx\n", (ull)f->rip, (ull)(f->cs & 0xFFFF), (ull)f->rflags);
+	kprintf("RSP=%016llx SS=%04llx RBP=%016llx\n", (ull)f->rsp, (ull)(f->ss & 0xFFFF), (ull)f->rbp);
+	kprintf("RAX=%016llx RBX=%016llx RCX=%016llx\n", (ull)f->rax, (ull)f->rbx, (ull)f->rcx);
+	kprintf("RDX=%016llx RSI=%016llx RDI=%016llx\n", (ull)f->rdx, (ull)f->rsi, (ull)f->rdi);
+	kprintf("R8 =%016llx R9 =%016llx R10=%016llx\n", (ull)f->r8, (ull)f->r9, (ull)f->r10);
+	kprintf("R11=%016llx R12=%016llx R13=%016llx\n", (ull)f->r11, (ull)f->r12, (ull)f->r13);
+	kprintf("R14=%016llx R15=%016llx\n", (ull)f->r14, (ull)f->r15);
+	kprintf("CR0=%016llx CR2=%016llx CR3=%016llx\n", (ull)read_cr0(), (ull)cr2, (ull)read_cr3());
+	kprintf("CR4=%016llx EFER=%016llx\n", (ull)read_cr4(), (ull)rdmsr(MSR_EFER));
+	backtrace_print(f->rip, f->rbp);
 	fluid_end_fail("exception", "%s", name);
-}
-
-/*
- * The double-fault task (GDT_TSS_DF, reached through the task gate at IDT
- * vector 8).  The task switch saved the faulting code's registers in the
- * main TSS; turn them into an int_frame and dump as for any exception.  The
- * CPU pushed a 0 error code on this task's stack where a C function expects
- * its return address; this function never returns, so that is harmless.
- */
-__attribute__((noreturn)) void double_fault_task(void);
-void double_fault_task(void)
-{
-	const struct tss *t = gdt_main_tss();
-	struct int_frame f = {
-		.gs = t->gs, .fs = t->fs, .es = t->es, .ds = t->ds,
-		.edi = t->edi, .esi = t->esi, .ebp = t->ebp,
-		.esp_at_pusha = t->esp - 5 * 4,   /* exception_dump adds 20 back */
-		.ebx = t->ebx, .edx = t->edx, .ecx = t->ecx, .eax = t->eax,
-		.vector = EXC_DOUBLE_FAULT, .err = 0,
-		.eip = t->eip, .cs = t->cs, .eflags = t->eflags,
-	};
-	exception_dump(&f);
 }

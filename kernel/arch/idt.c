@@ -10,23 +10,25 @@
 #include "panic.h"
 #include "pic.h"
 
-#define GATE_INT32_DPL0 0x8E  /* present, DPL 0, 32-bit interrupt gate (IF=0) */
-#define GATE_TASK_DPL0  0x85  /* present, DPL 0, task gate (selector = a TSS) */
+#define GATE_INT64_DPL0 0x8E  /* present, DPL 0, 64-bit interrupt gate (IF=0) */
 
 struct idt_gate {
 	uint16_t off_lo;
 	uint16_t sel;
-	uint8_t zero;
+	uint8_t ist;          /* bits 0..2: IST slot, 0 = the current stack */
 	uint8_t type_attr;
-	uint16_t off_hi;
+	uint16_t off_mid;
+	uint32_t off_hi;
+	uint32_t zero;
 } __attribute__((packed));
+_Static_assert(sizeof(struct idt_gate) == 16, "64-bit IDT gate");
 
 struct idt_ptr {
 	uint16_t limit;
-	uint32_t base;
+	uint64_t base;
 } __attribute__((packed));
 
-extern const uint32_t isr_stub_table[IDT_VECTORS];
+extern const uint64_t isr_stub_table[IDT_VECTORS];
 
 static struct idt_gate idt[IDT_VECTORS] __attribute__((aligned(8)));
 static int_handler handlers[IDT_VECTORS];
@@ -54,22 +56,24 @@ const char *exception_name(unsigned vector)
 void idt_init(void)
 {
 	for (unsigned v = 0; v < IDT_VECTORS; v++) {
-		uint32_t a = isr_stub_table[v];
+		uint64_t a = isr_stub_table[v];
 		idt[v].off_lo = (uint16_t)a;
 		idt[v].sel = GDT_KERNEL_CODE;
+		idt[v].ist = 0;
+		idt[v].type_attr = GATE_INT64_DPL0;
+		idt[v].off_mid = (uint16_t)(a >> 16);
+		idt[v].off_hi = (uint32_t)(a >> 32);
 		idt[v].zero = 0;
-		idt[v].type_attr = GATE_INT32_DPL0;
-		idt[v].off_hi = (uint16_t)(a >> 16);
 	}
-	/* #DF switches to its own task and stack: it must work when the kernel
-	 * stack is exhausted (the stub would fault pushing the frame). */
-	idt[EXC_DOUBLE_FAULT].off_lo = 0;
-	idt[EXC_DOUBLE_FAULT].sel = GDT_TSS_DF;
-	idt[EXC_DOUBLE_FAULT].type_attr = GATE_TASK_DPL0;
-	idt[EXC_DOUBLE_FAULT].off_hi = 0;
-	struct idt_ptr p = { sizeof idt - 1, (uint32_t)(uintptr_t)idt };
+	/* #DF, NMI and #MC switch to their own stacks (the TSS's IST): they
+	 * must work when the kernel stack is exhausted (the stub would fault
+	 * pushing the frame). */
+	idt[EXC_DOUBLE_FAULT].ist = IST_DOUBLE_FAULT;
+	idt[EXC_NMI].ist = IST_NMI;
+	idt[EXC_MACHINE_CHECK].ist = IST_MACHINE_CHECK;
+	struct idt_ptr p = { sizeof idt - 1, (uint64_t)(uintptr_t)idt };
 	__asm__ volatile("lidt %0" : : "m"(p) : "memory");
-	kprintf("idt: %u gates, exception handlers for vectors 0-%u (#DF via task gate)\n",
+	kprintf("idt: %u gates, exception handlers for vectors 0-%u (#DF, NMI, #MC on IST stacks)\n",
 		IDT_VECTORS, EXC_VECTORS - 1);
 }
 
@@ -116,7 +120,7 @@ void interrupt_dispatch(struct int_frame *f)
 		return;
 	}
 	if (!h)
-		panic("unexpected interrupt vector %u (0x%x) at eip 0x%08x: no handler registered",
-		      v, v, f->eip);
+		panic("unexpected interrupt vector %u (0x%x) at rip 0x%016llx: no handler registered",
+		      v, v, (unsigned long long)f->rip);
 	h(f);
 }

@@ -1,15 +1,16 @@
-; isr.asm — one stub per IDT vector and the common entry into C.
+; isr.asm — one stub per IDT vector and the common entry into C (x86_64).
 ;
-; Each stub makes the stack look the same: [error code][vector] on top of
-; what the CPU pushed (EIP, CS, EFLAGS; ring 0 only, so no ESP/SS).  For the
-; vectors where the CPU pushes no error code the stub pushes a 0.  The common
-; stub saves the general registers and segment registers (struct int_frame in
-; idt.h), loads the kernel data segment and calls
-; interrupt_dispatch(struct int_frame *).
+; Each stub makes the stack look the same: [vector][error code] on top of
+; what the CPU pushed (RIP, CS, RFLAGS, RSP, SS — always all five in long
+; mode). For the vectors where the CPU pushes no error code the stub
+; pushes a 0. The common stub saves the fifteen general registers (struct
+; int_frame in idt.h) and calls interrupt_dispatch(struct int_frame *).
+; Stack alignment: the CPU aligns RSP to 16 before its frame; frame (5 or
+; 6 qwords) + stub pushes (2 or 1) + 15 registers = 22 qwords, so RSP is
+; 16-byte aligned at the call, as the SysV ABI wants.
 
-BITS 32
-
-KERNEL_DATA_SEL equ 0x10
+BITS 64
+DEFAULT REL
 
 extern interrupt_dispatch
 
@@ -20,10 +21,10 @@ section .text
 %macro ISR 1
 isr_stub_%1:
 %if %1 == 8 || (%1 >= 10 && %1 <= 14) || %1 == 17 || %1 == 21 || %1 == 29 || %1 == 30
-	push dword %1               ; error code already on the stack
+	push qword %1               ; error code already on the stack
 %else
-	push dword 0                ; fake error code
-	push dword %1
+	push qword 0                ; fake error code
+	push qword %1
 %endif
 	jmp isr_common
 %endmacro
@@ -35,36 +36,51 @@ isr_stub_%1:
 %endrep
 
 isr_common:
-	pushad                      ; EAX ECX EDX EBX ESP EBP ESI EDI
-	push ds
-	push es
-	push fs
-	push gs
-	mov ax, KERNEL_DATA_SEL
-	mov ds, ax
-	mov es, ax
-	mov fs, ax
-	mov gs, ax
+	push rax
+	push rbx
+	push rcx
+	push rdx
+	push rsi
+	push rdi
+	push rbp
+	push r8
+	push r9
+	push r10
+	push r11
+	push r12
+	push r13
+	push r14
+	push r15
 	cld                         ; C code assumes DF = 0
-	mov eax, esp                ; EAX = struct int_frame *
-	push eax
+	mov rdi, rsp                ; RDI = struct int_frame *
 	call interrupt_dispatch
-	add esp, 4
-	pop gs
-	pop fs
-	pop es
-	pop ds
-	popad
-	add esp, 8                  ; drop vector and error code
-	iretd
+global isr_return
+isr_return:
+	pop r15
+	pop r14
+	pop r13
+	pop r12
+	pop r11
+	pop r10
+	pop r9
+	pop r8
+	pop rbp
+	pop rdi
+	pop rsi
+	pop rdx
+	pop rcx
+	pop rbx
+	pop rax
+	add rsp, 16                 ; drop vector and error code
+	iretq
 
 ; Table of the 256 stub addresses, read by idt_init().
 section .rodata
 global isr_stub_table
-align 4
+align 8
 isr_stub_table:
 %assign v 0
 %rep 256
-	dd isr_stub_ %+ v
+	dq isr_stub_ %+ v
 %assign v v+1
 %endrep

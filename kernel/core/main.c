@@ -14,12 +14,12 @@
 #include "idt.h"
 #include "kernel.h"
 #include "ktest.h"
-#include "paging.h"
 #include "panic.h"
 #include "pic.h"
 #include "serial.h"
 #include "timer.h"
 #include "vga.h"
+#include "vm.h"
 #include "workload.h"
 
 static const char *a20_name(uint32_t m)
@@ -66,17 +66,42 @@ static void print_boot_info(const struct boot_info *bi)
 			usable += e->length;
 	}
 	kprintf("e820: %u MiB usable\n", (unsigned)(usable >> 20));
-	kprintf("kernel: load 0x%08x entry 0x%08x, payload %u bytes, mem %u bytes\n",
+	kprintf("kernel: load 0x%08x entry 0x%08x (physical), payload %u bytes, mem %u bytes\n",
 		bi->kernel_load, bi->kernel_entry, bi->kernel_size, bi->kernel_mem);
 	kprintf("kernel: header at LBA %u, %u payload sectors\n", bi->kernel_lba, bi->kernel_sectors);
-	kprintf("kernel: linked 0x%08x-0x%08x, .bss 0x%08x-0x%08x\n",
-		(unsigned)(uintptr_t)__kernel_start, (unsigned)(uintptr_t)__kernel_end,
-		(unsigned)(uintptr_t)__bss_start, (unsigned)(uintptr_t)__bss_end);
+	kprintf("kernel: linked 0x%016llx-0x%016llx, .bss 0x%016llx-0x%016llx\n",
+		(unsigned long long)(uintptr_t)__kernel_start, (unsigned long long)(uintptr_t)__kernel_end,
+		(unsigned long long)(uintptr_t)__bss_start, (unsigned long long)(uintptr_t)__bss_end);
 	kprintf("part1: LBA %u, %u sectors (%u MiB)\n", bi->part1_lba, bi->part1_sectors,
 		bi->part1_sectors / 2048);
-	if (bi->kernel_load != (uint32_t)(uintptr_t)__kernel_start)
-		panic("kernel loaded at 0x%08x but linked at 0x%08x: the image's kernel header is wrong",
-		      bi->kernel_load, (unsigned)(uintptr_t)__kernel_start);
+	if (bi->kernel_load != (uint64_t)(uintptr_t)__kernel_start - KERNEL_VMA)
+		panic("kernel loaded at 0x%08x but linked for physical 0x%016llx (KERNEL_VMA + load): "
+		      "the image's kernel header is wrong", bi->kernel_load,
+		      (unsigned long long)((uintptr_t)__kernel_start - KERNEL_VMA));
+}
+
+/* With RAM above 4 GiB (vm.h): take 1 MiB there, write a pattern that
+ * depends on each qword's address, read it back, and say so on one line
+ * (the 6 GiB boot test asserts it). */
+static void check_high_memory(void)
+{
+	uint64_t base, end;
+	vm_high_range(&base, &end);
+	if (base == end)
+		return;
+	const size_t bytes = 1u << 20;
+	volatile uint64_t *p = vm_high_alloc(bytes);
+	if (!p)
+		panic("vm: %llu MiB above 4 GiB reported, but vm_high_alloc(%u) failed",
+		      (unsigned long long)((end - base) >> 20), (unsigned)bytes);
+	for (size_t i = 0; i < bytes / 8; i++)
+		p[i] = (uint64_t)(uintptr_t)&p[i] ^ 0x5A5AA5A5F00DCAFEull;
+	for (size_t i = 0; i < bytes / 8; i++)
+		if (p[i] != ((uint64_t)(uintptr_t)&p[i] ^ 0x5A5AA5A5F00DCAFEull))
+			panic("vm: RAM above 4 GiB at %p read back 0x%016llx", (void *)&p[i],
+			      (unsigned long long)p[i]);
+	kprintf("vm: high memory: wrote and read back %u KiB at 0x%016llx\n", (unsigned)(bytes >> 10),
+		(unsigned long long)(uintptr_t)p);
 }
 
 #ifdef FLUID_PAD_KIB
@@ -98,7 +123,7 @@ static void check_pad(void)
  * the #GP (#DF), nor the #DF: the CPU resets (QEMU -no-reboot exits 0). */
 static void fault_triple(void)
 {
-	struct __attribute__((packed)) { uint16_t limit; uint32_t base; } null_idt = { 0, 0 };
+	struct __attribute__((packed)) { uint16_t limit; uint64_t base; } null_idt = { 0, 0 };
 	__asm__ volatile("lidt %0\n\tint3" : : "m"(null_idt) : "memory");
 }
 #endif
@@ -114,6 +139,30 @@ static unsigned fault_stack_overflow(unsigned depth)
 	if (overflow_stop)
 		return 0;
 	return fault_stack_overflow(depth + 1) + frame[0];
+}
+#endif
+
+#if defined(FLUID_FAULT) && FLUID_FAULT >= 6 && FLUID_FAULT <= 8
+/* W^X faults (vm.h): 6 writes to kernel .text (read-only), 7 calls into a
+ * heap block holding a ret, 8 calls into a stack buffer holding a ret
+ * (both no-execute). Each must end in a #PF dump naming the address. */
+static void fault_wx(void)
+{
+	static volatile uint8_t stackless;
+	uint8_t buf[64];
+	volatile uint8_t *target;
+	if (FLUID_FAULT == 6) {
+		target = (volatile uint8_t *)(uintptr_t)kernel_main;
+		kprintf("fault: writing to kernel .text at 0x%016llx\n", (unsigned long long)(uintptr_t)target);
+		*target = 0xC3;
+	} else {
+		target = FLUID_FAULT == 7 ? (volatile uint8_t *)kmalloc(64) : (volatile uint8_t *)buf;
+		target[0] = 0xC3; /* ret */
+		kprintf("fault: calling %s data at 0x%016llx\n", FLUID_FAULT == 7 ? "heap" : "stack",
+			(unsigned long long)(uintptr_t)target);
+		((void (*)(void))(uintptr_t)target)();
+	}
+	stackless = buf[0];
 }
 #endif
 
@@ -150,10 +199,11 @@ void kernel_main(uint32_t magic, const struct boot_info *bi)
 	gdt_init();
 	idt_init();
 	pic_init();
-	paging_init(bi);
+	vm_init(bi);
 	timer_init();
 	fpu_init();
 	heap_init(bi);
+	check_high_memory();
 #ifdef FLUID_PAD_KIB
 	check_pad();
 #endif
@@ -164,6 +214,8 @@ void kernel_main(uint32_t magic, const struct boot_info *bi)
 	fault_null_write();
 #elif defined(FLUID_FAULT) && FLUID_FAULT == 5
 	fault_stack_overflow(0);
+#elif defined(FLUID_FAULT) && FLUID_FAULT >= 6 && FLUID_FAULT <= 8
+	fault_wx();
 #elif defined(FLUID_FAULT) && FLUID_FAULT == 3
 	for (;;)
 		cpu_pause();    /* a hung workload: interrupts on, no more output */

@@ -32,8 +32,8 @@ void panic(const char *fmt, ...)
 	vga_set_color(VGA_WHITE, VGA_RED);
 	kprintf("\n*** PANIC: %s\n", msg);
 	vga_set_color(VGA_LIGHT_GREY, VGA_BLACK);
-	/* Start at our caller: its return address is 4 bytes above our EBP. */
-	const uint32_t *fp = __builtin_frame_address(0);
+	/* Start at our caller: its return address is 8 bytes above our RBP. */
+	const uint64_t *fp = __builtin_frame_address(0);
 	backtrace_print(fp[1], fp[0]);
 	fluid_end_fail("panic", "%s", msg);
 }

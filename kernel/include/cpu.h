@@ -1,5 +1,6 @@
 /*
- * cpu.h — port I/O, interrupt-flag control, control registers and CPUID.
+ * cpu.h — port I/O, interrupt-flag control, control registers, MSRs and
+ * CPUID (x86_64).
  * Thin inline wrappers around single instructions; no state.
  */
 #ifndef FLUID_CPU_H
@@ -17,7 +18,8 @@
 #define CR0_WP           (1u << 16)
 #define CR0_PG           (1u << 31)
 
-#define CR4_PSE          (1u << 4)  /* 4 MiB pages                            */
+#define CR4_PSE          (1u << 4)  /* 4 MiB pages (legacy paging only)      */
+#define CR4_PAE          (1u << 5)  /* PAE: required by long mode             */
 #define CR4_OSFXSR       (1u << 9)  /* OS supports FXSAVE/SSE                 */
 #define CR4_OSXMMEXCPT   (1u << 10) /* OS handles #XM (SIMD FP exception)     */
 
@@ -53,35 +55,35 @@ static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
 static inline void hlt(void) { __asm__ volatile("hlt" ::: "memory"); }
 static inline void cpu_pause(void) { __asm__ volatile("pause" ::: "memory"); }
 
-static inline uint32_t read_eflags(void)
+static inline uint64_t read_eflags(void)
 {
-	uint32_t v;
-	__asm__ volatile("pushfl; popl %0" : "=r"(v));
+	uint64_t v;
+	__asm__ volatile("pushfq; popq %0" : "=r"(v));
 	return v;
 }
 
-/* Disable interrupts and return the previous EFLAGS for irq_restore(). */
-static inline uint32_t irq_save(void)
+/* Disable interrupts and return the previous RFLAGS for irq_restore(). */
+static inline uint64_t irq_save(void)
 {
-	uint32_t f = read_eflags();
+	uint64_t f = read_eflags();
 	cli();
 	return f;
 }
 
-static inline void irq_restore(uint32_t flags)
+static inline void irq_restore(uint64_t flags)
 {
 	if (flags & EFLAGS_IF)
 		sti();
 }
 
 #define DEFINE_CR(n)                                                   \
-	static inline uint32_t read_cr##n(void)                        \
+	static inline uint64_t read_cr##n(void)                        \
 	{                                                              \
-		uint32_t v;                                            \
+		uint64_t v;                                            \
 		__asm__ volatile("mov %%cr" #n ", %0" : "=r"(v));      \
 		return v;                                              \
 	}                                                              \
-	static inline void write_cr##n(uint32_t v)                     \
+	static inline void write_cr##n(uint64_t v)                     \
 	{                                                              \
 		__asm__ volatile("mov %0, %%cr" #n : : "r"(v) : "memory"); \
 	}
@@ -90,6 +92,30 @@ DEFINE_CR(2)
 DEFINE_CR(3)
 DEFINE_CR(4)
 #undef DEFINE_CR
+
+/* Model-specific registers (EDX:EAX). */
+#define MSR_EFER         0xC0000080u
+#define MSR_FS_BASE      0xC0000100u
+#define EFER_LME         (1u << 8)
+#define EFER_LMA         (1u << 10)
+#define EFER_NXE         (1u << 11)
+
+static inline uint64_t rdmsr(uint32_t msr)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+	return ((uint64_t)hi << 32) | lo;
+}
+
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+	__asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
+}
+
+static inline void invlpg(const void *va)
+{
+	__asm__ volatile("invlpg (%0)" : : "r"(va) : "memory");
+}
 
 static inline void cpuid(uint32_t leaf, uint32_t *a, uint32_t *b, uint32_t *c, uint32_t *d)
 {

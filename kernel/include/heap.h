@@ -31,6 +31,8 @@ struct heap_stats {
 	size_t blocks, free_blocks;
 };
 void heap_stats(struct heap_stats *st);
+/* [*start, *end) of the heap region (0, 0 before heap_init). */
+void heap_bounds(uintptr_t *start, uintptr_t *end);
 /* Walk every block and verify headers and links; panics on damage. */
 void heap_check(void);
 

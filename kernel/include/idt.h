@@ -19,16 +19,21 @@
 #define IRQ_SLAVE_BASE  0x28   /* slave PIC:  vectors 0x28..0x2f */
 #define IRQ_COUNT       16
 
+#define EXC_NMI         2
 #define EXC_DOUBLE_FAULT 8
 #define EXC_PAGE_FAULT  14
+#define EXC_MACHINE_CHECK 18
 
-/* Layout pushed by isr.asm's common stub (lowest address first). */
+/* Layout pushed by isr.asm's common stub (lowest address first). In long
+ * mode the CPU always pushes RSP and SS, so rsp is the stack pointer at
+ * the interrupted instruction. */
 struct int_frame {
-	uint32_t gs, fs, es, ds;
-	uint32_t edi, esi, ebp, esp_at_pusha, ebx, edx, ecx, eax;
-	uint32_t vector, err;
-	uint32_t eip, cs, eflags;   /* pushed by the CPU (ring 0: no ESP/SS) */
+	uint64_t r15, r14, r13, r12, r11, r10, r9, r8;
+	uint64_t rbp, rdi, rsi, rdx, rcx, rbx, rax;
+	uint64_t vector, err;
+	uint64_t rip, cs, rflags, rsp, ss;   /* pushed by the CPU */
 };
+_Static_assert(sizeof(struct int_frame) == 22 * 8, "isr.asm pushes 22 qwords");
 
 typedef void (*int_handler)(struct int_frame *f);
 /* Looks at an exception nobody registered a handler for before the dump:

@@ -14,6 +14,7 @@
 /* Linker-script symbols: use their addresses only. */
 extern char __kernel_start[], __kernel_end[];
 extern char __text_start[], __text_end[];
+extern char __rodata_start[], __data_start[];
 extern char __bss_start[], __bss_end[];
 /* The boot stack (arch/entry.asm) and the unmapped page below it. */
 extern char kernel_stack_guard[], kernel_stack_bottom[], kernel_stack_top[];

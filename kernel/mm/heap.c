@@ -30,8 +30,9 @@ struct block {
 	uint32_t size;          /* payload bytes, a multiple of HEAP_ALIGN */
 	struct block *prev;     /* lower neighbour, NULL for the first     */
 	struct block *next;     /* higher neighbour, NULL for the last     */
+	uint64_t pad;           /* 32 bytes: payloads stay HEAP_ALIGN-aligned */
 };
-_Static_assert(sizeof(struct block) == HEAP_ALIGN, "header keeps payloads aligned");
+_Static_assert(sizeof(struct block) % HEAP_ALIGN == 0, "header keeps payloads aligned");
 
 static struct block *first;
 static uintptr_t heap_start, heap_end;
@@ -41,9 +42,11 @@ static uintptr_t align_up(uintptr_t v, uintptr_t a)
 	return (v + a - 1) & ~(a - 1);
 }
 
+/* The heap lives in the direct map (virtual = physical, RW+NX, vm.h): it
+ * starts at the first page after the kernel image's physical end. */
 void heap_init(const struct boot_info *bi)
 {
-	uintptr_t kend = align_up((uintptr_t)__kernel_end, PAGE);
+	uintptr_t kend = align_up((uintptr_t)__kernel_end - (uintptr_t)KERNEL_VMA, PAGE);
 	uint32_t n = bi->e820_count > BOOTINFO_E820_MAX ? BOOTINFO_E820_MAX : bi->e820_count;
 	uint64_t best_end = 0;
 
@@ -159,6 +162,12 @@ void kfree(void *p)
 		absorb_next(b);
 	if (b->prev && b->prev->magic == HEAP_FREE)
 		absorb_next(b->prev);
+}
+
+void heap_bounds(uintptr_t *start, uintptr_t *end)
+{
+	*start = heap_start;
+	*end = heap_end;
 }
 
 void heap_stats(struct heap_stats *st)

@@ -6,7 +6,7 @@
  * record and resumes the kernel where it entered the module (module_call in
  * arch/modcall.asm returns 1). module_execute (loader.c) reports it.
  *
- * A fault whose EIP is not in the module's image (the kernel itself, or a
+ * A fault whose RIP is not in the module's image (the kernel itself, or a
  * kernel service the module called) is a kernel crash: the filter declines
  * it and the exception dump ends the run as before.
  */
@@ -19,13 +19,11 @@
 #include "module.h"
 #include "timer.h"
 
-#define EXC_NMI            2u
-#define EXC_MACHINE_CHECK  18u
 #define EFLAGS_RESERVED1   0x2u
 #define MXCSR_DEFAULT      0x1F80u
 
 /* Set by module_call (arch/modcall.asm): nonzero while a module runs. */
-extern volatile uint32_t module_call_esp;
+extern volatile uint64_t module_call_rsp;
 extern char module_call_abort[];
 
 /*
@@ -33,7 +31,7 @@ extern char module_call_abort[];
  * Invariants: the hooks are installed only while stop != NULL, and the
  * fields are written before the hooks are installed and after they are
  * removed, so an interrupt sees either no guard or a whole one. The guard
- * takes control back only when EIP is inside [lo, hi): then no kernel code
+ * takes control back only when RIP is inside [lo, hi): then no kernel code
  * is half-way through anything (a module holds no kernel lock and is not
  * called from an interrupt), so resuming at module_call is safe.
  */
@@ -44,54 +42,60 @@ static struct {
 	struct module_stop *stop;  /* where the reason goes                  */
 } g;
 
-static int in_module(uint32_t eip)
+static int in_module(uint64_t rip)
 {
-	return eip >= g.lo && eip < g.hi;
+	return rip >= g.lo && rip < g.hi;
 }
 
-/* Make f return to module_call_abort with kernel segments and IF=1. */
+/* Make f return (iretq) to module_call_abort on the kernel stack saved by
+ * module_call, with kernel segments and IF=1. */
 static void redirect(struct int_frame *f)
 {
-	f->eip = (uint32_t)(uintptr_t)module_call_abort;
+	f->rip = (uint64_t)(uintptr_t)module_call_abort;
 	f->cs = GDT_KERNEL_CODE;
-	f->eflags = EFLAGS_IF | EFLAGS_RESERVED1; /* DF, TF, AC clear */
-	f->ds = f->es = f->fs = GDT_KERNEL_DATA;
-	f->gs = GDT_KERNEL_GS;
+	f->rflags = EFLAGS_IF | EFLAGS_RESERVED1; /* DF, TF, AC clear */
+	f->rsp = module_call_rsp;
+	f->ss = GDT_KERNEL_DATA;
 }
 
-static void record(uint32_t why, uint32_t eip, uint64_t now)
+static void record(uint32_t why, uint64_t rip, uint64_t now)
 {
 	struct module_stop *s = g.stop;
 	s->why = why;
-	s->eip = eip;
+	s->eip = rip;
 	s->ms = (uint32_t)((now - g.start) * 1000u / TIMER_HZ);
 }
 
 static int guard_exception(struct int_frame *f)
 {
-	if (!g.stop || !module_call_esp || f->vector == EXC_NMI || f->vector == EXC_MACHINE_CHECK ||
-	    !in_module(f->eip))
+	if (!g.stop || !module_call_rsp || f->vector == EXC_NMI || f->vector == EXC_MACHINE_CHECK ||
+	    f->vector == EXC_DOUBLE_FAULT || !in_module(f->rip))
 		return 0;
 	struct module_stop *s = g.stop;
-	record(MODULE_CRASHED, f->eip, timer_ticks());
-	s->vector = f->vector;
-	s->err = f->err;
+	record(MODULE_CRASHED, f->rip, timer_ticks());
+	s->vector = (uint32_t)f->vector;
+	s->err = (uint32_t)f->err;
 	s->cr2 = f->vector == EXC_PAGE_FAULT ? read_cr2() : 0;
-	/* The EBP chain as the module left it; printing stops at the first
-	 * address outside the module (module.h). */
-	s->nbt = backtrace_collect(f->ebp, s->bt, BACKTRACE_MAX - 1);
+	/* The RBP chain as the module left it; printing stops at the first
+	 * address outside the module (module.h). Collected as 64-bit
+	 * addresses, stored in module.h's array whatever its element type. */
+	uint64_t bt[BACKTRACE_MAX];
+	unsigned nbt = backtrace_collect(f->rbp, bt, BACKTRACE_MAX - 1);
+	for (unsigned i = 0; i < nbt; i++)
+		s->bt[i] = bt[i];
+	s->nbt = nbt;
 	redirect(f);
 	return 1;
 }
 
 static void guard_tick(struct int_frame *f, uint64_t now)
 {
-	if (!g.stop || !module_call_esp || now < g.deadline)
+	if (!g.stop || !module_call_rsp || now < g.deadline)
 		return;
 	g.overdue = 1;
-	if (!in_module(f->eip))
+	if (!in_module(f->rip))
 		return; /* in a kernel service: a later tick or the next service call ends it */
-	record(MODULE_TIMEOUT, f->eip, now);
+	record(MODULE_TIMEOUT, f->rip, now);
 	redirect(f);
 }
 
@@ -104,7 +108,7 @@ void module_guard_arm(struct module_record *r, uint32_t deadline_ms)
 	g.overdue = 0;
 	g.stop = &r->stop;
 	__asm__ volatile("" ::: "memory");
-	backtrace_set_module((uint32_t)g.lo, (uint32_t)g.hi, r->name);
+	backtrace_set_module(g.lo, g.hi, r->name);
 	exception_set_filter(guard_exception);
 	timer_set_tick_hook(guard_tick);
 }
@@ -124,9 +128,9 @@ void module_guard_disarm(void)
  * into the module, reported as where it stopped). */
 void module_guard_service(void *ret)
 {
-	if (!g.overdue || !g.stop || !module_call_esp)
+	if (!g.overdue || !g.stop || !module_call_rsp)
 		return;
-	record(MODULE_TIMEOUT, (uint32_t)(uintptr_t)ret, timer_ticks());
+	record(MODULE_TIMEOUT, (uint64_t)(uintptr_t)ret, timer_ticks());
 	__asm__ volatile("jmp module_call_abort");
 	__builtin_unreachable();
 }

@@ -5,6 +5,9 @@
  * FRAMES-DONE line. Frame format: profiling.h. Host side: internal/profile.
  */
 #include "profiling.h"
+#include "cpu.h"
+#include "gdt.h"
+#include "vm.h"
 #include "fmt.h"
 #include "heap.h"
 #include "module.h"
@@ -12,81 +15,32 @@
 #include "string.h"
 
 /*
- * compiler-rt's i386 objects (linked into instrumented modules) are built
+ * compiler-rt's x86_64 objects (linked into instrumented modules) are built
  * with -fstack-protector for the Linux ABI: they read the canary at
- * %gs:SSP_CANARY_OFFSET. gdt.c loads GS with a segment whose base points at
- * a block holding a canary (GDT_KERNEL_GS); call_hook checks that the
- * address is mapped before calling into the module, so a GS that was
- * changed is refused with a reason instead of page-faulting.
+ * %fs:FS_SSP_CANARY_OFFSET. gdt.c points the FS base (MSR) at a block
+ * holding a canary; call_hook checks that the address is mapped before
+ * calling into the module, so an FS base that was changed is refused with a
+ * reason instead of page-faulting.
  */
-#define SSP_CANARY_OFFSET  0x14u
-#define PAGE_BYTES         4096u
-#define PDE_PRESENT        0x001u
-#define PDE_LARGE          0x080u
-#define PTE_PRESENT        0x001u
-#define PT_INDEX_MASK      0x3FFu
-#define SEL_TI_LDT         0x4u
-#define SEL_INDEX_MASK     0xFFF8u
-
-struct gdtr {
-	uint16_t limit;
-	uint32_t base;
-} __attribute__((packed));
-
 static void serial_sink_write(void *ctx, const char *s, size_t n)
 {
 	(void)ctx;
 	serial_write(s, n);
 }
 
-/* Linear base of the segment in GS, or -1 if it cannot be read. */
-static int gs_base(uint32_t *base)
-{
-	struct gdtr g;
-	uint16_t sel;
-	__asm__ volatile("sgdt %0" : "=m"(g));
-	__asm__ volatile("mov %%gs, %0" : "=r"(sel));
-	if ((sel & SEL_TI_LDT) || (uint32_t)(sel & SEL_INDEX_MASK) + 7u > g.limit)
-		return -1;
-	const uint8_t *d = (const uint8_t *)(uintptr_t)(g.base + (sel & SEL_INDEX_MASK));
-	*base = (uint32_t)d[2] | (uint32_t)d[3] << 8 | (uint32_t)d[4] << 16 | (uint32_t)d[7] << 24;
-	return 0;
-}
-
-static uint32_t *pte_for(uint32_t addr)
-{
-	uint32_t cr0, cr3;
-	__asm__ volatile("mov %%cr0, %0" : "=r"(cr0));
-	if (!(cr0 & 0x80000000u))
-		return NULL; /* paging off: every address is reachable */
-	__asm__ volatile("mov %%cr3, %0" : "=r"(cr3));
-	uint32_t *pd = (uint32_t *)(uintptr_t)(cr3 & ~(PAGE_BYTES - 1));
-	uint32_t pde = pd[addr >> 22];
-	if (!(pde & PDE_PRESENT) || (pde & PDE_LARGE))
-		return NULL;
-	uint32_t *pt = (uint32_t *)(uintptr_t)(pde & ~(PAGE_BYTES - 1));
-	return &pt[(addr >> 12) & PT_INDEX_MASK];
-}
-
 /* Calls hook(buf, cap) with the stack-protector canary address readable.
- * Returns the hook's value, or INT32_MIN when the canary address cannot be
- * made readable (reason in *why). */
+ * Returns the hook's value, or INT32_MIN when the canary address is not
+ * mapped (reason in *why). */
 static int32_t call_hook(fluid_profile_fn hook, uint8_t *buf, uint32_t cap, const char **why)
 {
-	uint32_t base;
-	if (gs_base(&base) != 0) {
-		*why = "GS does not hold a readable GDT selector (compiler-rt reads its canary at %gs:0x14)";
+	uint64_t canary = rdmsr(MSR_FS_BASE) + FS_SSP_CANARY_OFFSET;
+	if (!(vm_prot(canary) & VM_R)) {
+		/* gdt.c sets the FS base to a canary block; reaching this means it
+		 * was changed (e.g. to 0: the canary in unmapped page 0). */
+		*why = "the stack-protector canary address %fs:0x28 is not mapped (the FS base must be gdt.c's canary block)";
 		return INT32_MIN;
 	}
-	uint32_t canary = base + SSP_CANARY_OFFSET;
-	uint32_t *pte = pte_for(canary);
-	if (pte != NULL && !(*pte & PTE_PRESENT)) {
-		/* gdt.c gives GS a base pointing at a canary block; reaching this
-		 * means GS was changed (e.g. flat again, canary in unmapped page 0). */
-		*why = "the stack-protector canary address %gs:0x14 is not mapped (GS must be GDT_KERNEL_GS)";
-		return INT32_MIN;
-	}
-	return hook(buf, cap); /* mapped (or paging off / large page) */
+	return hook(buf, cap);
 }
 
 static const char *result_name(enum module_result r)

@@ -54,13 +54,13 @@ KTEST(console_serial_no_timeouts)
 
 KTEST(backtrace_walks_kernel_frames)
 {
-	uint32_t ret[BACKTRACE_MAX];
-	unsigned n = backtrace_collect((uint32_t)(uintptr_t)__builtin_frame_address(0), ret, BACKTRACE_MAX);
+	uint64_t ret[BACKTRACE_MAX];
+	unsigned n = backtrace_collect((uint64_t)(uintptr_t)__builtin_frame_address(0), ret, BACKTRACE_MAX);
 	KT_ASSERT(n >= 2);       /* the runner, kernel_main */
-	KT_ASSERT(n < BACKTRACE_MAX);   /* the chain ends (EBP = 0 at _start) */
+	KT_ASSERT(n < BACKTRACE_MAX);   /* the chain ends (RBP = 0 at _start) */
 	for (unsigned i = 0; i < n; i++) {
-		KT_ASSERT(ret[i] >= (uint32_t)(uintptr_t)__text_start);
-		KT_ASSERT(ret[i] < (uint32_t)(uintptr_t)__text_end);
+		KT_ASSERT(ret[i] >= (uint64_t)(uintptr_t)__text_start);
+		KT_ASSERT(ret[i] < (uint64_t)(uintptr_t)__text_end);
 	}
 	KT_EQ_U(backtrace_collect(0, ret, BACKTRACE_MAX), 0);
 	KT_EQ_U(backtrace_collect(3, ret, BACKTRACE_MAX), 0);   /* misaligned */

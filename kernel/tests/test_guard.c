@@ -11,6 +11,8 @@
 #include "ktest.h"
 #include "module.h"
 #include "string.h"
+#include "vm.h"
+#include <stddef.h>
 
 #define GUARD_POOL_BYTES (16u * 1024u)
 #define GCODE            32u /* code bytes, nop-padded */
@@ -19,6 +21,16 @@
 
 static uint8_t gpool_mem[GUARD_POOL_BYTES] __attribute__((aligned(4096)));
 static struct jit_pool gpool;
+
+/* A fresh test pool. Its pages are made executable here, as a stand-in:
+ * the W^X path (loader copies, relocates, then vm_protect(code, R|X)) is
+ * the module loader's; these hand-assembled modules only need to run. */
+static int gpool_reset(void)
+{
+	if (vm_protect(gpool_mem, GUARD_POOL_BYTES, VM_R | VM_W | VM_X) != 0)
+		return -1;
+	return jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES);
+}
 
 static void gwr32(uint8_t *p, uint32_t v)
 {
@@ -92,7 +104,7 @@ KTEST(guard_deadline_scales_with_calls)
 {
 	static const uint8_t spin[] = { 0xEB, 0xFE };
 	static uint8_t m[GMOD_BYTES];
-	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	KT_EQ_U(gpool_reset(), 0);
 	module_records_reset();
 	make_code_module(m, "spin3", spin, sizeof spin);
 	struct module_record *r = module_record_new("spin3.mod");
@@ -116,7 +128,7 @@ KTEST(guard_deadline_scales_with_calls)
 KTEST(guard_spinning_module_times_out)
 {
 	static const uint8_t spin[] = { 0xEB, 0xFE }; /* jmp $ */
-	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	KT_EQ_U(gpool_reset(), 0);
 	module_records_reset();
 	int rc = 0;
 	struct module_record *r = run_code("spin", spin, sizeof spin, SPIN_DEADLINE_MS, &rc);
@@ -147,8 +159,8 @@ KTEST(guard_faulting_modules_are_crashed)
 		uint8_t code[12];
 		uint32_t n, vector, off;
 	} cases[] = {
-		/* mov dword [0x10], 1 */
-		{ "nullwrite", { 0xC7, 0x05, 0x10, 0, 0, 0, 1, 0, 0, 0 }, 10, 14, 0 },
+		/* mov dword [abs 0x10], 1 */
+		{ "nullwrite", { 0xC7, 0x04, 0x25, 0x10, 0, 0, 0, 1, 0, 0, 0 }, 11, 14, 0 },
 		/* nop; nop; ud2 */
 		{ "badop", { 0x90, 0x90, 0x0F, 0x0B }, 4, 6, 2 },
 		/* xor ecx, ecx; xor edx, edx; div ecx */
@@ -157,7 +169,7 @@ KTEST(guard_faulting_modules_are_crashed)
 		{ "brk", { 0x90, 0xCC }, 2, 3, 2 },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+		KT_EQ_U(gpool_reset(), 0);
 		module_records_reset();
 		int rc = 0;
 		struct module_record *r = run_code(cases[i].name, cases[i].code, cases[i].n, 1000, &rc);
@@ -166,7 +178,7 @@ KTEST(guard_faulting_modules_are_crashed)
 		    r->stop.eip - r->base != cases[i].off)
 			ktest_fail(__FILE__, __LINE__, "%s: result %s vector %u at +0x%x, want CRASHED %u at +0x%x",
 				   cases[i].name, module_result_word(r->result), r->stop.vector,
-				   r->stop.eip - r->base, cases[i].vector, cases[i].off);
+				   (unsigned)(r->stop.eip - r->base), cases[i].vector, cases[i].off);
 		KT_ASSERT(rc == -1);
 		KT_EQ_U(r->result, MODULE_CRASHED);
 		KT_EQ_U(r->stop.vector, cases[i].vector);
@@ -187,11 +199,12 @@ KTEST(guard_faulting_modules_are_crashed)
 
 KTEST(guard_stopped_module_heap_is_freed)
 {
-	/* mov ebx, [esp+4]; push 100; call [ebx+16] (alloc);
-	 * push 200; call [ebx+16]; ud2 */
-	static const uint8_t leak[] = { 0x8B, 0x5C, 0x24, 0x04, 0x6A, 0x64, 0xFF, 0x53, 0x10,
-					0x68, 0xC8, 0, 0, 0, 0xFF, 0x53, 0x10, 0x0F, 0x0B };
-	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	/* push rbx; mov rbx, rdi (svc); mov edi, 100; call [rbx+alloc];
+	 * mov edi, 200; call [rbx+alloc]; ud2 */
+	const uint8_t a = (uint8_t)offsetof(struct fluid_services, alloc);
+	const uint8_t leak[] = { 0x53, 0x48, 0x89, 0xFB, 0xBF, 0x64, 0, 0, 0, 0xFF, 0x53, a,
+				 0xBF, 0xC8, 0, 0, 0, 0xFF, 0x53, a, 0x0F, 0x0B };
+	KT_EQ_U(gpool_reset(), 0);
 	module_records_reset();
 	struct heap_stats before, after;
 	heap_stats(&before);
@@ -208,9 +221,10 @@ KTEST(guard_stopped_module_heap_is_freed)
 
 KTEST(guard_overdue_module_in_services_times_out)
 {
-	/* mov ebx, [esp+4]; again: call [ebx+24] (rdtsc); jmp again */
-	static const uint8_t busy[] = { 0x8B, 0x5C, 0x24, 0x04, 0xFF, 0x53, 0x18, 0xEB, 0xFB };
-	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	/* push rbx; mov rbx, rdi (svc); again: call [rbx+rdtsc]; jmp again */
+	const uint8_t t = (uint8_t)offsetof(struct fluid_services, rdtsc);
+	const uint8_t busy[] = { 0x53, 0x48, 0x89, 0xFB, 0xFF, 0x53, t, 0xEB, 0xFB };
+	KT_EQ_U(gpool_reset(), 0);
 	module_records_reset();
 	int rc = 0;
 	struct module_record *r = run_code("busy", busy, sizeof busy, SPIN_DEADLINE_MS, &rc);

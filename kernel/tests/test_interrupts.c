@@ -12,12 +12,12 @@
 #define TEST_SOFT_VECTOR 0x40
 
 static volatile unsigned bp_count;
-static volatile uint32_t bp_eip;
+static volatile uint64_t bp_eip;
 
 static void on_breakpoint(struct int_frame *f)
 {
 	bp_count++;
-	bp_eip = f->eip;
+	bp_eip = f->rip;
 }
 
 KTEST(interrupt_int3_handled_and_counted)
@@ -32,7 +32,7 @@ KTEST(interrupt_int3_handled_and_counted)
 
 static void on_soft(struct int_frame *f)
 {
-	f->eax = f->eax * 3 + f->vector;   /* the handler's write reaches the caller */
+	f->rax = f->rax * 3 + f->vector;   /* the handler's write reaches the caller */
 }
 
 KTEST(interrupt_software_vector_frame)
@@ -46,12 +46,12 @@ KTEST(interrupt_software_vector_frame)
 
 KTEST(interrupt_int3_eip_is_next_instruction)
 {
-	uint32_t expect;
+	uint64_t expect;
 	bp_count = 0;
 	interrupt_register(3, on_breakpoint);
 	__asm__ volatile("int3\n\t"
 			 "2:\n\t"
-			 "movl $2b, %0" : "=r"(expect) : : "memory");
+			 "leaq 2b(%%rip), %0" : "=r"(expect) : : "memory");
 	interrupt_register(3, 0);
 	KT_EQ_U(bp_count, 1);
 	KT_EQ_U(bp_eip, expect);
@@ -86,7 +86,7 @@ KTEST(interrupt_spurious_irq7_irq15)
 	unsigned before = irq_spurious_count();
 	irq7_calls = 0;
 	interrupt_register(IRQ_BASE + 7, on_irq7);
-	uint32_t fl = irq_save();
+	uint64_t fl = irq_save();
 	f.vector = IRQ_BASE + 7;
 	interrupt_dispatch(&f);
 	f.vector = IRQ_SLAVE_BASE + 7;

@@ -1,0 +1,53 @@
+/*
+ * vm.h — the kernel's x86_64 page tables (kernel/mm/vm.c) and the W^X API.
+ *
+ * Address space after vm_init:
+ *   - direct map: physical memory at virtual = physical, read-write and
+ *     no-execute, for every 2 MiB region an E820 entry (any type) touches
+ *     and the low 16 MiB, above 4 GiB too; 2 MiB pages, 4 KiB pages where
+ *     permissions differ: page 0 (NULL) and the kernel image's physical
+ *     pages are not present there (the image is reached only through the
+ *     higher half);
+ *   - the kernel image at KERNEL_VMA + physical (boot/bootinfo.h), 4 KiB
+ *     pages: .text read-only + executable, .rodata/.ktests read-only +
+ *     no-execute, .data/.bss read-write + no-execute, the guard pages below
+ *     the kernel stack and the IST stacks not present;
+ *   - CR0.WP set (ring 0 honours read-only pages), EFER.NXE set.
+ */
+#ifndef FLUID_VM_H
+#define FLUID_VM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "bootinfo.h"
+
+#define PAGE_SIZE      4096u
+#define LARGE_PAGE     0x200000u   /* 2 MiB */
+
+#define VM_R 1u
+#define VM_W 2u
+#define VM_X 4u
+
+/* Build the tables above, load CR3, set CR0.WP; one line per fact. */
+void vm_init(const struct boot_info *bi);
+
+/* Set the permissions of [va, va + len): 4 KiB granular, va and len
+ * page-aligned, every page already mapped (a 2 MiB page is split). prot 0
+ * makes the pages not present (a guard). 0 ok, -1 bad range (unaligned,
+ * not mapped, or no page table left to split with). */
+int vm_protect(void *va, size_t len, unsigned prot);
+
+/* VM_* bits of the page holding va, 0 when it is not present. */
+unsigned vm_prot(uint64_t va);
+
+/* What va is, for fault reports: "kernel .text (read-only, executable)",
+ * "page 0 (NULL; not present)", ... (a static buffer). */
+const char *vm_describe(uint64_t va);
+
+/* Usable RAM above 4 GiB (from E820): [*base, *end), 0 and 0 if none. */
+void vm_high_range(uint64_t *base, uint64_t *end);
+/* Page-aligned memory above 4 GiB (direct map, RW+NX), never freed; NULL
+ * when there is none left. */
+void *vm_high_alloc(size_t bytes);
+
+#endif
