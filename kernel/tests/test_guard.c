@@ -19,14 +19,21 @@
 #define GMOD_BYTES       (FLUID_MOD_HDR_SIZE + GCODE)
 #define SPIN_DEADLINE_MS 20u
 
-static uint8_t gpool_mem[GUARD_POOL_BYTES] __attribute__((aligned(4096)));
+static uint8_t *gpool_mem;
 static struct jit_pool gpool;
 
-/* A fresh test pool. Its pages are made executable here, as a stand-in:
- * the W^X path (loader copies, relocates, then vm_protect(code, R|X)) is
- * the module loader's; these hand-assembled modules only need to run. */
+/* A fresh test pool, from the heap like the workload's (the direct map,
+ * below 4 GiB). Its pages are made executable here, as a stand-in: the
+ * W^X path (loader copies, relocates, then vm_protect(code, R|X)) is the
+ * module loader's; these hand-assembled modules only need to run. */
 static int gpool_reset(void)
 {
+	if (!gpool_mem) {
+		uint8_t *raw = kmalloc(GUARD_POOL_BYTES + PAGE_SIZE);
+		if (!raw)
+			return -1;
+		gpool_mem = (uint8_t *)(((uintptr_t)raw + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1));
+	}
 	if (vm_protect(gpool_mem, GUARD_POOL_BYTES, VM_R | VM_W | VM_X) != 0)
 		return -1;
 	return jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES);
