@@ -111,6 +111,23 @@ func TestFaultKernels(t *testing.T) {
 				t.Errorf("fail line %q", r.FailLine)
 			}
 		}},
+		// A kernel stack overflow: the #PF on the guard page cannot push
+		// its frame, so #DF arrives on its own IST stack and dumps.
+		{fault: 5, outcome: qemu.Crashed, status: layout.StatusCPUException, check: func(t *testing.T, r *qemu.Result) {
+			wantDump(t, r, "*** CPU EXCEPTION 8 (double fault)", "kernel stack overflow", "RIP=", "R15=", "CR3=", "backtrace")
+		}},
+		// W^X (kernel/mm/vm.c): a write to kernel .text, a call into heap
+		// data and a call into stack data each end in a #PF dump naming the
+		// address the kernel announced, why it faulted and what it hit.
+		{fault: 6, outcome: qemu.Crashed, status: layout.StatusCPUException, check: func(t *testing.T, r *qemu.Result) {
+			wantPF(t, r, "fault: writing to kernel .text at ", "protection violation, write access", "kernel .text (read-only, executable)")
+		}},
+		{fault: 7, outcome: qemu.Crashed, status: layout.StatusCPUException, check: func(t *testing.T, r *qemu.Result) {
+			wantPF(t, r, "fault: calling heap data at ", "protection violation, instruction fetch access", "the kernel heap (read-write, no-execute)")
+		}},
+		{fault: 8, outcome: qemu.Crashed, status: layout.StatusCPUException, check: func(t *testing.T, r *qemu.Result) {
+			wantPF(t, r, "fault: calling stack data at ", "protection violation, instruction fetch access", "the kernel stack (read-write, no-execute)")
+		}},
 	}
 	for _, tt := range tests {
 		v := build.KernelVariant{Name: fmt.Sprintf("kernel-fault%d", tt.fault), Test: tt.test, Defines: []string{fmt.Sprintf("FLUID_FAULT=%d", tt.fault)}}
@@ -122,6 +139,78 @@ func TestFaultKernels(t *testing.T) {
 			}
 			tt.check(t, r)
 		})
+	}
+}
+
+// wantDump fails unless every want is part of some line of r's dump.
+func wantDump(t *testing.T, r *qemu.Result, wants ...string) {
+	t.Helper()
+	all := strings.Join(r.Dump, "\n")
+	for _, w := range wants {
+		if !strings.Contains(all, w) {
+			t.Errorf("the exception dump lacks %q:\n%s", w, all)
+		}
+	}
+}
+
+// wantPF checks a W^X fault kernel's #PF dump: the address the kernel
+// printed after announce is CR2 in the "page fault at" line, which says
+// why, and the next line names the region (vm_describe).
+func wantPF(t *testing.T, r *qemu.Result, announce, why, region string) {
+	t.Helper()
+	var addr string
+	for _, l := range r.Tail {
+		if strings.HasPrefix(l, announce) {
+			addr = strings.TrimPrefix(l, announce)
+		}
+	}
+	if addr == "" {
+		t.Fatalf("no %q line before the fault:\n%s", announce, strings.Join(r.Tail, "\n"))
+	}
+	wantDump(t, r, "*** CPU EXCEPTION 14 (page fault)", "page fault at "+addr+": "+why, "page fault: "+region, "CR2="+strings.TrimPrefix(addr, "0x"))
+}
+
+// TestHighMemory boots the test kernel with 6 GiB of RAM: QEMU puts 3 GiB
+// of it above 4 GiB, which the kernel must map, report and use: it writes
+// and reads back 1 MiB there at boot, and the in-kernel test
+// vm_high_memory_when_present checks the mapping and an allocation there.
+// (Every in-kernel test's own outcome is TestTestKernel's business.)
+func TestHighMemory(t *testing.T) {
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	_, img := kernelImage(t, b, build.KernelTest)
+	r, lines := boot(t, qemu.Options{Image: img, Memory: "6G", Icount: true})
+	if r.Outcome == qemu.Crashed || r.Outcome == qemu.TimedOut || r.Outcome == qemu.StartFailed {
+		t.Fatalf("6 GiB guest did not finish its tests:\n%s", r)
+	}
+	for _, want := range []string{
+		"vm: usable RAM above 4 GiB: 3072 MiB at 0x0000000100000000-0x00000001c0000000",
+		"vm: high memory: wrote and read back 1024 KiB at 0x0000000100000000",
+		"[ktest] PASS vm_high_memory_when_present",
+	} {
+		if !hasLine(lines, want) {
+			t.Errorf("no line %q:\n%s", want, strings.Join(lines, "\n"))
+		}
+	}
+}
+
+// TestNoLongModeCPU boots on a CPU model with long mode switched off:
+// stage 2 must refuse it with its message (screen and COM1) and exit 43
+// before the kernel runs.
+func TestNoLongModeCPU(t *testing.T) {
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	_, img := kernelImage(t, b, build.KernelNormal)
+	r, lines := boot(t, qemu.Options{Image: img, CPU: "qemu64,-lm"})
+	if r.Outcome != qemu.Failed || r.ExitStatus != layout.StatusBootError {
+		t.Fatalf("outcome %v exit %d, want Failed exit %d:\n%s", r.Outcome, r.ExitStatus, layout.StatusBootError, r)
+	}
+	const want = "stage2: FATAL: this CPU has no long mode (x86_64); Fluid OS needs an x86_64 CPU"
+	if r.FailLine != want {
+		t.Errorf("fail line %q, want %q", r.FailLine, want)
+	}
+	if hasLine(lines, "Fluid OS ") {
+		t.Errorf("the kernel ran on a CPU without long mode")
 	}
 }
 

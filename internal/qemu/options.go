@@ -115,6 +115,11 @@ type Options struct {
 	// Memory is the guest RAM size. Default: DefaultMemory.
 	Memory string
 
+	// CPU is the -cpu model with its feature switches (e.g. "qemu64,-lm",
+	// a CPU without long mode, which stage 2 must refuse). Default: QEMU's
+	// own under TCG (qemu64: x86_64 with NX), "host" under KVM.
+	CPU string
+
 	// Extra arguments appended to the command line.
 	Extra []string
 }
@@ -167,7 +172,7 @@ func (o Options) resolve(getenv func(string) string) (Options, error) {
 	}
 	for _, a := range o.Extra {
 		switch a {
-		case "-serial", "-monitor", "-display", "-no-reboot", "-qmp", "-gdb":
+		case "-serial", "-monitor", "-display", "-no-reboot", "-qmp", "-gdb", "-cpu":
 			return o, fmt.Errorf("%w: %s", ErrReservedArg, a)
 		}
 	}
@@ -214,9 +219,14 @@ func (o Options) argv() []string {
 		"-m", o.Memory,
 	}
 	if o.KVM {
-		a = append(a, "-accel", "kvm", "-cpu", "host")
+		a = append(a, "-accel", "kvm")
 	} else {
 		a = append(a, "-accel", "tcg")
+	}
+	if o.CPU != "" {
+		a = append(a, "-cpu", o.CPU)
+	} else if o.KVM {
+		a = append(a, "-cpu", "host")
 	}
 	if o.Icount {
 		a = append(a, "-icount", "shift=0,sleep=off", "-rtc", "clock=vm")

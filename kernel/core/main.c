@@ -148,21 +148,19 @@ static unsigned fault_stack_overflow(unsigned depth)
  * (both no-execute). Each must end in a #PF dump naming the address. */
 static void fault_wx(void)
 {
-	static volatile uint8_t stackless;
-	uint8_t buf[64];
+	volatile uint8_t buf[64];
 	volatile uint8_t *target;
 	if (FLUID_FAULT == 6) {
 		target = (volatile uint8_t *)(uintptr_t)kernel_main;
 		kprintf("fault: writing to kernel .text at 0x%016llx\n", (unsigned long long)(uintptr_t)target);
 		*target = 0xC3;
 	} else {
-		target = FLUID_FAULT == 7 ? (volatile uint8_t *)kmalloc(64) : (volatile uint8_t *)buf;
+		target = FLUID_FAULT == 7 ? (volatile uint8_t *)kmalloc(64) : buf;
 		target[0] = 0xC3; /* ret */
 		kprintf("fault: calling %s data at 0x%016llx\n", FLUID_FAULT == 7 ? "heap" : "stack",
 			(unsigned long long)(uintptr_t)target);
 		((void (*)(void))(uintptr_t)target)();
 	}
-	stackless = buf[0];
 }
 #endif
 
