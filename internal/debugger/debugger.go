@@ -33,12 +33,18 @@ type Session struct {
 	Timeout     time.Duration // QEMU lifetime bound; default 30 min
 }
 
+// GDBArchitecture is the gdb architecture of the kernel and the stub.
+const GDBArchitecture = "i386:x86-64"
+
 // Script returns the gdb command file for the session. Breakpoints on
 // functions that the kernel does not have (yet) are set as pending, so gdb
 // neither stops nor asks.
 func (s *Session) Script() string {
 	var b strings.Builder
 	b.WriteString("set pagination off\nset confirm off\nset breakpoint pending on\n")
+	// The x86_64 gdb stub of qemu-system-x86_64 sends the 64-bit register
+	// set from reset on; gdb must expect it before it connects.
+	fmt.Fprintf(&b, "set architecture %s\n", GDBArchitecture)
 	fmt.Fprintf(&b, "file %s\n", s.Kernel)
 	if s.SourceDir != "" {
 		fmt.Fprintf(&b, "directory %s\n", s.SourceDir)

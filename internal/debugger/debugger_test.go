@@ -27,10 +27,10 @@ func TestGDBStopsAtKernelMain(t *testing.T) {
 	}
 	defer stop()
 	// At the breakpoint (the function's first instruction) the arguments
-	// are on the stack: [esp+4] = magic, [esp+8] = boot_info pointer.
+	// are in the SysV x86_64 registers: RDI = magic, RSI = boot_info.
 	out, err := Batch(ctx, gdb, script, "bt 1",
-		"print/x *(unsigned int *)($esp+4)",
-		"print/x ((const struct boot_info *)*(unsigned int *)($esp+8))->magic",
+		"print/x (unsigned int)$rdi",
+		"print/x ((const struct boot_info *)$rsi)->magic",
 		"list kernel_main")
 	t.Logf("gdb output:\n%s", out)
 	if err != nil {
@@ -42,7 +42,7 @@ func TestGDBStopsAtKernelMain(t *testing.T) {
 	if !strings.Contains(out, "#0  kernel_main") {
 		t.Fatalf("backtrace does not start in kernel_main")
 	}
-	// BOOTINFO_MAGIC "FLBI" = 0x49424c46 in EAX (passed as magic) and in
+	// BOOTINFO_MAGIC "FLBI" = 0x49424c46 in EDI (passed as magic) and in
 	// boot_info, read through the kernel's own type information.
 	if strings.Count(out, "= 0x49424c46") != 2 {
 		t.Fatalf("gdb did not read BOOTINFO_MAGIC as kernel_main's magic and bi->magic")
@@ -56,7 +56,8 @@ func TestScriptSetsRitualBreakpoints(t *testing.T) {
 	s := &Session{Kernel: "build/kernel.elf", Port: 1234}
 	got := s.Script()
 	for _, want := range []string{"file build/kernel.elf", "target remote 127.0.0.1:1234",
-		"break kernel_main", "break module_execute", "break profiling_trigger_export", "set breakpoint pending on"} {
+		"break kernel_main", "break module_execute", "break profiling_trigger_export", "set breakpoint pending on",
+		"set architecture i386:x86-64"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("script lacks %q:\n%s", want, got)
 		}
