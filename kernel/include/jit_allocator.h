@@ -3,8 +3,15 @@
  *
  * A pool manages one contiguous region with an out-of-band, address-ordered
  * table of blocks (the region itself is never written by the allocator, so
- * a module overrunning its block cannot corrupt the bookkeeping). Paging is
- * identity-mapped without NX, so every pool byte is executable.
+ * a module overrunning its block cannot corrupt the bookkeeping).
+ *
+ * W^X (kernel/mm/vm.c): blocks are whole pages (JIT_GRANULE = a page), so
+ * each block has page permissions of its own. The pool keeps every page
+ * that is not in an allocated block read-write and no-execute; a block is
+ * handed out that way too. The module loader copies and relocates a module
+ * into its block, then makes the code pages read-only + executable with
+ * vm_protect; jit_free (and jit_pool_init, jit_pool_destroy) makes the
+ * pages read-write + no-execute again.
  *
  * Alignment: any power of two from 1 to JIT_MAX_ALIGN, on fresh and
  * fragmented pools alike. Allocation scans free blocks, computes the aligned
@@ -19,7 +26,7 @@
 #include <stdint.h>
 
 #define JIT_MAX_ALIGN   4096u  /* largest alignment jit_alloc honours (a page) */
-#define JIT_GRANULE     16u    /* block sizes and offsets are multiples of this */
+#define JIT_GRANULE     4096u  /* block sizes and offsets are multiples of this: a page */
 #define JIT_MAX_BLOCKS  256u   /* block descriptors per pool                    */
 
 struct jit_block {
@@ -46,9 +53,9 @@ struct jit_stats {
 	uint32_t allocs, frees, failures;
 };
 
-/* Manage [mem, mem+size): mem must be JIT_MAX_ALIGN-aligned and size at
- * least JIT_GRANULE (it is rounded down to a granule). 0 or -1 (see
- * jit_last_error). */
+/* Manage [mem, mem+size): mem must be JIT_MAX_ALIGN-aligned, mapped, and
+ * size at least JIT_GRANULE (it is rounded down to a granule); the pages
+ * become read-write + no-execute. 0 or -1 (see jit_last_error). */
 int jit_pool_init(struct jit_pool *p, void *mem, size_t size);
 
 /* Allocate a pool of size bytes from the kernel heap (kmalloc), page

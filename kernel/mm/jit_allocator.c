@@ -12,7 +12,12 @@
  *   - every off and size is a multiple of JIT_GRANULE, every size > 0;
  *   - no two neighbouring blocks are both free.
  * Since pool offsets are granule multiples and base is page aligned, every
- * pointer jit_alloc returns is at least JIT_GRANULE aligned.
+ * pointer jit_alloc returns is at least JIT_GRANULE (page) aligned.
+ *
+ * The page invariant (vm.h): every page of the pool outside an allocated
+ * block is mapped read-write + no-execute. jit_pool_init establishes it
+ * for the whole pool; jit_alloc hands out free pages (so RW+NX); jit_free
+ * restores it for the block it frees, whatever the loader made of it.
  *
  * Ownership: the pool never writes to the memory it manages (the table is
  * in struct jit_pool), and it does not zero or fill a block: a caller gets
@@ -28,6 +33,7 @@
 #include "jit_allocator.h"
 #include "heap.h"
 #include "string.h"
+#include "vm.h"
 
 /* Errors are static strings; last_error keeps the latest until the next
  * jit_alloc or jit_free clears it. */
@@ -62,6 +68,8 @@ int jit_pool_init(struct jit_pool *p, void *mem, size_t size)
 		return set_err(p, "pool size out of range");
 	p->base = (uintptr_t)mem;
 	p->size = (uint32_t)size & ~(JIT_GRANULE - 1);
+	if (vm_protect(mem, p->size, VM_R | VM_W) != 0)
+		return set_err(p, "pool memory is not mapped (vm_protect refused it)");
 	p->nblocks = 1;
 	p->blocks[0].off = 0;
 	p->blocks[0].size = p->size;
@@ -95,8 +103,10 @@ void jit_pool_destroy(struct jit_pool *p)
 {
 	if (!p)
 		return;
-	if (p->owned)
+	if (p->owned) {
+		vm_protect((void *)p->base, p->size, VM_R | VM_W); /* heap pages are RW+NX */
 		kfree(p->owned);
+	}
 	kfree(p);
 }
 
@@ -207,6 +217,8 @@ int jit_free(struct jit_pool *p, void *ptr)
 		return set_err(p, "pointer is not the start of a block");
 	if (!p->blocks[lo].used)
 		return set_err(p, "double free");
+	if (vm_protect(ptr, p->blocks[lo].size, VM_R | VM_W) != 0)
+		return set_err(p, "vm_protect refused the block: it is no longer mapped");
 	p->blocks[lo].used = 0;
 	p->frees++;
 	uint32_t i = lo;

@@ -23,9 +23,7 @@ static uint8_t *gpool_mem;
 static struct jit_pool gpool;
 
 /* A fresh test pool, from the heap like the workload's (the direct map,
- * below 4 GiB). Its pages are made executable here, as a stand-in: the
- * W^X path (loader copies, relocates, then vm_protect(code, R|X)) is the
- * module loader's; these hand-assembled modules only need to run. */
+ * below 4 GiB). */
 static int gpool_reset(void)
 {
 	if (!gpool_mem) {
@@ -34,9 +32,18 @@ static int gpool_reset(void)
 			return -1;
 		gpool_mem = (uint8_t *)(((uintptr_t)raw + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1));
 	}
-	if (vm_protect(gpool_mem, GUARD_POOL_BYTES, VM_R | VM_W | VM_X) != 0)
-		return -1;
 	return jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES);
+}
+
+/* The loaded module's block made executable (JIT blocks are RW+NX). A
+ * stand-in where the loader does not yet make code R+X itself (W^X is
+ * the module loader's: copy, relocate, then vm_protect(code, R|X)); the
+ * block is one page here, code and all, so it is made RWX. */
+static int gexec(struct module *m)
+{
+	if (vm_prot((uintptr_t)m->mem) & VM_X)
+		return 0;
+	return vm_protect(m->mem, JIT_GRANULE, VM_R | VM_W | VM_X);
 }
 
 static void gwr32(uint8_t *p, uint32_t v)
@@ -93,7 +100,7 @@ static struct module_record *run_code(const char *name, const uint8_t *code, uin
 	if (!rec)
 		return NULL;
 	struct module mod;
-	if (module_load(rec, m, GMOD_BYTES, &gpool, &mod) != 0) {
+	if (module_load(rec, m, GMOD_BYTES, &gpool, &mod) != 0 || gexec(&mod) != 0) {
 		*rc = -2;
 		return rec;
 	}
@@ -117,6 +124,7 @@ KTEST(guard_deadline_scales_with_calls)
 	struct module_record *r = module_record_new("spin3.mod");
 	struct module mod;
 	KT_EQ_U(module_load(r, m, GMOD_BYTES, &gpool, &mod), 0);
+	KT_EQ_U(gexec(&mod), 0);
 	KT_EQ_U(mod.deadline_ms, MODULE_DEADLINE_MS); /* header field 0: the default */
 	mod.runs = MODULE_RUNS;
 	mod.deadline_ms = SPIN_DEADLINE_MS;
