@@ -22,8 +22,8 @@ func TestKernelPayload(t *testing.T) {
 	text := bytes.Repeat([]byte{0xAB}, 0x30)
 	data := []byte("data")
 	p := writeELF(t, dir, elfSpec{entry: 0x100004, segs: []seg{
-		{vaddr: 0x101000, data: data, memsz: 0x200}, // out of order on purpose
-		{vaddr: 0x100000, data: text},
+		{paddr: 0x101000, data: data, memsz: 0x200}, // out of order on purpose
+		{paddr: 0x100000, data: text},
 	}})
 	hdr, payload, info, err := KernelPayload(p)
 	if err != nil {
@@ -72,15 +72,15 @@ func TestKernelPayloadErrors(t *testing.T) {
 		want string
 	}{
 		{"not ELF", nil, "not a readable ELF"},
-		{"x86-64", &elfSpec{machine: 62, entry: 0x100000, segs: []seg{{vaddr: 0x100000, data: code}}}, "want a 32-bit little-endian x86"},
-		{"relocatable", &elfSpec{etype: 1, entry: 0x100000, segs: []seg{{vaddr: 0x100000, data: code}}}, "want ET_EXEC"},
-		{"no PT_LOAD", &elfSpec{notLoad: true, entry: 0x100000, segs: []seg{{vaddr: 0x100000, data: code}}}, "no PT_LOAD"},
-		{"below 1 MiB", &elfSpec{entry: 0x7C00, segs: []seg{{vaddr: 0x7C00, data: code}}}, "below KERNEL_LOAD_MIN"},
-		{"entry outside", &elfSpec{entry: 0x200000, segs: []seg{{vaddr: 0x100000, data: code}}}, "entry point 0x200000 is outside"},
-		{"entry in bss", &elfSpec{entry: 0x100010, segs: []seg{{vaddr: 0x100000, data: code, memsz: 0x100}}}, "is outside"},
-		{"paddr differs", &elfSpec{entry: 0xC0000000, segs: []seg{{vaddr: 0xC0000000, paddr: 0x100000, data: code}}}, "paging off"},
-		{"overlap", &elfSpec{entry: 0x100000, segs: []seg{{vaddr: 0x100000, data: code, memsz: 0x100}, {vaddr: 0x100010, data: code}}}, "overlap"},
-		{"too big", &elfSpec{entry: 0x100000, segs: []seg{{vaddr: 0x100000, data: code}, {vaddr: 0x100000 + layout.KernelMaxSectors*512, data: code}}}, "more than KERNEL_MAX_SECTORS"},
+		{"i386", &elfSpec{machine: 3, entry: 0x100000, segs: []seg{{paddr: 0x100000, data: code}}}, "want a 64-bit little-endian x86_64"},
+		{"relocatable", &elfSpec{etype: 1, entry: 0x100000, segs: []seg{{paddr: 0x100000, data: code}}}, "want ET_EXEC"},
+		{"no PT_LOAD", &elfSpec{notLoad: true, entry: 0x100000, segs: []seg{{paddr: 0x100000, data: code}}}, "no PT_LOAD"},
+		{"below 1 MiB", &elfSpec{entry: 0x7C00, segs: []seg{{paddr: 0x7C00, data: code}}}, "below KERNEL_LOAD_MIN"},
+		{"entry outside", &elfSpec{entry: 0x200000, segs: []seg{{paddr: 0x100000, data: code}}}, "(physical 0x200000) is outside"},
+		{"entry in bss", &elfSpec{entry: 0x100010, segs: []seg{{paddr: 0x100000, data: code, memsz: 0x100}}}, "is outside"},
+		{"not higher half", &elfSpec{entry: 0x100000, segs: []seg{{paddr: 0x100000, vaddr: 0x100000, data: code}}}, "want paddr + KERNEL_VMA"},
+		{"overlap", &elfSpec{entry: 0x100000, segs: []seg{{paddr: 0x100000, data: code, memsz: 0x100}, {paddr: 0x100010, data: code}}}, "overlap"},
+		{"too big", &elfSpec{entry: 0x100000, segs: []seg{{paddr: 0x100000, data: code}, {paddr: 0x100000 + layout.KernelMaxSectors*512, data: code}}}, "more than KERNEL_MAX_SECTORS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

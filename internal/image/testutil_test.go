@@ -6,85 +6,85 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/layout"
 )
 
-// seg is one PT_LOAD segment of a hand-made ELF.
+// seg is one PT_LOAD segment of a hand-made ELF: paddr is where it loads,
+// vaddr where it is linked (0: paddr + layout.KernelVMA, the higher half
+// kernel/kernel.ld links at).
 type seg struct {
-	vaddr, paddr uint32
+	paddr, vaddr uint64
 	data         []byte
-	memsz        uint32
+	memsz        uint64
 }
 
-// elfSpec describes a hand-made 32-bit ELF executable.
+// elfSpec describes a hand-made 64-bit ELF executable.
 type elfSpec struct {
-	class   byte   // 1 = ELFCLASS32
-	machine uint16 // 3 = EM_386
+	machine uint16 // 62 = EM_X86_64
 	etype   uint16 // 2 = ET_EXEC
-	entry   uint32
+	entry   uint64 // physical: written as entry + layout.KernelVMA
 	segs    []seg
 	notLoad bool // write the segments as PT_NOTE instead of PT_LOAD
 }
 
-// writeELF writes a minimal ELF32 executable (no sections) and returns its path.
+// writeELF writes a minimal ELF64 executable (no sections) and returns its path.
 func writeELF(t testing.TB, dir string, s elfSpec) string {
 	t.Helper()
-	if s.class == 0 {
-		s.class = 1
-	}
 	if s.machine == 0 {
-		s.machine = 3
+		s.machine = 62
 	}
 	if s.etype == 0 {
 		s.etype = 2
 	}
-	const ehsize, phsize = 52, 32
+	const ehsize, phsize = 64, 56
 	le := binary.LittleEndian
 	var b bytes.Buffer
-	ident := []byte{0x7f, 'E', 'L', 'F', s.class, 1, 1}
+	ident := []byte{0x7f, 'E', 'L', 'F', 2, 1, 1}
 	b.Write(append(ident, make([]byte, 16-len(ident))...))
 	w := func(v any) { binary.Write(&b, le, v) }
 	w(s.etype)
 	w(s.machine)
 	w(uint32(1))
-	w(s.entry)
-	w(uint32(ehsize))
-	w(uint32(0)) // shoff
-	w(uint32(0)) // flags
+	w(s.entry + layout.KernelVMA)
+	w(uint64(ehsize)) // phoff
+	w(uint64(0))      // shoff
+	w(uint32(0))      // flags
 	w(uint16(ehsize))
 	w(uint16(phsize))
 	w(uint16(len(s.segs)))
-	w(uint16(40))
+	w(uint16(64))
 	w(uint16(0))
 	w(uint16(0))
-	off := uint32(ehsize + phsize*len(s.segs))
+	off := uint64(ehsize + phsize*len(s.segs))
 	off = (off + 15) &^ 15
-	offsets := make([]uint32, len(s.segs))
+	offsets := make([]uint64, len(s.segs))
 	for i, sg := range s.segs {
 		offsets[i] = off
 		typ := uint32(1) // PT_LOAD
 		if s.notLoad {
 			typ = 4
 		}
-		paddr := sg.paddr
-		if paddr == 0 {
-			paddr = sg.vaddr
+		vaddr := sg.vaddr
+		if vaddr == 0 {
+			vaddr = sg.paddr + layout.KernelVMA
 		}
 		memsz := sg.memsz
 		if memsz == 0 {
-			memsz = uint32(len(sg.data))
+			memsz = uint64(len(sg.data))
 		}
 		w(typ)
+		w(uint32(7)) // flags
 		w(off)
-		w(sg.vaddr)
-		w(paddr)
-		w(uint32(len(sg.data)))
+		w(vaddr)
+		w(sg.paddr)
+		w(uint64(len(sg.data)))
 		w(memsz)
-		w(uint32(7))
-		w(uint32(16))
-		off += (uint32(len(sg.data)) + 15) &^ 15
+		w(uint64(16))
+		off += (uint64(len(sg.data)) + 15) &^ 15
 	}
 	for i, sg := range s.segs {
-		for uint32(b.Len()) < offsets[i] {
+		for uint64(b.Len()) < offsets[i] {
 			b.WriteByte(0)
 		}
 		b.Write(sg.data)
@@ -118,8 +118,8 @@ func fixtures(t testing.TB, dir string) Spec {
 		t.Fatal(err)
 	}
 	kernel := writeELF(t, kdir, elfSpec{entry: 0x100010, segs: []seg{
-		{vaddr: 0x100000, data: bytes.Repeat([]byte("KERNTEXT"), 300)},
-		{vaddr: 0x102000, data: []byte("DATA"), memsz: 0x3000},
+		{paddr: 0x100000, data: bytes.Repeat([]byte("KERNTEXT"), 300)},
+		{paddr: 0x102000, data: []byte("DATA"), memsz: 0x3000},
 	}})
 	return Spec{
 		Out:       filepath.Join(dir, "out", "fluid.img"),
