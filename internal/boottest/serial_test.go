@@ -115,8 +115,8 @@ func TestNoSerialPort(t *testing.T) {
 	dir := t.TempDir()
 	vga := filepath.Join(dir, "vga.bin")
 	script := filepath.Join(dir, "noserial.gdb")
-	if err := os.WriteFile(script, []byte(fmt.Sprintf("set pagination off\nset confirm off\nfile %s\ntarget remote 127.0.0.1:%d\nbreak qemu_exit\n",
-		a.Kernel, port)), 0o644); err != nil {
+	if err := os.WriteFile(script, []byte(fmt.Sprintf("set pagination off\nset confirm off\nset architecture %s\nfile %s\ntarget remote 127.0.0.1:%d\nbreak qemu_exit\n",
+		debugger.GDBArchitecture, a.Kernel, port)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
