@@ -12,6 +12,8 @@
  *     pages: .text read-only + executable, .rodata/.ktests read-only +
  *     no-execute, .data/.bss read-write + no-execute, the guard pages below
  *     the kernel stack and the IST stacks not present;
+ *   - the page tables themselves: a fixed area of RAM right after the
+ *     kernel image (direct map), before the heap;
  *   - CR0.WP set (ring 0 honours read-only pages), EFER.NXE set.
  */
 #ifndef FLUID_VM_H
@@ -43,6 +45,10 @@ unsigned vm_prot(uint64_t va);
 /* What va is, for fault reports: "kernel .text (read-only, executable)",
  * "page 0 (NULL; not present)", ... (a static buffer). */
 const char *vm_describe(uint64_t va);
+
+/* Physical end of the page-table area vm_init reserves right after the
+ * kernel image; the heap starts there. */
+uintptr_t vm_tables_end(void);
 
 /* Usable RAM above 4 GiB (from E820): [*base, *end), 0 and 0 if none. */
 void vm_high_range(uint64_t *base, uint64_t *end);

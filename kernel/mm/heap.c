@@ -18,6 +18,7 @@
 #include "kernel.h"
 #include "panic.h"
 #include "string.h"
+#include "vm.h"
 
 #define HEAP_USED   0xA110C8EDu
 #define HEAP_FREE   0xF4EEB10Cu
@@ -43,10 +44,13 @@ static uintptr_t align_up(uintptr_t v, uintptr_t a)
 }
 
 /* The heap lives in the direct map (virtual = physical, RW+NX, vm.h): it
- * starts at the first page after the kernel image's physical end. */
+ * starts at the first page after the kernel image's physical end and the
+ * page-table area vm_init reserved there. */
 void heap_init(const struct boot_info *bi)
 {
 	uintptr_t kend = align_up((uintptr_t)__kernel_end - (uintptr_t)KERNEL_VMA, PAGE);
+	if (vm_tables_end() > kend)
+		kend = vm_tables_end(); /* vm.c's page tables come first */
 	uint32_t n = bi->e820_count > BOOTINFO_E820_MAX ? BOOTINFO_E820_MAX : bi->e820_count;
 	uint64_t best_end = 0;
 

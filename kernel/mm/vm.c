@@ -3,8 +3,12 @@
  * boot from a pool of page-table pages in .bss, and vm_protect for W^X.
  *
  * Invariants:
- *   - every table page comes from pool[] (in the kernel image), so the
- *     virtual address of a table is its physical address + KERNEL_VMA;
+ *   - every table page comes from the table area: POOL_PAGES pages of RAM
+ *     right after the kernel image (physical), reserved before the heap
+ *     (vm_tables_end); tables are reached at virtual = physical, through
+ *     stage 2's identity map while vm_init builds them and through the
+ *     direct map afterwards, and are zeroed when they are taken (stage 2
+ *     does not have to zero them as part of .bss);
  *   - non-leaf entries are present + writable + executable, so a leaf's
  *     bits alone decide a page's permissions;
  *   - no page is writable and executable at once, except where a caller of
@@ -34,7 +38,7 @@
 #define POOL_PAGES 64u
 #define FOUR_GIB   0x100000000ull
 
-static uint64_t pool[POOL_PAGES][512] __attribute__((aligned(PAGE_SIZE)));
+static uint64_t pool_base;   /* physical = virtual; 0 before vm_init */
 static unsigned pool_used;
 static uint64_t *pml4;
 static uint64_t high_base, high_end, high_next;
@@ -46,12 +50,27 @@ static uint64_t kphys(const void *p)
 
 static uint64_t *table_of(uint64_t e)
 {
-	return (uint64_t *)(uintptr_t)((e & PTE_ADDR) + KERNEL_VMA);
+	return (uint64_t *)(uintptr_t)(e & PTE_ADDR);
+}
+
+static uint64_t tphys(const uint64_t *t)
+{
+	return (uint64_t)(uintptr_t)t;
 }
 
 static uint64_t *alloc_table(void)
 {
-	return pool_used < POOL_PAGES ? pool[pool_used++] : NULL;
+	if (pool_used == POOL_PAGES)
+		return NULL;
+	uint64_t *t = (uint64_t *)(uintptr_t)(pool_base + (uint64_t)pool_used++ * PAGE_SIZE);
+	for (unsigned i = 0; i < 512; i++)
+		t[i] = 0;
+	return t;
+}
+
+uintptr_t vm_tables_end(void)
+{
+	return (uintptr_t)(pool_base + (uint64_t)POOL_PAGES * PAGE_SIZE);
 }
 
 static uint64_t leaf_bits(unsigned prot)
@@ -74,7 +93,7 @@ static uint64_t *pd_entry(uint64_t va, int create)
 			uint64_t *n = alloc_table();
 			if (!n)
 				return NULL;
-			*e = kphys(n) | TABLE;
+			*e = tphys(n) | TABLE;
 		}
 		t = table_of(*e);
 	}
@@ -97,7 +116,7 @@ static uint64_t *pt_entry(uint64_t va, int create)
 		uint64_t base = *pde & PDE_ADDR2M, bits = *pde & (PTE_NX | PTE_P | PTE_W);
 		for (unsigned i = 0; i < 512; i++)
 			pt[i] = (base + (uint64_t)i * PAGE_SIZE) | bits;
-		*pde = kphys(pt) | TABLE;
+		*pde = tphys(pt) | TABLE;
 		invlpg((void *)(uintptr_t)(va & ~(uint64_t)(LARGE_PAGE - 1)));
 	}
 	if (!(*pde & PTE_P)) {
@@ -106,7 +125,7 @@ static uint64_t *pt_entry(uint64_t va, int create)
 		uint64_t *pt = alloc_table();
 		if (!pt)
 			return NULL;
-		*pde = kphys(pt) | TABLE;
+		*pde = tphys(pt) | TABLE;
 	}
 	return &table_of(*pde)[(va >> 12) & 511];
 }
@@ -199,9 +218,18 @@ void vm_init(const struct boot_info *bi)
 	cpuid(0x80000001u, &a, &b, &c, &d);
 	if (!(d & (1u << 20)))
 		panic("vm: CPU has no NX bit (CPUID 0x80000001 EDX bit 20); stage 2 should have refused it");
-	pml4 = alloc_table();
 	uint64_t kend_phys = kphys(__kernel_end);
 	uint32_t n = bi->e820_count > BOOTINFO_E820_MAX ? BOOTINFO_E820_MAX : bi->e820_count;
+	pool_base = kend_phys;
+	int room = 0;
+	for (uint32_t i = 0; i < n; i++)
+		if (bi->e820[i].type == E820_USABLE && bi->e820[i].base <= pool_base &&
+		    bi->e820[i].base + bi->e820[i].length >= vm_tables_end())
+			room = 1;
+	if (!room)
+		panic("vm: no usable E820 RAM for the %u page-table pages at 0x%016llx (after the kernel); "
+		      "give the VM more memory", POOL_PAGES, (unsigned long long)pool_base);
+	pml4 = alloc_table();
 	uint64_t regions = 0, top = 0;
 
 	for (uint64_t r = 0; r < MIN_MAP; r += LARGE_PAGE)
@@ -224,12 +252,13 @@ void vm_init(const struct boot_info *bi)
 		map_4k(va, va - KERNEL_VMA, image_bits(va));
 
 	wrmsr(MSR_EFER, rdmsr(MSR_EFER) | EFER_NXE);
-	write_cr3(kphys(pml4));
+	write_cr3(tphys(pml4));
 	write_cr0(read_cr0() | CR0_WP);
 	find_high(bi, n);
 
 	kprintf("vm: direct map %llu MiB up to 0x%016llx (2 MiB pages; 4 KiB where permissions differ), "
-		"%u page-table pages\n", (unsigned long long)(regions * 2), (unsigned long long)top, pool_used);
+		"%u of %u page-table pages at 0x%llx\n", (unsigned long long)(regions * 2), (unsigned long long)top,
+		pool_used, POOL_PAGES, (unsigned long long)pool_base);
 	kprintf("vm: kernel 0x%016llx-0x%016llx: .text R+X, .rodata R+NX, .data/.bss RW+NX; "
 		"not present: page 0, stack guards; CR0.WP EFER.NXE on\n",
 		(unsigned long long)(uintptr_t)__kernel_start, (unsigned long long)(uintptr_t)__kernel_end);
@@ -299,6 +328,8 @@ const char *vm_describe(uint64_t va)
 		what = "the kernel stack";
 	else if (in(va, __data_start, __kernel_end))
 		what = "kernel .data/.bss";
+	else if (va >= pool_base && va < vm_tables_end())
+		what = "the page tables";
 	else if (va >= hs.start && va < hs.end)
 		what = "the kernel heap";
 	else if (va >= high_base && va < high_end)
