@@ -1,10 +1,10 @@
 /*
  * fmt.h — freestanding printf-style formatting.
  *
- * Conversions: %d %i %u %x %X %p %s %c %%.  Sizes: l (32-bit), ll (64-bit),
+ * Conversions: %d %i %u %x %X %p %s %c %%.  Sizes: l (long: 64-bit on x86_64), ll (64-bit),
  * z (size_t).  Flags: '-' (left-justify), '0' (zero-pad).  Width and
  * precision as decimal digits or '*'.  Precision: maximum bytes for %s,
- * minimum digits for integers (as in C).  %p prints "0x" and 8 hex digits.
+ * minimum digits for integers (as in C).  %p prints "0x" and at least 8 hex digits.
  * A NULL %s prints "(null)".  An unknown conversion is copied verbatim.
  */
 #ifndef FLUID_FMT_H

@@ -1,5 +1,6 @@
 /*
- * udivdi3.c — the 64-bit division helpers clang calls on i686
+ * udivdi3.c — the 64-bit division helpers clang calls on i686 (kept for the
+ * fmt_udivdi3 test and 32-bit host builds; x86_64 code divides inline)
  * (__udivdi3, __umoddi3, __divdi3, __moddi3, __udivmoddi4), since no
  * compiler runtime is linked.  No 64-bit '/' or '%' may appear in this file.
  */
