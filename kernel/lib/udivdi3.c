@@ -1,8 +1,9 @@
 /*
- * udivdi3.c — the 64-bit division helpers clang calls on i686 (kept for the
- * fmt_udivdi3 test and 32-bit host builds; x86_64 code divides inline)
+ * udivdi3.c — the 64-bit division helpers clang calls on i686
  * (__udivdi3, __umoddi3, __divdi3, __moddi3, __udivmoddi4), since no
- * compiler runtime is linked.  No 64-bit '/' or '%' may appear in this file.
+ * compiler runtime is linked. On x86_64 the compiler divides inline and
+ * never calls them; they stay for code built for i686 against this kernel
+ * API, and the fmt_udivdi3 test calls them directly.  No 64-bit '/' or '%' may appear in this file.
  */
 #include <stdint.h>
 #include "panic.h"
