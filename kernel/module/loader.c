@@ -179,9 +179,8 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 #define SVC_BLOCK_MAGIC 0x4B4C4253u /* "SBLK" */
 struct svc_block {
 	struct svc_block *prev, *next;
-	uint32_t magic, pad;
-	uint64_t pad64; /* x86_64: 32 bytes, a multiple of HEAP_ALIGN */
-};
+	uint32_t magic;
+} __attribute__((aligned(HEAP_ALIGN)));
 _Static_assert(sizeof(struct svc_block) % HEAP_ALIGN == 0, "svc_block keeps kmalloc's alignment");
 static struct svc_block *svc_blocks;
 
