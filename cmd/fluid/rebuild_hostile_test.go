@@ -19,6 +19,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/fluid-os/fluid/internal/image"
+	"github.com/fluid-os/fluid/internal/image/imagetest"
 	"github.com/fluid-os/fluid/internal/layout"
 	"github.com/fluid-os/fluid/internal/manifest"
 	"github.com/fluid-os/fluid/internal/release"
@@ -93,20 +94,8 @@ func writeTestImage(t *testing.T, dir string, files []image.File) string {
 	return out
 }
 
-// tinyKernel is an i686 ELF with one PT_LOAD segment at 1 MiB.
-func tinyKernel() []byte {
-	var b bytes.Buffer
-	w := func(v any) { binary.Write(&b, binary.LittleEndian, v) }
-	payload := []byte("kernel")
-	b.Write([]byte{0x7f, 'E', 'L', 'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
-	for _, v := range []any{uint16(2), uint16(3), uint32(1), uint32(0x100000), uint32(52), uint32(0), uint32(0),
-		uint16(52), uint16(32), uint16(1), uint16(40), uint16(0), uint16(0),
-		uint32(1), uint32(84), uint32(0x100000), uint32(0x100000), uint32(len(payload)), uint32(len(payload)), uint32(5), uint32(4)} {
-		w(v)
-	}
-	b.Write(payload)
-	return b.Bytes()
-}
+// tinyKernel is a kernel ELF with one PT_LOAD segment at 1 MiB.
+func tinyKernel() []byte { return imagetest.TinyKernelELF([]byte("kernel")) }
 
 // copyBuild is a Builder that "rebuilds" by copying img and man into build/.
 func copyBuild(img, man string) repro.Builder {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/fluid-os/fluid/internal/image"
+	"github.com/fluid-os/fluid/internal/image/imagetest"
 	"github.com/fluid-os/fluid/internal/layout"
 	"github.com/fluid-os/fluid/internal/manifest"
 	"github.com/fluid-os/fluid/internal/testutil"
@@ -99,37 +100,9 @@ func fakeBuild(root string, getenv func(string) string, variant string, env []st
 	})
 }
 
-// tinyELF is an i686 ELF executable with one PT_LOAD segment at 1 MiB
-// holding payload.
-func tinyELF(payload []byte) []byte {
-	const ehsize, phsize, base = 52, 32, 0x100000
-	var b bytes.Buffer
-	w := func(v any) { binary.Write(&b, binary.LittleEndian, v) }
-	b.Write([]byte{0x7f, 'E', 'L', 'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
-	w(uint16(2)) // ET_EXEC
-	w(uint16(3)) // EM_386
-	w(uint32(1))
-	w(uint32(base))            // entry
-	w(uint32(ehsize))          // phoff
-	w(uint32(0))               // shoff
-	w(uint32(0))               // flags
-	w(uint16(ehsize))          // ehsize
-	w(uint16(phsize))          // phentsize
-	w(uint16(1))               // phnum
-	w(uint16(40))              // shentsize
-	w(uint16(0))               // shnum
-	w(uint16(0))               // shstrndx
-	w(uint32(1))               // PT_LOAD
-	w(uint32(ehsize + phsize)) // offset
-	w(uint32(base))            // vaddr
-	w(uint32(base))            // paddr
-	w(uint32(len(payload)))    // filesz
-	w(uint32(len(payload)))    // memsz
-	w(uint32(5))               // R+X
-	w(uint32(4))               // align
-	b.Write(payload)
-	return b.Bytes()
-}
+// tinyELF is a kernel ELF with one PT_LOAD segment at 1 MiB holding
+// payload (imagetest.TinyKernelELF).
+func tinyELF(payload []byte) []byte { return imagetest.TinyKernelELF(payload) }
 
 // releaseRepo is a git repository with a kernel source and a toolchain lock.
 func releaseRepo(t *testing.T) string {
