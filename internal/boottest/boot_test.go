@@ -124,9 +124,11 @@ func TestFaultKernels(t *testing.T) {
 		}},
 		{fault: 7, outcome: qemu.Crashed, status: layout.StatusCPUException, check: func(t *testing.T, r *qemu.Result) {
 			wantPF(t, r, "fault: calling heap data at ", "protection violation, instruction fetch access", "the kernel heap (read-write, no-execute)")
+			wantDump(t, r, "page fault: called from 0xffffffff8")
 		}},
 		{fault: 8, outcome: qemu.Crashed, status: layout.StatusCPUException, check: func(t *testing.T, r *qemu.Result) {
 			wantPF(t, r, "fault: calling stack data at ", "protection violation, instruction fetch access", "the kernel stack (read-write, no-execute)")
+			wantDump(t, r, "page fault: called from 0xffffffff8")
 		}},
 	}
 	for _, tt := range tests {

@@ -44,12 +44,19 @@ void exception_dump(const struct int_frame *f)
 	kprintf("\n*** CPU EXCEPTION %u (%s) err=0x%08llx\n", (unsigned)f->vector, name, (ull)f->err);
 	vga_set_color(VGA_LIGHT_GREY, VGA_BLACK);
 	if (f->vector == EXC_PAGE_FAULT) {
-		kprintf("page fault at 0x%016llx: %s, %s access, %s mode%s%s\n", (ull)cr2,
+		kprintf("page fault at 0x%016llx: %s, %s access, %s mode%s\n", (ull)cr2,
 			(f->err & PF_PRESENT) ? "protection violation" : "page not present",
 			(f->err & PF_IFETCH) ? "instruction fetch" : (f->err & PF_WRITE) ? "write" : "read",
 			(f->err & PF_USER) ? "user" : "kernel",
-			(f->err & PF_RSVD) ? ", reserved bit set" : "", "");
+			(f->err & PF_RSVD) ? ", reserved bit set" : "");
 		kprintf("page fault: %s\n", vm_describe(cr2));
+		/* A fetch fault at a call target: nothing of the callee ran, so
+		 * the return address on top of the stack names the caller (the
+		 * RBP chain below starts one frame further out). */
+		if ((f->err & PF_IFETCH) && f->rip == cr2 && !(f->rsp & 7) && (vm_prot(f->rsp) & VM_R) &&
+		    (vm_prot(f->rsp + 7) & VM_R))
+			kprintf("page fault: called from 0x%016llx (the return address at RSP)\n",
+				(ull)*(const uint64_t *)(uintptr_t)f->rsp);
 	}
 	if (f->vector == EXC_PAGE_FAULT || f->vector == EXC_DOUBLE_FAULT) {
 		uintptr_t guard = (uintptr_t)kernel_stack_guard;
