@@ -230,7 +230,7 @@ void vm_init(const struct boot_info *bi)
 		panic("vm: no usable E820 RAM for the %u page-table pages at 0x%016llx (after the kernel); "
 		      "give the VM more memory", POOL_PAGES, (unsigned long long)pool_base);
 	pml4 = alloc_table();
-	uint64_t regions = 0, top = 0;
+	uint64_t regions = 0, top = 0, beyond = 0;
 
 	for (uint64_t r = 0; r < MIN_MAP; r += LARGE_PAGE)
 		regions += map_region(r, kend_phys);
@@ -239,8 +239,11 @@ void vm_init(const struct boot_info *bi)
 		if (e->length == 0)
 			continue;
 		uint64_t end = e->base + e->length;
-		if (end > MAP_LIMIT)
+		if (end > MAP_LIMIT) {
+			if (e->type == E820_USABLE)
+				beyond += end - (e->base > MAP_LIMIT ? e->base : MAP_LIMIT);
 			end = MAP_LIMIT;
+		}
 		for (uint64_t r = e->base & ~(uint64_t)(LARGE_PAGE - 1); r < end; r += LARGE_PAGE) {
 			regions += map_region(r, kend_phys);
 			if (r + LARGE_PAGE > top)
@@ -262,6 +265,9 @@ void vm_init(const struct boot_info *bi)
 	kprintf("vm: kernel 0x%016llx-0x%016llx: .text R+X, .rodata R+NX, .data/.bss RW+NX; "
 		"not present: page 0, stack guards; CR0.WP EFER.NXE on\n",
 		(unsigned long long)(uintptr_t)__kernel_start, (unsigned long long)(uintptr_t)__kernel_end);
+	if (beyond)
+		kprintf("vm: %llu MiB of usable RAM above 512 GiB left unmapped (one PML4 entry of direct map)\n",
+			(unsigned long long)(beyond >> 20));
 	if (high_end > high_base)
 		kprintf("vm: usable RAM above 4 GiB: %llu MiB at 0x%016llx-0x%016llx\n",
 			(unsigned long long)((high_end - high_base) >> 20), (unsigned long long)high_base,
