@@ -503,6 +503,9 @@ func FuzzParse(f *testing.F) {
 		if uint64(m.ImageOffset)+uint64(len(m.Image)) > uint64(len(b)) || m.Entry >= m.CodeSize {
 			t.Fatalf("accepted module with out-of-range image/entry")
 		}
+		if m.ServicesVersion != ServicesVersion {
+			t.Fatalf("accepted a module built against services table version %d", m.ServicesVersion)
+		}
 	})
 }
 
