@@ -38,11 +38,18 @@ var misbehaving = []struct {
 // and packs it as a baseline module.
 func buildMisbehaving(t *testing.T, root, name string) []byte {
 	t.Helper()
+	return buildModuleWith(t, root, name, filepath.Join(root, "internal/modfmt/testdata/misbehave", name+".c"), filepath.Join(root, modfmt.IncludeDir))
+}
+
+// buildModuleWith compiles src and the module runtime against the
+// fluid_module.h in include and packs the result as baseline module name.
+func buildModuleWith(t *testing.T, root, name, src, include string) []byte {
+	t.Helper()
 	tc := toolchaintest.Find(t)
 	dir := t.TempDir()
-	flags := append(modfmt.CFlags(), "-fno-omit-frame-pointer", "-I"+filepath.Join(root, modfmt.IncludeDir))
+	flags := append(modfmt.CFlags(), "-fno-omit-frame-pointer", "-I"+include)
 	var objs []string
-	for i, src := range []string{filepath.Join(root, "internal/modfmt/testdata/misbehave", name+".c"), filepath.Join(root, modfmt.RuntimeDir, "runtime.c")} {
+	for i, src := range []string{src, filepath.Join(root, modfmt.RuntimeDir, "runtime.c")} {
 		obj := filepath.Join(dir, fmt.Sprintf("%d.o", i))
 		argv := append(append([]string{tc.Path("clang")}, flags...), "-c", src, "-o", obj)
 		if _, err := toolchaintest.Run(tc, "", argv...); err != nil {
@@ -60,6 +67,68 @@ func buildMisbehaving(t *testing.T, root, name string) []byte {
 		t.Fatalf("pack %s: %v", name, err)
 	}
 	return data
+}
+
+// TestBootStaleServicesModule boots the seven normal modules next to one
+// compiled against a fluid_module.h whose FLUID_SERVICES_VERSION is 0 (an
+// old copy of the header): the loader refuses it by name, with the versions
+// and what to do, before any of it runs; every normal module still passes,
+// and the run is a module failure that names it.
+func TestBootStaleServicesModule(t *testing.T) {
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	unlock := buildtest.Lock(t, b)
+	arts, err := b.All(t.Context())
+	if err != nil {
+		unlock()
+		t.Fatalf("build: %v", err)
+	}
+	hdr, err := os.ReadFile(filepath.Join(b.Root(), modfmt.IncludeDir, "fluid_module.h"))
+	if err != nil {
+		unlock()
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^#define FLUID_SERVICES_VERSION\s+\d+u$`)
+	if !re.Match(hdr) {
+		unlock()
+		t.Fatal("fluid_module.h: no #define FLUID_SERVICES_VERSION line to rewrite")
+	}
+	inc := t.TempDir()
+	if err := os.WriteFile(filepath.Join(inc, "fluid_module.h"), re.ReplaceAll(hdr, []byte("#define FLUID_SERVICES_VERSION  0u")), 0o644); err != nil {
+		unlock()
+		t.Fatal(err)
+	}
+	data := buildModuleWith(t, b.Root(), "stale", filepath.Join(b.Root(), "modules/fib/fib.c"), inc)
+	img, err := b.Image(t.Context(), build.ImageSpec{Name: "fluid-modfmt-stale.img", Kernel: arts.Kernel, Modules: arts.Modules,
+		Extra: []image.File{{Path: "/modules/stale.mod", Data: data}}})
+	unlock()
+	if err != nil {
+		t.Fatalf("image: %v", err)
+	}
+	res, lines := qemutest.Boot(t, qemu.Options{Image: img, Timeout: 2 * time.Minute})
+	log := strings.Join(lines, "\n")
+	if res.Outcome != qemu.Failed || res.ExitStatus != layout.StatusModuleFail {
+		t.Fatalf("outcome %v exit %d, want a module failure (exit %d):\n%s", res.Outcome, res.ExitStatus, layout.StatusModuleFail, log)
+	}
+	want := regexp.MustCompile(`(?m)^module stale(\.mod)?: refused: built against services table version 0, this kernel has 1; rebuild the module with this tree's modules/include/fluid_module\.h$`)
+	if !want.MatchString(log) {
+		t.Errorf("no line matching %s:\n%s", want, grepLines(lines, "stale"))
+	}
+	if strings.Contains(log, "check fib:") || strings.Contains(log, "module stale: result") {
+		t.Errorf("the refused module ran:\n%s", grepLines(lines, "stale"))
+	}
+	if !strings.Contains(res.EndLine, "stale") {
+		t.Errorf("end line %q does not name stale", res.EndLine)
+	}
+	ok := 0
+	for _, l := range lines {
+		if m := resultRE.FindStringSubmatch(l); m != nil && m[2] == "ok" {
+			ok++
+		}
+	}
+	if ok != len(arts.Modules) {
+		t.Errorf("%d normal modules passed, want %d:\n%s", ok, len(arts.Modules), log)
+	}
 }
 
 // TestBootMisbehavingModules boots an image holding a spinning module, one

@@ -13,11 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define FLUID_NO_SERVICES_RECORD 1 /* the kernel is not a module */
 #include "../../modules/include/fluid_module.h"
 
 /* ---- Parsing (pure: no kernel dependencies) ----------------------------- */
 
-#define MODPARSE_ERR_MAX 96u
+#define MODPARSE_ERR_MAX 160u
 
 /* A validated module file: every offset and size below has been checked
  * against the buffer it came from. */
@@ -34,6 +35,7 @@ struct modparse_info {
 	uint32_t reloc_count;
 	uint32_t profile_offset; /* FLUID_MOD_NO_OFFSET when the module has no hook */
 	uint32_t deadline_ms;    /* per entry call, <= FLUID_MOD_MAX_DEADLINE_MS; 0 = default */
+	uint32_t services_version; /* always FLUID_SERVICES_VERSION (checked) */
 };
 
 /* Validate buf[0..len) as a module file. Returns 0 and fills *out, or -1 and

@@ -176,24 +176,57 @@ static int run_one(struct fat32 *fs, const struct fat32_dirent *e, struct jit_po
 	return rc;
 }
 
-/* why = the names of the modules that did not pass, in run order
- * ("spin, nullwrite"), cut to fit; a refused module by its file name. */
-static void failed_names(char *why, size_t whylen)
+/*
+ * failed_names: why = everything that failed the run, for its FLUID-END
+ * line: the modules that did not pass, in run order ("spin, nullwrite"; a
+ * refused module by its file name), then the .mod files over the limit and
+ * the directories named *.mod that were not run ("3 module files over the
+ * limit of 32", "1 directory named *.mod").
+ *
+ * Invariant: the counts are never cut off. They are formatted first and
+ * room is kept for them; names that do not fit in what is left are
+ * counted instead ("and 5 more modules"), never cut in the middle. why
+ * is always NUL-terminated and never written past why[whylen - 1].
+ */
+static void failed_names(char *why, size_t whylen, uint32_t over, uint32_t bad)
 {
-	size_t n, len = 0;
-	const struct module_record *recs = module_records(&n);
+	char tail[96];
+	size_t tlen = 0;
+	tail[0] = '\0';
+	if (over)
+		tlen += (size_t)ksnprintf(tail, sizeof(tail), "%u module file%s over the limit of %u", over,
+					  over == 1 ? "" : "s", MODULE_MAX_RECORDS);
+	if (bad && tlen < sizeof(tail))
+		tlen += (size_t)ksnprintf(tail + tlen, sizeof(tail) - tlen, "%s%u director%s named *" MODULE_SUFFIX,
+					  tlen ? ", " : "", bad, bad == 1 ? "y" : "ies");
+	if (tlen >= sizeof(tail))
+		tlen = sizeof(tail) - 1;
 	why[0] = '\0';
-	for (size_t i = 0; i < n && len + 1 < whylen; i++) {
+	if (whylen == 0)
+		return;
+	/* Room for names: what the tail and ", and 32 more modules, " leave. */
+	const size_t more_max = 24;
+	size_t room = whylen > tlen + more_max + 1 ? whylen - tlen - more_max - 1 : 0;
+	size_t n, len = 0;
+	uint32_t untold = 0;
+	const struct module_record *recs = module_records(&n);
+	for (size_t i = 0; i < n; i++) {
 		if (recs[i].result == MODULE_OK)
 			continue;
-		int w = ksnprintf(why + len, whylen - len, "%s%s", len ? ", " : "",
-				  recs[i].name[0] ? recs[i].name : recs[i].file);
-		if (w < 0)
-			break;
-		len += (size_t)w;
+		const char *name = recs[i].name[0] ? recs[i].name : recs[i].file;
+		size_t need = strlen(name) + (len ? 2 : 0);
+		if (untold || len + need > room) {
+			untold++;
+			continue;
+		}
+		ksnprintf(why + len, whylen - len, "%s%s", len ? ", " : "", name);
+		len += need;
 	}
-	if (len >= whylen)
-		why[whylen - 1] = '\0';
+	if (untold)
+		len += (size_t)ksnprintf(why + len, whylen - len, "%sand %u more module%s", len ? ", " : "", untold,
+					 untold == 1 ? "" : "s");
+	if (tlen && len < whylen)
+		ksnprintf(why + len, whylen - len, "%s%s", len ? ", " : "", tail);
 }
 
 int workload_run(const struct boot_info *bi, char *why, size_t whylen)
@@ -263,6 +296,6 @@ int workload_run(const struct boot_info *bi, char *why, size_t whylen)
 	if (export_errors)
 		kprintf("workload: profile export reported %d error(s)\n", export_errors);
 	if (failed)
-		failed_names(why, whylen);
+		failed_names(why, whylen, list.over, list.bad);
 	return failed ? 1 : 0;
 }

@@ -45,6 +45,7 @@ static void make_code_module(uint8_t *m, const char *name, const uint8_t *code, 
 	gwr32(m + FLUID_MOD_OFF_ENTRY, 0);
 	gwr32(m + FLUID_MOD_OFF_RELOC_OFFSET, GMOD_BYTES);
 	gwr32(m + FLUID_MOD_OFF_PROFILE, FLUID_MOD_NO_OFFSET);
+	gwr32(m + FLUID_MOD_OFF_SERVICES, FLUID_SERVICES_VERSION);
 	uint8_t *img = m + FLUID_MOD_HDR_SIZE;
 	memset(img, 0x90, GCODE);
 	memcpy(img, code, n);
