@@ -101,6 +101,8 @@ type Parser struct {
 	inDump bool
 	tsc    uint64
 	hasTSC bool
+	endTSC uint64 // the last "run ended at tsc=" line's
+	hasEnd bool
 
 	capture Capture
 	errs    []error
@@ -237,6 +239,9 @@ func (p *Parser) status(l string) {
 	}
 	if !p.hasTSC {
 		p.tsc, p.hasTSC = ParseTSC(l)
+	}
+	if t, ok := ParseEndTSC(l); ok {
+		p.endTSC, p.hasEnd = t, true
 	}
 	if i := strings.Index(l, MarkerEnd); i >= 0 {
 		p.end = strings.TrimSpace(l[i:])
@@ -378,6 +383,9 @@ func (p *Parser) Dump() []string { return p.dump }
 
 // TSC is the TSC the kernel printed at kernel_main, if it did.
 func (p *Parser) TSC() (uint64, bool) { return p.tsc, p.hasTSC }
+
+// EndTSC is the TSC the kernel printed just before its FLUID-END line.
+func (p *Parser) EndTSC() (uint64, bool) { return p.endTSC, p.hasEnd }
 
 // Capture returns the frames seen so far and, when the capture is not
 // usable, an error joining one FrameError per bad frame (each wrapping
