@@ -9,6 +9,7 @@
 #include "exit.h"
 #include "fmt.h"
 #include "string.h"
+#include "timer.h"
 
 void qemu_exit(uint32_t code)
 {
