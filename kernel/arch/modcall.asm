@@ -24,10 +24,18 @@ section .text
 ; int module_call(fluid_entry_fn entry, const struct fluid_services *svc,
 ;                 int32_t *status)
 ; 0: the entry returned, its value is in *status.  1: aborted.
+;
+; The module is trusted with nothing it hands back: after the entry
+; returns, nothing the module could have changed is used before it is
+; restored. DS and SS are reloaded first (the module may have loaded
+; null or other selectors), ESP comes from module_call_esp, EBP and
+; EFLAGS (IF, DF, AC, ...) from the save area, and *status is reached
+; through the restored stack, not through the module's EBP.
 global module_call
 module_call:
 	push ebp
 	mov ebp, esp
+	pushfd
 	push ebx
 	push esi
 	push edi
@@ -38,11 +46,16 @@ module_call:
 	mov [module_call_esp], esp
 	push dword [ebp + 12]       ; svc
 	call [ebp + 8]              ; entry(svc)
-	mov ecx, [ebp + 16]
-	mov [ecx], eax              ; *status = the entry's return value
+	cli                         ; until the kernel's ESP and flags are back
+	cld
+	mov edx, eax                ; the entry's return value
+	mov cx, KERNEL_DATA_SEL
+	mov ds, cx
 	xor eax, eax
-.restore:
-	mov esp, [module_call_esp]
+.restore:                           ; EAX = 0 (EDX = status) or 1; DS = kernel
+	mov cx, KERNEL_DATA_SEL
+	mov ss, cx                  ; (interrupts are held until after the next
+	mov esp, [module_call_esp]  ;  instruction: SS and ESP change together)
 	mov dword [module_call_esp], 0
 	pop gs
 	pop fs
@@ -51,6 +64,12 @@ module_call:
 	pop edi
 	pop esi
 	pop ebx
+	popfd                       ; the kernel's IF, DF=0, AC
+	test eax, eax
+	jnz .done
+	mov ecx, [esp + 16]         ; status (EBP saved, return, entry, svc above)
+	mov [ecx], edx
+.done:
 	pop ebp
 	ret
 
@@ -58,6 +77,7 @@ module_call:
 ; module left, with interrupts as the handler set them (IF=1).
 global module_call_abort
 module_call_abort:
+	cli
 	cld
 	mov ax, KERNEL_DATA_SEL     ; DS/ES for the restore; module_call's
 	mov ds, ax                  ; own saved values are popped after it

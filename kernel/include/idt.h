@@ -31,8 +31,9 @@ struct int_frame {
 };
 
 typedef void (*int_handler)(struct int_frame *f);
-/* Looks at an exception nobody registered a handler for before the dump:
- * returns 1 when it took the exception (and made *f safe to return to),
+/* Looks at an exception nobody registered a handler for before the dump
+ * (or at a software interrupt to an unhandled vector >= 48, before the
+ * panic): returns 1 when it took the exception (and made *f safe to return to),
  * 0 to let the dump end the run. */
 typedef int (*int_filter)(struct int_frame *f);
 

@@ -384,8 +384,10 @@ int module_execute(struct module *m)
 	}
 	module_guard_disarm();
 	running = NULL;
+	/* Whether it returned or was stopped, the module may have changed
+	 * the x87 control word or MXCSR: the next module starts clean. */
+	module_guard_reset_cpu();
 	if (stopped) {
-		module_guard_reset_cpu();
 		svc_free_all();
 		r->result = (enum module_result)r->stop.why;
 		r->reason[0] = '\0'; /* the stop is the reason, not an earlier check */
