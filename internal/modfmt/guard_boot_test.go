@@ -38,11 +38,18 @@ var misbehaving = []struct {
 // and packs it as a baseline module.
 func buildMisbehaving(t *testing.T, root, name string) []byte {
 	t.Helper()
+	return buildTestModule(t, root, "misbehave", name)
+}
+
+// buildTestModule compiles internal/modfmt/testdata/<sub>/<name>.c as
+// buildMisbehaving describes.
+func buildTestModule(t *testing.T, root, sub, name string) []byte {
+	t.Helper()
 	tc := toolchaintest.Find(t)
 	dir := t.TempDir()
 	flags := append(modfmt.CFlags(), "-fno-omit-frame-pointer", "-I"+filepath.Join(root, modfmt.IncludeDir))
 	var objs []string
-	for i, src := range []string{filepath.Join(root, "internal/modfmt/testdata/misbehave", name+".c"), filepath.Join(root, modfmt.RuntimeDir, "runtime.c")} {
+	for i, src := range []string{filepath.Join(root, "internal/modfmt/testdata", sub, name+".c"), filepath.Join(root, modfmt.RuntimeDir, "runtime.c")} {
 		obj := filepath.Join(dir, fmt.Sprintf("%d.o", i))
 		argv := append(append([]string{tc.Path("clang")}, flags...), "-c", src, "-o", obj)
 		if _, err := toolchaintest.Run(tc, "", argv...); err != nil {
