@@ -108,6 +108,7 @@ type Parser struct {
 	// afterDone are the frames and error lines that arrived after the
 	// FRAMES-DONE line ("kind module (serial line n)").
 	afterDone []string
+	doneLine  int // the serial line of the FRAMES-DONE line, 0 before it
 
 	mods  []*ModuleRun
 	modIx map[string]*ModuleRun
@@ -312,7 +313,15 @@ func (p *Parser) frame(line string) {
 			p.errs = append(p.errs, &FrameError{Line: n, Problem: fmt.Sprintf("garbled FRAMES-DONE line %q", line)})
 			return
 		}
+		if p.capture.Done {
+			// The guest sends it once: a second one is another run's, or
+			// printed by a module (modules share the serial line). The
+			// first one's counts stand.
+			p.afterDone = append(p.afterDone, fmt.Sprintf("a second %s line (serial line %d)", strings.TrimSpace(MarkerFramesDone), n))
+			return
+		}
 		p.capture.Done, p.capture.DoneFrames, p.capture.DoneErrors = true, fr, er
+		p.doneLine = n
 	default:
 		if p.cur == nil {
 			return
@@ -395,6 +404,9 @@ func (p *Parser) Capture() (*Capture, error) {
 		errs = append(errs, fmt.Errorf("%w: %s", ErrRefused, noDone))
 	} else if len(errs) == 0 && (c.DoneFrames != len(c.Frames) || c.DoneErrors != len(c.Errors)) {
 		errs = append(errs, p.countError(&c))
+	} else if len(p.afterDone) > 0 {
+		// The guest sends nothing after FRAMES-DONE, whatever the counts say.
+		errs = append(errs, fmt.Errorf("%w: after the %s line (serial line %d) the log holds %s: the guest sends no frame after it (two runs joined, or lines a module printed?)", ErrRefused, strings.TrimSpace(MarkerFramesDone), p.doneLine, strings.Join(p.afterDone, ", ")))
 	}
 	if len(errs) > 0 {
 		return &c, errors.Join(errs...)
