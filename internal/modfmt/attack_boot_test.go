@@ -2,6 +2,7 @@ package modfmt_test
 
 import (
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -9,8 +10,10 @@ import (
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/build/buildtest"
 	"github.com/fluid-os/fluid/internal/image"
+	"github.com/fluid-os/fluid/internal/layout"
 	"github.com/fluid-os/fluid/internal/qemu"
 	"github.com/fluid-os/fluid/internal/qemu/qemutest"
+	"github.com/fluid-os/fluid/internal/serial"
 )
 
 // bootAttack boots an image holding the modules testdata/<mods> (each
@@ -67,5 +70,58 @@ func TestAttackExplore(t *testing.T) {
 		if !strings.HasPrefix(l, "@@FLUID-FRAME ") {
 			t.Log(l)
 		}
+	}
+}
+
+// TestBootProfileHookStopped boots the normal modules next to two modules
+// whose entry passes but whose profile dump hook (called by the kernel's
+// export, after every module ran) writes through NULL or never returns.
+// The guard stops each hook like an entry: no exception dump, no hang,
+// every module's summary frame is still sent, each stopped hook is a
+// FRAME-ERROR naming the module and NAME+0xOFF, and the run is a module
+// failure (exit 41) naming both.
+func TestBootProfileHookStopped(t *testing.T) {
+	res, lines := bootAttack(t, "hooks", true, 2*time.Minute, "attack/hookfault", "attack/hookspin")
+	log := strings.Join(lines, "\n")
+	if res.Outcome != qemu.Failed || res.ExitStatus != layout.StatusModuleFail {
+		t.Fatalf("outcome %v exit %d, want a module failure (exit %d):\n%s", res.Outcome, res.ExitStatus, layout.StatusModuleFail, log)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^@@FLUID-FRAME-ERROR kind=profraw module=hookfault reason=profile hook crashed: exception 14 \(#PF page fault\) at hookfault\+0x[0-9a-f]+$`),
+		regexp.MustCompile(`(?m)^@@FLUID-FRAME-ERROR kind=profraw module=hookspin reason=profile hook timed out after \d+ ms at hookspin\+0x[0-9a-f]+$`),
+		regexp.MustCompile(`(?m)^FLUID-END fail module: hookfault, hookspin$`),
+	} {
+		if !want.MatchString(log) {
+			t.Errorf("no line matching %s", want)
+		}
+	}
+	p, err := serial.ReadLog(strings.NewReader(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := map[string]*serial.ModuleRun{}
+	for _, m := range p.FailedModules() {
+		failed[m.Name] = m
+	}
+	for _, name := range []string{"hookfault", "hookspin"} {
+		if m := failed[name]; m == nil || len(m.Locs) == 0 {
+			t.Errorf("the host does not see %s as failed with a code location to symbolize: %+v", name, m)
+		}
+	}
+	capture, err := p.Capture()
+	if err != nil {
+		t.Fatalf("frames: %v", err)
+	}
+	summaries := map[string]bool{}
+	for _, s := range capture.Summaries() {
+		summaries[s.Module] = true
+	}
+	for _, m := range []string{"expr", "fib", "hash", "interp", "lz", "matrix", "sort", "hookfault", "hookspin"} {
+		if !summaries[m] {
+			t.Errorf("no summary frame for %s", m)
+		}
+	}
+	if capture.DoneFrames != 9 || capture.DoneErrors != 2 {
+		t.Errorf("FRAMES-DONE frames=%d errors=%d, want 9 and 2", capture.DoneFrames, capture.DoneErrors)
 	}
 }

@@ -201,7 +201,8 @@ func (p *Parser) module(l string) {
 	case strings.HasPrefix(rest, MarkerModuleSkipped):
 		m.Skipped = strings.TrimSpace(rest[len(MarkerModuleSkipped):])
 	case strings.HasPrefix(rest, MarkerModuleTimedOut), strings.HasPrefix(rest, MarkerModuleCrashed),
-		strings.HasPrefix(rest, MarkerModulePageFault), strings.HasPrefix(rest, MarkerModuleBacktrace):
+		strings.HasPrefix(rest, MarkerModulePageFault), strings.HasPrefix(rest, MarkerModuleBacktrace),
+		strings.HasPrefix(rest, MarkerModuleHook):
 		if len(m.Fault) < MaxDumpLines {
 			m.Fault = append(m.Fault, l)
 			m.Locs = append(m.Locs, ParseLocs(rest)...)

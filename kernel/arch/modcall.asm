@@ -24,17 +24,44 @@ section .text
 ; int module_call(fluid_entry_fn entry, const struct fluid_services *svc,
 ;                 int32_t *status)
 ; 0: the entry returned, its value is in *status.  1: aborted.
+; int module_call_hook(fluid_profile_fn hook, uint8_t *buf, uint32_t cap,
+;                      int32_t *status)
+; The same for a module's profile dump hook, hook(buf, cap).
 ;
-; The module is trusted with nothing it hands back: after the entry
-; returns, nothing the module could have changed is used before it is
-; restored. DS and SS are reloaded first (the module may have loaded
-; null or other selectors), ESP comes from module_call_esp, EBP and
-; EFLAGS (IF, DF, AC, ...) from the save area, and *status is reached
-; through the restored stack, not through the module's EBP.
+; The module is trusted with nothing it hands back: after it returns,
+; nothing the module could have changed is used before it is restored. DS
+; and SS are reloaded first (the module may have loaded null or other
+; selectors), ESP comes from module_call_esp, EBP and EFLAGS (IF, DF,
+; AC, ...) from the save area, and *status is a pointer in the save area,
+; not something reached through the module's EBP.
+;
+; The save area, from module_call_esp up: GS FS ES DS EDI ESI EBX EFLAGS
+; status EBP, then the return address.
 global module_call
 module_call:
 	push ebp
 	mov ebp, esp
+	push dword [ebp + 16]       ; status
+	call save                   ; (returns with the save area below it)
+	push dword [ebp + 12]       ; svc
+	call [ebp + 8]              ; entry(svc)
+	jmp returned
+
+global module_call_hook
+module_call_hook:
+	push ebp
+	mov ebp, esp
+	push dword [ebp + 20]       ; status
+	call save
+	push dword [ebp + 16]       ; cap
+	push dword [ebp + 12]       ; buf
+	call [ebp + 8]              ; hook(buf, cap)
+	jmp returned
+
+; Pushes the rest of the save area under the caller's status pointer and
+; records ESP in module_call_esp; returns to its caller on top of it.
+save:
+	pop eax                     ; our return address
 	pushfd
 	push ebx
 	push esi
@@ -44,15 +71,17 @@ module_call:
 	push fs
 	push gs
 	mov [module_call_esp], esp
-	push dword [ebp + 12]       ; svc
-	call [ebp + 8]              ; entry(svc)
+	jmp eax
+
+; The module returned (EAX = its value); anything but CS and EIP may be its.
+returned:
 	cli                         ; until the kernel's ESP and flags are back
 	cld
-	mov edx, eax                ; the entry's return value
+	mov edx, eax                ; the module's return value
 	mov cx, KERNEL_DATA_SEL
 	mov ds, cx
 	xor eax, eax
-.restore:                           ; EAX = 0 (EDX = status) or 1; DS = kernel
+.restore:                           ; EAX = 0 (EDX = value) or 1; DS = kernel
 	mov cx, KERNEL_DATA_SEL
 	mov ss, cx                  ; (interrupts are held until after the next
 	mov esp, [module_call_esp]  ;  instruction: SS and ESP change together)
@@ -65,9 +94,9 @@ module_call:
 	pop esi
 	pop ebx
 	popfd                       ; the kernel's IF, DF=0, AC
+	pop ecx                     ; status
 	test eax, eax
 	jnz .done
-	mov ecx, [esp + 16]         ; status (EBP saved, return, entry, svc above)
 	mov [ecx], edx
 .done:
 	pop ebp
@@ -83,4 +112,4 @@ module_call_abort:
 	mov ds, ax                  ; own saved values are popped after it
 	mov es, ax
 	mov eax, 1
-	jmp module_call.restore
+	jmp returned.restore

@@ -19,6 +19,8 @@
  * MODULE_PENDING after module_load; module_execute turns PENDING into
  * MODULE_OK or MODULE_FAIL exactly once, and refuses to run any record
  * that is not PENDING, so a refused or already-run module is never entered.
+ * After the runs, module_profile_call may turn OK or FAIL into CRASHED or
+ * TIMEOUT once (the profile hook was stopped; it is then forgotten).
  */
 #include "module.h"
 #include "console.h"
@@ -325,6 +327,41 @@ static void report_stop(struct module_record *r)
 			break;
 	}
 	kprintf("\n");
+}
+
+/* Invariant: r is one of records[0..nrecords) (module_records hands out
+ * only those), so the record may be written through its index. */
+int module_profile_call(const struct module_record *cr, uint8_t *buf, uint32_t cap, int32_t *ret, char *why,
+			size_t n)
+{
+	size_t i = (size_t)(cr - records);
+	if (i >= nrecords || !records[i].profile) {
+		ksnprintf(why, n, "no profile hook to call");
+		return -1;
+	}
+	struct module_record *r = &records[i];
+	struct module_stop ran = r->stop; /* empty: the module ran to the end */
+	memset(&r->stop, 0, sizeof(r->stop));
+	module_guard_arm(r, MODULE_HOOK_DEADLINE_MS);
+	int stopped = module_call_hook(r->profile, buf, cap, ret);
+	module_guard_disarm();
+	module_guard_reset_cpu();
+	if (!stopped) {
+		r->stop = ran;
+		return 0;
+	}
+	const struct module_stop *s = &r->stop;
+	char at[FLUID_MOD_NAME_MAX + 16];
+	where(at, sizeof at, r, s->eip);
+	if (s->why == MODULE_TIMEOUT)
+		ksnprintf(why, n, "profile hook timed out after %u ms at %s", s->ms, at);
+	else
+		ksnprintf(why, n, "profile hook crashed: exception %u (%s %s) at %s", s->vector,
+			  module_exception_mnemonic(s->vector), exception_name(s->vector), at);
+	kprintf("module %s: %s\n", r->name, why);
+	r->result = (enum module_result)s->why; /* the module did not run clean */
+	r->profile = NULL;
+	return -1;
 }
 
 /*

@@ -68,11 +68,13 @@ static uint32_t *pte_for(uint32_t addr)
 	return &pt[(addr >> 12) & PT_INDEX_MASK];
 }
 
-/* Calls hook(buf, cap) with the stack-protector canary address readable.
- * Returns the hook's value, or INT32_MIN when the canary address cannot be
- * made readable (reason in *why). */
-static int32_t call_hook(fluid_profile_fn hook, uint8_t *buf, uint32_t cap, const char **why)
+/* Calls r's hook(buf, cap) under the module guard, with the
+ * stack-protector canary address readable. Returns the hook's value, or
+ * INT32_MIN when the canary address cannot be made readable or the hook
+ * crashed or timed out (reason in *why). */
+static int32_t call_hook(const struct module_record *r, uint8_t *buf, uint32_t cap, const char **why)
 {
+	static char stopped[MODPARSE_ERR_MAX];
 	uint32_t base;
 	if (gs_base(&base) != 0) {
 		*why = "GS does not hold a readable GDT selector (compiler-rt reads its canary at %gs:0x14)";
@@ -86,7 +88,13 @@ static int32_t call_hook(fluid_profile_fn hook, uint8_t *buf, uint32_t cap, cons
 		*why = "the stack-protector canary address %gs:0x14 is not mapped (GS must be GDT_KERNEL_GS)";
 		return INT32_MIN;
 	}
-	return hook(buf, cap); /* mapped (or paging off / large page) */
+	/* mapped (or paging off / large page) */
+	int32_t ret = 0;
+	if (module_profile_call(r, buf, cap, &ret, stopped, sizeof stopped) != 0) {
+		*why = stopped;
+		return INT32_MIN;
+	}
+	return ret;
 }
 
 static const char *result_name(enum module_result r)
@@ -136,7 +144,7 @@ static int export_profraw(const struct prof_sink *sink, const struct module_reco
 {
 	const char *why = "";
 	char reason[96];
-	int32_t need = call_hook(r->profile, NULL, 0, &why);
+	int32_t need = call_hook(r, NULL, 0, &why);
 	if (need == INT32_MIN) {
 		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), why);
 		return -1;
@@ -152,7 +160,7 @@ static int export_profraw(const struct prof_sink *sink, const struct module_reco
 		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), reason);
 		return -1;
 	}
-	int32_t got = call_hook(r->profile, buf, (uint32_t)need, &why);
+	int32_t got = call_hook(r, buf, (uint32_t)need, &why);
 	int rc = 0;
 	if (got == INT32_MIN) {
 		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), why);
