@@ -125,3 +125,37 @@ func TestBootProfileHookStopped(t *testing.T) {
 		t.Errorf("FRAMES-DONE frames=%d errors=%d, want 9 and 2", capture.DoneFrames, capture.DoneErrors)
 	}
 }
+
+// TestBootABIBreakingModules boots the normal modules next to modules that
+// return but break the calling convention (EBP cleared, null segments, IF
+// and DF left flipped), one that leaves the x87 control word and MXCSR
+// changed with one after it that checks them, one that raises int 0x99,
+// and a spinning one after flagsret (which returns with interrupts off):
+// each returning module passes, the spinner is still stopped by the timer,
+// int 0x99 is the module's crash, and the run is a module failure naming
+// exactly softint and spin.
+func TestBootABIBreakingModules(t *testing.T) {
+	res, lines := bootAttack(t, "abi", true, 2*time.Minute, "attack/ebpret", "attack/dsret", "attack/flagsret",
+		"attack/fpuset", "attack/fpuvictim", "attack/softint", "misbehave/spin")
+	log := strings.Join(lines, "\n")
+	if res.Outcome != qemu.Failed || res.ExitStatus != layout.StatusModuleFail {
+		t.Fatalf("outcome %v exit %d, want a module failure (exit %d):\n%s", res.Outcome, res.ExitStatus, layout.StatusModuleFail, log)
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^module ebpret: result ok `),
+		regexp.MustCompile(`(?m)^module dsret: result ok `),
+		regexp.MustCompile(`(?m)^module flagsret: result ok `),
+		regexp.MustCompile(`(?m)^module fpuset: result ok `),
+		regexp.MustCompile(`(?m)^module fpuvictim: result ok `),
+		regexp.MustCompile(`(?m)^module softint: crashed: exception 153 \(#\? interrupt\) err=0x0 at softint\+0x[0-9a-f]+$`),
+		regexp.MustCompile(`(?m)^module spin: timed out after \d+ ms \(at spin\+0x[0-9a-f]+\)$`),
+		regexp.MustCompile(`(?m)^FLUID-END fail module: softint, spin$`),
+	} {
+		if !want.MatchString(log) {
+			t.Errorf("no line matching %s", want)
+		}
+	}
+	if res.Duration > 20*time.Second {
+		t.Errorf("the run took %v", res.Duration)
+	}
+}
