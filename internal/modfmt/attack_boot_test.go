@@ -20,6 +20,13 @@ import (
 // "sub/name"), next to the seven normal modules if normal is set.
 func bootAttack(t *testing.T, tag string, normal bool, timeout time.Duration, mods ...string) (*qemu.Result, []string) {
 	t.Helper()
+	return bootAttackFiles(t, tag, normal, timeout, nil, mods...)
+}
+
+// bootAttackFiles is bootAttack with more files for the image; a File
+// whose Src is "testdata:sub/name" gets that module's bytes.
+func bootAttackFiles(t *testing.T, tag string, normal bool, timeout time.Duration, files []image.File, mods ...string) (*qemu.Result, []string) {
+	t.Helper()
 	qemutest.Need(t)
 	b := buildtest.Builder(t)
 	unlock := buildtest.Lock(t, b)
@@ -41,6 +48,13 @@ func bootAttack(t *testing.T, tag string, normal bool, timeout time.Duration, mo
 	for _, m := range mods {
 		sub, name, _ := strings.Cut(m, "/")
 		spec.Extra = append(spec.Extra, image.File{Path: "/modules/" + name + ".mod", Data: buildTestModule(t, b.Root(), sub, name)})
+	}
+	for _, f := range files {
+		if m, ok := strings.CutPrefix(f.Src, "testdata:"); ok {
+			sub, name, _ := strings.Cut(m, "/")
+			f.Src, f.Data = "", buildTestModule(t, b.Root(), sub, name)
+		}
+		spec.Extra = append(spec.Extra, f)
 	}
 	img, err := b.Image(t.Context(), spec)
 	unlock()
@@ -157,5 +171,35 @@ func TestBootABIBreakingModules(t *testing.T) {
 	}
 	if res.Duration > 20*time.Second {
 		t.Errorf("the run took %v", res.Duration)
+	}
+}
+
+// TestBootModulesListingOddEntries: an upper-case file name (BADOP.MOD, a
+// module whose header says badop), a zero-length .mod file and a .mod
+// file whose long name does not fit the kernel's 63-character name buffer.
+// None of them is skipped silently: each is run or named with its reason.
+func TestBootModulesListingOddEntries(t *testing.T) {
+	long := "/modules/" + strings.Repeat("x", 70) + ".mod"
+	res, lines := bootAttackFiles(t, "listing", false, 2*time.Minute, []image.File{
+		{Path: "/modules/BADOP.MOD", Src: "testdata:misbehave/badop"},
+		{Path: "/modules/empty.mod", Data: []byte{}},
+		{Path: long, Src: "testdata:misbehave/badop"},
+	})
+	log := strings.Join(lines, "\n")
+	if res.ExitStatus != layout.StatusModuleFail {
+		t.Fatalf("outcome %v exit %d, want a module failure (exit %d):\n%s", res.Outcome, res.ExitStatus, layout.StatusModuleFail, log)
+	}
+	// The long name does not fit: the entry goes by its 8.3 alias, and the
+	// header's name then does not match it.
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^module badop: loaded \(baseline [0-9a-f]+\) from /modules/BADOP.MOD `),
+		regexp.MustCompile(`(?m)^module badop: crashed: exception 6 `),
+		regexp.MustCompile(`(?m)^module XXXXXX~1.MOD: refused: the header names module "badop": rename the file to badop.mod$`),
+		regexp.MustCompile(`(?m)^module empty.mod: refused: file size 0 is not in 1\.\.\d+$`),
+		regexp.MustCompile(`(?m)^FLUID-END fail module: badop, XXXXXX~1.MOD, empty.mod$`),
+	} {
+		if !want.MatchString(log) {
+			t.Errorf("no line matching %s", want)
+		}
 	}
 }
