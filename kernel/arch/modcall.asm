@@ -103,11 +103,14 @@ returned:
 	ret
 
 ; Not a function: the abort paths jump or iret here, on whatever stack the
-; module left, with interrupts as the handler set them (IF=1).
+; module left, with interrupts as the handler set them (IF=1), or arrive by
+; the double-fault task's return on the stack module_call saved.
 global module_call_abort
 module_call_abort:
 	cli
 	cld
+	clts                        ; the double-fault path comes back by a task
+	                            ; switch, which sets CR0.TS (the FPU would #NM)
 	mov ax, KERNEL_DATA_SEL     ; DS/ES for the restore; module_call's
 	mov ds, ax                  ; own saved values are popped after it
 	mov es, ax

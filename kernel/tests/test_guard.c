@@ -11,6 +11,7 @@
 #include "crc32.h"
 #include "fpu.h"
 #include "gdt.h"
+#include "idt.h"
 #include "heap.h"
 #include "jit_allocator.h"
 #include "ktest.h"
@@ -300,4 +301,36 @@ KTEST(guard_unhandled_software_interrupt_is_crashed)
 	KT_EQ_U(r->result, MODULE_CRASHED);
 	KT_EQ_U(r->stop.vector, 0x99);
 	KT_EQ_U(r->stop.eip - r->base, 3);
+}
+
+/* A module that runs its stack into unmapped memory: the CPU cannot push
+ * the exception frame, a double fault (its own task). The guard takes it
+ * like any exception in the module, and the kernel's stack comes back. */
+KTEST(guard_module_stack_overflow_is_crashed)
+{
+	static const struct {
+		const char *name;
+		uint8_t code[8];
+		uint32_t n, off;
+	} cases[] = {
+		/* mov esp, 0x1000 (just above the unmapped NULL page); nop; ud2 */
+		{ "badesp", { 0xBC, 0x00, 0x10, 0, 0, 0x90, 0x0F, 0x0B }, 8, 6 },
+		/* again: call again (recursion into the kernel stack's guard page) */
+		{ "recurse", { 0xE8, 0xFB, 0xFF, 0xFF, 0xFF }, 5, 0 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+		module_records_reset();
+		int rc = 0;
+		struct module_record *r = run_code(cases[i].name, cases[i].code, cases[i].n, 1000, &rc);
+		if (rc != -1 || r->result != MODULE_CRASHED || r->stop.vector != EXC_DOUBLE_FAULT ||
+		    r->stop.eip - r->base != cases[i].off)
+			ktest_fail(__FILE__, __LINE__, "%s: rc %d result %s vector %u at +0x%x, want CRASHED 8 at +0x%x",
+				   cases[i].name, rc, module_result_word(r->result), r->stop.vector,
+				   r->stop.eip - r->base, cases[i].off);
+		/* twice: the double-fault task is ready again */
+		struct module_record *next = run_code("after", code_ok, sizeof code_ok, 1000, &rc);
+		KT_EQ_U(rc, 0);
+		KT_EQ_U(next->result, MODULE_OK);
+	}
 }
