@@ -78,7 +78,7 @@ func TestAttackExplore(t *testing.T) {
 		}
 		mods = append(mods, m)
 	}
-	res, lines := bootAttack(t, "explore", os.Getenv("NORMAL") != "", time.Minute, mods...)
+	res, lines := bootAttack(t, "explore", os.Getenv("NORMAL") != "", exploreTimeout(), mods...)
 	t.Logf("outcome %v exit %d in %v: %s", res.Outcome, res.ExitStatus, res.Duration.Round(time.Millisecond), res.Reason)
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "@@FLUID-FRAME ") {
@@ -202,4 +202,11 @@ func TestBootModulesListingOddEntries(t *testing.T) {
 			t.Errorf("no line matching %s", want)
 		}
 	}
+}
+
+func exploreTimeout() time.Duration {
+	if d, err := time.ParseDuration(os.Getenv("ATTACK_TIMEOUT")); err == nil {
+		return d
+	}
+	return time.Minute
 }

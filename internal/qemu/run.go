@@ -371,10 +371,7 @@ func runOnce(ctx context.Context, o Options) *Result {
 	r.Modules = sc.status.Modules()
 
 	if killedBy != "" {
-		r.Outcome, r.Reason = TimedOut, "guest "+killedBy
-		if r.EndLine != "" {
-			r.Reason += fmt.Sprintf(" (it had printed %q)", r.EndLine)
-		}
+		r.Outcome, r.Reason = TimedOut, timeoutReason(killedBy, r.EndLine, r.Modules)
 		return r
 	}
 	var exitErr *exec.ExitError
@@ -389,6 +386,23 @@ func runOnce(ctx context.Context, o Options) *Result {
 	}
 	r.Outcome, r.Reason = classify(r.ExitStatus, sc, r.Stderr)
 	return r
+}
+
+// timeoutReason is the reason of a run QEMU was killed in: with the END
+// line if the guest printed one, else naming the module that was running
+// (loaded, no result line) when one was: the kernel's deadline could not
+// stop it, which needs a timer interrupt.
+func timeoutReason(killedBy, end string, mods []*serial.ModuleRun) string {
+	reason := "guest " + killedBy
+	if end != "" {
+		return reason + fmt.Sprintf(" (it had printed %q)", end)
+	}
+	if n := len(mods); n > 0 {
+		if m := mods[n-1]; m.Variant != "" && m.Result == "" && len(m.Fault) == 0 {
+			reason += fmt.Sprintf("; module %s was running (loaded, no result line): it never gave control back and its deadline did not stop it, which needs timer interrupts (does it disable interrupts, cli, or halt with them off?)", m.Name)
+		}
+	}
+	return reason
 }
 
 // classify turns QEMU's exit status and what the serial port said into an
