@@ -112,6 +112,8 @@ type Parser struct {
 
 	mods  []*ModuleRun
 	modIx map[string]*ModuleRun
+	// running is the module between its loaded and result lines, or "".
+	running string
 }
 
 // ModuleRun is what the loader's lines said about one module (or /modules
@@ -173,6 +175,12 @@ func (p *Parser) module(l string) {
 	if !ok {
 		return
 	}
+	if p.running != "" && name != p.running {
+		// Between a module's loaded and result lines only that module's
+		// lines are the kernel's: a line about another module is the
+		// running module's own output (it prints on the same serial line).
+		return
+	}
 	m := p.modIx[name]
 	if m == nil {
 		if p.modIx == nil {
@@ -188,6 +196,7 @@ func (p *Parser) module(l string) {
 		if len(f) == 2 {
 			m.Variant, m.Hash = f[0], f[1]
 		}
+		p.running = name
 	case strings.HasPrefix(rest, MarkerModuleResult):
 		r := rest[len(MarkerModuleResult):]
 		if f := strings.Fields(r); len(f) > 0 {
@@ -196,6 +205,7 @@ func (p *Parser) module(l string) {
 		if _, why, ok := strings.Cut(r, ": "); ok {
 			m.ResultWhy = strings.TrimSpace(why)
 		}
+		p.running = ""
 	case strings.HasPrefix(rest, MarkerModuleRefused):
 		m.Refused = strings.TrimSpace(rest[len(MarkerModuleRefused):])
 	case strings.HasPrefix(rest, MarkerModuleSkipped):
