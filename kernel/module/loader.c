@@ -174,8 +174,10 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
  * takes it out, so a module that is stopped half-way has its blocks freed.
  * Invariant: every block on the list came from svc_alloc during the current
  * module_execute, carries SVC_BLOCK_MAGIC and was not passed to svc_free;
- * the list is emptied at the start of every module_execute (blocks a
- * finished module kept stay its own). A pointer without the magic is never
+ * the list is emptied at the start of every module_execute and freed at
+ * its end, whether the module returned or was stopped (a module that kept
+ * the heap would otherwise starve every module after it, which would then
+ * be refused in its place). A pointer without the magic is never
  * unlinked: kfree gets it as it is and names what is wrong with it.
  */
 #define SVC_BLOCK_MAGIC 0x4B4C4253u /* "SBLK" */
@@ -373,10 +375,11 @@ int module_profile_call(const struct module_record *cr, uint8_t *buf, uint32_t c
  * kernel's services: it is validated for shape, not sandboxed, but the
  * guard (guard.c) stops it at a CPU exception in its own code or when it
  * overruns m->deadline_ms x m->runs. A stopped module's call is not counted
- * (calls and cycles_* cover the calls that returned), its heap blocks and
- * its pool block are freed and its profile hook forgotten: it gets no
- * profile. reason keeps the first failure (a nonzero status, a failed
- * check, or the stop).
+ * (calls and cycles_* cover the calls that returned), its pool block is
+ * freed and its profile hook forgotten: it gets no profile. Every module's
+ * heap blocks are freed when module_execute returns, stopped or not.
+ * reason keeps the first failure (a nonzero status, a failed check, or the
+ * stop).
  */
 int module_execute(struct module *m)
 {
@@ -436,7 +439,9 @@ int module_execute(struct module *m)
 		m->entry = NULL;
 		return -1;
 	}
-	svc_blocks = NULL;
+	/* The module will not run again (its profile hook uses no heap):
+	 * what it kept would starve the modules after it. */
+	svc_free_all();
 	if (r->checks_failed)
 		ok = 0;
 	r->result = ok ? MODULE_OK : MODULE_FAIL;

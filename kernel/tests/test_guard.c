@@ -334,3 +334,25 @@ KTEST(guard_module_stack_overflow_is_crashed)
 		KT_EQ_U(next->result, MODULE_OK);
 	}
 }
+
+/* A module that returns keeping heap blocks does not keep them: the next
+ * module must not find the heap short (hash, sort, lz and matrix allocate). */
+KTEST(guard_finished_module_heap_is_freed)
+{
+	/* mov ebx, [esp+4]; push 100; call [ebx+16] (alloc);
+	 * push 200; call [ebx+16]; add esp, 8; xor eax, eax; ret */
+	static const uint8_t keep[] = { 0x8B, 0x5C, 0x24, 0x04, 0x6A, 0x64, 0xFF, 0x53, 0x10, 0x68, 0xC8, 0, 0,
+					0, 0xFF, 0x53, 0x10, 0x83, 0xC4, 0x08, 0x31, 0xC0, 0xC3 };
+	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	module_records_reset();
+	struct heap_stats before, after;
+	heap_stats(&before);
+	int rc = -3;
+	struct module_record *r = run_code("keep", keep, sizeof keep, 1000, &rc);
+	KT_EQ_U(rc, 0);
+	KT_EQ_U(r->result, MODULE_OK);
+	heap_stats(&after);
+	KT_EQ_U(after.free, before.free);
+	KT_EQ_U(after.blocks, before.blocks);
+	heap_check();
+}
