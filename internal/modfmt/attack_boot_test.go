@@ -148,11 +148,12 @@ func TestBootProfileHookStopped(t *testing.T) {
 // changed with one after it that checks them, one that raises int 0x99,
 // and a spinning one after flagsret (which returns with interrupts off):
 // each returning module passes, the spinner is still stopped by the timer,
-// int 0x99 is the module's crash, and the run is a module failure naming
-// exactly softint and spin.
+// int 0x99 is the module's crash, the crash of a module whose last print
+// did not end its line (nonl) is still on a line of its own, and the run
+// is a module failure naming exactly nonl, softint and spin.
 func TestBootABIBreakingModules(t *testing.T) {
 	res, lines := bootAttack(t, "abi", true, 2*time.Minute, "attack/ebpret", "attack/dsret", "attack/flagsret",
-		"attack/fpuset", "attack/fpuvictim", "attack/softint", "misbehave/spin")
+		"attack/fpuset", "attack/fpuvictim", "attack/nonl", "attack/softint", "misbehave/spin")
 	log := strings.Join(lines, "\n")
 	if res.Outcome != qemu.Failed || res.ExitStatus != layout.StatusModuleFail {
 		t.Fatalf("outcome %v exit %d, want a module failure (exit %d):\n%s", res.Outcome, res.ExitStatus, layout.StatusModuleFail, log)
@@ -165,7 +166,8 @@ func TestBootABIBreakingModules(t *testing.T) {
 		regexp.MustCompile(`(?m)^module fpuvictim: result ok `),
 		regexp.MustCompile(`(?m)^module softint: crashed: exception 153 \(#\? interrupt\) err=0x0 at softint\+0x[0-9a-f]+$`),
 		regexp.MustCompile(`(?m)^module spin: timed out after \d+ ms \(at spin\+0x[0-9a-f]+\)$`),
-		regexp.MustCompile(`(?m)^FLUID-END fail module: softint, spin$`),
+		regexp.MustCompile(`(?m)^module nonl: crashed: exception 6 \(#UD invalid opcode\) err=0x0 at nonl\+0x[0-9a-f]+$`),
+		regexp.MustCompile(`(?m)^FLUID-END fail module: nonl, softint, spin$`),
 	} {
 		if !want.MatchString(log) {
 			t.Errorf("no line matching %s", want)

@@ -272,6 +272,7 @@ static int svc_check(const char *name, uint64_t got, uint64_t expected)
 		if (!r->reason[0])
 			ksnprintf(r->reason, sizeof(r->reason), "check %s failed", name);
 	}
+	console_line_start();
 	kprintf("check %s: %s FAIL got=%llu (0x%llx) want=%llu (0x%llx)\n", r ? r->name : "?", name,
 		(unsigned long long)got, (unsigned long long)got, (unsigned long long)expected,
 		(unsigned long long)expected);
@@ -424,6 +425,7 @@ int module_execute(struct module *m)
 	}
 	module_guard_disarm();
 	running = NULL;
+	console_line_start(); /* its last print may not have ended its line */
 	/* Whether it returned or was stopped, the module may have changed
 	 * the x87 control word or MXCSR: the next module starts clean. */
 	module_guard_reset_cpu();
