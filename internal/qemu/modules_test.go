@@ -78,3 +78,28 @@ func TestTimeoutNamesRunningModule(t *testing.T) {
 		})
 	}
 }
+
+// TestModuleOutputIsNoExceptionDump: a module prints on the serial line
+// too, so a module that prints the exception marker (an interpreter echoing
+// its input, or a liar) must not turn a run the guest passed (exit 33 and
+// FLUID-END pass) into a crash: only the kernel's exit 39 says a dump is
+// real.
+func TestModuleOutputIsNoExceptionDump(t *testing.T) {
+	log := "Fluid OS dev (BareFlow-LLVM)\r\n" +
+		"module liar: loaded (baseline 0011223344556677) from /modules/liar.mod at 0x00400000, 900 bytes\r\n" +
+		"*** CPU EXCEPTION 14 (page fault) err=0x00000002\r\n" +
+		"module liar: result ok calls=3 cycles total=1 min=1 max=1 checks=0/0\r\n" +
+		"FLUID-END pass\r\n"
+	sc := newScanner(nil)
+	sc.write([]byte(log))
+	sc.flush()
+	if o, reason := classify(layout.StatusPass, sc, ""); o != Passed {
+		t.Errorf("outcome %v (%s), want Passed", o, reason)
+	}
+	if o, reason := classify(layout.StatusModuleFail, sc, ""); o != Failed {
+		t.Errorf("exit 41: outcome %v (%s), want Failed", o, reason)
+	}
+	if o, _ := classify(layout.StatusCPUException, sc, ""); o != Crashed {
+		t.Errorf("exit 39: outcome %v, want Crashed", o)
+	}
+}

@@ -411,7 +411,10 @@ func classify(status int, sc *scanner, stderr string) (Outcome, string) {
 	end, fail, dump := sc.status.EndLine(), sc.status.FailLine(), sc.status.Dump()
 	passMarker := sc.status.Passed()
 	switch {
-	case len(dump) > 0:
+	// A dump line in a run the kernel ended normally (EXIT_PASS, or a
+	// module failure) was printed by a module: modules share the serial
+	// line. The kernel's own dump never comes back to those exits.
+	case len(dump) > 0 && status != layout.StatusPass && status != layout.StatusModuleFail:
 		return Crashed, fmt.Sprintf("CPU exception: %s", dump[0])
 	case status == layout.StatusPass && passMarker:
 		return Passed, "guest exited with EXIT_PASS and printed " + serial.MarkerPass
