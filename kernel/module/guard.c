@@ -19,6 +19,8 @@
 #include "module.h"
 #include "timer.h"
 
+#define EXC_DEBUG          1u
+#define EFLAGS_TF          0x100u
 #define EXC_NMI            2u
 #define EXC_MACHINE_CHECK  18u
 #define EFLAGS_RESERVED1   0x2u
@@ -69,8 +71,17 @@ static void record(uint32_t why, uint32_t eip, uint64_t now)
 
 static int guard_exception(struct int_frame *f)
 {
-	if (!g.stop || !module_call_esp || f->vector == EXC_NMI || f->vector == EXC_MACHINE_CHECK ||
-	    !in_module(f->eip))
+	if (!g.stop || !module_call_esp || f->vector == EXC_NMI || f->vector == EXC_MACHINE_CHECK)
+		return 0;
+	if (f->vector == EXC_DEBUG && (f->eflags & EFLAGS_TF) && !in_module(f->eip)) {
+		/* The module set the trap flag and then returned or called a
+		 * service: the kernel is not to be single-stepped (and nothing
+		 * here debugs it). Clear TF and go on; module_call restores the
+		 * kernel's flags when the module returns. */
+		f->eflags &= ~EFLAGS_TF;
+		return 1;
+	}
+	if (!in_module(f->eip))
 		return 0;
 	struct module_stop *s = g.stop;
 	record(MODULE_CRASHED, f->eip, timer_ticks());

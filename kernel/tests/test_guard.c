@@ -356,3 +356,19 @@ KTEST(guard_finished_module_heap_is_freed)
 	KT_EQ_U(after.blocks, before.blocks);
 	heap_check();
 }
+
+/* A module that sets the trap flag right before it returns: the
+ * single-step trap comes after its ret, in the kernel, which is not a
+ * kernel crash; the module returned, and passes. */
+KTEST(guard_trap_flag_after_return_is_cleared)
+{
+	/* xor eax, eax; pushfd; or dword [esp], 0x100; popfd; ret */
+	static const uint8_t code[] = { 0x31, 0xC0, 0x9C, 0x81, 0x0C, 0x24, 0x00, 0x01, 0x00, 0x00, 0x9D, 0xC3 };
+	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	module_records_reset();
+	int rc = -3;
+	struct module_record *r = run_code("tfret", code, sizeof code, 1000, &rc);
+	KT_EQ_U(rc, 0);
+	KT_EQ_U(r->result, MODULE_OK);
+	KT_EQ_U(read_eflags() & 0x100u, 0);
+}
