@@ -73,12 +73,14 @@ static int guard_exception(struct int_frame *f)
 {
 	if (!g.stop || !module_call_esp || f->vector == EXC_NMI || f->vector == EXC_MACHINE_CHECK)
 		return 0;
-	if (f->vector == EXC_DEBUG && (f->eflags & EFLAGS_TF) && !in_module(f->eip)) {
-		/* The module set the trap flag and then returned or called a
-		 * service: the kernel is not to be single-stepped (and nothing
-		 * here debugs it). Clear TF and go on; module_call restores the
+	if (f->vector == EXC_DEBUG && !in_module(f->eip)) {
+		/* The module set the trap flag or a debug register and then
+		 * returned or called a service: the kernel is not to be
+		 * single-stepped or stopped at breakpoints (nothing in it sets
+		 * them). Clear both and go on; module_call restores the
 		 * kernel's flags when the module returns. */
 		f->eflags &= ~EFLAGS_TF;
+		__asm__ volatile("movl %0, %%dr7" : : "r"(0u));
 		return 1;
 	}
 	if (!in_module(f->eip))
@@ -144,6 +146,9 @@ void module_guard_service(void *ret)
 
 void module_guard_reset_cpu(void)
 {
+	/* A hardware breakpoint the module armed would fire in the kernel
+	 * after the guard is gone. */
+	__asm__ volatile("movl %0, %%dr7" : : "r"(0u));
 	/* The module may have left x87 exceptions pending or MXCSR changed. */
 	__asm__ volatile("fninit");
 	if (fpu_features() & FPU_HAS_SSE) {

@@ -372,3 +372,29 @@ KTEST(guard_trap_flag_after_return_is_cleared)
 	KT_EQ_U(r->result, MODULE_OK);
 	KT_EQ_U(read_eflags() & 0x100u, 0);
 }
+
+static volatile uint32_t bp_hits;
+__attribute__((noinline)) static void bp_target(void)
+{
+	bp_hits++;
+}
+
+/* A module that arms a hardware breakpoint on kernel code and returns:
+ * the kernel must not stop there later (after the guard is gone). */
+KTEST(guard_debug_registers_are_disarmed)
+{
+	/* mov eax, bp_target; mov dr0, eax; mov eax, 1 (L0, execute);
+	 * mov dr7, eax; xor eax, eax; ret */
+	static uint8_t code[] = { 0xB8, 0, 0, 0, 0, 0x0F, 0x23, 0xC0, 0xB8, 0x01, 0, 0, 0, 0x0F, 0x23, 0xF8,
+				  0x31, 0xC0, 0xC3 };
+	uint32_t a = (uint32_t)(uintptr_t)bp_target;
+	memcpy(code + 1, &a, sizeof a);
+	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	module_records_reset();
+	int rc = -3;
+	struct module_record *r = run_code("drset", code, sizeof code, 1000, &rc);
+	KT_EQ_U(rc, 0);
+	KT_EQ_U(r->result, MODULE_OK);
+	bp_target(); /* would be a #DB in the kernel: the dump */
+	KT_EQ_U(bp_hits, 1);
+}
