@@ -143,8 +143,9 @@ void module_guard_disarm(void);
 /* Every kernel service calls this first (ret = its return address): an
  * overdue module is stopped there. */
 void module_guard_service(void *ret);
-/* Put the FPU back in the state fpu_init left and disarm the debug
- * registers (after every module). */
+/* Put CR0/CR4 back as they were at the last module_guard_arm, the FPU in
+ * the state fpu_init left, and disarm the debug registers (after every
+ * module). */
 void module_guard_reset_cpu(void);
 /* "#PF", "#UD", ... for an exception vector. */
 const char *module_exception_mnemonic(uint32_t vector);

@@ -108,8 +108,19 @@ static void guard_tick(struct int_frame *f, uint64_t now)
 	redirect(f);
 }
 
+/* CR0 and CR4 as the kernel had them when a module was last armed
+ * (saved != 0): a module may set CR0.TS or clear CR4.OSFXSR, and the FPU
+ * reset after it would then fault in the kernel. */
+static struct {
+	uint32_t cr0, cr4;
+	int saved;
+} cr;
+
 void module_guard_arm(struct module_record *r, uint32_t deadline_ms)
 {
+	cr.cr0 = read_cr0();
+	cr.cr4 = read_cr4();
+	cr.saved = 1;
 	g.lo = r->base;
 	g.hi = r->base + r->size;
 	g.start = timer_ticks();
@@ -146,6 +157,10 @@ void module_guard_service(void *ret)
 
 void module_guard_reset_cpu(void)
 {
+	if (cr.saved) {
+		write_cr4(cr.cr4);
+		write_cr0(cr.cr0);
+	}
 	/* A hardware breakpoint the module armed would fire in the kernel
 	 * after the guard is gone. */
 	__asm__ volatile("movl %0, %%dr7" : : "r"(0u));

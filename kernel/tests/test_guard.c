@@ -398,3 +398,19 @@ KTEST(guard_debug_registers_are_disarmed)
 	bp_target(); /* would be a #DB in the kernel: the dump */
 	KT_EQ_U(bp_hits, 1);
 }
+
+/* A module that sets CR0.TS (as a task switch would) and returns: the FPU
+ * reset after it must not fault in the kernel (#NM). */
+KTEST(guard_control_registers_are_restored)
+{
+	/* mov eax, cr0; or eax, 8 (TS); mov cr0, eax; xor eax, eax; ret */
+	static const uint8_t code[] = { 0x0F, 0x20, 0xC0, 0x83, 0xC8, 0x08, 0x0F, 0x22, 0xC0, 0x31, 0xC0, 0xC3 };
+	uint32_t before = read_cr0();
+	KT_EQ_U(jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES), 0);
+	module_records_reset();
+	int rc = -3;
+	struct module_record *r = run_code("tsset", code, sizeof code, 1000, &rc);
+	KT_EQ_U(rc, 0);
+	KT_EQ_U(r->result, MODULE_OK);
+	KT_EQ_U(read_cr0(), before);
+}
