@@ -8,7 +8,11 @@
  *
  * A fault whose EIP is not in the module's image (the kernel itself, or a
  * kernel service the module called) is a kernel crash: the filter declines
- * it and the exception dump ends the run as before.
+ * it and the exception dump ends the run as before. The one exception is
+ * a debug trap (#DB) in the kernel while a module runs: only the module
+ * can have set TF or DR7, so the filter clears them and the kernel goes
+ * on. A double fault in the module (its stack ran into an unmapped page)
+ * reaches the filter through the double-fault task (arch/exceptions.c).
  */
 #include <stdint.h>
 #include "backtrace.h"
