@@ -39,7 +39,14 @@ var misbehaving = []struct {
 // and packs it as a baseline module.
 func buildMisbehaving(t *testing.T, root, name string) []byte {
 	t.Helper()
-	data, _ := buildModuleELF(t, root, name, filepath.Join(root, "internal/modfmt/testdata/misbehave", name+".c"), filepath.Join(root, modfmt.IncludeDir))
+	return buildTestModule(t, root, "misbehave", name)
+}
+
+// buildTestModule compiles internal/modfmt/testdata/<sub>/<name>.c as
+// buildMisbehaving describes.
+func buildTestModule(t *testing.T, root, sub, name string) []byte {
+	t.Helper()
+	data, _ := buildModuleELF(t, root, name, filepath.Join(root, "internal/modfmt/testdata", sub, name+".c"), filepath.Join(root, modfmt.IncludeDir))
 	return data
 }
 

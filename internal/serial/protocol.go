@@ -74,6 +74,10 @@ const (
 	// MarkerModuleBacktrace follows the name on a crashed or timed-out
 	// module's backtrace ("module <name>: backtrace: <name>+0x<off> ...").
 	MarkerModuleBacktrace = ": backtrace: "
+	// MarkerModuleHook follows the name of a module whose profile dump hook
+	// the guard stopped during the frame export (crashed or timed out, at
+	// NAME+0xOFF).
+	MarkerModuleHook = ": profile hook "
 	// MarkerFrameBegin starts a frame (format: kernel/include/profiling.h).
 	MarkerFrameBegin = "@@FLUID-FRAME-BEGIN "
 	// MarkerFrameEnd ends a frame.

@@ -66,24 +66,42 @@ void exception_dump(const struct int_frame *f)
 	fluid_end_fail("exception", "%s", name);
 }
 
+/* module_call's saved kernel stack pointer (arch/modcall.asm), nonzero
+ * while a module runs. */
+extern volatile uint32_t module_call_esp;
+
 /*
  * The double-fault task (GDT_TSS_DF, reached through the task gate at IDT
  * vector 8).  The task switch saved the faulting code's registers in the
- * main TSS; turn them into an int_frame and dump as for any exception.  The
- * CPU pushed a 0 error code on this task's stack where a C function expects
- * its return address; this function never returns, so that is harmless.
+ * main TSS; turn them into an int_frame and offer it to the exception
+ * filter: a module that ran its stack into an unmapped page (deep
+ * recursion into the kernel stack's guard page, or ESP loaded with
+ * garbage) faults while the CPU pushes the exception frame, which is a
+ * double fault whose EIP is in the module. If the filter (the module
+ * guard) takes it, the main task resumes where the filter said
+ * (module_call_abort) on the stack module_call saved, and iret returns to
+ * it. Otherwise dump as for any exception.
+ *
+ * Invariant: the loop body starts with the error code the CPU pushed on
+ * this task's stack on top; it is popped right after the iret, where this
+ * task resumes at its next double fault, so the stack does not grow.
  */
 __attribute__((noreturn)) void double_fault_task(void);
 void double_fault_task(void)
 {
-	const struct tss *t = gdt_main_tss();
-	struct int_frame f = {
-		.gs = t->gs, .fs = t->fs, .es = t->es, .ds = t->ds,
-		.edi = t->edi, .esi = t->esi, .ebp = t->ebp,
-		.esp_at_pusha = t->esp - 5 * 4,   /* exception_dump adds 20 back */
-		.ebx = t->ebx, .edx = t->edx, .ecx = t->ecx, .eax = t->eax,
-		.vector = EXC_DOUBLE_FAULT, .err = 0,
-		.eip = t->eip, .cs = t->cs, .eflags = t->eflags,
-	};
-	exception_dump(&f);
+	for (;;) {
+		const struct tss *t = gdt_main_tss();
+		struct int_frame f = {
+			.gs = t->gs, .fs = t->fs, .es = t->es, .ds = t->ds,
+			.edi = t->edi, .esi = t->esi, .ebp = t->ebp,
+			.esp_at_pusha = t->esp - 5 * 4,   /* exception_dump adds 20 back */
+			.ebx = t->ebx, .edx = t->edx, .ecx = t->ecx, .eax = t->eax,
+			.vector = EXC_DOUBLE_FAULT, .err = 0,
+			.eip = t->eip, .cs = t->cs, .eflags = t->eflags,
+		};
+		if (!module_call_esp || !exception_filter_take(&f))
+			exception_dump(&f);
+		gdt_main_tss_resume(&f, module_call_esp);
+		__asm__ volatile("iret\n\taddl $4, %%esp" ::: "memory");
+	}
 }

@@ -12,6 +12,7 @@
 #include "console.h"
 #include "cpu.h"
 #include "gdt.h"
+#include "idt.h"
 
 #define ACCESS_PRESENT    0x80
 #define ACCESS_CODE_DATA  0x10  /* S = 1: code/data, not system */
@@ -82,6 +83,23 @@ void gdt_set_df_cr3(uint32_t cr3)
 const struct tss *gdt_main_tss(void)
 {
 	return &main_tss;
+}
+
+/* Invariant: called only in the double-fault task, so the main task is
+ * suspended and its TSS is not in use; the task switch back loads CR3 from
+ * it (a switch out of a task never saves CR3), hence the one we run on. */
+void gdt_main_tss_resume(const struct int_frame *f, uint32_t esp)
+{
+	main_tss.eip = f->eip;
+	main_tss.cs = (uint16_t)f->cs;
+	main_tss.eflags = f->eflags;
+	main_tss.ds = (uint16_t)f->ds;
+	main_tss.es = (uint16_t)f->es;
+	main_tss.fs = (uint16_t)f->fs;
+	main_tss.gs = (uint16_t)f->gs;
+	main_tss.ss = GDT_KERNEL_DATA;
+	main_tss.esp = esp;
+	main_tss.cr3 = read_cr3();
 }
 
 void gdt_init(void)

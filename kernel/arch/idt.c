@@ -85,6 +85,11 @@ void exception_set_filter(int_filter fn)
 	exception_filter = fn;
 }
 
+int exception_filter_take(struct int_frame *f)
+{
+	return exception_filter && exception_filter(f);
+}
+
 unsigned irq_spurious_count(void)
 {
 	return spurious;
@@ -115,8 +120,13 @@ void interrupt_dispatch(struct int_frame *f)
 		pic_eoi(irq);
 		return;
 	}
-	if (!h)
+	if (!h) {
+		/* Only software can raise these (int N): a running module's int N
+		 * is its own fault, the filter (the module guard) takes it. */
+		if (exception_filter && exception_filter(f))
+			return;
 		panic("unexpected interrupt vector %u (0x%x) at eip 0x%08x: no handler registered",
 		      v, v, f->eip);
+	}
 	h(f);
 }

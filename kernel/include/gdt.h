@@ -38,5 +38,10 @@ void gdt_init(void);
 void gdt_set_df_cr3(uint32_t cr3);
 /* The state of the code that double-faulted (saved by the task switch). */
 const struct tss *gdt_main_tss(void);
+/* Make the kernel's task resume at f's EIP, CS, EFLAGS and data segments,
+ * on SS = kernel data and ESP = esp, when the double-fault task returns to
+ * it (iret). */
+struct int_frame;
+void gdt_main_tss_resume(const struct int_frame *f, uint32_t esp);
 
 #endif

@@ -145,7 +145,9 @@ void module_guard_disarm(void);
 /* Every kernel service calls this first (ret = its return address): an
  * overdue module is stopped there. */
 void module_guard_service(void *ret);
-/* Put the FPU back in the state fpu_init left (after a stopped module). */
+/* Put CR0/CR4 back as they were at the last module_guard_arm, the FPU in
+ * the state fpu_init left, and disarm the debug registers (after every
+ * module). */
 void module_guard_reset_cpu(void);
 /* "#PF", "#UD", ... for an exception vector. */
 const char *module_exception_mnemonic(uint32_t vector);
@@ -153,6 +155,20 @@ const char *module_exception_mnemonic(uint32_t vector);
 /* arch/modcall.asm: call entry(svc) so that the guard can take control back;
  * 0 and *status = the entry's value, or 1 when the guard stopped it. */
 int module_call(fluid_entry_fn entry, const struct fluid_services *svc, int32_t *status);
+/* The same for a profile dump hook: hook(buf, cap). */
+int module_call_hook(fluid_profile_fn hook, uint8_t *buf, uint32_t cap, int32_t *status);
+
+/* How long one call of a module's profile dump hook may take. */
+#define MODULE_HOOK_DEADLINE_MS 2000u
+
+/* Call the profile hook of r (a record from module_records whose module ran
+ * to the end) under the guard, as module_execute runs the entry: 0 and
+ * *ret = the hook's value, or -1 when the hook crashed or timed out: why
+ * (n bytes) says so with NAME+0xOFF, r->result and r->stop say how it
+ * stopped, and the hook is forgotten (r->profile = NULL), so it is never
+ * called again. */
+int module_profile_call(const struct module_record *r, uint8_t *buf, uint32_t cap, int32_t *ret, char *why,
+			size_t n);
 
 /* All records so far (n receives the count). */
 const struct module_record *module_records(size_t *n);

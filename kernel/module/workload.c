@@ -176,6 +176,17 @@ static int run_one(struct fat32 *fs, const struct fat32_dirent *e, struct jit_po
 	return rc;
 }
 
+/* How many records say MODULE_OK. */
+static uint32_t count_ok(void)
+{
+	size_t n;
+	uint32_t ok = 0;
+	const struct module_record *recs = module_records(&n);
+	for (size_t i = 0; i < n; i++)
+		ok += recs[i].result == MODULE_OK;
+	return ok;
+}
+
 /*
  * failed_names: why = everything that failed the run, for its FLUID-END
  * line: the modules that did not pass, in run order ("spin, nullwrite"; a
@@ -292,9 +303,12 @@ int workload_run(const struct boot_info *bi, char *why, size_t whylen)
 	jit_stats(pool, &st);
 	kprintf("workload: %u module(s), %u failed or refused; JIT pool %u/%u bytes used in %u blocks\n",
 		list.n, failed, st.used, st.size, st.blocks);
+	uint32_t ok_before = count_ok();
 	int export_errors = profiling_trigger_export();
 	if (export_errors)
 		kprintf("workload: profile export reported %d error(s)\n", export_errors);
+	/* A profile hook that crashed or timed out is its module's failure. */
+	failed += ok_before - count_ok();
 	if (failed)
 		failed_names(why, whylen, list.over, list.bad);
 	return failed ? 1 : 0;
