@@ -2,6 +2,8 @@ package boottest
 
 import (
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/fluid-os/fluid/internal/layout"
 	"github.com/fluid-os/fluid/internal/qemu"
 	"github.com/fluid-os/fluid/internal/qemu/qemutest"
+	"github.com/fluid-os/fluid/internal/serial"
 )
 
 // timedLines records when each serial line arrived (host wall time).
@@ -152,6 +155,21 @@ func TestModulesNoSilentSkips(t *testing.T) {
 			if !hasLine(lines, "workload: 1 .mod file(s) in /modules over the limit of 32 were not run") {
 				t.Errorf("no workload line counting the module over the limit")
 			}
+			// The end line names what failed the run: the 25 refused
+			// copies zz00..zz24 (their headers say fib), as many names as
+			// fit and a count of the rest, then the two counts, which are
+			// never cut off.
+			end := regexp.MustCompile(`(?i)^` + regexp.QuoteMeta(serial.MarkerFail) +
+				` module: ((?:zz\d\d\.mod, )+)and (\d+) more modules, 1 module file over the limit of 32, 1 directory named \*\.mod$`)
+			m := end.FindStringSubmatch(r.EndLine)
+			if m == nil {
+				t.Fatalf("end line %q does not match %s", r.EndLine, end)
+			}
+			named := strings.Count(m[1], ",")
+			more, _ := strconv.Atoi(m[2])
+			if named+more != 25 || !strings.HasPrefix(strings.ToLower(m[1]), "zz00.mod, zz01.mod, ") {
+				t.Errorf("end line %q: %d names + %d more, want the 25 refused copies from zz00.mod on", r.EndLine, named, more)
+			}
 		})
 	}
 }
@@ -169,11 +187,13 @@ func TestModulesSkipOutcome(t *testing.T) {
 		extra  image.File
 		line   string
 		status int
+		end    string // the FLUID-END line
 	}{
 		{"readme", image.File{Path: "/modules/README.txt", Data: []byte("modules are /modules/NAME.mod\n")},
-			"module README.txt: skipped: not a .mod file", layout.StatusPass},
+			"module README.txt: skipped: not a .mod file", layout.StatusPass, serial.MarkerPass},
 		{"directory", image.File{Path: "/modules/extra.mod/inner.txt", Data: []byte("x")},
-			"module extra.mod: skipped: a directory, not a module file", layout.StatusModuleFail},
+			"module extra.mod: skipped: a directory, not a module file", layout.StatusModuleFail,
+			serial.MarkerFail + " module: 1 directory named *.mod"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			img := buildtest.Image(t, b, build.ImageSpec{Name: "boottest-skip-" + tt.name + ".img", Kernel: a.Kernel,
@@ -188,6 +208,9 @@ func TestModulesSkipOutcome(t *testing.T) {
 			}
 			if !found {
 				t.Errorf("no line starting %q", tt.line)
+			}
+			if r.EndLine != tt.end {
+				t.Errorf("end line %q, want %q", r.EndLine, tt.end)
 			}
 		})
 	}

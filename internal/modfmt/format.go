@@ -15,8 +15,8 @@ import (
 // (TestHeaderMatchesC parses that header and fails on drift).
 const (
 	Magic        = 0x444F4D46 // "FMOD" little-endian
-	ABIVersion   = 1
-	HeaderSize   = 104
+	ABIVersion   = 2
+	HeaderSize   = 108
 	CRCStart     = 12 // the CRC-32 covers file bytes [CRCStart, file_size)
 	NameMax      = 32 // name field incl. its NUL
 	HashSize     = 8  // leading bytes of SHA-256(image || reloc table)
@@ -30,6 +30,9 @@ const (
 	knownFlags   = FlagProfile
 	R386_32      = 1
 	R386Relative = 8
+	// ServicesVersion is FLUID_SERVICES_VERSION, the services table of
+	// this tree's kernel; Parse, like the kernel, refuses other values.
+	ServicesVersion = 1
 
 	// EntrySymbol is the module entry point every module defines.
 	EntrySymbol = "fluid_main"
@@ -38,6 +41,10 @@ const (
 	// DeadlineSymbol is the optional uint32 a module defines with
 	// FLUID_DEADLINE_MS(ms); Pack copies its value into the header.
 	DeadlineSymbol = "fluid_deadline_ms"
+	// ServicesSection is FLUID_SERVICES_SECTION: every object compiled
+	// with fluid_module.h puts FLUID_SERVICES_VERSION there as a uint32,
+	// and Pack copies it into the header field services_version.
+	ServicesSection = ".fluid_services_version"
 )
 
 // Header field offsets (FLUID_MOD_OFF_* in fluid_module.h).
@@ -61,6 +68,7 @@ const (
 	offRelocCount  = 92
 	offProfile     = 96
 	offDeadline    = 100
+	offServices    = 104
 )
 
 // Variant is the build variant tag stored in a module header.

@@ -18,6 +18,7 @@ import (
 	"github.com/fluid-os/fluid/internal/qemu"
 	"github.com/fluid-os/fluid/internal/qemu/qemutest"
 	"github.com/fluid-os/fluid/internal/serial"
+	"github.com/fluid-os/fluid/internal/symbolize"
 	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
 
@@ -38,11 +39,34 @@ var misbehaving = []struct {
 // and packs it as a baseline module.
 func buildMisbehaving(t *testing.T, root, name string) []byte {
 	t.Helper()
+	return buildTestModule(t, root, "misbehave", name)
+}
+
+// buildTestModule compiles internal/modfmt/testdata/<sub>/<name>.c as
+// buildMisbehaving describes.
+func buildTestModule(t *testing.T, root, sub, name string) []byte {
+	t.Helper()
+	data, _ := buildModuleELF(t, root, name, filepath.Join(root, "internal/modfmt/testdata", sub, name+".c"), filepath.Join(root, modfmt.IncludeDir))
+	return data
+}
+
+// buildModuleWith compiles src and the module runtime against the
+// fluid_module.h in include and packs the result as baseline module name.
+func buildModuleWith(t *testing.T, root, name, src, include string) []byte {
+	t.Helper()
+	data, _ := buildModuleELF(t, root, name, src, include)
+	return data
+}
+
+// buildModuleELF is buildModuleWith that also returns the linked ELF (with
+// DWARF, as the build's modules have) it packed.
+func buildModuleELF(t *testing.T, root, name, src, include string) (data []byte, elfPath string) {
+	t.Helper()
 	tc := toolchaintest.Find(t)
 	dir := t.TempDir()
-	flags := append(modfmt.CFlags(), "-fno-omit-frame-pointer", "-I"+filepath.Join(root, modfmt.IncludeDir))
+	flags := append(modfmt.CFlags(), "-fno-omit-frame-pointer", "-g", "-I"+include)
 	var objs []string
-	for i, src := range []string{filepath.Join(root, "internal/modfmt/testdata/misbehave", name+".c"), filepath.Join(root, modfmt.RuntimeDir, "runtime.c")} {
+	for i, src := range []string{src, filepath.Join(root, modfmt.RuntimeDir, "runtime.c")} {
 		obj := filepath.Join(dir, fmt.Sprintf("%d.o", i))
 		argv := append(append([]string{tc.Path("clang")}, flags...), "-c", src, "-o", obj)
 		if _, err := toolchaintest.Run(tc, "", argv...); err != nil {
@@ -59,7 +83,69 @@ func buildMisbehaving(t *testing.T, root, name string) []byte {
 	if err != nil {
 		t.Fatalf("pack %s: %v", name, err)
 	}
-	return data
+	return data, elf
+}
+
+// TestBootStaleServicesModule boots the seven normal modules next to one
+// compiled against a fluid_module.h whose FLUID_SERVICES_VERSION is 0 (an
+// old copy of the header): the loader refuses it by name, with the versions
+// and what to do, before any of it runs; every normal module still passes,
+// and the run is a module failure that names it.
+func TestBootStaleServicesModule(t *testing.T) {
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	unlock := buildtest.Lock(t, b)
+	arts, err := b.All(t.Context())
+	if err != nil {
+		unlock()
+		t.Fatalf("build: %v", err)
+	}
+	hdr, err := os.ReadFile(filepath.Join(b.Root(), modfmt.IncludeDir, "fluid_module.h"))
+	if err != nil {
+		unlock()
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^#define FLUID_SERVICES_VERSION\s+\d+u$`)
+	if !re.Match(hdr) {
+		unlock()
+		t.Fatal("fluid_module.h: no #define FLUID_SERVICES_VERSION line to rewrite")
+	}
+	inc := t.TempDir()
+	if err := os.WriteFile(filepath.Join(inc, "fluid_module.h"), re.ReplaceAll(hdr, []byte("#define FLUID_SERVICES_VERSION  0u")), 0o644); err != nil {
+		unlock()
+		t.Fatal(err)
+	}
+	data := buildModuleWith(t, b.Root(), "stale", filepath.Join(b.Root(), "modules/fib/fib.c"), inc)
+	img, err := b.Image(t.Context(), build.ImageSpec{Name: "fluid-modfmt-stale.img", Kernel: arts.Kernel, Modules: arts.Modules,
+		Extra: []image.File{{Path: "/modules/stale.mod", Data: data}}})
+	unlock()
+	if err != nil {
+		t.Fatalf("image: %v", err)
+	}
+	res, lines := qemutest.Boot(t, qemu.Options{Image: img, Timeout: 2 * time.Minute})
+	log := strings.Join(lines, "\n")
+	if res.Outcome != qemu.Failed || res.ExitStatus != layout.StatusModuleFail {
+		t.Fatalf("outcome %v exit %d, want a module failure (exit %d):\n%s", res.Outcome, res.ExitStatus, layout.StatusModuleFail, log)
+	}
+	want := regexp.MustCompile(`(?m)^module stale(\.mod)?: refused: built against services table version 0, this kernel has 1; rebuild the module with this tree's modules/include/fluid_module\.h$`)
+	if !want.MatchString(log) {
+		t.Errorf("no line matching %s:\n%s", want, grepLines(lines, "stale"))
+	}
+	if strings.Contains(log, "check fib:") || strings.Contains(log, "module stale: result") {
+		t.Errorf("the refused module ran:\n%s", grepLines(lines, "stale"))
+	}
+	if !strings.Contains(res.EndLine, "stale") {
+		t.Errorf("end line %q does not name stale", res.EndLine)
+	}
+	ok := 0
+	for _, l := range lines {
+		if m := resultRE.FindStringSubmatch(l); m != nil && m[2] == "ok" {
+			ok++
+		}
+	}
+	if ok != len(arts.Modules) {
+		t.Errorf("%d normal modules passed, want %d:\n%s", ok, len(arts.Modules), log)
+	}
 }
 
 // TestBootMisbehavingModules boots an image holding a spinning module, one
@@ -78,8 +164,12 @@ func TestBootMisbehavingModules(t *testing.T) {
 		t.Fatalf("build: %v", err)
 	}
 	var extra []image.File
+	var nullwriteELF string
 	for _, m := range misbehaving {
-		data := buildMisbehaving(t, b.Root(), m.name)
+		data, elf := buildModuleELF(t, b.Root(), m.name, filepath.Join(b.Root(), "internal/modfmt/testdata/misbehave", m.name+".c"), filepath.Join(b.Root(), modfmt.IncludeDir))
+		if m.name == "nullwrite" {
+			nullwriteELF = elf
+		}
 		if m.name == "spin" {
 			pm, err := modfmt.Parse(data)
 			if err != nil {
@@ -174,6 +264,59 @@ func TestBootMisbehavingModules(t *testing.T) {
 	}
 	if n := len(arts.Modules) + len(misbehaving); capture.DoneFrames != n || capture.DoneErrors != 0 {
 		t.Errorf("FRAMES-DONE frames=%d errors=%d, want %d and 0", capture.DoneFrames, capture.DoneErrors, n)
+	}
+	symbolizeNullwrite(t, b, nullwriteELF, lines)
+}
+
+// symbolizeNullwrite resolves the NAME+0xOFF locations the kernel printed
+// for nullwrite (where it faulted, then its backtrace) with the symbolizer
+// `mage qemu` uses, against the ELF that was packed: the fault is the write
+// in bump(), the return address the call in fluid_main.
+func symbolizeNullwrite(t *testing.T, b *build.Builder, elf string, lines []string) {
+	t.Helper()
+	var locs []serial.Loc
+	var ret []bool
+	for _, l := range lines {
+		switch {
+		case strings.HasPrefix(l, "module nullwrite: crashed:"):
+			locs = append(serial.ParseLocs(l)[:1], locs...)
+			ret = append([]bool{false}, ret...)
+		case strings.HasPrefix(l, "module nullwrite: backtrace:"):
+			bt := serial.ParseLocs(l)
+			if len(bt) > 1 {
+				locs, ret = append(locs, bt[1]), append(ret, true)
+			}
+		}
+	}
+	if len(locs) != 2 {
+		t.Fatalf("nullwrite: %d locations to symbolize, want the fault and one return address: %v", len(locs), locs)
+	}
+	// The symbolizer runs in the toolchain's sandbox, which sees the output
+	// directory: the ELF goes there.
+	data, err := os.ReadFile(elf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	elf = filepath.Join(b.Out(), "modules", "misbehave", "nullwrite.elf")
+	if err := os.MkdirAll(filepath.Dir(elf), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(elf, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := (&symbolize.Symbolizer{B: b}).Lookup(t.Context(), elf, locs, ret)
+	if err != nil {
+		t.Fatalf("symbolize: %v", err)
+	}
+	want := []struct {
+		fn   string
+		line int
+	}{{"bump", 12}, {"fluid_main", 19}}
+	for i, w := range want {
+		t.Log(got[i])
+		if got[i].Err != "" || !strings.HasSuffix(got[i].File, "misbehave/nullwrite.c") || got[i].Line != w.line || got[i].Function != w.fn {
+			t.Errorf("%s resolved to %s, want nullwrite.c:%d (%s)", locs[i], got[i], w.line, w.fn)
+		}
 	}
 }
 

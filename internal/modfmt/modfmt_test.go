@@ -122,6 +122,7 @@ func TestHeaderMatchesC(t *testing.T) {
 		"FLUID_MOD_OFF_DATA_SIZE": offDataSize, "FLUID_MOD_OFF_BSS_SIZE": offBSSSize, "FLUID_MOD_OFF_ALIGN": offAlign,
 		"FLUID_MOD_OFF_ENTRY": offEntry, "FLUID_MOD_OFF_RELOC_OFFSET": offRelocOffset,
 		"FLUID_MOD_OFF_RELOC_COUNT": offRelocCount, "FLUID_MOD_OFF_PROFILE": offProfile, "FLUID_MOD_OFF_DEADLINE": offDeadline,
+		"FLUID_MOD_OFF_SERVICES": offServices, "FLUID_SERVICES_VERSION": ServicesVersion,
 	}
 	delete(want, "FLUID_MOD_MAX_RELOCS") // an expression in C: (1u << 16)
 	for name, v := range want {
@@ -202,6 +203,18 @@ func TestPackErrors(t *testing.T) {
 	argv := append([]string{tc.Path("clang")}, CFlags()...)
 	run(t, append(argv, "-I"+filepath.Join(root, IncludeDir), "-c", filepath.Join(root, "modules/fib/fib.c"), "-o", obj)...)
 	run(t, append(append([]string{tc.Path("ld.lld")}, LDFlags()...), "-o", noScript, obj)...)
+	// A module whose only source does not include fluid_module.h (and
+	// which links no runtime): it has no services version record.
+	bare := filepath.Join(dir, "bare.c")
+	os.WriteFile(bare, []byte("int fluid_main(void *svc) { return svc == 0; }\n"), 0o644)
+	bareObj, noRecord := filepath.Join(dir, "bare.o"), filepath.Join(dir, "bare.elf")
+	run(t, append(argv, "-c", bare, "-o", bareObj)...)
+	run(t, append(append([]string{tc.Path("ld.lld")}, LDFlags()...), "-T", filepath.Join(root, LinkerScript), "-o", noRecord, bareObj)...)
+	// fib compiled with this tree's header, its runtime with a stale copy.
+	staleInc := staleHeader(t, dir, 0)
+	staleObj, mixed := filepath.Join(dir, "runtime-stale.o"), filepath.Join(dir, "mixed.elf")
+	run(t, append(argv, "-I"+staleInc, "-c", filepath.Join(root, RuntimeDir, "runtime.c"), "-o", staleObj)...)
+	run(t, append(append([]string{tc.Path("ld.lld")}, LDFlags()...), "-T", filepath.Join(root, LinkerScript), "-o", mixed, obj, staleObj)...)
 
 	tests := []struct {
 		name, elf, mod, variant, want string
@@ -213,6 +226,8 @@ func TestPackErrors(t *testing.T) {
 		{"missing file", filepath.Join(dir, "nope.elf"), "fib", "baseline", "open ELF"},
 		{"host object", host, "fib", "baseline", "not an i386"},
 		{"no linker script", noScript, "fib", "baseline", "link with -T " + LinkerScript},
+		{"no services record", noRecord, "bare", "baseline", "pack module bare from " + noRecord + `: no services table version record (section .fluid_services_version): compile every source with #include "fluid_module.h" from modules/include`},
+		{"mixed services versions", mixed, "fib", "baseline", "objects were compiled against services table versions 1 and 0: rebuild every source with the same modules/include/fluid_module.h"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -221,6 +236,80 @@ func TestPackErrors(t *testing.T) {
 				t.Errorf("Pack: err = %v, want it to contain %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// staleHeader writes a copy of fluid_module.h whose FLUID_SERVICES_VERSION
+// is version into dir/stale-include and returns that directory: what a
+// module built against another services table was compiled with.
+func staleHeader(t *testing.T, dir string, version int) string {
+	t.Helper()
+	src, err := os.ReadFile(filepath.Join(repoRoot(t), IncludeDir, "fluid_module.h"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^#define FLUID_SERVICES_VERSION\s+\d+u$`)
+	if !re.Match(src) {
+		t.Fatal("fluid_module.h: no #define FLUID_SERVICES_VERSION line to rewrite")
+	}
+	src = re.ReplaceAll(src, []byte("#define FLUID_SERVICES_VERSION  "+strconv.Itoa(version)+"u"))
+	inc := filepath.Join(dir, "stale-include")
+	if err := os.MkdirAll(inc, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(inc, "fluid_module.h"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return inc
+}
+
+// TestPackStaleServicesVersion compiles fib and the runtime against a
+// fluid_module.h with another FLUID_SERVICES_VERSION: Pack records that
+// version in the header (the image and its hash are those of the normal
+// build), and both Parse and the kernel's modparse (built for the host)
+// refuse the module with the message to rebuild it.
+func TestPackStaleServicesVersion(t *testing.T) {
+	root, tc := repoRoot(t), tools(t)
+	dir := t.TempDir()
+	inc := staleHeader(t, dir, 7)
+	var objs []string
+	for i, src := range []string{filepath.Join(root, "modules/fib/fib.c"), filepath.Join(root, RuntimeDir, "runtime.c")} {
+		obj := filepath.Join(dir, strconv.Itoa(i)+".o")
+		run(t, append(append([]string{tc.Path("clang")}, CFlags()...), "-I"+inc, "-c", src, "-o", obj)...)
+		objs = append(objs, obj)
+	}
+	elf := filepath.Join(dir, "fib.elf")
+	run(t, append(append(append([]string{tc.Path("ld.lld")}, LDFlags()...), "-T", filepath.Join(root, LinkerScript), "-o", elf), objs...)...)
+	stale, err := Pack(elf, "fib", "baseline")
+	if err != nil {
+		t.Fatalf("Pack refused a module built against services version 7 (the kernel decides): %v", err)
+	}
+	if got := binary.LittleEndian.Uint32(stale[offServices:]); got != 7 {
+		t.Fatalf("header services_version = %d, want the 7 the stale header declared", got)
+	}
+	_, fib := packedModules(t)
+	if !bytes.Equal(stale[offHash:offHash+HashSize], fib[offHash:offHash+HashSize]) {
+		t.Errorf("the version record changed the module hash: %x vs %x", stale[offHash:offHash+HashSize], fib[offHash:offHash+HashSize])
+	}
+	if m, err := Parse(fib); err != nil || m.ServicesVersion != ServicesVersion {
+		t.Fatalf("normal fib: %v, services version %v", err, m)
+	}
+
+	want := "refused: built against services table version 7, this kernel has 1; rebuild the module with this tree's modules/include/fluid_module.h"
+	_, err = Parse(stale)
+	if err == nil || "refused: "+err.Error() != want {
+		t.Errorf("Parse: %v\nwant: %s", err, want)
+	}
+	p := filepath.Join(dir, "fib.mod")
+	if err := os.WriteFile(p, stale, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := toolchaintest.Run(tc, "", buildChecker(t, dir), p)
+	if err != nil {
+		t.Fatalf("modparse_check: %v", err)
+	}
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("kernel modparse: %s\nwant:             %s", got, want)
 	}
 }
 
@@ -274,7 +363,9 @@ func mutations(fixture []byte) []mutation {
 		{"empty", false, func(b []byte) []byte { return b[:0] }, "file too short: 0 bytes"},
 		{"header only half", false, func(b []byte) []byte { return b[:50] }, "file too short: 50 bytes"},
 		{"magic", false, func(b []byte) []byte { b[0] = 'X'; return b }, "bad magic 0x444f4d58"},
-		{"abi version", false, func(b []byte) []byte { b[4] = 9; return b }, "ABI version 9"},
+		{"abi version", false, func(b []byte) []byte { b[4] = 9; return b }, "ABI version 9, this kernel reads 2: rebuild the module with this tree's modules/include/fluid_module.h"},
+		{"old abi version", false, func(b []byte) []byte { b[4] = 1; return b }, "ABI version 1, this kernel reads 2: rebuild"},
+		{"services version", true, put32(offServices, ServicesVersion+1), "built against services table version 2, this kernel has 1; rebuild the module with this tree's modules/include/fluid_module.h"},
 		{"header size", false, func(b []byte) []byte { b[6] = 105; return b }, "header size 105"},
 		{"truncated", false, func(b []byte) []byte { return b[:len(b)-1] }, "file size field"},
 		{"padded", false, func(b []byte) []byte { return append(b, 0) }, "file size field"},
@@ -411,6 +502,9 @@ func FuzzParse(f *testing.F) {
 		}
 		if uint64(m.ImageOffset)+uint64(len(m.Image)) > uint64(len(b)) || m.Entry >= m.CodeSize {
 			t.Fatalf("accepted module with out-of-range image/entry")
+		}
+		if m.ServicesVersion != ServicesVersion {
+			t.Fatalf("accepted a module built against services table version %d", m.ServicesVersion)
 		}
 	})
 }

@@ -112,6 +112,11 @@ func pack(f *elf.File, name string, v Variant) ([]byte, error) {
 		}
 	}
 
+	services, err := servicesVersion(f)
+	if err != nil {
+		return nil, err
+	}
+
 	var relocBytes bytes.Buffer
 	for _, r := range relocs {
 		_ = binary.Write(&relocBytes, binary.LittleEndian, r)
@@ -148,12 +153,43 @@ func pack(f *elf.File, name string, v Variant) ([]byte, error) {
 	le.PutUint32(out[offRelocCount:], uint32(len(relocs)))
 	le.PutUint32(out[offProfile:], profile)
 	le.PutUint32(out[offDeadline:], deadline)
+	le.PutUint32(out[offServices:], services)
 	le.PutUint32(out[offCRC32:], crc32.ChecksumIEEE(out[CRCStart:]))
 
-	if _, err := Parse(out); err != nil {
+	if _, err := parse(out, false); err != nil {
 		return nil, fmt.Errorf("packed module does not validate (a modfmt bug): %w", err)
 	}
 	return out, nil
+}
+
+// servicesVersion reads the services table version record: one uint32 per
+// object file that included fluid_module.h, in the non-allocated section
+// ServicesSection. It refuses an ELF without the record (an object built
+// without the header, or linked without the module linker script, which
+// keeps the section out of the image), and one whose objects were compiled
+// against different versions.
+func servicesVersion(f *elf.File) (uint32, error) {
+	s := f.Section(ServicesSection)
+	if s == nil || s.Type != elf.SHT_PROGBITS || s.Size == 0 {
+		return 0, fmt.Errorf("no services table version record (section %s): compile every source with #include \"fluid_module.h\" from %s and link with -T %s", ServicesSection, IncludeDir, LinkerScript)
+	}
+	if s.Flags&elf.SHF_ALLOC != 0 {
+		return 0, fmt.Errorf("section %s is part of the image: link with -T %s", ServicesSection, LinkerScript)
+	}
+	data, err := s.Data()
+	if err != nil {
+		return 0, fmt.Errorf("read section %s: %w", ServicesSection, err)
+	}
+	if len(data)%4 != 0 {
+		return 0, fmt.Errorf("section %s: size %d is not a multiple of 4", ServicesSection, len(data))
+	}
+	v := binary.LittleEndian.Uint32(data)
+	for i := 4; i < len(data); i += 4 {
+		if w := binary.LittleEndian.Uint32(data[i:]); w != v {
+			return 0, fmt.Errorf("objects were compiled against services table versions %d and %d: rebuild every source with the same %s/fluid_module.h", v, w, IncludeDir)
+		}
+	}
+	return v, nil
 }
 
 // collectImage lays out the allocated sections below the image end: code

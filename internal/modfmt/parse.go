@@ -25,6 +25,9 @@ type Module struct {
 	// DeadlineMS is the deadline of one entry call in milliseconds, 0 for
 	// the kernel's default (FLUID_DEADLINE_MS in fluid_module.h).
 	DeadlineMS uint32
+	// ServicesVersion is the FLUID_SERVICES_VERSION the module was
+	// compiled against (always ServicesVersion once Parse accepted it).
+	ServicesVersion uint32
 	// Image is the code+data bytes (a slice of the parsed buffer).
 	Image []byte
 }
@@ -42,7 +45,12 @@ func (m *Module) HashString() string { return hex.EncodeToString(m.Hash[:]) }
 // Parse validates a module file exactly as kernel/module/modparse.c does, in
 // the same order, and returns its description. The error text matches the
 // kernel's "refused: <what>" reason.
-func Parse(b []byte) (*Module, error) {
+func Parse(b []byte) (*Module, error) { return parse(b, true) }
+
+// parse is Parse; with checkServices false it accepts any services table
+// version, as Pack does: the packer records the version a module was
+// compiled against, and the kernel that loads it decides.
+func parse(b []byte, checkServices bool) (*Module, error) {
 	le := binary.LittleEndian
 	n := uint64(len(b))
 	if n < HeaderSize {
@@ -52,7 +60,7 @@ func Parse(b []byte) (*Module, error) {
 		return nil, fmt.Errorf("bad magic 0x%x (want \"FMOD\")", m)
 	}
 	if v := le.Uint16(b[offABIVersion:]); v != ABIVersion {
-		return nil, fmt.Errorf("ABI version %d, this kernel supports %d: rebuild the module", v, ABIVersion)
+		return nil, fmt.Errorf("ABI version %d, this kernel reads %d: rebuild the module with this tree's %s/fluid_module.h", v, ABIVersion, IncludeDir)
 	}
 	if h := le.Uint16(b[offHeaderSize:]); h != HeaderSize {
 		return nil, fmt.Errorf("header size %d, want %d", h, HeaderSize)
@@ -62,6 +70,9 @@ func Parse(b []byte) (*Module, error) {
 	}
 	if want, got := le.Uint32(b[offCRC32:]), crc32.ChecksumIEEE(b[CRCStart:]); want != got {
 		return nil, fmt.Errorf("checksum mismatch: header says 0x%x, contents give 0x%x", want, got)
+	}
+	if v := le.Uint32(b[offServices:]); checkServices && v != ServicesVersion {
+		return nil, fmt.Errorf("built against services table version %d, this kernel has %d; rebuild the module with this tree's %s/fluid_module.h", v, ServicesVersion, IncludeDir)
 	}
 	name := b[offName : offName+NameMax]
 	nlen := 0
@@ -91,6 +102,8 @@ func Parse(b []byte) (*Module, error) {
 		Entry:       le.Uint32(b[offEntry:]),
 		Profile:     le.Uint32(b[offProfile:]),
 		DeadlineMS:  le.Uint32(b[offDeadline:]),
+
+		ServicesVersion: le.Uint32(b[offServices:]),
 	}
 	copy(m.Hash[:], b[offHash:offHash+HashSize])
 	relocOff := uint64(le.Uint32(b[offRelocOffset:]))

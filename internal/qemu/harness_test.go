@@ -382,7 +382,11 @@ func TestClassify(t *testing.T) {
 		{"panic without end", 37, mk("*** PANIC: out of memory"), "", Failed, "*** PANIC: out of memory"},
 		{"module", 41, mk("FLUID-END fail module: fib: wrong result"), "", Failed, "module-fail"},
 		{"exception without dump", 39, mk("x"), "", Crashed, "no `*** CPU EXCEPTION` dump"},
-		{"dump wins over pass code", 33, mk("*** CPU EXCEPTION 6 (invalid opcode)", "FLUID-END pass"), "", Crashed, "invalid opcode"},
+		{"dump with the exception code", 39, mk("*** CPU EXCEPTION 6 (invalid opcode)", "FLUID-END fail exception: invalid opcode"), "", Crashed, "invalid opcode"},
+		// The kernel's dump always ends in exit 39: one before a pass was a
+		// module's output (modules print on the same serial line).
+		{"dump a module printed, then pass", 33, mk("*** CPU EXCEPTION 6 (invalid opcode)", "FLUID-END pass"), "", Passed, "printed FLUID-END pass"},
+		{"dump with a reset", 0, mk("*** CPU EXCEPTION 6 (invalid opcode)"), "", Crashed, "invalid opcode"},
 		{"reset after pass", 0, mk("FLUID-END pass"), "", Crashed, "then reset"},
 		{"qemu died", 134, mk("x"), "qemu: fatal: lost\n", Crashed, "which is no guest exit code: qemu: fatal: lost"},
 		{"odd code", 5, mk("x"), "", Failed, "no Fluid exit code"},

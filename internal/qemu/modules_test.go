@@ -48,3 +48,58 @@ func TestResultNamesFailedModules(t *testing.T) {
 		t.Errorf("result lists fib, which passed: %q", s)
 	}
 }
+
+// TestTimeoutNamesRunningModule: a run killed at the host's timeout while
+// a module was running (its loaded line, no result line: a module that
+// spins with interrupts off, which the kernel's deadline cannot stop)
+// names that module; a module that finished is not blamed.
+func TestTimeoutNamesRunningModule(t *testing.T) {
+	for _, tt := range []struct {
+		name, log, want string
+	}{
+		{"running", "module fib: loaded (baseline 0011223344556677) from /modules/fib.mod at 0x00400000, 900 bytes\r\n" +
+			"module fib: result ok calls=10 cycles total=1 min=1 max=1 checks=1/1\r\n" +
+			"module clihang: loaded (baseline 8899aabbccddeeff) from /modules/clihang.mod at 0x00401000, 64 bytes\r\n",
+			"; module clihang was running (loaded, no result line)"},
+		{"finished", "module fib: loaded (baseline 0011223344556677) from /modules/fib.mod at 0x00400000, 900 bytes\r\n" +
+			"module fib: result ok calls=10 cycles total=1 min=1 max=1 checks=1/1\r\n", ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := newScanner(nil)
+			sc.write([]byte("Fluid OS dev (BareFlow-LLVM)\r\n" + tt.log))
+			sc.flush()
+			got := timeoutReason("still running after the 1s timeout; QEMU was killed", "", sc.status.Modules())
+			if tt.want == "" && strings.Contains(got, "was running") {
+				t.Errorf("reason %q blames a module that finished", got)
+			}
+			if tt.want != "" && !strings.Contains(got, tt.want) {
+				t.Errorf("reason %q lacks %q", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestModuleOutputIsNoExceptionDump: a module prints on the serial line
+// too, so a module that prints the exception marker (an interpreter echoing
+// its input, or a liar) must not turn a run the guest passed (exit 33 and
+// FLUID-END pass) into a crash: only the kernel's exit 39 says a dump is
+// real.
+func TestModuleOutputIsNoExceptionDump(t *testing.T) {
+	log := "Fluid OS dev (BareFlow-LLVM)\r\n" +
+		"module liar: loaded (baseline 0011223344556677) from /modules/liar.mod at 0x00400000, 900 bytes\r\n" +
+		"*** CPU EXCEPTION 14 (page fault) err=0x00000002\r\n" +
+		"module liar: result ok calls=3 cycles total=1 min=1 max=1 checks=0/0\r\n" +
+		"FLUID-END pass\r\n"
+	sc := newScanner(nil)
+	sc.write([]byte(log))
+	sc.flush()
+	if o, reason := classify(layout.StatusPass, sc, ""); o != Passed {
+		t.Errorf("outcome %v (%s), want Passed", o, reason)
+	}
+	if o, reason := classify(layout.StatusModuleFail, sc, ""); o != Failed {
+		t.Errorf("exit 41: outcome %v (%s), want Failed", o, reason)
+	}
+	if o, _ := classify(layout.StatusCPUException, sc, ""); o != Crashed {
+		t.Errorf("exit 39: outcome %v, want Crashed", o)
+	}
+}

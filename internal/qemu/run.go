@@ -371,10 +371,7 @@ func runOnce(ctx context.Context, o Options) *Result {
 	r.Modules = sc.status.Modules()
 
 	if killedBy != "" {
-		r.Outcome, r.Reason = TimedOut, "guest "+killedBy
-		if r.EndLine != "" {
-			r.Reason += fmt.Sprintf(" (it had printed %q)", r.EndLine)
-		}
+		r.Outcome, r.Reason = TimedOut, timeoutReason(killedBy, r.EndLine, r.Modules)
 		return r
 	}
 	var exitErr *exec.ExitError
@@ -391,13 +388,33 @@ func runOnce(ctx context.Context, o Options) *Result {
 	return r
 }
 
+// timeoutReason is the reason of a run QEMU was killed in: with the END
+// line if the guest printed one, else naming the module that was running
+// (loaded, no result line) when one was: the kernel's deadline could not
+// stop it, which needs a timer interrupt.
+func timeoutReason(killedBy, end string, mods []*serial.ModuleRun) string {
+	reason := "guest " + killedBy
+	if end != "" {
+		return reason + fmt.Sprintf(" (it had printed %q)", end)
+	}
+	if n := len(mods); n > 0 {
+		if m := mods[n-1]; m.Variant != "" && m.Result == "" && len(m.Fault) == 0 {
+			reason += fmt.Sprintf("; module %s was running (loaded, no result line): it never gave control back and its deadline did not stop it, which needs timer interrupts (does it disable interrupts, cli, or halt with them off?)", m.Name)
+		}
+	}
+	return reason
+}
+
 // classify turns QEMU's exit status and what the serial port said into an
 // outcome and a reason.
 func classify(status int, sc *scanner, stderr string) (Outcome, string) {
 	end, fail, dump := sc.status.EndLine(), sc.status.FailLine(), sc.status.Dump()
 	passMarker := sc.status.Passed()
 	switch {
-	case len(dump) > 0:
+	// A dump line in a run the kernel ended normally (EXIT_PASS, or a
+	// module failure) was printed by a module: modules share the serial
+	// line. The kernel's own dump never comes back to those exits.
+	case len(dump) > 0 && status != layout.StatusPass && status != layout.StatusModuleFail:
 		return Crashed, fmt.Sprintf("CPU exception: %s", dump[0])
 	case status == layout.StatusPass && passMarker:
 		return Passed, "guest exited with EXIT_PASS and printed " + serial.MarkerPass

@@ -101,6 +101,8 @@ type Parser struct {
 	inDump bool
 	tsc    uint64
 	hasTSC bool
+	endTSC uint64 // the last "run ended at tsc=" line's
+	hasEnd bool
 
 	capture Capture
 	errs    []error
@@ -108,9 +110,12 @@ type Parser struct {
 	// afterDone are the frames and error lines that arrived after the
 	// FRAMES-DONE line ("kind module (serial line n)").
 	afterDone []string
+	doneLine  int // the serial line of the FRAMES-DONE line, 0 before it
 
 	mods  []*ModuleRun
 	modIx map[string]*ModuleRun
+	// running is the module between its loaded and result lines, or "".
+	running string
 }
 
 // ModuleRun is what the loader's lines said about one module (or /modules
@@ -172,6 +177,12 @@ func (p *Parser) module(l string) {
 	if !ok {
 		return
 	}
+	if p.running != "" && name != p.running {
+		// Between a module's loaded and result lines only that module's
+		// lines are the kernel's: a line about another module is the
+		// running module's own output (it prints on the same serial line).
+		return
+	}
 	m := p.modIx[name]
 	if m == nil {
 		if p.modIx == nil {
@@ -187,6 +198,7 @@ func (p *Parser) module(l string) {
 		if len(f) == 2 {
 			m.Variant, m.Hash = f[0], f[1]
 		}
+		p.running = name
 	case strings.HasPrefix(rest, MarkerModuleResult):
 		r := rest[len(MarkerModuleResult):]
 		if f := strings.Fields(r); len(f) > 0 {
@@ -195,12 +207,14 @@ func (p *Parser) module(l string) {
 		if _, why, ok := strings.Cut(r, ": "); ok {
 			m.ResultWhy = strings.TrimSpace(why)
 		}
+		p.running = ""
 	case strings.HasPrefix(rest, MarkerModuleRefused):
 		m.Refused = strings.TrimSpace(rest[len(MarkerModuleRefused):])
 	case strings.HasPrefix(rest, MarkerModuleSkipped):
 		m.Skipped = strings.TrimSpace(rest[len(MarkerModuleSkipped):])
 	case strings.HasPrefix(rest, MarkerModuleTimedOut), strings.HasPrefix(rest, MarkerModuleCrashed),
-		strings.HasPrefix(rest, MarkerModulePageFault), strings.HasPrefix(rest, MarkerModuleBacktrace):
+		strings.HasPrefix(rest, MarkerModulePageFault), strings.HasPrefix(rest, MarkerModuleBacktrace),
+		strings.HasPrefix(rest, MarkerModuleHook):
 		if len(m.Fault) < MaxDumpLines {
 			m.Fault = append(m.Fault, l)
 			m.Locs = append(m.Locs, ParseLocs(rest)...)
@@ -237,6 +251,9 @@ func (p *Parser) status(l string) {
 	}
 	if !p.hasTSC {
 		p.tsc, p.hasTSC = ParseTSC(l)
+	}
+	if t, ok := ParseEndTSC(l); ok {
+		p.endTSC, p.hasEnd = t, true
 	}
 	if i := strings.Index(l, MarkerEnd); i >= 0 {
 		p.end = strings.TrimSpace(l[i:])
@@ -312,7 +329,15 @@ func (p *Parser) frame(line string) {
 			p.errs = append(p.errs, &FrameError{Line: n, Problem: fmt.Sprintf("garbled FRAMES-DONE line %q", line)})
 			return
 		}
+		if p.capture.Done {
+			// The guest sends it once: a second one is another run's, or
+			// printed by a module (modules share the serial line). The
+			// first one's counts stand.
+			p.afterDone = append(p.afterDone, fmt.Sprintf("a second %s line (serial line %d)", strings.TrimSpace(MarkerFramesDone), n))
+			return
+		}
 		p.capture.Done, p.capture.DoneFrames, p.capture.DoneErrors = true, fr, er
+		p.doneLine = n
 	default:
 		if p.cur == nil {
 			return
@@ -379,6 +404,9 @@ func (p *Parser) Dump() []string { return p.dump }
 // TSC is the TSC the kernel printed at kernel_main, if it did.
 func (p *Parser) TSC() (uint64, bool) { return p.tsc, p.hasTSC }
 
+// EndTSC is the TSC the kernel printed just before its FLUID-END line.
+func (p *Parser) EndTSC() (uint64, bool) { return p.endTSC, p.hasEnd }
+
 // Capture returns the frames seen so far and, when the capture is not
 // usable, an error joining one FrameError per bad frame (each wrapping
 // ErrRefused and naming the module), a frame cut off by the end of the
@@ -395,6 +423,9 @@ func (p *Parser) Capture() (*Capture, error) {
 		errs = append(errs, fmt.Errorf("%w: %s", ErrRefused, noDone))
 	} else if len(errs) == 0 && (c.DoneFrames != len(c.Frames) || c.DoneErrors != len(c.Errors)) {
 		errs = append(errs, p.countError(&c))
+	} else if len(p.afterDone) > 0 {
+		// The guest sends nothing after FRAMES-DONE, whatever the counts say.
+		errs = append(errs, fmt.Errorf("%w: after the %s line (serial line %d) the log holds %s: the guest sends no frame after it (two runs joined, or lines a module printed?)", ErrRefused, strings.TrimSpace(MarkerFramesDone), p.doneLine, strings.Join(p.afterDone, ", ")))
 	}
 	if len(errs) > 0 {
 		return &c, errors.Join(errs...)

@@ -208,11 +208,17 @@ func TestParserStatus(t *testing.T) {
 		}
 		return p
 	}
-	p := feed("SeaBIOS", "stage2: A20 on", "\x1b[0mboot: kernel_main reached at tsc=12345\r", "*** PANIC: oom", "FLUID-END fail panic: oom  ")
+	p := feed("SeaBIOS", "stage2: A20 on", "\x1b[0mboot: kernel_main reached at tsc=12345\r", "*** PANIC: oom", "boot: run ended at tsc=67890", "FLUID-END fail panic: oom  ")
 	if tsc, ok := p.TSC(); !ok || tsc != 12345 {
 		t.Errorf("TSC = %d, %v", tsc, ok)
 	}
-	if !p.Guest() || p.Passed() || p.EndLine() != "FLUID-END fail panic: oom" || p.FailLine() != p.EndLine() || p.Lines() != 5 {
+	if tsc, ok := p.EndTSC(); !ok || tsc != 67890 {
+		t.Errorf("EndTSC = %d, %v", tsc, ok)
+	}
+	if _, ok := feed("boot: kernel_main reached at tsc=1").EndTSC(); ok {
+		t.Error("EndTSC found in a log without the end line")
+	}
+	if !p.Guest() || p.Passed() || p.EndLine() != "FLUID-END fail panic: oom" || p.FailLine() != p.EndLine() || p.Lines() != 6 {
 		t.Errorf("guest %v passed %v end %q fail %q lines %d", p.Guest(), p.Passed(), p.EndLine(), p.FailLine(), p.Lines())
 	}
 	p = feed("noise stage2: FATAL: bad kernel CRC", "*** PANIC: later")

@@ -38,6 +38,10 @@ const (
 	// MarkerTSC precedes the TSC at kernel_main ("boot: kernel_main reached at tsc=<n>");
 	// under -icount shift=0 it counts guest instructions since reset.
 	MarkerTSC = "kernel_main reached at tsc="
+	// MarkerEndTSC precedes the TSC just before the FLUID-END line
+	// ("boot: run ended at tsc=<n>"): under -icount shift=0 the guest
+	// instructions of the whole run.
+	MarkerEndTSC = "run ended at tsc="
 	// MarkerException starts a CPU exception dump.
 	MarkerException = "*** CPU EXCEPTION"
 	// MarkerPanic starts a kernel panic line ("*** PANIC: <message>").
@@ -70,6 +74,10 @@ const (
 	// MarkerModuleBacktrace follows the name on a crashed or timed-out
 	// module's backtrace ("module <name>: backtrace: <name>+0x<off> ...").
 	MarkerModuleBacktrace = ": backtrace: "
+	// MarkerModuleHook follows the name of a module whose profile dump hook
+	// the guard stopped during the frame export (crashed or timed out, at
+	// NAME+0xOFF).
+	MarkerModuleHook = ": profile hook "
 	// MarkerFrameBegin starts a frame (format: kernel/include/profiling.h).
 	MarkerFrameBegin = "@@FLUID-FRAME-BEGIN "
 	// MarkerFrameEnd ends a frame.
@@ -341,12 +349,19 @@ var noDone = "the serial log has no " + strings.TrimSpace(MarkerFramesDone) + " 
 
 // ParseTSC returns the TSC the kernel printed at kernel_main if line is
 // that line (the marker may follow other text).
-func ParseTSC(line string) (uint64, bool) {
-	i := strings.Index(line, MarkerTSC)
+func ParseTSC(line string) (uint64, bool) { return tscAfter(line, MarkerTSC) }
+
+// ParseEndTSC returns the TSC the kernel printed just before FLUID-END if
+// line is that line.
+func ParseEndTSC(line string) (uint64, bool) { return tscAfter(line, MarkerEndTSC) }
+
+// tscAfter reads the decimal number after marker on line.
+func tscAfter(line, marker string) (uint64, bool) {
+	i := strings.Index(line, marker)
 	if i < 0 {
 		return 0, false
 	}
-	digits := line[i+len(MarkerTSC):]
+	digits := line[i+len(marker):]
 	n := 0
 	for n < len(digits) && digits[n] >= '0' && digits[n] <= '9' {
 		n++

@@ -29,10 +29,12 @@ struct gdt_ptr {
 	uint64_t base;
 } __attribute__((packed));
 
-static uint64_t fs_block[8] __attribute__((aligned(64))) = {
+/* Not static: module_call (arch/modcall.asm) loads the FS base with it
+ * again after every module. */
+uint64_t gdt_fs_block[8] __attribute__((aligned(64))) = {
 	[FS_SSP_CANARY_OFFSET / 8] = SSP_CANARY,
 };
-_Static_assert(FS_SSP_CANARY_OFFSET + 8 <= sizeof fs_block, "canary inside the FS block");
+_Static_assert(FS_SSP_CANARY_OFFSET + 8 <= sizeof gdt_fs_block, "canary inside the FS block");
 
 static struct tss64 tss __attribute__((aligned(16)));
 
@@ -82,7 +84,7 @@ void gdt_init(void)
 		:
 		: "m"(p), "i"(GDT_KERNEL_CODE), "i"(GDT_KERNEL_DATA), "i"(GDT_TSS)
 		: "rax", "memory");
-	wrmsr(MSR_FS_BASE, (uint64_t)(uintptr_t)fs_block);
+	wrmsr(MSR_FS_BASE, (uint64_t)(uintptr_t)gdt_fs_block);
 	kprintf("gdt: code64 0x%02x, data 0x%02x, TSS 0x%02x with IST stacks for #DF, NMI, #MC "
 		"(%u KiB each, guard page below)\n",
 		GDT_KERNEL_CODE, GDT_KERNEL_DATA, GDT_TSS, IST_STACK_SIZE / 1024);

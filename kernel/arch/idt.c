@@ -89,6 +89,11 @@ void exception_set_filter(int_filter fn)
 	exception_filter = fn;
 }
 
+int exception_filter_take(struct int_frame *f)
+{
+	return exception_filter && exception_filter(f);
+}
+
 unsigned irq_spurious_count(void)
 {
 	return spurious;
@@ -119,8 +124,13 @@ void interrupt_dispatch(struct int_frame *f)
 		pic_eoi(irq);
 		return;
 	}
-	if (!h)
+	if (!h) {
+		/* Only software can raise these (int N): a running module's int N
+		 * is its own fault, the filter (the module guard) takes it. */
+		if (exception_filter && exception_filter(f))
+			return;
 		panic("unexpected interrupt vector %u (0x%x) at rip 0x%016llx: no handler registered",
 		      v, v, (unsigned long long)f->rip);
+	}
 	h(f);
 }

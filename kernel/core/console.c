@@ -7,10 +7,22 @@
 #include "serial.h"
 #include "vga.h"
 
+/* 1 when the last byte console_write sent was a newline (or none was
+ * sent). Modules print through the console too, not always whole lines. */
+static int at_line_start = 1;
+
 void console_write(const char *buf, size_t len)
 {
 	serial_write(buf, len);
 	vga_write(buf, len);
+	if (len)
+		at_line_start = buf[len - 1] == '\n';
+}
+
+void console_line_start(void)
+{
+	if (!at_line_start)
+		console_write("\n", 1);
 }
 
 static void console_sink(void *ctx, const char *s, size_t n)

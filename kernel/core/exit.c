@@ -9,6 +9,7 @@
 #include "exit.h"
 #include "fmt.h"
 #include "string.h"
+#include "timer.h"
 
 void qemu_exit(uint32_t code)
 {
@@ -20,8 +21,16 @@ void qemu_exit(uint32_t code)
 	}
 }
 
+/* The TSC at the end of the run, just before the FLUID-END line: under
+ * QEMU -icount the guest instructions of the whole run (bootbench). */
+static void print_end_tsc(void)
+{
+	kprintf("boot: run ended at tsc=%llu\n", (unsigned long long)rdtsc());
+}
+
 void fluid_end_pass(void)
 {
+	print_end_tsc();
 	kprintf("FLUID-END pass\n");
 	qemu_exit(EXIT_PASS);
 }
@@ -44,6 +53,7 @@ void fluid_end_fail(const char *cls, const char *fmt, ...)
 	va_start(ap, fmt);
 	kvsnprintf(reason, sizeof reason, fmt, ap);
 	va_end(ap);
+	print_end_tsc();
 	kprintf("FLUID-END fail %s: %s\n", cls, reason);
 	qemu_exit(class_code(cls));
 }

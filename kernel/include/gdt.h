@@ -25,6 +25,7 @@
  * toolchain's precompiled compiler-rt, linked into instrumented modules)
  * reads its canary at %fs:0x28; FS_BASE points at a block holding one. */
 #define FS_SSP_CANARY_OFFSET 0x28
+extern uint64_t gdt_fs_block[8];   /* what FS_BASE points at */
 
 /* 64-bit task-state segment (Intel SDM vol. 3, 8.7). */
 struct tss64 {

@@ -36,8 +36,9 @@ struct int_frame {
 _Static_assert(sizeof(struct int_frame) == 22 * 8, "isr.asm pushes 22 qwords");
 
 typedef void (*int_handler)(struct int_frame *f);
-/* Looks at an exception nobody registered a handler for before the dump:
- * returns 1 when it took the exception (and made *f safe to return to),
+/* Looks at an exception nobody registered a handler for before the dump
+ * (or at a software interrupt to an unhandled vector >= 48, before the
+ * panic): returns 1 when it took the exception (and made *f safe to return to),
  * 0 to let the dump end the run. */
 typedef int (*int_filter)(struct int_frame *f);
 
@@ -50,6 +51,8 @@ const char *exception_name(unsigned vector);
 /* Install fn as the exception filter (kernel/module/guard.c while a module
  * runs); NULL removes it. */
 void exception_set_filter(int_filter fn);
+/* 1 when the installed filter took f (the double-fault task asks it too). */
+int exception_filter_take(struct int_frame *f);
 /* Spurious IRQ 7/15 seen so far. */
 unsigned irq_spurious_count(void);
 

@@ -13,11 +13,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define FLUID_NO_SERVICES_RECORD 1 /* the kernel is not a module */
 #include "../../modules/include/fluid_module.h"
 
 /* ---- Parsing (pure: no kernel dependencies) ----------------------------- */
 
-#define MODPARSE_ERR_MAX 96u
+#define MODPARSE_ERR_MAX 160u
 
 /* A validated module file: every offset and size below has been checked
  * against the buffer it came from. */
@@ -34,6 +35,7 @@ struct modparse_info {
 	uint32_t reloc_count;
 	uint32_t profile_offset; /* FLUID_MOD_NO_OFFSET when the module has no hook */
 	uint32_t deadline_ms;    /* per entry call, <= FLUID_MOD_MAX_DEADLINE_MS; 0 = default */
+	uint32_t services_version; /* always FLUID_SERVICES_VERSION (checked) */
 };
 
 /* Validate buf[0..len) as a module file. Returns 0 and fills *out, or -1 and
@@ -143,7 +145,9 @@ void module_guard_disarm(void);
 /* Every kernel service calls this first (ret = its return address): an
  * overdue module is stopped there. */
 void module_guard_service(void *ret);
-/* Put the FPU back in the state fpu_init left (after a stopped module). */
+/* Put CR0/CR4 back as they were at the last module_guard_arm, the FPU in
+ * the state fpu_init left, and disarm the debug registers (after every
+ * module). */
 void module_guard_reset_cpu(void);
 /* "#PF", "#UD", ... for an exception vector. */
 const char *module_exception_mnemonic(uint32_t vector);
@@ -151,6 +155,20 @@ const char *module_exception_mnemonic(uint32_t vector);
 /* arch/modcall.asm: call entry(svc) so that the guard can take control back;
  * 0 and *status = the entry's value, or 1 when the guard stopped it. */
 int module_call(fluid_entry_fn entry, const struct fluid_services *svc, int32_t *status);
+/* The same for a profile dump hook: hook(buf, cap). */
+int module_call_hook(fluid_profile_fn hook, uint8_t *buf, uint32_t cap, int32_t *status);
+
+/* How long one call of a module's profile dump hook may take. */
+#define MODULE_HOOK_DEADLINE_MS 2000u
+
+/* Call the profile hook of r (a record from module_records whose module ran
+ * to the end) under the guard, as module_execute runs the entry: 0 and
+ * *ret = the hook's value, or -1 when the hook crashed or timed out: why
+ * (n bytes) says so with NAME+0xOFF, r->result and r->stop say how it
+ * stopped, and the hook is forgotten (r->profile = NULL), so it is never
+ * called again. */
+int module_profile_call(const struct module_record *r, uint8_t *buf, uint32_t cap, int32_t *ret, char *why,
+			size_t n);
 
 /* All records so far (n receives the count). */
 const struct module_record *module_records(size_t *n);

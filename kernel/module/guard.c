@@ -8,7 +8,12 @@
  *
  * A fault whose RIP is not in the module's image (the kernel itself, or a
  * kernel service the module called) is a kernel crash: the filter declines
- * it and the exception dump ends the run as before.
+ * it and the exception dump ends the run as before. The one exception is
+ * a debug trap (#DB) in the kernel while a module runs: only the module
+ * can have set TF or DR7, so the filter clears them and the kernel goes
+ * on. A double fault in the module (its stack ran into an unmapped page)
+ * reaches the filter like any exception: #DF runs on its own IST stack
+ * (arch/gdt.c), and the filter's iretq to module_call_abort leaves it.
  */
 #include <stdint.h>
 #include "backtrace.h"
@@ -20,6 +25,8 @@
 #include "timer.h"
 
 #define EFLAGS_RESERVED1   0x2u
+#define EXC_DEBUG          1u
+#define EFLAGS_TF          0x100u
 #define MXCSR_DEFAULT      0x1F80u
 
 /* Set by module_call (arch/modcall.asm): nonzero while a module runs. */
@@ -68,8 +75,19 @@ static void record(uint32_t why, uint64_t rip, uint64_t now)
 
 static int guard_exception(struct int_frame *f)
 {
-	if (!g.stop || !module_call_rsp || f->vector == EXC_NMI || f->vector == EXC_MACHINE_CHECK ||
-	    f->vector == EXC_DOUBLE_FAULT || !in_module(f->rip))
+	if (!g.stop || !module_call_rsp || f->vector == EXC_NMI || f->vector == EXC_MACHINE_CHECK)
+		return 0;
+	if (f->vector == EXC_DEBUG && !in_module(f->rip)) {
+		/* The module set the trap flag or a debug register and then
+		 * returned or called a service: the kernel is not to be
+		 * single-stepped or stopped at breakpoints (nothing in it sets
+		 * them). Clear both and go on; module_call restores the
+		 * kernel's flags when the module returns. */
+		f->rflags &= ~(uint64_t)EFLAGS_TF;
+		__asm__ volatile("movq %0, %%dr7" : : "r"(0ull));
+		return 1;
+	}
+	if (!in_module(f->rip))
 		return 0;
 	struct module_stop *s = g.stop;
 	record(MODULE_CRASHED, f->rip, timer_ticks());
@@ -99,8 +117,19 @@ static void guard_tick(struct int_frame *f, uint64_t now)
 	redirect(f);
 }
 
+/* CR0 and CR4 as the kernel had them when a module was last armed
+ * (saved != 0): a module may set CR0.TS or clear CR4.OSFXSR, and the FPU
+ * reset after it would then fault in the kernel. */
+static struct {
+	uint64_t cr0, cr4;
+	int saved;
+} cr;
+
 void module_guard_arm(struct module_record *r, uint32_t deadline_ms)
 {
+	cr.cr0 = read_cr0();
+	cr.cr4 = read_cr4();
+	cr.saved = 1;
 	g.lo = r->base;
 	g.hi = r->base + r->size;
 	g.start = timer_ticks();
@@ -137,6 +166,13 @@ void module_guard_service(void *ret)
 
 void module_guard_reset_cpu(void)
 {
+	if (cr.saved) {
+		write_cr4(cr.cr4);
+		write_cr0(cr.cr0);
+	}
+	/* A hardware breakpoint the module armed would fire in the kernel
+	 * after the guard is gone. */
+	__asm__ volatile("movq %0, %%dr7" : : "r"(0ull));
 	/* The module may have left x87 exceptions pending or MXCSR changed. */
 	__asm__ volatile("fninit");
 	if (fpu_features() & FPU_HAS_SSE) {

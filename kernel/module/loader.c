@@ -19,6 +19,8 @@
  * MODULE_PENDING after module_load; module_execute turns PENDING into
  * MODULE_OK or MODULE_FAIL exactly once, and refuses to run any record
  * that is not PENDING, so a refused or already-run module is never entered.
+ * After the runs, module_profile_call may turn OK or FAIL into CRASHED or
+ * TIMEOUT once (the profile hook was stopped; it is then forgotten).
  */
 #include "module.h"
 #include "console.h"
@@ -172,8 +174,10 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
  * takes it out, so a module that is stopped half-way has its blocks freed.
  * Invariant: every block on the list came from svc_alloc during the current
  * module_execute, carries SVC_BLOCK_MAGIC and was not passed to svc_free;
- * the list is emptied at the start of every module_execute (blocks a
- * finished module kept stay its own). A pointer without the magic is never
+ * the list is emptied at the start of every module_execute and freed at
+ * its end, whether the module returned or was stopped (a module that kept
+ * the heap would otherwise starve every module after it, which would then
+ * be refused in its place). A pointer without the magic is never
  * unlinked: kfree gets it as it is and names what is wrong with it.
  */
 #define SVC_BLOCK_MAGIC 0x4B4C4253u /* "SBLK" */
@@ -268,6 +272,7 @@ static int svc_check(const char *name, uint64_t got, uint64_t expected)
 		if (!r->reason[0])
 			ksnprintf(r->reason, sizeof(r->reason), "check %s failed", name);
 	}
+	console_line_start();
 	kprintf("check %s: %s FAIL got=%llu (0x%llx) want=%llu (0x%llx)\n", r ? r->name : "?", name,
 		(unsigned long long)got, (unsigned long long)got, (unsigned long long)expected,
 		(unsigned long long)expected);
@@ -327,6 +332,41 @@ static void report_stop(struct module_record *r)
 	kprintf("\n");
 }
 
+/* Invariant: r is one of records[0..nrecords) (module_records hands out
+ * only those), so the record may be written through its index. */
+int module_profile_call(const struct module_record *cr, uint8_t *buf, uint32_t cap, int32_t *ret, char *why,
+			size_t n)
+{
+	size_t i = (size_t)(cr - records);
+	if (i >= nrecords || !records[i].profile) {
+		ksnprintf(why, n, "no profile hook to call");
+		return -1;
+	}
+	struct module_record *r = &records[i];
+	struct module_stop ran = r->stop; /* empty: the module ran to the end */
+	memset(&r->stop, 0, sizeof(r->stop));
+	module_guard_arm(r, MODULE_HOOK_DEADLINE_MS);
+	int stopped = module_call_hook(r->profile, buf, cap, ret);
+	module_guard_disarm();
+	module_guard_reset_cpu();
+	if (!stopped) {
+		r->stop = ran;
+		return 0;
+	}
+	const struct module_stop *s = &r->stop;
+	char at[FLUID_MOD_NAME_MAX + 16];
+	where(at, sizeof at, r, s->eip);
+	if (s->why == MODULE_TIMEOUT)
+		ksnprintf(why, n, "profile hook timed out after %u ms at %s", s->ms, at);
+	else
+		ksnprintf(why, n, "profile hook crashed: exception %u (%s %s) at %s", s->vector,
+			  module_exception_mnemonic(s->vector), exception_name(s->vector), at);
+	kprintf("module %s: %s\n", r->name, why);
+	r->result = (enum module_result)s->why; /* the module did not run clean */
+	r->profile = NULL;
+	return -1;
+}
+
 /*
  * module_execute: call the entry m->runs times (module.h has the contract).
  * Runs only a PENDING record with an entry (see the life of a record
@@ -336,10 +376,11 @@ static void report_stop(struct module_record *r)
  * kernel's services: it is validated for shape, not sandboxed, but the
  * guard (guard.c) stops it at a CPU exception in its own code or when it
  * overruns m->deadline_ms x m->runs. A stopped module's call is not counted
- * (calls and cycles_* cover the calls that returned), its heap blocks and
- * its pool block are freed and its profile hook forgotten: it gets no
- * profile. reason keeps the first failure (a nonzero status, a failed
- * check, or the stop).
+ * (calls and cycles_* cover the calls that returned), its pool block is
+ * freed and its profile hook forgotten: it gets no profile. Every module's
+ * heap blocks are freed when module_execute returns, stopped or not.
+ * reason keeps the first failure (a nonzero status, a failed check, or the
+ * stop).
  */
 int module_execute(struct module *m)
 {
@@ -384,8 +425,11 @@ int module_execute(struct module *m)
 	}
 	module_guard_disarm();
 	running = NULL;
+	console_line_start(); /* its last print may not have ended its line */
+	/* Whether it returned or was stopped, the module may have changed
+	 * the x87 control word or MXCSR: the next module starts clean. */
+	module_guard_reset_cpu();
 	if (stopped) {
-		module_guard_reset_cpu();
 		svc_free_all();
 		r->result = (enum module_result)r->stop.why;
 		r->reason[0] = '\0'; /* the stop is the reason, not an earlier check */
@@ -397,7 +441,9 @@ int module_execute(struct module *m)
 		m->entry = NULL;
 		return -1;
 	}
-	svc_blocks = NULL;
+	/* The module will not run again (its profile hook uses no heap):
+	 * what it kept would starve the modules after it. */
+	svc_free_all();
 	if (r->checks_failed)
 		ok = 0;
 	r->result = ok ? MODULE_OK : MODULE_FAIL;

@@ -138,7 +138,10 @@ static int valid_name_char(char c)
  *     (NULL when there are none), reloc_count <= FLUID_MOD_MAX_RELOCS, each
  *     of type R_386_32 or R_386_RELATIVE with its 4-byte target inside
  *     code + data (never in bss, never past the image);
- *   - the CRC-32 over [FLUID_MOD_CRC_START, len) matched the header.
+ *   - the CRC-32 over [FLUID_MOD_CRC_START, len) matched the header;
+ *   - services_version == FLUID_SERVICES_VERSION: the module was compiled
+ *     against this kernel's struct fluid_services (the header field comes
+ *     from the record fluid_module.h puts in every module object).
  * The loader relies on exactly this list and checks none of it again.
  *
  * Returns -1 otherwise, with a one-line reason in err (cut to fit) and out
@@ -157,15 +160,20 @@ int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *er
 	struct errbuf e = { err, errlen, 0 };
 	if (errlen)
 		err[0] = '\0';
-	if (!buf || len < FLUID_MOD_HDR_SIZE)
-		return fail2(&e, "file too short: ", len, 10, " bytes, the header alone is 104");
+	if (!buf || len < FLUID_MOD_HDR_SIZE) {
+		fail2(&e, "file too short: ", len, 10, " bytes, the header alone is ");
+		return fail2(&e, "", FLUID_MOD_HDR_SIZE, 10, "");
+	}
 	if (rd32(buf + FLUID_MOD_OFF_MAGIC) != FLUID_MOD_MAGIC)
 		return fail2(&e, "bad magic ", rd32(buf + FLUID_MOD_OFF_MAGIC), 16, " (want \"FMOD\")");
-	if (rd16(buf + FLUID_MOD_OFF_ABI_VERSION) != FLUID_MOD_ABI_VERSION)
-		return fail2(&e, "ABI version ", rd16(buf + FLUID_MOD_OFF_ABI_VERSION), 10,
-			     ", this kernel supports 1: rebuild the module");
-	if (rd16(buf + FLUID_MOD_OFF_HDR_SIZE) != FLUID_MOD_HDR_SIZE)
-		return fail2(&e, "header size ", rd16(buf + FLUID_MOD_OFF_HDR_SIZE), 10, ", want 104");
+	if (rd16(buf + FLUID_MOD_OFF_ABI_VERSION) != FLUID_MOD_ABI_VERSION) {
+		fail2(&e, "ABI version ", rd16(buf + FLUID_MOD_OFF_ABI_VERSION), 10, ", this kernel reads ");
+		return fail2(&e, "", FLUID_MOD_ABI_VERSION, 10, ": rebuild the module with this tree's modules/include/fluid_module.h");
+	}
+	if (rd16(buf + FLUID_MOD_OFF_HDR_SIZE) != FLUID_MOD_HDR_SIZE) {
+		fail2(&e, "header size ", rd16(buf + FLUID_MOD_OFF_HDR_SIZE), 10, ", want ");
+		return fail2(&e, "", FLUID_MOD_HDR_SIZE, 10, "");
+	}
 	if ((uint64_t)rd32(buf + FLUID_MOD_OFF_FILE_SIZE) != (uint64_t)len)
 		return fail2(&e, "file size field ", rd32(buf + FLUID_MOD_OFF_FILE_SIZE), 10,
 			     " does not match the file: truncated or padded");
@@ -175,6 +183,14 @@ int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *er
 		eput(&e, "checksum mismatch: header says ");
 		eputu(&e, want, 16);
 		return fail2(&e, ", contents give ", got, 16, "");
+	}
+	/* The file is intact; now the table its code will call. A mismatch
+	 * means the module indexes struct fluid_services differently. */
+	uint32_t services = rd32(buf + FLUID_MOD_OFF_SERVICES);
+	if (services != FLUID_SERVICES_VERSION) {
+		fail2(&e, "built against services table version ", services, 10, ", this kernel has ");
+		return fail2(&e, "", FLUID_SERVICES_VERSION, 10,
+			     "; rebuild the module with this tree's modules/include/fluid_module.h");
 	}
 
 	const char *name = (const char *)buf + FLUID_MOD_OFF_NAME;
@@ -270,6 +286,7 @@ int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *er
 		out->reloc_count = (uint32_t)reloc_count;
 		out->profile_offset = profile;
 		out->deadline_ms = rd32(buf + FLUID_MOD_OFF_DEADLINE);
+		out->services_version = services;
 	}
 	return 0;
 }

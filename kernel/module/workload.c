@@ -176,24 +176,68 @@ static int run_one(struct fat32 *fs, const struct fat32_dirent *e, struct jit_po
 	return rc;
 }
 
-/* why = the names of the modules that did not pass, in run order
- * ("spin, nullwrite"), cut to fit; a refused module by its file name. */
-static void failed_names(char *why, size_t whylen)
+/* How many records say MODULE_OK. */
+static uint32_t count_ok(void)
 {
-	size_t n, len = 0;
+	size_t n;
+	uint32_t ok = 0;
 	const struct module_record *recs = module_records(&n);
+	for (size_t i = 0; i < n; i++)
+		ok += recs[i].result == MODULE_OK;
+	return ok;
+}
+
+/*
+ * failed_names: why = everything that failed the run, for its FLUID-END
+ * line: the modules that did not pass, in run order ("spin, nullwrite"; a
+ * refused module by its file name), then the .mod files over the limit and
+ * the directories named *.mod that were not run ("3 module files over the
+ * limit of 32", "1 directory named *.mod").
+ *
+ * Invariant: the counts are never cut off. They are formatted first and
+ * room is kept for them; names that do not fit in what is left are
+ * counted instead ("and 5 more modules"), never cut in the middle. why
+ * is always NUL-terminated and never written past why[whylen - 1].
+ */
+static void failed_names(char *why, size_t whylen, uint32_t over, uint32_t bad)
+{
+	char tail[96];
+	size_t tlen = 0;
+	tail[0] = '\0';
+	if (over)
+		tlen += (size_t)ksnprintf(tail, sizeof(tail), "%u module file%s over the limit of %u", over,
+					  over == 1 ? "" : "s", MODULE_MAX_RECORDS);
+	if (bad && tlen < sizeof(tail))
+		tlen += (size_t)ksnprintf(tail + tlen, sizeof(tail) - tlen, "%s%u director%s named *" MODULE_SUFFIX,
+					  tlen ? ", " : "", bad, bad == 1 ? "y" : "ies");
+	if (tlen >= sizeof(tail))
+		tlen = sizeof(tail) - 1;
 	why[0] = '\0';
-	for (size_t i = 0; i < n && len + 1 < whylen; i++) {
+	if (whylen == 0)
+		return;
+	/* Room for names: what the tail and ", and 32 more modules, " leave. */
+	const size_t more_max = 24;
+	size_t room = whylen > tlen + more_max + 1 ? whylen - tlen - more_max - 1 : 0;
+	size_t n, len = 0;
+	uint32_t untold = 0;
+	const struct module_record *recs = module_records(&n);
+	for (size_t i = 0; i < n; i++) {
 		if (recs[i].result == MODULE_OK)
 			continue;
-		int w = ksnprintf(why + len, whylen - len, "%s%s", len ? ", " : "",
-				  recs[i].name[0] ? recs[i].name : recs[i].file);
-		if (w < 0)
-			break;
-		len += (size_t)w;
+		const char *name = recs[i].name[0] ? recs[i].name : recs[i].file;
+		size_t need = strlen(name) + (len ? 2 : 0);
+		if (untold || len + need > room) {
+			untold++;
+			continue;
+		}
+		ksnprintf(why + len, whylen - len, "%s%s", len ? ", " : "", name);
+		len += need;
 	}
-	if (len >= whylen)
-		why[whylen - 1] = '\0';
+	if (untold)
+		len += (size_t)ksnprintf(why + len, whylen - len, "%sand %u more module%s", len ? ", " : "", untold,
+					 untold == 1 ? "" : "s");
+	if (tlen && len < whylen)
+		ksnprintf(why + len, whylen - len, "%s%s", len ? ", " : "", tail);
 }
 
 int workload_run(const struct boot_info *bi, char *why, size_t whylen)
@@ -259,10 +303,13 @@ int workload_run(const struct boot_info *bi, char *why, size_t whylen)
 	jit_stats(pool, &st);
 	kprintf("workload: %u module(s), %u failed or refused; JIT pool %u/%u bytes used in %u blocks\n",
 		list.n, failed, st.used, st.size, st.blocks);
+	uint32_t ok_before = count_ok();
 	int export_errors = profiling_trigger_export();
 	if (export_errors)
 		kprintf("workload: profile export reported %d error(s)\n", export_errors);
+	/* A profile hook that crashed or timed out is its module's failure. */
+	failed += ok_before - count_ok();
 	if (failed)
-		failed_names(why, whylen);
+		failed_names(why, whylen, list.over, list.bad);
 	return failed ? 1 : 0;
 }

@@ -28,11 +28,13 @@ static void serial_sink_write(void *ctx, const char *s, size_t n)
 	serial_write(s, n);
 }
 
-/* Calls hook(buf, cap) with the stack-protector canary address readable.
- * Returns the hook's value, or INT32_MIN when the canary address is not
- * mapped (reason in *why). */
-static int32_t call_hook(fluid_profile_fn hook, uint8_t *buf, uint32_t cap, const char **why)
+/* Calls r's hook(buf, cap) under the module guard, with the
+ * stack-protector canary address readable. Returns the hook's value, or
+ * INT32_MIN when the canary address is not mapped or the hook crashed or
+ * timed out (reason in *why). */
+static int32_t call_hook(const struct module_record *r, uint8_t *buf, uint32_t cap, const char **why)
 {
+	static char stopped[MODPARSE_ERR_MAX];
 	uint64_t canary = rdmsr(MSR_FS_BASE) + FS_SSP_CANARY_OFFSET;
 	if (!(vm_prot(canary) & VM_R)) {
 		/* gdt.c sets the FS base to a canary block; reaching this means it
@@ -40,7 +42,12 @@ static int32_t call_hook(fluid_profile_fn hook, uint8_t *buf, uint32_t cap, cons
 		*why = "the stack-protector canary address %fs:0x28 is not mapped (the FS base must be gdt.c's canary block)";
 		return INT32_MIN;
 	}
-	return hook(buf, cap);
+	int32_t ret = 0;
+	if (module_profile_call(r, buf, cap, &ret, stopped, sizeof stopped) != 0) {
+		*why = stopped; /* r->result now says CRASHED or TIMEOUT */
+		return INT32_MIN;
+	}
+	return ret;
 }
 
 static const char *result_name(enum module_result r)
@@ -86,40 +93,50 @@ static int export_summary(const struct prof_sink *sink, const struct module_reco
 	return 0;
 }
 
-static int export_profraw(const struct prof_sink *sink, const struct module_record *r)
+/* A module's raw profile, made before its frames are sent. */
+struct profraw {
+	uint8_t *buf;      /* kmalloc'd, n bytes; NULL when there is none */
+	int32_t n;
+	char reason[96];   /* why there is none; "" when the hook was stopped */
+};
+
+/* Calls r's hook for the size, then for the bytes. When the guard stops
+ * the hook, r->result says so (CRASHED / TIMEOUT) and p->reason stays
+ * empty: like a module stopped in its entry, it gets no profraw frame and
+ * no FRAME-ERROR, and its summary, sent after this, says why. */
+static void make_profraw(const struct module_record *r, struct profraw *p)
 {
 	const char *why = "";
-	char reason[96];
-	int32_t need = call_hook(r->profile, NULL, 0, &why);
+	p->buf = NULL;
+	p->n = 0;
+	p->reason[0] = '\0';
+	int32_t need = call_hook(r, NULL, 0, &why);
 	if (need == INT32_MIN) {
-		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), why);
-		return -1;
+		if (r->result == MODULE_OK || r->result == MODULE_FAIL)
+			ksnprintf(p->reason, sizeof p->reason, "%s", why);
+		return;
 	}
 	if (need <= 0) {
-		ksnprintf(reason, sizeof reason, "profile hook returned size %d", (int)need);
-		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), reason);
-		return -1;
+		ksnprintf(p->reason, sizeof p->reason, "profile hook returned size %d", (int)need);
+		return;
 	}
 	uint8_t *buf = kmalloc((size_t)need);
 	if (buf == NULL) {
-		ksnprintf(reason, sizeof reason, "out of kernel heap for a %d-byte profile", (int)need);
-		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), reason);
-		return -1;
+		ksnprintf(p->reason, sizeof p->reason, "out of kernel heap for a %d-byte profile", (int)need);
+		return;
 	}
-	int32_t got = call_hook(r->profile, buf, (uint32_t)need, &why);
-	int rc = 0;
+	int32_t got = call_hook(r, buf, (uint32_t)need, &why);
 	if (got == INT32_MIN) {
-		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), why);
-		rc = -1;
+		if (r->result == MODULE_OK || r->result == MODULE_FAIL)
+			ksnprintf(p->reason, sizeof p->reason, "%s", why);
 	} else if (got != need) {
-		ksnprintf(reason, sizeof reason, "profile hook wrote %d bytes, announced %d", (int)got, (int)need);
-		prof_frame_error(sink, PROF_KIND_PROFRAW, rec_name(r), reason);
-		rc = -1;
+		ksnprintf(p->reason, sizeof p->reason, "profile hook wrote %d bytes, announced %d", (int)got, (int)need);
 	} else {
-		prof_frame_write(sink, PROF_KIND_PROFRAW, rec_name(r), buf, (size_t)got);
+		p->buf = buf;
+		p->n = got;
+		return;
 	}
 	kfree(buf);
-	return rc;
 }
 
 int profiling_export(void)
@@ -132,19 +149,27 @@ int profiling_export(void)
 
 	for (size_t i = 0; i < n; i++) {
 		const struct module_record *r = &recs[i];
+		/* Only a module that ran to the end has a hook that may be
+		 * called and counters that are whole: a refused module was
+		 * never relocated, a stopped one (crashed, timed out) was
+		 * released; its summary says why there is no profile. The
+		 * hook runs before the summary is sent, so that a hook the
+		 * guard stops is in the summary's result too. */
+		int hook = r->profile != NULL && (r->result == MODULE_OK || r->result == MODULE_FAIL);
+		struct profraw p = { NULL, 0, "" };
+		if (hook)
+			make_profraw(r, &p);
 		if (export_summary(&sink, r) == 0)
 			frames++;
 		else
 			errors++;
-		/* Only a module that ran to the end has a hook that may be
-		 * called and counters that are whole: a refused module was
-		 * never relocated, a stopped one (crashed, timed out) was
-		 * released; its summary says why there is no profile. */
-		if (r->profile != NULL && (r->result == MODULE_OK || r->result == MODULE_FAIL)) {
-			if (export_profraw(&sink, r) == 0)
-				frames++;
-			else
-				errors++;
+		if (p.buf) {
+			prof_frame_write(&sink, PROF_KIND_PROFRAW, rec_name(r), p.buf, (size_t)p.n);
+			kfree(p.buf);
+			frames++;
+		} else if (hook && p.reason[0]) {
+			prof_frame_error(&sink, PROF_KIND_PROFRAW, rec_name(r), p.reason);
+			errors++;
 		}
 	}
 	ksnprintf(line, sizeof line, "@@FLUID-FRAMES-DONE frames=%d errors=%d\n", frames, errors);

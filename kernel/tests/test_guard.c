@@ -3,9 +3,15 @@
  * hand-assembled modules that spin, write through a NULL pointer, execute
  * an invalid opcode, divide by zero or hit int3 are stopped with the right
  * reason and offset, their pool block and heap blocks are released, and
- * the next module still runs.
+ * the next module still runs. Modules that return but break the calling
+ * convention (RBP, segments, IF/DF), change the FPU's control state or
+ * raise an unhandled software interrupt do not take the kernel down.
  */
+#include "cpu.h"
 #include "crc32.h"
+#include "fpu.h"
+#include "gdt.h"
+#include "idt.h"
 #include "heap.h"
 #include "jit_allocator.h"
 #include "ktest.h"
@@ -71,6 +77,7 @@ static void make_code_module(uint8_t *m, const char *name, const uint8_t *code, 
 	gwr32(m + FLUID_MOD_OFF_ENTRY, 0);
 	gwr32(m + FLUID_MOD_OFF_RELOC_OFFSET, GMOD_BYTES);
 	gwr32(m + FLUID_MOD_OFF_PROFILE, FLUID_MOD_NO_OFFSET);
+	gwr32(m + FLUID_MOD_OFF_SERVICES, FLUID_SERVICES_VERSION);
 	uint8_t *img = m + FLUID_MOD_HDR_SIZE;
 	memset(img, 0x90, GCODE);
 	memcpy(img, code, n);
@@ -247,4 +254,197 @@ KTEST(guard_overdue_module_in_services_times_out)
 	KT_EQ_U(r->result, MODULE_TIMEOUT);
 	/* stopped in its own code, or at the service's return into it */
 	KT_ASSERT(r->stop.eip - r->base < sizeof busy);
+}
+
+/* A module that returns normally but breaks the calling convention:
+ * RBP cleared, null data segments (which clears the FS base, the
+ * stack-protector canary block), IF and DF flipped. The kernel must get
+ * back its own registers and flags (module_call keeps them, not the
+ * module), and the module still counts as having returned. */
+KTEST(guard_abi_breaking_return_is_undone)
+{
+	static const struct {
+		const char *name;
+		uint8_t code[16];
+		uint32_t n;
+	} cases[] = {
+		/* xor ebp, ebp; xor eax, eax; ret */
+		{ "ebpret", { 0x31, 0xED, 0x31, 0xC0, 0xC3 }, 5 },
+		/* xor eax, eax; mov ds/es/fs/gs, ax; ret */
+		{ "dsret", { 0x31, 0xC0, 0x8E, 0xD8, 0x8E, 0xC0, 0x8E, 0xE0, 0x8E, 0xE8, 0xC3 }, 11 },
+		/* cli; std; xor eax, eax; ret */
+		{ "flagsret", { 0xFA, 0xFD, 0x31, 0xC0, 0xC3 }, 5 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		KT_EQ_U(gpool_reset(), 0);
+		module_records_reset();
+		uint64_t before = read_eflags();
+		int rc = -3;
+		struct module_record *r = run_code(cases[i].name, cases[i].code, cases[i].n, 1000, &rc);
+		uint64_t after = read_eflags();
+		uint16_t ds;
+		__asm__ volatile("movw %%ds, %0" : "=r"(ds));
+		if (rc != 0 || r->result != MODULE_OK || (after & (EFLAGS_IF | 0x400u)) != (before & (EFLAGS_IF | 0x400u)))
+			ktest_fail(__FILE__, __LINE__, "%s: rc %d result %s rflags 0x%llx, before 0x%llx", cases[i].name, rc,
+				   module_result_word(r->result), (unsigned long long)after, (unsigned long long)before);
+		KT_EQ_U(ds, GDT_KERNEL_DATA);
+		KT_EQ_U(rdmsr(MSR_FS_BASE), (uint64_t)(uintptr_t)gdt_fs_block);
+		__asm__ volatile("sti; cld");
+	}
+}
+
+/* A module that changes the x87 control word and MXCSR (round toward
+ * zero, exceptions unmasked) and returns: the next module starts with the
+ * defaults, or its floating-point results depend on who ran before. */
+KTEST(guard_fpu_state_does_not_leak)
+{
+	/* push 0xC40; fldcw [rsp]; mov dword [rsp], 0x6000; ldmxcsr [rsp];
+	 * pop rax; xor eax, eax; ret (the i386 bytes mean the same in 64-bit
+	 * mode) */
+	static const uint8_t fpuset[] = { 0x68, 0x40, 0x0C, 0, 0, 0xD9, 0x2C, 0x24, 0xC7, 0x04, 0x24, 0x00, 0x60,
+					  0, 0, 0x0F, 0xAE, 0x14, 0x24, 0x58, 0x31, 0xC0, 0xC3 };
+	KT_EQ_U(gpool_reset(), 0);
+	module_records_reset();
+	int rc = -3;
+	struct module_record *r = run_code("fpuset", fpuset, sizeof fpuset, 1000, &rc);
+	KT_EQ_U(rc, 0);
+	KT_EQ_U(r->result, MODULE_OK);
+	uint16_t cw = 0;
+	uint32_t mxcsr = 0;
+	__asm__ volatile("fnstcw %0" : "=m"(cw));
+	KT_EQ_U(cw, 0x37F);
+	if (fpu_features() & FPU_HAS_SSE) {
+		__asm__ volatile("stmxcsr %0" : "=m"(mxcsr));
+		KT_EQ_U(mxcsr & 0xFFC0u, 0x1F80u);
+	}
+	module_guard_reset_cpu();
+}
+
+/* A software interrupt to a vector nobody handles (int 0x99) is the
+ * module's fault, like an exception: crashed, not a kernel panic. */
+KTEST(guard_unhandled_software_interrupt_is_crashed)
+{
+	static const uint8_t code[] = { 0x90, 0xCD, 0x99 }; /* nop; int 0x99 */
+	KT_EQ_U(gpool_reset(), 0);
+	module_records_reset();
+	int rc = 0;
+	struct module_record *r = run_code("softint", code, sizeof code, 1000, &rc);
+	KT_ASSERT(rc == -1);
+	KT_EQ_U(r->result, MODULE_CRASHED);
+	KT_EQ_U(r->stop.vector, 0x99);
+	KT_EQ_U(r->stop.eip - r->base, 3);
+}
+
+/* A module that runs its stack into unmapped memory: the CPU cannot push
+ * the exception frame, a double fault (on its own IST stack). The guard takes it
+ * like any exception in the module, and the kernel's stack comes back. */
+KTEST(guard_module_stack_overflow_is_crashed)
+{
+	static const struct {
+		const char *name;
+		uint8_t code[8];
+		uint32_t n, off;
+	} cases[] = {
+		/* mov esp, 0x1000 (RSP = 0x1000, just above the unmapped NULL
+		 * page); nop; ud2 */
+		{ "badesp", { 0xBC, 0x00, 0x10, 0, 0, 0x90, 0x0F, 0x0B }, 8, 6 },
+		/* again: call again (recursion into the kernel stack's guard page) */
+		{ "recurse", { 0xE8, 0xFB, 0xFF, 0xFF, 0xFF }, 5, 0 },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		KT_EQ_U(gpool_reset(), 0);
+		module_records_reset();
+		int rc = 0;
+		struct module_record *r = run_code(cases[i].name, cases[i].code, cases[i].n, 1000, &rc);
+		if (rc != -1 || r->result != MODULE_CRASHED || r->stop.vector != EXC_DOUBLE_FAULT ||
+		    r->stop.eip - r->base != cases[i].off)
+			ktest_fail(__FILE__, __LINE__, "%s: rc %d result %s vector %u at +0x%x, want CRASHED 8 at +0x%x",
+				   cases[i].name, rc, module_result_word(r->result), r->stop.vector,
+				   (unsigned)(r->stop.eip - r->base), cases[i].off);
+		/* twice: the #DF IST stack is ready again */
+		struct module_record *next = run_code("after", code_ok, sizeof code_ok, 1000, &rc);
+		KT_EQ_U(rc, 0);
+		KT_EQ_U(next->result, MODULE_OK);
+	}
+}
+
+/* A module that returns keeping heap blocks does not keep them: the next
+ * module must not find the heap short (hash, sort, lz and matrix allocate). */
+KTEST(guard_finished_module_heap_is_freed)
+{
+	/* push rbx; mov rbx, rdi (svc); mov edi, 100; call [rbx+alloc];
+	 * mov edi, 200; call [rbx+alloc]; pop rbx; xor eax, eax; ret */
+	const uint8_t a = (uint8_t)offsetof(struct fluid_services, alloc);
+	const uint8_t keep[] = { 0x53, 0x48, 0x89, 0xFB, 0xBF, 0x64, 0, 0, 0, 0xFF, 0x53, a,
+				 0xBF, 0xC8, 0, 0, 0, 0xFF, 0x53, a, 0x5B, 0x31, 0xC0, 0xC3 };
+	KT_EQ_U(gpool_reset(), 0);
+	module_records_reset();
+	struct heap_stats before, after;
+	heap_stats(&before);
+	int rc = -3;
+	struct module_record *r = run_code("keep", keep, sizeof keep, 1000, &rc);
+	KT_EQ_U(rc, 0);
+	KT_EQ_U(r->result, MODULE_OK);
+	heap_stats(&after);
+	KT_EQ_U(after.free, before.free);
+	KT_EQ_U(after.blocks, before.blocks);
+	heap_check();
+}
+
+/* A module that sets the trap flag right before it returns: the
+ * single-step trap comes after its ret, in the kernel, which is not a
+ * kernel crash; the module returned, and passes. */
+KTEST(guard_trap_flag_after_return_is_cleared)
+{
+	/* xor eax, eax; pushfq; or dword [rsp], 0x100; popfq; ret */
+	static const uint8_t code[] = { 0x31, 0xC0, 0x9C, 0x81, 0x0C, 0x24, 0x00, 0x01, 0x00, 0x00, 0x9D, 0xC3 };
+	KT_EQ_U(gpool_reset(), 0);
+	module_records_reset();
+	int rc = -3;
+	struct module_record *r = run_code("tfret", code, sizeof code, 1000, &rc);
+	KT_EQ_U(rc, 0);
+	KT_EQ_U(r->result, MODULE_OK);
+	KT_EQ_U(read_eflags() & 0x100u, 0);
+}
+
+static volatile uint32_t bp_hits;
+__attribute__((noinline)) static void bp_target(void)
+{
+	bp_hits++;
+}
+
+/* A module that arms a hardware breakpoint on kernel code and returns:
+ * the kernel must not stop there later (after the guard is gone). */
+KTEST(guard_debug_registers_are_disarmed)
+{
+	/* movabs rax, bp_target; mov dr0, rax; mov eax, 1 (L0, execute);
+	 * mov dr7, rax; xor eax, eax; ret */
+	static uint8_t code[] = { 0x48, 0xB8, 0, 0, 0, 0, 0, 0, 0, 0, 0x0F, 0x23, 0xC0, 0xB8, 0x01, 0, 0, 0,
+				  0x0F, 0x23, 0xF8, 0x31, 0xC0, 0xC3 };
+	uint64_t a = (uint64_t)(uintptr_t)bp_target;
+	memcpy(code + 2, &a, sizeof a);
+	KT_EQ_U(gpool_reset(), 0);
+	module_records_reset();
+	int rc = -3;
+	struct module_record *r = run_code("drset", code, sizeof code, 1000, &rc);
+	KT_EQ_U(rc, 0);
+	KT_EQ_U(r->result, MODULE_OK);
+	bp_target(); /* would be a #DB in the kernel: the dump */
+	KT_EQ_U(bp_hits, 1);
+}
+
+/* A module that sets CR0.TS (as a task switch would) and returns: the FPU
+ * reset after it must not fault in the kernel (#NM). */
+KTEST(guard_control_registers_are_restored)
+{
+	/* mov rax, cr0; or eax, 8 (TS); mov cr0, rax; xor eax, eax; ret */
+	static const uint8_t code[] = { 0x0F, 0x20, 0xC0, 0x83, 0xC8, 0x08, 0x0F, 0x22, 0xC0, 0x31, 0xC0, 0xC3 };
+	uint64_t before = read_cr0();
+	KT_EQ_U(gpool_reset(), 0);
+	module_records_reset();
+	int rc = -3;
+	struct module_record *r = run_code("tsset", code, sizeof code, 1000, &rc);
+	KT_EQ_U(rc, 0);
+	KT_EQ_U(r->result, MODULE_OK);
+	KT_EQ_U(read_cr0(), before);
 }

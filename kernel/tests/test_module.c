@@ -56,6 +56,7 @@ static void make_module(uint8_t *m, const char *name, int32_t status)
 	wr32(m + FLUID_MOD_OFF_RELOC_OFFSET, FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA);
 	wr32(m + FLUID_MOD_OFF_RELOC_COUNT, N_RELOCS);
 	wr32(m + FLUID_MOD_OFF_PROFILE, FLUID_MOD_NO_OFFSET);
+	wr32(m + FLUID_MOD_OFF_SERVICES, FLUID_SERVICES_VERSION);
 	uint8_t *img = m + FLUID_MOD_HDR_SIZE;
 	img[0] = 0xB8; /* mov eax, imm32 */
 	wr32(img + 1, (uint32_t)status);
@@ -144,7 +145,11 @@ KTEST(module_corrupted_is_refused)
 {
 	static const struct bad_case cases[] = {
 		{ "magic", FLUID_MOD_OFF_MAGIC, 0x12345678, 1, 0, "bad magic" },
-		{ "version", FLUID_MOD_OFF_ABI_VERSION, 7, 1, 0, "ABI version 7" },
+		{ "version", FLUID_MOD_OFF_ABI_VERSION, 7, 1, 0, "ABI version 7, this kernel reads 2: rebuild" },
+		{ "old ABI", FLUID_MOD_OFF_ABI_VERSION, 1, 1, 0, "ABI version 1, this kernel reads 2: rebuild" },
+		{ "services", FLUID_MOD_OFF_SERVICES, FLUID_SERVICES_VERSION + 1, 1, 0,
+		  "built against services table version 2, this kernel has 1; rebuild the module with this "
+		  "tree's modules/include/fluid_module.h" },
 		{ "checksum", FLUID_MOD_HDR_SIZE + 1, 0xDEAD, 0, 0, "checksum mismatch" },
 		{ "crc field", FLUID_MOD_OFF_CRC32, 0, 0, 0, "checksum mismatch" },
 		{ "truncated", 0, 0, 0, MOD_BYTES - 4, "file size field" },
@@ -205,6 +210,35 @@ KTEST(module_name_must_match_file)
 	KT_ASSERT(has(rec->reason, "rename the file to tiny.mod"));
 	rec = module_record_new("TINY.MOD"); /* FAT short names are upper case */
 	KT_EQ_U(module_load(rec, m, MOD_BYTES, &pool, &mod), 0);
+}
+
+/* A module built against another services table is refused before any of
+ * it runs, with the message to rebuild it, and the next module still loads
+ * and runs. */
+KTEST(module_services_version_is_refused)
+{
+	static uint8_t m[MOD_BYTES];
+	make_module(m, "stale", FLUID_OK);
+	wr32(m + FLUID_MOD_OFF_SERVICES, 0);
+	fix_crc(m, MOD_BYTES);
+	KT_EQ_U(jit_pool_init(&pool, pool_mem, TEST_POOL_BYTES), 0);
+	module_records_reset();
+	struct module mod;
+	struct module_record *rec = module_record_new("stale.mod");
+	KT_ASSERT(module_load(rec, m, MOD_BYTES, &pool, &mod) == -1);
+	KT_EQ_U(rec->result, MODULE_REFUSED);
+	KT_EQ_STR(rec->reason, "built against services table version 0, this kernel has 1; rebuild the module "
+			       "with this tree's modules/include/fluid_module.h");
+	KT_ASSERT(module_execute(&mod) == -1);
+	KT_EQ_U(rec->calls, 0);
+
+	make_module(m, "fresh", FLUID_OK);
+	struct module_record *ok = module_record_new("fresh.mod");
+	KT_EQ_U(module_load(ok, m, MOD_BYTES, &pool, &mod), 0);
+	mod.runs = 1;
+	KT_EQ_U(module_execute(&mod), 0);
+	KT_EQ_U(ok->result, MODULE_OK);
+	KT_EQ_U(rec->result, MODULE_REFUSED);
 }
 
 KTEST(modparse_reloc_names)

@@ -33,8 +33,8 @@
 
 /* ---- File format -------------------------------------------------------- */
 #define FLUID_MOD_MAGIC         0x444F4D46u /* "FMOD" little-endian */
-#define FLUID_MOD_ABI_VERSION   1u
-#define FLUID_MOD_HDR_SIZE      104u
+#define FLUID_MOD_ABI_VERSION   2u   /* 2: services_version field added     */
+#define FLUID_MOD_HDR_SIZE      108u
 #define FLUID_MOD_CRC_START     12u  /* CRC covers [12, file_size)           */
 #define FLUID_MOD_NAME_MAX      32u  /* name field incl. the NUL             */
 #define FLUID_MOD_HASH_SIZE     8u   /* leading bytes of SHA-256(image||relocs) */
@@ -78,6 +78,7 @@
 #define FLUID_MOD_OFF_RELOC_COUNT    92
 #define FLUID_MOD_OFF_PROFILE        96 /* image offset of fluid_profile_dump or FLUID_MOD_NO_OFFSET */
 #define FLUID_MOD_OFF_DEADLINE       100 /* ms per entry call, 0 = the kernel default */
+#define FLUID_MOD_OFF_SERVICES       104 /* FLUID_SERVICES_VERSION the module was compiled against */
 
 struct fluid_mod_header {
 	uint32_t magic;
@@ -99,6 +100,7 @@ struct fluid_mod_header {
 	uint32_t reloc_count;
 	uint32_t profile_offset;
 	uint32_t deadline_ms;
+	uint32_t services_version;
 } __attribute__((packed));
 
 struct fluid_mod_reloc {
@@ -108,6 +110,10 @@ struct fluid_mod_reloc {
 
 _Static_assert(sizeof(struct fluid_mod_header) == FLUID_MOD_HDR_SIZE, "module header size");
 _Static_assert(__builtin_offsetof(struct fluid_mod_header, profile_offset) == FLUID_MOD_OFF_PROFILE,
+	       "module header layout");
+_Static_assert(__builtin_offsetof(struct fluid_mod_header, deadline_ms) == FLUID_MOD_OFF_DEADLINE,
+	       "module header layout");
+_Static_assert(__builtin_offsetof(struct fluid_mod_header, services_version) == FLUID_MOD_OFF_SERVICES,
 	       "module header layout");
 _Static_assert(sizeof(struct fluid_mod_reloc) == 8, "module reloc size");
 
@@ -142,7 +148,29 @@ typedef int32_t (*fluid_profile_fn)(uint8_t *buf, uint32_t cap);
 	__attribute__((used)) const uint32_t fluid_deadline_ms = (ms)
 
 /* ---- Kernel services ------------------------------------------------------ */
+/* Bump whenever struct fluid_services changes in any way (a field added,
+ * removed, reordered or retyped): the loader refuses modules compiled
+ * against another value, so no module calls the wrong function pointer. */
 #define FLUID_SERVICES_VERSION  1u
+
+/*
+ * The services version record. Every object file that includes this header
+ * carries FLUID_SERVICES_VERSION as one uint32 in the section
+ * FLUID_SERVICES_SECTION, so a module cannot forget to declare the table it
+ * was compiled against. modules/module.ld keeps that section out of the
+ * image (an INFO section: not loaded, not hashed); internal/modfmt reads it
+ * from the ELF, refuses an ELF without it or with differing values, and
+ * records the value in the header field services_version; the kernel's
+ * module parser (kernel/module/modparse.c) refuses a module whose value is
+ * not this header's FLUID_SERVICES_VERSION, before any of it runs. The
+ * kernel and the host build of the parser include this header too; they
+ * define FLUID_NO_SERVICES_RECORD first, as they are not modules.
+ */
+#define FLUID_SERVICES_SECTION  ".fluid_services_version"
+#ifndef FLUID_NO_SERVICES_RECORD
+__attribute__((used, section(".fluid_services_version"), aligned(4)))
+static const uint32_t fluid_services_version_record = FLUID_SERVICES_VERSION;
+#endif
 
 /* Module return status. */
 #define FLUID_OK                0

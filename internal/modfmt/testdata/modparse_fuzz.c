@@ -44,6 +44,7 @@ static int check_one(const uint8_t *data, size_t size)
 		}
 	}
 	must(info.name[0] && info.name[FLUID_MOD_NAME_MAX - 1] == '\0', "the name is not terminated");
+	must(info.services_version == FLUID_SERVICES_VERSION, "accepted another services table version");
 	return 0;
 }
 
