@@ -89,11 +89,6 @@ void exception_set_filter(int_filter fn)
 	exception_filter = fn;
 }
 
-int exception_filter_take(struct int_frame *f)
-{
-	return exception_filter && exception_filter(f);
-}
-
 unsigned irq_spurious_count(void)
 {
 	return spurious;

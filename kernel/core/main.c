@@ -130,7 +130,7 @@ static void fault_triple(void)
 
 #if defined(FLUID_FAULT) && FLUID_FAULT == 5
 /* Kernel stack overflow: recurse into the guard page (#PF, then #DF while
- * pushing the #PF frame, handled by the double-fault task). */
+ * pushing the #PF frame, delivered on its own IST stack). */
 static volatile int overflow_stop;
 static unsigned fault_stack_overflow(unsigned depth)
 {

@@ -51,8 +51,6 @@ const char *exception_name(unsigned vector);
 /* Install fn as the exception filter (kernel/module/guard.c while a module
  * runs); NULL removes it. */
 void exception_set_filter(int_filter fn);
-/* 1 when the installed filter took f (the double-fault task asks it too). */
-int exception_filter_take(struct int_frame *f);
 /* Spurious IRQ 7/15 seen so far. */
 unsigned irq_spurious_count(void);
 
