@@ -113,7 +113,7 @@ func TestHeaderMatchesC(t *testing.T) {
 		"FLUID_MOD_CRC_START": CRCStart, "FLUID_MOD_NAME_MAX": NameMax, "FLUID_MOD_HASH_SIZE": HashSize,
 		"FLUID_MOD_MAX_ALIGN": MaxAlign, "FLUID_MOD_NO_OFFSET": NoOffset, "FLUID_MOD_MAX_DEADLINE_MS": MaxDeadline, "FLUID_MOD_MAX_RELOCS": 0,
 		"FLUID_R_X86_64_64": RX86_64_64, "FLUID_R_X86_64_RELATIVE": RX86_64Relative, "FLUID_MOD_F_PROFILE": FlagProfile,
-		"FLUID_MOD_PAGE_SIZE": PageSize,
+		"FLUID_MOD_PAGE_SIZE":    PageSize,
 		"FLUID_VARIANT_BASELINE": uint64(VariantBaseline), "FLUID_VARIANT_O3": uint64(VariantO3),
 		"FLUID_VARIANT_PGO": uint64(VariantPGO), "FLUID_VARIANT_INSTRUMENTED": uint64(VariantInstrumented),
 		"FLUID_VARIANT_COUNT": variantCount,
@@ -529,6 +529,36 @@ func buildChecker(t *testing.T, dir string) string {
 	return out
 }
 
+// TestRelocNamesMatchC: the packer's and the kernel's names of x86_64
+// relocation types agree, for every type number up to 63 (the C parser
+// names the type in its refusal, the packer in its error).
+func TestRelocNamesMatchC(t *testing.T) {
+	check := buildChecker(t, t.TempDir())
+	out, err := toolchaintest.Run(tools(t), "", check, "--reloc-names")
+	if err != nil {
+		t.Fatalf("modparse_check --reloc-names: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(lines) != 64 {
+		t.Fatalf("modparse_check printed %d lines, want 64:\n%s", len(lines), out)
+	}
+	known := 0
+	for i, l := range lines {
+		goName := relocTypeName(uint32(i))
+		if _, ok := relocNames[uint32(i)]; !ok {
+			goName = "unknown"
+		} else {
+			known++
+		}
+		if want := fmt.Sprintf("%d %s", i, goName); l != want {
+			t.Errorf("type %d: C says %q, Go %q", i, l, want)
+		}
+	}
+	if known != len(relocNames) {
+		t.Errorf("Go names %d types, %d of them below 64", len(relocNames), known)
+	}
+}
+
 func TestVariantNames(t *testing.T) {
 	for _, tt := range []struct {
 		in   string
@@ -567,6 +597,17 @@ func FuzzParse(f *testing.F) {
 		}
 		if m.ServicesVersion != ServicesVersion {
 			t.Fatalf("accepted a module built against services table version %d", m.ServicesVersion)
+		}
+		if (m.DataSize != 0 || m.BSSSize != 0) && m.CodeSize%PageSize != 0 {
+			t.Fatalf("accepted code size %#x sharing a page with data", m.CodeSize)
+		}
+		for i, r := range m.Relocs {
+			if r.Type != RX86_64_64 && r.Type != RX86_64Relative {
+				t.Fatalf("accepted relocation %d of type %s", i, relocTypeName(r.Type))
+			}
+			if uint64(r.Offset)+RelocWordSize > uint64(len(m.Image)) {
+				t.Fatalf("accepted relocation %d whose 64-bit word at %#x leaves the image (%d bytes)", i, r.Offset, len(m.Image))
+			}
 		}
 	})
 }

@@ -213,8 +213,9 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 /* ---- Services ------------------------------------------------------------ */
 
 /*
- * The running module's heap blocks: svc_alloc puts a 16-byte link in front
- * of each (HEAP_ALIGN keeps the module's pointer 16-byte aligned), svc_free
+ * The running module's heap blocks: svc_alloc puts a link in front of each
+ * (16 bytes on i686, 32 on x86_64: a multiple of HEAP_ALIGN, so the
+ * module's pointer keeps kmalloc's alignment), svc_free
  * takes it out, so a module that is stopped half-way has its blocks freed.
  * Invariant: every block on the list came from svc_alloc during the current
  * module_execute, carries SVC_BLOCK_MAGIC and was not passed to svc_free;
@@ -225,9 +226,9 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 #define SVC_BLOCK_MAGIC 0x4B4C4253u /* "SBLK" */
 struct svc_block {
 	struct svc_block *prev, *next;
-	uint32_t magic, pad;
-};
-_Static_assert(sizeof(struct svc_block) == HEAP_ALIGN, "svc_block keeps kmalloc's alignment");
+	uint32_t magic;
+} __attribute__((aligned(HEAP_ALIGN)));
+_Static_assert(sizeof(struct svc_block) % HEAP_ALIGN == 0, "svc_block keeps kmalloc's alignment");
 static struct svc_block *svc_blocks;
 
 static void svc_free_all(void)
