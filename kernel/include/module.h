@@ -42,6 +42,10 @@ struct modparse_info {
  * writes a one-line reason (no trailing newline) into err[0..errlen). */
 int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *err, size_t errlen);
 
+/* Add base to every relocated 64-bit word of mem, the code + data bytes
+ * of a module modparse accepted (info), to run at address base. */
+void module_relocate(uint8_t *mem, uint64_t base, const struct modparse_info *info);
+
 /* "baseline", "O3", "PGO", "instrumented" or "unknown". */
 const char *module_variant_name(uint32_t variant);
 

@@ -181,15 +181,7 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 	}
 	memcpy(mem, info.image, filed);
 	memset(mem + filed, 0, pages - filed); /* bss, and the last page's tail */
-	for (uint32_t i = 0; i < info.reloc_count; i++) {
-		/* modparse checked type and that off + 8 <= code + data. */
-		const uint8_t *r = info.relocs + i * sizeof(struct fluid_mod_reloc);
-		uint32_t off = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
-		uint64_t word;
-		memcpy(&word, mem + off, sizeof(word));
-		word += (uint64_t)(uintptr_t)mem;
-		memcpy(mem + off, &word, sizeof(word));
-	}
+	module_relocate(mem, (uint64_t)(uintptr_t)mem, &info); /* modparse checked every entry */
 	uint32_t code_pages = module_round_page(info.code_size);
 	if (vm_protect(mem, code_pages, VM_R | VM_X) != 0) {
 		module_release_block(pool, mem, pages);

@@ -309,3 +309,30 @@ int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *er
 	}
 	return 0;
 }
+
+/*
+ * module_relocate: apply info's relocations to mem, a copy of the image
+ * that will run at address base (the loader passes mem itself; the host
+ * test passes high kernel addresses). Pure, like modparse.
+ *
+ * On entry: info came from a successful modparse, so every entry's type is
+ * FLUID_R_X86_64_64 or FLUID_R_X86_64_RELATIVE and its 8-byte target lies
+ * inside code + data; mem holds those code_size + data_size bytes.
+ * Each entry adds base to the little-endian 64-bit word at its offset
+ * (modulo 2^64, as address arithmetic does); the packer put the
+ * image-relative address there, so afterwards the word holds the absolute
+ * address. Byte-wise access: neither mem nor the words need alignment.
+ */
+void module_relocate(uint8_t *mem, uint64_t base, const struct modparse_info *info)
+{
+	for (uint32_t i = 0; i < info->reloc_count; i++) {
+		const uint8_t *r = info->relocs + (size_t)i * sizeof(struct fluid_mod_reloc);
+		uint8_t *w = mem + rd32(r);
+		uint64_t v = 0;
+		for (int b = 7; b >= 0; b--)
+			v = v << 8 | w[b];
+		v += base;
+		for (int b = 0; b < 8; b++, v >>= 8)
+			w[b] = (uint8_t)v;
+	}
+}
