@@ -94,14 +94,16 @@ NOPROF __attribute__((noreturn)) void __stack_chk_fail(void)
 /* FS's segment while compiler-rt runs: the canary at FS_CANARY_OFFSET. */
 static uint64_t fs_block[FS_CANARY_OFFSET / 8u + 1u] __attribute__((aligned(64)));
 
-static inline uint64_t rdmsr(uint32_t msr)
+#define NOPROF_INLINE __attribute__((no_profile_instrument_function, always_inline))
+
+NOPROF_INLINE static inline uint64_t rdmsr(uint32_t msr)
 {
 	uint32_t lo, hi;
 	__asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
 	return (uint64_t)hi << 32 | lo;
 }
 
-static inline void wrmsr(uint32_t msr, uint64_t v)
+NOPROF_INLINE static inline void wrmsr(uint32_t msr, uint64_t v)
 {
 	__asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)) : "memory");
 }
