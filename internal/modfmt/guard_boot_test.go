@@ -283,7 +283,7 @@ func TestBootKernelFaultInService(t *testing.T) {
 	if strings.Contains(log, "module badsvc: crashed") {
 		t.Errorf("a fault in the kernel was blamed on the module:\n%s", log)
 	}
-	if !regexp.MustCompile(`(?m)^\s+#\d+\s+0x[0-9a-f]{8} \(module badsvc\+0x[0-9a-f]+\)$`).MatchString(log) {
+	if !regexp.MustCompile(`(?m)^\s+#\d+\s+0x(?:[0-9a-f]{8}|[0-9a-f]{16}) \(module badsvc\+0x[0-9a-f]+\)$`).MatchString(log) {
 		t.Errorf("the dump's backtrace does not name the module's frame:\n%s", grepLines(lines, "#"))
 	}
 }
