@@ -350,10 +350,12 @@ static void report_stop(struct module_record *r)
 		module_exception_mnemonic(s->vector), exception_name(s->vector), s->err, at);
 	ksnprintf(r->reason, sizeof(r->reason), "crashed: exception %u (%s %s) at %s", s->vector,
 		  module_exception_mnemonic(s->vector), exception_name(s->vector), at);
+	/* #PF error code: bit 0 present (else not present), bit 1 write, bit 4
+	 * instruction fetch (NX: a jump into the module's data). */
 	if (s->vector == EXC_PAGE_FAULT)
 		kprintf("module %s: page fault at 0x%lx: %s, %s access\n", r->name, (unsigned long)s->cr2,
 			(s->err & 1u) ? "protection violation" : "page not present",
-			(s->err & 2u) ? "write" : "read");
+			(s->err & 0x10u) ? "instruction fetch" : (s->err & 2u) ? "write" : "read");
 	/* Innermost first: the faulting EIP, then the EBP chain up to and
 	 * including the first return address outside the module. */
 	kprintf("module %s: backtrace: %s", r->name, at);
