@@ -9,6 +9,10 @@
 #include "ktest.h"
 #include "module.h"
 #include "string.h"
+#if __has_include("vm.h") /* the kernel's page tables (W^X): check what the loader did */
+#include "vm.h"
+#define TEST_VM_PROT 1
+#endif
 
 #define TEST_POOL_BYTES (32u * 1024u)
 
@@ -101,6 +105,12 @@ KTEST(module_loads_relocates_and_runs)
 	memcpy(&word, (uint8_t *)rec->base + IMG_CODE, 8);
 	KT_ASSERT(word == (uint64_t)rec->base + 4);
 	KT_ASSERT(rec->profile == NULL);
+#ifdef TEST_VM_PROT
+	/* W^X: the code page read-only and executable, the data page
+	 * (relocated word, bss) read-write and not executable. */
+	KT_EQ_U(vm_prot(rec->base), VM_R | VM_X);
+	KT_EQ_U(vm_prot(rec->base + IMG_CODE), VM_R | VM_W);
+#endif
 	mod.runs = 5;
 	KT_EQ_U(module_execute(&mod), 0);
 	KT_EQ_U(rec->result, MODULE_OK);
@@ -119,10 +129,16 @@ KTEST(module_loads_relocates_and_runs)
 	struct jit_stats st;
 	jit_stats(&pool, &st);
 	KT_EQ_U(st.used, 2 * FLUID_MOD_PAGE_SIZE);
+	uintptr_t base = rec->base;
 	module_unload(&mod);
 	jit_stats(&pool, &st);
 	KT_EQ_U(st.used, 0);
 	KT_ASSERT(mod.entry == NULL);
+#ifdef TEST_VM_PROT
+	KT_EQ_U(vm_prot(base), VM_R | VM_W); /* back to RW+NX for the pool's next block */
+#else
+	(void)base;
+#endif
 	module_unload(&mod); /* a second unload is a no-op */
 }
 
