@@ -197,11 +197,13 @@ func (b *Builder) profileRuntime(ctx context.Context, moduleFlags []string) (str
 	return obj, nil
 }
 
-// ProfileRuntimeArchive finds compiler-rt's i386 profile runtime of the
-// toolchain's clang: libclang_rt.profile-i386.a (old layout, lib/linux/) or
-// libclang_rt.profile.a in the per-target runtime directory (new layout).
+// ProfileRuntimeArchive finds compiler-rt's x86_64 profile runtime of the
+// toolchain's clang: libclang_rt.profile-x86_64.a (old layout, lib/linux/)
+// or libclang_rt.profile.a in the per-target runtime directory (new
+// layout). Modules are x86_64 (modfmt.CFlags); the archive is built for
+// Linux, which rt/fluid_profile_rt.c makes up for.
 func (b *Builder) ProfileRuntimeArchive(ctx context.Context) (string, error) {
-	const triple = "--target=i386-pc-linux-gnu"
+	const triple = "--target=x86_64-pc-linux-gnu"
 	clang := b.tc.Path("clang")
 	// In container mode the archive lives in the image: trust clang's answer.
 	exists := func(p string) bool {
@@ -212,7 +214,7 @@ func (b *Builder) ProfileRuntimeArchive(ctx context.Context) (string, error) {
 		return err == nil && !st.IsDir()
 	}
 	var tried []string
-	if p, err := b.Output(ctx, clang, triple, "--print-file-name=libclang_rt.profile-i386.a"); err == nil {
+	if p, err := b.Output(ctx, clang, triple, "--print-file-name=libclang_rt.profile-x86_64.a"); err == nil {
 		if filepath.IsAbs(p) && exists(p) {
 			return p, nil
 		}
@@ -225,5 +227,5 @@ func (b *Builder) ProfileRuntimeArchive(ctx context.Context) (string, error) {
 		}
 		tried = append(tried, p)
 	}
-	return "", fmt.Errorf("compiler-rt's i386 profile runtime was not found for %s (looked for %s); install libclang-rt-<N>-dev for this LLVM (go tool mage deps)", clang, strings.Join(tried, ", "))
+	return "", fmt.Errorf("compiler-rt's x86_64 profile runtime was not found for %s (looked for %s); install libclang-rt-<N>-dev for this LLVM (go tool mage deps)", clang, strings.Join(tried, ", "))
 }

@@ -20,13 +20,17 @@ const (
 // the source and -o. A fresh slice is returned on every call.
 func CFlags() []string {
 	return []string{
-		"--target=i686-unknown-none-elf",
+		"--target=x86_64-unknown-none-elf",
 		"-std=c11",
 		"-ffreestanding",
 		"-fno-stack-protector",
-		"-fno-pic", "-fno-pie", // absolute addresses are relocated by the loader
+		// Position independent: code and data are reached RIP-relative,
+		// so only stored addresses need the loader (R_X86_64_RELATIVE).
+		"-fpie",
+		// Modules run in ring 0 on the kernel stack, where an interrupt
+		// pushes its frame right below RSP: no red zone.
+		"-mno-red-zone",
 		"-O2",
-		"-msse2", "-mfpmath=sse",
 		"-fno-asynchronous-unwind-tables", // no .eh_frame in the image
 		"-Wall", "-Wextra", "-Werror",
 	}
@@ -34,11 +38,12 @@ func CFlags() []string {
 
 // LDFlags returns the ld.lld flags every module is linked with; the caller
 // adds -T <root>/LinkerScript, -o <name>.elf and the objects. `-pie -z
-// notext` makes lld record every absolute address as an R_386_RELATIVE
-// dynamic relocation, which Pack turns into the module's relocation table.
+// notext` makes lld record every stored absolute address as an
+// R_X86_64_RELATIVE dynamic relocation, which Pack turns into the module's
+// relocation table.
 func LDFlags() []string {
 	return []string{
-		"-m", "elf_i386",
+		"-m", "elf_x86_64",
 		"-pie", "-z", "notext",
 		"--no-dynamic-linker",
 		"-nostdlib",

@@ -14,22 +14,28 @@ import (
 // Format constants; they mirror the #defines in modules/include/fluid_module.h
 // (TestHeaderMatchesC parses that header and fails on drift).
 const (
-	Magic        = 0x444F4D46 // "FMOD" little-endian
-	ABIVersion   = 2
-	HeaderSize   = 108
-	CRCStart     = 12 // the CRC-32 covers file bytes [CRCStart, file_size)
-	NameMax      = 32 // name field incl. its NUL
-	HashSize     = 8  // leading bytes of SHA-256(image || reloc table)
-	MaxAlign     = 4096
-	MaxImage     = 1 << 22
-	MaxRelocs    = 1 << 16
-	NoOffset     = 0xFFFFFFFF
-	MaxDeadline  = 600000 // ms; FLUID_MOD_MAX_DEADLINE_MS
-	RelocSize    = 8
-	FlagProfile  = 0x1
-	knownFlags   = FlagProfile
-	R386_32      = 1
-	R386Relative = 8
+	Magic       = 0x444F4D46 // "FMOD" little-endian
+	ABIVersion  = 3          // 3: x86_64 (2 was i686)
+	HeaderSize  = 108
+	CRCStart    = 12 // the CRC-32 covers file bytes [CRCStart, file_size)
+	NameMax     = 32 // name field incl. its NUL
+	HashSize    = 8  // leading bytes of SHA-256(image || reloc table)
+	MaxAlign    = 4096
+	PageSize    = 4096 // FLUID_MOD_PAGE_SIZE: code and data never share a page
+	MaxImage    = 1 << 22
+	MaxRelocs   = 1 << 16
+	NoOffset    = 0xFFFFFFFF
+	MaxDeadline = 600000 // ms; FLUID_MOD_MAX_DEADLINE_MS
+	RelocSize   = 8
+	FlagProfile = 0x1
+	knownFlags  = FlagProfile
+	// RX86_64_64 and RX86_64Relative are the two relocation types a
+	// module may carry (FLUID_R_X86_64_*): add the load address to the
+	// 64-bit word at the entry's image offset.
+	RX86_64_64      = 1
+	RX86_64Relative = 8
+	// RelocWordSize is the size of the word a relocation adjusts.
+	RelocWordSize = 8
 	// ServicesVersion is FLUID_SERVICES_VERSION, the services table of
 	// this tree's kernel; Parse, like the kernel, refuses other values.
 	ServicesVersion = 1
@@ -125,17 +131,24 @@ func ValidName(name string) error {
 	return nil
 }
 
-// relocTypeName names i386 relocation types for error messages.
+// relocTypeName names x86_64 relocation types for error messages; the
+// kernel's module_reloc_name (kernel/module/modparse.c) knows the same
+// names (a test compares them).
 func relocTypeName(t uint32) string {
-	names := map[uint32]string{
-		0: "R_386_NONE", 1: "R_386_32", 2: "R_386_PC32", 3: "R_386_GOT32",
-		4: "R_386_PLT32", 5: "R_386_COPY", 6: "R_386_GLOB_DAT",
-		7: "R_386_JMP_SLOT", 8: "R_386_RELATIVE", 9: "R_386_GOTOFF",
-		10: "R_386_GOTPC", 14: "R_386_TLS_TPOFF", 20: "R_386_16",
-		22: "R_386_8", 42: "R_386_IRELATIVE", 43: "R_386_GOT32X",
-	}
-	if n, ok := names[t]; ok {
+	if n, ok := relocNames[t]; ok {
 		return n
 	}
 	return fmt.Sprintf("%d", t)
+}
+
+var relocNames = map[uint32]string{
+	0: "R_X86_64_NONE", 1: "R_X86_64_64", 2: "R_X86_64_PC32", 3: "R_X86_64_GOT32",
+	4: "R_X86_64_PLT32", 5: "R_X86_64_COPY", 6: "R_X86_64_GLOB_DAT",
+	7: "R_X86_64_JUMP_SLOT", 8: "R_X86_64_RELATIVE", 9: "R_X86_64_GOTPCREL",
+	10: "R_X86_64_32", 11: "R_X86_64_32S", 12: "R_X86_64_16", 13: "R_X86_64_PC16",
+	14: "R_X86_64_8", 15: "R_X86_64_PC8", 16: "R_X86_64_DTPMOD64",
+	17: "R_X86_64_DTPOFF64", 18: "R_X86_64_TPOFF64", 24: "R_X86_64_PC64",
+	25: "R_X86_64_GOTOFF64", 26: "R_X86_64_GOTPC32", 32: "R_X86_64_SIZE32",
+	33: "R_X86_64_SIZE64", 37: "R_X86_64_IRELATIVE", 41: "R_X86_64_GOTPCRELX",
+	42: "R_X86_64_REX_GOTPCRELX",
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -32,6 +33,11 @@ var misbehaving = []struct {
 	{"divzero", regexp.MustCompile(`^module divzero: crashed: exception 0 \(#DE divide error\) err=0x0 at divzero\+0x[0-9a-f]+$`)},
 	{"nullwrite", regexp.MustCompile(`^module nullwrite: crashed: exception 14 \(#PF page fault\) err=0x2 at nullwrite\+0x[0-9a-f]+$`)},
 	{"spin", regexp.MustCompile(`^module spin: timed out after \d+ ms \(at spin\+0x[0-9a-f]+\)$`)},
+	// W^X: the module's code is read-only after relocation (err 0x3:
+	// present, write), its data is not executable (err 0x11: present,
+	// instruction fetch).
+	{"codewrite", regexp.MustCompile(`^module codewrite: crashed: exception 14 \(#PF page fault\) err=0x3 at codewrite\+0x[0-9a-f]+$`)},
+	{"dataexec", regexp.MustCompile(`^module dataexec: crashed: exception 14 \(#PF page fault\) err=0x11 at dataexec\+0x[0-9a-f]+$`)},
 }
 
 // buildMisbehaving compiles testdata/misbehave/<name>.c as a module (with
@@ -225,6 +231,28 @@ func TestBootMisbehavingModules(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^module nullwrite: page fault at 0x10: page not present, write access$`).MatchString(log) {
 		t.Errorf("no page-fault detail line for nullwrite")
 	}
+	// The W^X faults name an address inside the module (its load address
+	// from the "loaded" line plus the offset) and why.
+	for _, c := range []struct{ name, why string }{
+		{"codewrite", "protection violation, write access"},
+		{"dataexec", "protection violation, instruction fetch access"},
+	} {
+		base, fault, ok := uint64(0), uint64(0), false
+		for _, l := range lines {
+			if m := regexp.MustCompile(`^module ` + c.name + `: loaded \(.*\) from \S+ at 0x([0-9a-f]+), \d+ bytes`).FindStringSubmatch(l); m != nil {
+				base, _ = strconv.ParseUint(m[1], 16, 64)
+			}
+			if m := regexp.MustCompile(`^module ` + c.name + `: page fault at 0x([0-9a-f]+): ` + c.why + `$`).FindStringSubmatch(l); m != nil {
+				fault, _ = strconv.ParseUint(m[1], 16, 64)
+				ok = true
+			}
+		}
+		if !ok {
+			t.Errorf("no \"module %s: page fault at 0x...: %s\" line:\n%s", c.name, c.why, grepLines(lines, c.name))
+		} else if base == 0 || fault < base || fault-base >= 1<<22 {
+			t.Errorf("%s: the fault address %#x is not inside the module loaded at %#x", c.name, fault, base)
+		}
+	}
 	// bump() faults; its caller fluid_main is in the module too, then the
 	// kernel (module_call's return into the loader).
 	if !regexp.MustCompile(`(?m)^module nullwrite: backtrace: nullwrite\+0x[0-9a-f]+ nullwrite\+0x[0-9a-f]+ 0x[0-9a-f]+$`).MatchString(log) {
@@ -357,7 +385,7 @@ func TestBootKernelFaultInService(t *testing.T) {
 	if strings.Contains(log, "module badsvc: crashed") {
 		t.Errorf("a fault in the kernel was blamed on the module:\n%s", log)
 	}
-	if !regexp.MustCompile(`(?m)^\s+#\d+\s+0x[0-9a-f]{8} \(module badsvc\+0x[0-9a-f]+\)$`).MatchString(log) {
+	if !regexp.MustCompile(`(?m)^\s+#\d+\s+0x(?:[0-9a-f]{8}|[0-9a-f]{16}) \(module badsvc\+0x[0-9a-f]+\)$`).MatchString(log) {
 		t.Errorf("the dump's backtrace does not name the module's frame:\n%s", grepLines(lines, "#"))
 	}
 }

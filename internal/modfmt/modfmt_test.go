@@ -5,6 +5,7 @@ import (
 
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"hash/crc32"
 	"os"
 	"path/filepath"
@@ -111,7 +112,8 @@ func TestHeaderMatchesC(t *testing.T) {
 		"FLUID_MOD_MAGIC": Magic, "FLUID_MOD_ABI_VERSION": ABIVersion, "FLUID_MOD_HDR_SIZE": HeaderSize,
 		"FLUID_MOD_CRC_START": CRCStart, "FLUID_MOD_NAME_MAX": NameMax, "FLUID_MOD_HASH_SIZE": HashSize,
 		"FLUID_MOD_MAX_ALIGN": MaxAlign, "FLUID_MOD_NO_OFFSET": NoOffset, "FLUID_MOD_MAX_DEADLINE_MS": MaxDeadline, "FLUID_MOD_MAX_RELOCS": 0,
-		"FLUID_R_386_32": R386_32, "FLUID_R_386_RELATIVE": R386Relative, "FLUID_MOD_F_PROFILE": FlagProfile,
+		"FLUID_R_X86_64_64": RX86_64_64, "FLUID_R_X86_64_RELATIVE": RX86_64Relative, "FLUID_MOD_F_PROFILE": FlagProfile,
+		"FLUID_MOD_PAGE_SIZE":    PageSize,
 		"FLUID_VARIANT_BASELINE": uint64(VariantBaseline), "FLUID_VARIANT_O3": uint64(VariantO3),
 		"FLUID_VARIANT_PGO": uint64(VariantPGO), "FLUID_VARIANT_INSTRUMENTED": uint64(VariantInstrumented),
 		"FLUID_VARIANT_COUNT": variantCount,
@@ -156,11 +158,29 @@ func TestPackFixture(t *testing.T) {
 	if m.Flags&FlagProfile == 0 || m.Profile >= m.CodeSize {
 		t.Errorf("profile hook flags=%#x offset=%#x", m.Flags, m.Profile)
 	}
-	total := m.CodeSize + m.DataSize + m.BSSSize
+	if m.CodeSize%PageSize != 0 {
+		t.Errorf("code size %#x is not a multiple of %d: code and data share a page", m.CodeSize, PageSize)
+	}
+	total := uint64(m.CodeSize + m.DataSize + m.BSSSize)
 	for _, r := range m.Relocs {
-		if v := binary.LittleEndian.Uint32(m.Image[r.Offset:]); v >= total {
+		if r.Type != RX86_64Relative {
+			t.Errorf("reloc at %#x has type %s, want R_X86_64_RELATIVE (names[] holds local addresses)", r.Offset, relocTypeName(r.Type))
+		}
+		if v := binary.LittleEndian.Uint64(m.Image[r.Offset:]); v >= total {
 			t.Errorf("reloc at %#x holds %#x, beyond the image (%#x)", r.Offset, v, total)
 		}
+	}
+	// The addends are in place: names[0..2] point at "alpha", "beta",
+	// "gamma" in the image (Pack wrote each Elf64_Rela addend into its word).
+	var strs []string
+	for _, r := range m.Relocs {
+		v := binary.LittleEndian.Uint64(m.Image[r.Offset:])
+		if e := bytes.IndexByte(m.Image[v:], 0); e > 0 {
+			strs = append(strs, string(m.Image[v:v+uint64(e)]))
+		}
+	}
+	if got := strings.Join(strs, ","); got != "alpha,beta,gamma" {
+		t.Errorf("relocated words point at %q, want alpha,beta,gamma", got)
 	}
 	f, err := Parse(fib)
 	if err != nil {
@@ -196,8 +216,42 @@ func TestPackErrors(t *testing.T) {
 	elf := buildELF(t, filepath.Join(dir), filepath.Join(root, "modules/fib/fib.c"))
 	notELF := filepath.Join(dir, "not.elf")
 	os.WriteFile(notELF, []byte("hello"), 0o644)
+	// An i686 module ELF, as ABI 2 built them (fluid_module.h itself
+	// refuses to compile for i686, so the source is bare).
+	i686Src, i686Obj, i686 := filepath.Join(dir, "i686.c"), filepath.Join(dir, "i686.o"), filepath.Join(dir, "i686.elf")
+	os.WriteFile(i686Src, []byte("int fluid_main(void *svc) { return svc == 0; }\n"), 0o644)
+	run(t, tc.Path("clang"), "--target=i686-unknown-none-elf", "-ffreestanding", "-c", i686Src, "-o", i686Obj)
+	run(t, tc.Path("ld.lld"), "-m", "elf_i386", "-pie", "-z", "notext", "--no-dynamic-linker", "-nostdlib", "-e", "fluid_main", "-T", filepath.Join(root, LinkerScript), "-o", i686, i686Obj)
 	host := filepath.Join(dir, "host.o")
 	run(t, tc.Path("clang"), "-c", "-I"+filepath.Join(root, IncludeDir), filepath.Join(root, "modules/fib/fib.c"), "-o", host)
+	// A module with an ifunc: lld leaves an R_X86_64_IRELATIVE, which no
+	// loader of ours can apply.
+	ifunc := filepath.Join(dir, "ifunc.c")
+	os.WriteFile(ifunc, []byte(`#include "fluid_module.h"
+static int impl(void) { return 0; }
+__attribute__((used)) static int (*resolve(void))(void) { return impl; }
+int picked(void) __attribute__((ifunc("resolve")));
+int32_t fluid_main(const struct fluid_services *svc) { (void)svc; return picked(); }
+`), 0o644)
+	ifuncELF := buildELF(t, filepath.Join(dir), ifunc)
+	ifuncMoved := filepath.Join(dir, "ifunc.elf")
+	if err := os.Rename(ifuncELF, ifuncMoved); err != nil {
+		t.Fatal(err)
+	}
+	// fib linked with a script that puts .data right after the code, on
+	// no page boundary: code and data would share a page.
+	script, err := os.ReadFile(filepath.Join(root, LinkerScript))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(script, []byte("\t. = ALIGN(4096);\n\t.data")) {
+		t.Fatalf("%s: no '. = ALIGN(4096);' before .data to rewrite", LinkerScript)
+	}
+	sharedLD, shared := filepath.Join(dir, "shared-page.ld"), filepath.Join(dir, "shared.elf")
+	os.WriteFile(sharedLD, bytes.Replace(script, []byte("\t. = ALIGN(4096);\n\t.data"), []byte("\t. = ALIGN(64);\n\t.data"), 1), 0o644)
+	fixtureObj := filepath.Join(dir, "fixture.o")
+	run(t, append(append([]string{tc.Path("clang")}, CFlags()...), "-I"+filepath.Join(root, IncludeDir), "-c", filepath.Join(root, "internal/modfmt/testdata/fixture.c"), "-o", fixtureObj)...)
+	run(t, append(append([]string{tc.Path("ld.lld")}, LDFlags()...), "-T", sharedLD, "-o", shared, fixtureObj)...)
 	noScript := filepath.Join(dir, "noscript.elf")
 	obj := filepath.Join(dir, "fib32.o")
 	argv := append([]string{tc.Path("clang")}, CFlags()...)
@@ -224,7 +278,10 @@ func TestPackErrors(t *testing.T) {
 		{"empty name", elf, "", "baseline", "must be 1..31"},
 		{"not an ELF", notELF, "fib", "baseline", "open ELF"},
 		{"missing file", filepath.Join(dir, "nope.elf"), "fib", "baseline", "open ELF"},
-		{"host object", host, "fib", "baseline", "not an i386"},
+		{"i686 ELF", i686, "fib", "baseline", "pack module fib from " + i686 + ": not an x86_64 little-endian ELF64 (class ELFCLASS32, machine EM_386)"},
+		{"host object", host, "fib", "baseline", "link with -T " + LinkerScript},
+		{"unsupported relocation", ifuncMoved, "ifunc", "baseline", "pack module ifunc from " + ifuncMoved + ": .rela.dyn: unsupported relocation R_X86_64_IRELATIVE at 0x"},
+		{"code and data share a page", shared, "fixture", "baseline", "the first writable section .data starts at 0x"},
 		{"no linker script", noScript, "fib", "baseline", "link with -T " + LinkerScript},
 		{"no services record", noRecord, "bare", "baseline", "pack module bare from " + noRecord + `: no services table version record (section .fluid_services_version): compile every source with #include "fluid_module.h" from modules/include`},
 		{"mixed services versions", mixed, "fib", "baseline", "objects were compiled against services table versions 1 and 0: rebuild every source with the same modules/include/fluid_module.h"},
@@ -358,13 +415,15 @@ func put32(off int, v uint32) func(b []byte) []byte {
 func mutations(fixture []byte) []mutation {
 	le := binary.LittleEndian
 	relocOff := int(le.Uint32(fixture[offRelocOffset:]))
+	filed := le.Uint32(fixture[offCodeSize:]) + le.Uint32(fixture[offDataSize:])
 	return []mutation{
 		{"valid", false, func(b []byte) []byte { return b }, ""},
 		{"empty", false, func(b []byte) []byte { return b[:0] }, "file too short: 0 bytes"},
 		{"header only half", false, func(b []byte) []byte { return b[:50] }, "file too short: 50 bytes"},
 		{"magic", false, func(b []byte) []byte { b[0] = 'X'; return b }, "bad magic 0x444f4d58"},
-		{"abi version", false, func(b []byte) []byte { b[4] = 9; return b }, "ABI version 9, this kernel reads 2: rebuild the module with this tree's modules/include/fluid_module.h"},
-		{"old abi version", false, func(b []byte) []byte { b[4] = 1; return b }, "ABI version 1, this kernel reads 2: rebuild"},
+		{"abi version", false, func(b []byte) []byte { b[4] = 9; return b }, "ABI version 9, this kernel reads 3: rebuild the module with this tree's modules/include/fluid_module.h"},
+		{"i686 abi version", false, func(b []byte) []byte { b[4] = 2; return b }, "ABI version 2, this kernel reads 3: rebuild"},
+		{"old abi version", false, func(b []byte) []byte { b[4] = 1; return b }, "ABI version 1, this kernel reads 3: rebuild"},
 		{"services version", true, put32(offServices, ServicesVersion+1), "built against services table version 2, this kernel has 1; rebuild the module with this tree's modules/include/fluid_module.h"},
 		{"header size", false, func(b []byte) []byte { b[6] = 105; return b }, "header size 105"},
 		{"truncated", false, func(b []byte) []byte { return b[:len(b)-1] }, "file size field"},
@@ -387,18 +446,21 @@ func mutations(fixture []byte) []mutation {
 		{"align 0", true, put32(offAlign, 0), "alignment 0"},
 		{"align 48", true, put32(offAlign, 48), "alignment 48"},
 		{"align 8192", true, put32(offAlign, 8192), "alignment 8192"},
+		{"code shares a page with data", true, put32(offCodeSize, le.Uint32(fixture[offCodeSize:])-16), "code size 0x"},
 		{"huge bss", true, put32(offBSSSize, 0xFFFFFFF0), "image of"},
 		{"image offset past end", true, put32(offImageOffset, 0xFFFFFFF0), "image at offset"},
 		{"image offset in header", true, put32(offImageOffset, 8), "image at offset 8"},
-		{"code size past file", true, put32(offCodeSize, 0x7FFFFFFF), "image of"},
+		{"code size past file", true, put32(offCodeSize, 0x7FFFF000), "image of"},
 		{"entry", true, put32(offEntry, 0x7FFFFF), "entry offset 0x7fffff"},
 		{"reloc count huge", true, put32(offRelocCount, 0x10001), "65537 relocations exceed"},
 		{"reloc table past end", true, put32(offRelocCount, 0x1000), "relocation table at offset"},
 		{"reloc table overlaps image", true, put32(offRelocOffset, HeaderSize), "relocation table at offset"},
-		{"reloc type PC32", true, put32(relocOff+4, 2), "relocation 0: unsupported type R_386_PC32"},
-		{"reloc type GOTOFF", true, put32(relocOff+12, 9), "relocation 1: unsupported type R_386_GOTOFF"},
+		{"reloc type PC32", true, put32(relocOff+4, 2), "relocation 0: unsupported type R_X86_64_PC32 (only R_X86_64_64 and R_X86_64_RELATIVE)"},
+		{"reloc type GOTPCREL", true, put32(relocOff+12, 9), "relocation 1: unsupported type R_X86_64_GOTPCREL"},
+		{"reloc type IRELATIVE", true, put32(relocOff+4, 37), "relocation 0: unsupported type R_X86_64_IRELATIVE"},
 		{"reloc type unknown", true, put32(relocOff+4, 77), "relocation 0: unsupported type 77"},
 		{"reloc target past image", true, put32(relocOff, 0xFFFFFFFE), "relocation 0: target 0xfffffffe"},
+		{"reloc word straddles the image end", true, put32(relocOff, filed-4), fmt.Sprintf("relocation 0: target %#x is outside the image code+data", filed-4)},
 		{"profile hook outside code", true, put32(offProfile, 0xFFFFFF), "profile hook offset 0xffffff"},
 		{"profile offset without flag", true, put32(offFlags, 0), "profile hook offset"},
 	}
@@ -467,6 +529,93 @@ func buildChecker(t *testing.T, dir string) string {
 	return out
 }
 
+// TestRelocNamesMatchC: the packer's and the kernel's names of x86_64
+// relocation types agree, for every type number up to 63 (the C parser
+// names the type in its refusal, the packer in its error).
+func TestRelocNamesMatchC(t *testing.T) {
+	check := buildChecker(t, t.TempDir())
+	out, err := toolchaintest.Run(tools(t), "", check, "--reloc-names")
+	if err != nil {
+		t.Fatalf("modparse_check --reloc-names: %v", err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(out), "\n"), "\n")
+	if len(lines) != 64 {
+		t.Fatalf("modparse_check printed %d lines, want 64:\n%s", len(lines), out)
+	}
+	known := 0
+	for i, l := range lines {
+		goName := relocTypeName(uint32(i))
+		if _, ok := relocNames[uint32(i)]; !ok {
+			goName = "unknown"
+		} else {
+			known++
+		}
+		if want := fmt.Sprintf("%d %s", i, goName); l != want {
+			t.Errorf("type %d: C says %q, Go %q", i, l, want)
+		}
+	}
+	if known != len(relocNames) {
+		t.Errorf("Go names %d types, %d of them below 64", len(relocNames), known)
+	}
+}
+
+// TestRelocateAtHighAddresses relocates packed modules with the kernel's
+// module_relocate (built for the host) to run at several bases, kernel
+// higher-half ones included, and compares every byte with what the format
+// says: each relocated 64-bit word gains the base, nothing else changes.
+// The base above 4 GiB catches a 32-bit add; lz carries a pointer table.
+func TestRelocateAtHighAddresses(t *testing.T) {
+	root := repoRoot(t)
+	dir := t.TempDir()
+	check := buildChecker(t, dir)
+	fixture, _ := packedModules(t)
+	lzELF := buildELF(t, t.TempDir(), filepath.Join(root, "modules/lz/lz.c"))
+	lz, err := Pack(lzELF, "lz", "baseline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mod := range []struct {
+		name string
+		data []byte
+	}{{"fixture", fixture}, {"lz", lz}} {
+		m, err := Parse(mod.data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Relocs) == 0 {
+			t.Fatalf("%s: no relocations to apply", mod.name)
+		}
+		in := filepath.Join(dir, mod.name+".mod")
+		if err := os.WriteFile(in, mod.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		total := uint64(m.CodeSize) + uint64(m.DataSize) + uint64(m.BSSSize)
+		for _, base := range []uint64{0, 0x200000, 0x1_0000_0000, 0xFFFFFFFF80400000, 0xFFFF800000001000} {
+			out := filepath.Join(dir, fmt.Sprintf("%s-%x.bin", mod.name, base))
+			if _, err := toolchaintest.Run(tools(t), "", check, "--relocate", fmt.Sprintf("%#x", base), in, out); err != nil {
+				t.Fatalf("modparse_check --relocate: %v", err)
+			}
+			got, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := append([]byte(nil), m.Image...)
+			for _, r := range m.Relocs {
+				v := binary.LittleEndian.Uint64(want[r.Offset:])
+				binary.LittleEndian.PutUint64(want[r.Offset:], v+base)
+			}
+			if !bytes.Equal(got, want) {
+				t.Errorf("%s at %#x: module_relocate's image differs from the format's", mod.name, base)
+			}
+			for _, r := range m.Relocs {
+				if v := binary.LittleEndian.Uint64(got[r.Offset:]); v-base >= total {
+					t.Errorf("%s at %#x: word at %#x = %#x points outside the loaded image", mod.name, base, r.Offset, v)
+				}
+			}
+		}
+	}
+}
+
 func TestVariantNames(t *testing.T) {
 	for _, tt := range []struct {
 		in   string
@@ -505,6 +654,17 @@ func FuzzParse(f *testing.F) {
 		}
 		if m.ServicesVersion != ServicesVersion {
 			t.Fatalf("accepted a module built against services table version %d", m.ServicesVersion)
+		}
+		if (m.DataSize != 0 || m.BSSSize != 0) && m.CodeSize%PageSize != 0 {
+			t.Fatalf("accepted code size %#x sharing a page with data", m.CodeSize)
+		}
+		for i, r := range m.Relocs {
+			if r.Type != RX86_64_64 && r.Type != RX86_64Relative {
+				t.Fatalf("accepted relocation %d of type %s", i, relocTypeName(r.Type))
+			}
+			if uint64(r.Offset)+RelocWordSize > uint64(len(m.Image)) {
+				t.Fatalf("accepted relocation %d whose 64-bit word at %#x leaves the image (%d bytes)", i, r.Offset, len(m.Image))
+			}
 		}
 	})
 }

@@ -61,8 +61,8 @@ type layout struct {
 }
 
 func pack(f *elf.File, name string, v Variant) ([]byte, error) {
-	if f.Class != elf.ELFCLASS32 || f.Machine != elf.EM_386 || f.Data != elf.ELFDATA2LSB {
-		return nil, fmt.Errorf("not an i386 little-endian ELF32 (class %v, machine %v): compile with modfmt.CFlags", f.Class, f.Machine)
+	if f.Class != elf.ELFCLASS64 || f.Machine != elf.EM_X86_64 || f.Data != elf.ELFDATA2LSB {
+		return nil, fmt.Errorf("not an x86_64 little-endian ELF64 (class %v, machine %v): compile with modfmt.CFlags (--target=x86_64-unknown-none-elf) and link with modfmt.LDFlags", f.Class, f.Machine)
 	}
 	syms, err := f.Symbols()
 	if err != nil {
@@ -195,7 +195,10 @@ func servicesVersion(f *elf.File) (uint32, error) {
 // collectImage lays out the allocated sections below the image end: code
 // (everything before the first writable section), then data (from there on,
 // including read-only sections such as __llvm_prf_names that the linker
-// script places among the data), then bss.
+// script places among the data), then bss. When the module has data or bss,
+// the first writable section starts on a page (modules/module.ld) and the
+// code size is that page offset, padding included: the kernel maps code and
+// data with different permissions, page by page (W^X).
 func collectImage(f *elf.File, end uint32) (*layout, error) {
 	type sec struct {
 		s          *elf.Section
@@ -209,7 +212,7 @@ func collectImage(f *elf.File, end uint32) (*layout, error) {
 		addr, size := uint32(s.Addr), uint32(s.Size)
 		if s.Addr >= uint64(end) {
 			switch s.Type {
-			case elf.SHT_DYNSYM, elf.SHT_STRTAB, elf.SHT_HASH, elf.SHT_GNU_HASH, elf.SHT_REL, elf.SHT_DYNAMIC:
+			case elf.SHT_DYNSYM, elf.SHT_STRTAB, elf.SHT_HASH, elf.SHT_GNU_HASH, elf.SHT_RELA, elf.SHT_REL, elf.SHT_DYNAMIC:
 				continue // -pie bookkeeping, not part of the module
 			}
 			return nil, fmt.Errorf("section %s at 0x%x lies after the image end 0x%x: add it to %s", s.Name, s.Addr, end, LinkerScript)
@@ -227,11 +230,19 @@ func collectImage(f *elf.File, end uint32) (*layout, error) {
 	lay := &layout{align: 16}
 	codeEnd, fileEnd := uint32(0), uint32(0)
 	sawData, sawBSS := false, false
+	firstWritable := ""
 	for _, x := range in {
 		if a := uint32(x.s.Addralign); a > lay.align {
 			lay.align = a
 		}
 		writable := x.s.Flags&elf.SHF_WRITE != 0
+		if writable && !sawData {
+			// The first writable section (data, or bss when there is
+			// no data) ends the code.
+			sawData = true
+			codeEnd = x.addr
+			firstWritable = x.s.Name
+		}
 		switch {
 		case x.s.Type == elf.SHT_NOBITS:
 			if !writable {
@@ -241,9 +252,6 @@ func collectImage(f *elf.File, end uint32) (*layout, error) {
 			continue
 		case sawBSS:
 			return nil, fmt.Errorf("section %s with contents follows .bss: keep bss last (see %s)", x.s.Name, LinkerScript)
-		case writable && !sawData:
-			sawData = true
-			codeEnd = x.addr
 		}
 		if x.addr+x.size > fileEnd {
 			fileEnd = x.addr + x.size
@@ -253,7 +261,15 @@ func collectImage(f *elf.File, end uint32) (*layout, error) {
 		return nil, fmt.Errorf("image alignment %d: must be a power of two up to %d", lay.align, MaxAlign)
 	}
 	if !sawData {
+		// Nothing writable: what lies between the code and the image end
+		// is the linker script's page alignment, not bss.
 		codeEnd = fileEnd
+		end = fileEnd
+	} else if codeEnd%PageSize != 0 {
+		return nil, fmt.Errorf("the first writable section %s starts at 0x%x, not on a %d-byte page: code and data would share a page; link with -T %s", firstWritable, codeEnd, PageSize, LinkerScript)
+	}
+	if fileEnd < codeEnd {
+		fileEnd = codeEnd // no data, only bss: the code's last page is padded
 	}
 	if end > MaxImage {
 		return nil, fmt.Errorf("image of %d bytes exceeds the %d-byte limit", end, MaxImage)
@@ -281,10 +297,15 @@ type reloc struct {
 	Type   uint32
 }
 
-// collectRelocs turns the ELF's dynamic relocations into module relocations.
-// R_386_RELATIVE already holds the image-relative address in place; an
-// R_386_32 against a defined symbol is resolved here (S + A written in
-// place) so both mean "add the load address" to the loader.
+// elf64RelaSize is the size of one Elf64_Rela: r_offset, r_info, r_addend.
+const elf64RelaSize = 24
+
+// collectRelocs turns the ELF's dynamic relocations (.rela.dyn) into module
+// relocations. x86_64 keeps the addend in the Elf64_Rela entry, not in the
+// word, so Pack writes it there: R_X86_64_RELATIVE (B + A) gets A, and an
+// R_X86_64_64 against a defined symbol (S + A) gets S + A, both addresses
+// relative to the image start, so both mean "add the load address to the
+// 64-bit word" to the loader. Any other type is refused by name.
 func collectRelocs(f *elf.File, lay *layout) ([]reloc, error) {
 	var dsyms []elf.Symbol
 	dsyms, err := f.DynamicSymbols()
@@ -293,12 +314,15 @@ func collectRelocs(f *elf.File, lay *layout) ([]reloc, error) {
 	}
 	var out []reloc
 	le := binary.LittleEndian
-	limit := lay.codeSize + lay.dataSize
+	limit := uint64(lay.codeSize) + uint64(lay.dataSize)
 	for _, s := range f.Sections {
 		switch s.Type {
-		case elf.SHT_RELA:
-			return nil, fmt.Errorf("section %s: RELA relocations are not used on i386", s.Name)
 		case elf.SHT_REL:
+			if s.Flags&elf.SHF_ALLOC != 0 {
+				return nil, fmt.Errorf("section %s: REL relocations are not used on x86_64 (want RELA): link with modfmt.LDFlags", s.Name)
+			}
+			continue
+		case elf.SHT_RELA:
 		default:
 			continue
 		}
@@ -310,31 +334,33 @@ func collectRelocs(f *elf.File, lay *layout) ([]reloc, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", s.Name, err)
 		}
-		if len(data)%8 != 0 {
-			return nil, fmt.Errorf("%s: size %d is not a multiple of 8", s.Name, len(data))
+		if len(data)%elf64RelaSize != 0 {
+			return nil, fmt.Errorf("%s: size %d is not a multiple of %d", s.Name, len(data), elf64RelaSize)
 		}
-		for i := 0; i < len(data); i += 8 {
-			off := le.Uint32(data[i:])
-			info := le.Uint32(data[i+4:])
-			typ, symIdx := info&0xff, info>>8
-			if off > limit || limit-off < 4 {
+		for i := 0; i < len(data); i += elf64RelaSize {
+			off := le.Uint64(data[i:])
+			info := le.Uint64(data[i+8:])
+			addend := le.Uint64(data[i+16:])
+			typ, symIdx := uint32(info), info>>32
+			if off > limit || limit-off < RelocWordSize {
 				return nil, fmt.Errorf("%s: %s at 0x%x is outside the image code+data (0x%x bytes)", s.Name, relocTypeName(typ), off, limit)
 			}
 			switch typ {
-			case R386Relative:
-			case R386_32:
-				if symIdx == 0 || int(symIdx) > len(dsyms) {
-					return nil, fmt.Errorf("%s: R_386_32 at 0x%x has bad symbol index %d", s.Name, off, symIdx)
+			case RX86_64Relative:
+				le.PutUint64(lay.image[off:], addend)
+			case RX86_64_64:
+				if symIdx == 0 || symIdx > uint64(len(dsyms)) {
+					return nil, fmt.Errorf("%s: R_X86_64_64 at 0x%x has bad symbol index %d", s.Name, off, symIdx)
 				}
 				sym := dsyms[symIdx-1] // DynamicSymbols drops the null entry
 				if sym.Section == elf.SHN_UNDEF {
 					return nil, fmt.Errorf("undefined symbol %q: modules must be self-contained (only fluid_module.h services are available)", sym.Name)
 				}
-				le.PutUint32(lay.image[off:], le.Uint32(lay.image[off:])+uint32(sym.Value))
+				le.PutUint64(lay.image[off:], sym.Value+addend)
 			default:
-				return nil, fmt.Errorf("%s: unsupported relocation %s at 0x%x: compile with modfmt.CFlags (-fno-pic) and link with modfmt.LDFlags", s.Name, relocTypeName(typ), off)
+				return nil, fmt.Errorf("%s: unsupported relocation %s at 0x%x (only R_X86_64_RELATIVE and R_X86_64_64): compile with modfmt.CFlags (-fpie) and link with modfmt.LDFlags", s.Name, relocTypeName(typ), off)
 			}
-			out = append(out, reloc{Offset: off, Type: typ})
+			out = append(out, reloc{Offset: uint32(off), Type: typ})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Offset < out[j].Offset })

@@ -32,7 +32,7 @@ type Module struct {
 	Image []byte
 }
 
-// Reloc is one relocation entry: add the load address to the 32-bit word at
+// Reloc is one relocation entry: add the load address to the 64-bit word at
 // Offset in the image.
 type Reloc struct {
 	Offset uint32
@@ -123,6 +123,9 @@ func parse(b []byte, checkServices bool) (*Module, error) {
 	if m.Align == 0 || m.Align > MaxAlign || m.Align&(m.Align-1) != 0 {
 		return nil, fmt.Errorf("alignment %d is not a power of two up to %d", m.Align, MaxAlign)
 	}
+	if (m.DataSize != 0 || m.BSSSize != 0) && m.CodeSize%PageSize != 0 {
+		return nil, fmt.Errorf("code size 0x%x is not a multiple of %d, but data follows: code and data would share a page", m.CodeSize, PageSize)
+	}
 	filed := uint64(m.CodeSize) + uint64(m.DataSize)
 	if filed+uint64(m.BSSSize) > MaxImage {
 		return nil, fmt.Errorf("image of %d bytes exceeds %d", filed+uint64(m.BSSSize), MaxImage)
@@ -150,10 +153,10 @@ func parse(b []byte, checkServices bool) (*Module, error) {
 	for i := uint64(0); i < relocCount; i++ {
 		e := b[relocOff+i*RelocSize:]
 		r := Reloc{Offset: le.Uint32(e), Type: le.Uint32(e[4:])}
-		if r.Type != R386_32 && r.Type != R386Relative {
-			return nil, fmt.Errorf("relocation %d: unsupported type %s (only R_386_32 and R_386_RELATIVE)", i, relocTypeName(r.Type))
+		if r.Type != RX86_64_64 && r.Type != RX86_64Relative {
+			return nil, fmt.Errorf("relocation %d: unsupported type %s (only R_X86_64_64 and R_X86_64_RELATIVE)", i, relocTypeName(r.Type))
 		}
-		if uint64(r.Offset)+4 > filed {
+		if uint64(r.Offset)+RelocWordSize > filed {
 			return nil, fmt.Errorf("relocation %d: target 0x%x is outside the image code+data", i, r.Offset)
 		}
 		m.Relocs = append(m.Relocs, r)

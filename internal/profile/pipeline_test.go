@@ -93,7 +93,7 @@ func TestUseFlagsRejectOutOfDateProfile(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	compile := func(profile string) ([]byte, error) {
-		args := append([]string{"--target=i686-unknown-none-elf", "-ffreestanding", "-O2", "-c", src, "-o", filepath.Join(dir, "m.o")}, build.UseFlags(profile)...)
+		args := append([]string{"--target=x86_64-unknown-none-elf", "-ffreestanding", "-O2", "-c", src, "-o", filepath.Join(dir, "m.o")}, build.UseFlags(profile)...)
 		return toolchaintest.Run(tc, dir, append([]string{clang}, args...)...)
 	}
 	out, err := compile(indexed)
@@ -106,7 +106,7 @@ func TestUseFlagsRejectOutOfDateProfile(t *testing.T) {
 
 	// The matching profile (recorded from the same source) compiles.
 	writeFiles(t, dir, map[string]string{"m.proftext": ""})
-	if out, err := toolchaintest.Run(tc, dir, clang, "--target=i686-unknown-none-elf", "-ffreestanding", "-O2", "-fprofile-instr-generate", "-Xclang", "-disable-llvm-passes",
+	if out, err := toolchaintest.Run(tc, dir, clang, "--target=x86_64-unknown-none-elf", "-ffreestanding", "-O2", "-fprofile-instr-generate", "-Xclang", "-disable-llvm-passes",
 		"-S", "-emit-llvm", src, "-o", filepath.Join(dir, "m.ll")); err != nil {
 		t.Fatalf("instrumented compile: %v\n%s", err, out)
 	}

@@ -42,10 +42,14 @@ struct modparse_info {
  * writes a one-line reason (no trailing newline) into err[0..errlen). */
 int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *err, size_t errlen);
 
+/* Add base to every relocated 64-bit word of mem, the code + data bytes
+ * of a module modparse accepted (info), to run at address base. */
+void module_relocate(uint8_t *mem, uint64_t base, const struct modparse_info *info);
+
 /* "baseline", "O3", "PGO", "instrumented" or "unknown". */
 const char *module_variant_name(uint32_t variant);
 
-/* Name of an i386 relocation type ("R_386_PC32", ...) or "unknown". */
+/* Name of an x86_64 relocation type ("R_X86_64_PC32", ...) or "unknown". */
 const char *module_reloc_name(uint32_t type);
 
 /* ---- Loading and running (kernel) ---------------------------------------- */
@@ -80,10 +84,11 @@ enum module_result {
  * the guard (guard.c) at the exception or the tick that stopped it. */
 struct module_stop {
 	uint32_t why;                    /* MODULE_CRASHED / MODULE_TIMEOUT, 0 = ran to the end */
-	uint32_t eip;                    /* where it stopped (absolute)          */
+	uintptr_t eip;                   /* where it stopped (absolute; RIP on x86_64) */
 	uint32_t ms;                     /* time since its first call started    */
-	uint32_t vector, err, cr2;       /* crashed: the exception, CR2 for #PF  */
-	uint32_t bt[BACKTRACE_MAX];      /* crashed: the EBP chain's return addresses */
+	uint32_t vector, err;            /* crashed: the exception and its error code */
+	uintptr_t cr2;                   /* crashed with #PF: the faulting address */
+	uintptr_t bt[BACKTRACE_MAX];     /* crashed: the frame chain's return addresses */
 	uint32_t nbt;
 };
 
@@ -120,11 +125,18 @@ struct module {
 /* Start a new record for file (refused or not). NULL when the table is full. */
 struct module_record *module_record_new(const char *file);
 
-/* Validate buf as a module, place it in pool, zero its bss and apply its
- * relocations; out->runs/light default to MODULE_RUNS and 0. 0 on success; -1 on refusal, with rec->result =
+/* Validate buf as a module, place it in pool (whole pages), zero its bss,
+ * apply its relocations and make its code read-only and executable (W^X);
+ * out->runs/light default to MODULE_RUNS and 0. 0 on success; -1 on refusal, with rec->result =
  * MODULE_REFUSED and rec->reason set (nothing was executed). */
 int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 		struct jit_pool *pool, struct module *out);
+
+/* Give a loaded module's pool block back (its pages made RW+NX again
+ * first); its record stays but loses the profile hook. No-op for a module
+ * that holds no block (refused, or stopped by the guard, which released
+ * it). Tests use it before reusing a pool. */
+void module_unload(struct module *m);
 
 /* Run m's entry m->runs times with the kernel services, measuring each call
  * with rdtsc, under a deadline of m->deadline_ms x m->runs for all calls.

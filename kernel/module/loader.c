@@ -7,11 +7,17 @@
  *   - records[] is the kernel's, static, one per module file seen, in load
  *     order; a record pointer stays valid until module_records_reset (tests
  *     only). kernel/prof reads the table after the runs.
- *   - a loaded module's memory is one jit_alloc block, freed only when the
- *     guard stopped the module (crashed or timed out; its profile hook is
- *     then forgotten): the record's base and profile hook point into it,
- *     and the profiler calls that hook after all modules ran. A refused
- *     module allocates nothing.
+ *   - a loaded module's memory is one jit_alloc block of whole pages, freed
+ *     only when the guard stopped the module (crashed or timed out; its
+ *     profile hook is then forgotten) or by module_unload: the record's
+ *     base and profile hook point into it, and the profiler calls that hook
+ *     after all modules ran. A refused module allocates nothing (a block
+ *     taken before the refusal is given back).
+ *   - W^X: the block comes from the pool read-write and not executable; the
+ *     loader writes the image and its relocations, then makes the code
+ *     pages read-only and executable (vm_protect); data and bss stay
+ *     read-write, never executable. Before the block goes back to the pool
+ *     every page is made read-write again (module_release_block).
  *   - the file buffer (buf) stays the caller's: module_load copies the image
  *     out of it and keeps no pointer into it.
  *
@@ -23,6 +29,7 @@
  * TIMEOUT once (the profile hook was stopped; it is then forgotten).
  */
 #include "module.h"
+#include "module_vm.h"
 #include "console.h"
 #include "fmt.h"
 #include "heap.h"
@@ -95,6 +102,29 @@ static int refuse(struct module_record *rec, const char *why)
 	return -1;
 }
 
+/* n rounded up to whole MODULE_PAGEs (n <= 4 MiB: no overflow). */
+static uint32_t module_round_page(uint32_t n)
+{
+	return (n + MODULE_PAGE - 1u) & ~(MODULE_PAGE - 1u);
+}
+
+/*
+ * Give a module's block back to its pool: every page RW+NX again first
+ * (the pool's next user writes it), then jit_free. pages is the block's
+ * whole-page size, as module_load allocated it. A block whose permissions
+ * cannot be restored is not freed (it would hand out read-only memory):
+ * it stays allocated and the console says so.
+ */
+static void module_release_block(struct jit_pool *pool, void *mem, uint32_t pages)
+{
+	if (vm_protect(mem, pages, VM_R | VM_W) != 0) {
+		kprintf("module loader: cannot make %p (%u bytes) writable again; leaving it allocated\n", mem,
+			pages);
+		return;
+	}
+	jit_free(pool, mem);
+}
+
 /*
  * module_load: validate, place, relocate (module.h has the contract).
  *
@@ -105,15 +135,23 @@ static int refuse(struct module_record *rec, const char *why)
  * Everything about the file that could be wrong is checked by modparse
  * (its comment lists the guarantees); this function relies on them and
  * checks nothing twice: code + data + bss <= 4 MiB (no overflow in total),
- * entry and profile offsets < code_size, every relocation target + 4 <=
- * code + data, only two relocation types.
+ * entry and profile offsets < code_size, every relocation target + 8 <=
+ * code + data, only two relocation types, and code_size a multiple of
+ * MODULE_PAGE whenever data or bss follow.
  *
- * Placement: the image is linked at address 0 (modules/module.ld), so both
- * allowed types, R_386_32 (S + A) and R_386_RELATIVE (B + A), become
- * "add the load address to the word in place". The block is aligned to
- * info.align by jit_alloc; the bss is zeroed here, not by the pool. Only
- * after all relocations are applied are the entry and the profile hook
- * turned into function pointers.
+ * Placement: the image is linked at address 0 (modules/module.ld) and the
+ * packer wrote every addend into its word, so both allowed types,
+ * R_X86_64_64 (S + A) and R_X86_64_RELATIVE (B + A), become "add the load
+ * address to the 64-bit word in place". The block is whole pages, page
+ * aligned (info.align <= MODULE_PAGE), so no other block shares a page
+ * with it; the bss is zeroed here, not by the pool.
+ *
+ * W^X invariant: module code is never writable and executable at once.
+ * The block is RW+NX while the image is copied and relocated; then the
+ * code pages [mem, mem + round_up(code_size)) become R+X and the rest stays
+ * RW+NX (modparse guarantees no data shares a code page). Only after that
+ * are the entry and the profile hook turned into function pointers; when
+ * vm_protect refuses, the module is refused and its block given back.
  */
 int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 		struct jit_pool *pool, struct module *out)
@@ -136,22 +174,22 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 
 	uint32_t filed = info.code_size + info.data_size; /* modparse bounded both */
 	uint32_t total = filed + info.bss_size;
-	uint8_t *mem = jit_alloc(pool, total, info.align);
+	uint32_t pages = module_round_page(total);
+	uint8_t *mem = jit_alloc(pool, pages, MODULE_PAGE);
 	if (!mem) {
-		ksnprintf(err, sizeof(err), "no room in the JIT pool for %u bytes: %s", total,
+		ksnprintf(err, sizeof(err), "no room in the JIT pool for %u bytes: %s", pages,
 			  jit_last_error(pool));
 		return refuse(rec, err);
 	}
 	memcpy(mem, info.image, filed);
-	memset(mem + filed, 0, info.bss_size);
-	for (uint32_t i = 0; i < info.reloc_count; i++) {
-		/* modparse checked type and that off + 4 <= code + data. */
-		const uint8_t *r = info.relocs + i * sizeof(struct fluid_mod_reloc);
-		uint32_t off = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
-		uint32_t word;
-		memcpy(&word, mem + off, sizeof(word));
-		word += (uint32_t)(uintptr_t)mem;
-		memcpy(mem + off, &word, sizeof(word));
+	memset(mem + filed, 0, pages - filed); /* bss, and the last page's tail */
+	module_relocate(mem, (uint64_t)(uintptr_t)mem, &info); /* modparse checked every entry */
+	uint32_t code_pages = module_round_page(info.code_size);
+	if (vm_protect(mem, code_pages, VM_R | VM_X) != 0) {
+		module_release_block(pool, mem, pages);
+		ksnprintf(err, sizeof(err), "cannot map its code read-only and executable (vm_protect %p, %u bytes)",
+			  (void *)mem, code_pages);
+		return refuse(rec, err);
 	}
 	rec->base = (uintptr_t)mem;
 	rec->size = total;
@@ -169,8 +207,9 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 /* ---- Services ------------------------------------------------------------ */
 
 /*
- * The running module's heap blocks: svc_alloc puts a 16-byte link in front
- * of each (HEAP_ALIGN keeps the module's pointer 16-byte aligned), svc_free
+ * The running module's heap blocks: svc_alloc puts a link in front of each
+ * (16 bytes on i686, 32 on x86_64: a multiple of HEAP_ALIGN, so the
+ * module's pointer keeps kmalloc's alignment), svc_free
  * takes it out, so a module that is stopped half-way has its blocks freed.
  * Invariant: every block on the list came from svc_alloc during the current
  * module_execute, carries SVC_BLOCK_MAGIC and was not passed to svc_free;
@@ -293,12 +332,12 @@ const char *module_result_word(enum module_result r)
 }
 
 /* "NAME+0xOFF" for an address in r's image, else "0xADDR". */
-static void where(char *buf, size_t n, const struct module_record *r, uint32_t a)
+static void where(char *buf, size_t n, const struct module_record *r, uintptr_t a)
 {
 	if (a >= r->base && a - r->base < r->size)
 		ksnprintf(buf, n, "%s+0x%x", r->name, (unsigned)(a - r->base));
 	else
-		ksnprintf(buf, n, "0x%x", (unsigned)a);
+		ksnprintf(buf, n, "0x%lx", (unsigned long)a);
 }
 
 /* The lines for a stopped module (docs/CONTRACTS.md), and its reason. */
@@ -316,10 +355,12 @@ static void report_stop(struct module_record *r)
 		module_exception_mnemonic(s->vector), exception_name(s->vector), s->err, at);
 	ksnprintf(r->reason, sizeof(r->reason), "crashed: exception %u (%s %s) at %s", s->vector,
 		  module_exception_mnemonic(s->vector), exception_name(s->vector), at);
+	/* #PF error code: bit 0 present (else not present), bit 1 write, bit 4
+	 * instruction fetch (NX: a jump into the module's data). */
 	if (s->vector == EXC_PAGE_FAULT)
-		kprintf("module %s: page fault at 0x%x: %s, %s access\n", r->name, s->cr2,
+		kprintf("module %s: page fault at 0x%lx: %s, %s access\n", r->name, (unsigned long)s->cr2,
 			(s->err & 1u) ? "protection violation" : "page not present",
-			(s->err & 2u) ? "write" : "read");
+			(s->err & 0x10u) ? "instruction fetch" : (s->err & 2u) ? "write" : "read");
 	/* Innermost first: the faulting EIP, then the EBP chain up to and
 	 * including the first return address outside the module. */
 	kprintf("module %s: backtrace: %s", r->name, at);
@@ -436,7 +477,7 @@ int module_execute(struct module *m)
 		report_stop(r);
 		r->profile = NULL;
 		if (m->pool && m->mem)
-			jit_free(m->pool, m->mem);
+			module_release_block(m->pool, m->mem, module_round_page(r->size));
 		m->mem = NULL;
 		m->entry = NULL;
 		return -1;
@@ -448,4 +489,20 @@ int module_execute(struct module *m)
 		ok = 0;
 	r->result = ok ? MODULE_OK : MODULE_FAIL;
 	return ok ? 0 : -1;
+}
+
+/*
+ * module_unload: give a loaded module's memory back (module.h). Its record
+ * stays (the run's report reads it) but forgets base-relative pointers
+ * into the block: the profile hook. Safe on a refused or already stopped
+ * module (mem is NULL then): nothing happens.
+ */
+void module_unload(struct module *m)
+{
+	if (!m->mem || !m->pool)
+		return;
+	module_release_block(m->pool, m->mem, module_round_page(m->rec->size));
+	m->rec->profile = NULL;
+	m->mem = NULL;
+	m->entry = NULL;
 }

@@ -35,25 +35,38 @@ const char *module_variant_name(uint32_t variant)
 	}
 }
 
+/* The x86_64 relocation names; internal/modfmt's relocTypeName knows the
+ * same set (a test compares them through modparse_check). */
 const char *module_reloc_name(uint32_t type)
 {
 	switch (type) {
-	case 0: return "R_386_NONE";
-	case 1: return "R_386_32";
-	case 2: return "R_386_PC32";
-	case 3: return "R_386_GOT32";
-	case 4: return "R_386_PLT32";
-	case 5: return "R_386_COPY";
-	case 6: return "R_386_GLOB_DAT";
-	case 7: return "R_386_JMP_SLOT";
-	case 8: return "R_386_RELATIVE";
-	case 9: return "R_386_GOTOFF";
-	case 10: return "R_386_GOTPC";
-	case 14: return "R_386_TLS_TPOFF";
-	case 20: return "R_386_16";
-	case 22: return "R_386_8";
-	case 42: return "R_386_IRELATIVE";
-	case 43: return "R_386_GOT32X";
+	case 0: return "R_X86_64_NONE";
+	case 1: return "R_X86_64_64";
+	case 2: return "R_X86_64_PC32";
+	case 3: return "R_X86_64_GOT32";
+	case 4: return "R_X86_64_PLT32";
+	case 5: return "R_X86_64_COPY";
+	case 6: return "R_X86_64_GLOB_DAT";
+	case 7: return "R_X86_64_JUMP_SLOT";
+	case 8: return "R_X86_64_RELATIVE";
+	case 9: return "R_X86_64_GOTPCREL";
+	case 10: return "R_X86_64_32";
+	case 11: return "R_X86_64_32S";
+	case 12: return "R_X86_64_16";
+	case 13: return "R_X86_64_PC16";
+	case 14: return "R_X86_64_8";
+	case 15: return "R_X86_64_PC8";
+	case 16: return "R_X86_64_DTPMOD64";
+	case 17: return "R_X86_64_DTPOFF64";
+	case 18: return "R_X86_64_TPOFF64";
+	case 24: return "R_X86_64_PC64";
+	case 25: return "R_X86_64_GOTOFF64";
+	case 26: return "R_X86_64_GOTPC32";
+	case 32: return "R_X86_64_SIZE32";
+	case 33: return "R_X86_64_SIZE64";
+	case 37: return "R_X86_64_IRELATIVE";
+	case 41: return "R_X86_64_GOTPCRELX";
+	case 42: return "R_X86_64_REX_GOTPCRELX";
 	default: return "unknown";
 	}
 }
@@ -132,12 +145,15 @@ static int valid_name_char(char c)
  *     code + data + bss <= FLUID_MOD_MAX_IMAGE (4 MiB), so their sum fits
  *     in a uint32_t;
  *   - align a power of two in 1..FLUID_MOD_MAX_ALIGN;
+ *   - code_size a multiple of FLUID_MOD_PAGE_SIZE whenever data_size or
+ *     bss_size is nonzero, so code and data never share a page (the
+ *     loader maps code R+X and data RW+NX);
  *   - entry_offset < code_size, and profile_offset < code_size when the
  *     profile flag is set (FLUID_MOD_NO_OFFSET otherwise);
  *   - relocs = reloc_count 8-byte records inside the file after the image
  *     (NULL when there are none), reloc_count <= FLUID_MOD_MAX_RELOCS, each
- *     of type R_386_32 or R_386_RELATIVE with its 4-byte target inside
- *     code + data (never in bss, never past the image);
+ *     of type R_X86_64_64 or R_X86_64_RELATIVE with its 8-byte target
+ *     inside code + data (never in bss, never past the image);
  *   - the CRC-32 over [FLUID_MOD_CRC_START, len) matched the header;
  *   - services_version == FLUID_SERVICES_VERSION: the module was compiled
  *     against this kernel's struct fluid_services (the header field comes
@@ -230,6 +246,9 @@ int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *er
 		return fail1(&e, "code size is 0");
 	if (align == 0 || align > FLUID_MOD_MAX_ALIGN || (align & (align - 1)))
 		return fail2(&e, "alignment ", align, 10, " is not a power of two up to 4096");
+	if ((data || bss) && code % FLUID_MOD_PAGE_SIZE)
+		return fail2(&e, "code size ", code, 16,
+			     " is not a multiple of 4096, but data follows: code and data would share a page");
 	uint64_t filed = (uint64_t)code + data;
 	if (filed + bss > FLUID_MOD_MAX_IMAGE)
 		return fail2(&e, "image of ", filed + bss, 10, " bytes exceeds 4194304");
@@ -252,7 +271,7 @@ int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *er
 	for (uint64_t i = 0; i < reloc_count; i++) {
 		const uint8_t *r = buf + reloc_off + i * 8u;
 		uint32_t off = rd32(r), type = rd32(r + 4);
-		if (type != FLUID_R_386_32 && type != FLUID_R_386_RELATIVE) {
+		if (type != FLUID_R_X86_64_64 && type != FLUID_R_X86_64_RELATIVE) {
 			eput(&e, "relocation ");
 			eputu(&e, i, 10);
 			eput(&e, ": unsupported type ");
@@ -260,9 +279,9 @@ int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *er
 				eputu(&e, type, 10);
 			else
 				eput(&e, module_reloc_name(type));
-			return fail1(&e, " (only R_386_32 and R_386_RELATIVE)");
+			return fail1(&e, " (only R_X86_64_64 and R_X86_64_RELATIVE)");
 		}
-		if ((uint64_t)off + 4 > filed) {
+		if ((uint64_t)off + 8 > filed) {
 			eput(&e, "relocation ");
 			eputu(&e, i, 10);
 			return fail2(&e, ": target ", off, 16, " is outside the image code+data");
@@ -289,4 +308,31 @@ int modparse(const uint8_t *buf, size_t len, struct modparse_info *out, char *er
 		out->services_version = services;
 	}
 	return 0;
+}
+
+/*
+ * module_relocate: apply info's relocations to mem, a copy of the image
+ * that will run at address base (the loader passes mem itself; the host
+ * test passes high kernel addresses). Pure, like modparse.
+ *
+ * On entry: info came from a successful modparse, so every entry's type is
+ * FLUID_R_X86_64_64 or FLUID_R_X86_64_RELATIVE and its 8-byte target lies
+ * inside code + data; mem holds those code_size + data_size bytes.
+ * Each entry adds base to the little-endian 64-bit word at its offset
+ * (modulo 2^64, as address arithmetic does); the packer put the
+ * image-relative address there, so afterwards the word holds the absolute
+ * address. Byte-wise access: neither mem nor the words need alignment.
+ */
+void module_relocate(uint8_t *mem, uint64_t base, const struct modparse_info *info)
+{
+	for (uint32_t i = 0; i < info->reloc_count; i++) {
+		const uint8_t *r = info->relocs + (size_t)i * sizeof(struct fluid_mod_reloc);
+		uint8_t *w = mem + rd32(r);
+		uint64_t v = 0;
+		for (int b = 7; b >= 0; b--)
+			v = v << 8 | w[b];
+		v += base;
+		for (int b = 0; b < 8; b++, v >>= 8)
+			w[b] = (uint8_t)v;
+	}
 }

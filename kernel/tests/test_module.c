@@ -9,16 +9,21 @@
 #include "ktest.h"
 #include "module.h"
 #include "string.h"
+#if __has_include("vm.h") /* the kernel's page tables (W^X): check what the loader did */
+#include "vm.h"
+#define TEST_VM_PROT 1
+#endif
 
 #define TEST_POOL_BYTES (32u * 1024u)
 
 static uint8_t pool_mem[TEST_POOL_BYTES] __attribute__((aligned(4096)));
 static struct jit_pool pool;
 
-/* Image: code "mov eax, <status>; ret" (6 bytes) padded to 8, then one
- * data word holding image offset 4 (relocated: load address + 4), bss 8. */
-#define IMG_CODE   8u
-#define IMG_DATA   4u
+/* Image: code "mov eax, <status>; ret" (6 bytes) padded with nops to a
+ * page (code and data never share one), then one 64-bit data word holding
+ * image offset 4 (relocated: load address + 4), bss 8. */
+#define IMG_CODE   FLUID_MOD_PAGE_SIZE
+#define IMG_DATA   8u
 #define IMG_BSS    8u
 #define N_RELOCS   1u
 #define MOD_BYTES  (FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA + 8u * N_RELOCS)
@@ -61,11 +66,11 @@ static void make_module(uint8_t *m, const char *name, int32_t status)
 	img[0] = 0xB8; /* mov eax, imm32 */
 	wr32(img + 1, (uint32_t)status);
 	img[5] = 0xC3; /* ret */
-	img[6] = img[7] = 0x90;
-	wr32(img + IMG_CODE, 4); /* the data word: image offset 4 */
+	memset(img + 6, 0x90, IMG_CODE - 6);
+	wr32(img + IMG_CODE, 4); /* the data word: image offset 4 (high half 0) */
 	uint8_t *rel = img + IMG_CODE + IMG_DATA;
 	wr32(rel, IMG_CODE);     /* relocate the data word */
-	wr32(rel + 4, FLUID_R_386_RELATIVE);
+	wr32(rel + 4, FLUID_R_X86_64_RELATIVE);
 	fix_crc(m, MOD_BYTES);
 }
 
@@ -94,12 +99,18 @@ KTEST(module_loads_relocates_and_runs)
 	KT_EQ_STR(rec->name, "tiny");
 	KT_EQ_STR(rec->hash, "a0a1a2a3a4a5a6a7");
 	KT_EQ_U(rec->variant, FLUID_VARIANT_PGO);
-	KT_EQ_U(rec->base & 63, 0);
+	KT_EQ_U(rec->base & (FLUID_MOD_PAGE_SIZE - 1), 0); /* page aligned: W^X per page */
 	KT_EQ_U(rec->size, IMG_CODE + IMG_DATA + IMG_BSS);
-	uint32_t word;
-	memcpy(&word, (uint8_t *)rec->base + IMG_CODE, 4);
-	KT_EQ_U(word, rec->base + 4);
+	uint64_t word; /* the whole 64-bit word moved by the load address */
+	memcpy(&word, (uint8_t *)rec->base + IMG_CODE, 8);
+	KT_ASSERT(word == (uint64_t)rec->base + 4);
 	KT_ASSERT(rec->profile == NULL);
+#ifdef TEST_VM_PROT
+	/* W^X: the code page read-only and executable, the data page
+	 * (relocated word, bss) read-write and not executable. */
+	KT_EQ_U(vm_prot(rec->base), VM_R | VM_X);
+	KT_EQ_U(vm_prot(rec->base + IMG_CODE), VM_R | VM_W);
+#endif
 	mod.runs = 5;
 	KT_EQ_U(module_execute(&mod), 0);
 	KT_EQ_U(rec->result, MODULE_OK);
@@ -114,6 +125,21 @@ KTEST(module_loads_relocates_and_runs)
 	const struct module_record *all = module_records(&n);
 	KT_EQ_U(n, 1);
 	KT_ASSERT(all == rec);
+	/* unloading gives the whole-page block back to the pool */
+	struct jit_stats st;
+	jit_stats(&pool, &st);
+	KT_EQ_U(st.used, 2 * FLUID_MOD_PAGE_SIZE);
+	uintptr_t base = rec->base;
+	module_unload(&mod);
+	jit_stats(&pool, &st);
+	KT_EQ_U(st.used, 0);
+	KT_ASSERT(mod.entry == NULL);
+#ifdef TEST_VM_PROT
+	KT_EQ_U(vm_prot(base), VM_R | VM_W); /* back to RW+NX for the pool's next block */
+#else
+	(void)base;
+#endif
+	module_unload(&mod); /* a second unload is a no-op */
 }
 
 KTEST(module_failing_status_is_reported)
@@ -130,6 +156,7 @@ KTEST(module_failing_status_is_reported)
 	KT_EQ_U(rec->result, MODULE_FAIL);
 	KT_EQ_U(rec->calls, 2);
 	KT_ASSERT(has(rec->reason, "entry returned 1"));
+	module_unload(&mod);
 }
 
 struct bad_case {
@@ -145,17 +172,24 @@ KTEST(module_corrupted_is_refused)
 {
 	static const struct bad_case cases[] = {
 		{ "magic", FLUID_MOD_OFF_MAGIC, 0x12345678, 1, 0, "bad magic" },
-		{ "version", FLUID_MOD_OFF_ABI_VERSION, 7, 1, 0, "ABI version 7, this kernel reads 2: rebuild" },
-		{ "old ABI", FLUID_MOD_OFF_ABI_VERSION, 1, 1, 0, "ABI version 1, this kernel reads 2: rebuild" },
+		{ "version", FLUID_MOD_OFF_ABI_VERSION, 7, 1, 0, "ABI version 7, this kernel reads 3: rebuild" },
+		{ "i686 ABI", FLUID_MOD_OFF_ABI_VERSION, 2, 1, 0,
+		  "ABI version 2, this kernel reads 3: rebuild the module with this tree's modules/include/fluid_module.h" },
+		{ "old ABI", FLUID_MOD_OFF_ABI_VERSION, 1, 1, 0, "ABI version 1, this kernel reads 3: rebuild" },
 		{ "services", FLUID_MOD_OFF_SERVICES, FLUID_SERVICES_VERSION + 1, 1, 0,
 		  "built against services table version 2, this kernel has 1; rebuild the module with this "
 		  "tree's modules/include/fluid_module.h" },
 		{ "checksum", FLUID_MOD_HDR_SIZE + 1, 0xDEAD, 0, 0, "checksum mismatch" },
 		{ "crc field", FLUID_MOD_OFF_CRC32, 0, 0, 0, "checksum mismatch" },
 		{ "truncated", 0, 0, 0, MOD_BYTES - 4, "file size field" },
-		{ "reloc type", FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA + 4, 2, 1, 0, "unsupported type R_386_PC32" },
-		{ "reloc type GOT32", FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA + 4, 3, 1, 0, "R_386_GOT32" },
-		{ "reloc target", FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA, IMG_CODE + IMG_DATA - 2, 1, 0, "target" },
+		{ "reloc type", FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA + 4, 2, 1, 0,
+		  "unsupported type R_X86_64_PC32 (only R_X86_64_64 and R_X86_64_RELATIVE)" },
+		{ "reloc type GOTPCREL", FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA + 4, 9, 1, 0, "R_X86_64_GOTPCREL" },
+		{ "reloc type IRELATIVE", FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA + 4, 37, 1, 0, "R_X86_64_IRELATIVE" },
+		/* the 64-bit word at code + data - 4 would end 4 bytes past the data */
+		{ "reloc target", FLUID_MOD_HDR_SIZE + IMG_CODE + IMG_DATA, IMG_CODE + IMG_DATA - 4, 1, 0, "target" },
+		{ "code shares a page with data", FLUID_MOD_OFF_CODE_SIZE, IMG_CODE - 16, 1, 0,
+		  "is not a multiple of 4096, but data follows" },
 		{ "reloc table", FLUID_MOD_OFF_RELOC_OFFSET, MOD_BYTES - 4, 1, 0, "relocation table" },
 		{ "entry", FLUID_MOD_OFF_ENTRY, IMG_CODE, 1, 0, "entry offset" },
 		{ "image size", FLUID_MOD_OFF_DATA_SIZE, 4096, 1, 0, "outside the file" },
@@ -210,6 +244,7 @@ KTEST(module_name_must_match_file)
 	KT_ASSERT(has(rec->reason, "rename the file to tiny.mod"));
 	rec = module_record_new("TINY.MOD"); /* FAT short names are upper case */
 	KT_EQ_U(module_load(rec, m, MOD_BYTES, &pool, &mod), 0);
+	module_unload(&mod);
 }
 
 /* A module built against another services table is refused before any of
@@ -239,12 +274,15 @@ KTEST(module_services_version_is_refused)
 	KT_EQ_U(module_execute(&mod), 0);
 	KT_EQ_U(ok->result, MODULE_OK);
 	KT_EQ_U(rec->result, MODULE_REFUSED);
+	module_unload(&mod);
 }
 
 KTEST(modparse_reloc_names)
 {
-	KT_EQ_STR(module_reloc_name(2), "R_386_PC32");
-	KT_EQ_STR(module_reloc_name(8), "R_386_RELATIVE");
+	KT_EQ_STR(module_reloc_name(2), "R_X86_64_PC32");
+	KT_EQ_STR(module_reloc_name(8), "R_X86_64_RELATIVE");
+	KT_EQ_STR(module_reloc_name(1), "R_X86_64_64");
+	KT_EQ_STR(module_reloc_name(37), "R_X86_64_IRELATIVE");
 	KT_EQ_STR(module_reloc_name(99), "unknown");
 	KT_EQ_STR(module_variant_name(FLUID_VARIANT_O3), "O3");
 }

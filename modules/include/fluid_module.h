@@ -20,10 +20,22 @@
  * Go's crc32.ChecksumIEEE) over file bytes [FLUID_MOD_CRC_START, file_size),
  * i.e. everything after the crc32 field.
  *
- * Relocations: every entry names a 32-bit word inside the image that holds
- * an address relative to image start; the loader adds the load address.
- * Allowed types are R_386_32 (1) and R_386_RELATIVE (8) — the two types a
- * static link at address 0 with `-pie -z notext` can leave — and nothing else.
+ * Architecture: x86_64 only (ABI 3). Modules are compiled position
+ * independent (-fpie, -mno-red-zone) and linked at address 0 with `-pie -z
+ * notext`, so code reaches code and data RIP-relative and needs no
+ * relocation; only stored addresses (pointer tables, pointers in data) do.
+ *
+ * Relocations: every entry names a 64-bit word inside the image (code or
+ * data) that holds an address relative to image start; the loader adds the
+ * load address. Allowed types are R_X86_64_64 (1) and R_X86_64_RELATIVE
+ * (8) — the two types such a link can leave, the packer having written the
+ * addend (RELATIVE) or symbol + addend (64) into the word — and nothing else.
+ *
+ * Pages (W^X): the kernel maps a module's code read-only and executable and
+ * its data and bss read-write and never executable, page by page. So when a
+ * module has data or bss, code_size is a multiple of FLUID_MOD_PAGE_SIZE
+ * (modules/module.ld starts .data on a page): code and data never share a
+ * page. Relocations are applied before the code becomes read-only.
  */
 #ifndef FLUID_MODULE_H
 #define FLUID_MODULE_H
@@ -33,12 +45,13 @@
 
 /* ---- File format -------------------------------------------------------- */
 #define FLUID_MOD_MAGIC         0x444F4D46u /* "FMOD" little-endian */
-#define FLUID_MOD_ABI_VERSION   2u   /* 2: services_version field added     */
+#define FLUID_MOD_ABI_VERSION   3u   /* 3: x86_64, 64-bit relocation words (2: i686) */
 #define FLUID_MOD_HDR_SIZE      108u
 #define FLUID_MOD_CRC_START     12u  /* CRC covers [12, file_size)           */
 #define FLUID_MOD_NAME_MAX      32u  /* name field incl. the NUL             */
 #define FLUID_MOD_HASH_SIZE     8u   /* leading bytes of SHA-256(image||relocs) */
 #define FLUID_MOD_MAX_ALIGN     4096u
+#define FLUID_MOD_PAGE_SIZE     4096u /* code_size is a multiple when data/bss exist */
 #define FLUID_MOD_MAX_IMAGE     (1u << 22) /* 4 MiB code+data+bss          */
 #define FLUID_MOD_MAX_RELOCS    (1u << 16)
 #define FLUID_MOD_NO_OFFSET     0xFFFFFFFFu /* "no profile hook"             */
@@ -51,9 +64,10 @@
 #define FLUID_VARIANT_INSTRUMENTED  3u /* -O2 -fprofile-instr-generate      */
 #define FLUID_VARIANT_COUNT         4u
 
-/* Relocation types (the ELF i386 numbers). */
-#define FLUID_R_386_32          1u
-#define FLUID_R_386_RELATIVE    8u
+/* Relocation types (the ELF x86_64 numbers); both mean "add the load
+ * address to the 64-bit word at this image offset". */
+#define FLUID_R_X86_64_64       1u
+#define FLUID_R_X86_64_RELATIVE 8u
 
 /* Header flags. */
 #define FLUID_MOD_F_PROFILE     0x1u /* profile_offset names a dump hook    */
@@ -104,8 +118,8 @@ struct fluid_mod_header {
 } __attribute__((packed));
 
 struct fluid_mod_reloc {
-	uint32_t offset; /* image offset of the 32-bit word to adjust */
-	uint32_t type;   /* FLUID_R_386_32 or FLUID_R_386_RELATIVE    */
+	uint32_t offset; /* image offset of the 64-bit word to adjust (offset + 8 <= code + data) */
+	uint32_t type;   /* FLUID_R_X86_64_64 or FLUID_R_X86_64_RELATIVE */
 } __attribute__((packed));
 
 _Static_assert(sizeof(struct fluid_mod_header) == FLUID_MOD_HDR_SIZE, "module header size");
@@ -170,6 +184,9 @@ typedef int32_t (*fluid_profile_fn)(uint8_t *buf, uint32_t cap);
 #ifndef FLUID_NO_SERVICES_RECORD
 __attribute__((used, section(".fluid_services_version"), aligned(4)))
 static const uint32_t fluid_services_version_record = FLUID_SERVICES_VERSION;
+/* Modules are x86_64 (ABI 3): an object compiled for another target would
+ * index struct fluid_services with other pointer sizes. */
+_Static_assert(sizeof(void *) == 8 && sizeof(size_t) == 8, "modules are x86_64: compile with modfmt.CFlags");
 #endif
 
 /* Module return status. */

@@ -1,5 +1,5 @@
 /* A test module with every part Pack handles: code, rodata, data holding
- * pointers (R_386_RELATIVE), a 256-byte aligned object, bss and the
+ * pointers (R_X86_64_RELATIVE), a 256-byte aligned object, bss and the
  * profile hook. The writes in fluid_main keep names[] and table[] in .data
  * (otherwise clang folds never-written globals into .rodata). */
 #include "fluid_module.h"

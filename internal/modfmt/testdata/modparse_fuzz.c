@@ -2,7 +2,8 @@
  * modparse_fuzz.c — libFuzzer target for the kernel's module parser
  * (kernel/module/modparse.c, built for the host). Besides "no crash, no
  * out-of-bounds access" (AddressSanitizer), it checks the parser's promise:
- * when modparse accepts a buffer, every region it reports lies inside it.
+ * when modparse accepts a buffer, every region it reports lies inside it,
+ * and module_relocate writes only inside the image it relocates.
  * Run by internal/modfmt's TestFuzzModparse.
  */
 #define FLUID_MODPARSE_HOST 1
@@ -40,8 +41,20 @@ static int check_one(const uint8_t *data, size_t size)
 		for (uint32_t i = 0; i < info.reloc_count; i++) {
 			const uint8_t *r = info.relocs + i * 8;
 			uint32_t off = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
-			must((uint64_t)off + 4 <= filed, "a relocation target is outside the image");
+			uint32_t type = (uint32_t)r[4] | (uint32_t)r[5] << 8 | (uint32_t)r[6] << 16 | (uint32_t)r[7] << 24;
+			must((uint64_t)off + 8 <= filed, "a relocation's 64-bit target is outside the image");
+			must(type == FLUID_R_X86_64_64 || type == FLUID_R_X86_64_RELATIVE, "accepted another relocation type");
 		}
+	}
+	must(!(info.data_size || info.bss_size) || info.code_size % FLUID_MOD_PAGE_SIZE == 0,
+	     "code and data share a page");
+	/* Relocating an exact-size copy (as the loader does) stays inside it:
+	 * AddressSanitizer reports any byte module_relocate touches beyond. */
+	uint8_t *img = malloc(filed ? (size_t)filed : 1);
+	if (img) {
+		memcpy(img, info.image, (size_t)filed);
+		module_relocate(img, 0xFFFFFFFF80000000ull, &info);
+		free(img);
 	}
 	must(info.name[0] && info.name[FLUID_MOD_NAME_MAX - 1] == '\0', "the name is not terminated");
 	must(info.services_version == FLUID_SERVICES_VERSION, "accepted another services table version");
