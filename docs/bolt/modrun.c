@@ -55,6 +55,20 @@ static uint8_t *packed_load(const char *path, uint8_t *f)
 		fprintf(stderr, "%s: no __fluid_image_start/__fluid_image_end\n", path);
 		return NULL;
 	}
+	/* MODRUN_EXTEND=1: the packer proposed in docs/BOLT.md for BOLT's
+	 * layout: the image runs on to the last allocated section that is not
+	 * -pie bookkeeping (e.g. the jump tables BOLT moved into a new .rodata),
+	 * the gap (bss, bookkeeping) zero-filled. */
+	if (getenv("MODRUN_EXTEND"))
+		for (int i = 0; i < eh->e_shnum; i++) {
+			Elf64_Shdr *s = &sh[i];
+			if (!(s->sh_flags & SHF_ALLOC) || s->sh_type == SHT_DYNSYM || s->sh_type == SHT_STRTAB ||
+			    s->sh_type == SHT_HASH || s->sh_type == SHT_GNU_HASH || s->sh_type == SHT_RELA ||
+			    s->sh_type == SHT_DYNAMIC)
+				continue;
+			if (s->sh_addr + s->sh_size > end)
+				end = s->sh_addr + s->sh_size;
+		}
 	uint8_t *base = mmap((void *)PACKED_BASE, (end - start + 4095) & ~4095UL, PROT_READ | PROT_WRITE | PROT_EXEC,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	if (base != (uint8_t *)PACKED_BASE) {
