@@ -16,5 +16,6 @@ for m in ${MODULES:-expr fib hash interp lz matrix sort}; do
   $W/boltfs llvm-bolt $in/$m.elf -o $out/$m.bolt.elf -data=$out/$m.fdata -dyno-stats "$@" > $out/$m.bolt.txt 2>&1 || { echo "$m: llvm-bolt failed: $(grep -v '^ *#' $out/$m.bolt.txt | tail -3)"; continue; }
   qemu-x86_64 -plugin $plug,link=0x1000,out=$out/$m.bolt.pa $W/modrun -p $out/$m.bolt.elf > $out/$m.bolt.run.txt 2> $out/$m.bolt.prof.txt || true
   b=$(grep -o 'insns=[0-9]* .*taken=[0-9]*' $out/$m.prof.txt); a=$(grep -o 'insns=[0-9]* .*taken=[0-9]*' $out/$m.bolt.prof.txt)
+  grep -q 'status=' $out/$m.bolt.run.txt || a="refused: $(grep -v '^edgeprof' $out/$m.bolt.prof.txt | head -1)"
   echo "$m: O2 [$b $(grep -o 'status=[a-zA-Z]*' $out/$m.run.txt)]  BOLT [$a $(grep -o 'status=[a-zA-Z]*' $out/$m.bolt.run.txt)] mismatching: $(grep -o 'mismatching.*' $out/$m.perf2bolt.txt)"
 done
