@@ -84,7 +84,7 @@ enum module_result {
  * the guard (guard.c) at the exception or the tick that stopped it. */
 struct module_stop {
 	uint32_t why;                    /* MODULE_CRASHED / MODULE_TIMEOUT, 0 = ran to the end */
-	uintptr_t eip;                   /* where it stopped (absolute; RIP on x86_64) */
+	uintptr_t rip;                   /* where it stopped (absolute)          */
 	uint32_t ms;                     /* time since its first call started    */
 	uint32_t vector, err;            /* crashed: the exception and its error code */
 	uintptr_t cr2;                   /* crashed with #PF: the faulting address */

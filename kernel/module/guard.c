@@ -69,7 +69,7 @@ static void record(uint32_t why, uint64_t rip, uint64_t now)
 {
 	struct module_stop *s = g.stop;
 	s->why = why;
-	s->eip = rip;
+	s->rip = rip;
 	s->ms = (uint32_t)((now - g.start) * 1000u / TIMER_HZ);
 }
 

@@ -29,7 +29,6 @@
  * TIMEOUT once (the profile hook was stopped; it is then forgotten).
  */
 #include "module.h"
-#include "module_vm.h"
 #include "console.h"
 #include "fmt.h"
 #include "heap.h"
@@ -37,6 +36,10 @@
 #include "jit_allocator.h"
 #include "string.h"
 #include "timer.h"
+#include "vm.h"
+
+/* The unit of vm_protect, FLUID_MOD_PAGE_SIZE of the module format. */
+#define MODULE_PAGE PAGE_SIZE
 
 /* records[0..nrecords) are in use; nrecords <= MODULE_MAX_RECORDS. */
 static struct module_record records[MODULE_MAX_RECORDS];
@@ -345,7 +348,7 @@ static void report_stop(struct module_record *r)
 {
 	const struct module_stop *s = &r->stop;
 	char at[FLUID_MOD_NAME_MAX + 16];
-	where(at, sizeof at, r, s->eip);
+	where(at, sizeof at, r, s->rip);
 	if (s->why == MODULE_TIMEOUT) {
 		kprintf("module %s: timed out after %u ms (at %s)\n", r->name, s->ms, at);
 		ksnprintf(r->reason, sizeof(r->reason), "timed out after %u ms at %s", s->ms, at);
@@ -396,7 +399,7 @@ int module_profile_call(const struct module_record *cr, uint8_t *buf, uint32_t c
 	}
 	const struct module_stop *s = &r->stop;
 	char at[FLUID_MOD_NAME_MAX + 16];
-	where(at, sizeof at, r, s->eip);
+	where(at, sizeof at, r, s->rip);
 	if (s->why == MODULE_TIMEOUT)
 		ksnprintf(why, n, "profile hook timed out after %u ms at %s", s->ms, at);
 	else

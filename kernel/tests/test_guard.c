@@ -41,15 +41,14 @@ static int gpool_reset(void)
 	return jit_pool_init(&gpool, gpool_mem, GUARD_POOL_BYTES);
 }
 
-/* The loaded module's block made executable (JIT blocks are RW+NX). A
- * stand-in where the loader does not yet make code R+X itself (W^X is
- * the module loader's: copy, relocate, then vm_protect(code, R|X)); the
- * block is one page here, code and all, so it is made RWX. */
-static int gexec(struct module *m)
+/* The loader maps a module's code read-only and executable itself (W^X:
+ * copy, relocate, then vm_protect(code, R|X)); these tests' modules are
+ * code only, one page: 0 when that page is R+X and not writable, -1 if
+ * the loader left it otherwise. */
+static int gcode_is_rx(const struct module *m)
 {
-	if (vm_prot((uintptr_t)m->mem) & VM_X)
-		return 0;
-	return vm_protect(m->mem, JIT_GRANULE, VM_R | VM_W | VM_X);
+	unsigned prot = vm_prot((uintptr_t)m->mem);
+	return ((prot & VM_X) && !(prot & VM_W)) ? 0 : -1;
 }
 
 static void gwr32(uint8_t *p, uint32_t v)
@@ -107,7 +106,7 @@ static struct module_record *run_code(const char *name, const uint8_t *code, uin
 	if (!rec)
 		return NULL;
 	struct module mod;
-	if (module_load(rec, m, GMOD_BYTES, &gpool, &mod) != 0 || gexec(&mod) != 0) {
+	if (module_load(rec, m, GMOD_BYTES, &gpool, &mod) != 0 || gcode_is_rx(&mod) != 0) {
 		*rc = -2;
 		return rec;
 	}
@@ -131,7 +130,7 @@ KTEST(guard_deadline_scales_with_calls)
 	struct module_record *r = module_record_new("spin3.mod");
 	struct module mod;
 	KT_EQ_U(module_load(r, m, GMOD_BYTES, &gpool, &mod), 0);
-	KT_EQ_U(gexec(&mod), 0);
+	KT_EQ_U(gcode_is_rx(&mod), 0);
 	KT_EQ_U(mod.deadline_ms, MODULE_DEADLINE_MS); /* header field 0: the default */
 	mod.runs = MODULE_RUNS;
 	mod.deadline_ms = SPIN_DEADLINE_MS;
@@ -157,7 +156,7 @@ KTEST(guard_spinning_module_times_out)
 	KT_ASSERT(r != NULL);
 	KT_ASSERT(rc == -1);
 	KT_EQ_U(r->result, MODULE_TIMEOUT);
-	KT_EQ_U(r->stop.eip - r->base, 0);
+	KT_EQ_U(r->stop.rip - r->base, 0);
 	KT_ASSERT(r->stop.ms >= SPIN_DEADLINE_MS);
 	KT_ASSERT(r->stop.ms < SPIN_DEADLINE_MS + 500u);
 	KT_EQ_U(r->calls, 0);
@@ -197,14 +196,14 @@ KTEST(guard_faulting_modules_are_crashed)
 		struct module_record *r = run_code(cases[i].name, cases[i].code, cases[i].n, 1000, &rc);
 		KT_ASSERT(r != NULL);
 		if (r->result != MODULE_CRASHED || r->stop.vector != cases[i].vector ||
-		    r->stop.eip - r->base != cases[i].off)
+		    r->stop.rip - r->base != cases[i].off)
 			ktest_fail(__FILE__, __LINE__, "%s: result %s vector %u at +0x%x, want CRASHED %u at +0x%x",
 				   cases[i].name, module_result_word(r->result), r->stop.vector,
-				   (unsigned)(r->stop.eip - r->base), cases[i].vector, cases[i].off);
+				   (unsigned)(r->stop.rip - r->base), cases[i].vector, cases[i].off);
 		KT_ASSERT(rc == -1);
 		KT_EQ_U(r->result, MODULE_CRASHED);
 		KT_EQ_U(r->stop.vector, cases[i].vector);
-		KT_EQ_U(r->stop.eip - r->base, cases[i].off);
+		KT_EQ_U(r->stop.rip - r->base, cases[i].off);
 		KT_ASSERT(ghas(r->reason, "crashed: exception"));
 		if (cases[i].vector == 14) {
 			KT_EQ_U(r->stop.cr2, 0x10);
@@ -234,7 +233,7 @@ KTEST(guard_stopped_module_heap_is_freed)
 	struct module_record *r = run_code("leak", leak, sizeof leak, 1000, &rc);
 	KT_EQ_U(r->result, MODULE_CRASHED);
 	KT_EQ_U(r->stop.vector, 6);
-	KT_EQ_U(r->stop.eip - r->base, sizeof leak - 2);
+	KT_EQ_U(r->stop.rip - r->base, sizeof leak - 2);
 	heap_stats(&after);
 	KT_EQ_U(after.free, before.free);
 	KT_EQ_U(after.blocks, before.blocks);
@@ -253,7 +252,7 @@ KTEST(guard_overdue_module_in_services_times_out)
 	KT_ASSERT(rc == -1);
 	KT_EQ_U(r->result, MODULE_TIMEOUT);
 	/* stopped in its own code, or at the service's return into it */
-	KT_ASSERT(r->stop.eip - r->base < sizeof busy);
+	KT_ASSERT(r->stop.rip - r->base < sizeof busy);
 }
 
 /* A module that returns normally but breaks the calling convention:
@@ -332,7 +331,7 @@ KTEST(guard_unhandled_software_interrupt_is_crashed)
 	KT_ASSERT(rc == -1);
 	KT_EQ_U(r->result, MODULE_CRASHED);
 	KT_EQ_U(r->stop.vector, 0x99);
-	KT_EQ_U(r->stop.eip - r->base, 3);
+	KT_EQ_U(r->stop.rip - r->base, 3);
 }
 
 /* A module that runs its stack into unmapped memory: the CPU cannot push
@@ -357,10 +356,10 @@ KTEST(guard_module_stack_overflow_is_crashed)
 		int rc = 0;
 		struct module_record *r = run_code(cases[i].name, cases[i].code, cases[i].n, 1000, &rc);
 		if (rc != -1 || r->result != MODULE_CRASHED || r->stop.vector != EXC_DOUBLE_FAULT ||
-		    r->stop.eip - r->base != cases[i].off)
+		    r->stop.rip - r->base != cases[i].off)
 			ktest_fail(__FILE__, __LINE__, "%s: rc %d result %s vector %u at +0x%x, want CRASHED 8 at +0x%x",
 				   cases[i].name, rc, module_result_word(r->result), r->stop.vector,
-				   (unsigned)(r->stop.eip - r->base), cases[i].off);
+				   (unsigned)(r->stop.rip - r->base), cases[i].off);
 		/* twice: the #DF IST stack is ready again */
 		struct module_record *next = run_code("after", code_ok, sizeof code_ok, 1000, &rc);
 		KT_EQ_U(rc, 0);
