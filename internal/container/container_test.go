@@ -14,7 +14,7 @@ const testImage = "ghcr.io/fluid-os/fluid-toolchain@sha256:0123456789abcdef01234
 func TestWrapDocker(t *testing.T) {
 	root := "/home/alice/src/fluid"
 	argv := []string{
-		"/usr/lib/llvm-19/bin/clang", "--target=i686-unknown-none-elf",
+		"/usr/lib/llvm-19/bin/clang", "--target=x86_64-unknown-none-elf",
 		"-ffile-prefix-map=/home/alice/src/fluid/=", "-I/home/alice/src/fluid/kernel/include",
 		"-c", "/home/alice/src/fluid/kernel/core/main.c",
 		"-o", "/home/alice/src/fluid/build/obj/kernel/core/main.o",
@@ -32,7 +32,7 @@ func TestWrapDocker(t *testing.T) {
 		"--env", "HOME=/tmp", "--env", "LANG=C.UTF-8", "--env", "LC_ALL=C.UTF-8", "--env", "TZ=UTC",
 		"--env", "SOURCE_DATE_EPOCH", "--env", "LIGHT", "--env", "FLUID_LIGHT", "--env", "FLUID_KTEST",
 		"--entrypoint", "/bin/sh", testImage, "-c", `umask "$0" && exec "$@"`, "0022",
-		"clang", "--target=i686-unknown-none-elf",
+		"clang", "--target=x86_64-unknown-none-elf",
 		"-ffile-prefix-map=/src/=", "-I/src/kernel/include",
 		"-c", "/src/kernel/core/main.c",
 		"-o", "/src/build/obj/kernel/core/main.o",

@@ -69,7 +69,7 @@ type Spec struct {
 	Size      int64  // image size in bytes, a multiple of 512; 0 = DefaultSize
 	Stage1    string // stage 1 binary, exactly Stage1Size bytes
 	Stage2    string // stage 2 binary, at most STAGE2_MAX_SECTORS sectors, "FLS2" at offset 3
-	KernelELF string // i686 kernel ELF; its payload goes to KERNEL_HDR_LBA
+	KernelELF string // x86_64 kernel ELF; its payload goes to KERNEL_HDR_LBA
 	Files     []File // files for partition 1, written in sorted order
 	Label     string // FAT32 volume label (<= 11 chars); "" = DefaultLabel
 	// SourceDateEpoch is the timestamp of every file and directory in

@@ -143,7 +143,7 @@ func TestBootProfileHookStopped(t *testing.T) {
 }
 
 // TestBootABIBreakingModules boots the normal modules next to modules that
-// return but break the calling convention (EBP cleared, null segments, IF
+// return but break the calling convention (RBP cleared, null segments, IF
 // and DF left flipped), one that leaves the x87 control word and MXCSR
 // changed with one after it that checks them, one that raises int 0x99,
 // and a spinning one after flagsret (which returns with interrupts off):

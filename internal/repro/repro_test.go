@@ -48,7 +48,7 @@ func clangBuilder(tc *toolchain.Toolchain, prefixMap, passSDE bool) Builder {
 			out := filepath.Join(spec.Root, "build", strings.TrimSuffix(filepath.Base(src), ".c")+".o")
 			// -gno-record-gcc-switches as in the real build: Debian's clang
 			// otherwise records this command line, paths and all.
-			args := []string{"--target=i686-unknown-none-elf", "-ffreestanding", "-O2", "-g", "-gno-record-gcc-switches", "-Wno-date-time", "-c", src, "-o", out}
+			args := []string{"--target=x86_64-unknown-none-elf", "-ffreestanding", "-O2", "-g", "-gno-record-gcc-switches", "-Wno-date-time", "-c", src, "-o", out}
 			if prefixMap {
 				// -ffile-prefix-map alone leaves DW_AT_comp_dir (the
 				// working directory, without a trailing slash) in the debug

@@ -62,7 +62,7 @@ func PlanDeps() (DepsPlan, error) {
 		return p, err
 	}
 	if _, err := exec.LookPath("dpkg-query"); err != nil {
-		return p, fmt.Errorf("mage deps knows Debian and Ubuntu (apt); on this system install by hand: %s (and for %s=host: LLVM %d+ with the i386 profile runtime, nasm)", strings.Join(HostPackages(), " "), EnvMode, MinLLVMMajor)
+		return p, fmt.Errorf("mage deps knows Debian and Ubuntu (apt); on this system install by hand: %s (and for %s=host: LLVM %d+ with the x86_64 profile runtime, nasm)", strings.Join(HostPackages(), " "), EnvMode, MinLLVMMajor)
 	}
 	p.Root = os.Geteuid() == 0
 	p.Packages = HostPackages()

@@ -86,7 +86,8 @@ var Requirements = []Requirement{
 	{Name: "gdb", Binary: "gdb", VersArgs: []string{"--version"}, Package: "gdb", Optional: true},
 }
 
-// ProfileRuntimePackage is the package holding libclang_rt.profile for i386.
+// ProfileRuntimePackage is the package holding libclang_rt.profile for
+// x86_64 (libclang_rt.profile-x86_64.a), which the PGO loop links.
 const ProfileRuntimePackage = "libclang-rt-%d-dev"
 
 // ErrMissing is wrapped by every "tool not found / too old" error.

@@ -211,7 +211,7 @@ int module_load(struct module_record *rec, const uint8_t *buf, size_t len,
 
 /*
  * The running module's heap blocks: svc_alloc puts a link in front of each
- * (16 bytes on i686, 32 on x86_64: a multiple of HEAP_ALIGN, so the
+ * (32 bytes: a multiple of HEAP_ALIGN, so the
  * module's pointer keeps kmalloc's alignment), svc_free
  * takes it out, so a module that is stopped half-way has its blocks freed.
  * Invariant: every block on the list came from svc_alloc during the current
@@ -364,7 +364,7 @@ static void report_stop(struct module_record *r)
 		kprintf("module %s: page fault at 0x%lx: %s, %s access\n", r->name, (unsigned long)s->cr2,
 			(s->err & 1u) ? "protection violation" : "page not present",
 			(s->err & 0x10u) ? "instruction fetch" : (s->err & 2u) ? "write" : "read");
-	/* Innermost first: the faulting EIP, then the EBP chain up to and
+	/* Innermost first: the faulting RIP, then the RBP chain up to and
 	 * including the first return address outside the module. */
 	kprintf("module %s: backtrace: %s", r->name, at);
 	for (uint32_t i = 0; i < s->nbt && i + 1 < BACKTRACE_MAX; i++) {

@@ -1,4 +1,4 @@
-/* badesp: points ESP at unmapped memory, then faults: the CPU cannot push
+/* badesp: points RSP at unmapped memory, then faults: the CPU cannot push
  * the exception frame (a double fault). */
 #include "fluid_module.h"
 

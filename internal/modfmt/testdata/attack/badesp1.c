@@ -1,4 +1,4 @@
-/* badesp: points ESP just above the unmapped NULL page, then faults: the CPU cannot push
+/* badesp: points RSP just above the unmapped NULL page, then faults: the CPU cannot push
  * the exception frame (a double fault). */
 #include "fluid_module.h"
 

@@ -3,4 +3,4 @@
 #include "fluid_module.h"
 
 __asm__(".text\n.globl fluid_main\n.type fluid_main,@function\nfluid_main:\n"
-	"\txorl %eax, %eax\n\tpushfl\n\torl $0x100, (%esp)\n\tpopfl\n\tret\n.size fluid_main, .-fluid_main\n");
+	"\txorl %eax, %eax\n\tpushfq\n\torq $0x100, (%rsp)\n\tpopfq\n\tret\n.size fluid_main, .-fluid_main\n");
