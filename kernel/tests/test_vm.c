@@ -178,3 +178,101 @@ KTEST(vm_high_memory_when_present)
 	KT_EQ_U(p[0], 0x1122334455667788ull);
 	KT_EQ_U(p[511], (uint64_t)(uintptr_t)p);
 }
+
+/*
+ * A walk of the live page tables from CR3 (table pages are reached at
+ * virtual = physical through the direct map). The effective permission of
+ * a leaf is the AND of W and the OR of NX over every level on its way.
+ * W^X holds for the whole address space, not just the pages the tests
+ * above name: no leaf is writable and executable, and no physical page
+ * that some mapping can execute is writable through another mapping
+ * (an alias, e.g. the direct map of kernel .text or of module code, would
+ * make W^X bypassable by writing the physical page).
+ */
+#define WX_ADDR     0x000FFFFFFFFFF000ull
+#define WX_XPAGES   1024u
+struct wx_walk {
+	uint64_t xpage[WX_XPAGES]; /* physical 4 KiB pages mapped executable */
+	unsigned nx, leaves, both;
+	int overflow;
+	uint64_t first_both_va, alias_va, alias_pa;
+};
+static struct wx_walk wxw;
+
+static uint64_t wx_canon(uint64_t va)
+{
+	return (va & (1ull << 47)) ? (va | 0xFFFF000000000000ull) : va;
+}
+
+/* Pass 1 (collect = 1): every executable leaf's physical pages into
+ * xpage[], and count writable+executable leaves. Pass 2: every writable
+ * leaf whose physical range holds a page of xpage[] is an alias. */
+static void wx_level(const uint64_t *t, int level, uint64_t va_base, int w, int x, int collect)
+{
+	static const unsigned shift[] = { 0, 12, 21, 30, 39 };
+	for (unsigned i = 0; i < 512; i++) {
+		uint64_t e = t[i];
+		if (!(e & 1))
+			continue;
+		uint64_t va = wx_canon(va_base | ((uint64_t)i << shift[level]));
+		int ew = w && (e & 2), ex = x && !(e >> 63);
+		int leaf = level == 1 || (level <= 3 && (e & 0x80));
+		if (!leaf) {
+			wx_level((const uint64_t *)(uintptr_t)(e & WX_ADDR), level - 1, va, ew, ex, collect);
+			continue;
+		}
+		uint64_t size = 1ull << shift[level];
+		uint64_t pa = e & WX_ADDR & ~(size - 1);
+		if (collect) {
+			wxw.leaves++;
+			if (ew && ex && !wxw.both++)
+				wxw.first_both_va = va;
+			if (ex)
+				for (uint64_t p = pa; p < pa + size; p += PAGE_SIZE) {
+					if (wxw.nx == WX_XPAGES) {
+						wxw.overflow = 1;
+						break;
+					}
+					wxw.xpage[wxw.nx++] = p;
+				}
+		} else if (ew && !ex) {
+			for (unsigned k = 0; k < wxw.nx; k++)
+				if (wxw.xpage[k] >= pa && wxw.xpage[k] < pa + size && !wxw.alias_va) {
+					wxw.alias_va = va + (wxw.xpage[k] - pa);
+					wxw.alias_pa = wxw.xpage[k];
+				}
+		}
+	}
+}
+
+KTEST(vm_no_page_is_writable_and_executable_by_any_alias)
+{
+	const uint64_t *pml4 = (const uint64_t *)(uintptr_t)(read_cr3() & WX_ADDR);
+	/* a heap page made R+X the way the loader does module code */
+	uint8_t *raw = kmalloc(2 * PAGE_SIZE);
+	KT_ASSERT(raw != NULL);
+	uint8_t *pg = (uint8_t *)(((uintptr_t)raw + PAGE_SIZE - 1) & ~(uintptr_t)(PAGE_SIZE - 1));
+	KT_EQ_U(vm_protect(pg, PAGE_SIZE, VM_R | VM_X), 0);
+	wxw.nx = wxw.leaves = wxw.both = 0;
+	wxw.overflow = 0;
+	wxw.first_both_va = wxw.alias_va = wxw.alias_pa = 0;
+	wx_level(pml4, 4, 0, 1, 1, 1);
+	wx_level(pml4, 4, 0, 1, 1, 0);
+	int seen = 0;
+	for (unsigned k = 0; k < wxw.nx; k++)
+		seen |= wxw.xpage[k] == (uint64_t)(uintptr_t)pg;
+	KT_EQ_U(vm_protect(pg, PAGE_SIZE, VM_R | VM_W), 0);
+	kfree(raw);
+	KT_ASSERT(seen); /* the walk found the R+X heap page */
+	KT_ASSERT(wxw.leaves > 0);
+	KT_ASSERT(!wxw.overflow);
+	/* the kernel's .text is executable: pass 1 saw at least its pages */
+	KT_ASSERT(wxw.nx >= (unsigned)((__rodata_start - __text_start) / PAGE_SIZE));
+	if (wxw.both)
+		ktest_fail(__FILE__, __LINE__, "%u leaves are writable and executable, the first at 0x%016llx",
+			   wxw.both, (unsigned long long)wxw.first_both_va);
+	if (wxw.alias_va)
+		ktest_fail(__FILE__, __LINE__,
+			   "executable physical page 0x%llx is writable through 0x%016llx",
+			   (unsigned long long)wxw.alias_pa, (unsigned long long)wxw.alias_va);
+}
