@@ -196,6 +196,35 @@ func TestHighMemory(t *testing.T) {
 	}
 }
 
+// TestHugeMemory boots the test kernel with 64 GiB of RAM, backed by a
+// sparse file (share=on: the host commits only the pages the guest
+// touches, a few MiB), so it runs on a host with far less RAM. The direct
+// map then needs one page directory per GiB, more than vm.c's fixed table
+// pages: every E820 range must still be mapped (issue 13), not end in
+// "vm: no page-table page left".
+func TestHugeMemory(t *testing.T) {
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	_, img := kernelImage(t, b, build.KernelTest)
+	backing := filepath.Join(t.TempDir(), "ram")
+	r, lines := boot(t, qemu.Options{Image: img, Memory: "64G", Icount: true, Extra: []string{
+		"-object", "memory-backend-file,id=fluidram,size=64G,mem-path=" + backing + ",share=on",
+		"-machine", "pc,memory-backend=fluidram",
+	}})
+	if r.Outcome != qemu.Passed {
+		t.Fatalf("64 GiB guest did not pass:\n%s", r)
+	}
+	for _, want := range []string{
+		"vm: usable RAM above 4 GiB: 62464 MiB at 0x0000000100000000-0x0000001040000000",
+		"vm: high memory: wrote and read back 1024 KiB at 0x0000000100000000",
+		"[ktest] PASS vm_high_memory_when_present",
+	} {
+		if !hasLine(lines, want) {
+			t.Errorf("no line %q:\n%s", want, strings.Join(lines, "\n"))
+		}
+	}
+}
+
 // TestNoLongModeCPU boots on a CPU model with long mode switched off:
 // stage 2 must refuse it with its message (screen and COM1) and exit 43
 // before the kernel runs.

@@ -69,7 +69,7 @@ int jit_pool_init(struct jit_pool *p, void *mem, size_t size)
 	p->base = (uintptr_t)mem;
 	p->size = (uint32_t)size & ~(JIT_GRANULE - 1);
 	if (vm_protect(mem, p->size, VM_R | VM_W) != 0)
-		return set_err(p, "vm_protect refused the pool memory (not mapped, or no page-table page left to split a 2 MiB page: see vm.c POOL_PAGES)");
+		return set_err(p, "vm_protect refused the pool memory (not mapped, or no page-table page left to split a 2 MiB page: see vm.c pool_pages)");
 	p->nblocks = 1;
 	p->blocks[0].off = 0;
 	p->blocks[0].size = p->size;

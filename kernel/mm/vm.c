@@ -3,9 +3,12 @@
  * boot from a pool of page-table pages in .bss, and vm_protect for W^X.
  *
  * Invariants:
- *   - every table page comes from the table area: POOL_PAGES pages of RAM
+ *   - every table page comes from the table area: pool_pages pages of RAM
  *     right after the kernel image (physical), reserved before the heap
- *     (vm_tables_end); tables are reached at virtual = physical, through
+ *     (vm_tables_end): one page directory for every GiB of the direct map
+ *     that an E820 entry touches (so any amount of RAM up to MAP_LIMIT
+ *     fits), plus POOL_PAGES for everything else (PML4, PDPTs, the 4 KiB
+ *     tables of the kernel image and of vm_protect's splits); tables are reached at virtual = physical, through
  *     stage 2's identity map while vm_init builds them and through the
  *     direct map afterwards, and are zeroed when they are taken (stage 2
  *     does not have to zero them as part of .bss);
@@ -35,11 +38,12 @@
 #define TABLE      (PTE_P | PTE_W)          /* non-leaf entries */
 #define MIN_MAP    (16ull << 20)            /* direct-map at least 16 MiB */
 #define MAP_LIMIT  (512ull << 30)           /* one PML4 entry of direct map */
-#define POOL_PAGES 64u
+#define POOL_PAGES 64u                    /* table pages besides the direct map's PDs */
+#define ONE_GIB    (1ull << 30)
 #define FOUR_GIB   0x100000000ull
 
 static uint64_t pool_base;   /* physical = virtual; 0 before vm_init */
-static unsigned pool_used;
+static unsigned pool_used, pool_pages;
 static uint64_t *pml4;
 static uint64_t high_base, high_end, high_next;
 
@@ -60,7 +64,7 @@ static uint64_t tphys(const uint64_t *t)
 
 static uint64_t *alloc_table(void)
 {
-	if (pool_used == POOL_PAGES)
+	if (pool_used == pool_pages)
 		return NULL;
 	uint64_t *t = (uint64_t *)(uintptr_t)(pool_base + (uint64_t)pool_used++ * PAGE_SIZE);
 	for (unsigned i = 0; i < 512; i++)
@@ -70,7 +74,7 @@ static uint64_t *alloc_table(void)
 
 uintptr_t vm_tables_end(void)
 {
-	return (uintptr_t)(pool_base + (uint64_t)POOL_PAGES * PAGE_SIZE);
+	return (uintptr_t)(pool_base + (uint64_t)pool_pages * PAGE_SIZE);
 }
 
 static uint64_t leaf_bits(unsigned prot)
@@ -134,7 +138,7 @@ static void map_4k(uint64_t va, uint64_t pa, uint64_t bits)
 {
 	uint64_t *e = pt_entry(va, 1);
 	if (!e)
-		panic("vm: no page-table page left (pool of %u) mapping 0x%016llx", POOL_PAGES,
+		panic("vm: no page-table page left (pool of %u) mapping 0x%016llx", pool_pages,
 		      (unsigned long long)va);
 	*e = pa | bits;
 }
@@ -177,7 +181,7 @@ static int map_region(uint64_t a, uint64_t kend_phys)
 	uint64_t *pde = pd_entry(a, 1);
 	if (!pde)
 		panic("vm: no page-table page left (pool of %u) for the direct map at 0x%016llx",
-		      POOL_PAGES, (unsigned long long)a);
+		      pool_pages, (unsigned long long)a);
 	if (*pde & PTE_P)
 		return 0;
 	uint64_t rw = leaf_bits(VM_R | VM_W);
@@ -212,6 +216,29 @@ static void find_high(const struct boot_info *bi, uint32_t n)
 	high_next = high_base;
 }
 
+/* The page directories the direct map needs: one for every GiB below
+ * MAP_LIMIT that the low MIN_MAP or an E820 entry (any type, as vm_init
+ * maps them) touches. */
+static unsigned direct_map_pds(const struct boot_info *bi, uint32_t n)
+{
+	uint64_t seen[MAP_LIMIT / ONE_GIB / 64] = { 1 }; /* GiB 0: MIN_MAP */
+	unsigned count = 1;
+	for (uint32_t i = 0; i < n; i++) {
+		const struct e820_entry *e = &bi->e820[i];
+		uint64_t end = e->base + e->length;
+		if (e->length == 0 || e->base >= MAP_LIMIT)
+			continue;
+		if (end > MAP_LIMIT || end < e->base)
+			end = MAP_LIMIT;
+		for (uint64_t g = e->base / ONE_GIB; g <= (end - 1) / ONE_GIB; g++)
+			if (!(seen[g / 64] & (1ull << (g % 64)))) {
+				seen[g / 64] |= 1ull << (g % 64);
+				count++;
+			}
+	}
+	return count;
+}
+
 void vm_init(const struct boot_info *bi)
 {
 	uint32_t a, b, c, d;
@@ -221,6 +248,7 @@ void vm_init(const struct boot_info *bi)
 	uint64_t kend_phys = kphys(__kernel_end);
 	uint32_t n = bi->e820_count > BOOTINFO_E820_MAX ? BOOTINFO_E820_MAX : bi->e820_count;
 	pool_base = kend_phys;
+	pool_pages = POOL_PAGES + direct_map_pds(bi, n);
 	int room = 0;
 	for (uint32_t i = 0; i < n; i++)
 		if (bi->e820[i].type == E820_USABLE && bi->e820[i].base <= pool_base &&
@@ -228,7 +256,7 @@ void vm_init(const struct boot_info *bi)
 			room = 1;
 	if (!room)
 		panic("vm: no usable E820 RAM for the %u page-table pages at 0x%016llx (after the kernel); "
-		      "give the VM more memory", POOL_PAGES, (unsigned long long)pool_base);
+		      "give the VM more memory", pool_pages, (unsigned long long)pool_base);
 	pml4 = alloc_table();
 	uint64_t regions = 0, top = 0, beyond = 0;
 
@@ -261,7 +289,7 @@ void vm_init(const struct boot_info *bi)
 
 	kprintf("vm: direct map %llu MiB up to 0x%016llx (2 MiB pages; 4 KiB where permissions differ), "
 		"%u of %u page-table pages at 0x%llx\n", (unsigned long long)(regions * 2), (unsigned long long)top,
-		pool_used, POOL_PAGES, (unsigned long long)pool_base);
+		pool_used, pool_pages, (unsigned long long)pool_base);
 	kprintf("vm: kernel 0x%016llx-0x%016llx: .text R+X, .rodata R+NX, .data/.bss RW+NX; "
 		"not present: page 0, stack guards; CR0.WP EFER.NXE on\n",
 		(unsigned long long)(uintptr_t)__kernel_start, (unsigned long long)(uintptr_t)__kernel_end);
