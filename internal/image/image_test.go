@@ -21,7 +21,7 @@ func TestKernelPayload(t *testing.T) {
 	dir := t.TempDir()
 	text := bytes.Repeat([]byte{0xAB}, 0x30)
 	data := []byte("data")
-	p := writeELF(t, dir, elfSpec{entry: 0x100004, segs: []seg{
+	p := writeELF(t, dir, elfSpec{entry: 0x100000, segs: []seg{
 		{paddr: 0x101000, data: data, memsz: 0x200}, // out of order on purpose
 		{paddr: 0x100000, data: text},
 	}})
@@ -38,13 +38,13 @@ func TestKernelPayload(t *testing.T) {
 	if !bytes.Equal(payload, want) {
 		t.Fatalf("payload differs from text + zero gap + data")
 	}
-	wantInfo := KernelInfo{LoadAddr: 0x100000, Entry: 0x100004, PayloadSize: 0x1004, MemSize: 0x1200,
+	wantInfo := KernelInfo{LoadAddr: 0x100000, Entry: 0x100000, PayloadSize: 0x1004, MemSize: 0x1200,
 		PayloadCRC: crc32.ChecksumIEEE(want), HdrCRC: crc32.ChecksumIEEE(hdr[:32]), Sectors: 9}
 	if info != wantInfo {
 		t.Errorf("info = %+v, want %+v", info, wantInfo)
 	}
 	le := binary.LittleEndian
-	fields := map[int]uint32{0: 0x44554C46, 4: 1, 8: 512, 12: 0x100000, 16: 0x100004, 20: 0x1004, 24: 0x1200,
+	fields := map[int]uint32{0: 0x44554C46, 4: 1, 8: 512, 12: 0x100000, 16: 0x100000, 20: 0x1004, 24: 0x1200,
 		28: crc32.ChecksumIEEE(payload), 32: crc32.ChecksumIEEE(hdr[:32])}
 	for off, v := range fields {
 		if got := le.Uint32(hdr[off:]); got != v {
@@ -77,6 +77,7 @@ func TestKernelPayloadErrors(t *testing.T) {
 		{"no PT_LOAD", &elfSpec{notLoad: true, entry: 0x100000, segs: []seg{{paddr: 0x100000, data: code}}}, "no PT_LOAD"},
 		{"below 1 MiB", &elfSpec{entry: 0x7C00, segs: []seg{{paddr: 0x7C00, data: code}}}, "below KERNEL_LOAD_MIN"},
 		{"entry outside", &elfSpec{entry: 0x200000, segs: []seg{{paddr: 0x100000, data: code}}}, "(physical 0x200000) is outside"},
+		{"entry not _start", &elfSpec{entry: 0x100002, segs: []seg{{paddr: 0x100000, data: code}}}, "(physical 0x100002) is not the first byte of an executable segment"},
 		{"entry in bss", &elfSpec{entry: 0x100010, segs: []seg{{paddr: 0x100000, data: code, memsz: 0x100}}}, "is outside"},
 		{"not higher half", &elfSpec{entry: 0x100000, segs: []seg{{paddr: 0x100000, vaddr: 0x100000, data: code}}}, "want paddr + KERNEL_VMA"},
 		{"overlap", &elfSpec{entry: 0x100000, segs: []seg{{paddr: 0x100000, data: code, memsz: 0x100}, {paddr: 0x100010, data: code}}}, "overlap"},

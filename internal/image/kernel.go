@@ -95,6 +95,21 @@ func KernelPayload(elfPath string) (hdr []byte, payload []byte, info KernelInfo,
 	if f.Entry < layout.KernelVMA || entry < load || entry >= fileEnd {
 		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: entry point %#x (physical %#x) is outside the loaded bytes [%#x, %#x); check ENTRY() in kernel/kernel.ld", elfPath, f.Entry, entry, load, fileEnd)
 	}
+	// Stage 2 jumps to the entry on its identity map; only _start (section
+	// .text.entry, which kernel/kernel.ld keeps first in .text, the first
+	// byte of the executable segment) knows how to reach the higher half.
+	// Any other entry (say ENTRY(kernel_main)) would run at its physical
+	// address and die at boot in a misleading way, so refuse it here.
+	var textStart uint64
+	found := false
+	for _, p := range segs {
+		if p.Flags&elf.PF_X != 0 && entry >= p.Paddr && entry < p.Paddr+p.Filesz {
+			textStart, found = p.Paddr, true
+		}
+	}
+	if !found || entry != textStart {
+		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: entry point %#x (physical %#x) is not the first byte of an executable segment (%#x): stage 2 jumps there on its identity map and only _start, first in .text (section .text.entry), reaches the higher half; keep ENTRY(_start) and KEEP(*(.text.entry)) first in kernel/kernel.ld", elfPath, f.Entry, entry, textStart)
+	}
 
 	payload = make([]byte, payloadSize)
 	for _, p := range segs {

@@ -117,7 +117,7 @@ func fixtures(t testing.TB, dir string) Spec {
 	if err := os.Mkdir(kdir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	kernel := writeELF(t, kdir, elfSpec{entry: 0x100010, segs: []seg{
+	kernel := writeELF(t, kdir, elfSpec{entry: 0x100000, segs: []seg{
 		{paddr: 0x100000, data: bytes.Repeat([]byte("KERNTEXT"), 300)},
 		{paddr: 0x102000, data: []byte("DATA"), memsz: 0x3000},
 	}})
