@@ -78,6 +78,7 @@ func TestKernelPayloadErrors(t *testing.T) {
 		{"below 1 MiB", &elfSpec{entry: 0x7C00, segs: []seg{{paddr: 0x7C00, data: code}}}, "below KERNEL_LOAD_MIN"},
 		{"entry outside", &elfSpec{entry: 0x200000, segs: []seg{{paddr: 0x100000, data: code}}}, "(physical 0x200000) is outside"},
 		{"entry not _start", &elfSpec{entry: 0x100002, segs: []seg{{paddr: 0x100000, data: code}}}, "(physical 0x100002) is not the first byte of an executable segment"},
+		{"past 1 GiB", &elfSpec{entry: 0x100000, segs: []seg{{paddr: 0x100000, data: code, memsz: 1<<30 - 0x100000 + 1}}}, "past 1 GiB"},
 		{"entry in bss", &elfSpec{entry: 0x100010, segs: []seg{{paddr: 0x100000, data: code, memsz: 0x100}}}, "is outside"},
 		{"not higher half", &elfSpec{entry: 0x100000, segs: []seg{{paddr: 0x100000, vaddr: 0x100000, data: code}}}, "want paddr + KERNEL_VMA"},
 		{"overlap", &elfSpec{entry: 0x100000, segs: []seg{{paddr: 0x100000, data: code, memsz: 0x100}, {paddr: 0x100010, data: code}}}, "overlap"},

@@ -79,8 +79,8 @@ func KernelPayload(elfPath string) (hdr []byte, payload []byte, info KernelInfo,
 	if load < layout.KernelLoadMin {
 		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: loads at %#x, below KERNEL_LOAD_MIN %#x (1 MiB); stage 2 and the BIOS own low memory — link the kernel at 1 MiB or above", elfPath, load, layout.KernelLoadMin)
 	}
-	if memEnd > 1<<32 {
-		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: extends to %#x, past 4 GiB", elfPath, memEnd)
+	if memEnd > 1<<30 {
+		return nil, nil, KernelInfo{}, fmt.Errorf("kernel %s: extends to physical %#x, past 1 GiB: stage 2's boot page tables map KERNEL_VMA to the first 1 GiB only (boot/stage2/longmode.inc), where _start runs the kernel until vm_init; shrink the kernel (.bss)", elfPath, memEnd)
 	}
 	if fileEnd < load {
 		fileEnd = load // all segments are .bss-like: empty payload
