@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fluid-os/fluid/internal/qemu"
@@ -31,6 +32,8 @@ type Session struct {
 	Port        int           // gdb stub TCP port; 0 = a free one
 	Breakpoints []string      // default DefaultBreakpoints
 	Timeout     time.Duration // QEMU lifetime bound; default 30 min
+
+	result func() *qemu.Result // after Start: waits for QEMU's result (once)
 }
 
 // GDBArchitecture is the gdb architecture of the kernel and the stub.
@@ -117,7 +120,20 @@ func (s *Session) Start(ctx context.Context) (script string, stop func() *qemu.R
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return script, func() *qemu.Result { cancel(); return <-done }, nil
+	var once sync.Once
+	var res *qemu.Result
+	s.result = func() *qemu.Result {
+		once.Do(func() { res = <-done })
+		return res
+	}
+	return script, func() *qemu.Result { cancel(); return s.result() }, nil
+}
+
+// Wait blocks until the QEMU that Start booted exits on its own (the guest
+// ends, its timeout passes, or Start's context is cancelled, e.g. by
+// Ctrl-C) and returns its result; it does not stop QEMU.
+func (s *Session) Wait() *qemu.Result {
+	return s.result()
 }
 
 // Command is the gdb command line for a script.
@@ -141,11 +157,14 @@ func Batch(ctx context.Context, gdb, script string, extra ...string) (string, er
 // Interactive runs a started session for a person: with a terminal on stdin
 // it runs gdb (argv, from Command) there, Ctrl-C going to gdb rather than to
 // this process; without one it prints the gdb command to run by hand and
-// waits for QEMU. Either way it stops QEMU and prints its result on w.
-func Interactive(argv []string, stop func() *qemu.Result, stdin *os.File, w io.Writer) error {
+// waits for QEMU to end (wait: Session.Wait; the guest exits, or Ctrl-C
+// cancels the context QEMU was started with), so the printed command has a
+// stub to attach to. Either way it stops QEMU and prints its result on w.
+func Interactive(argv []string, stop, wait func() *qemu.Result, stdin *os.File, w io.Writer) error {
 	var err error
 	if !term.IsTerminal(int(stdin.Fd())) {
 		fmt.Fprintf(w, "debug: no terminal; attach with:\n  %s\nQEMU keeps running until the guest exits or you press Ctrl-C.\n", qemu.ShellQuote(argv))
+		wait()
 	} else {
 		cmd := exec.Command(argv[0], argv[1:]...)
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, w, os.Stderr

@@ -2,11 +2,13 @@ package debugger
 
 import (
 	"context"
+	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fluid-os/fluid/internal/build/buildtest"
+	"github.com/fluid-os/fluid/internal/qemu"
 	"github.com/fluid-os/fluid/internal/testutil"
 )
 
@@ -61,5 +63,43 @@ func TestScriptSetsRitualBreakpoints(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("script lacks %q:\n%s", want, got)
 		}
+	}
+}
+
+// TestInteractiveWithoutTerminalWaitsForQEMU: without a terminal on stdin,
+// Interactive prints the gdb command for a person to run by hand, so QEMU
+// (and its stub) must keep running until it ends on its own: stop may
+// come only after wait returned (it used to be called at once, killing
+// QEMU before anyone could attach).
+func TestInteractiveWithoutTerminalWaitsForQEMU(t *testing.T) {
+	stdin, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	var order []string
+	release := make(chan struct{})
+	wait := func() *qemu.Result {
+		<-release
+		order = append(order, "wait")
+		return &qemu.Result{Outcome: qemu.Passed}
+	}
+	stop := func() *qemu.Result {
+		order = append(order, "stop")
+		return &qemu.Result{Outcome: qemu.Passed}
+	}
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		close(release)
+	}()
+	var out strings.Builder
+	if err := Interactive([]string{"gdb", "-q", "-x", "debug.gdb"}, stop, wait, stdin, &out); err != nil {
+		t.Fatal(err)
+	}
+	if len(order) != 2 || order[0] != "wait" || order[1] != "stop" {
+		t.Fatalf("calls %v, want [wait stop]: QEMU was stopped before it ended", order)
+	}
+	if !strings.Contains(out.String(), "attach with:\n  gdb -q -x debug.gdb\n") {
+		t.Errorf("no attach command in:\n%s", out.String())
 	}
 }

@@ -141,7 +141,7 @@ func Debug(port string, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "debug: QEMU is halted at reset with a gdb stub on 127.0.0.1:%d; serial goes to %s\n",
 		s.Port, filepath.Join(b.Out(), "debug-serial.log"))
-	return debugger.Interactive(debugger.Command(b.Toolchain().Path("gdb"), script), stop, os.Stdin, w)
+	return debugger.Interactive(debugger.Command(b.Toolchain().Path("gdb"), script), stop, s.Wait, os.Stdin, w)
 }
 
 // Profile is `mage profile`.
