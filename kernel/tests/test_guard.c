@@ -1,6 +1,7 @@
 /*
  * test_guard.c — in-kernel tests of the module guard (kernel/module/guard.c):
- * hand-assembled modules that spin, write through a NULL pointer, execute
+ * hand-assembled modules that spin, write through a NULL pointer or a
+ * non-canonical address, execute
  * an invalid opcode, divide by zero or hit int3 are stopped with the right
  * reason and offset, their pool block and heap blocks are released, and
  * the next module still runs. Modules that return but break the calling
@@ -188,6 +189,9 @@ KTEST(guard_faulting_modules_are_crashed)
 		{ "divzero", { 0x31, 0xC9, 0x31, 0xD2, 0xF7, 0xF1 }, 6, 0, 4 },
 		/* nop; int3 (the CPU reports the address after it) */
 		{ "brk", { 0x90, 0xCC }, 2, 3, 2 },
+		/* movabs rax, 0x8000000000000000; mov [rax], eax: a
+		 * non-canonical address is #GP (13), not #PF */
+		{ "noncanon", { 0x48, 0xB8, 0, 0, 0, 0, 0, 0, 0, 0x80, 0x89, 0x00 }, 12, 13, 10 },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		KT_EQ_U(gpool_reset(), 0);
