@@ -1,9 +1,13 @@
 /*
  * test_interrupts.c — the IDT delivers software interrupts to registered
- * handlers with a live frame, and timer IRQs arrive while IF=1.
+ * handlers with a live frame, and timer IRQs arrive while IF=1; the NMI
+ * and #MC gates switch to their own IST stacks (a gate's IST applies to
+ * `int N` too, so software can check it; #DF's IST is the fault kernel
+ * FLUID_FAULT=5's business: `int $8` would push no error code).
  */
 #include <stdint.h>
 #include "cpu.h"
+#include "gdt.h"
 #include "idt.h"
 #include "ktest.h"
 #include "pic.h"
@@ -100,4 +104,35 @@ KTEST(interrupt_spurious_irq7_irq15)
 	hlt();
 	hlt();
 	KT_ASSERT(timer_ticks() > t0);
+}
+
+static volatile uintptr_t ist_seen_sp;
+
+static void on_ist_vector(struct int_frame *f)
+{
+	volatile uint8_t here;
+	(void)f;
+	ist_seen_sp = (uintptr_t)&here;
+}
+
+KTEST(nmi_and_mc_run_on_their_ist_stacks)
+{
+	static const struct {
+		unsigned vector, ist;
+	} gates[] = { { EXC_NMI, IST_NMI }, { EXC_MACHINE_CHECK, IST_MACHINE_CHECK } };
+	for (unsigned i = 0; i < sizeof gates / sizeof gates[0]; i++) {
+		uintptr_t lo, hi;
+		gdt_ist_stack(gates[i].ist, &lo, &hi);
+		ist_seen_sp = 0;
+		interrupt_register(gates[i].vector, on_ist_vector);
+		if (gates[i].vector == EXC_NMI)
+			__asm__ volatile("int $2" ::: "memory");
+		else
+			__asm__ volatile("int $18" ::: "memory");
+		interrupt_register(gates[i].vector, 0);
+		if (ist_seen_sp < lo || ist_seen_sp >= hi)
+			ktest_fail(__FILE__, __LINE__, "vector %u ran its handler at sp 0x%llx, not on IST %u [0x%llx, 0x%llx)",
+				   gates[i].vector, (unsigned long long)ist_seen_sp, gates[i].ist,
+				   (unsigned long long)lo, (unsigned long long)hi);
+	}
 }
