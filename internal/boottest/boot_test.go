@@ -245,6 +245,24 @@ func TestNoLongModeCPU(t *testing.T) {
 	}
 }
 
+// TestNoSSE2CPU boots on a long-mode CPU model without FXSR (so no SSE):
+// x86_64 modules are compiled for SSE2, so the kernel must refuse the CPU
+// with a message naming what is missing instead of crashing every module
+// with #UD.
+func TestNoSSE2CPU(t *testing.T) {
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	_, img := kernelImage(t, b, build.KernelNormal)
+	r, _ := boot(t, qemu.Options{Image: img, CPU: "qemu64,-fxsr"})
+	if r.Outcome != qemu.Failed || r.ExitStatus != layout.StatusPanic {
+		t.Fatalf("outcome %v exit %d, want Failed exit %d:\n%s", r.Outcome, r.ExitStatus, layout.StatusPanic, r)
+	}
+	const want = "fpu: CPU has no SSE2 with FXSR (CPUID.1:EDX bits 24, 25, 26)"
+	if !strings.Contains(r.FailLine, want) {
+		t.Errorf("fail line %q lacks %q", r.FailLine, want)
+	}
+}
+
 // TestBigKernel boots a kernel whose payload is over 1 MiB (more than a
 // 16-bit sector count or one 64 KiB segment covers), padded with .rodata
 // whose last byte the kernel checks.

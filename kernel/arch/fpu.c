@@ -2,6 +2,11 @@
  * fpu.c — turn on x87 and SSE for modules.  The kernel is compiled with
  * -mgeneral-regs-only; the only FP instructions here are in inline asm.
  * Modules run on the one kernel thread, so there is no FPU state to switch.
+ *
+ * Invariant: when fpu_init returns, SSE and SSE2 are on (FXSR, CR4.OSFXSR):
+ * modules are x86_64 code, and the x86_64 baseline (and the SysV ABI they
+ * follow) has SSE2; a CPU model without it (e.g. qemu64,-fxsr) is refused
+ * with a panic that says so, not left to crash every module with #UD.
  */
 #include <stdint.h>
 #include "console.h"
@@ -40,6 +45,9 @@ unsigned fpu_init(void)
 		uint32_t mxcsr = 0x1F80;   /* all SIMD exceptions masked, round-to-nearest */
 		__asm__ volatile("ldmxcsr %0" : : "m"(mxcsr));
 	}
+	if (!(features & FPU_HAS_SSE2))
+		panic("fpu: CPU has no SSE2 with FXSR (CPUID.1:EDX bits 24, 25, 26): x86_64 modules are compiled "
+		      "for SSE2, the x86_64 baseline; Fluid OS needs an x86_64 CPU that has it");
 	kprintf("fpu: x87%s%s%s enabled (CR0.EM=0 MP=1 NE=1%s)\n",
 		(features & FPU_HAS_SSE) ? " SSE" : "",
 		(features & FPU_HAS_SSE2) ? " SSE2" : "",
