@@ -10,6 +10,7 @@
  */
 #include <stdint.h>
 #include "cpu.h"
+#include "gdt.h"
 #include "heap.h"
 #include "idt.h"
 #include "kernel.h"
@@ -275,4 +276,17 @@ KTEST(vm_no_page_is_writable_and_executable_by_any_alias)
 		ktest_fail(__FILE__, __LINE__,
 			   "executable physical page 0x%llx is writable through 0x%016llx",
 			   (unsigned long long)wxw.alias_pa, (unsigned long long)wxw.alias_va);
+}
+
+KTEST(vm_ist_stacks_have_unmapped_guards)
+{
+	for (unsigned n = 1; n <= IST_COUNT; n++) {
+		uintptr_t lo, hi;
+		gdt_ist_stack(n, &lo, &hi);
+		KT_ASSERT(hi > lo);
+		KT_EQ_U(vm_prot(lo - 1), 0);          /* the guard page below */
+		KT_EQ_U(vm_prot(lo - PAGE_SIZE), 0);
+		KT_EQ_U(vm_prot(lo), VM_R | VM_W);     /* the stack itself, NX */
+		KT_EQ_U(vm_prot(hi - 1), VM_R | VM_W);
+	}
 }
