@@ -6,13 +6,19 @@
 #include "backtrace.h"
 #include "console.h"
 #include "kernel.h"
+#include "vm.h"
 
-/* A frame pointer we may dereference: aligned, both words inside the image. */
+/* A frame pointer we may dereference: aligned, both words inside the image
+ * and mapped. The image holds not-present guard pages (vm.c: below the
+ * kernel stack and each IST stack), and a corrupted RBP there would fault
+ * inside the very exception dump that is printing this backtrace (the
+ * two words can lie on two pages: both are looked up). */
 static int frame_ok(uint64_t rbp)
 {
 	return rbp && !(rbp & 7) &&
 	       rbp >= (uint64_t)(uintptr_t)__kernel_start &&
-	       rbp + 16 <= (uint64_t)(uintptr_t)__kernel_end;
+	       rbp + 16 <= (uint64_t)(uintptr_t)__kernel_end &&
+	       vm_readable(rbp) && vm_readable(rbp + 8);
 }
 
 unsigned backtrace_collect(uint64_t rbp, uint64_t *out, unsigned max)

@@ -42,6 +42,12 @@ int vm_protect(void *va, size_t len, unsigned prot);
 /* VM_* bits of the page holding va, 0 when it is not present. */
 unsigned vm_prot(uint64_t va);
 
+/* 1 if a read of va cannot fault: before vm_init, stage 2's boot tables
+ * map the whole kernel image (and the first 4 GiB), so always 1 there;
+ * after it, vm_prot(va) has VM_R. For code that must not fault, like the
+ * backtrace of an exception dump. */
+int vm_readable(uint64_t va);
+
 /* What va is, for fault reports: "kernel .text (read-only, executable)",
  * "page 0 (NULL; not present)", ... (a static buffer). */
 const char *vm_describe(uint64_t va);

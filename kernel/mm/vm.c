@@ -344,6 +344,14 @@ unsigned vm_prot(uint64_t va)
 	return VM_R | ((e & PTE_W) ? VM_W : 0) | ((e & PTE_NX) ? 0 : VM_X);
 }
 
+int vm_readable(uint64_t va)
+{
+	if (!pml4)
+		return va < FOUR_GIB || (va >= (uint64_t)(uintptr_t)__kernel_start &&
+					 va < (uint64_t)(uintptr_t)__kernel_end);
+	return (vm_prot(va) & VM_R) != 0;
+}
+
 const char *vm_describe(uint64_t va)
 {
 	static char buf[160];

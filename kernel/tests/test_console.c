@@ -64,4 +64,10 @@ KTEST(backtrace_walks_kernel_frames)
 	}
 	KT_EQ_U(backtrace_collect(0, ret, BACKTRACE_MAX), 0);
 	KT_EQ_U(backtrace_collect(3, ret, BACKTRACE_MAX), 0);   /* misaligned */
+	/* inside the image but not present (the stack guard page): a
+	 * corrupted RBP there must end the walk, not fault inside a dump */
+	KT_EQ_U(backtrace_collect((uint64_t)(uintptr_t)kernel_stack_guard + 64, ret, BACKTRACE_MAX), 0);
+	/* a frame whose saved RBP leads into the guard page: one frame, then stop */
+	uint64_t frame[2] = { (uint64_t)(uintptr_t)kernel_stack_guard + 4096 - 8, (uint64_t)(uintptr_t)__text_start };
+	KT_EQ_U(backtrace_collect((uint64_t)(uintptr_t)frame, ret, BACKTRACE_MAX), 1);
 }
