@@ -15,6 +15,7 @@
 #include "idt.h"
 #include "heap.h"
 #include "jit_allocator.h"
+#include "kernel.h"
 #include "ktest.h"
 #include "module.h"
 #include "string.h"
@@ -450,4 +451,29 @@ KTEST(guard_control_registers_are_restored)
 	KT_EQ_U(rc, 0);
 	KT_EQ_U(r->result, MODULE_OK);
 	KT_EQ_U(read_cr0(), before);
+}
+
+/* A module that points RBP at the kernel stack's guard page (not present)
+ * and then faults: the guard's backtrace of the stopped module must not
+ * follow it (that read would fault inside the guard); the module is
+ * crashed with its own #UD and the kernel goes on. */
+KTEST(guard_module_rbp_into_guard_page_is_crashed)
+{
+	uint8_t code[12] = { 0x48, 0xBD }; /* movabs rbp, imm64; ud2 */
+	uint64_t bad = (uint64_t)(uintptr_t)kernel_stack_guard + 64;
+	for (unsigned i = 0; i < 8; i++)
+		code[2 + i] = (uint8_t)(bad >> (8 * i));
+	code[10] = 0x0F;
+	code[11] = 0x0B;
+	KT_EQ_U(gpool_reset(), 0);
+	module_records_reset();
+	int rc = 0;
+	struct module_record *r = run_code("badrbp", code, sizeof code, 1000, &rc);
+	KT_ASSERT(r != NULL);
+	KT_EQ_U(r->result, MODULE_CRASHED);
+	KT_EQ_U(r->stop.vector, 6);
+	KT_EQ_U(r->stop.rip - r->base, 10);
+	struct module_record *next = run_code("after", code_ok, sizeof code_ok, 1000, &rc);
+	KT_EQ_U(rc, 0);
+	KT_EQ_U(next->result, MODULE_OK);
 }
