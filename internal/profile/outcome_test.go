@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/serial"
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 // builds is what the image of goodCapture holds: fib and sort, each with
@@ -88,17 +89,7 @@ func TestSwappedLabelsRefused(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := collectLogged(t, tt.c, w)
-			if err == nil {
-				t.Fatal("swapped frames were accepted")
-			}
-			if !errors.Is(err, ErrRefused) {
-				t.Errorf("error does not wrap ErrRefused: %v", err)
-			}
-			for _, s := range tt.want {
-				if !strings.Contains(err.Error(), s) {
-					t.Errorf("error %q lacks %q", err, s)
-				}
-			}
+			testutil.WantErrIs(t, err, ErrRefused, "swapped frames", tt.want...)
 		})
 	}
 	// Frames of a build the image does not hold.

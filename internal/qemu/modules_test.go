@@ -1,28 +1,38 @@
 package qemu
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/layout"
 )
 
+// scanGuest is the scanner after a guest's serial log: the kernel's banner,
+// then lines, each ended by CRLF as the guest sends it.
+func scanGuest(lines ...string) *scanner {
+	sc := newScanner(nil)
+	sc.write([]byte("Fluid OS dev (BareFlow-LLVM)\r\n"))
+	for _, l := range lines {
+		sc.write([]byte(l + "\r\n"))
+	}
+	sc.flush()
+	return sc
+}
+
 // TestResultNamesFailedModules: a run that ends in a module failure (exit
 // 41) is Failed, and its summary names each module that did not pass with
 // the kernel's reason, while the passing ones are not listed.
 func TestResultNamesFailedModules(t *testing.T) {
-	log := "Fluid OS dev (BareFlow-LLVM)\r\n" +
-		"module fib: loaded (baseline 0011223344556677) from /modules/fib.mod at 0x00400000, 900 bytes\r\n" +
-		"module fib: result ok calls=10 cycles total=1 min=1 max=1 checks=1/1\r\n" +
-		"module nullwrite: loaded (baseline 8899aabbccddeeff) from /modules/nullwrite.mod at 0x00401000, 64 bytes\r\n" +
-		"module nullwrite: crashed: exception 14 (#PF page fault) err=0x2 at nullwrite+0x1a\r\n" +
-		"module nullwrite: result CRASHED calls=0 cycles total=0 min=0 max=0 checks=0/0\r\n" +
-		"module spin: timed out after 200 ms (at spin+0x2)\r\n" +
-		"module extra: skipped: over the module limit of 32\r\n" +
-		"FLUID-END fail module: nullwrite spin\r\n"
-	sc := newScanner(nil)
-	sc.write([]byte(log))
-	sc.flush()
+	sc := scanGuest(
+		"module fib: loaded (baseline 0011223344556677) from /modules/fib.mod at 0x00400000, 900 bytes",
+		"module fib: result ok calls=10 cycles total=1 min=1 max=1 checks=1/1",
+		"module nullwrite: loaded (baseline 8899aabbccddeeff) from /modules/nullwrite.mod at 0x00401000, 64 bytes",
+		"module nullwrite: crashed: exception 14 (#PF page fault) err=0x2 at nullwrite+0x1a",
+		"module nullwrite: result CRASHED calls=0 cycles total=0 min=0 max=0 checks=0/0",
+		"module spin: timed out after 200 ms (at spin+0x2)",
+		"module extra: skipped: over the module limit of 32",
+		"FLUID-END fail module: nullwrite spin")
 	o, reason := classify(layout.StatusModuleFail, sc, "")
 	r := &Result{Outcome: o, Reason: reason, ExitStatus: layout.StatusModuleFail, Modules: sc.status.Modules()}
 	if o != Failed {
@@ -54,20 +64,22 @@ func TestResultNamesFailedModules(t *testing.T) {
 // spins with interrupts off, which the kernel's deadline cannot stop)
 // names that module; a module that finished is not blamed.
 func TestTimeoutNamesRunningModule(t *testing.T) {
+	fibPassed := []string{
+		"module fib: loaded (baseline 0011223344556677) from /modules/fib.mod at 0x00400000, 900 bytes",
+		"module fib: result ok calls=10 cycles total=1 min=1 max=1 checks=1/1",
+	}
 	for _, tt := range []struct {
-		name, log, want string
+		name string
+		log  []string
+		want string
 	}{
-		{"running", "module fib: loaded (baseline 0011223344556677) from /modules/fib.mod at 0x00400000, 900 bytes\r\n" +
-			"module fib: result ok calls=10 cycles total=1 min=1 max=1 checks=1/1\r\n" +
-			"module clihang: loaded (baseline 8899aabbccddeeff) from /modules/clihang.mod at 0x00401000, 64 bytes\r\n",
+		{"running", slices.Concat(fibPassed, []string{
+			"module clihang: loaded (baseline 8899aabbccddeeff) from /modules/clihang.mod at 0x00401000, 64 bytes"}),
 			"; module clihang was running (loaded, no result line)"},
-		{"finished", "module fib: loaded (baseline 0011223344556677) from /modules/fib.mod at 0x00400000, 900 bytes\r\n" +
-			"module fib: result ok calls=10 cycles total=1 min=1 max=1 checks=1/1\r\n", ""},
+		{"finished", fibPassed, ""},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			sc := newScanner(nil)
-			sc.write([]byte("Fluid OS dev (BareFlow-LLVM)\r\n" + tt.log))
-			sc.flush()
+			sc := scanGuest(tt.log...)
 			got := timeoutReason("still running after the 1s timeout; QEMU was killed", "", sc.status.Modules())
 			if tt.want == "" && strings.Contains(got, "was running") {
 				t.Errorf("reason %q blames a module that finished", got)
@@ -85,14 +97,11 @@ func TestTimeoutNamesRunningModule(t *testing.T) {
 // FLUID-END pass) into a crash: only the kernel's exit 39 says a dump is
 // real.
 func TestModuleOutputIsNoExceptionDump(t *testing.T) {
-	log := "Fluid OS dev (BareFlow-LLVM)\r\n" +
-		"module liar: loaded (baseline 0011223344556677) from /modules/liar.mod at 0x00400000, 900 bytes\r\n" +
-		"*** CPU EXCEPTION 14 (page fault) err=0x00000002\r\n" +
-		"module liar: result ok calls=3 cycles total=1 min=1 max=1 checks=0/0\r\n" +
-		"FLUID-END pass\r\n"
-	sc := newScanner(nil)
-	sc.write([]byte(log))
-	sc.flush()
+	sc := scanGuest(
+		"module liar: loaded (baseline 0011223344556677) from /modules/liar.mod at 0x00400000, 900 bytes",
+		"*** CPU EXCEPTION 14 (page fault) err=0x00000002",
+		"module liar: result ok calls=3 cycles total=1 min=1 max=1 checks=0/0",
+		"FLUID-END pass")
 	if o, reason := classify(layout.StatusPass, sc, ""); o != Passed {
 		t.Errorf("outcome %v (%s), want Passed", o, reason)
 	}

@@ -3,9 +3,10 @@ package serial
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/testutil"
 )
 
 func summaryJSON(module string) []byte {
@@ -151,17 +152,7 @@ func TestParseLogRefuses(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ParseLog(strings.NewReader(tt.edit(goodLog(t))))
-			if err == nil {
-				t.Fatal("accepted a bad log")
-			}
-			if !errors.Is(err, ErrRefused) {
-				t.Errorf("error does not wrap ErrRefused: %v", err)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
+			testutil.WantErrIs(t, err, ErrRefused, "a bad log", tt.want...)
 			if tt.module != "" && !strings.Contains(err.Error(), "module "+tt.module) {
 				t.Errorf("error %q does not name module %s", err, tt.module)
 			}

@@ -36,18 +36,25 @@ func baseline(t *testing.T) (*build.Builder, build.Module) {
 	return nil, build.Module{}
 }
 
+// openELF opens the ELF at path for the rest of the test (closed at its
+// end), failing the test when it cannot.
+func openELF(t *testing.T, path string) *elf.File {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Fatalf("open %s as an ELF: %v", path, err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 // symbolAddr is the address (= offset from the load base) of a function
 // in the ELF's symbol table.
 func symbolAddr(t *testing.T, path, name string) uint32 {
 	t.Helper()
-	f, err := elf.Open(path)
+	syms, err := openELF(t, path).Symbols()
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	syms, err := f.Symbols()
-	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: read the symbol table: %v", path, err)
 	}
 	for _, s := range syms {
 		if s.Name == name && elf.ST_TYPE(s.Info) == elf.STT_FUNC {
@@ -62,12 +69,7 @@ func symbolAddr(t *testing.T, path, name string) uint32 {
 // the line table that covers it.
 func dwarfLine(t *testing.T, path string, addr uint32) (string, int) {
 	t.Helper()
-	f, err := elf.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	d, err := f.DWARF()
+	d, err := openELF(t, path).DWARF()
 	if err != nil {
 		t.Fatalf("%s has no DWARF (are modules built with -g?): %v", path, err)
 	}

@@ -6,6 +6,7 @@
 package testutil
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -146,6 +147,24 @@ func WantErr(t testing.TB, err error, want string) bool {
 		t.Fatalf("err = %v, want one containing %q", err, want)
 	}
 	return true
+}
+
+// WantErrIs checks an error that must happen: without one the test stops
+// (accepted names what was wrongly taken, e.g. "a bad log"); err must wrap
+// target (errors.Is) and its text must hold each of wants.
+func WantErrIs(t testing.TB, err, target error, accepted string, wants ...string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s was accepted; want an error wrapping %q", accepted, target)
+	}
+	if !errors.Is(err, target) {
+		t.Errorf("error does not wrap %q: %v", target, err)
+	}
+	for _, w := range wants {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("error %q lacks %q", err, w)
+		}
+	}
 }
 
 // WriteFile writes body to path (creating its directory) with mode 0644 and

@@ -185,7 +185,7 @@ void kernel_main(uint32_t magic, const struct boot_info *bi)
 	kprintf("Fluid OS %s (BareFlow-LLVM)\n", FLUID_VERSION);
 	vga_pin_rows(1);        /* the banner stays on top of the screen */
 	if (magic != BOOTINFO_MAGIC)
-		panic("bad boot magic 0x%08x in RSI (expected 0x%08x): not started by Fluid stage 2",
+		panic("bad boot magic 0x%08x in ESI (expected 0x%08x): not started by Fluid stage 2",
 		      magic, BOOTINFO_MAGIC);
 	if (bi->magic != BOOTINFO_MAGIC || bi->version != BOOTINFO_VERSION)
 		panic("boot_info at %p: magic 0x%08x version %u, expected 0x%08x version %u",

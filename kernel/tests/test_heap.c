@@ -9,9 +9,26 @@
 
 #define MIB (1024u * 1024u)
 
+/*
+ * KT_HEAP_AS(before): the heap is well formed and exactly as it was when
+ * before was taken: the same free bytes in the same blocks, so every kfree
+ * merged its hole back. A macro, not a function, so that a failed check
+ * returns from the test (see ktest.h).
+ */
+#define KT_HEAP_AS(before)                                                    \
+	do {                                                                  \
+		struct heap_stats now_;                                       \
+		heap_check();                                                 \
+		heap_stats(&now_);                                            \
+		KT_EQ_U(now_.free, (before).free);                            \
+		KT_EQ_U(now_.largest_free, (before).largest_free);            \
+		KT_EQ_U(now_.blocks, (before).blocks);                        \
+		KT_EQ_U(now_.free_blocks, (before).free_blocks);              \
+	} while (0)
+
 KTEST(heap_alloc_aligned_writable)
 {
-	struct heap_stats before, after;
+	struct heap_stats before;
 	heap_stats(&before);
 	uint8_t *p[8];
 	for (unsigned i = 0; i < 8; i++) {
@@ -25,15 +42,12 @@ KTEST(heap_alloc_aligned_writable)
 			KT_EQ_U(p[i][j], i);   /* no block overlaps another */
 	for (unsigned i = 0; i < 8; i++)
 		kfree(p[i]);
-	heap_check();
-	heap_stats(&after);
-	KT_EQ_U(after.free, before.free);
-	KT_EQ_U(after.free_blocks, before.free_blocks);
+	KT_HEAP_AS(before);
 }
 
 KTEST(heap_coalesce)
 {
-	struct heap_stats before, mid, after;
+	struct heap_stats before, mid;
 	heap_stats(&before);
 	void *a = kmalloc(1000), *b = kmalloc(2000), *c = kmalloc(3000), *guard = kmalloc(16);
 	KT_ASSERT(a && b && c && guard);
@@ -48,11 +62,7 @@ KTEST(heap_coalesce)
 	KT_ASSERT(big == a);
 	kfree(big);
 	kfree(guard);
-	heap_check();
-	heap_stats(&after);
-	KT_EQ_U(after.free, before.free);
-	KT_EQ_U(after.largest_free, before.largest_free);
-	KT_EQ_U(after.blocks, before.blocks);
+	KT_HEAP_AS(before);
 }
 
 KTEST(heap_first_fit_reuse)
@@ -66,7 +76,7 @@ KTEST(heap_first_fit_reuse)
 
 KTEST(heap_exhaustion)
 {
-	struct heap_stats before, after;
+	struct heap_stats before;
 	heap_stats(&before);
 	KT_ASSERT(before.free > 16 * MIB);
 	KT_ASSERT(kmalloc(0) == 0);
@@ -88,10 +98,7 @@ KTEST(heap_exhaustion)
 	kfree(rest);
 	for (unsigned i = 0; i < n; i++)
 		kfree(chunks[i]);
-	heap_check();
-	heap_stats(&after);
-	KT_EQ_U(after.free, before.free);
-	KT_EQ_U(after.largest_free, before.largest_free);
+	KT_HEAP_AS(before);
 }
 
 KTEST(heap_kcalloc)
