@@ -442,7 +442,9 @@ func TestDownloadGenuineAssetWithLimits(t *testing.T) {
 		"fluid.img.zst": bytes.Repeat([]byte("0123456789abcdef"), 40000),
 	}
 	srv.AddRelease("v1.0.0", files)
-	c := downloadClient(t, srv, 200*time.Millisecond, 10*time.Second)
+	// The stall limit is on, but far from what a loaded test machine may
+	// pause between two reads (a 200 ms limit failed under a parallel suite).
+	c := downloadClient(t, srv, 5*time.Second, 30*time.Second)
 	r := findAsset(t, c, "checksums.txt")
 	for name, data := range files {
 		a, _ := r.Asset(name)
