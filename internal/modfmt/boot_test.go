@@ -46,6 +46,21 @@ func newLightBuilder(t *testing.T) *build.Builder {
 	return buildtest.New(t, build.Options{Light: true, Out: filepath.Join(root, "build", "modfmt-light")})
 }
 
+// wantNormalModulesOK checks that exactly n modules report `result ok` in
+// lines (the normal modules of an image that also holds bad ones: where).
+func wantNormalModulesOK(t *testing.T, lines []string, n int, where string) {
+	t.Helper()
+	ok := 0
+	for _, l := range lines {
+		if m := resultRE.FindStringSubmatch(l); m != nil && m[2] == "ok" {
+			ok++
+		}
+	}
+	if ok != n {
+		t.Errorf("%d modules report result ok %s, want %d:\n%s", ok, where, n, strings.Join(lines, "\n"))
+	}
+}
+
 var resultRE = regexp.MustCompile(`^module (\S+): result (ok|FAIL) calls=(\d+) cycles total=(\d+) min=(\d+) max=(\d+)`)
 
 // corrupt returns a copy of mod changed by f, with the checksum recomputed
@@ -154,15 +169,7 @@ func TestBootModules(t *testing.T) {
 				t.Errorf("%s was loaded", c.file)
 			}
 		}
-		ok := 0
-		for _, l := range lines {
-			if m := resultRE.FindStringSubmatch(l); m != nil && m[2] == "ok" {
-				ok++
-			}
-		}
-		if ok != len(arts.Modules) {
-			t.Errorf("%d modules passed next to the corrupted ones, want %d\n%s", ok, len(arts.Modules), log)
-		}
+		wantNormalModulesOK(t, lines, len(arts.Modules), "next to the corrupted ones")
 	})
 }
 

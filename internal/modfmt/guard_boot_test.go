@@ -143,15 +143,7 @@ func TestBootStaleServicesModule(t *testing.T) {
 	if !strings.Contains(res.EndLine, "stale") {
 		t.Errorf("end line %q does not name stale", res.EndLine)
 	}
-	ok := 0
-	for _, l := range lines {
-		if m := resultRE.FindStringSubmatch(l); m != nil && m[2] == "ok" {
-			ok++
-		}
-	}
-	if ok != len(arts.Modules) {
-		t.Errorf("%d normal modules passed, want %d:\n%s", ok, len(arts.Modules), log)
-	}
+	wantNormalModulesOK(t, lines, len(arts.Modules), "beside the stale one")
 }
 
 // TestBootMisbehavingModules boots an image holding a spinning module, one
@@ -258,15 +250,7 @@ func TestBootMisbehavingModules(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^module nullwrite: backtrace: nullwrite\+0x[0-9a-f]+ nullwrite\+0x[0-9a-f]+ 0x[0-9a-f]+$`).MatchString(log) {
 		t.Errorf("nullwrite's backtrace does not walk its own frame into the kernel:\n%s", grepLines(lines, "backtrace"))
 	}
-	ok := 0
-	for _, l := range lines {
-		if m := resultRE.FindStringSubmatch(l); m != nil && m[2] == "ok" {
-			ok++
-		}
-	}
-	if ok != len(arts.Modules) {
-		t.Errorf("%d normal modules passed, want %d", ok, len(arts.Modules))
-	}
+	wantNormalModulesOK(t, lines, len(arts.Modules), "beside the misbehaving ones")
 
 	capture, err := serial.ParseLog(strings.NewReader(log))
 	if err != nil {
