@@ -185,8 +185,15 @@ func TestHighMemory(t *testing.T) {
 	if r.Outcome == qemu.Crashed || r.Outcome == qemu.TimedOut || r.Outcome == qemu.StartFailed {
 		t.Fatalf("6 GiB guest did not finish its tests:\n%s", r)
 	}
+	wantHighMemory(t, lines, "3072 MiB at 0x0000000100000000-0x00000001c0000000")
+}
+
+// wantHighMemory checks the test kernel's lines about RAM above 4 GiB: the
+// range vm.c reports (above) and the 1 MiB written and read back there.
+func wantHighMemory(t *testing.T, lines []string, above string) {
+	t.Helper()
 	for _, want := range []string{
-		"vm: usable RAM above 4 GiB: 3072 MiB at 0x0000000100000000-0x00000001c0000000",
+		"vm: usable RAM above 4 GiB: " + above,
 		"vm: high memory: wrote and read back 1024 KiB at 0x0000000100000000",
 		"[ktest] PASS vm_high_memory_when_present",
 	} {
@@ -214,15 +221,7 @@ func TestHugeMemory(t *testing.T) {
 	if r.Outcome != qemu.Passed {
 		t.Fatalf("64 GiB guest did not pass:\n%s", r)
 	}
-	for _, want := range []string{
-		"vm: usable RAM above 4 GiB: 62464 MiB at 0x0000000100000000-0x0000001040000000",
-		"vm: high memory: wrote and read back 1024 KiB at 0x0000000100000000",
-		"[ktest] PASS vm_high_memory_when_present",
-	} {
-		if !hasLine(lines, want) {
-			t.Errorf("no line %q:\n%s", want, strings.Join(lines, "\n"))
-		}
-	}
+	wantHighMemory(t, lines, "62464 MiB at 0x0000000100000000-0x0000001040000000")
 }
 
 // TestNoLongModeCPU boots on a CPU model with long mode switched off:

@@ -347,21 +347,7 @@ func grepLines(lines []string, sub string) string {
 // still ends with the exception dump (exit 39), whose backtrace names the
 // module's frame.
 func TestBootKernelFaultInService(t *testing.T) {
-	qemutest.Need(t)
-	b := buildtest.Builder(t)
-	unlock := buildtest.Lock(t, b)
-	kernel, err := b.Kernel(t.Context(), build.KernelNormal)
-	if err != nil {
-		unlock()
-		t.Fatalf("build: %v", err)
-	}
-	data := buildMisbehaving(t, b.Root(), "badsvc")
-	img, err := b.Image(t.Context(), build.ImageSpec{Name: "fluid-modfmt-badsvc.img", Kernel: kernel, Extra: []image.File{{Path: "/modules/badsvc.mod", Data: data}}})
-	unlock()
-	if err != nil {
-		t.Fatalf("image: %v", err)
-	}
-	res, lines := qemutest.Boot(t, qemu.Options{Image: img, Timeout: 2 * time.Minute})
+	res, lines := bootAttack(t, "badsvc", false, 2*time.Minute, "misbehave/badsvc")
 	log := strings.Join(lines, "\n")
 	if res.Outcome != qemu.Crashed || res.ExitStatus != layout.StatusCPUException {
 		t.Fatalf("outcome %v exit %d, want the exception dump (exit %d):\n%s", res.Outcome, res.ExitStatus, layout.StatusCPUException, log)
