@@ -50,9 +50,13 @@ var TinyLlamaShapes = Config{Dim: 2048, Layers: 22, Heads: 32, KVHeads: 4, Hidde
 	Vocab: 32000, Context: 2048, RopeBase: 10000, Eps: 1e-5, Type: gguf.Q8_0}
 
 // TinyLlamaKeys lists the metadata of TinyLlama-1.1B-Chat-v1.0's Q8_0 GGUF
-// (TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF, as llama.cpp's loader prints it)
-// with their types, in file order. Recorded from memory of that listing:
-// check it against a real file when one is at hand.
+// (TheBloke/TinyLlama-1.1B-Chat-v1.0-GGUF) with their types, in file order.
+// Keys 0-15 (through token_type, with file_type 7 = Q8_0) are as
+// llama.cpp's loader prints them for that file in
+// github.com/argilla-io/distilabel/issues/593; keys 16-22 (merges, the
+// special token ids, chat_template, quantization_version) are recorded from
+// memory of the same listing: check them against a real file when one is at
+// hand (`llama-cli -m FILE` prints every key).
 var TinyLlamaKeys = []struct {
 	Key  string
 	Type string
@@ -88,11 +92,13 @@ type Tensor struct {
 	Dims []uint64
 }
 
-// Layout lists the tensors of a llama model of config c in the order
-// llama.cpp's converter writes them: token_embd, then per block attn_norm,
-// attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up,
-// ffn_down (TinyLlama's file orders blocks this way too), then output_norm
-// and output. For TinyLlamaShapes that is 201 tensors.
+// Layout lists the tensors of a llama model of config c: token_embd, then
+// per block attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm,
+// ffn_gate, ffn_up, ffn_down, then output_norm and output. For
+// TinyLlamaShapes that is 201 tensors, as llama.cpp reports for TinyLlama
+// (github.com/ggml-org/llama.cpp/issues/3018). Real files order the tensors
+// differently from one converter to the next (ollama/ollama#969 lists a
+// TinyLlama file in sorted-name order), so a loader must find them by name.
 func Layout(c Config) []Tensor {
 	d, kv, h, v := uint64(c.Dim), uint64(c.Dim/c.Heads*c.KVHeads), uint64(c.Hidden), uint64(c.Vocab)
 	ts := []Tensor{{"token_embd.weight", []uint64{d, v}}}
