@@ -151,7 +151,7 @@ func Encode(t TensorType, values []float32) ([]byte, error) {
 			q := out[blk*Q8BlockBytes:]
 			le.PutUint16(q, F32ToF16(d))
 			for j, v := range x {
-				q[2+j] = byte(int8(math.RoundToEven(float64(v * id))))
+				q[2+j] = byte(int8(math.Round(float64(v * id)))) // roundf: half away from zero
 			}
 		}
 		return out, nil
