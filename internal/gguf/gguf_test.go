@@ -218,6 +218,35 @@ func TestMalformed(t *testing.T) {
 			return b
 		}), "kv[3] (u16).type", "unknown value type 13")
 	})
+	t.Run("alignment not a power of two", func(t *testing.T) {
+		b := sampleBuilder(t)
+		b.KVs = append(b.KVs, KV{AlignmentKey, ValueOf(uint32(48))})
+		if _, err := b.Bytes(); err == nil {
+			t.Fatal("the writer accepted alignment 48")
+		}
+		b.KVs[len(b.KVs)-1].Value = ValueOf(uint32(64))
+		data, err := b.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := bytes.Index(data, []byte(AlignmentKey)) + len(AlignmentKey) + 4
+		le.PutUint32(data[at:], 48)
+		wantField(t, data, AlignmentKey, "power of two")
+	})
+	t.Run("duplicate key", func(t *testing.T) {
+		wantField(t, mutate(func(b []byte) []byte {
+			at := bytes.Index(b, []byte("i16"))
+			copy(b[at:], "u16")
+			return b
+		}), "kv[4] (u16).key", "duplicate key")
+	})
+	t.Run("bool not 0 or 1", func(t *testing.T) {
+		wantField(t, mutate(func(b []byte) []byte {
+			at := bytes.Index(b, []byte("bool")) + 4 + 4
+			b[at] = 2
+			return b
+		}), "kv[8] (bool).value", "want 0 or 1")
+	})
 	t.Run("truncated everywhere", func(t *testing.T) {
 		data := sampleBytes(t)
 		for n := 0; n < len(data); n++ {

@@ -180,6 +180,28 @@ func FuzzTokenizerRoundTrip(f *testing.F) {
 	})
 }
 
+// TestF16Model: an F16 file loads through the F16 path and agrees with F32
+// (F16 keeps ~11 bits, finer than Q8_0's 8).
+func TestF16Model(t *testing.T) {
+	f32, f16 := load(t, testmodel.Small(gguf.F32)), load(t, testmodel.Small(gguf.F16))
+	ids, _ := f32.Tok.Encode(goldenPrompt, true)
+	a, _ := f32.Generate(ids, 8)
+	b, err := f16.Generate(ids, 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var worst float64
+	for i := range a.Logits {
+		for j := range a.Logits[i] {
+			worst = max(worst, math.Abs(float64(a.Logits[i][j]-b.Logits[i][j])))
+		}
+	}
+	t.Logf("max |logit F16 - logit F32| = %.5f", worst)
+	if worst == 0 || worst > Q8LogitTolerance/4 {
+		t.Errorf("F16 logits differ from F32 by %g: want in (0, %g]", worst, Q8LogitTolerance/4)
+	}
+}
+
 func TestContextRefused(t *testing.T) {
 	m := load(t, testmodel.Small(gguf.F32))
 	long := strings.Repeat("the model ", 80)
