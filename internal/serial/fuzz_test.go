@@ -31,6 +31,7 @@ func FuzzParser(f *testing.F) {
 		f.Add([]byte(strings.Replace(good, edit, "", 1)))
 	}
 	f.Add([]byte(good[:len(good)/2]))
+	f.Add([]byte(strings.Join(EncodeLlamaLines(llamaCall("a\"b\x00")), "\n") + "\nfile /llama/run.txt: read 1 bytes in 2 us (0.50 MB/s)\nllama: refused: no\n"))
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ReadLog(bytes.NewReader(data))
@@ -41,6 +42,7 @@ func FuzzParser(f *testing.F) {
 		_ = p.FailedModules()
 		_, _ = p.TSC()
 		_ = p.FailLine()
+		_, _, _ = p.Llama(), p.Files(), p.LineErrors()
 		console := Console(&bytes.Buffer{})
 		for _, l := range strings.Split(string(data), "\n") {
 			console(l)

@@ -112,6 +112,11 @@ type Parser struct {
 	afterDone []string
 	doneLine  int // the serial line of the FRAMES-DONE line, 0 before it
 
+	llama    []*LlamaRun
+	llamaHas map[string]int // the current call's line kinds, by marker: the serial line of each
+	files    []FileRead
+	lineErrs []error // malformed llama and file lines (*LineError)
+
 	mods  []*ModuleRun
 	modIx map[string]*ModuleRun
 	// running is the module between its loaded and result lines, or "".
@@ -169,7 +174,103 @@ func (p *Parser) Line(l string) {
 	p.status(l)
 	p.frame(l)
 	p.module(l)
+	p.workload(l)
 }
+
+// LlamaRun is what the llama module printed in one call of its entry
+// (docs/CONTRACTS.md): a model line opens a call; a call ends with its
+// generated or refused line.
+type LlamaRun struct {
+	Line      int // serial line of the call's first llama line (1-based)
+	Model     LlamaModel
+	Prompt    []byte // the prompt text, unescaped
+	PromptIDs []int
+	Tokens    []int  // the generated token ids
+	Text      []byte // the generated text, unescaped (EscapeText gives it back as printed)
+	// Generated is how many tokens the generated line counts; TSC is the
+	// TSC the generation took, the prompt excluded, and TSCPerToken that
+	// per token: under -icount shift=0, guest instructions.
+	Generated   int
+	TSC         uint64
+	TSCPerToken uint64
+	MsPerToken  float64
+	Refused     string // the refused line's reason ("" unless the module refused)
+	ended       bool
+}
+
+// Done reports whether the call reached its generated or refused line.
+func (r *LlamaRun) Done() bool { return r.ended }
+
+// LineError is a llama module or kernel file line that does not follow the
+// contract's syntax. The parser keeps reading; LineErrors returns them all.
+type LineError struct {
+	Line    int    // serial line (1-based)
+	Problem string // names the line's text
+}
+
+func (e *LineError) Error() string { return fmt.Sprintf("serial line %d: %s", e.Line, e.Problem) }
+
+// workload follows the llama module's lines and the kernel's file lines.
+func (p *Parser) workload(l string) {
+	if f, ok, err := ParseFileLine(l); ok {
+		if err != nil {
+			p.lineErrs = append(p.lineErrs, &LineError{p.lines, err.Error()})
+			return
+		}
+		f.Line = p.lines
+		p.files = append(p.files, f)
+		return
+	}
+	ll, ok, err := ParseLlamaLine(l)
+	if !ok {
+		return
+	}
+	if err != nil {
+		p.lineErrs = append(p.lineErrs, &LineError{p.lines, err.Error()})
+		return
+	}
+	var cur *LlamaRun
+	if n := len(p.llama); n > 0 {
+		cur = p.llama[n-1]
+	}
+	if cur == nil || cur.Done() || ll.Kind == MarkerLlamaModel {
+		cur = &LlamaRun{Line: p.lines}
+		p.llama = append(p.llama, cur)
+		p.llamaHas = map[string]int{}
+	}
+	if first, twice := p.llamaHas[ll.Kind]; twice {
+		p.lineErrs = append(p.lineErrs, &LineError{p.lines, fmt.Sprintf("a second %q line in the llama call that began at serial line %d (the first was at line %d)", strings.TrimSpace(ll.Kind), cur.Line, first)})
+		return
+	}
+	p.llamaHas[ll.Kind] = p.lines
+	switch ll.Kind {
+	case MarkerLlamaModel:
+		cur.Model = ll.Model
+	case MarkerLlamaPrompt:
+		cur.Prompt, cur.PromptIDs = ll.Prompt, ll.IDs
+	case MarkerLlamaTokens:
+		cur.Tokens = ll.IDs
+	case MarkerLlamaText:
+		cur.Text = ll.Text
+	case MarkerLlamaGenerated:
+		cur.Generated, cur.TSC, cur.TSCPerToken, cur.MsPerToken = ll.Generated, ll.TSC, ll.TSCPerTok, ll.MsPerTok
+		cur.ended = true
+	case MarkerLlamaRefused:
+		cur.Refused, cur.ended = ll.Refused, true
+	}
+}
+
+// Llama is every call of the llama module the log holds, in order.
+func (p *Parser) Llama() []*LlamaRun { return p.llama }
+
+// Files is every kernel file line, in order.
+func (p *Parser) Files() []FileRead { return p.files }
+
+// LineErrors joins one *LineError per llama module or file line that did
+// not follow the contract's syntax (nil when all did). Such a line is
+// never dropped silently: whoever reads the llama figures (the boot tests,
+// mage qemu's summary, mage bench) reports this error.
+func (p *Parser) LineErrors() error { return errors.Join(p.lineErrs...) }
 
 // module follows the loader's lines about each module.
 func (p *Parser) module(l string) {

@@ -92,6 +92,26 @@ const (
 	MarkerPass = "FLUID-END pass"
 	// MarkerFail starts the last line of a failed run ("FLUID-END fail <class>: <reason>").
 	MarkerFail = "FLUID-END fail"
+	// MarkerFile starts the kernel's line about a file it read for a module
+	// (read_file): "file /<path>: read <n> bytes in <us> us (<mbps> MB/s)",
+	// or "file /<path>: <reason>" when it could not.
+	MarkerFile = "file /"
+	// MarkerLlama starts every line of the llama module.
+	MarkerLlama = "llama: "
+	// MarkerLlamaModel starts the llama module's line about the model it
+	// loaded; it opens the lines of one call of the module's entry.
+	MarkerLlamaModel = "llama: model "
+	// MarkerLlamaPrompt starts the line with the prompt and its token ids.
+	MarkerLlamaPrompt = "llama: prompt "
+	// MarkerLlamaTokens starts the line with the generated token ids.
+	MarkerLlamaTokens = "llama: tokens "
+	// MarkerLlamaText starts the line with the generated text, quoted.
+	MarkerLlamaText = "llama: text "
+	// MarkerLlamaGenerated starts the line with the generation's figures.
+	MarkerLlamaGenerated = "llama: generated "
+	// MarkerLlamaRefused starts the line saying why the module refused to
+	// run (and fails).
+	MarkerLlamaRefused = "llama: refused: "
 )
 
 // Frame syntax, as in kernel/include/profiling.h.
@@ -368,6 +388,264 @@ func tscAfter(line, marker string) (uint64, bool) {
 	}
 	v, err := strconv.ParseUint(digits[:n], 10, 64)
 	return v, err == nil
+}
+
+// fileReadRE is a successful read_file line after MarkerFile.
+var fileReadRE = regexp.MustCompile(`^(\S*): read ([0-9]+) bytes in ([0-9]+) us \(([0-9]+\.[0-9]+) MB/s\)$`)
+
+// FileRead is one line the kernel printed about a file it read for a
+// module: the figures of a read, or why it could not.
+type FileRead struct {
+	Path   string // absolute, as in the image's FAT32 partition
+	Bytes  uint64
+	Micros uint64  // how long the read took, in microseconds
+	MBps   float64 // megabytes (10^6 bytes) per second, as the kernel printed it
+	Failed string  // the reason, when the file could not be read ("" when it was)
+	Line   int     // serial line (1-based)
+}
+
+// ParseFileLine parses a kernel file line (MarkerFile). ok is false for a
+// line that is not one; err is set for one that starts like one but does not
+// follow the syntax.
+func ParseFileLine(l string) (f FileRead, ok bool, err error) {
+	if !strings.HasPrefix(l, MarkerFile) {
+		return f, false, nil
+	}
+	rest := l[len(MarkerFile)-1:]
+	if m := fileReadRE.FindStringSubmatch(rest); m != nil {
+		f.Path = m[1]
+		f.Bytes, _ = strconv.ParseUint(m[2], 10, 64)
+		f.Micros, _ = strconv.ParseUint(m[3], 10, 64)
+		f.MBps, _ = strconv.ParseFloat(m[4], 64)
+		return f, true, nil
+	}
+	path, why, found := strings.Cut(rest, ": ")
+	if !found || path == "" || strings.ContainsAny(path, " \t") || why == "" || strings.HasPrefix(why, "read ") {
+		return f, true, fmt.Errorf("garbled file line %q: the kernel writes %q or %q", clip(l), MarkerFile+"<path>: read <n> bytes in <us> us (<mbps> MB/s)", MarkerFile+"<path>: <reason>")
+	}
+	f.Path, f.Failed = path, why
+	return f, true, nil
+}
+
+// EncodeFileRead is the kernel's line for a read (the Go mirror, for tests).
+func EncodeFileRead(f FileRead) string {
+	if f.Failed != "" {
+		return fmt.Sprintf("file %s: %s", f.Path, f.Failed)
+	}
+	return fmt.Sprintf("file %s: read %d bytes in %d us (%.2f MB/s)", f.Path, f.Bytes, f.Micros, f.MBps)
+}
+
+// EscapeText quotes bytes as the llama module does inside "...": bytes
+// 0x20..0x7E other than '"' and '\\' stand for themselves, every other byte
+// is \xNN (two lowercase hex digits). The quotes are not included.
+func EscapeText(b []byte) string {
+	var s strings.Builder
+	for _, c := range b {
+		if c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
+			s.WriteByte(c)
+		} else {
+			fmt.Fprintf(&s, "\\x%02x", c)
+		}
+	}
+	return s.String()
+}
+
+// UnescapeText undoes EscapeText. It is strict, so one byte string has one
+// text: a byte EscapeText would have escaped, a backslash not followed by
+// x and two lowercase hex digits, or an escape of a byte EscapeText writes
+// as itself is an error naming where it is.
+func UnescapeText(s string) ([]byte, error) {
+	var out []byte
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c != '\\' {
+			if c < 0x20 || c > 0x7e || c == '"' {
+				return nil, fmt.Errorf("byte %d of the quoted text is 0x%02x, which is always written \\x%02x", i, c, c)
+			}
+			out = append(out, c)
+			continue
+		}
+		if i+3 >= len(s) || s[i+1] != 'x' || !lowerHex(s[i+2]) || !lowerHex(s[i+3]) {
+			return nil, fmt.Errorf("byte %d of the quoted text: a backslash must start \\xNN with two lowercase hex digits", i)
+		}
+		v, _ := strconv.ParseUint(s[i+2:i+4], 16, 8)
+		if b := byte(v); b >= 0x20 && b <= 0x7e && b != '"' && b != '\\' {
+			return nil, fmt.Errorf("byte %d of the quoted text: \\x%02x is %q, which is written as itself", i, b, rune(b))
+		}
+		out = append(out, byte(v))
+		i += 3
+	}
+	return out, nil
+}
+
+func lowerHex(c byte) bool { return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' }
+
+// LlamaModel is the llama module's model line.
+type LlamaModel struct {
+	Path                                                string
+	Layers, Dim, Heads, KVHeads, Hidden, Vocab, Context int
+	Type                                                string // F32, F16, Q8_0
+	Bytes                                               uint64
+}
+
+var llamaModelRE = regexp.MustCompile(`^(\S+): ([0-9]+) layers, dim ([0-9]+), ([0-9]+) heads \(([0-9]+) kv\), hidden ([0-9]+), vocab ([0-9]+), context ([0-9]+), ([A-Z0-9_]+), ([0-9]+) bytes$`)
+
+// llamaPromptRE is the prompt line after MarkerLlamaPrompt; the quoted
+// text has no raw '"' (EscapeText writes it \x22).
+var llamaPromptRE = regexp.MustCompile(`^"([^"]*)" = ([0-9]+) tokens?: ([0-9]+(?: [0-9]+)*)$`)
+
+var llamaGeneratedRE = regexp.MustCompile(`^([0-9]+) tokens? in ([0-9]+) tsc \(([0-9]+) tsc/token, ([0-9]+\.[0-9]{3}) ms/token\)$`)
+
+var llamaTextRE = regexp.MustCompile(`^"([^"]*)"$`)
+
+// LlamaLine is one parsed llama module line: Kind is the marker it starts
+// with and exactly the fields of that kind are set.
+type LlamaLine struct {
+	Kind      string // MarkerLlamaModel, MarkerLlamaPrompt, ...
+	Model     LlamaModel
+	Prompt    []byte // unescaped
+	IDs       []int  // the prompt's ids or the generated tokens
+	Text      []byte // unescaped
+	Generated int
+	TSC       uint64 // the whole generation's (the prompt excluded)
+	TSCPerTok uint64
+	MsPerTok  float64
+	Refused   string
+}
+
+// ParseLlamaLine parses a llama module line. ok is false for a line that
+// does not start with MarkerLlama; err is set for one that does but is not
+// one of the contract's lines in its exact syntax (docs/CONTRACTS.md).
+func ParseLlamaLine(l string) (ll LlamaLine, ok bool, err error) {
+	if !strings.HasPrefix(l, MarkerLlama) {
+		return ll, false, nil
+	}
+	bad := func(why string) (LlamaLine, bool, error) {
+		return ll, true, fmt.Errorf("garbled llama line %q: %s", clip(l), why)
+	}
+	ints := func(s string) ([]int, error) {
+		out := []int{}
+		if s == "" {
+			return out, nil
+		}
+		for _, f := range strings.Split(s, " ") {
+			v, err := strconv.Atoi(f)
+			if err != nil || v < 0 || strconv.Itoa(v) != f {
+				return nil, fmt.Errorf("token id %q is not a decimal number", f)
+			}
+			out = append(out, v)
+		}
+		return out, nil
+	}
+	switch {
+	case strings.HasPrefix(l, MarkerLlamaModel):
+		ll.Kind = MarkerLlamaModel
+		m := llamaModelRE.FindStringSubmatch(l[len(MarkerLlamaModel):])
+		if m == nil {
+			return bad("want " + MarkerLlamaModel + "<path>: <n> layers, dim <n>, <n> heads (<n> kv), hidden <n>, vocab <n>, context <n>, <type>, <n> bytes")
+		}
+		n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
+		ll.Model = LlamaModel{Path: m[1], Layers: n(2), Dim: n(3), Heads: n(4), KVHeads: n(5), Hidden: n(6), Vocab: n(7), Context: n(8), Type: m[9]}
+		ll.Model.Bytes, _ = strconv.ParseUint(m[10], 10, 64)
+	case strings.HasPrefix(l, MarkerLlamaPrompt):
+		ll.Kind = MarkerLlamaPrompt
+		m := llamaPromptRE.FindStringSubmatch(l[len(MarkerLlamaPrompt):])
+		if m == nil {
+			return bad("want " + MarkerLlamaPrompt + "\"<text>\" = <n> tokens: <id> ...")
+		}
+		if ll.Prompt, err = UnescapeText(m[1]); err != nil {
+			return bad(err.Error())
+		}
+		if ll.IDs, err = ints(m[3]); err != nil {
+			return bad(err.Error())
+		}
+		if n, _ := strconv.Atoi(m[2]); n != len(ll.IDs) {
+			return bad(fmt.Sprintf("it announces %s tokens and lists %d", m[2], len(ll.IDs)))
+		}
+	case strings.HasPrefix(l, MarkerLlamaTokens):
+		ll.Kind = MarkerLlamaTokens
+		if ll.IDs, err = ints(l[len(MarkerLlamaTokens):]); err != nil {
+			return bad(err.Error())
+		}
+	case strings.HasPrefix(l, MarkerLlamaText):
+		ll.Kind = MarkerLlamaText
+		m := llamaTextRE.FindStringSubmatch(l[len(MarkerLlamaText):])
+		if m == nil {
+			return bad("want " + MarkerLlamaText + "\"<escaped text>\"")
+		}
+		if ll.Text, err = UnescapeText(m[1]); err != nil {
+			return bad(err.Error())
+		}
+		if ll.Text == nil {
+			ll.Text = []byte{}
+		}
+	case strings.HasPrefix(l, MarkerLlamaGenerated):
+		ll.Kind = MarkerLlamaGenerated
+		m := llamaGeneratedRE.FindStringSubmatch(l[len(MarkerLlamaGenerated):])
+		if m == nil {
+			return bad("want " + MarkerLlamaGenerated + "<n> tokens in <n> tsc (<n> tsc/token, <x.yyy> ms/token)")
+		}
+		ll.Generated, _ = strconv.Atoi(m[1])
+		ll.TSC, _ = strconv.ParseUint(m[2], 10, 64)
+		ll.TSCPerTok, _ = strconv.ParseUint(m[3], 10, 64)
+		ll.MsPerTok, _ = strconv.ParseFloat(m[4], 64)
+	case strings.HasPrefix(l, MarkerLlamaRefused):
+		ll.Kind = MarkerLlamaRefused
+		ll.Refused = l[len(MarkerLlamaRefused):]
+		if strings.TrimSpace(ll.Refused) == "" {
+			return bad("a refusal without a reason")
+		}
+	default:
+		return bad("not one of the llama module's lines (model, prompt, tokens, text, generated, refused)")
+	}
+	return ll, true, nil
+}
+
+// EncodeLlamaLines are the lines the llama module prints for one call (the
+// Go mirror of the module's output, for tests): model (when r.Model has a
+// path), then the refusal, or prompt, tokens, text and generated.
+func EncodeLlamaLines(r LlamaRun) []string {
+	var out []string
+	if r.Model.Path != "" {
+		out = append(out, EncodeLlamaLine(LlamaLine{Kind: MarkerLlamaModel, Model: r.Model}))
+	}
+	if r.Refused != "" {
+		return append(out, EncodeLlamaLine(LlamaLine{Kind: MarkerLlamaRefused, Refused: r.Refused}))
+	}
+	return append(out,
+		EncodeLlamaLine(LlamaLine{Kind: MarkerLlamaPrompt, Prompt: r.Prompt, IDs: r.PromptIDs}),
+		EncodeLlamaLine(LlamaLine{Kind: MarkerLlamaTokens, IDs: r.Tokens}),
+		EncodeLlamaLine(LlamaLine{Kind: MarkerLlamaText, Text: r.Text}),
+		EncodeLlamaLine(LlamaLine{Kind: MarkerLlamaGenerated, Generated: r.Generated, TSC: r.TSC, TSCPerTok: r.TSCPerToken, MsPerTok: r.MsPerToken}))
+}
+
+// EncodeLlamaLine is one llama module line as the module prints it.
+func EncodeLlamaLine(ll LlamaLine) string {
+	switch ll.Kind {
+	case MarkerLlamaModel:
+		m := ll.Model
+		return fmt.Sprintf("%s%s: %d layers, dim %d, %d heads (%d kv), hidden %d, vocab %d, context %d, %s, %d bytes",
+			MarkerLlamaModel, m.Path, m.Layers, m.Dim, m.Heads, m.KVHeads, m.Hidden, m.Vocab, m.Context, m.Type, m.Bytes)
+	case MarkerLlamaPrompt:
+		return fmt.Sprintf("%s\"%s\" = %d tokens: %s", MarkerLlamaPrompt, EscapeText(ll.Prompt), len(ll.IDs), joinInts(ll.IDs))
+	case MarkerLlamaTokens:
+		return MarkerLlamaTokens + joinInts(ll.IDs)
+	case MarkerLlamaText:
+		return MarkerLlamaText + "\"" + EscapeText(ll.Text) + "\""
+	case MarkerLlamaGenerated:
+		return fmt.Sprintf("%s%d tokens in %d tsc (%d tsc/token, %.3f ms/token)", MarkerLlamaGenerated, ll.Generated, ll.TSC, ll.TSCPerTok, ll.MsPerTok)
+	case MarkerLlamaRefused:
+		return MarkerLlamaRefused + ll.Refused
+	}
+	return ""
+}
+
+func joinInts(v []int) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = strconv.Itoa(x)
+	}
+	return strings.Join(s, " ")
 }
 
 // fatalMarkers are the lines that name why a boot stopped, in the order
