@@ -19,6 +19,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -28,6 +29,7 @@ import (
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/build/recipe"
 	"github.com/fluid-os/fluid/internal/profile"
+	"github.com/fluid-os/fluid/internal/serial"
 )
 
 // Variant names, in table order. Baseline is the reference.
@@ -65,6 +67,60 @@ type Report struct {
 	Modules  []ModuleResult     `json:"modules"`
 	Geomean  map[string]float64 `json:"geomean_ratio"` // geometric mean of Ratio per variant
 	KVM      string             `json:"kvm"`           // whether KVM cycle figures were taken, and if not why
+	// Llama is the llama module's cost per generated token, when the
+	// images hold it.
+	Llama *LlamaResult `json:"llama,omitempty"`
+}
+
+// LlamaModule is the module whose per-token figures the bench reports.
+const LlamaModule = "llama"
+
+// LlamaResult is the llama module's figures per variant.
+type LlamaResult struct {
+	// InstructionsPerToken: guest instructions per generated token (the
+	// module's tsc/token under -icount shift=0, prompt excluded), the
+	// minimum over its calls, per variant.
+	InstructionsPerToken map[string]uint64  `json:"instructions_per_token"`
+	Ratio                map[string]float64 `json:"ratio"` // to the baseline (< 1 is better)
+	// PGOGain is the share of the baseline's instructions per token that
+	// PGO saves (0.1 = 10% fewer).
+	PGOGain float64 `json:"pgo_gain"`
+	Tokens  int     `json:"tokens"` // tokens generated per call
+}
+
+// LlamaPerToken reads the llama module's lines from a serial log (the one
+// parser, serial.ReadLog) and returns the smallest tsc/token over its calls
+// and the tokens per call. A malformed llama line, a refusal or no call
+// that generated tokens is an error naming the log.
+func LlamaPerToken(logPath string) (perToken uint64, tokens int, err error) {
+	f, err := os.Open(logPath)
+	if err != nil {
+		return 0, 0, fmt.Errorf("llama figures: %w", err)
+	}
+	defer f.Close()
+	p, err := serial.ReadLog(f)
+	if err != nil {
+		return 0, 0, fmt.Errorf("llama figures: read %s: %w", logPath, err)
+	}
+	if err := p.LineErrors(); err != nil {
+		return 0, 0, fmt.Errorf("llama figures: %s: %w", logPath, err)
+	}
+	for _, r := range p.Llama() {
+		if r.Refused != "" {
+			return 0, 0, fmt.Errorf("llama figures: %s: the module refused (serial line %d): %s", logPath, r.Line, r.Refused)
+		}
+		if !r.Done() || r.Generated == 0 {
+			continue
+		}
+		if perToken == 0 || r.TSCPerToken < perToken {
+			perToken = r.TSCPerToken
+		}
+		tokens = r.Generated
+	}
+	if perToken == 0 {
+		return 0, 0, fmt.Errorf("llama figures: %s holds no llama call that generated tokens", logPath)
+	}
+	return perToken, tokens, nil
 }
 
 // Options configure Run. The caller holds the builder's lock.
@@ -105,6 +161,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		KVM:     "not measured (no KVM booter given)",
 	}
 	kvmOK := o.KVMBoot != nil
+	if slices.Contains(names, LlamaModule) {
+		rep.Llama = &LlamaResult{InstructionsPerToken: map[string]uint64{}, Ratio: map[string]float64{}}
+	}
 	res := map[string]*ModuleResult{}
 	for _, n := range names {
 		res[n] = &ModuleResult{Module: n, Instructions: map[string]uint64{}, Ratio: map[string]float64{}, Hash: map[string]string{}, KVMCycles: map[string]uint64{}}
@@ -135,6 +194,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			}
 			res[n].Instructions[v.name] = s.CyclesMin
 			res[n].Hash[v.name] = s.Hash
+		}
+		if rep.Llama != nil {
+			per, tokens, err := LlamaPerToken(logPath)
+			if err != nil {
+				return nil, fmt.Errorf("bench %s: %w", v.name, err)
+			}
+			rep.Llama.InstructionsPerToken[v.name], rep.Llama.Tokens = per, tokens
 		}
 		if kvmOK {
 			kvmLog := filepath.Join(b.Out(), "bench-"+strings.ToLower(v.name)+"-kvm.log")
@@ -173,7 +239,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	for _, v := range rep.Variants {
 		rep.Geomean[v] = Geomean(rep.Modules, v)
 	}
+	if l := rep.Llama; l != nil {
+		l.ratios(rep.Variants)
+	}
 	return rep, nil
+}
+
+// ratios fills Ratio and PGOGain from InstructionsPerToken.
+func (l *LlamaResult) ratios(variants []string) {
+	base := float64(l.InstructionsPerToken[Baseline])
+	for _, v := range variants {
+		l.Ratio[v] = float64(l.InstructionsPerToken[v]) / base
+	}
+	l.PGOGain = 1 - l.Ratio[PGO]
 }
 
 // Geomean is the geometric mean of the modules' ratios for variant v.
@@ -230,6 +308,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 	fmt.Fprintln(tw, line)
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if l := r.Llama; l != nil {
+		line := fmt.Sprintf("llama: guest instructions per token (%d tokens per call, minimum over calls):", l.Tokens)
+		for i, v := range r.Variants {
+			line += fmt.Sprintf(" %s %d", v, l.InstructionsPerToken[v])
+			if i > 0 {
+				line += fmt.Sprintf(" (%.3f)", l.Ratio[v])
+			}
+			if i < len(r.Variants)-1 {
+				line += ","
+			}
+		}
+		fmt.Fprintf(w, "%s; PGO gain %+.1f%%\n", line, l.PGOGain*100)
 	}
 	fmt.Fprintf(w, "metric: %s\n", r.Metric)
 	fmt.Fprintf(w, "KVM: %s\n", r.KVM)

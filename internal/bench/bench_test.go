@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/fluid-os/fluid/internal/serial"
 )
 
 func sample() *Report {
@@ -104,5 +106,53 @@ func TestTableAndFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, JSONFile)); err != nil {
 		t.Error(err)
+	}
+}
+
+// writeLlamaLog writes a serial log with one llama call per tsc/token.
+func writeLlamaLog(t *testing.T, extra string, perToken ...uint64) string {
+	t.Helper()
+	var lines []string
+	for _, pt := range perToken {
+		lines = append(lines, serial.EncodeLlamaLines(serial.LlamaRun{
+			Model:  serial.LlamaModel{Path: "/llama/model.gguf", Layers: 4, Dim: 64, Heads: 8, KVHeads: 2, Hidden: 192, Vocab: 512, Context: 128, Type: "Q8_0", Bytes: 277888},
+			Prompt: []byte("once upon a time"), PromptIDs: []int{1, 451}, Tokens: []int{3, 4, 5}, Text: []byte("x"),
+			Generated: 3, TSC: 3 * pt, TSCPerToken: pt, MsPerToken: 1,
+		})...)
+	}
+	lines = append(lines, extra)
+	p := filepath.Join(t.TempDir(), "serial.log")
+	if err := os.WriteFile(p, []byte(strings.Join(lines, "\r\n")+"\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLlamaPerToken(t *testing.T) {
+	per, tokens, err := LlamaPerToken(writeLlamaLog(t, "", 520, 500, 510))
+	if err != nil || per != 500 || tokens != 3 {
+		t.Fatalf("LlamaPerToken = %d, %d, %v; want the minimum 500 over 3 calls, 3 tokens", per, tokens, err)
+	}
+	for extra, want := range map[string]string{
+		"llama: generated 3 tokens in lots": "serial line 16",
+		"llama: refused: no room":           "the module refused",
+	} {
+		if _, _, err := LlamaPerToken(writeLlamaLog(t, extra, 500, 500, 500)); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("with %q: error %v, want one containing %q", extra, err, want)
+		}
+	}
+	if _, _, err := LlamaPerToken(writeLlamaLog(t, "")); err == nil || !strings.Contains(err.Error(), "no llama call") {
+		t.Errorf("a log without llama lines: %v", err)
+	}
+
+	r := sample()
+	r.Llama = &LlamaResult{InstructionsPerToken: map[string]uint64{Baseline: 1000, O3: 950, PGO: 800}, Ratio: map[string]float64{}, Tokens: 24}
+	r.Llama.ratios(r.Variants)
+	var b bytes.Buffer
+	if err := r.WriteTable(&b); err != nil {
+		t.Fatal(err)
+	}
+	if want := "llama: guest instructions per token (24 tokens per call, minimum over calls): baseline 1000, O3 950 (0.950), PGO 800 (0.800); PGO gain +20.0%"; !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q:\n%s", want, b.String())
 	}
 }
