@@ -310,7 +310,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		return err
 	}
 	if l := r.Llama; l != nil {
-		line := fmt.Sprintf("llama: guest instructions per token (%d tokens per call, minimum over calls):", l.Tokens)
+		line := fmt.Sprintf("llama guest instructions per token (%d tokens per call, minimum over calls):", l.Tokens)
 		for i, v := range r.Variants {
 			line += fmt.Sprintf(" %s %d", v, l.InstructionsPerToken[v])
 			if i > 0 {

@@ -152,7 +152,7 @@ func TestLlamaPerToken(t *testing.T) {
 	if err := r.WriteTable(&b); err != nil {
 		t.Fatal(err)
 	}
-	if want := "llama: guest instructions per token (24 tokens per call, minimum over calls): baseline 1000, O3 950 (0.950), PGO 800 (0.800); PGO gain +20.0%"; !strings.Contains(b.String(), want) {
+	if want := "llama guest instructions per token (24 tokens per call, minimum over calls): baseline 1000, O3 950 (0.950), PGO 800 (0.800); PGO gain +20.0%"; !strings.Contains(b.String(), want) {
 		t.Errorf("table lacks %q:\n%s", want, b.String())
 	}
 }

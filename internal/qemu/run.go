@@ -77,15 +77,21 @@ type Result struct {
 	Dump       []string // the CPU exception dump, from its `*** CPU EXCEPTION` line
 	// Modules is every module the loader's lines named, in log order, with
 	// how it ended (serial.ModuleRun); FailedModules picks the failed ones.
-	Modules   []*serial.ModuleRun
-	Tail      []string      // the last TailLines serial lines
-	Lines     int           // serial lines seen
-	SerialLog string        // Options.SerialLog, if set
-	Stderr    string        // QEMU's stderr
-	Cmdline   string        // the command, shell-quoted
-	Accel     string        // "tcg" or "kvm"
-	Notes     []string      // things worth knowing (e.g. KVM fell back to TCG)
-	Duration  time.Duration // wall time of the QEMU process
+	Modules []*serial.ModuleRun
+	// Llama is every call of the llama module (serial.Parser.Llama), Files
+	// every kernel file line, and LineErrors the llama and file lines that
+	// broke their syntax (nil when none did).
+	Llama      []*serial.LlamaRun
+	Files      []serial.FileRead
+	LineErrors error
+	Tail       []string      // the last TailLines serial lines
+	Lines      int           // serial lines seen
+	SerialLog  string        // Options.SerialLog, if set
+	Stderr     string        // QEMU's stderr
+	Cmdline    string        // the command, shell-quoted
+	Accel      string        // "tcg" or "kvm"
+	Notes      []string      // things worth knowing (e.g. KVM fell back to TCG)
+	Duration   time.Duration // wall time of the QEMU process
 }
 
 // ExitCode is the exit status of `mage qemu` for the outcome: 0 passed,
@@ -369,6 +375,7 @@ func runOnce(ctx context.Context, o Options) *Result {
 	r.Tail, r.Lines, r.EndLine, r.Dump = sc.tail(), sc.lines, sc.status.EndLine(), sc.status.Dump()
 	r.FailLine = sc.status.FailLine()
 	r.Modules = sc.status.Modules()
+	r.Llama, r.Files, r.LineErrors = sc.status.Llama(), sc.status.Files(), sc.status.LineErrors()
 
 	if killedBy != "" {
 		r.Outcome, r.Reason = TimedOut, timeoutReason(killedBy, r.EndLine, r.Modules)

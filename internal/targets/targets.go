@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/fluid-os/fluid/internal/bench"
 	"github.com/fluid-os/fluid/internal/bootbench"
@@ -102,9 +103,52 @@ func Qemu(w io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(w, r.String())
+	if line := LlamaSummary(r.Llama, r.Files, r.LineErrors); line != "" {
+		fmt.Fprintln(w, line)
+	}
 	// NAME+0xOFF of crashed and timed-out modules, as source lines.
 	(&symbolize.Symbolizer{B: b}).Report(ctx, r.FailedModules(), w)
 	return r.Outcome.Exit()
+}
+
+// LlamaSummary is `mage qemu`'s one line about the llama module: the
+// calls, tokens per call, the fastest call's tsc/token and ms/token, and
+// the model's load rate from the kernel's file line; "" when the run had no
+// llama lines. Malformed llama or file lines are named after it.
+func LlamaSummary(runs []*serial.LlamaRun, files []serial.FileRead, lineErr error) string {
+	if len(runs) == 0 && lineErr == nil {
+		return ""
+	}
+	var s string
+	var best *serial.LlamaRun
+	for _, r := range runs {
+		if r.Refused != "" {
+			s = fmt.Sprintf("llama summary: refused (serial line %d): %s", r.Line, r.Refused)
+			break
+		}
+		if r.Done() && (best == nil || r.TSCPerToken < best.TSCPerToken) {
+			best = r
+		}
+	}
+	switch {
+	case s != "":
+	case best == nil:
+		s = fmt.Sprintf("llama summary: %d calls, none finished generating", len(runs))
+	default:
+		s = fmt.Sprintf("llama summary: %d calls, %d tokens each, %d tsc/token, %.3f ms/token (fastest call)", len(runs), best.Generated, best.TSCPerToken, best.MsPerToken)
+		load := "no file line for it"
+		for _, f := range files {
+			if f.Path == best.Model.Path && f.Failed == "" {
+				load = fmt.Sprintf("loaded at %.2f MB/s (%d bytes in %d us)", f.MBps, f.Bytes, f.Micros)
+				break
+			}
+		}
+		s += fmt.Sprintf("; model %s %s", best.Model.Path, load)
+	}
+	if lineErr != nil {
+		s += "; malformed lines: " + strings.ReplaceAll(lineErr.Error(), "\n", "; ")
+	}
+	return s
 }
 
 // gdbPort parses FLUID_GDB_PORT; unset is 0 (a free port).
