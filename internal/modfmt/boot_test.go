@@ -198,6 +198,7 @@ func TestInKernelLoaderTests(t *testing.T) {
 			"guard_stopped_module_heap_is_freed", "guard_overdue_module_in_services_times_out",
 			"guard_deadline_scales_with_calls",
 			"fat32_ram_volume_names_and_reads", "fat32_damaged_chains_are_errors", "fat32_bad_bpb_refused",
+			"fat32_read_joins_contiguous_clusters",
 			"ata_reads_partition1_kernel_elf", "fat32_partition1_over_ata",
 		}
 		log := strings.Join(lines, "\n")

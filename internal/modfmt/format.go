@@ -38,7 +38,7 @@ const (
 	RelocWordSize = 8
 	// ServicesVersion is FLUID_SERVICES_VERSION, the services table of
 	// this tree's kernel; Parse, like the kernel, refuses other values.
-	ServicesVersion = 1
+	ServicesVersion = 2
 
 	// EntrySymbol is the module entry point every module defines.
 	EntrySymbol = "fluid_main"

@@ -133,7 +133,7 @@ func TestBootStaleServicesModule(t *testing.T) {
 	if res.Outcome != qemu.Failed || res.ExitStatus != layout.StatusModuleFail {
 		t.Fatalf("outcome %v exit %d, want a module failure (exit %d):\n%s", res.Outcome, res.ExitStatus, layout.StatusModuleFail, log)
 	}
-	want := regexp.MustCompile(`(?m)^module stale(\.mod)?: refused: built against services table version 0, this kernel has 1; rebuild the module with this tree's modules/include/fluid_module\.h$`)
+	want := regexp.MustCompile(`(?m)^module stale(\.mod)?: refused: built against services table version 0, this kernel has 2; rebuild the module with this tree's modules/include/fluid_module\.h$`)
 	if !want.MatchString(log) {
 		t.Errorf("no line matching %s:\n%s", want, grepLines(lines, "stale"))
 	}

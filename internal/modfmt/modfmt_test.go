@@ -284,7 +284,7 @@ int32_t fluid_main(const struct fluid_services *svc) { (void)svc; return picked(
 		{"code and data share a page", shared, "fixture", "baseline", "the first writable section .data starts at 0x"},
 		{"no linker script", noScript, "fib", "baseline", "link with -T " + LinkerScript},
 		{"no services record", noRecord, "bare", "baseline", "pack module bare from " + noRecord + `: no services table version record (section .fluid_services_version): compile every source with #include "fluid_module.h" from modules/include`},
-		{"mixed services versions", mixed, "fib", "baseline", "objects were compiled against services table versions 1 and 0: rebuild every source with the same modules/include/fluid_module.h"},
+		{"mixed services versions", mixed, "fib", "baseline", "objects were compiled against services table versions 2 and 0: rebuild every source with the same modules/include/fluid_module.h"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -352,7 +352,7 @@ func TestPackStaleServicesVersion(t *testing.T) {
 		t.Fatalf("normal fib: %v, services version %v", err, m)
 	}
 
-	want := "refused: built against services table version 7, this kernel has 1; rebuild the module with this tree's modules/include/fluid_module.h"
+	want := "refused: built against services table version 7, this kernel has 2; rebuild the module with this tree's modules/include/fluid_module.h"
 	_, err = Parse(stale)
 	if err == nil || "refused: "+err.Error() != want {
 		t.Errorf("Parse: %v\nwant: %s", err, want)
@@ -424,7 +424,7 @@ func mutations(fixture []byte) []mutation {
 		{"abi version", false, func(b []byte) []byte { b[4] = 9; return b }, "ABI version 9, this kernel reads 3: rebuild the module with this tree's modules/include/fluid_module.h"},
 		{"i686 abi version", false, func(b []byte) []byte { b[4] = 2; return b }, "ABI version 2, this kernel reads 3: rebuild"},
 		{"old abi version", false, func(b []byte) []byte { b[4] = 1; return b }, "ABI version 1, this kernel reads 3: rebuild"},
-		{"services version", true, put32(offServices, ServicesVersion+1), "built against services table version 2, this kernel has 1; rebuild the module with this tree's modules/include/fluid_module.h"},
+		{"services version", true, put32(offServices, ServicesVersion+1), "built against services table version 3, this kernel has 2; rebuild the module with this tree's modules/include/fluid_module.h"},
 		{"header size", false, func(b []byte) []byte { b[6] = 105; return b }, "header size 105"},
 		{"truncated", false, func(b []byte) []byte { return b[:len(b)-1] }, "file size field"},
 		{"padded", false, func(b []byte) []byte { return append(b, 0) }, "file size field"},

@@ -501,11 +501,17 @@ int fat32_lookup(struct fat32 *fs, const char *path, struct fat32_dirent *out)
 
 /*
  * fat32_read: the first len bytes of f into buf (len <= f->size, checked).
- * Whole sectors are read straight into buf; a partial last sector goes
- * through fs->dir_buf, so exactly len bytes of buf are written, never more.
- * The chain must supply ceil(len / cluster bytes) valid clusters: one that
- * ends early, loops (chain_walk) or points outside the data area is an
- * error. On error, part of buf may have been written.
+ * The chain is read in runs: clusters that follow each other on the disk
+ * (c, c + 1, c + 2, ...) are one run, read with one call of the sector
+ * source, so a file written in one piece costs one disk command per 256
+ * sectors instead of one per cluster. Whole sectors are read straight into
+ * buf; a partial last sector goes through fs->dir_buf, so exactly len
+ * bytes of buf are written, never more. The chain is still walked one FAT
+ * entry at a time through chain_walk (no loop, at most ceil(len / cluster
+ * bytes) clusters, each valid): a run is only ever clusters the walk has
+ * accepted, and a chain that ends early, loops or points outside the data
+ * area is an error before any sector of the offending run is read. On
+ * error, part of buf may have been written.
  */
 int fat32_read(struct fat32 *fs, const struct fat32_dirent *f, void *buf, uint32_t len)
 {
@@ -520,24 +526,39 @@ int fat32_read(struct fat32 *fs, const struct fat32_dirent *f, void *buf, uint32
 	struct chain_walk w;
 	if (chain_start(fs, &w, "file", f->name, f->cluster, (len - 1) / cluster_bytes + 1))
 		return -1;
-	for (uint32_t c = w.c; len > 0; c = w.c) {
-		uint32_t chunk = len < cluster_bytes ? len : cluster_bytes;
+	uint32_t first = w.c; /* the run being gathered starts here */
+	while (len > 0) {
+		/* Grow the run while the file needs more and the chain goes on
+		 * to the next cluster on the disk; 64-bit: len + one cluster
+		 * can pass 4 GiB. */
+		uint64_t run = cluster_bytes;
+		uint32_t next = 0; /* the first cluster of the next run, 0 = none yet */
+		while (run < len) {
+			if (chain_next(fs, &w))
+				return -1;
+			if (w.c == 0)
+				return ferr(fs, "%s: cluster chain ends with %u bytes still to read", f->name,
+					    (uint32_t)(len - run));
+			if (w.c != first + (uint32_t)(run / cluster_bytes)) {
+				next = w.c;
+				break;
+			}
+			run += cluster_bytes;
+		}
+		uint32_t chunk = run < len ? (uint32_t)run : len;
 		uint32_t whole = chunk / FAT32_SECTOR;
-		if (whole && rd_sectors(fs, cluster_lba(fs, c), whole, dst))
+		if (whole && rd_sectors(fs, cluster_lba(fs, first), whole, dst))
 			return -1;
 		dst += whole * FAT32_SECTOR;
 		uint32_t rest = chunk - whole * FAT32_SECTOR;
 		if (rest) {
-			if (rd_sectors(fs, cluster_lba(fs, c) + whole, 1, fs->dir_buf))
+			if (rd_sectors(fs, cluster_lba(fs, first) + whole, 1, fs->dir_buf))
 				return -1;
 			memcpy(dst, fs->dir_buf, rest);
 			dst += rest;
 		}
 		len -= chunk;
-		if (len && chain_next(fs, &w))
-			return -1;
-		if (len && w.c == 0)
-			return ferr(fs, "%s: cluster chain ends with %u bytes still to read", f->name, len);
+		first = next;
 	}
 	return 0;
 }

@@ -157,6 +157,11 @@ void module_guard_disarm(void);
 /* Every kernel service calls this first (ret = its return address): an
  * overdue module is stopped there. */
 void module_guard_service(void *ret);
+/* Around a kernel service that does slow I/O for the module (read_file):
+ * the ticks between pause and resume are added to the module's deadline,
+ * so loading a file is not charged to the module's time. */
+void module_guard_pause(void);
+void module_guard_resume(void);
 /* Put CR0/CR4 back as they were at the last module_guard_arm, the FPU in
  * the state fpu_init left, and disarm the debug registers (after every
  * module). */

@@ -61,5 +61,7 @@ void vm_high_range(uint64_t *base, uint64_t *end);
 /* Page-aligned memory above 4 GiB (direct map, RW+NX), never freed; NULL
  * when there is none left. */
 void *vm_high_alloc(size_t bytes);
+/* Bytes vm_high_alloc can still hand out (0 without RAM above 4 GiB). */
+uint64_t vm_high_left(void);
 
 #endif

@@ -401,3 +401,8 @@ void *vm_high_alloc(size_t bytes)
 	high_next += n;
 	return p;
 }
+
+uint64_t vm_high_left(void)
+{
+	return high_end - high_next;
+}

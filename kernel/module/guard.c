@@ -45,6 +45,7 @@ extern char module_call_abort[];
 static struct {
 	uintptr_t lo, hi;          /* the module's image: code, data and bss */
 	uint64_t start, deadline;  /* ticks: when it started, when it is overdue */
+	uint64_t paused_at;        /* ticks at module_guard_pause, 0 = not paused */
 	volatile int overdue;      /* the deadline passed (a service ends it) */
 	struct module_stop *stop;  /* where the reason goes                  */
 } g;
@@ -135,6 +136,7 @@ void module_guard_arm(struct module_record *r, uint32_t deadline_ms)
 	g.start = timer_ticks();
 	g.deadline = g.start + ((uint64_t)deadline_ms * TIMER_HZ + 999u) / 1000u;
 	g.overdue = 0;
+	g.paused_at = 0;
 	g.stop = &r->stop;
 	__asm__ volatile("" ::: "memory");
 	backtrace_set_module(g.lo, g.hi, r->name);
@@ -150,6 +152,32 @@ void module_guard_disarm(void)
 	__asm__ volatile("" ::: "memory");
 	g.stop = NULL;
 	g.overdue = 0;
+}
+
+/*
+ * The deadline does not run while the kernel does slow I/O on the module's
+ * behalf. Invariant: between pause and resume the guard may mark the
+ * module overdue (a tick past the old deadline) but never stops it there
+ * (RIP is in the kernel, not in [lo, hi)); resume moves the deadline on by
+ * the ticks that passed and recomputes overdue against the new deadline,
+ * so only time the module spent itself can make it overdue. Both are
+ * no-ops when no module is guarded.
+ */
+void module_guard_pause(void)
+{
+	if (g.stop)
+		g.paused_at = timer_ticks() | 1u; /* nonzero even at tick 0 */
+}
+
+void module_guard_resume(void)
+{
+	if (!g.stop || !g.paused_at)
+		return;
+	uint64_t now = timer_ticks();
+	uint64_t held = now > g.paused_at ? now - g.paused_at : 0;
+	g.paused_at = 0;
+	g.deadline += held;
+	g.overdue = now >= g.deadline;
 }
 
 /* Called at the entry of every kernel service: if the module is overdue,

@@ -30,6 +30,7 @@
  */
 #include "module.h"
 #include "console.h"
+#include "filecache.h"
 #include "fmt.h"
 #include "heap.h"
 #include "idt.h"
@@ -298,6 +299,29 @@ static uint64_t svc_rdtsc(void)
 	return rdtsc();
 }
 
+static uint64_t svc_ms(void)
+{
+	module_guard_service(__builtin_return_address(0));
+	return timer_ticks() * 1000u / TIMER_HZ;
+}
+
+/* The read_file service: kernel/fs/filecache.c's per-boot cache. Its
+ * buffers are the kernel's (kmalloc or RAM above 4 GiB, never on
+ * svc_blocks), so they outlive the module's heap release in
+ * module_execute, and every later request, from this module or another,
+ * gets the same pointer. The time spent reading is not charged to the
+ * module's deadline (module_guard_pause). *size is 0 on failure. */
+static const void *svc_read_file(const char *path, uint64_t *size)
+{
+	module_guard_service(__builtin_return_address(0));
+	module_guard_pause();
+	const void *p = filecache_get(path, size);
+	module_guard_resume();
+	if (!p && size)
+		*size = 0;
+	return p;
+}
+
 /* The check() service: counts the result in the running module's record
  * and keeps the first failure as its reason (later ones only print). */
 static int svc_check(const char *name, uint64_t got, uint64_t expected)
@@ -438,6 +462,8 @@ int module_execute(struct module *m)
 		.free = svc_free,
 		.rdtsc = svc_rdtsc,
 		.check = svc_check,
+		.ms = svc_ms,
+		.read_file = svc_read_file,
 	};
 	if (r->result != MODULE_PENDING || !m->entry)
 		return -1; /* refused or already run: never execute */

@@ -7,6 +7,7 @@
 #include "ata.h"
 #include "console.h"
 #include "fat32.h"
+#include "filecache.h"
 #include "fmt.h"
 #include "heap.h"
 #include "jit_allocator.h"
@@ -256,6 +257,7 @@ int workload_run(const struct boot_info *bi, char *why, size_t whylen)
 		kprintf("workload: partition 1 at LBA %u: %s\n", bi->part1_lba, fat32_error(&fs));
 		return 1;
 	}
+	filecache_attach(&fs); /* the read_file service reads this partition */
 	struct fat32_dirent dir;
 	rc = fat32_lookup(&fs, MODULES_DIR, &dir);
 	if (rc != 0 || !(dir.attr & FAT32_ATTR_DIR)) {

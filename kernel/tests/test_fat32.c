@@ -165,6 +165,67 @@ KTEST(fat32_ram_volume_names_and_reads)
 	KT_ASSERT(has(fat32_error(&fs), "not a directory"));
 }
 
+/* The data-area reads one fat32_read makes (lba relative to the volume). */
+static struct {
+	uint32_t n;
+	uint32_t lba[8], count[8];
+} reads;
+
+static int ram_read_logged(void *ctx, uint32_t lba, uint32_t count, void *buf)
+{
+	if (lba >= RAM_PART_LBA + 2 && reads.n < 8) { /* data area: cluster 2 is LBA 2 */
+		reads.lba[reads.n] = lba - RAM_PART_LBA;
+		reads.count[reads.n] = count;
+		reads.n++;
+	}
+	return ram_read(ctx, lba, count, buf);
+}
+
+/* A file on clusters 10, 11, 12, 14, 15 is read in two runs: 10..12 in one
+ * call of the sector source, then 14 and the partial last sector (15)
+ * through the sector buffer; the bytes land where they belong. */
+KTEST(fat32_read_joins_contiguous_clusters)
+{
+	build_volume();
+	uint8_t *fat = ram + 512;
+	w32(fat + 10 * 4, 11);
+	w32(fat + 11 * 4, 12);
+	w32(fat + 12 * 4, 14);
+	w32(fat + 14 * 4, 15);
+	w32(fat + 15 * 4, 0x0FFFFFFF);
+	for (uint32_t c = 10; c <= 15; c++)
+		memset(cluster(c), (int)c, 512);
+	dirent(cluster(2) + 256, "RUNS    BIN", FAT32_ATTR_ARCHIVE, 10, 4 * 512 + 100);
+	KT_EQ_U(fat32_mount(&fs, ram_read_logged, NULL, RAM_PART_LBA), 0);
+	struct fat32_dirent e;
+	KT_EQ_U(fat32_lookup(&fs, "/runs.bin", &e), 0);
+	static uint8_t buf[4 * 512 + 100 + 16];
+	memset(buf, 0xEE, sizeof(buf));
+	memset(&reads, 0, sizeof(reads));
+	if (fat32_read(&fs, &e, buf, e.size) != 0)
+		ktest_fail(__FILE__, __LINE__, "read /runs.bin: %s", fat32_error(&fs));
+	KT_EQ_U(reads.n, 3);
+	KT_EQ_U(reads.lba[0], 10);   /* clusters 10, 11, 12: one call */
+	KT_EQ_U(reads.count[0], 3);
+	KT_EQ_U(reads.lba[1], 14);   /* cluster 14 */
+	KT_EQ_U(reads.count[1], 1);
+	KT_EQ_U(reads.lba[2], 15);   /* the partial tail, through dir_buf */
+	KT_EQ_U(reads.count[2], 1);
+	KT_EQ_U(buf[0], 10);
+	KT_EQ_U(buf[3 * 512 - 1], 12);
+	KT_EQ_U(buf[3 * 512], 14);
+	KT_EQ_U(buf[4 * 512], 15);
+	KT_EQ_U(buf[4 * 512 + 99], 15);
+	KT_EQ_U(buf[4 * 512 + 100], 0xEE); /* not one byte more */
+	/* Cut the chain after 12: the second run is never read. */
+	w32(fat + 12 * 4, 0x0FFFFFFF);
+	fs.fat_cached = UINT32_MAX;
+	memset(&reads, 0, sizeof(reads));
+	KT_ASSERT(fat32_read(&fs, &e, buf, e.size) == -1);
+	KT_EQ_STR(fat32_error(&fs), "RUNS.BIN: cluster chain ends with 612 bytes still to read");
+	KT_EQ_U(reads.n, 0);
+}
+
 KTEST(fat32_damaged_chains_are_errors)
 {
 	build_volume();

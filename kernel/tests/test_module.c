@@ -177,7 +177,11 @@ KTEST(module_corrupted_is_refused)
 		  "ABI version 2, this kernel reads 3: rebuild the module with this tree's modules/include/fluid_module.h" },
 		{ "old ABI", FLUID_MOD_OFF_ABI_VERSION, 1, 1, 0, "ABI version 1, this kernel reads 3: rebuild" },
 		{ "services", FLUID_MOD_OFF_SERVICES, FLUID_SERVICES_VERSION + 1, 1, 0,
-		  "built against services table version 2, this kernel has 1; rebuild the module with this "
+		  "built against services table version 3, this kernel has 2; rebuild the module with this "
+		  "tree's modules/include/fluid_module.h" },
+		/* A module built before ms and read_file were appended. */
+		{ "services v1", FLUID_MOD_OFF_SERVICES, 1, 1, 0,
+		  "built against services table version 1, this kernel has 2; rebuild the module with this "
 		  "tree's modules/include/fluid_module.h" },
 		{ "checksum", FLUID_MOD_HDR_SIZE + 1, 0xDEAD, 0, 0, "checksum mismatch" },
 		{ "crc field", FLUID_MOD_OFF_CRC32, 0, 0, 0, "checksum mismatch" },
@@ -262,7 +266,7 @@ KTEST(module_services_version_is_refused)
 	struct module_record *rec = module_record_new("stale.mod");
 	KT_ASSERT(module_load(rec, m, MOD_BYTES, &pool, &mod) == -1);
 	KT_EQ_U(rec->result, MODULE_REFUSED);
-	KT_EQ_STR(rec->reason, "built against services table version 0, this kernel has 1; rebuild the module "
+	KT_EQ_STR(rec->reason, "built against services table version 0, this kernel has 2; rebuild the module "
 			       "with this tree's modules/include/fluid_module.h");
 	KT_ASSERT(module_execute(&mod) == -1);
 	KT_EQ_U(rec->calls, 0);

@@ -165,7 +165,7 @@ typedef int32_t (*fluid_profile_fn)(uint8_t *buf, uint32_t cap);
 /* Bump whenever struct fluid_services changes in any way (a field added,
  * removed, reordered or retyped): the loader refuses modules compiled
  * against another value, so no module calls the wrong function pointer. */
-#define FLUID_SERVICES_VERSION  1u
+#define FLUID_SERVICES_VERSION  2u
 
 /*
  * The services version record. Every object file that includes this header
@@ -209,6 +209,15 @@ struct fluid_services {
 	 * only on failure (ok checks are counted), records a failure for the
 	 * module, and returns got == expected. */
 	int (*check)(const char *name, uint64_t got, uint64_t expected);
+	/* Milliseconds since the kernel's timer started (PIT ticks). */
+	uint64_t (*ms)(void);
+	/* The whole file at an absolute FAT32 path (e.g. "/llama/model.gguf"),
+	 * read from the partition on the first request and kept for the rest
+	 * of the boot; *size gets its length in bytes. NULL when the file is
+	 * missing, is a directory, or cannot be read or held in RAM, after the
+	 * kernel printed why ("file PATH: <reason>"). The bytes belong to the
+	 * kernel: read them, never write or free them. 16-byte aligned. */
+	const void *(*read_file)(const char *path, uint64_t *size);
 };
 
 /* Entry point of every module (the ELF entry symbol). Returns FLUID_OK or

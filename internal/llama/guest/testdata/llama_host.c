@@ -1,0 +1,189 @@
+/*
+ * llama_host.c — runs the llama module (the C files of modules/llama, compiled for the
+ * host) as a Linux program, with host stand-ins for the kernel services, so
+ * internal/llama/guest can compare it with the Go reference.
+ *
+ *   llama_host run DIR [--light]        fluid_main with read_file("/llama/x") = DIR/llama/x
+ *   llama_host logits MODEL N ID...     prompt ids, then N greedy steps: one
+ *                                       "logits <hex float32 bits>..." line per step
+ *   llama_host encode MODEL HEX...      per hex-encoded text: "ids ..." (with BOS)
+ *                                       and "dec <hex of the decoded ids>"
+ *
+ * Exit status: run: 0 when fluid_main returned FLUID_OK and every check
+ * passed, 1 otherwise; other modes: 0, or 2 with the reason on stdout.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../../../../modules/llama/gguf.h"
+#include "../../../../modules/llama/llama.h"
+
+static const char *root;
+static int failed;
+
+static void h_print(const char *s) { fputs(s, stdout); }
+static void h_printf(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+}
+static void *h_alloc(size_t n) { return malloc(n ? n : 1); }
+static void h_free(void *p) { free(p); }
+static uint64_t h_rdtsc(void)
+{
+	uint32_t lo, hi;
+	__asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+	return (uint64_t)hi << 32 | lo;
+}
+static int h_check(const char *name, uint64_t got, uint64_t want)
+{
+	if (got != want) {
+		printf("check llama: %s FAIL got=%llu want=%llu\n", name, (unsigned long long)got,
+		       (unsigned long long)want);
+		failed++;
+	}
+	return got == want;
+}
+static uint64_t h_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Whole files, kept for the process (the kernel keeps them for the boot). */
+static const void *h_read_file(const char *path, uint64_t *size)
+{
+	char full[4096];
+	snprintf(full, sizeof full, "%s%s", root, path);
+	FILE *f = fopen(full, "rb");
+	if (!f) {
+		printf("file %s: missing\n", path);
+		return NULL;
+	}
+	fseek(f, 0, SEEK_END);
+	long n = ftell(f);
+	fseek(f, 0, SEEK_SET);
+	void *b = aligned_alloc(16, (size_t)(n + 16) & ~(size_t)15);
+	if (!b || fread(b, 1, (size_t)n, f) != (size_t)n) {
+		printf("file %s: cannot be read\n", path);
+		fclose(f);
+		return NULL;
+	}
+	fclose(f);
+	*size = (uint64_t)n;
+	printf("file %s: read %ld bytes\n", path, n);
+	return b;
+}
+
+static struct fluid_services svc = {
+	.version = FLUID_SERVICES_VERSION,
+	.print = h_print,
+	.printf = h_printf,
+	.alloc = h_alloc,
+	.free = h_free,
+	.rdtsc = h_rdtsc,
+	.check = h_check,
+	.ms = h_ms,
+	.read_file = h_read_file,
+};
+
+static int load(const char *path, struct gguf_file *f, struct llama_model *m)
+{
+	char err[512];
+	uint64_t size;
+	root = "";
+	const void *b = h_read_file(path, &size);
+	if (!b)
+		return -1;
+	if (gguf_parse(f, b, size, &svc, err, sizeof err) || llama_load(m, f, &svc, err, sizeof err)) {
+		printf("refused: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static size_t unhex(const char *h, uint8_t *out)
+{
+	size_t n = strlen(h) / 2;
+	for (size_t i = 0; i < n; i++) {
+		unsigned v;
+		sscanf(h + 2 * i, "%2x", &v);
+		out[i] = (uint8_t)v;
+	}
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc >= 3 && strcmp(argv[1], "run") == 0) {
+		root = argv[2];
+		svc.light = argc > 3 && strcmp(argv[3], "--light") == 0;
+		int rc = fluid_main(&svc);
+		printf("fluid_main returned %d, %d checks failed\n", rc, failed);
+		return rc != FLUID_OK || failed ? 1 : 0;
+	}
+	struct gguf_file f;
+	struct llama_model m;
+	if (argc >= 4 && strcmp(argv[1], "logits") == 0) {
+		if (load(argv[2], &f, &m))
+			return 2;
+		int n = atoi(argv[3]);
+		const float *lg = NULL;
+		for (int i = 4; i < argc; i++)
+			lg = llama_forward(&m, (uint32_t)atoi(argv[i]));
+		for (int s = 0; s < n; s++) {
+			printf("logits");
+			for (uint32_t v = 0; v < m.vocab; v++) {
+				uint32_t bits;
+				memcpy(&bits, &lg[v], 4);
+				printf(" %08x", bits);
+			}
+			printf("\n");
+			uint32_t next = llama_argmax(lg, m.vocab);
+			if (next == m.tok.eos || s == n - 1)
+				break;
+			lg = llama_forward(&m, next);
+		}
+		llama_free(&m);
+		gguf_free(&f, &svc);
+		return 0;
+	}
+	if (argc >= 3 && strcmp(argv[1], "encode") == 0) {
+		if (load(argv[2], &f, &m))
+			return 2;
+		for (int i = 3; i < argc; i++) {
+			uint8_t text[4096];
+			char err[512];
+			size_t n = unhex(argv[i], text);
+			uint32_t *ids = malloc((3 * n + 4) * sizeof *ids);
+			uint64_t k;
+			if (tok_encode(&m.tok, text, n, 1, ids, &k, &svc, err, sizeof err)) {
+				printf("refused: %s\n", err);
+				return 2;
+			}
+			printf("ids");
+			for (uint64_t j = 0; j < k; j++)
+				printf(" %u", ids[j]);
+			uint64_t len;
+			uint8_t *dec = tok_decode(&m.tok, ids, k, &len, &svc);
+			printf("\ndec ");
+			for (uint64_t j = 0; j < len; j++)
+				printf("%02x", dec[j]);
+			printf("\n");
+			free(dec);
+			free(ids);
+		}
+		llama_free(&m);
+		gguf_free(&f, &svc);
+		return 0;
+	}
+	fprintf(stderr, "usage: llama_host run DIR [--light] | logits MODEL N ID... | encode MODEL HEX...\n");
+	return 2;
+}

@@ -1,0 +1,174 @@
+package modfmt_test
+
+import (
+	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fluid-os/fluid/internal/build"
+	"github.com/fluid-os/fluid/internal/build/buildtest"
+	"github.com/fluid-os/fluid/internal/image"
+	"github.com/fluid-os/fluid/internal/layout"
+	"github.com/fluid-os/fluid/internal/modfmt"
+	"github.com/fluid-os/fluid/internal/qemu"
+	"github.com/fluid-os/fluid/internal/qemu/qemutest"
+)
+
+// blob is n deterministic pseudo-random bytes.
+func blob(n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 14))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+// bootReadFile boots the kernel alone with the readfile test module (and
+// the same source packed again as each of also), /data/blob.bin = data,
+// /data/expect.txt saying its size and CRC-32, an empty /data/empty.bin,
+// in an image of size bytes (0: the default).
+func bootReadFile(t *testing.T, tag string, data []byte, size int64, also ...string) (*qemu.Result, []string) {
+	t.Helper()
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	unlock := buildtest.Lock(t, b)
+	kernel, err := b.Kernel(t.Context(), build.KernelNormal)
+	if err != nil {
+		unlock()
+		t.Fatalf("build: %v", err)
+	}
+	src := filepath.Join(b.Root(), "internal/modfmt/testdata/files/readfile.c")
+	spec := build.ImageSpec{Name: "fluid-modfmt-readfile-" + tag + ".img", Kernel: kernel, Size: size, Extra: []image.File{
+		{Path: "/modules/readfile.mod", Data: buildTestModule(t, b.Root(), "files", "readfile")},
+		{Path: "/data/blob.bin", Data: data},
+		{Path: "/data/expect.txt", Data: fmt.Appendf(nil, "%d %08x\n", len(data), crc32.ChecksumIEEE(data))},
+		{Path: "/data/empty.bin", Data: []byte{}},
+	}}
+	for _, name := range also {
+		spec.Extra = append(spec.Extra, image.File{Path: "/modules/" + name + ".mod", Data: buildModuleWith(t, b.Root(), name, src, filepath.Join(b.Root(), modfmt.IncludeDir))})
+	}
+	img, err := b.Image(t.Context(), spec)
+	unlock()
+	if err != nil {
+		t.Fatalf("image: %v", err)
+	}
+	// Without -icount: QEMU's disk I/O takes no guest time under icount,
+	// so only a plain run gives a load rate worth reading.
+	res, lines := qemutest.Boot(t, qemu.Options{Image: img, Timeout: 3 * time.Minute})
+	if res.Outcome != qemu.Passed || res.ExitStatus != layout.StatusPass {
+		t.Fatalf("outcome %v exit %d, want a pass (exit %d):\n%s", res.Outcome, res.ExitStatus, layout.StatusPass, strings.Join(lines, "\n"))
+	}
+	return res, lines
+}
+
+// readLine matches the kernel's line for a file it read:
+// "file PATH: read N bytes in US us (R.RR MB/s)".
+var readLine = regexp.MustCompile(`^file (\S+): read (\d+) bytes in (\d+) us \((\d+\.\d\d) MB/s\)$`)
+
+// readLines returns the read line of each path, in order.
+func readLines(lines []string) map[string][][]string {
+	got := map[string][][]string{}
+	for _, l := range lines {
+		if m := readLine.FindStringSubmatch(l); m != nil {
+			got[m[1]] = append(got[m[1]], m)
+		}
+	}
+	return got
+}
+
+func countLines(lines []string, want string) int {
+	n := 0
+	for _, l := range lines {
+		if l == want {
+			n++
+		}
+	}
+	return n
+}
+
+// TestBootReadFile boots two modules built from testdata/files/readfile.c
+// (readfile, then readfile2) that read /data/blob.bin through read_file
+// three calls each. The module checks the size and CRC-32 the test put in
+// /data/expect.txt, the same pointer on a second request and under another
+// spelling, NULL and size 0 for a missing file and for a directory, an
+// empty file, and that ms moves. Here: the run passes, each file was read
+// from the disk once (one read line, with the size), both modules saw the
+// blob at the same address (the cache outlives the first module's heap,
+// which the guard released), and the missing file and the directory got
+// their reason line at every request.
+func TestBootReadFile(t *testing.T) {
+	data := blob(300*1024+123, 1) // not a whole sector or cluster: the partial tail too
+	_, lines := bootReadFile(t, "small", data, 0, "readfile2")
+	reads := readLines(lines)
+	for path, size := range map[string]int{"/data/blob.bin": len(data), "/data/expect.txt": len(fmt.Sprintf("%d %08x\n", len(data), crc32.ChecksumIEEE(data))), "/data/empty.bin": 0} {
+		if len(reads[path]) != 1 {
+			t.Errorf("%s: %d read lines, want exactly 1 (read once, then from the cache): %q", path, len(reads[path]), reads[path])
+			continue
+		}
+		if got, _ := strconv.Atoi(reads[path][0][2]); got != size {
+			t.Errorf("%s: read line says %d bytes, want %d", path, got, size)
+		}
+	}
+	if len(reads) != 3 {
+		t.Errorf("read lines for %d paths, want 3 (blob, expect, empty; the other spelling is the same file): %v", len(reads), reads)
+	}
+	for _, l := range []string{"file /data/missing.bin: not found", "file /data: a directory, not a file"} {
+		if n := countLines(lines, l); n != 6 {
+			t.Errorf("%d lines %q, want 6 (two modules, three calls each)", n, l)
+		}
+	}
+	at := regexp.MustCompile(`^readfile: /data/blob\.bin at (0x[0-9a-f]+), (\d+) bytes$`)
+	var addrs []string
+	for _, l := range lines {
+		if m := at.FindStringSubmatch(l); m != nil {
+			addrs = append(addrs, m[1])
+			if m[2] != strconv.Itoa(len(data)) {
+				t.Errorf("module saw %s bytes, want %d", m[2], len(data))
+			}
+		}
+	}
+	if len(addrs) != 6 {
+		t.Errorf("%d lines giving the blob's address, want 6: %v", len(addrs), addrs)
+	}
+	for _, a := range addrs {
+		if a != addrs[0] {
+			t.Errorf("the blob moved: addresses %v, want one address for both modules and every call", addrs)
+			break
+		}
+	}
+	for _, m := range []string{"readfile", "readfile2"} {
+		re := regexp.MustCompile(`(?m)^module ` + m + `: result ok calls=3 .* checks=(\d+)/(\d+)$`)
+		if mm := re.FindStringSubmatch(strings.Join(lines, "\n")); mm == nil || mm[1] != mm[2] {
+			t.Errorf("no passing result line for %s with every check ok: %q", m, mm)
+		}
+	}
+}
+
+// TestBootReadFileRate reads a 32 MiB file through read_file (booted
+// without -icount) and logs the kernel's load rate and which disk path it
+// used; the content check is the module's CRC-32.
+func TestBootReadFileRate(t *testing.T) {
+	data := blob(32<<20, 2)
+	_, lines := bootReadFile(t, "32m", data, 96<<20)
+	reads := readLines(lines)["/data/blob.bin"]
+	if len(reads) != 1 {
+		t.Fatalf("%d read lines for /data/blob.bin, want 1", len(reads))
+	}
+	if got, _ := strconv.Atoi(reads[0][2]); got != len(data) {
+		t.Errorf("read line says %s bytes, want %d", reads[0][2], len(data))
+	}
+	disk := ""
+	for _, l := range lines {
+		if strings.HasPrefix(l, "workload: disk ") {
+			disk = l
+		}
+	}
+	t.Logf("32 MiB through read_file: %s us, %s MB/s (%s)", reads[0][3], reads[0][4], disk)
+}

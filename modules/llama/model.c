@@ -1,0 +1,516 @@
+/*
+ * model.c — the Llama forward pass as internal/llama/model.go does it:
+ * token embedding, RMSNorm, RoPE (adjacent pairs, freq_base), grouped-query
+ * attention with a KV cache, SwiGLU, final norm, output projection, greedy
+ * argmax. float32 throughout; the operations and their order follow Go's
+ * except that the matrix-vector dot products sum in 8 SSE lanes (Go sums
+ * in index order), which moves logits by about 1e-6. Weights stay in the
+ * file: F32, F16 and Q8_0 rows are read in place (Q8_0 values d*q are
+ * exact in float32, as Go's dequantized values are).
+ */
+#include "fmt.h"
+#include "llama.h"
+#include "mathf.h"
+
+typedef float v4f __attribute__((vector_size(16)));
+typedef int8_t v4c __attribute__((vector_size(4)));
+
+/* ---- double-precision helpers for the RoPE tables ----------------------
+ * Go builds the tables in float64 (math.Pow, math.Cos, math.Sin) and rounds
+ * each entry to float32 once; these give the same float32 entries (their
+ * float64 error, ~1e-16 relative, rarely moves a rounding). */
+static double d_scale2(double x, int64_t k)
+{
+	uint64_t bits = (uint64_t)(k + 1023) << 52;
+	double s;
+	memcpy(&s, &bits, 8);
+	return x * s;
+}
+
+static double d_round(double x) { return (double)(int64_t)(x < 0 ? x - 0.5 : x + 0.5); }
+
+static double d_exp(double x) /* |x| < 700 */
+{
+	double k = d_round(x * 1.4426950408889634);
+	double r = x - k * 6.93147180369123816490e-01 - k * 1.90821492927058770002e-10;
+	double t = 1, s = 1;
+	for (int i = 1; i <= 16; i++) {
+		t *= r / i;
+		s += t;
+	}
+	return d_scale2(s, (int64_t)k);
+}
+
+static double d_log(double x) /* x > 0, normal */
+{
+	uint64_t bits;
+	memcpy(&bits, &x, 8);
+	int64_t e = (int64_t)((bits >> 52) & 0x7ff) - 1023;
+	bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
+	double m;
+	memcpy(&m, &bits, 8);
+	if (m > 1.4142135623730951) {
+		m *= 0.5;
+		e++;
+	}
+	double s = (m - 1) / (m + 1), s2 = s * s, t = s, sum = 0;
+	for (int i = 1; i <= 41; i += 2) {
+		sum += t / i;
+		t *= s2;
+	}
+	return 2 * sum + (double)e * 6.93147180559945309417e-01;
+}
+
+/* sin or cos (cos when c) of x, |x| < 1e6: reduced by pi/2 in three parts. */
+static double d_sincos(double x, int c)
+{
+	double k = d_round(x * 0.63661977236758134308);
+	double r = x - k * 1.57079632673412561417e+00 - k * 6.07710050650619224932e-11 -
+		   k * 2.02226624879595063154e-21;
+	int64_t q = (int64_t)k + (c ? 1 : 0);
+	double r2 = r * r, s = r, t = r, co = 1, u = 1;
+	for (int i = 1; i <= 10; i++) {
+		t *= -r2 / ((2 * i) * (2 * i + 1));
+		s += t;
+		u *= -r2 / ((2 * i - 1) * (2 * i));
+		co += u;
+	}
+	switch (q & 3) {
+	case 0: return s;
+	case 1: return co;
+	case 2: return -s;
+	default: return -co;
+	}
+}
+
+/* ---- metadata ------------------------------------------------------------ */
+int llama_get_uint(const struct gguf_file *f, const char *key, uint64_t *v, char *err, size_t errcap)
+{
+	const struct gguf_kv *kv = gguf_find(f, key);
+	if (!kv) {
+		fl_fmt(err, errcap, "metadata %s is missing", key);
+		return -1;
+	}
+	if (kv->type == GGUF_U32) {
+		*v = gguf_u32(kv->val);
+		return 0;
+	}
+	if (kv->type == GGUF_U64) {
+		*v = gguf_u64(kv->val);
+		return 0;
+	}
+	if (kv->type == GGUF_I32 && (int32_t)gguf_u32(kv->val) >= 0) {
+		*v = gguf_u32(kv->val);
+		return 0;
+	}
+	fl_fmt(err, errcap, "metadata %s is a %s, want a non-negative integer", key, gguf_type_name(kv->type));
+	return -1;
+}
+
+static int get_f32(const struct gguf_file *f, const char *key, float *v, char *err, size_t errcap)
+{
+	const struct gguf_kv *kv = gguf_find(f, key);
+	if (!kv) {
+		fl_fmt(err, errcap, "metadata %s is missing", key);
+		return -1;
+	}
+	if (kv->type != GGUF_F32) {
+		fl_fmt(err, errcap, "metadata %s is a %s, want a float32", key, gguf_type_name(kv->type));
+		return -1;
+	}
+	*v = gguf_f32(kv->val);
+	return 0;
+}
+
+static uint64_t row_bytes(uint32_t type, uint64_t cols)
+{
+	return type == GGML_F32 ? cols * 4 : type == GGML_F16 ? cols * 2 : cols / GGUF_Q8_BLOCK * GGUF_Q8_BLOCK_BYTES;
+}
+
+/* Finds tensor name with exactly the dims given (1 or 2 of them). */
+static int get_tensor(const struct gguf_file *f, const char *name, uint64_t d0, uint64_t d1, struct wmat *w,
+		      char *err, size_t errcap)
+{
+	const struct gguf_tensor *t = gguf_tensor(f, name);
+	if (!t) {
+		fl_fmt(err, errcap, "tensor %s is missing", name);
+		return -1;
+	}
+	uint32_t nd = d1 ? 2 : 1;
+	if (t->n_dims != nd || t->dims[0] != d0 || (d1 && t->dims[1] != d1)) {
+		char got[96];
+		size_t k = fl_fmt(got, sizeof got, "%llu", t->dims[0]);
+		for (uint32_t i = 1; i < t->n_dims; i++)
+			k += fl_fmt(got + k, sizeof got - k, " %llu", t->dims[i]);
+		if (d1)
+			fl_fmt(err, errcap, "tensor %s has dims [%s], want [%llu %llu]", name, got, d0, d1);
+		else
+			fl_fmt(err, errcap, "tensor %s has dims [%s], want [%llu]", name, got, d0);
+		return -1;
+	}
+	w->p = t->data;
+	w->type = t->type;
+	w->cols = d0;
+	w->rows = d1 ? d1 : 1;
+	w->row_bytes = row_bytes(t->type, d0);
+	return 0;
+}
+
+/* Dequantizes row r of w into out[0..cols), as gguf.Dequantize does. */
+static void dequant_row(const struct llama_model *m, const struct wmat *w, uint64_t r, float *out)
+{
+	const uint8_t *p = w->p + r * w->row_bytes;
+	for (uint64_t i = 0; i < w->cols; i++) {
+		switch (w->type) {
+		case GGML_F32:
+			out[i] = gguf_f32(p + 4 * i);
+			break;
+		case GGML_F16:
+			out[i] = m->f16[gguf_u16(p + 2 * i)];
+			break;
+		default: {
+			const uint8_t *b = p + i / GGUF_Q8_BLOCK * GGUF_Q8_BLOCK_BYTES;
+			out[i] = m->f16[gguf_u16(b)] * (float)(int8_t)b[2 + i % GGUF_Q8_BLOCK];
+		}
+		}
+	}
+}
+
+static float *norm_weights(struct llama_model *m, const struct gguf_file *f, const char *name, char *err,
+			   size_t errcap)
+{
+	struct wmat w;
+	if (get_tensor(f, name, m->dim, 0, &w, err, errcap))
+		return NULL;
+	float *v = m->svc->alloc(m->dim * sizeof(float));
+	if (!v) {
+		fl_fmt(err, errcap, "tensor %s: out of memory", name);
+		return NULL;
+	}
+	dequant_row(m, &w, 0, v);
+	return v;
+}
+
+void llama_free(struct llama_model *m)
+{
+	const struct fluid_services *svc = m->svc;
+	if (!svc)
+		return;
+	if (m->layer) {
+		for (uint32_t l = 0; l < m->layers; l++) {
+			if (m->layer[l].attn_norm)
+				svc->free(m->layer[l].attn_norm);
+			if (m->layer[l].ffn_norm)
+				svc->free(m->layer[l].ffn_norm);
+		}
+		svc->free(m->layer);
+	}
+	float *bufs[] = {m->out_norm, m->kcache, m->vcache, m->rope_cos, m->rope_sin, m->f16, m->x, m->xb,
+			 m->q, m->att, m->proj, m->scores, m->h1, m->h3, m->logits};
+	for (unsigned i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+		if (bufs[i])
+			svc->free(bufs[i]);
+	tok_free(&m->tok, svc);
+	memset(m, 0, sizeof *m);
+}
+
+static float *falloc(struct llama_model *m, uint64_t n, const char *what, char *err, size_t errcap)
+{
+	float *p = n <= (UINT64_MAX >> 3) ? m->svc->alloc(n * sizeof(float)) : NULL;
+	if (!p)
+		fl_fmt(err, errcap, "out of memory for %s (%llu bytes)", what, n * sizeof(float));
+	return p;
+}
+
+int llama_load(struct llama_model *m, const struct gguf_file *f, const struct fluid_services *svc,
+	       char *err, size_t errcap)
+{
+	memset(m, 0, sizeof *m);
+	m->svc = svc;
+	const struct gguf_kv *arch = gguf_find(f, "general.architecture");
+	if (!arch || arch->type != GGUF_STRING) {
+		fl_fmt(err, errcap, "metadata general.architecture is %s", arch ? "not a string" : "missing");
+		return -1;
+	}
+	struct gguf_str as = {(const char *)arch->val + 8, gguf_u64(arch->val)};
+	if (!gguf_streq(as, "llama")) {
+		fl_fmt(err, errcap, "general.architecture is \"%S\": only \"llama\" is supported", as.p, as.n);
+		return -1;
+	}
+	static const char *const keys[] = {"llama.context_length", "llama.embedding_length", "llama.block_count",
+					   "llama.feed_forward_length", "llama.attention.head_count",
+					   "llama.attention.head_count_kv", "llama.rope.dimension_count"};
+	uint32_t *dst[] = {&m->context, &m->dim, &m->layers, &m->hidden, &m->heads, &m->kv_heads, &m->rope_dim};
+	for (int i = 0; i < 7; i++) {
+		uint64_t v;
+		if (llama_get_uint(f, keys[i], &v, err, errcap))
+			return -1;
+		if (v == 0 || v > (1u << 20)) {
+			fl_fmt(err, errcap, "metadata %s is %llu: want 1..%u", keys[i], v, 1u << 20);
+			return -1;
+		}
+		*dst[i] = (uint32_t)v;
+	}
+	if (get_f32(f, "llama.rope.freq_base", &m->rope_base, err, errcap) ||
+	    get_f32(f, "llama.attention.layer_norm_rms_epsilon", &m->eps, err, errcap))
+		return -1;
+	if (m->dim % m->heads || m->heads % m->kv_heads) {
+		fl_fmt(err, errcap, "llama.embedding_length %u, head_count %u, head_count_kv %u: heads must divide the embedding and KV heads the heads",
+		       m->dim, m->heads, m->kv_heads);
+		return -1;
+	}
+	m->head_dim = m->dim / m->heads;
+	if (m->rope_dim > m->head_dim || m->rope_dim % 2) {
+		fl_fmt(err, errcap, "llama.rope.dimension_count %u: want an even number up to the head size %u", m->rope_dim,
+		       m->head_dim);
+		return -1;
+	}
+	if (tok_load(&m->tok, f, svc, err, errcap))
+		return -1;
+	m->vocab = m->tok.n;
+	if (!(m->f16 = falloc(m, 65536, "the F16 table", err, errcap)))
+		goto bad;
+	for (uint32_t h = 0; h < 65536; h++)
+		m->f16[h] = gguf_f16((uint16_t)h);
+	uint64_t kv_dim = (uint64_t)m->head_dim * m->kv_heads;
+	if (get_tensor(f, "token_embd.weight", m->dim, m->vocab, &m->embd, err, errcap))
+		goto bad;
+	m->layer = svc->alloc(m->layers * sizeof *m->layer);
+	if (!m->layer) {
+		fl_fmt(err, errcap, "out of memory for %u layers", m->layers);
+		goto bad;
+	}
+	memset(m->layer, 0, m->layers * sizeof *m->layer);
+	for (uint32_t l = 0; l < m->layers; l++) {
+		struct llama_layer *ly = &m->layer[l];
+		char name[64];
+		struct {
+			struct wmat *w;
+			const char *n;
+			uint64_t d0, d1;
+		} ws[] = {
+			{&ly->wq, "attn_q", m->dim, m->dim},       {&ly->wk, "attn_k", m->dim, kv_dim},
+			{&ly->wv, "attn_v", m->dim, kv_dim},       {&ly->wo, "attn_output", m->dim, m->dim},
+			{&ly->gate, "ffn_gate", m->dim, m->hidden}, {&ly->up, "ffn_up", m->dim, m->hidden},
+			{&ly->down, "ffn_down", m->hidden, m->dim},
+		};
+		fl_fmt(name, sizeof name, "blk.%u.attn_norm.weight", l);
+		if (!(ly->attn_norm = norm_weights(m, f, name, err, errcap)))
+			goto bad;
+		fl_fmt(name, sizeof name, "blk.%u.ffn_norm.weight", l);
+		if (!(ly->ffn_norm = norm_weights(m, f, name, err, errcap)))
+			goto bad;
+		for (unsigned i = 0; i < sizeof ws / sizeof ws[0]; i++) {
+			fl_fmt(name, sizeof name, "blk.%u.%s.weight", l, ws[i].n);
+			if (get_tensor(f, name, ws[i].d0, ws[i].d1, ws[i].w, err, errcap))
+				goto bad;
+		}
+	}
+	m->wtype = m->layer[0].wq.type;
+	if (!(m->out_norm = norm_weights(m, f, "output_norm.weight", err, errcap)) ||
+	    get_tensor(f, "output.weight", m->dim, m->vocab, &m->out, err, errcap))
+		goto bad;
+	uint64_t cache = (uint64_t)m->layers * m->context * kv_dim; /* each factor <= 2^20 */
+	uint64_t half = m->rope_dim / 2;
+	if (!(m->kcache = falloc(m, cache, "the K cache", err, errcap)) ||
+	    !(m->vcache = falloc(m, cache, "the V cache", err, errcap)) ||
+	    !(m->rope_cos = falloc(m, (uint64_t)m->context * half, "the RoPE table", err, errcap)) ||
+	    !(m->rope_sin = falloc(m, (uint64_t)m->context * half, "the RoPE table", err, errcap)) ||
+	    !(m->x = falloc(m, m->dim, "activations", err, errcap)) ||
+	    !(m->xb = falloc(m, m->dim, "activations", err, errcap)) ||
+	    !(m->q = falloc(m, m->dim, "activations", err, errcap)) ||
+	    !(m->att = falloc(m, m->dim, "activations", err, errcap)) ||
+	    !(m->proj = falloc(m, m->dim, "activations", err, errcap)) ||
+	    !(m->scores = falloc(m, m->context, "attention scores", err, errcap)) ||
+	    !(m->h1 = falloc(m, m->hidden, "activations", err, errcap)) ||
+	    !(m->h3 = falloc(m, m->hidden, "activations", err, errcap)) ||
+	    !(m->logits = falloc(m, m->vocab, "logits", err, errcap)))
+		goto bad;
+	for (uint64_t p = 0; p < m->context; p++)
+		for (uint64_t i = 0; i < half; i++) {
+			double freq = d_exp(-(double)(2 * i) / (double)m->rope_dim * d_log((double)m->rope_base));
+			double theta = (double)p * freq;
+			m->rope_cos[p * half + i] = (float)d_sincos(theta, 1);
+			m->rope_sin[p * half + i] = (float)d_sincos(theta, 0);
+		}
+	llama_reset(m);
+	return 0;
+bad:
+	llama_free(m);
+	return -1;
+}
+
+void llama_reset(struct llama_model *m) { m->pos = 0; }
+
+/* ---- kernels --------------------------------------------------------------- */
+static inline v4f ld4(const float *p)
+{
+	v4f v;
+	memcpy(&v, p, 16);
+	return v;
+}
+
+static inline float hsum(v4f a, v4f b)
+{
+	v4f s = a + b;
+	return (s[0] + s[1]) + (s[2] + s[3]);
+}
+
+static inline v4f q4(const uint8_t *p, v4f d)
+{
+	v4c c;
+	memcpy(&c, p, 4);
+	return __builtin_convertvector(c, v4f) * d;
+}
+
+/* dot(row, x) over n = w->cols elements, summed in 8 lanes. */
+static float dot(const struct llama_model *m, const struct wmat *w, const uint8_t *row, const float *x)
+{
+	uint64_t n = w->cols, i = 0;
+	v4f a = {0, 0, 0, 0}, b = {0, 0, 0, 0};
+	float s;
+	switch (w->type) {
+	case GGML_Q8_0:
+		/* n is a multiple of 32 (checked by gguf_parse). */
+		for (; i < n; i += GGUF_Q8_BLOCK, row += GGUF_Q8_BLOCK_BYTES) {
+			float d = m->f16[gguf_u16(row)];
+			v4f dv = {d, d, d, d};
+			for (uint64_t j = 0; j < GGUF_Q8_BLOCK; j += 8) {
+				a += q4(row + 2 + j, dv) * ld4(x + i + j);
+				b += q4(row + 6 + j, dv) * ld4(x + i + j + 4);
+			}
+		}
+		return hsum(a, b);
+	case GGML_F16:
+		for (; i + 8 <= n; i += 8) {
+			const uint8_t *p = row + 2 * i;
+			v4f w0 = {m->f16[gguf_u16(p)], m->f16[gguf_u16(p + 2)], m->f16[gguf_u16(p + 4)],
+				  m->f16[gguf_u16(p + 6)]};
+			v4f w1 = {m->f16[gguf_u16(p + 8)], m->f16[gguf_u16(p + 10)], m->f16[gguf_u16(p + 12)],
+				  m->f16[gguf_u16(p + 14)]};
+			a += w0 * ld4(x + i);
+			b += w1 * ld4(x + i + 4);
+		}
+		s = hsum(a, b);
+		for (; i < n; i++)
+			s += m->f16[gguf_u16(row + 2 * i)] * x[i];
+		return s;
+	default:
+		for (; i + 8 <= n; i += 8) {
+			a += ld4((const float *)(const void *)(row + 4 * i)) * ld4(x + i);
+			b += ld4((const float *)(const void *)(row + 4 * i + 16)) * ld4(x + i + 4);
+		}
+		s = hsum(a, b);
+		for (; i < n; i++)
+			s += gguf_f32(row + 4 * i) * x[i];
+		return s;
+	}
+}
+
+/* out[r] = dot(row r of w, x) for every row. */
+static void matmul(const struct llama_model *m, float *out, const struct wmat *w, const float *x)
+{
+	const uint8_t *row = w->p;
+	for (uint64_t r = 0; r < w->rows; r++, row += w->row_bytes)
+		out[r] = dot(m, w, row, x);
+}
+
+static void rmsnorm(float *out, const float *x, const float *w, uint32_t n, float eps)
+{
+	float ss = 0;
+	for (uint32_t i = 0; i < n; i++)
+		ss += x[i] * x[i];
+	float scale = 1 / fl_sqrtf(ss / (float)n + eps);
+	for (uint32_t i = 0; i < n; i++)
+		out[i] = x[i] * scale * w[i];
+}
+
+static void rope(const struct llama_model *m, float *v, uint32_t n_heads, uint32_t pos)
+{
+	uint32_t half = m->rope_dim / 2;
+	const float *cs = m->rope_cos + (uint64_t)pos * half, *sn = m->rope_sin + (uint64_t)pos * half;
+	for (uint32_t h = 0; h < n_heads; h++) {
+		float *hv = v + (uint64_t)h * m->head_dim;
+		for (uint32_t i = 0; i < half; i++) {
+			float a = hv[2 * i], b = hv[2 * i + 1];
+			hv[2 * i] = a * cs[i] - b * sn[i];
+			hv[2 * i + 1] = a * sn[i] + b * cs[i];
+		}
+	}
+}
+
+static float silu(float x) { return x / (1 + fl_expf(-x)); }
+
+/* Invariant (kept by the caller, llama.c and the harness): token < vocab
+ * and m->pos < context, so every cache index below is in bounds. */
+const float *llama_forward(struct llama_model *m, uint32_t token)
+{
+	uint64_t kv_dim = (uint64_t)m->head_dim * m->kv_heads, cache_l = (uint64_t)m->context * kv_dim;
+	uint32_t group = m->heads / m->kv_heads, pos = m->pos, dim = m->dim;
+	dequant_row(m, &m->embd, token, m->x);
+	float scale = 1 / fl_sqrtf((float)m->head_dim);
+	for (uint32_t l = 0; l < m->layers; l++) {
+		const struct llama_layer *ly = &m->layer[l];
+		float *kc = m->kcache + l * cache_l, *vc = m->vcache + l * cache_l;
+		float *k = kc + pos * kv_dim, *v = vc + pos * kv_dim;
+		rmsnorm(m->xb, m->x, ly->attn_norm, dim, m->eps);
+		matmul(m, m->q, &ly->wq, m->xb);
+		matmul(m, k, &ly->wk, m->xb);
+		matmul(m, v, &ly->wv, m->xb);
+		rope(m, m->q, m->heads, pos);
+		rope(m, k, m->kv_heads, pos);
+		for (uint32_t h = 0; h < m->heads; h++) {
+			const float *qh = m->q + (uint64_t)h * m->head_dim;
+			uint64_t kv_off = (uint64_t)(h / group) * m->head_dim;
+			float max_s = -__builtin_inff();
+			for (uint32_t t = 0; t <= pos; t++) {
+				const float *kt = kc + t * kv_dim + kv_off;
+				float s = 0;
+				for (uint32_t i = 0; i < m->head_dim; i++)
+					s += qh[i] * kt[i];
+				s *= scale;
+				m->scores[t] = s;
+				if (s > max_s)
+					max_s = s;
+			}
+			float sum = 0;
+			for (uint32_t t = 0; t <= pos; t++) {
+				m->scores[t] = fl_expf(m->scores[t] - max_s);
+				sum += m->scores[t];
+			}
+			float *out = m->att + (uint64_t)h * m->head_dim;
+			memset(out, 0, m->head_dim * sizeof(float));
+			for (uint32_t t = 0; t <= pos; t++) {
+				float a = m->scores[t] / sum;
+				const float *vt = vc + t * kv_dim + kv_off;
+				for (uint32_t i = 0; i < m->head_dim; i++)
+					out[i] += a * vt[i];
+			}
+		}
+		matmul(m, m->proj, &ly->wo, m->att);
+		for (uint32_t i = 0; i < dim; i++)
+			m->x[i] += m->proj[i];
+		rmsnorm(m->xb, m->x, ly->ffn_norm, dim, m->eps);
+		matmul(m, m->h1, &ly->gate, m->xb);
+		matmul(m, m->h3, &ly->up, m->xb);
+		for (uint32_t i = 0; i < m->hidden; i++)
+			m->h1[i] = silu(m->h1[i]) * m->h3[i];
+		matmul(m, m->proj, &ly->down, m->h1);
+		for (uint32_t i = 0; i < dim; i++)
+			m->x[i] += m->proj[i];
+	}
+	rmsnorm(m->xb, m->x, m->out_norm, dim, m->eps);
+	matmul(m, m->logits, &m->out, m->xb);
+	m->pos++;
+	return m->logits;
+}
+
+/* Greedy sampling as Go's Argmax: the highest logit, the lowest id on a tie. */
+uint32_t llama_argmax(const float *logits, uint32_t n)
+{
+	uint32_t best = 0;
+	for (uint32_t i = 1; i < n; i++)
+		if (logits[i] > logits[best])
+			best = i;
+	return best;
+}
