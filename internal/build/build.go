@@ -17,6 +17,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -36,6 +37,11 @@ type Options struct {
 	Jobs            int                  // parallel compile jobs; default NumCPU
 	Log             io.Writer            // one line per step that runs; default os.Stdout
 	Toolchain       *toolchain.Toolchain // default toolchain.Find()
+	// Llama, when set, are the llama module's files instead of the
+	// default generated model and its reference run (NewLlamaFiles); the
+	// FLUID_LLAMA_MODEL knob sets it too (ByoLlama, in New).
+	Llama *LlamaFiles
+	byo   byoEnv
 }
 
 // Builder builds artifacts into Out.
@@ -47,6 +53,11 @@ type Builder struct {
 	log       io.Writer
 	jobs      int
 	hash      *hasher
+
+	// The default llama files, generated once (llamaImageFiles).
+	llamaOnce            sync.Once
+	llamaModel, llamaRun []byte
+	llamaErr             error
 }
 
 // New resolves defaults and checks the toolchain.
@@ -75,6 +86,11 @@ func New(opt Options) (*Builder, error) {
 			tc := *opt.Toolchain
 			tc.Container = &cc
 			opt.Toolchain = &tc
+		}
+	}
+	if opt.Llama == nil {
+		if opt.Llama, err = opt.byo.resolve(); err != nil {
+			return nil, err
 		}
 	}
 	if opt.Version == "" {

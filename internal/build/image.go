@@ -81,6 +81,9 @@ type Artifacts struct {
 	Manifest string
 	// Summary is a short human description: sizes of kernel and image.
 	Summary string
+	// Memory is the QEMU -m a boot of Image needs ("" = the harness's
+	// default); also in the manifest as qemu_memory.
+	Memory string
 }
 
 // Rel returns p relative to the repository root (for messages).
@@ -108,7 +111,11 @@ func (b *Builder) compose(ctx context.Context, r recipe.Recipe, imageName, manif
 	}
 	a.Modules = mods
 	variant := r.Variant(b.opt.Light)
-	var extra []image.File
+	extra, size, err := b.llamaImageFiles()
+	if err != nil {
+		return nil, err
+	}
+	a.Memory = b.Memory()
 	if manifestName != "" {
 		outputs := []string{a.Boot.Stage1, a.Boot.Stage2, a.Kernel}
 		var profiles []string
@@ -119,12 +126,15 @@ func (b *Builder) compose(ctx context.Context, r recipe.Recipe, imageName, manif
 		if a.Manifest, err = b.Manifest(manifestName, variant, outputs, profiles); err != nil {
 			return nil, err
 		}
-		extra = []image.File{{Path: "/manifest.json", Src: a.Manifest}}
+		extra = append(extra, image.File{Path: "/manifest.json", Src: a.Manifest})
 	}
-	if a.Image, err = b.Image(ctx, ImageSpec{Name: imageName, Kernel: a.Kernel, Modules: mods, Extra: extra}); err != nil {
+	if a.Image, err = b.Image(ctx, ImageSpec{Name: imageName, Kernel: a.Kernel, Modules: mods, Extra: extra, Size: size}); err != nil {
 		return nil, err
 	}
 	a.Summary = fmt.Sprintf("kernel %s, image %s, %d %s modules", sizeOf(a.Kernel), sizeOf(a.Image), len(mods), variant)
+	if lf := b.opt.Llama; lf != nil {
+		a.Summary += fmt.Sprintf(", llama model %s (%s), boots with -m %s", lf.Model, fileutil.HumanSize(lf.ModelBytes), a.Memory)
+	}
 	return &a, nil
 }
 

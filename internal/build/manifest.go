@@ -46,7 +46,7 @@ func (b *Builder) InputFiles() ([]string, error) {
 			return nil, fmt.Errorf("list inputs under %s: %w", d, err)
 		}
 	}
-	files = append(files, b.goSources("image", "layout", "modfmt")...)
+	files = append(files, b.goSources("image", "layout", "modfmt", "gguf", "llama", "llama/testmodel", "llama/llamarun")...)
 	sort.Strings(files)
 	return files, nil
 }
@@ -102,7 +102,7 @@ func (b *Builder) Manifest(name, variant string, outputs []string, profiles []st
 	}
 	m := &manifest.Manifest{
 		Project: "fluid-os", Version: b.opt.Version, Commit: b.opt.Commit,
-		SourceDateEpoch: b.opt.SourceDateEpoch, Variant: variant,
+		SourceDateEpoch: b.opt.SourceDateEpoch, Variant: variant, QEMUMemory: b.Memory(),
 	}
 	if m.Toolchain, err = toolIdentity(b.tc); err != nil {
 		return "", fmt.Errorf("manifest: %w", err)

@@ -76,6 +76,7 @@ func (b *Builder) ModuleCFlags(v ModuleVariant, module string) []string {
 		flags = append(flags, "-DFLUID_LIGHT=1")
 	}
 	flags = append(flags, v.CFlags...)
+	flags = append(flags, b.llamaCFlags(module)...)
 	if v.PerModuleCFlags != nil {
 		flags = append(flags, v.PerModuleCFlags(module)...)
 	}

@@ -73,6 +73,9 @@ func (b *Builder) Recipe(ctx context.Context, r recipe.Recipe, src ProfileSource
 // naming the module: a release never ships a PGO image from profiles of
 // other code.
 func (b *Builder) Release(ctx context.Context, src ProfileSource) (map[string]*Artifacts, error) {
+	if lf := b.opt.Llama; lf != nil {
+		return nil, fmt.Errorf("release images: the llama module's model is %s, not the generated test model: a release ships the test model and its reference run (unset %s)", lf.Model, EnvLlamaModel)
+	}
 	out := map[string]*Artifacts{}
 	for _, r := range recipe.Shipped() {
 		a, err := b.Recipe(ctx, r, src)

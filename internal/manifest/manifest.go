@@ -38,6 +38,9 @@ type Manifest struct {
 	Outputs         []FileHash      `json:"outputs"`  // artifacts, repo-relative (build/...)
 	Profiles        []FileHash      `json:"profiles"` // PGO profiles used, repo-relative
 	Variant         string          `json:"variant"`  // e.g. "normal", "light", "pgo"
+	// QEMUMemory is the QEMU -m a boot of the image needs when it is more
+	// than the harness's default (a user's own llama model); "" otherwise.
+	QEMUMemory string `json:"qemu_memory,omitempty"`
 }
 
 // ModeLocked is Environment.Mode for a build with the locked toolchain.

@@ -94,7 +94,9 @@ func Qemu(w io.Writer) error {
 	}
 	// The console shows every line but the base64 payload of profile
 	// frames; build/serial.log keeps everything.
-	opts := qemu.Options{Image: a.Image, OnLine: serial.Console(w), SerialLog: filepath.Join(b.Out(), "serial.log")}
+	// Memory: "" (the harness's default) unless the image holds a model
+	// that needs more (build.LlamaMemory, also the manifest's qemu_memory).
+	opts := qemu.Options{Image: a.Image, OnLine: serial.Console(w), SerialLog: filepath.Join(b.Out(), "serial.log"), Memory: a.Memory}
 	if _, shell, err := opts.Cmdline(); err == nil {
 		fmt.Fprintf(w, "qemu: %s\n", shell)
 	}
