@@ -87,6 +87,12 @@ func (b *Builder) Release(ctx context.Context, src ProfileSource) (map[string]*A
 	return out, nil
 }
 
+// RecipeImage builds recipe r into build/<imageName> without a manifest:
+// an image a test boots, holding the Builder's llama files (Options.Llama).
+func (b *Builder) RecipeImage(ctx context.Context, r recipe.Recipe, src ProfileSource, imageName string) (*Artifacts, error) {
+	return b.recipeInto(ctx, r, src, imageName, "")
+}
+
 // Working builds recipe r into the working image (recipe.WorkingImage and
 // recipe.WorkingManifest), what `mage build` and `mage pgo` do.
 func (b *Builder) Working(ctx context.Context, r recipe.Recipe, src ProfileSource) (*Artifacts, error) {
