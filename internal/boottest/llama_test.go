@@ -86,7 +86,9 @@ func bootLlama(t *testing.T, a *build.Artifacts) *qemu.Result {
 	t.Helper()
 	log := filepath.Join(t.TempDir(), "serial.log")
 	r, _ := boot(t, qemu.Options{Image: a.Image, Memory: a.Memory, Timeout: llamaBootTimeout, SerialLog: log})
-	t.Logf("serial log: %s; %s", log, strings.ReplaceAll(fmt.Sprint(r.Llama), "\n", " "))
+	for _, c := range r.Llama {
+		t.Logf("llama call at serial line %d: tokens %v, %d tsc/token, %.3f ms/token%s", c.Line, c.Tokens, c.TSCPerToken, c.MsPerToken, c.Refused)
+	}
 	if r.LineErrors != nil {
 		t.Errorf("malformed llama or file lines: %v", r.LineErrors)
 	}
