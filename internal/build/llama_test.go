@@ -176,3 +176,10 @@ func TestLlamaDeadlineFlag(t *testing.T) {
 		t.Errorf("no deadline set: %v", got)
 	}
 }
+
+func TestReleaseRefusesUsersModel(t *testing.T) {
+	b := &Builder{opt: Options{Llama: &LlamaFiles{Model: "/models/tinyllama.gguf"}}}
+	if _, err := b.Release(t.Context(), nil); err == nil || !strings.Contains(err.Error(), EnvLlamaModel) || !strings.Contains(err.Error(), "/models/tinyllama.gguf") {
+		t.Errorf("release with a user's model: %v", err)
+	}
+}
