@@ -26,8 +26,10 @@ type ImageSpec struct {
 func ModuleImagePath(name string) string { return "/modules/" + name + ".mod" }
 
 // Image assembles a disk image from already-built parts: stage 1 and 2 from
-// Boot, the kernel ELF, the modules and any extra files. It reruns only when
-// one of them changed.
+// Boot, the kernel ELF, the modules and any extra files. An image that holds
+// the llama module gets its files too (the Builder's, Options.Llama, unless
+// s.Extra has files under /llama/ already), and the size they need. It
+// reruns only when one of them changed.
 func (b *Builder) Image(ctx context.Context, s ImageSpec) (string, error) {
 	boot, err := b.Boot(ctx)
 	if err != nil {
@@ -37,6 +39,9 @@ func (b *Builder) Image(ctx context.Context, s ImageSpec) (string, error) {
 		return "", fmt.Errorf("image name %q: want a plain file name such as fluid.img", s.Name)
 	}
 	out := b.outRel(s.Name)
+	if s, err = b.withLlamaFiles(s); err != nil {
+		return "", fmt.Errorf("image %s: %w", out, err)
+	}
 	files := []image.File{{Path: "/KERNEL.ELF", Src: s.Kernel}}
 	inputs := []string{boot.Stage1, boot.Stage2, s.Kernel}
 	for _, m := range s.Modules {
@@ -111,10 +116,7 @@ func (b *Builder) compose(ctx context.Context, r recipe.Recipe, imageName, manif
 	}
 	a.Modules = mods
 	variant := r.Variant(b.opt.Light)
-	extra, size, err := b.llamaImageFiles()
-	if err != nil {
-		return nil, err
-	}
+	var extra []image.File
 	a.Memory = b.Memory()
 	if manifestName != "" {
 		outputs := []string{a.Boot.Stage1, a.Boot.Stage2, a.Kernel}
@@ -128,7 +130,7 @@ func (b *Builder) compose(ctx context.Context, r recipe.Recipe, imageName, manif
 		}
 		extra = append(extra, image.File{Path: "/manifest.json", Src: a.Manifest})
 	}
-	if a.Image, err = b.Image(ctx, ImageSpec{Name: imageName, Kernel: a.Kernel, Modules: mods, Extra: extra, Size: size}); err != nil {
+	if a.Image, err = b.Image(ctx, ImageSpec{Name: imageName, Kernel: a.Kernel, Modules: mods, Extra: extra}); err != nil {
 		return nil, err
 	}
 	a.Summary = fmt.Sprintf("kernel %s, image %s, %d %s modules", sizeOf(a.Kernel), sizeOf(a.Image), len(mods), variant)

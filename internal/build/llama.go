@@ -3,6 +3,8 @@ package build
 import (
 	"fmt"
 	"os"
+	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -227,6 +229,28 @@ func (b *Builder) llamaImageFiles() ([]image.File, int64, error) {
 	}
 	return []image.File{{Path: llamarun.ModelPath, Data: b.llamaModel}, {Path: llamarun.RunPath, Data: b.llamaRun}}, 0, nil
 }
+
+// withLlamaFiles adds the llama module's files to s when s holds the
+// llama module and no file under /llama/ yet, with the image size they
+// need when s leaves it at the default.
+func (b *Builder) withLlamaFiles(s ImageSpec) (ImageSpec, error) {
+	if !slices.ContainsFunc(s.Modules, func(m Module) bool { return m.Name == LlamaModule }) ||
+		slices.ContainsFunc(s.Extra, func(f image.File) bool { return strings.HasPrefix(f.Path, llamaDir) }) {
+		return s, nil
+	}
+	files, size, err := b.llamaImageFiles()
+	if err != nil {
+		return s, err
+	}
+	s.Extra = append(append([]image.File{}, s.Extra...), files...)
+	if s.Size == 0 {
+		s.Size = size
+	}
+	return s, nil
+}
+
+// llamaDir is the folder of the llama module's files in partition 1.
+var llamaDir = path.Dir(llamarun.ModelPath) + "/"
 
 // llamaCFlags are the extra compile flags of module m: the deadline of a
 // LlamaFiles that sets one, for the llama module only.
