@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fluid-os/fluid/internal/gguf"
 	"github.com/fluid-os/fluid/internal/image"
@@ -259,6 +260,21 @@ func (b *Builder) llamaCFlags(m string) []string {
 		return []string{"-DLLAMA_DEADLINE_MS=" + strconv.Itoa(lf.DeadlineMS)}
 	}
 	return nil
+}
+
+// BootTimeout is how long a boot of an image with these files may take
+// (0: the harness's default): the module's deadline for each of its calls
+// (3, or 1 with LIGHT=1), the model read at a pessimistic 1 MB/s (the
+// kernel's read is not charged to the deadline) and a minute for the rest.
+func (lf *LlamaFiles) BootTimeout(light bool) time.Duration {
+	if lf == nil || lf.DeadlineMS == 0 {
+		return 0
+	}
+	calls := 3
+	if light {
+		calls = 1
+	}
+	return time.Duration(calls*lf.DeadlineMS)*time.Millisecond + time.Duration(lf.ModelBytes/1e6)*time.Second + time.Minute
 }
 
 // Memory is the QEMU -m the images of this Builder need ("" = the

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fluid-os/fluid/internal/gguf"
 	"github.com/fluid-os/fluid/internal/image"
@@ -181,5 +182,18 @@ func TestReleaseRefusesUsersModel(t *testing.T) {
 	b := &Builder{opt: Options{Llama: &LlamaFiles{Model: "/models/tinyllama.gguf"}}}
 	if _, err := b.Release(t.Context(), nil); err == nil || !strings.Contains(err.Error(), EnvLlamaModel) || !strings.Contains(err.Error(), "/models/tinyllama.gguf") {
 		t.Errorf("release with a user's model: %v", err)
+	}
+}
+
+func TestLlamaBootTimeout(t *testing.T) {
+	lf := &LlamaFiles{DeadlineMS: ByoDeadlineMS, ModelBytes: 1_171_169_280}
+	if got, want := lf.BootTimeout(false), 3*10*time.Minute+1171*time.Second+time.Minute; got != want {
+		t.Errorf("TinyLlama boot timeout %v, want %v", got, want)
+	}
+	if got, want := lf.BootTimeout(true), 10*time.Minute+1171*time.Second+time.Minute; got != want {
+		t.Errorf("LIGHT: %v, want %v", got, want)
+	}
+	if (*LlamaFiles)(nil).BootTimeout(false) != 0 || (&LlamaFiles{}).BootTimeout(false) != 0 {
+		t.Error("the default files and files without a deadline keep the harness's timeout")
 	}
 }

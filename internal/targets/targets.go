@@ -97,6 +97,10 @@ func Qemu(w io.Writer) error {
 	// Memory: "" (the harness's default) unless the image holds a model
 	// that needs more (build.LlamaMemory, also the manifest's qemu_memory).
 	opts := qemu.Options{Image: a.Image, OnLine: serial.Console(w), SerialLog: filepath.Join(b.Out(), "serial.log"), Memory: a.Memory}
+	if os.Getenv(qemu.EnvTimeout) == "" {
+		// A user's model runs far longer than the default timeout allows.
+		opts.Timeout = b.Options().Llama.BootTimeout(b.Options().Light)
+	}
 	if _, shell, err := opts.Cmdline(); err == nil {
 		fmt.Fprintf(w, "qemu: %s\n", shell)
 	}
