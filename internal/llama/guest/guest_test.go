@@ -22,6 +22,7 @@ import (
 	"github.com/fluid-os/fluid/internal/gguf"
 	"github.com/fluid-os/fluid/internal/llama"
 	"github.com/fluid-os/fluid/internal/llama/llamarun"
+	"github.com/fluid-os/fluid/internal/llama/testmodel"
 	"github.com/fluid-os/fluid/internal/toolchain"
 	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
@@ -146,6 +147,24 @@ func TestGuest(t *testing.T) {
 	})
 
 	t.Run("tokenizer", func(t *testing.T) { testTokenizer(t, h, q8) })
+	// Equal scores everywhere: every merge is a tie, so the tie-break
+	// (leftmost pair first) decides the encoding.
+	t.Run("tokenizer ties", func(t *testing.T) {
+		b, err := testmodel.Build(testmodel.Small(gguf.Q8_0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, kv := range b.KVs {
+			if kv.Key == "tokenizer.ggml.scores" {
+				b.KVs[i].Value = gguf.ValueOf(make([]float32, 512))
+			}
+		}
+		flat, err := b.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		testTokenizer(t, h, flat)
+	})
 	t.Run("context", func(t *testing.T) { testContext(t, h, q8) })
 	t.Run("malformed gguf", func(t *testing.T) { testMalformedGGUF(t, h, q8, runText(t, q8run)) })
 	t.Run("malformed run.txt", func(t *testing.T) { testMalformedRun(t, h, q8, runText(t, q8run)) })
@@ -284,14 +303,8 @@ func testContext(t *testing.T, h *harness, model []byte) {
 		t.Errorf("a prompt of %d tokens was not refused with %q (%v):\n%s", len(ids), want, err, out)
 	}
 	// A prompt that fills the context exactly with the tokens to generate runs.
-	fit := strings.Repeat("the model ", 200)
-	for {
-		ids, _ = m.Tok.Encode(fit, true)
-		if len(ids)+4 <= 128 {
-			break
-		}
-		fit = fit[:len(fit)-1]
-	}
+	fit := llamarun.DefaultPrompt
+	ids, _ = m.Tok.Encode(fit, true)
 	r = llamarun.Run{Prompt: fit, Generate: 128 - len(ids), GenerateLight: 1}
 	if out, err := h.run("run", files(t, model, runText(t, r))); err != nil {
 		t.Errorf("a prompt of %d tokens + %d to generate (= the context) was refused: %v\n%s", len(ids), r.Generate, err, out)
