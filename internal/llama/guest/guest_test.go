@@ -146,6 +146,13 @@ func TestGuest(t *testing.T) {
 		}
 	})
 
+	t.Run("old services table refused", func(t *testing.T) {
+		out, err := h.run("run", files(t, q8, runText(t, q8run)), "--services-v1")
+		if err == nil || !strings.Contains(out, "llama: refused: the kernel's services table has no read_file/ms (services version 2)") {
+			t.Errorf("a services table without read_file was not refused (%v):\n%s", err, out)
+		}
+	})
+
 	t.Run("tokenizer", func(t *testing.T) { testTokenizer(t, h, q8) })
 	// Equal scores everywhere: every merge is a tie, so the tie-break
 	// (leftmost pair first) decides the encoding.

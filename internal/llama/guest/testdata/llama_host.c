@@ -3,7 +3,9 @@
  * host) as a Linux program, with host stand-ins for the kernel services, so
  * internal/llama/guest can compare it with the Go reference.
  *
- *   llama_host run DIR [--light]        fluid_main with read_file("/llama/x") = DIR/llama/x
+ *   llama_host run DIR [--light|--services-v1]
+ *                                       fluid_main with read_file("/llama/x") = DIR/llama/x
+ *                                       (--services-v1: a table without ms/read_file)
  *   llama_host logits MODEL N ID...     prompt ids, then N greedy steps: one
  *                                       "logits <hex float32 bits>..." line per step
  *   llama_host encode MODEL HEX...      per hex-encoded text: "ids ..." (with BOS)
@@ -125,6 +127,12 @@ int main(int argc, char **argv)
 	if (argc >= 3 && strcmp(argv[1], "run") == 0) {
 		root = argv[2];
 		svc.light = argc > 3 && strcmp(argv[3], "--light") == 0;
+		if (argc > 3 && strcmp(argv[3], "--services-v1") == 0) {
+			/* A kernel of services version 1: no ms, no read_file. */
+			svc.version = 1;
+			svc.ms = NULL;
+			svc.read_file = NULL;
+		}
 		int rc = fluid_main(&svc);
 		printf("fluid_main returned %d, %d checks failed\n", rc, failed);
 		return rc != FLUID_OK || failed ? 1 : 0;
