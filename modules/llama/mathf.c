@@ -16,10 +16,14 @@
  * glibc's libm (within 1 ulp) over a sweep of inputs.
  *
  * How: the float argument is widened to double (SSE2), reduced and fed to a
- * double polynomial whose error (below 2^-50 relative) is far under a float
- * ulp (2^-24), so the one rounding back to float gives the correctly rounded
- * result except when the exact value lies within ~2^-50 of a float midpoint,
- * and never more than 1 ulp from it. No libm builtins are used (__builtin_rint
+ * double polynomial. The relative error before the last rounding is below
+ * about 2^-50 for expf, and for sinf/cosf below 2^-38 even at the float
+ * nearest a multiple of pi/2 with |x| <= 1e5 (x = 252.898208..., 161 pi/2
+ * away by 2^-27.8; the reduction's absolute error is below 2^-66): far under
+ * a float's half ulp (2^-25 relative), so the one rounding back to float
+ * gives the correctly rounded result unless the exact value lies that close
+ * to a float midpoint, and never more than 1 ulp from it. The sweep found
+ * every one of its inputs correctly rounded. No libm builtins are used (__builtin_rint
  * and friends may become calls to rint etc. on baseline x86_64): rounding to
  * an integer uses the 1.5*2^52 shift, bit casts go through a union, and
  * sqrt is the sqrtss instruction. The tests fail if the object has any
@@ -77,7 +81,7 @@ static inline double u2d(uint64_t u)
  *   double result is rounded to float once, so overflow to +inf, subnormal
  *   results and underflow to 0 fall out of that rounding.
  * - Otherwise x = k ln2 + r with |r| <= ln2/2 (+ rounding), e^r by its
- *   Taylor series to r^13 (truncation < 2^-58 relative), times 2^k built
+ *   Taylor series to r^13 (truncation < 2^-57 relative), times 2^k built
  *   from its exponent bits (k in [-159, 129]: a normal double).
  */
 float fl_expf(float x)
@@ -165,8 +169,9 @@ static double reduce_large(uint32_t ax, int *q)
 }
 
 /* reduce: x finite; returns r with x = (4j + *q) * pi/2 + r, |r| <= pi/4
- * (within rounding), absolute error below 2^-66 for |x| < 2^20 and below
- * 2^-53 |r| + 2^-100 beyond. */
+ * (within rounding). Absolute error: for |x| < 2^20, below 2^-66 + 2^-53 |r|
+ * (pi/2 - PIO2_1 - PIO2_1T < 2^-87 times n < 2^19.4, plus the roundings of
+ * n*PIO2_1T and of the last subtraction); beyond, below 2^-52 |r| + 2^-100. */
 static double reduce(float x, int *q)
 {
 	uint32_t ax = f2u(x) & 0x7fffffffu;
@@ -185,12 +190,13 @@ static double reduce(float x, int *q)
 	return r;
 }
 
-/* sin r for |r| <= pi/4 + 2^-20: Taylor series to r^15 (truncation below
- * 2^-54 of |sin r|). Keeps the sign of a zero r. */
+/* sin r for |r| <= pi/4 + 2^-20: Taylor series to r^17 (truncation below
+ * 2^-62 of |sin r|). Keeps the sign of a zero r. */
 static double sin_poly(double r)
 {
 	double z = r * r;
-	double p = -1.0 / 1307674368000.0; /* -1/15! */
+	double p = 1.0 / 355687428096000.0; /* 1/17! */
+	p = p * z - 1.0 / 1307674368000.0;
 	p = p * z + 1.0 / 6227020800.0;
 	p = p * z - 1.0 / 39916800.0;
 	p = p * z + 1.0 / 362880.0;
