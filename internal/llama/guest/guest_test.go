@@ -122,8 +122,30 @@ func TestGuest(t *testing.T) {
 	}
 
 	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.F32, gguf.F16} {
-		t.Run("model/"+typ.String(), func(t *testing.T) { testModel(t, h, typ) })
+		t.Run("model/"+typ.String(), func(t *testing.T) {
+			model, err := llamarun.Model(typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testModel(t, h, model, typ)
+		})
 	}
+	// A file with TinyLlama-1.1B-Chat's exact key set (merges, chat
+	// template, special ids...) and 22 layers, as a user's file has.
+	t.Run("model/TinyLlama keys", func(t *testing.T) {
+		c := testmodel.Small(gguf.Q8_0)
+		c.Layers = testmodel.TinyLlamaShapes.Layers
+		c.TinyLlamaKeys = true
+		b, err := testmodel.Build(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		model, err := b.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		testModel(t, h, model, gguf.Q8_0)
+	})
 
 	t.Run("light", func(t *testing.T) {
 		out, err := h.run("run", files(t, q8, runText(t, q8run)), "--light")
@@ -179,8 +201,8 @@ func TestGuest(t *testing.T) {
 
 // testModel: the module's tokens, text and every step's logits agree with
 // the Go reference for the test model in typ.
-func testModel(t *testing.T, h *harness, typ gguf.TensorType) {
-	model, run, err := llamarun.ForType(typ)
+func testModel(t *testing.T, h *harness, model []byte, typ gguf.TensorType) {
+	run, err := llamarun.ForModel(model, llamarun.DefaultPrompt, llamarun.DefaultGenerate, llamarun.DefaultGenerateLight)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -198,7 +220,7 @@ func testModel(t *testing.T, h *harness, typ gguf.TensorType) {
 		t.Fatalf("the module failed: %v\n%s", err, out)
 	}
 	want := []string{
-		fmt.Sprintf("llama: model /llama/model.gguf: 4 layers, dim 64, 8 heads (2 kv), hidden 192, vocab 512, context 128, %s, %d bytes", typ, len(model)),
+		fmt.Sprintf("llama: model /llama/model.gguf: %d layers, dim 64, 8 heads (2 kv), hidden 192, vocab 512, context 128, %s, %d bytes", m.Layers, typ, len(model)),
 		fmt.Sprintf("llama: prompt %q = 5 tokens: 1 451 471 293 466", llamarun.DefaultPrompt),
 		"llama: tokens " + strings.Trim(fmt.Sprint(res.Tokens), "[]"),
 		`llama: text "` + llamarun.Escape([]byte(text)) + `"`,
@@ -356,6 +378,7 @@ func testMalformedGGUF(t *testing.T, h *harness, model, run []byte) {
 		{"unaligned offset", "tensor_infos[0].offset at byte", mutate(func(b []byte) []byte { le.PutUint64(b[emb+4+16+4:], 4); return b })},
 		{"element count overflows", "tensor_infos[0].dims[1] at byte", mutate(func(b []byte) []byte { le.PutUint64(b[emb+4:], 1<<40); le.PutUint64(b[emb+12:], 1<<40); return b })},
 		{"n_dims", "tensor_infos[0].n_dims at byte", mutate(func(b []byte) []byte { le.PutUint32(b[emb:], 5); return b })},
+		{"invalid UTF-8", "kv[0].key at byte 32: string is not valid UTF-8", mutate(func(b []byte) []byte { b[33] = 0xff; return b })},
 		{"string length", "kv[0].key.length at byte 24: string length", mutate(func(b []byte) []byte { le.PutUint64(b[24:], 1<<40); return b })},
 		{"value type", "kv[0] (general.architecture).type at byte 52: unknown value type 99", mutate(func(b []byte) []byte { le.PutUint32(b[24+8+len("general.architecture"):], 99); return b })},
 	}
