@@ -54,6 +54,17 @@ func build(t *testing.T) *harness {
 	return &harness{tc, bin}
 }
 
+// module runs fluid_main on the files in dir; every call must free all
+// it allocated, whether it passed or refused.
+func (h *harness) module(t *testing.T, dir string, flags ...string) (string, error) {
+	t.Helper()
+	out, err := h.run(append([]string{"run", dir}, flags...)...)
+	if !strings.Contains(out, " checks failed, 0 allocations not freed\n") {
+		t.Errorf("the module did not free everything it allocated:\n%s", out)
+	}
+	return out, err
+}
+
 func (h *harness) run(args ...string) (string, error) {
 	out, err := toolchaintest.Run(h.tc, "", append([]string{h.bin}, args...)...)
 	return string(out), err
@@ -148,7 +159,7 @@ func TestGuest(t *testing.T) {
 	})
 
 	t.Run("light", func(t *testing.T) {
-		out, err := h.run("run", files(t, q8, runText(t, q8run)), "--light")
+		out, err := h.module(t, files(t, q8, runText(t, q8run)), "--light")
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -162,14 +173,14 @@ func TestGuest(t *testing.T) {
 		r := q8run
 		r.Expect = slices.Clone(r.Expect)
 		r.Expect[3]++
-		out, err := h.run("run", files(t, q8, runText(t, r)))
+		out, err := h.module(t, files(t, q8, runText(t, r)))
 		if err == nil || !strings.Contains(out, "check llama: token[3] FAIL") {
 			t.Errorf("a wrong expected token[3] did not fail the run (%v):\n%s", err, out)
 		}
 	})
 
 	t.Run("old services table refused", func(t *testing.T) {
-		out, err := h.run("run", files(t, q8, runText(t, q8run)), "--services-v1")
+		out, err := h.module(t, files(t, q8, runText(t, q8run)), "--services-v1")
 		if err == nil || !strings.Contains(out, "llama: refused: the kernel's services table has no read_file/ms (services version 2)") {
 			t.Errorf("a services table without read_file was not refused (%v):\n%s", err, out)
 		}
@@ -215,7 +226,7 @@ func testModel(t *testing.T, h *harness, model []byte, typ gguf.TensorType) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := h.run("run", files(t, model, runText(t, run)))
+	out, err := h.module(t, files(t, model, runText(t, run)))
 	if err != nil {
 		t.Fatalf("the module failed: %v\n%s", err, out)
 	}
@@ -326,7 +337,7 @@ func testContext(t *testing.T, h *harness, model []byte) {
 	prompt := strings.Repeat("the model ", 80)
 	ids, _ := m.Tok.Encode(prompt, true)
 	r := llamarun.Run{Prompt: prompt, Generate: 24, GenerateLight: 6}
-	out, err := h.run("run", files(t, model, runText(t, r)))
+	out, err := h.module(t, files(t, model, runText(t, r)))
 	want := fmt.Sprintf("llama: refused: prompt of %d tokens + 24 to generate exceeds the model's context of 128 (llama.context_length)\n", len(ids))
 	if err == nil || !strings.Contains(out, want) {
 		t.Errorf("a prompt of %d tokens was not refused with %q (%v):\n%s", len(ids), want, err, out)
@@ -335,7 +346,7 @@ func testContext(t *testing.T, h *harness, model []byte) {
 	fit := llamarun.DefaultPrompt
 	ids, _ = m.Tok.Encode(fit, true)
 	r = llamarun.Run{Prompt: fit, Generate: 128 - len(ids), GenerateLight: 1}
-	if out, err := h.run("run", files(t, model, runText(t, r))); err != nil {
+	if out, err := h.module(t, files(t, model, runText(t, r))); err != nil {
 		t.Errorf("a prompt of %d tokens + %d to generate (= the context) was refused: %v\n%s", len(ids), r.Generate, err, out)
 	}
 }
@@ -388,7 +399,7 @@ func testMalformedGGUF(t *testing.T, h *harness, model, run []byte) {
 			if _, err := gguf.Parse(c.file); err == nil {
 				t.Fatalf("the Go reader accepts the %s file: the case is not malformed", c.name)
 			}
-			out, err := h.run("run", files(t, c.file, run))
+			out, err := h.module(t, files(t, c.file, run))
 			want := "llama: refused: /llama/model.gguf: " + c.want
 			if err == nil || !strings.Contains(out, want) {
 				t.Errorf("want %q (%v):\n%s", want, err, out)
@@ -416,7 +427,7 @@ func testMalformedRun(t *testing.T, h *harness, model, good []byte) {
 			if _, err := llamarun.Parse([]byte(c.run)); err == nil {
 				t.Errorf("llamarun.Parse accepts it too")
 			}
-			out, err := h.run("run", files(t, model, []byte(c.run)))
+			out, err := h.module(t, files(t, model, []byte(c.run)))
 			want := "llama: refused: /llama/run.txt: " + c.want
 			if err == nil || !strings.Contains(out, want) {
 				t.Errorf("want %q (%v):\n%s", want, err, out)

@@ -12,7 +12,7 @@
  *                                       and "dec <hex of the decoded ids>"
  *
  * Exit status: run: 0 when fluid_main returned FLUID_OK and every check
- * passed, 1 otherwise; other modes: 0, or 2 with the reason on stdout.
+ * passed, 1 otherwise (its last line counts the allocations not freed); other modes: 0, or 2 with the reason on stdout.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <stdarg.h>
@@ -26,6 +26,7 @@
 
 static const char *root;
 static int failed;
+static long outstanding; /* svc->alloc calls not yet matched by svc->free */
 
 static void h_print(const char *s) { fputs(s, stdout); }
 static void h_printf(const char *fmt, ...)
@@ -35,8 +36,17 @@ static void h_printf(const char *fmt, ...)
 	vprintf(fmt, ap);
 	va_end(ap);
 }
-static void *h_alloc(size_t n) { return malloc(n ? n : 1); }
-static void h_free(void *p) { free(p); }
+static void *h_alloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+	outstanding += p != NULL;
+	return p;
+}
+static void h_free(void *p)
+{
+	outstanding -= p != NULL;
+	free(p);
+}
 static uint64_t h_rdtsc(void)
 {
 	uint32_t lo, hi;
@@ -134,7 +144,7 @@ int main(int argc, char **argv)
 			svc.read_file = NULL;
 		}
 		int rc = fluid_main(&svc);
-		printf("fluid_main returned %d, %d checks failed\n", rc, failed);
+		printf("fluid_main returned %d, %d checks failed, %ld allocations not freed\n", rc, failed, outstanding);
 		return rc != FLUID_OK || failed ? 1 : 0;
 	}
 	struct gguf_file f;
