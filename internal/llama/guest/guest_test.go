@@ -127,8 +127,13 @@ func ints(s string) []int {
 	return out
 }
 
+// sanitize builds the harness with AddressSanitizer and
+// UndefinedBehaviorSanitizer: an out-of-bounds access, an overflow of a
+// signed integer or a misaligned load anywhere in the module aborts it.
+var sanitize = []string{"-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"}
+
 func TestGuest(t *testing.T) {
-	h := build(t)
+	h := build(t, sanitize...)
 	q8, q8run, err := llamarun.Default()
 	if err != nil {
 		t.Fatal(err)
@@ -444,7 +449,7 @@ func testMalformedRun(t *testing.T, h *harness, model, good []byte) {
 // UndefinedBehaviorSanitizer: a read outside the file, an overflow or a
 // leak fails the test; refusing is the expected outcome.
 func TestCorruptModels(t *testing.T) {
-	h := build(t, "-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer")
+	h := build(t, sanitize...)
 	model, err := llamarun.Model(gguf.Q8_0)
 	if err != nil {
 		t.Fatal(err)
