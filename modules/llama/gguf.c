@@ -441,6 +441,6 @@ float gguf_f16(uint16_t h)
 		bits = sign | (exp + 112) << 23 | mant << 13;
 	}
 	float f;
-	memcpy(&f, &bits, 4);
+	__builtin_memcpy(&f, &bits, 4);
 	return f;
 }
