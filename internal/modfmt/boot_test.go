@@ -199,7 +199,7 @@ func TestInKernelLoaderTests(t *testing.T) {
 			"guard_deadline_scales_with_calls",
 			"fat32_ram_volume_names_and_reads", "fat32_damaged_chains_are_errors", "fat32_bad_bpb_refused",
 			"fat32_read_joins_contiguous_clusters",
-			"ata_reads_partition1_kernel_elf", "fat32_partition1_over_ata",
+			"ata_reads_partition1_kernel_elf", "fat32_partition1_over_ata", "ata_dma_and_pio_agree",
 		}
 		log := strings.Join(lines, "\n")
 		for _, name := range want {

@@ -33,8 +33,9 @@ func blob(n int, seed uint64) []byte {
 // bootReadFile boots the kernel alone with the readfile test module (and
 // the same source packed again as each of also), /data/blob.bin = data,
 // /data/expect.txt saying its size and CRC-32, an empty /data/empty.bin,
-// in an image of size bytes (0: the default).
-func bootReadFile(t *testing.T, tag string, data []byte, size int64, also ...string) (*qemu.Result, []string) {
+// in an image of size bytes (0: the default), booted with o (its Image
+// and Timeout set here).
+func bootReadFile(t *testing.T, tag string, data []byte, size int64, o qemu.Options, also ...string) (*qemu.Result, []string) {
 	t.Helper()
 	qemutest.Need(t)
 	b := buildtest.Builder(t)
@@ -61,7 +62,8 @@ func bootReadFile(t *testing.T, tag string, data []byte, size int64, also ...str
 	}
 	// Without -icount: QEMU's disk I/O takes no guest time under icount,
 	// so only a plain run gives a load rate worth reading.
-	res, lines := qemutest.Boot(t, qemu.Options{Image: img, Timeout: 3 * time.Minute})
+	o.Image, o.Timeout = img, 3*time.Minute
+	res, lines := qemutest.Boot(t, o)
 	if res.Outcome != qemu.Passed || res.ExitStatus != layout.StatusPass {
 		t.Fatalf("outcome %v exit %d, want a pass (exit %d):\n%s", res.Outcome, res.ExitStatus, layout.StatusPass, strings.Join(lines, "\n"))
 	}
@@ -105,7 +107,41 @@ func countLines(lines []string, want string) int {
 // their reason line at every request.
 func TestBootReadFile(t *testing.T) {
 	data := blob(300*1024+123, 1) // not a whole sector or cluster: the partial tail too
-	_, lines := bootReadFile(t, "small", data, 0, "readfile2")
+	_, lines := bootReadFile(t, "small", data, 0, qemu.Options{}, "readfile2")
+	checkReadFile(t, lines, data)
+	// QEMU's pc machine has a PIIX3 IDE controller: the kernel reads by DMA.
+	if mode := diskMode(lines); !strings.HasPrefix(mode, "workload: disk reads by bus-master DMA (PCI 00:01.1 8086:7010") {
+		t.Errorf("disk line %q, want bus-master DMA through the PIIX3 at 00:01.1", mode)
+	}
+}
+
+// TestBootReadFilePIO is TestBootReadFile on QEMU's isapc machine (with an
+// x86_64 CPU, qemu64, instead of its 486): no PCI,
+// so no bus-master controller; the kernel says so and reads by PIO, and
+// every check holds the same.
+func TestBootReadFilePIO(t *testing.T) {
+	data := blob(100*1024+7, 3)
+	_, lines := bootReadFile(t, "pio", data, 0, qemu.Options{CPU: "qemu64", Extra: []string{"-machine", "isapc"}}, "readfile2")
+	checkReadFile(t, lines, data)
+	if mode, want := diskMode(lines), "workload: disk reads by PIO (rep insw): no bus-master IDE controller on PCI bus 0"; mode != want {
+		t.Errorf("disk line %q, want %q", mode, want)
+	}
+}
+
+// diskMode is the kernel's line saying how it reads the disk, or "".
+func diskMode(lines []string) string {
+	for _, l := range lines {
+		if strings.HasPrefix(l, "workload: disk reads by ") {
+			return l
+		}
+	}
+	return ""
+}
+
+// checkReadFile asserts what TestBootReadFile describes on the serial
+// lines of a run of readfile and readfile2 over data.
+func checkReadFile(t *testing.T, lines []string, data []byte) {
+	t.Helper()
 	reads := readLines(lines)
 	for path, size := range map[string]int{"/data/blob.bin": len(data), "/data/expect.txt": len(fmt.Sprintf("%d %08x\n", len(data), crc32.ChecksumIEEE(data))), "/data/empty.bin": 0} {
 		if len(reads[path]) != 1 {
@@ -156,7 +192,7 @@ func TestBootReadFile(t *testing.T) {
 // used; the content check is the module's CRC-32.
 func TestBootReadFileRate(t *testing.T) {
 	data := blob(32<<20, 2)
-	_, lines := bootReadFile(t, "32m", data, 96<<20)
+	_, lines := bootReadFile(t, "32m", data, 96<<20, qemu.Options{})
 	reads := readLines(lines)["/data/blob.bin"]
 	if len(reads) != 1 {
 		t.Fatalf("%d read lines for /data/blob.bin, want 1", len(reads))
@@ -164,11 +200,5 @@ func TestBootReadFileRate(t *testing.T) {
 	if got, _ := strconv.Atoi(reads[0][2]); got != len(data) {
 		t.Errorf("read line says %s bytes, want %d", reads[0][2], len(data))
 	}
-	disk := ""
-	for _, l := range lines {
-		if strings.HasPrefix(l, "workload: disk ") {
-			disk = l
-		}
-	}
-	t.Logf("32 MiB through read_file: %s us, %s MB/s (%s)", reads[0][3], reads[0][4], disk)
+	t.Logf("32 MiB through read_file: %s us, %s MB/s (%s)", reads[0][3], reads[0][4], diskMode(lines))
 }
