@@ -30,19 +30,18 @@ func blob(n int, seed uint64) []byte {
 	return b
 }
 
-// bootReadFile boots the kernel alone with the readfile test module (and
-// the same source packed again as each of also), /data/blob.bin = data,
-// /data/expect.txt saying its size and CRC-32, an empty /data/empty.bin,
-// in an image of size bytes (0: the default), booted with o (its Image
-// and Timeout set here).
-func bootReadFile(t *testing.T, tag string, data []byte, size int64, o qemu.Options, also ...string) (*qemu.Result, []string) {
+// readFileImage builds an image of the kernel alone with the readfile test
+// module (and the same source packed again as each of also),
+// /data/blob.bin = data, /data/expect.txt saying its size and CRC-32 and
+// an empty /data/empty.bin, of size bytes (0: the default).
+func readFileImage(t *testing.T, tag string, data []byte, size int64, also ...string) string {
 	t.Helper()
 	qemutest.Need(t)
 	b := buildtest.Builder(t)
 	unlock := buildtest.Lock(t, b)
+	defer unlock()
 	kernel, err := b.Kernel(t.Context(), build.KernelNormal)
 	if err != nil {
-		unlock()
 		t.Fatalf("build: %v", err)
 	}
 	src := filepath.Join(b.Root(), "internal/modfmt/testdata/files/readfile.c")
@@ -56,13 +55,19 @@ func bootReadFile(t *testing.T, tag string, data []byte, size int64, o qemu.Opti
 		spec.Extra = append(spec.Extra, image.File{Path: "/modules/" + name + ".mod", Data: buildModuleWith(t, b.Root(), name, src, filepath.Join(b.Root(), modfmt.IncludeDir))})
 	}
 	img, err := b.Image(t.Context(), spec)
-	unlock()
 	if err != nil {
 		t.Fatalf("image: %v", err)
 	}
+	return img
+}
+
+// bootReadFile boots readFileImage's image with o (its Image and Timeout
+// set here) and requires a pass.
+func bootReadFile(t *testing.T, tag string, data []byte, size int64, o qemu.Options, also ...string) (*qemu.Result, []string) {
+	t.Helper()
+	o.Image, o.Timeout = readFileImage(t, tag, data, size, also...), 3*time.Minute
 	// Without -icount: QEMU's disk I/O takes no guest time under icount,
 	// so only a plain run gives a load rate worth reading.
-	o.Image, o.Timeout = img, 3*time.Minute
 	res, lines := qemutest.Boot(t, o)
 	if res.Outcome != qemu.Passed || res.ExitStatus != layout.StatusPass {
 		t.Fatalf("outcome %v exit %d, want a pass (exit %d):\n%s", res.Outcome, res.ExitStatus, layout.StatusPass, strings.Join(lines, "\n"))
@@ -187,18 +192,59 @@ func checkReadFile(t *testing.T, lines []string, data []byte) {
 	}
 }
 
-// TestBootReadFileRate reads a 32 MiB file through read_file (booted
-// without -icount) and logs the kernel's load rate and which disk path it
-// used; the content check is the module's CRC-32.
-func TestBootReadFileRate(t *testing.T) {
+// TestBootReadFileLarge reads a 32 MiB file through read_file, booted
+// without -icount, three ways: with the default RAM (into the heap; the
+// load rate and the disk path are logged), with the RAM below 4 GiB cut to
+// 32 MiB and 1 GiB in all (the heap cannot hold it: it goes to RAM above
+// 4 GiB, through the DMA bounce buffer), and with 32 MiB of RAM in all
+// (it fits nowhere: the kernel says so and how to fix it, the module gets
+// NULL and fails). The content check is the module's CRC-32.
+func TestBootReadFileLarge(t *testing.T) {
 	data := blob(32<<20, 2)
-	_, lines := bootReadFile(t, "32m", data, 96<<20, qemu.Options{})
-	reads := readLines(lines)["/data/blob.bin"]
-	if len(reads) != 1 {
-		t.Fatalf("%d read lines for /data/blob.bin, want 1", len(reads))
+	img := readFileImage(t, "32m", data, 96<<20)
+	boot := func(o qemu.Options) (*qemu.Result, []string) {
+		o.Image, o.Timeout = img, 3*time.Minute
+		return qemutest.Boot(t, o)
 	}
-	if got, _ := strconv.Atoi(reads[0][2]); got != len(data) {
-		t.Errorf("read line says %s bytes, want %d", reads[0][2], len(data))
+	pass := func(res *qemu.Result, lines []string, what string) bool {
+		if res.Outcome != qemu.Passed || res.ExitStatus != layout.StatusPass {
+			t.Errorf("%s: outcome %v exit %d, want a pass:\n%s", what, res.Outcome, res.ExitStatus, strings.Join(lines, "\n"))
+			return false
+		}
+		reads := readLines(lines)["/data/blob.bin"]
+		if len(reads) != 1 {
+			t.Errorf("%s: %d read lines for /data/blob.bin, want 1", what, len(reads))
+			return false
+		}
+		if got, _ := strconv.Atoi(reads[0][2]); got != len(data) {
+			t.Errorf("%s: read line says %s bytes, want %d", what, reads[0][2], len(data))
+		}
+		t.Logf("%s: 32 MiB through read_file: %s us, %s MB/s (%s)", what, reads[0][3], reads[0][4], diskMode(lines))
+		return true
 	}
-	t.Logf("32 MiB through read_file: %s us, %s MB/s (%s)", reads[0][3], reads[0][4], diskMode(lines))
+
+	res, lines := boot(qemu.Options{})
+	pass(res, lines, "128 MiB RAM")
+
+	res, lines = boot(qemu.Options{Memory: "1G", Extra: []string{"-machine", "pc,max-ram-below-4g=32M"}})
+	if pass(res, lines, "32 MiB below 4 GiB, 1 GiB in all") {
+		at := regexp.MustCompile(`^readfile: /data/blob\.bin at 0x([0-9a-f]+), `)
+		for _, l := range lines {
+			if m := at.FindStringSubmatch(l); m != nil {
+				if a, _ := strconv.ParseUint(m[1], 16, 64); a < 1<<32 {
+					t.Errorf("the blob is at %#x, want RAM above 4 GiB (the heap is too small for it)", a)
+				}
+				break
+			}
+		}
+	}
+
+	res, lines = boot(qemu.Options{Memory: "32M", Extra: []string{"-machine", "pc,max-ram-below-4g=32M"}})
+	if res.ExitStatus != layout.StatusModuleFail {
+		t.Errorf("32 MiB of RAM: outcome %v exit %d, want a module failure (exit %d)", res.Outcome, res.ExitStatus, layout.StatusModuleFail)
+	}
+	want := regexp.MustCompile(`(?m)^file /data/blob\.bin: 33554432 bytes do not fit in the \d+ MiB of free heap; boot with more RAM \(-m\)$`)
+	if !want.MatchString(strings.Join(lines, "\n")) {
+		t.Errorf("32 MiB of RAM: no line matching %s", want)
+	}
 }
