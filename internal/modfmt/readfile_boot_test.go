@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	"github.com/fluid-os/fluid/internal/modfmt"
 	"github.com/fluid-os/fluid/internal/qemu"
 	"github.com/fluid-os/fluid/internal/qemu/qemutest"
+	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
 
 // blob is n deterministic pseudo-random bytes.
@@ -246,5 +248,59 @@ func TestBootReadFileLarge(t *testing.T) {
 	want := regexp.MustCompile(`(?m)^file /data/blob\.bin: 33554432 bytes do not fit in the \d+ MiB of free heap; boot with more RAM \(-m\)$`)
 	if !want.MatchString(strings.Join(lines, "\n")) {
 		t.Errorf("32 MiB of RAM: no line matching %s", want)
+	}
+}
+
+// TestReadFileOnHost runs the readfile test module in modrun_host with
+// --root DIR holding data/blob.bin, data/expect.txt and data/empty.bin:
+// the host stand-ins for read_file and ms pass every check the kernel's
+// do (same pointer, a name in another case, NULL for a missing file and a
+// directory), each file is read once, and without --root the module is
+// told why it gets nothing.
+func TestReadFileOnHost(t *testing.T) {
+	b := buildtest.Builder(t)
+	tc := toolchaintest.Find(t)
+	bin := buildModrunHost(t, b.Root())
+	mod := filepath.Join(t.TempDir(), "readfile.mod")
+	if err := os.WriteFile(mod, buildTestModule(t, b.Root(), "files", "readfile"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	data := blob(70000, 4)
+	for name, b := range map[string][]byte{
+		"data/blob.bin":   data,
+		"data/expect.txt": fmt.Appendf(nil, "%d %08x\n", len(data), crc32.ChecksumIEEE(data)),
+		"data/empty.bin":  {},
+	} {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := toolchaintest.Run(tc, "", bin, "--root", root, mod)
+	if err != nil || !strings.Contains(string(out), "ok readfile calls=3 ") {
+		t.Fatalf("readfile on the host with --root: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for _, l := range []string{
+		"file /data/blob.bin: read 70000 bytes from " + filepath.Join(root, "data/blob.bin"),
+		"file /data/empty.bin: read 0 bytes from " + filepath.Join(root, "data/empty.bin"),
+	} {
+		if n := countLines(lines, l); n != 1 {
+			t.Errorf("%d lines %q, want 1 (read once, then the same bytes):\n%s", n, l, out)
+		}
+	}
+	for _, l := range []string{"file /data/missing.bin: not found", "file /data: a directory, not a file"} {
+		if n := countLines(lines, l); n != 3 {
+			t.Errorf("%d lines %q, want 3 (one per call):\n%s", n, l, out)
+		}
+	}
+	out, _ = toolchaintest.Run(tc, "", bin, mod)
+	if !strings.Contains(string(out), "file /data/expect.txt: no files on the host: run modrun_host with --root DIR") ||
+		!strings.Contains(string(out), "FAIL readfile") {
+		t.Errorf("readfile on the host without --root: want the reason and a failure:\n%s", out)
 	}
 }
