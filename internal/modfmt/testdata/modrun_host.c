@@ -195,7 +195,7 @@ static const void *h_read_file(const char *path, uint64_t *size)
 	}
 	FILE *f = fopen(full, "rb");
 	if (!f || fread(buf, 1, (size_t)st.st_size, f) != (size_t)st.st_size) {
-		printf("file %s: read failed: %s\n", path, full);
+		printf("file %s: unreadable: %s\n", path, full);
 		if (f)
 			fclose(f);
 		free(buf);
