@@ -304,3 +304,38 @@ func TestReadFileOnHost(t *testing.T) {
 		t.Errorf("readfile on the host without --root: want the reason and a failure:\n%s", out)
 	}
 }
+
+// TestBootReadFileNotChargedToDeadline boots slowread, a module with a
+// 50 ms deadline whose first read_file loads 4 MiB by PIO (QEMU's isapc:
+// about a second): the kernel's reading time is not the module's, so it
+// passes, and it saw the read take longer than its whole deadline.
+func TestBootReadFileNotChargedToDeadline(t *testing.T) {
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	unlock := buildtest.Lock(t, b)
+	kernel, err := b.Kernel(t.Context(), build.KernelNormal)
+	var img string
+	if err == nil {
+		img, err = b.Image(t.Context(), build.ImageSpec{Name: "fluid-modfmt-slowread.img", Kernel: kernel, Extra: []image.File{
+			{Path: "/modules/slowread.mod", Data: buildTestModule(t, b.Root(), "files", "slowread")},
+			{Path: "/data/blob.bin", Data: blob(4<<20, 5)},
+		}})
+	}
+	unlock()
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	res, lines := qemutest.Boot(t, qemu.Options{Image: img, Timeout: 3 * time.Minute, CPU: "qemu64", Extra: []string{"-machine", "isapc"}})
+	log := strings.Join(lines, "\n")
+	if res.Outcome != qemu.Passed {
+		t.Fatalf("outcome %v exit %d, want a pass:\n%s", res.Outcome, res.ExitStatus, log)
+	}
+	took := regexp.MustCompile(`(?m)^slowread: read_file took (\d+) ms$`).FindStringSubmatch(log)
+	if took == nil {
+		t.Fatalf("no line saying how long read_file took:\n%s", log)
+	}
+	if ms, _ := strconv.Atoi(took[1]); ms <= 3*50 {
+		t.Errorf("read_file took %d ms: not longer than the module's whole deadline (3 calls of 50 ms), so this proves nothing; make the file bigger", ms)
+	}
+	t.Logf("read_file took %s ms against a deadline of 3 x 50 ms", took[1])
+}
