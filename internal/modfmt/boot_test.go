@@ -200,6 +200,7 @@ func TestInKernelLoaderTests(t *testing.T) {
 			"fat32_ram_volume_names_and_reads", "fat32_damaged_chains_are_errors", "fat32_bad_bpb_refused",
 			"fat32_read_joins_contiguous_clusters",
 			"ata_reads_partition1_kernel_elf", "fat32_partition1_over_ata", "ata_dma_and_pio_agree",
+			"filecache_reads_once_and_keeps",
 		}
 		log := strings.Join(lines, "\n")
 		for _, name := range want {
