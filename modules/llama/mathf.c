@@ -225,11 +225,19 @@ static double cos_poly(double r)
 /* fl_sinf: sin x rounded to float. NaN -> NaN, +-inf -> NaN; +-0 -> +-0.
  * Within 1 ulp of libm for |x| <= 1e5 (the contract); the reduction is exact
  * enough for every finite float (see reduce), and the sweep checks the whole
- * float range too. */
+ * float range too.
+ * |x| < 2^-12 returns x: sin x = x (1 - x^2/6 + ...) lies less than 2^-26.5
+ * relative below x, inside half the gap to the next float toward zero
+ * (2^-25 relative at worst, when x is a power of 2), so x is the correctly
+ * rounded result. This also keeps -0 (the polynomial would give +0: -0 plus
+ * the +0 of -0 * z * p with p < 0). */
 float fl_sinf(float x)
 {
-	if ((f2u(x) & 0x7fffffffu) >= 0x7f800000u)
+	uint32_t ax = f2u(x) & 0x7fffffffu;
+	if (ax >= 0x7f800000u)
 		return x - x;
+	if (ax < 0x39800000u) /* |x| < 2^-12 */
+		return x;
 	int q;
 	double r = reduce(x, &q);
 	double s;
