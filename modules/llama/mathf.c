@@ -23,13 +23,15 @@
  * a float's half ulp (2^-25 relative), so the one rounding back to float
  * gives the correctly rounded result unless the exact value lies that close
  * to a float midpoint, and never more than 1 ulp from it. The sweep found
- * every one of its inputs correctly rounded. No libm builtins are used (__builtin_rint
- * and friends may become calls to rint etc. on baseline x86_64): rounding to
- * an integer uses the 1.5*2^52 shift, bit casts go through a union, and
- * sqrt is the sqrtss instruction. The tests fail if the object has any
- * undefined symbol.
+ * every one of its inputs correctly rounded.
+ *
+ * No libm builtins are used (__builtin_rint and friends may become calls to
+ * rint etc. on baseline x86_64): rounding to an integer uses the 1.5*2^52
+ * shift, bit casts go through a union, and sqrt is the sqrtss instruction.
+ * The tests fail if the object has any undefined symbol. The tables are
+ * const data read RIP-relative: the linked module carries no relocation.
+ * All of it assumes MXCSR's round-to-nearest, as the kernel sets it.
  */
-#include <stddef.h>
 #include <stdint.h>
 
 #include "mathf.h"
