@@ -201,34 +201,31 @@ static double reduce(float x, int *q)
 }
 
 /* sin r for |r| <= pi/4 + 2^-20: Taylor series to r^17 (truncation below
- * 2^-62 of |sin r|). Keeps the sign of a zero r. */
+ * 2^-62 of |sin r|): r + r z p(z), z = r^2, with p's eight coefficients
+ * evaluated pairwise (Estrin: four independent chains, not one of eight).
+ * r is never zero here (fl_sinf returns a tiny x itself, and x - n pi/2 is
+ * not 0 for n != 0), so the sign of a zero result needs no care. */
 static double sin_poly(double r)
 {
-	double z = r * r;
-	double p = 1.0 / 355687428096000.0; /* 1/17! */
-	p = p * z - 1.0 / 1307674368000.0;
-	p = p * z + 1.0 / 6227020800.0;
-	p = p * z - 1.0 / 39916800.0;
-	p = p * z + 1.0 / 362880.0;
-	p = p * z - 1.0 / 5040.0;
-	p = p * z + 1.0 / 120.0;
-	p = p * z - 1.0 / 6.0;
+	double z = r * r, z2 = z * z;
+	double a = -1.0 / 6.0 + z * (1.0 / 120.0);                     /* 3!, 5! */
+	double b = -1.0 / 5040.0 + z * (1.0 / 362880.0);               /* 7!, 9! */
+	double c = -1.0 / 39916800.0 + z * (1.0 / 6227020800.0);       /* 11!, 13! */
+	double d = -1.0 / 1307674368000.0 + z * (1.0 / 355687428096000.0); /* 15!, 17! */
+	double p = a + z2 * (b + z2 * (c + z2 * d));
 	return r + r * z * p;
 }
 
 /* cos r for |r| <= pi/4 + 2^-20: Taylor series to r^16 (truncation below
- * 2^-58). */
+ * 2^-58), evaluated pairwise like sin_poly. */
 static double cos_poly(double r)
 {
-	double z = r * r;
-	double p = 1.0 / 20922789888000.0; /* 1/16! */
-	p = p * z - 1.0 / 87178291200.0;
-	p = p * z + 1.0 / 479001600.0;
-	p = p * z - 1.0 / 3628800.0;
-	p = p * z + 1.0 / 40320.0;
-	p = p * z - 1.0 / 720.0;
-	p = p * z + 1.0 / 24.0;
-	p = p * z - 0.5;
+	double z = r * r, z2 = z * z;
+	double a = -0.5 + z * (1.0 / 24.0);                             /* 2!, 4! */
+	double b = -1.0 / 720.0 + z * (1.0 / 40320.0);                  /* 6!, 8! */
+	double c = -1.0 / 3628800.0 + z * (1.0 / 479001600.0);          /* 10!, 12! */
+	double d = -1.0 / 87178291200.0 + z * (1.0 / 20922789888000.0); /* 14!, 16! */
+	double p = a + z2 * (b + z2 * (c + z2 * d));
 	return 1.0 + z * p;
 }
 
