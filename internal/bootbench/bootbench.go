@@ -2,7 +2,10 @@
 // times (next to `go tool mage -l` alone), QEMU wall time from start to
 // guest exit for the default image next to a 512-byte boot sector that only
 // writes to the serial port and exits (the floor), guest instructions from
-// reset to kernel_main under -icount, and kernel and image sizes.
+// reset to kernel_main under -icount, the rate at which the kernel loads a
+// 32 MiB file for a module (read_file, without -icount: under -icount QEMU's
+// disk I/O takes no guest time) and which disk path it used, and kernel
+// and image sizes.
 //
 // These are figures to read, not assertions: nothing here fails on a slow
 // machine.
@@ -10,12 +13,14 @@ package bootbench
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,6 +28,7 @@ import (
 
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/image"
+	"github.com/fluid-os/fluid/internal/modfmt"
 	"github.com/fluid-os/fluid/internal/qemu"
 	"github.com/fluid-os/fluid/internal/serial"
 	"github.com/fluid-os/fluid/internal/toolchain"
@@ -50,13 +56,19 @@ type Report struct {
 	ResetToMainNote string        `json:"instructions_note,omitempty"`
 	// ResetToEnd: guest instructions of the whole normal run, reset to
 	// the FLUID-END line.
-	ResetToEnd    uint64 `json:"instructions_reset_to_end"`
-	KernelELF     int64  `json:"kernel_elf_bytes"`
-	KernelPayload int64  `json:"kernel_payload_bytes"`
-	KernelMem     int64  `json:"kernel_mem_bytes"`
-	Stage2        int64  `json:"stage2_bytes"`
-	Image         int64  `json:"image_bytes"`
-	Runs          int    `json:"runs"`
+	ResetToEnd uint64 `json:"instructions_reset_to_end"`
+	// FileLoad is the median rate, in MB/s (10^6 bytes per second), at
+	// which the kernel read a 32 MiB file for a module through read_file
+	// (QEMU TCG without -icount), by its own TSC timing; FileLoadPath is
+	// the kernel's line saying how it reads the disk (DMA or PIO).
+	FileLoad      float64 `json:"file_load_mbps"`
+	FileLoadPath  string  `json:"file_load_path"`
+	KernelELF     int64   `json:"kernel_elf_bytes"`
+	KernelPayload int64   `json:"kernel_payload_bytes"`
+	KernelMem     int64   `json:"kernel_mem_bytes"`
+	Stage2        int64   `json:"stage2_bytes"`
+	Image         int64   `json:"image_bytes"`
+	Runs          int     `json:"runs"`
 }
 
 // Options for Run.
@@ -208,6 +220,15 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		r.ResetToMainNote += "; the kernel printed no `" + serial.MarkerEndTSC + "` line"
 	}
 
+	fmt.Fprintf(o.Log, "bootbench: loading a %d MiB file through read_file, %d runs\n", loadRateBytes>>20, o.Runs)
+	img, err := loadRateImage(ctx, b, a.Kernel)
+	if err != nil {
+		return nil, err
+	}
+	if r.FileLoad, r.FileLoadPath, err = loadRate(ctx, img, o.Runs); err != nil {
+		return nil, err
+	}
+
 	r.KernelELF = fileSize(a.Kernel)
 	r.Image = fileSize(a.Image)
 	r.Stage2 = fileSize(a.Boot.Stage2)
@@ -247,6 +268,7 @@ func (r *Report) Table() string {
 	}
 	fmt.Fprintf(&s, "%-44s %14d   %s\n", "guest instructions reset → kernel_main", r.ResetToMain, note)
 	fmt.Fprintf(&s, "%-44s %14d   the whole normal run (7 modules × 3 runs, export)\n", "guest instructions reset → end of run", r.ResetToEnd)
+	fmt.Fprintf(&s, "%-44s %14s   TCG, no icount; kernel reads by %s\n", fmt.Sprintf("%d MiB file through read_file", loadRateBytes>>20), fmt.Sprintf("%.2f MB/s", r.FileLoad), strings.TrimPrefix(r.FileLoadPath, diskModePrefix))
 	fmt.Fprintf(&s, "%-44s %14d\n", "kernel.elf bytes", r.KernelELF)
 	fmt.Fprintf(&s, "%-44s %14d   (%d in memory incl. .bss)\n", "kernel payload bytes (loaded by stage 2)", r.KernelPayload, r.KernelMem)
 	fmt.Fprintf(&s, "%-44s %14d\n", "stage2.bin bytes", r.Stage2)
@@ -297,4 +319,126 @@ func fileSize(p string) int64 {
 		return 0
 	}
 	return st.Size()
+}
+
+// The load-rate module and its file: loadrate/loadrate.c checks the file against
+// the same stream (LOADRATE_BYTES, LOADRATE_SEED there).
+const (
+	loadRateBytes = 32 << 20
+	loadRateSeed  = 0x14
+	loadRatePath  = "/bench/blob.bin"
+	// diskModePrefix starts the kernel's line saying how it reads the disk
+	// (kernel/module/workload.c): "bus-master DMA (...)" or "PIO (...)".
+	diskModePrefix = "workload: disk reads by "
+)
+
+// loadRateSource is the load-rate module's source, repository-relative.
+const loadRateSource = "internal/bootbench/loadrate/loadrate.c"
+
+// loadRateBlob is loadRateBytes of Marsaglia's xorshift32 (13, 17, 5)
+// from loadRateSeed, little-endian words: fluid_module.h's xorshift32.
+func loadRateBlob() []byte {
+	b := make([]byte, loadRateBytes)
+	s := uint32(loadRateSeed)
+	for i := 0; i < len(b); i += 4 {
+		s ^= s << 13
+		s ^= s >> 17
+		s ^= s << 5
+		binary.LittleEndian.PutUint32(b[i:], s)
+	}
+	return b
+}
+
+// loadRateModule compiles loadrate/loadrate.c and the module runtime with
+// the module flags through the build's step runner (objects under
+// build/bootbench/loadrate/), and packs it as module loadrate.
+func loadRateModule(ctx context.Context, b *build.Builder) ([]byte, error) {
+	dir := filepath.Join(b.Out(), "bootbench", "loadrate")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	src := filepath.Join(b.Root(), loadRateSource)
+	hdr := filepath.Join(b.Root(), modfmt.IncludeDir, "fluid_module.h")
+	tc := b.Toolchain()
+	var objs []string
+	for _, c := range []string{src, filepath.Join(b.Root(), modfmt.RuntimeDir, "runtime.c")} {
+		obj := filepath.Join(dir, strings.TrimSuffix(filepath.Base(c), ".c")+".o")
+		argv := append(append([]string{tc.Path("clang")}, modfmt.CFlags()...), "-I"+modfmt.IncludeDir, "-c", c, "-o", obj)
+		if _, err := b.Step(ctx, "CC", c, argv, []string{c, hdr}, []string{obj}); err != nil {
+			return nil, fmt.Errorf("load-rate module: %w", err)
+		}
+		objs = append(objs, obj)
+	}
+	elf := filepath.Join(dir, "loadrate.elf")
+	argv := append(append([]string{tc.Path("ld.lld")}, modfmt.LDFlags()...), "-T", modfmt.LinkerScript, "-o", elf)
+	if _, err := b.Step(ctx, "LD", elf, append(argv, objs...), append(objs, modfmt.LinkerScript), []string{elf}); err != nil {
+		return nil, fmt.Errorf("load-rate module: %w", err)
+	}
+	return modfmt.Pack(elf, "loadrate", "baseline")
+}
+
+// loadRateImage builds build/bootbench-loadrate.img: the kernel alone
+// with the load-rate module and its 32 MiB file.
+func loadRateImage(ctx context.Context, b *build.Builder, kernel string) (string, error) {
+	mod, err := loadRateModule(ctx, b)
+	if err != nil {
+		return "", err
+	}
+	return b.Image(ctx, build.ImageSpec{Name: "bootbench-loadrate.img", Kernel: kernel, Size: 96 << 20, Extra: []image.File{
+		{Path: build.ModuleImagePath("loadrate"), Data: mod},
+		{Path: loadRatePath, Data: loadRateBlob()},
+	}})
+}
+
+// loadRate boots loadRateImage's image runs times, without -icount, and
+// returns the median MB/s the kernel printed for the read and its line
+// saying how it reads the disk.
+func loadRate(ctx context.Context, img string, runs int) (float64, string, error) {
+	var rates []float64
+	path := ""
+	for i := 0; i < runs; i++ {
+		var rate float64
+		var lines []string
+		res, err := qemu.Run(ctx, qemu.Options{Image: img, Timeout: 2 * time.Minute, OnLine: func(l string) { lines = append(lines, l) }})
+		if err != nil {
+			return 0, "", err
+		}
+		if res.Outcome != qemu.Passed {
+			return 0, "", fmt.Errorf("load-rate boot of %s did not pass: %s", img, res)
+		}
+		for _, l := range lines {
+			if strings.HasPrefix(l, diskModePrefix) {
+				path = l
+			}
+			if r, ok := fileReadRate(l, loadRatePath); ok {
+				rate = r
+			}
+		}
+		if rate == 0 {
+			return 0, "", fmt.Errorf("load-rate boot of %s: the kernel printed no read line for %s", img, loadRatePath)
+		}
+		rates = append(rates, rate)
+	}
+	sort.Float64s(rates)
+	return rates[len(rates)/2], path, nil
+}
+
+// fileReadRE is the kernel's line for a file it read for a module
+// (kernel/fs/filecache.c), after the path.
+var fileReadRE = regexp.MustCompile(`^: read [0-9]+ bytes in [0-9]+ us \(([0-9]+\.[0-9]+) MB/s\)$`)
+
+// fileReadRate is the MB/s of the kernel's read line for path, if l is one.
+// At the merge with the serial parser's read_file lines (internal/serial,
+// ParseFileLine) this becomes a call to it.
+func fileReadRate(l, path string) (float64, bool) {
+	rest, ok := strings.CutPrefix(l, "file "+path)
+	if !ok {
+		return 0, false
+	}
+	m := fileReadRE.FindStringSubmatch(rest)
+	if m == nil {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	return v, err == nil
 }

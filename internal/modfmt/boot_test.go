@@ -199,7 +199,8 @@ func TestInKernelLoaderTests(t *testing.T) {
 			"guard_deadline_scales_with_calls",
 			"fat32_ram_volume_names_and_reads", "fat32_damaged_chains_are_errors", "fat32_bad_bpb_refused",
 			"fat32_read_joins_contiguous_clusters",
-			"ata_reads_partition1_kernel_elf", "fat32_partition1_over_ata",
+			"ata_reads_partition1_kernel_elf", "fat32_partition1_over_ata", "ata_dma_and_pio_agree",
+			"filecache_reads_once_and_keeps",
 		}
 		log := strings.Join(lines, "\n")
 		for _, name := range want {
@@ -400,15 +401,9 @@ func relocName(t uint32) string {
 // the x86_64 builds, whatever the kernel does.
 func TestModulesRunOnHost(t *testing.T) {
 	b := buildtest.Builder(t)
-	tc, root := toolchaintest.Find(t), b.Root()
+	tc := toolchaintest.Find(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "modrun_host")
-	if out, err := toolchaintest.Run(tc, "", tc.Path("clang"), "-fuse-ld=lld", "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
-		"-I"+filepath.Join(root, "kernel/include"),
-		filepath.Join(root, "internal/modfmt/testdata/modrun_host.c"),
-		filepath.Join(root, "kernel/module/modparse.c"), filepath.Join(root, "kernel/lib/crc32.c"), "-o", bin); err != nil {
-		t.Fatalf("build modrun_host: %v\n%s", err, out)
-	}
+	bin := buildModrunHost(t, b.Root())
 	unlock := buildtest.Lock(t, b)
 	var files []string
 	for _, r := range []recipe.Recipe{recipe.Baseline, recipe.O3, recipe.Instrumented} {
@@ -452,4 +447,19 @@ func TestModulesRunOnHost(t *testing.T) {
 		}
 		t.Logf("light=%v: %d modules ran on the host and passed every check", light, oks)
 	}
+}
+
+// buildModrunHost compiles testdata/modrun_host.c with the kernel's module
+// parser into a temporary directory and returns the binary's path.
+func buildModrunHost(t *testing.T, root string) string {
+	t.Helper()
+	tc := toolchaintest.Find(t)
+	bin := filepath.Join(t.TempDir(), "modrun_host")
+	if out, err := toolchaintest.Run(tc, "", tc.Path("clang"), "-fuse-ld=lld", "-std=c11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
+		"-I"+filepath.Join(root, "kernel/include"),
+		filepath.Join(root, "internal/modfmt/testdata/modrun_host.c"),
+		filepath.Join(root, "kernel/module/modparse.c"), filepath.Join(root, "kernel/lib/crc32.c"), "-o", bin); err != nil {
+		t.Fatalf("build modrun_host: %v\n%s", err, out)
+	}
+	return bin
 }

@@ -142,7 +142,7 @@ const void *filecache_get(const char *path, uint64_t *size)
 	}
 	uint64_t t0 = rdtsc();
 	if (d.size && fat32_read(cache.fs, &d, buf, d.size) != 0) {
-		kprintf("file %s: read failed: %s\n", path, fat32_error(cache.fs));
+		kprintf("file %s: unreadable: %s\n", path, fat32_error(cache.fs));
 		if (on_heap)
 			kfree(buf);
 		return NULL; /* RAM above 4 GiB is not given back: never freed */

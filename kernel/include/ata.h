@@ -1,6 +1,7 @@
 /*
- * ata.h — ATA PIO disk driver: the primary bus (0x1F0, control 0x3F6),
- * master drive, LBA28, polling with timeouts, interrupts disabled (nIEN).
+ * ata.h — ATA disk driver: the primary bus (0x1F0, control 0x3F6),
+ * master drive, LBA28, polling with timeouts, interrupts disabled (nIEN);
+ * bus-master IDE DMA when PCI has the controller for it, else PIO.
  * Read-only: the kernel never writes the disk.
  */
 #ifndef FLUID_ATA_H
@@ -30,6 +31,13 @@ const char *ata_model(void);
 /* Read count sectors starting at lba into buf (count * 512 bytes).
  * 0 or an ATA_ERR_*; the error line details are in ata_last_detail(). */
 int ata_read(uint32_t lba, uint32_t count, void *buf);
+
+/* How ata_read moves data, found by ata_init: "bus-master DMA (PCI ...)"
+ * or "PIO (rep insw): <why not DMA>". */
+const char *ata_transfer_mode(void);
+/* In-kernel tests: 1 = read by PIO even when DMA is available, 0 = back
+ * to the mode ata_init found. */
+void ata_force_pio(int on);
 
 const char *ata_strerror(int err);
 /* Status/error register values of the last failure, for messages. */

@@ -6,6 +6,7 @@
 #ifndef FLUID_CPU_H
 #define FLUID_CPU_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #define EFLAGS_IF        (1u << 9)
@@ -43,6 +44,20 @@ DEFINE_PORT_IO(b, uint8_t)
 DEFINE_PORT_IO(w, uint16_t)
 DEFINE_PORT_IO(l, uint32_t)
 #undef DEFINE_PORT_IO
+
+/* rep insw: words 16-bit reads of port into dst (a data block from a
+ * device FIFO such as the ATA data register). cld first: the direction
+ * flag must be clear for ascending stores, whatever the caller left. */
+static inline void insw(uint16_t port, void *dst, size_t words)
+{
+	__asm__ volatile("cld; rep insw" : "+D"(dst), "+c"(words) : "d"(port) : "memory");
+}
+
+/* rep insl: dwords 32-bit reads of port into dst, as insw. */
+static inline void insl(uint16_t port, void *dst, size_t dwords)
+{
+	__asm__ volatile("cld; rep insl" : "+D"(dst), "+c"(dwords) : "d"(port) : "memory");
+}
 
 /* A write to an unused port: ~1 µs delay for slow devices (PIC). */
 static inline void io_wait(void)

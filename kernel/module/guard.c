@@ -159,8 +159,9 @@ void module_guard_disarm(void)
  * behalf. Invariant: between pause and resume the guard may mark the
  * module overdue (a tick past the old deadline) but never stops it there
  * (RIP is in the kernel, not in [lo, hi)); resume moves the deadline on by
- * the ticks that passed and recomputes overdue against the new deadline,
- * so only time the module spent itself can make it overdue. Both are
+ * the ticks that passed (and the start the stop line measures from) and
+ * recomputes overdue against the new deadline, so only time the module
+ * spent itself can make it overdue. Both are
  * no-ops when no module is guarded.
  */
 void module_guard_pause(void)
@@ -177,6 +178,7 @@ void module_guard_resume(void)
 	uint64_t held = now > g.paused_at ? now - g.paused_at : 0;
 	g.paused_at = 0;
 	g.deadline += held;
+	g.start += held; /* "timed out after N ms" counts the module's time only */
 	g.overdue = now >= g.deadline;
 }
 

@@ -1,5 +1,5 @@
 /*
- * workload.c — the kernel's workload: mount partition 1 (FAT32, ATA PIO),
+ * workload.c — the kernel's workload: mount partition 1 (FAT32, ATA),
  * load every .mod file in /modules, in name order, into a JIT pool, run each one,
  * print what ran and how it went, then export the profile frames.
  * Replacing a .mod file in the image changes what runs; no kernel rebuild.
@@ -253,6 +253,7 @@ int workload_run(const struct boot_info *bi, char *why, size_t whylen)
 		return 1;
 	}
 	kprintf("workload: ATA primary master \"%s\", %u sectors\n", ata_model(), ata_sectors());
+	kprintf("workload: disk reads by %s\n", ata_transfer_mode());
 	if (fat32_mount(&fs, ata_source, NULL, bi->part1_lba) != 0) {
 		kprintf("workload: partition 1 at LBA %u: %s\n", bi->part1_lba, fat32_error(&fs));
 		return 1;

@@ -386,6 +386,40 @@ KTEST(ata_reads_partition1_kernel_elf)
 	KT_ASSERT(ata_read(ata_sectors(), 1, sec) == ATA_ERR_RANGE);
 }
 
+/* The same 300 sectors of partition 1 (two commands: 256 + 44) read four
+ * ways agree byte for byte: by DMA straight into a heap buffer, by DMA
+ * through the bounce buffer (an odd destination the controller cannot
+ * take), into the kernel's .bss (KERNEL_VMA + physical), and by PIO. On a
+ * machine without a bus-master controller all four are PIO. */
+KTEST(ata_dma_and_pio_agree)
+{
+	const struct boot_info *bi = (const struct boot_info *)BOOTINFO_ADDR;
+	KT_EQ_U(ata_init(), ATA_OK);
+	const uint32_t n = 300, bytes = n * 512;
+	uint8_t *dma = kmalloc(bytes), *odd = kmalloc(bytes + 1), *pio = kmalloc(bytes);
+	static uint8_t bss[2 * 512];
+	KT_ASSERT(dma && odd && pio);
+	memset(dma, 0x11, bytes);
+	memset(odd, 0x22, bytes + 1);
+	memset(pio, 0x33, bytes);
+	KT_EQ_U(ata_read(bi->part1_lba, n, dma), ATA_OK);
+	KT_EQ_U(ata_read(bi->part1_lba, n, odd + 1), ATA_OK);
+	KT_EQ_U(ata_read(bi->part1_lba + n - 2, 2, bss), ATA_OK);
+	ata_force_pio(1);
+	int rc = ata_read(bi->part1_lba, n, pio);
+	ata_force_pio(0);
+	KT_EQ_U(rc, ATA_OK);
+	KT_EQ_U(dma[510], 0x55); /* the partition's boot sector */
+	KT_EQ_U(dma[511], 0xAA);
+	KT_EQ_U(memcmp(dma, pio, bytes), 0);
+	KT_EQ_U(memcmp(odd + 1, pio, bytes), 0);
+	KT_EQ_U(odd[0], 0x22); /* not one byte before the destination */
+	KT_EQ_U(memcmp(bss, pio + bytes - 1024, 1024), 0);
+	kfree(dma);
+	kfree(odd);
+	kfree(pio);
+}
+
 static int ata_src(void *ctx, uint32_t lba, uint32_t count, void *buf)
 {
 	(void)ctx;

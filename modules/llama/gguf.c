@@ -58,6 +58,36 @@ static int rd_u64(struct rd *r, const char *field, uint64_t *v)
 	return 0;
 }
 
+/* Whether p[0..n) is valid UTF-8 as Go's utf8.Valid has it (no overlong
+ * forms, no surrogates, nothing above U+10FFFF). */
+static int utf8_valid(const uint8_t *p, uint64_t n)
+{
+	for (uint64_t i = 0; i < n;) {
+		uint8_t c = p[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		uint64_t w;
+		uint8_t lo = 0x80, hi = 0xbf;
+		if (c >= 0xc2 && c <= 0xdf)
+			w = 2;
+		else if (c >= 0xe0 && c <= 0xef)
+			w = 3, lo = c == 0xe0 ? 0xa0 : 0x80, hi = c == 0xed ? 0x9f : 0xbf;
+		else if (c >= 0xf0 && c <= 0xf4)
+			w = 4, lo = c == 0xf0 ? 0x90 : 0x80, hi = c == 0xf4 ? 0x8f : 0xbf;
+		else
+			return 0;
+		if (n - i < w || p[i + 1] < lo || p[i + 1] > hi)
+			return 0;
+		for (uint64_t j = 2; j < w; j++)
+			if (p[i + j] < 0x80 || p[i + j] > 0xbf)
+				return 0;
+		i += w;
+	}
+	return 1;
+}
+
 static int rd_str(struct rd *r, const char *field, struct gguf_str *s)
 {
 	char f[160];
@@ -70,6 +100,8 @@ static int rd_str(struct rd *r, const char *field, struct gguf_str *s)
 	const uint8_t *p = NULL;
 	if (take(r, field, n, &p))
 		return -1;
+	if (!utf8_valid(p, n))
+		return fail(r, "%s at byte %llu: string is not valid UTF-8", field, at + 8);
 	s->p = (const char *)p;
 	s->n = n;
 	return 0;
@@ -409,6 +441,6 @@ float gguf_f16(uint16_t h)
 		bits = sign | (exp + 112) << 23 | mant << 13;
 	}
 	float f;
-	memcpy(&f, &bits, 4);
+	__builtin_memcpy(&f, &bits, 4);
 	return f;
 }

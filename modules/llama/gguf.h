@@ -79,7 +79,7 @@ static inline uint64_t gguf_u64(const uint8_t *p) { return gguf_u32(p) | (uint64
 static inline float gguf_f32(const uint8_t *p)
 {
 	float f;
-	memcpy(&f, p, 4);
+	__builtin_memcpy(&f, p, 4);
 	return f;
 }
 

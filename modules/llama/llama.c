@@ -317,6 +317,8 @@ int32_t fluid_main(const struct fluid_services *svc)
 {
 	char err[ERR_CAP], msg[ERR_CAP + 64];
 	uint64_t run_size, model_size;
+	if (svc->version < 2 || !svc->read_file || !svc->ms)
+		return refuse(svc, "the kernel's services table has no read_file/ms (services version 2): run this module on a kernel built from this tree");
 	const uint8_t *run_txt = svc->read_file(RUN_PATH, &run_size);
 	if (!run_txt)
 		return refuse(svc, RUN_PATH ": cannot be read (the kernel said why above); the image's FAT32 partition must hold it");

@@ -7,6 +7,11 @@
  * in index order), which moves logits by about 1e-6. Weights stay in the
  * file: F32, F16 and Q8_0 rows are read in place (Q8_0 values d*q are
  * exact in float32, as Go's dequantized values are).
+ *
+ * Modules are built -ffreestanding, which implies -fno-builtin: a plain
+ * memcpy is a call into modules/lib/runtime.c's byte loop, so the small
+ * fixed-size loads here use __builtin_memcpy, which clang turns into one
+ * (unaligned) load.
  */
 #include "fmt.h"
 #include "llama.h"
@@ -23,7 +28,7 @@ static double d_scale2(double x, int64_t k)
 {
 	uint64_t bits = (uint64_t)(k + 1023) << 52;
 	double s;
-	memcpy(&s, &bits, 8);
+	__builtin_memcpy(&s, &bits, 8);
 	return x * s;
 }
 
@@ -44,11 +49,11 @@ static double d_exp(double x) /* |x| < 700 */
 static double d_log(double x) /* x > 0, normal */
 {
 	uint64_t bits;
-	memcpy(&bits, &x, 8);
+	__builtin_memcpy(&bits, &x, 8);
 	int64_t e = (int64_t)((bits >> 52) & 0x7ff) - 1023;
 	bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
 	double m;
-	memcpy(&m, &bits, 8);
+	__builtin_memcpy(&m, &bits, 8);
 	if (m > 1.4142135623730951) {
 		m *= 0.5;
 		e++;
@@ -346,7 +351,7 @@ void llama_reset(struct llama_model *m) { m->pos = 0; }
 static inline v4f ld4(const float *p)
 {
 	v4f v;
-	memcpy(&v, p, 16);
+	__builtin_memcpy(&v, p, 16);
 	return v;
 }
 
@@ -359,7 +364,7 @@ static inline float hsum(v4f a, v4f b)
 static inline v4f q4(const uint8_t *p, v4f d)
 {
 	v4c c;
-	memcpy(&c, p, 4);
+	__builtin_memcpy(&c, p, 4);
 	return __builtin_convertvector(c, v4f) * d;
 }
 
@@ -479,7 +484,8 @@ const float *llama_forward(struct llama_model *m, uint32_t token)
 				sum += m->scores[t];
 			}
 			float *out = m->att + (uint64_t)h * m->head_dim;
-			memset(out, 0, m->head_dim * sizeof(float));
+			for (uint32_t i = 0; i < m->head_dim; i++)
+				out[i] = 0;
 			for (uint32_t t = 0; t <= pos; t++) {
 				float a = m->scores[t] / sum;
 				const float *vt = vc + t * kv_dim + kv_off;

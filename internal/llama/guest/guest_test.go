@@ -22,6 +22,7 @@ import (
 	"github.com/fluid-os/fluid/internal/gguf"
 	"github.com/fluid-os/fluid/internal/llama"
 	"github.com/fluid-os/fluid/internal/llama/llamarun"
+	"github.com/fluid-os/fluid/internal/llama/testmodel"
 	"github.com/fluid-os/fluid/internal/toolchain"
 	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
@@ -36,8 +37,9 @@ type harness struct {
 	bin string
 }
 
-// build compiles the harness with every C file of modules/llama.
-func build(t *testing.T) *harness {
+// build compiles the harness with every C file of modules/llama (extra:
+// more clang flags).
+func build(t *testing.T, extra ...string) *harness {
 	t.Helper()
 	tc, root := toolchaintest.Find(t), toolchaintest.Root(t)
 	srcs, err := filepath.Glob(filepath.Join(root, "modules/llama/*.c"))
@@ -47,10 +49,22 @@ func build(t *testing.T) *harness {
 	bin := filepath.Join(t.TempDir(), "llama_host")
 	argv := []string{tc.Path("clang"), "-fuse-ld=lld", "-std=c11", "-O2", "-g", "-Wall", "-Wextra", "-Werror",
 		"-I" + filepath.Join(root, "modules/include"), filepath.Join(root, "internal/llama/guest/testdata/llama_host.c")}
-	if out, err := toolchaintest.Run(tc, "", append(append(argv, srcs...), "-o", bin)...); err != nil {
+	argv = append(append(argv, extra...), srcs...)
+	if out, err := toolchaintest.Run(tc, "", append(argv, "-o", bin)...); err != nil {
 		t.Fatalf("build llama_host: %v\n%s", err, out)
 	}
 	return &harness{tc, bin}
+}
+
+// module runs fluid_main on the files in dir; every call must free all
+// it allocated, whether it passed or refused.
+func (h *harness) module(t *testing.T, dir string, flags ...string) (string, error) {
+	t.Helper()
+	out, err := h.run(append([]string{"run", dir}, flags...)...)
+	if !strings.Contains(out, " checks failed, 0 allocations not freed\n") {
+		t.Errorf("the module did not free everything it allocated:\n%s", out)
+	}
+	return out, err
 }
 
 func (h *harness) run(args ...string) (string, error) {
@@ -113,19 +127,46 @@ func ints(s string) []int {
 	return out
 }
 
+// sanitize builds the harness with AddressSanitizer and
+// UndefinedBehaviorSanitizer: an out-of-bounds access, an overflow of a
+// signed integer or a misaligned load anywhere in the module aborts it.
+var sanitize = []string{"-fsanitize=address,undefined", "-fno-sanitize-recover=all", "-fno-omit-frame-pointer"}
+
 func TestGuest(t *testing.T) {
-	h := build(t)
+	h := build(t, sanitize...)
 	q8, q8run, err := llamarun.Default()
 	if err != nil {
 		t.Fatal(err)
 	}
 
 	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.F32, gguf.F16} {
-		t.Run("model/"+typ.String(), func(t *testing.T) { testModel(t, h, typ) })
+		t.Run("model/"+typ.String(), func(t *testing.T) {
+			model, err := llamarun.Model(typ)
+			if err != nil {
+				t.Fatal(err)
+			}
+			testModel(t, h, model, typ)
+		})
 	}
+	// A file with TinyLlama-1.1B-Chat's exact key set (merges, chat
+	// template, special ids...) and 22 layers, as a user's file has.
+	t.Run("model/TinyLlama keys", func(t *testing.T) {
+		c := testmodel.Small(gguf.Q8_0)
+		c.Layers = testmodel.TinyLlamaShapes.Layers
+		c.TinyLlamaKeys = true
+		b, err := testmodel.Build(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		model, err := b.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		testModel(t, h, model, gguf.Q8_0)
+	})
 
 	t.Run("light", func(t *testing.T) {
-		out, err := h.run("run", files(t, q8, runText(t, q8run)), "--light")
+		out, err := h.module(t, files(t, q8, runText(t, q8run)), "--light")
 		if err != nil {
 			t.Fatalf("%v\n%s", err, out)
 		}
@@ -139,13 +180,38 @@ func TestGuest(t *testing.T) {
 		r := q8run
 		r.Expect = slices.Clone(r.Expect)
 		r.Expect[3]++
-		out, err := h.run("run", files(t, q8, runText(t, r)))
+		out, err := h.module(t, files(t, q8, runText(t, r)))
 		if err == nil || !strings.Contains(out, "check llama: token[3] FAIL") {
 			t.Errorf("a wrong expected token[3] did not fail the run (%v):\n%s", err, out)
 		}
 	})
 
+	t.Run("old services table refused", func(t *testing.T) {
+		out, err := h.module(t, files(t, q8, runText(t, q8run)), "--services-v1")
+		if err == nil || !strings.Contains(out, "llama: refused: the kernel's services table has no read_file/ms (services version 2)") {
+			t.Errorf("a services table without read_file was not refused (%v):\n%s", err, out)
+		}
+	})
+
 	t.Run("tokenizer", func(t *testing.T) { testTokenizer(t, h, q8) })
+	// Equal scores everywhere: every merge is a tie, so the tie-break
+	// (leftmost pair first) decides the encoding.
+	t.Run("tokenizer ties", func(t *testing.T) {
+		b, err := testmodel.Build(testmodel.Small(gguf.Q8_0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, kv := range b.KVs {
+			if kv.Key == "tokenizer.ggml.scores" {
+				b.KVs[i].Value = gguf.ValueOf(make([]float32, 512))
+			}
+		}
+		flat, err := b.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		testTokenizer(t, h, flat)
+	})
 	t.Run("context", func(t *testing.T) { testContext(t, h, q8) })
 	t.Run("malformed gguf", func(t *testing.T) { testMalformedGGUF(t, h, q8, runText(t, q8run)) })
 	t.Run("malformed run.txt", func(t *testing.T) { testMalformedRun(t, h, q8, runText(t, q8run)) })
@@ -153,8 +219,8 @@ func TestGuest(t *testing.T) {
 
 // testModel: the module's tokens, text and every step's logits agree with
 // the Go reference for the test model in typ.
-func testModel(t *testing.T, h *harness, typ gguf.TensorType) {
-	model, run, err := llamarun.ForType(typ)
+func testModel(t *testing.T, h *harness, model []byte, typ gguf.TensorType) {
+	run, err := llamarun.ForModel(model, llamarun.DefaultPrompt, llamarun.DefaultGenerate, llamarun.DefaultGenerateLight)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,12 +233,12 @@ func testModel(t *testing.T, h *harness, typ gguf.TensorType) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err := h.run("run", files(t, model, runText(t, run)))
+	out, err := h.module(t, files(t, model, runText(t, run)))
 	if err != nil {
 		t.Fatalf("the module failed: %v\n%s", err, out)
 	}
 	want := []string{
-		fmt.Sprintf("llama: model /llama/model.gguf: 4 layers, dim 64, 8 heads (2 kv), hidden 192, vocab 512, context 128, %s, %d bytes", typ, len(model)),
+		fmt.Sprintf("llama: model /llama/model.gguf: %d layers, dim 64, 8 heads (2 kv), hidden 192, vocab 512, context 128, %s, %d bytes", m.Layers, typ, len(model)),
 		fmt.Sprintf("llama: prompt %q = 5 tokens: 1 451 471 293 466", llamarun.DefaultPrompt),
 		"llama: tokens " + strings.Trim(fmt.Sprint(res.Tokens), "[]"),
 		`llama: text "` + llamarun.Escape([]byte(text)) + `"`,
@@ -278,22 +344,16 @@ func testContext(t *testing.T, h *harness, model []byte) {
 	prompt := strings.Repeat("the model ", 80)
 	ids, _ := m.Tok.Encode(prompt, true)
 	r := llamarun.Run{Prompt: prompt, Generate: 24, GenerateLight: 6}
-	out, err := h.run("run", files(t, model, runText(t, r)))
+	out, err := h.module(t, files(t, model, runText(t, r)))
 	want := fmt.Sprintf("llama: refused: prompt of %d tokens + 24 to generate exceeds the model's context of 128 (llama.context_length)\n", len(ids))
 	if err == nil || !strings.Contains(out, want) {
 		t.Errorf("a prompt of %d tokens was not refused with %q (%v):\n%s", len(ids), want, err, out)
 	}
 	// A prompt that fills the context exactly with the tokens to generate runs.
-	fit := strings.Repeat("the model ", 200)
-	for {
-		ids, _ = m.Tok.Encode(fit, true)
-		if len(ids)+4 <= 128 {
-			break
-		}
-		fit = fit[:len(fit)-1]
-	}
+	fit := llamarun.DefaultPrompt
+	ids, _ = m.Tok.Encode(fit, true)
 	r = llamarun.Run{Prompt: fit, Generate: 128 - len(ids), GenerateLight: 1}
-	if out, err := h.run("run", files(t, model, runText(t, r))); err != nil {
+	if out, err := h.module(t, files(t, model, runText(t, r))); err != nil {
 		t.Errorf("a prompt of %d tokens + %d to generate (= the context) was refused: %v\n%s", len(ids), r.Generate, err, out)
 	}
 }
@@ -336,6 +396,7 @@ func testMalformedGGUF(t *testing.T, h *harness, model, run []byte) {
 		{"unaligned offset", "tensor_infos[0].offset at byte", mutate(func(b []byte) []byte { le.PutUint64(b[emb+4+16+4:], 4); return b })},
 		{"element count overflows", "tensor_infos[0].dims[1] at byte", mutate(func(b []byte) []byte { le.PutUint64(b[emb+4:], 1<<40); le.PutUint64(b[emb+12:], 1<<40); return b })},
 		{"n_dims", "tensor_infos[0].n_dims at byte", mutate(func(b []byte) []byte { le.PutUint32(b[emb:], 5); return b })},
+		{"invalid UTF-8", "kv[0].key at byte 32: string is not valid UTF-8", mutate(func(b []byte) []byte { b[33] = 0xff; return b })},
 		{"string length", "kv[0].key.length at byte 24: string length", mutate(func(b []byte) []byte { le.PutUint64(b[24:], 1<<40); return b })},
 		{"value type", "kv[0] (general.architecture).type at byte 52: unknown value type 99", mutate(func(b []byte) []byte { le.PutUint32(b[24+8+len("general.architecture"):], 99); return b })},
 	}
@@ -345,7 +406,7 @@ func testMalformedGGUF(t *testing.T, h *harness, model, run []byte) {
 			if _, err := gguf.Parse(c.file); err == nil {
 				t.Fatalf("the Go reader accepts the %s file: the case is not malformed", c.name)
 			}
-			out, err := h.run("run", files(t, c.file, run))
+			out, err := h.module(t, files(t, c.file, run))
 			want := "llama: refused: /llama/model.gguf: " + c.want
 			if err == nil || !strings.Contains(out, want) {
 				t.Errorf("want %q (%v):\n%s", want, err, out)
@@ -373,11 +434,34 @@ func testMalformedRun(t *testing.T, h *harness, model, good []byte) {
 			if _, err := llamarun.Parse([]byte(c.run)); err == nil {
 				t.Errorf("llamarun.Parse accepts it too")
 			}
-			out, err := h.run("run", files(t, model, []byte(c.run)))
+			out, err := h.module(t, files(t, model, []byte(c.run)))
 			want := "llama: refused: /llama/run.txt: " + c.want
 			if err == nil || !strings.Contains(out, want) {
 				t.Errorf("want %q (%v):\n%s", want, err, out)
 			}
 		})
+	}
+}
+
+// TestCorruptModels: corrupted copies of the test model (bytes, 64-bit
+// words and lengths changed, mostly in the header and metadata) go through
+// the whole load path of the module built with AddressSanitizer and
+// UndefinedBehaviorSanitizer: a read outside the file, an overflow or a
+// leak fails the test; refusing is the expected outcome.
+func TestCorruptModels(t *testing.T) {
+	h := build(t, sanitize...)
+	model, err := llamarun.Model(gguf.Q8_0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(files(t, model, nil), "llama/model.gguf")
+	out, err := h.run("mutate", path, "14", "3000")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	res, _ := line(out, "mutate: ")
+	t.Logf("mutate: %s", res)
+	if !strings.Contains(res, ", 0 allocations not freed") {
+		t.Errorf("leaks: %s", res)
 	}
 }

@@ -185,12 +185,17 @@ func TestWithinOneUlpOfLibm(t *testing.T) {
 		}
 		for _, name := range []string{"expf", "sinf", "cosf", "sinf_wide", "cosf_wide", "sqrtf"} {
 			s, ok := sets[name]
-			switch {
-			case !ok:
+			if !ok {
 				t.Errorf("%s: sweep reported no %s set:\n%s", v.name, name, out)
 				continue
-			case s.n < minInputs[name]:
+			}
+			if s.n < minInputs[name] {
 				t.Errorf("%s: %s: %d inputs, want >= %d", v.name, name, s.n, minInputs[name])
+			}
+			switch {
+			case s.maxulp >= 1<<32:
+				t.Errorf("%s: %s: NaN or a signed zero where glibc differs, at x = %s (float bits): fl_ gives %s, libm %s",
+					v.name, name, s.worst, s.worstMine, s.worstRef)
 			case s.maxulp > 1:
 				t.Errorf("%s: %s: %d ulp from glibc at x = %s (float bits): fl_ gives %s, libm %s",
 					v.name, name, s.maxulp, s.worst, s.worstMine, s.worstRef)
@@ -205,4 +210,80 @@ func TestWithinOneUlpOfLibm(t *testing.T) {
 				v.name, name, s.n, s.maxulp, s.worst, s.worstMine, s.worstRef, s.inexact, s.crmiss)
 		}
 	}
+}
+
+// TestLinksAndRunsAsModule links mathf.c with testdata/entry.c and the
+// module runtime exactly as a module is built (modfmt.CFlags, LDFlags,
+// modules/module.ld; baseline and O3), packs it, and runs the .mod on the
+// host through internal/modfmt/testdata/modrun_host.c (the kernel's parser
+// and relocation step, W^X mapping): it must pack, carry no relocation at
+// all (mathf.c stores no address; its 2/pi table is reached RIP-relative),
+// and return FLUID_OK with its four known answers.
+func TestLinksAndRunsAsModule(t *testing.T) {
+	tc, root := toolchaintest.Find(t), toolchaintest.Root(t)
+	dir := t.TempDir()
+	src := stage(t, root, dir)
+	entry, err := os.ReadFile(filepath.Join(root, "internal/llama/mathf/testdata/entry.c"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(src, "entry.c"), entry, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	host := filepath.Join(dir, "modrun_host")
+	if out, err := toolchaintest.Run(tc, "", tc.Path("clang"), "-fuse-ld=lld", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror",
+		"-I"+filepath.Join(root, "kernel/include"),
+		filepath.Join(root, "internal/modfmt/testdata/modrun_host.c"),
+		filepath.Join(root, "kernel/module/modparse.c"), filepath.Join(root, "kernel/lib/crc32.c"), "-o", host); err != nil {
+		t.Fatalf("build modrun_host: %v\n%s", err, out)
+	}
+	runtimes, err := filepath.Glob(filepath.Join(root, modfmt.RuntimeDir, "*.c"))
+	if err != nil || len(runtimes) == 0 {
+		t.Fatalf("no module runtime in %s (%v)", modfmt.RuntimeDir, err)
+	}
+	var mods []string
+	for _, v := range variants[:2] {
+		objs := []string{compile(t, tc, root, dir, v.name, v.flags())}
+		for _, c := range append([]string{filepath.Join(src, "entry.c")}, runtimes...) {
+			obj := filepath.Join(dir, v.name+"-"+strings.TrimSuffix(filepath.Base(c), ".c")+".o")
+			argv := append(append([]string{tc.Path("clang")}, v.flags()...), "-I"+filepath.Join(root, modfmt.IncludeDir), "-c", c, "-o", obj)
+			if out, err := toolchaintest.Run(tc, "", argv...); err != nil {
+				t.Fatalf("%s: compile %s: %v\n%s", v.name, c, err, out)
+			}
+			objs = append(objs, obj)
+		}
+		elfPath := filepath.Join(dir, "mathf-"+v.name+".elf")
+		argv := append(append([]string{tc.Path("ld.lld")}, modfmt.LDFlags()...), "-T", filepath.Join(root, modfmt.LinkerScript), "-o", elfPath)
+		if out, err := toolchaintest.Run(tc, "", append(argv, objs...)...); err != nil {
+			t.Fatalf("%s: link: %v\n%s", v.name, err, out)
+		}
+		data, err := modfmt.Pack(elfPath, "mathf", v.name)
+		if err != nil {
+			t.Fatalf("%s: %v", v.name, err)
+		}
+		m, err := modfmt.Parse(data)
+		if err != nil {
+			t.Fatalf("%s: packed module does not parse: %v", v.name, err)
+		}
+		if len(m.Relocs) != 0 {
+			t.Errorf("%s: %d relocations, want none: %+v", v.name, len(m.Relocs), m.Relocs)
+		}
+		p := filepath.Join(dir, "mathf-"+v.name+".mod")
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		mods = append(mods, p)
+		t.Logf("%s: packed, %d bytes of code, %d relocations", v.name, m.CodeSize, len(m.Relocs))
+	}
+	out, err := toolchaintest.Run(tc, "", append([]string{host}, mods...)...)
+	var oks int
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.HasPrefix(l, "ok ") {
+			oks++
+		}
+	}
+	if err != nil || oks != len(mods) {
+		t.Errorf("%d of %d modules ran and passed (%v):\n%s", oks, len(mods), err, out)
+	}
+	t.Logf("modrun_host:\n%s", out)
 }
