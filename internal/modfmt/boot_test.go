@@ -18,9 +18,11 @@ import (
 	"github.com/fluid-os/fluid/internal/build/recipe"
 	"github.com/fluid-os/fluid/internal/fileutil"
 	"github.com/fluid-os/fluid/internal/image"
+	"github.com/fluid-os/fluid/internal/llama/llamarun"
 	"github.com/fluid-os/fluid/internal/modfmt"
 	"github.com/fluid-os/fluid/internal/qemu"
 	"github.com/fluid-os/fluid/internal/qemu/qemutest"
+	"github.com/fluid-os/fluid/internal/testutil"
 	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
 
@@ -428,8 +430,24 @@ func TestModulesRunOnHost(t *testing.T) {
 		}
 	}
 	unlock()
+	// The llama module reads /llama/model.gguf and /llama/run.txt through
+	// read_file: the host runner serves them from --root, the same default
+	// files every image carries.
+	model, run, err := llamarun.Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	runText, err := run.Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsRoot := filepath.Join(dir, "root")
+	testutil.WriteFiles(t, fsRoot, map[string]string{
+		strings.TrimPrefix(llamarun.ModelPath, "/"): string(model),
+		strings.TrimPrefix(llamarun.RunPath, "/"):   string(runText),
+	})
 	for _, light := range []bool{false, true} {
-		argv := []string{bin}
+		argv := []string{bin, "--root", fsRoot}
 		if light {
 			argv = append(argv, "--light")
 		}

@@ -23,6 +23,7 @@ import (
 	"github.com/fluid-os/fluid/internal/llama"
 	"github.com/fluid-os/fluid/internal/llama/llamarun"
 	"github.com/fluid-os/fluid/internal/llama/testmodel"
+	"github.com/fluid-os/fluid/internal/serial"
 	"github.com/fluid-os/fluid/internal/toolchain"
 	"github.com/fluid-os/fluid/internal/toolchain/toolchaintest"
 )
@@ -241,7 +242,7 @@ func testModel(t *testing.T, h *harness, model []byte, typ gguf.TensorType) {
 		fmt.Sprintf("llama: model /llama/model.gguf: %d layers, dim 64, 8 heads (2 kv), hidden 192, vocab 512, context 128, %s, %d bytes", m.Layers, typ, len(model)),
 		fmt.Sprintf("llama: prompt %q = 5 tokens: 1 451 471 293 466", llamarun.DefaultPrompt),
 		"llama: tokens " + strings.Trim(fmt.Sprint(res.Tokens), "[]"),
-		`llama: text "` + llamarun.Escape([]byte(text)) + `"`,
+		`llama: text "` + serial.EscapeText([]byte(text)) + `"`,
 	}
 	for _, w := range want {
 		if !strings.Contains(out, w+"\n") {

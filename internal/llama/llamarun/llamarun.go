@@ -232,17 +232,3 @@ func ForType(typ gguf.TensorType) (model []byte, run Run, err error) {
 	run, err = ForModel(model, DefaultPrompt, DefaultGenerate, DefaultGenerateLight)
 	return model, run, err
 }
-
-// Escape quotes b as the module's serial lines do: bytes 0x20..0x7E other
-// than '"' and '\' as themselves, every other byte as \xNN (lowercase hex).
-func Escape(b []byte) string {
-	var s strings.Builder
-	for _, c := range b {
-		if c >= 0x20 && c <= 0x7e && c != '"' && c != '\\' {
-			s.WriteByte(c)
-		} else {
-			fmt.Fprintf(&s, "\\x%02x", c)
-		}
-	}
-	return s.String()
-}

@@ -103,17 +103,3 @@ func TestRefused(t *testing.T) {
 		t.Error("generate 0 accepted")
 	}
 }
-
-func TestEscape(t *testing.T) {
-	for in, want := range map[string]string{
-		"once upon a time": "once upon a time",
-		`say "hi" \ bye`:   `say \x22hi\x22 \x5c bye`,
-		"tab\tnl\n":        `tab\x09nl\x0a`,
-		"café":             `caf\xc3\xa9`,
-		"\x7f\x00~ ":       `\x7f\x00~ `,
-	} {
-		if got := Escape([]byte(in)); got != want {
-			t.Errorf("Escape(%q) = %s, want %s", in, got, want)
-		}
-	}
-}
