@@ -127,7 +127,7 @@ func LlamaPerToken(logPath string) (perToken uint64, tokens int, err error) {
 type Options struct {
 	B           *build.Builder
 	ProfilesDir string         // default <root>/profiles
-	Boot        profile.Booter // default profile.QEMUBoot (TCG, -icount)
+	Boot        profile.Booter // default profile.QEMUBootMemory(B.Memory()) (TCG, -icount)
 	// KVMBoot, when set, also boots every variant under KVM for cycle
 	// figures; nil skips them. The mage target passes profile.KVMBoot,
 	// which refuses (and the report says why) when KVM does not work.
@@ -139,7 +139,7 @@ type Options struct {
 // fails if any module fails its checks or reports the wrong variant.
 func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Boot == nil {
-		o.Boot = profile.QEMUBoot
+		o.Boot = profile.QEMUBootMemory(o.B.Memory())
 	}
 	if o.Log == nil {
 		o.Log = os.Stdout

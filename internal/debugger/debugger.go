@@ -32,6 +32,7 @@ type Session struct {
 	Port        int           // gdb stub TCP port; 0 = a free one
 	Breakpoints []string      // default DefaultBreakpoints
 	Timeout     time.Duration // QEMU lifetime bound; default 30 min
+	Memory      string        // QEMU -m; "" = the harness default (an image with a user's model needs more)
 
 	result func() *qemu.Result // after Start: waits for QEMU's result (once)
 }
@@ -91,7 +92,7 @@ func (s *Session) Start(ctx context.Context) (script string, stop func() *qemu.R
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan *qemu.Result, 1)
-	opts := qemu.Options{Image: s.Image, GDB: s.Port, Timeout: s.Timeout,
+	opts := qemu.Options{Image: s.Image, GDB: s.Port, Timeout: s.Timeout, Memory: s.Memory,
 		SerialLog: filepath.Join(filepath.Dir(s.Image), "debug-serial.log")}
 	go func() {
 		r, err := qemu.Run(ctx, opts)

@@ -19,21 +19,41 @@ type Booter func(ctx context.Context, image, serialLog string, onLine func(strin
 // instructions, so every run of one image executes the same instructions
 // in each module and produces the same profile.
 func QEMUBoot(ctx context.Context, image, serialLog string, onLine func(string)) error {
-	r, err := qemu.Run(ctx, qemu.Options{Image: image, SerialLog: serialLog, OnLine: onLine, Icount: true})
-	if err != nil {
-		return fmt.Errorf("boot %s: %w", image, err)
+	return QEMUBootMemory("")(ctx, image, serialLog, onLine)
+}
+
+// QEMUBootMemory is QEMUBoot with memory as QEMU's -m ("" = the harness
+// default): an image holding a user's model needs the RAM the build
+// computed for it (build.Builder.Memory).
+func QEMUBootMemory(memory string) Booter {
+	return func(ctx context.Context, image, serialLog string, onLine func(string)) error {
+		r, err := qemu.Run(ctx, qemu.Options{Image: image, SerialLog: serialLog, OnLine: onLine, Icount: true, Memory: memory})
+		if err != nil {
+			return fmt.Errorf("boot %s: %w", image, err)
+		}
+		return r.Err()
 	}
-	return r.Err()
 }
 
 // KVMBoot boots image under KVM when ProbeKVM shows KVM works on this
 // host (then rdtsc counts real CPU cycles); it returns an error wrapping
 // ErrNoKVM otherwise.
 func KVMBoot(ctx context.Context, image, serialLog string, onLine func(string)) error {
+	return KVMBootMemory("")(ctx, image, serialLog, onLine)
+}
+
+// KVMBootMemory is KVMBoot with memory as QEMU's -m ("" = the default).
+func KVMBootMemory(memory string) Booter {
+	return func(ctx context.Context, image, serialLog string, onLine func(string)) error {
+		return kvmBoot(ctx, image, serialLog, onLine, memory)
+	}
+}
+
+func kvmBoot(ctx context.Context, image, serialLog string, onLine func(string), memory string) error {
 	if err := qemu.ProbeKVM(ctx, ""); err != nil {
 		return fmt.Errorf("%w: %v", ErrNoKVM, err)
 	}
-	r, err := qemu.Run(ctx, qemu.Options{Image: image, SerialLog: serialLog, OnLine: onLine, KVM: true})
+	r, err := qemu.Run(ctx, qemu.Options{Image: image, SerialLog: serialLog, OnLine: onLine, KVM: true, Memory: memory})
 	if err != nil {
 		return fmt.Errorf("boot %s: %w", image, err)
 	}

@@ -27,7 +27,7 @@ const RefreshCommand = recipe.RefreshCommand
 type Pipeline struct {
 	B    *build.Builder
 	Dir  string    // profiles directory; default <root>/profiles
-	Boot Booter    // default QEMUBoot
+	Boot Booter    // default QEMUBootMemory(B.Memory())
 	Log  io.Writer // progress lines; default os.Stdout
 }
 
@@ -36,7 +36,7 @@ func (p *Pipeline) defaults() {
 		p.Dir = filepath.Join(p.B.Root(), "profiles")
 	}
 	if p.Boot == nil {
-		p.Boot = QEMUBoot
+		p.Boot = QEMUBootMemory(p.B.Memory())
 	}
 	if p.Log == nil {
 		p.Log = os.Stdout

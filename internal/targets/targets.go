@@ -184,7 +184,7 @@ func Debug(port string, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	s := &debugger.Session{Kernel: a.Kernel, Image: a.Image, SourceDir: b.Root(), Port: p}
+	s := &debugger.Session{Kernel: a.Kernel, Image: a.Image, SourceDir: b.Root(), Port: p, Memory: a.Memory}
 	script, stop, err := s.Start(ctx)
 	if err != nil {
 		return err
@@ -214,7 +214,7 @@ func PGO(ctx context.Context, w io.Writer) error {
 // Bench is `mage bench`.
 func Bench(ctx context.Context, w io.Writer) error {
 	return locked(func(b *build.Builder) error {
-		rep, err := bench.Run(ctx, bench.Options{B: b, KVMBoot: profile.KVMBoot})
+		rep, err := bench.Run(ctx, bench.Options{B: b, KVMBoot: profile.KVMBootMemory(b.Memory())})
 		if err != nil {
 			return err
 		}
