@@ -23,13 +23,15 @@
  * a float's half ulp (2^-25 relative), so the one rounding back to float
  * gives the correctly rounded result unless the exact value lies that close
  * to a float midpoint, and never more than 1 ulp from it. The sweep found
- * every one of its inputs correctly rounded. No libm builtins are used (__builtin_rint
- * and friends may become calls to rint etc. on baseline x86_64): rounding to
- * an integer uses the 1.5*2^52 shift, bit casts go through a union, and
- * sqrt is the sqrtss instruction. The tests fail if the object has any
- * undefined symbol.
+ * every one of its inputs correctly rounded.
+ *
+ * No libm builtins are used (__builtin_rint and friends may become calls to
+ * rint etc. on baseline x86_64): rounding to an integer uses the 1.5*2^52
+ * shift, bit casts go through a union, and sqrt is the sqrtss instruction.
+ * The tests fail if the object has any undefined symbol. The tables are
+ * const data read RIP-relative: the linked module carries no relocation.
+ * All of it assumes MXCSR's round-to-nearest, as the kernel sets it.
  */
-#include <stddef.h>
 #include <stdint.h>
 
 #include "mathf.h"
@@ -68,11 +70,26 @@ static inline double u2d(uint64_t u)
 
 /* ---- expf ------------------------------------------------------------- */
 
-#define INV_LN2 0x1.71547652b82fep+0 /* 1/ln 2 */
-/* ln 2 = LN2_HI + LN2_LO; LN2_HI has 32 significant bits, so k*LN2_HI is
- * exact for |k| < 2^21 and x - k*LN2_HI is exact (x is a float, k <= 160). */
-#define LN2_HI 0x1.62e42fee00000p-1
-#define LN2_LO 0x1.a39ef35793c76p-33
+#define INV_LN2_32 0x1.71547652b82fep+5 /* 32/ln 2 */
+/* ln2/32 = LN2_32_HI + LN2_32_LO; LN2_32_HI has 32 significant bits, so
+ * k*LN2_32_HI is exact for |k| < 2^21 (here |k| <= 5120), and x - k*LN2_32_HI
+ * is exact: both are multiples of 2^-37 once k != 0 (|x| >= ln2/64), and the
+ * difference is below ln2/64. */
+#define LN2_32_HI 0x1.62e42fee00000p-6
+#define LN2_32_LO 0x1.a39ef35793c76p-38
+
+/* exp2_32[j] = 2^(j/32) rounded to double (mpmath, 300 bits; 2^(16/32) is
+ * sqrt 2 = 0x1.6a09e667f3bcdp+0). Read RIP-relative: no relocation. */
+static const double exp2_32[32] = {
+	0x1.0000000000000p+0, 0x1.059b0d3158574p+0, 0x1.0b5586cf9890fp+0, 0x1.11301d0125b51p+0,
+	0x1.172b83c7d517bp+0, 0x1.1d4873168b9aap+0, 0x1.2387a6e756238p+0, 0x1.29e9df51fdee1p+0,
+	0x1.306fe0a31b715p+0, 0x1.371a7373aa9cbp+0, 0x1.3dea64c123422p+0, 0x1.44e086061892dp+0,
+	0x1.4bfdad5362a27p+0, 0x1.5342b569d4f82p+0, 0x1.5ab07dd485429p+0, 0x1.6247eb03a5585p+0,
+	0x1.6a09e667f3bcdp+0, 0x1.71f75e8ec5f74p+0, 0x1.7a11473eb0187p+0, 0x1.82589994cce13p+0,
+	0x1.8ace5422aa0dbp+0, 0x1.93737b0cdc5e5p+0, 0x1.9c49182a3f090p+0, 0x1.a5503b23e255dp+0,
+	0x1.ae89f995ad3adp+0, 0x1.b7f76f2fb5e47p+0, 0x1.c199bdd85529cp+0, 0x1.cb720dcef9069p+0,
+	0x1.d5818dcfba487p+0, 0x1.dfc97337b9b5fp+0, 0x1.ea4afa2a490dap+0, 0x1.f50765b6e4540p+0,
+};
 
 /* fl_expf: e^x rounded to float.
  * - NaN -> NaN (quiet); +inf -> +inf; -inf -> +0.
@@ -80,9 +97,12 @@ static inline double u2d(uint64_t u)
  *   below half the smallest subnormal from x = -103.97...). In between the
  *   double result is rounded to float once, so overflow to +inf, subnormal
  *   results and underflow to 0 fall out of that rounding.
- * - Otherwise x = k ln2 + r with |r| <= ln2/2 (+ rounding), e^r by its
- *   Taylor series to r^13 (truncation < 2^-57 relative), times 2^k built
- *   from its exponent bits (k in [-159, 129]: a normal double).
+ * - Otherwise x = (32m + j) ln2/32 + r with |r| <= ln2/64 (+ rounding):
+ *   e^x = 2^m * 2^(j/32) * e^r, 2^(j/32) from the table (error 2^-53),
+ *   2^m from its exponent bits (m in [-159, 129]: a normal double), and
+ *   e^r - 1 = r + r^2/2 + ... + r^6/6! (truncation below 2^-58, evaluated
+ *   in two independent halves). Relative error before the last rounding
+ *   below 2^-51.
  */
 float fl_expf(float x)
 {
@@ -94,28 +114,18 @@ float fl_expf(float x)
 	if (x < -110.0f)
 		return 0.0f;
 	double xd = x;
-	double kd = xd * INV_LN2 + ROUND_SHIFT;
+	double kd = xd * INV_LN2_32 + ROUND_SHIFT;
 	kd -= ROUND_SHIFT;
 	int k = (int)kd;
-	double r = (xd - kd * LN2_HI) - kd * LN2_LO;
-	/* e^r = sum r^n/n!, n = 0..13, Horner. The divisions fold at compile
-	 * time into correctly rounded double constants. */
-	double p = 1.0 / 6227020800.0; /* 1/13! */
-	p = p * r + 1.0 / 479001600.0;
-	p = p * r + 1.0 / 39916800.0;
-	p = p * r + 1.0 / 3628800.0;
-	p = p * r + 1.0 / 362880.0;
-	p = p * r + 1.0 / 40320.0;
-	p = p * r + 1.0 / 5040.0;
-	p = p * r + 1.0 / 720.0;
-	p = p * r + 1.0 / 120.0;
-	p = p * r + 1.0 / 24.0;
-	p = p * r + 1.0 / 6.0;
-	p = p * r + 0.5;
-	p = p * r + 1.0;
-	p = p * r + 1.0;
-	double scale = u2d((uint64_t)(k + 1023) << 52);
-	return (float)(p * scale); /* the one rounding, in MXCSR's mode */
+	int j = k & 31;
+	int m = (k - j) / 32;
+	double r = (xd - kd * LN2_32_HI) - kd * LN2_32_LO;
+	double r2 = r * r;
+	double hi = 0.5 + r * (1.0 / 6.0);
+	double lo = 1.0 / 24.0 + r * (1.0 / 120.0) + r2 * (1.0 / 720.0);
+	double q = r + r2 * (hi + r2 * lo); /* e^r - 1 */
+	double t = exp2_32[j] * u2d((uint64_t)(m + 1023) << 52);
+	return (float)(t + t * q); /* the one rounding, in MXCSR's mode */
 }
 
 /* ---- sinf, cosf ------------------------------------------------------- */
@@ -191,45 +201,50 @@ static double reduce(float x, int *q)
 }
 
 /* sin r for |r| <= pi/4 + 2^-20: Taylor series to r^17 (truncation below
- * 2^-62 of |sin r|). Keeps the sign of a zero r. */
+ * 2^-62 of |sin r|): r + r z p(z), z = r^2, with p's eight coefficients
+ * evaluated pairwise (Estrin: four independent chains, not one of eight).
+ * r is never zero here (fl_sinf returns a tiny x itself, and x - n pi/2 is
+ * not 0 for n != 0), so the sign of a zero result needs no care. */
 static double sin_poly(double r)
 {
-	double z = r * r;
-	double p = 1.0 / 355687428096000.0; /* 1/17! */
-	p = p * z - 1.0 / 1307674368000.0;
-	p = p * z + 1.0 / 6227020800.0;
-	p = p * z - 1.0 / 39916800.0;
-	p = p * z + 1.0 / 362880.0;
-	p = p * z - 1.0 / 5040.0;
-	p = p * z + 1.0 / 120.0;
-	p = p * z - 1.0 / 6.0;
+	double z = r * r, z2 = z * z;
+	double a = -1.0 / 6.0 + z * (1.0 / 120.0);                     /* 3!, 5! */
+	double b = -1.0 / 5040.0 + z * (1.0 / 362880.0);               /* 7!, 9! */
+	double c = -1.0 / 39916800.0 + z * (1.0 / 6227020800.0);       /* 11!, 13! */
+	double d = -1.0 / 1307674368000.0 + z * (1.0 / 355687428096000.0); /* 15!, 17! */
+	double p = a + z2 * (b + z2 * (c + z2 * d));
 	return r + r * z * p;
 }
 
 /* cos r for |r| <= pi/4 + 2^-20: Taylor series to r^16 (truncation below
- * 2^-58). */
+ * 2^-58), evaluated pairwise like sin_poly. */
 static double cos_poly(double r)
 {
-	double z = r * r;
-	double p = 1.0 / 20922789888000.0; /* 1/16! */
-	p = p * z - 1.0 / 87178291200.0;
-	p = p * z + 1.0 / 479001600.0;
-	p = p * z - 1.0 / 3628800.0;
-	p = p * z + 1.0 / 40320.0;
-	p = p * z - 1.0 / 720.0;
-	p = p * z + 1.0 / 24.0;
-	p = p * z - 0.5;
+	double z = r * r, z2 = z * z;
+	double a = -0.5 + z * (1.0 / 24.0);                             /* 2!, 4! */
+	double b = -1.0 / 720.0 + z * (1.0 / 40320.0);                  /* 6!, 8! */
+	double c = -1.0 / 3628800.0 + z * (1.0 / 479001600.0);          /* 10!, 12! */
+	double d = -1.0 / 87178291200.0 + z * (1.0 / 20922789888000.0); /* 14!, 16! */
+	double p = a + z2 * (b + z2 * (c + z2 * d));
 	return 1.0 + z * p;
 }
 
 /* fl_sinf: sin x rounded to float. NaN -> NaN, +-inf -> NaN; +-0 -> +-0.
  * Within 1 ulp of libm for |x| <= 1e5 (the contract); the reduction is exact
  * enough for every finite float (see reduce), and the sweep checks the whole
- * float range too. */
+ * float range too.
+ * |x| < 2^-12 returns x: sin x = x (1 - x^2/6 + ...) lies less than 2^-26.5
+ * relative below x, inside half the gap to the next float toward zero
+ * (2^-25 relative at worst, when x is a power of 2), so x is the correctly
+ * rounded result. This also keeps -0 (the polynomial would give +0: -0 plus
+ * the +0 of -0 * z * p with p < 0). */
 float fl_sinf(float x)
 {
-	if ((f2u(x) & 0x7fffffffu) >= 0x7f800000u)
+	uint32_t ax = f2u(x) & 0x7fffffffu;
+	if (ax >= 0x7f800000u)
 		return x - x;
+	if (ax < 0x39800000u) /* |x| < 2^-12 */
+		return x;
 	int q;
 	double r = reduce(x, &q);
 	double s;

@@ -3,8 +3,9 @@
  *
  * For every input x it computes mine = fl_f(x) and ref = f(x) and their
  * distance in ulps on the float bit patterns (the patterns ordered as
- * integers: +-0 are 0 apart, FLT_MAX and +inf 1 apart). NaN must map to NaN:
- * NaN on one side only counts as a distance of 2^32.
+ * integers: FLT_MAX and +inf 1 apart). NaN must map to NaN, and where libm
+ * gives a zero ours must be the same zero, sign included: either miss
+ * counts as a distance of 2^32.
  *
  * It also rounds glibc's long double function (expl, sinl, cosl, sqrtl:
  * 64-bit significands, errors near 2^-63) to float, which is the correctly
@@ -61,6 +62,8 @@ static uint64_t ulps(float mine, float ref)
 {
 	if (isnan(mine) || isnan(ref))
 		return (isnan(mine) && isnan(ref)) ? 0 : (1ull << 32);
+	if (ref == 0 && bits(mine) != bits(ref))
+		return 1ull << 32; /* a zero must carry libm's sign (sin -0 = -0) */
 	int64_t d = key(bits(mine)) - key(bits(ref));
 	return (uint64_t)(d < 0 ? -d : d);
 }
