@@ -128,9 +128,11 @@ static float ref_sinf(float x) { return sinf(x); }
 static float ref_cosf(float x) { return cosf(x); }
 static float ref_sqrtf(float x) { return sqrtf(x); }
 
-/* The angles the llama module feeds sinf/cosf: pos * theta_i with
- * theta_i = base^(-2i/d), for head dims 64 and 128 and the two bases of
- * TinyLlama-style files, pos < 4096. */
+/* The angles the llama module feeds sinf/cosf: pos * freq_i with freq_i =
+ * expf(-((2i/d) * logf(base))) in float32 as llama_rope_table computes it
+ * (here with glibc's expf and logf),
+ * for rope dims 8, 64 and 128 and the two bases of TinyLlama-style files,
+ * pos < 4096. */
 static void rope(struct set *s)
 {
 	static const float bases[] = {10000.0f, 500000.0f};
@@ -138,9 +140,10 @@ static void rope(struct set *s)
 	for (int b = 0; b < 2; b++)
 		for (int d = 0; d < 3; d++)
 			for (int i = 0; i < dims[d] / 2; i++) {
-				float theta = powf(bases[b], -2.0f * (float)i / (float)dims[d]);
+				float a = (float)(2 * i) / (float)dims[d];
+				float freq = expf(-(a * logf(bases[b])));
 				for (int pos = 0; pos < 4096; pos++)
-					check(s, (float)pos * theta);
+					check(s, (float)pos * freq);
 			}
 }
 
