@@ -164,17 +164,40 @@ func Load(f *gguf.File) (*Model, error) {
 		return nil, err
 	}
 	m.Reset()
-	half := c.RopeDim / 2
-	m.ropeCos = make([]float32, c.Context*half)
-	m.ropeSin = make([]float32, c.Context*half)
-	for p := 0; p < c.Context; p++ {
-		for i := 0; i < half; i++ {
-			theta := float64(p) * math.Pow(float64(c.RopeBase), -float64(2*i)/float64(c.RopeDim))
-			m.ropeCos[p*half+i] = float32(math.Cos(theta))
-			m.ropeSin[p*half+i] = float32(math.Sin(theta))
+	m.ropeCos, m.ropeSin = RopeTable(c.Context, c.RopeDim, c.RopeBase)
+	return m, nil
+}
+
+// RopeTable returns the RoPE table, context rows of ropeDim/2 entries
+// (position-major): cos and sin of theta = p * base^(-2i/ropeDim) for
+// position p and pair i, as this chain of float32 operations, each rounded
+// once:
+//
+//	lb = logf(base); a = float32(2i) / float32(ropeDim); e = -(a * lb)
+//	freq = expf(e); theta = float32(p) * freq; cos_t = cosf(theta); sin_t = sinf(theta)
+//
+// with logf(x) = float32(math.Log(float64(x))) and so on: the float64
+// function rounded to float32, correctly rounded in practice. The C module
+// computes the same chain with modules/llama/mathf.c's fl_logf, fl_expf,
+// fl_cosf and fl_sinf, which are correctly rounded on their sweeps
+// (internal/llama/mathf), and gives the same table bit for bit
+// (internal/llama/guest TestRopeTable).
+func RopeTable(context, ropeDim int, base float32) (cos, sin []float32) {
+	half := ropeDim / 2
+	cos = make([]float32, context*half)
+	sin = make([]float32, context*half)
+	lb := float32(math.Log(float64(base)))
+	for i := 0; i < half; i++ {
+		a := float32(2*i) / float32(ropeDim)
+		e := -(a * lb)
+		freq := float32(math.Exp(float64(e)))
+		for p := 0; p < context; p++ {
+			theta := float32(p) * freq
+			cos[p*half+i] = float32(math.Cos(float64(theta)))
+			sin[p*half+i] = float32(math.Sin(float64(theta)))
 		}
 	}
-	return m, nil
+	return cos, sin
 }
 
 // Reset empties the KV cache.

@@ -71,5 +71,8 @@ void llama_reset(struct llama_model *m);
  * vocab logits, valid until the next call. */
 const float *llama_forward(struct llama_model *m, uint32_t token);
 uint32_t llama_argmax(const float *logits, uint32_t n);
+/* Fills cos_t and sin_t (context * rope_dim/2 floats each, position-major)
+ * with the RoPE table, bit for bit as Go's llama.RopeTable. */
+void llama_rope_table(float *cos_t, float *sin_t, uint32_t context, uint32_t rope_dim, float base);
 
 #endif

@@ -1,4 +1,4 @@
-/* Float math for the llama module: expf, sinf, cosf, sqrtf of our own.
+/* Float math for the llama module: expf, logf, sinf, cosf, sqrtf of our own.
  *
  * Why not llvm-libc: the issue asks for llvm-libc's implementations from the
  * pinned LLVM 18 where they link freestanding. They do not reach us: the
@@ -11,13 +11,13 @@
  * headers and ABI. A module is a freestanding -fpie image whose packer
  * accepts only R_X86_64_RELATIVE relocations and which links no archive but
  * compiler-rt's profile runtime; a prebuilt host archive is not made for
- * that, and we have not been able to check its objects here. So the four
+ * that, and we have not been able to check its objects here. So the five
  * functions below are ours, and internal/llama/mathf checks them against
  * glibc's libm (within 1 ulp) over a sweep of inputs.
  *
  * How: the float argument is widened to double (SSE2), reduced and fed to a
  * double polynomial. The relative error before the last rounding is below
- * about 2^-50 for expf, and for sinf/cosf below 2^-38 even at the float
+ * about 2^-50 for expf and logf, and for sinf/cosf below 2^-38 even at the float
  * nearest a multiple of pi/2 with |x| <= 1e5 (x = 252.898208..., 161 pi/2
  * away by 2^-27.8; the reduction's absolute error is below 2^-66): far under
  * a float's half ulp (2^-25 relative), so the one rounding back to float
@@ -289,6 +289,66 @@ float fl_cosf(float x)
 		break;
 	}
 	return (float)c;
+}
+
+/* ---- logf ------------------------------------------------------------- */
+
+/* ln 2 = LN2_HI + LN2_LO; LN2_HI has 32 significant bits, so k*LN2_HI is
+ * exact for |k| < 2^21 (here -149 <= k <= 128). */
+#define LN2_HI 0x1.62e42fee00000p-1
+#define LN2_LO 0x1.a39ef35793c76p-33
+#define SQRT2 0x1.6a09e667f3bcdp+0
+
+/* fl_logf: ln x rounded to float.
+ * - NaN -> NaN (quiet); +-0 -> -inf; x < 0 (and -inf) -> NaN; +inf -> +inf.
+ * - Otherwise x, widened to double (exact, and normal even for a float
+ *   subnormal), is 2^k * m with m in [sqrt(2)/2, sqrt(2)]; f = m - 1 is
+ *   exact (Sterbenz), and so is hfsq = f^2/2 (f has at most 24 significant
+ *   bits). With s = f/(2+f) (one rounding), ln(1+f) = 2 atanh(s)
+ *   = 2s + s*R = f - (hfsq - s*(hfsq + R)), R = sum_{n>=1} 2 s^(2n)/(2n+1)
+ *   (s (2+f) = f gives 2s = f - s*f and s*f = hfsq (1 - s)). |s| <= 3 - 2 sqrt 2 < 0.1716, so z = s^2 <
+ *   2^-5.08: R is summed to z^10 (the rest, below 2 z^11/23 < 2^-59, enters
+ *   as s*R against ln(1+f) ~ 2s: below 2^-60 relative), its ten Taylor
+ *   coefficients 2/(2n+1) evaluated pairwise like the sin/cos series.
+ * - ln x = k*LN2_HI + (ln m + k*LN2_LO): for k != 0, |ln x| >= ln2/2 >=
+ *   |ln m|, so no cancellation beyond a factor 2. The relative error before
+ *   the last rounding stays below about 2^-51, the one rounding to float
+ *   gives the correctly rounded result unless ln x lies within ~2^-27 ulp
+ *   of a float midpoint, and never more than 1 ulp from it. ln x is exact
+ *   only at x = 1, where f = s = 0 give +0.
+ */
+float fl_logf(float x)
+{
+	uint32_t ux = f2u(x);
+	if ((ux & 0x7fffffffu) > 0x7f800000u)
+		return x + x;             /* NaN */
+	if ((ux & 0x7fffffffu) == 0)
+		return u2f(0xff800000u);  /* +-0: -inf */
+	if (ux >> 31)
+		return u2f(0x7fc00000u);  /* x < 0, -inf: NaN */
+	if (ux == 0x7f800000u)
+		return x;                 /* +inf */
+	union dbits b = {.d = (double)x};
+	int k = (int)(b.u >> 52) - 1023;
+	b.u = (b.u & 0x000fffffffffffffull) | 0x3ff0000000000000ull; /* m in [1, 2) */
+	double m = b.d;
+	if (m > SQRT2) {
+		m *= 0.5;
+		k++;
+	}
+	double f = m - 1.0;
+	double hfsq = 0.5 * f * f;
+	double s = f / (2.0 + f);
+	double z = s * s, z2 = z * z, z4 = z2 * z2;
+	double a = 2.0 / 3 + z * (2.0 / 5);   /* z, z^2 */
+	double c = 2.0 / 7 + z * (2.0 / 9);   /* z^3, z^4 */
+	double d = 2.0 / 11 + z * (2.0 / 13); /* z^5, z^6 */
+	double e = 2.0 / 15 + z * (2.0 / 17); /* z^7, z^8 */
+	double g = 2.0 / 19 + z * (2.0 / 21); /* z^9, z^10 */
+	double R = z * ((a + z2 * c) + z4 * (d + z2 * (e + z2 * g)));
+	double lnm = f - (hfsq - s * (hfsq + R));
+	double kd = (double)k;
+	return (float)(kd * LN2_HI + (lnm + kd * LN2_LO)); /* the one rounding */
 }
 
 /* ---- sqrtf ------------------------------------------------------------ */

@@ -20,71 +20,28 @@
 typedef float v4f __attribute__((vector_size(16)));
 typedef int8_t v4c __attribute__((vector_size(4)));
 
-/* ---- double-precision helpers for the RoPE tables ----------------------
- * Go builds the tables in float64 (math.Pow, math.Cos, math.Sin) and rounds
- * each entry to float32 once; these give the same float32 entries (their
- * float64 error, ~1e-16 relative, rarely moves a rounding). */
-static double d_scale2(double x, int64_t k)
+/* ---- RoPE tables ----------------------------------------------------------
+ * The same chain of float32 operations as Go's llama.RopeTable, each
+ * rounded once, with the tested, correctly rounded (on their sweeps)
+ * fl_logf, fl_expf, fl_cosf, fl_sinf in place of Go's float32(math.F(float64(x))):
+ *   lb = logf(base); a = (float)(2i) / (float)rope_dim; e = -(a * lb);
+ *   freq = expf(e); theta = (float)p * freq; cos, sin of theta.
+ * Bit-identical to Go's table (internal/llama/guest TestRopeTable).
+ * FP_CONTRACT OFF: a * lb must not become part of a fused operation. */
+void llama_rope_table(float *cos_t, float *sin_t, uint32_t context, uint32_t rope_dim, float base)
 {
-	uint64_t bits = (uint64_t)(k + 1023) << 52;
-	double s;
-	__builtin_memcpy(&s, &bits, 8);
-	return x * s;
-}
-
-static double d_round(double x) { return (double)(int64_t)(x < 0 ? x - 0.5 : x + 0.5); }
-
-static double d_exp(double x) /* |x| < 700 */
-{
-	double k = d_round(x * 1.4426950408889634);
-	double r = x - k * 6.93147180369123816490e-01 - k * 1.90821492927058770002e-10;
-	double t = 1, s = 1;
-	for (int i = 1; i <= 16; i++) {
-		t *= r / i;
-		s += t;
-	}
-	return d_scale2(s, (int64_t)k);
-}
-
-static double d_log(double x) /* x > 0, normal */
-{
-	uint64_t bits;
-	__builtin_memcpy(&bits, &x, 8);
-	int64_t e = (int64_t)((bits >> 52) & 0x7ff) - 1023;
-	bits = (bits & 0x000fffffffffffffull) | 0x3ff0000000000000ull;
-	double m;
-	__builtin_memcpy(&m, &bits, 8);
-	if (m > 1.4142135623730951) {
-		m *= 0.5;
-		e++;
-	}
-	double s = (m - 1) / (m + 1), s2 = s * s, t = s, sum = 0;
-	for (int i = 1; i <= 41; i += 2) {
-		sum += t / i;
-		t *= s2;
-	}
-	return 2 * sum + (double)e * 6.93147180559945309417e-01;
-}
-
-/* sin or cos (cos when c) of x, |x| < 1e6: reduced by pi/2 in three parts. */
-static double d_sincos(double x, int c)
-{
-	double k = d_round(x * 0.63661977236758134308);
-	double r = x - k * 1.57079632673412561417e+00 - k * 6.07710050650619224932e-11 -
-		   k * 2.02226624879595063154e-21;
-	int64_t q = (int64_t)k + (c ? 1 : 0);
-	double r2 = r * r, s = r, t = r, co = 1, u = 1;
-	for (int i = 1; i <= 10; i++) {
-		t *= -r2 / ((2 * i) * (2 * i + 1));
-		s += t;
-		u *= -r2 / ((2 * i - 1) * (2 * i));
-		co += u;
-	}
-	switch (q & 3) {
-	case 0: return s;
-	case 1: return co;
-	case 2: return -s;
-	default: return -co;
+#pragma STDC FP_CONTRACT OFF
+	uint32_t half = rope_dim / 2;
+	float lb = fl_logf(base);
+	for (uint32_t i = 0; i < half; i++) {
+		float a = (float)(2 * i) / (float)rope_dim;
+		float e = -(a * lb);
+		float freq = fl_expf(e);
+		for (uint32_t p = 0; p < context; p++) {
+			float theta = (float)p * freq;
+			cos_t[(uint64_t)p * half + i] = fl_cosf(theta);
+			sin_t[(uint64_t)p * half + i] = fl_sinf(theta);
+		}
 	}
 }
 
@@ -331,13 +288,7 @@ int llama_load(struct llama_model *m, const struct gguf_file *f, const struct fl
 	    !(m->h3 = falloc(m, m->hidden, "activations", err, errcap)) ||
 	    !(m->logits = falloc(m, m->vocab, "logits", err, errcap)))
 		goto bad;
-	for (uint64_t p = 0; p < m->context; p++)
-		for (uint64_t i = 0; i < half; i++) {
-			double freq = d_exp(-(double)(2 * i) / (double)m->rope_dim * d_log((double)m->rope_base));
-			double theta = (double)p * freq;
-			m->rope_cos[p * half + i] = (float)d_sincos(theta, 1);
-			m->rope_sin[p * half + i] = (float)d_sincos(theta, 0);
-		}
+	llama_rope_table(m->rope_cos, m->rope_sin, m->context, m->rope_dim, m->rope_base);
 	llama_reset(m);
 	return 0;
 bad:

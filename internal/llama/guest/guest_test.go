@@ -466,3 +466,69 @@ func TestCorruptModels(t *testing.T) {
 		t.Errorf("leaks: %s", res)
 	}
 }
+
+// TestRopeTable: the module's RoPE table (llama_rope_table, built from
+// mathf.c's fl_logf, fl_expf, fl_cosf, fl_sinf) equals the Go reference's
+// (llama.RopeTable) bit for bit, for the test model's configuration (read
+// from its file) and for TinyLlama-1.1B's (context 2048, rope dim 64 =
+// 2048/32, base 10000).
+func TestRopeTable(t *testing.T) {
+	h := build(t)
+	model, err := llamarun.Model(gguf.Q8_0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := load(t, model).Config
+	tl := testmodel.TinyLlamaShapes
+	for _, c := range []struct {
+		name             string
+		context, dim     int
+		base             float32
+		wantCtx, wantDim int
+	}{
+		{"Small", small.Context, small.RopeDim, small.RopeBase, 128, 8},
+		{"TinyLlama", tl.Context, tl.Dim / tl.Heads, tl.RopeBase, 2048, 64},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.context != c.wantCtx || c.dim != c.wantDim || c.base != 10000 {
+				t.Fatalf("config: context %d, rope dim %d, base %g; want %d, %d, 10000", c.context, c.dim, c.base, c.wantCtx, c.wantDim)
+			}
+			out, err := h.run("rope", strconv.Itoa(c.context), strconv.Itoa(c.dim), fmt.Sprintf("%08x", math.Float32bits(c.base)))
+			if err != nil {
+				t.Fatalf("rope: %v\n%.2000s", err, out)
+			}
+			goCos, goSin := llama.RopeTable(c.context, c.dim, c.base)
+			for _, tab := range []struct {
+				name string
+				want []float32
+			}{{"cos", goCos}, {"sin", goSin}} {
+				l, ok := line(out, tab.name+" ")
+				if !ok {
+					t.Fatalf("no %s line in the harness's output:\n%.2000s", tab.name, out)
+				}
+				f := strings.Fields(l)
+				if len(f) != len(tab.want) {
+					t.Fatalf("%s: C gave %d entries, Go %d", tab.name, len(f), len(tab.want))
+				}
+				half := c.dim / 2
+				var diff int
+				for k, s := range f {
+					bits, err := strconv.ParseUint(s, 16, 32)
+					if err != nil {
+						t.Fatalf("%s: %v", tab.name, err)
+					}
+					if w := math.Float32bits(tab.want[k]); uint32(bits) != w {
+						if diff++; diff <= 5 {
+							t.Errorf("%s[p=%d][i=%d]: C %08x (%g), Go %08x (%g)", tab.name, k/half, k%half,
+								bits, math.Float32frombits(uint32(bits)), w, tab.want[k])
+						}
+					}
+				}
+				if diff > 0 {
+					t.Errorf("%s: %d of %d entries differ", tab.name, diff, len(f))
+				}
+				t.Logf("%s: %d %s entries (context %d x %d pairs), %d differ", c.name, len(f), tab.name, c.context, half, diff)
+			}
+		})
+	}
+}

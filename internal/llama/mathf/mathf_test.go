@@ -1,5 +1,5 @@
-// Package mathf tests modules/llama/mathf.c, the llama module's expf, sinf,
-// cosf and sqrtf, against the host's libm (glibc in the pinned rootfs): the
+// Package mathf tests modules/llama/mathf.c, the llama module's expf, logf,
+// sinf, cosf and sqrtf, against the host's libm (glibc in the pinned rootfs): the
 // object built with the module flags must need no symbol from outside, and
 // its results must be within 1 ulp of glibc's over sweeps of inputs.
 package mathf
@@ -86,7 +86,7 @@ func undefined(t *testing.T, tc *toolchain.Toolchain, obj string) []string {
 
 // TestFreestandingNoUndefinedSymbols: the module links no libc, so mathf.c
 // must not need one, and clang must not have turned anything back into a
-// libm call (expf, sinf, sqrtf, rint...) or a compiler-rt helper
+// libm call (expf, logf, sinf, sqrtf, rint...) or a compiler-rt helper
 // (__floattidf...). Baseline and O3 objects need no symbol at all; the
 // instrumented one only the profile runtime's (__llvm_profile_*), which the
 // instrumented module build links.
@@ -145,10 +145,12 @@ func parse(out string) (map[string]set, error) {
 }
 
 // minInputs is how many inputs each set of testdata/sweep.c must have
-// checked: expf >= 2 million over [-104, 89] plus the edges, sinf and cosf
+// checked: expf >= 2 million over [-104, 89] plus the edges, logf >= 2
+// million over the positive floats (subnormals, near 1), sinf and cosf
 // >= 2 million over [-1e5, 1e5] plus [-4, 4] densely, the rest as swept.
 var minInputs = map[string]uint64{
 	"expf":      2_000_000,
+	"logf":      2_000_000,
 	"sinf":      2_000_000,
 	"cosf":      2_000_000,
 	"sinf_wide": 1_000_000,
@@ -160,7 +162,7 @@ var minInputs = map[string]uint64{
 // and O3: the code the module runs), links it into testdata/sweep.c (hosted,
 // -lm) and runs the sweep in the rootfs. Every set must stay within 1 ulp of
 // glibc, NaN for NaN, with the worst input printed when it does not. glibc's
-// expf, sinf and cosf are not correctly rounded themselves (they differ from
+// expf, logf, sinf and cosf are not correctly rounded themselves (they differ from
 // ours by 1 ulp on thousands of inputs, where ours is the nearer); the sweep
 // also rounds glibc's long double functions to float, and every result of
 // ours must equal that: correctly rounded on every swept input.
@@ -183,7 +185,7 @@ func TestWithinOneUlpOfLibm(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v\n%s", v.name, err, out)
 		}
-		for _, name := range []string{"expf", "sinf", "cosf", "sinf_wide", "cosf_wide", "sqrtf"} {
+		for _, name := range []string{"expf", "logf", "sinf", "cosf", "sinf_wide", "cosf_wide", "sqrtf"} {
 			s, ok := sets[name]
 			if !ok {
 				t.Errorf("%s: sweep reported no %s set:\n%s", v.name, name, out)
@@ -218,7 +220,7 @@ func TestWithinOneUlpOfLibm(t *testing.T) {
 // host through internal/modfmt/testdata/modrun_host.c (the kernel's parser
 // and relocation step, W^X mapping): it must pack, carry no relocation at
 // all (mathf.c stores no address; its 2/pi table is reached RIP-relative),
-// and return FLUID_OK with its four known answers.
+// and return FLUID_OK with its five known answers.
 func TestLinksAndRunsAsModule(t *testing.T) {
 	tc, root := toolchaintest.Find(t), toolchaintest.Root(t)
 	dir := t.TempDir()

@@ -9,6 +9,9 @@
  *   llama_host logits MODEL N ID...     prompt ids, then N greedy steps: one
  *                                       "logits <hex float32 bits>..." line per step
  *   llama_host mutate MODEL SEED N      N corrupted copies through the whole load path
+ *   llama_host rope CONTEXT DIM BASE    llama_rope_table for that config (BASE: hex float32
+ *                                       bits): "cos <hex bits>..." and "sin ..." lines,
+ *                                       position-major as Go's llama.RopeTable
  *   llama_host encode MODEL HEX...      per hex-encoded text: "ids ..." (with BOS)
  *                                       and "dec <hex of the decoded ids>"
  *
@@ -285,8 +288,30 @@ int main(int argc, char **argv)
 		gguf_free(&f, &svc);
 		return 0;
 	}
+	if (argc == 5 && strcmp(argv[1], "rope") == 0) {
+		uint32_t context = (uint32_t)strtoul(argv[2], NULL, 10), dim = (uint32_t)strtoul(argv[3], NULL, 10);
+		uint32_t bbits = (uint32_t)strtoul(argv[4], NULL, 16);
+		float base;
+		memcpy(&base, &bbits, 4);
+		size_t n = (size_t)context * (dim / 2);
+		float *c = malloc(n * sizeof *c + 1), *s = malloc(n * sizeof *s + 1);
+		llama_rope_table(c, s, context, dim, base);
+		for (int t = 0; t < 2; t++) {
+			const float *v = t ? s : c;
+			printf(t ? "sin" : "cos");
+			for (size_t i = 0; i < n; i++) {
+				uint32_t bits;
+				memcpy(&bits, &v[i], 4);
+				printf(" %08x", bits);
+			}
+			printf("\n");
+		}
+		free(c);
+		free(s);
+		return 0;
+	}
 	if (argc == 5 && strcmp(argv[1], "mutate") == 0)
 		return mutate(argv[2], strtoull(argv[3], NULL, 0), atoi(argv[4]));
-	fprintf(stderr, "usage: llama_host run DIR [--light] | logits MODEL N ID... | encode MODEL HEX...\n");
+	fprintf(stderr, "usage: llama_host run DIR [--light] | logits MODEL N ID... | encode MODEL HEX... | mutate MODEL SEED N | rope CONTEXT DIM BASE\n");
 	return 2;
 }

@@ -7,7 +7,7 @@
  * gives a zero ours must be the same zero, sign included: either miss
  * counts as a distance of 2^32.
  *
- * It also rounds glibc's long double function (expl, sinl, cosl, sqrtl:
+ * It also rounds glibc's long double function (expl, logl, sinl, cosl, sqrtl:
  * 64-bit significands, errors near 2^-63) to float, which is the correctly
  * rounded result unless the exact value lies within ~2^-39 ulp of a float
  * midpoint, and counts the inputs where mine differs from that (crmiss),
@@ -18,7 +18,7 @@
  * Output, one line per checked set (the Go test parses it):
  *   fn <name> n=<inputs> maxulp=<u> inexact=<count with u > 0> worst=0x<x> mine=0x<..> ref=0x<..>
  *      crmiss=<count> crfirst=0x<x>   (on the same line)
- * Sets: expf, sinf, cosf (|x| <= 1e5: the contract), sinf_wide, cosf_wide
+ * Sets: expf, logf, sinf, cosf (|x| <= 1e5: the contract), sinf_wide, cosf_wide
  * (1e5 < |x| <= FLT_MAX), sqrtf. Exit 0 whatever the distances: judging is
  * the test's job.
  */
@@ -123,13 +123,16 @@ static void report(const struct set *s)
 }
 
 static float ref_expf(float x) { return expf(x); }
+static float ref_logf(float x) { return logf(x); }
 static float ref_sinf(float x) { return sinf(x); }
 static float ref_cosf(float x) { return cosf(x); }
 static float ref_sqrtf(float x) { return sqrtf(x); }
 
-/* The angles the llama module feeds sinf/cosf: pos * theta_i with
- * theta_i = base^(-2i/d), for head dims 64 and 128 and the two bases of
- * TinyLlama-style files, pos < 4096. */
+/* The angles the llama module feeds sinf/cosf: pos * freq_i with freq_i =
+ * expf(-((2i/d) * logf(base))) in float32 as llama_rope_table computes it
+ * (here with glibc's expf and logf),
+ * for rope dims 8, 64 and 128 and the two bases of TinyLlama-style files,
+ * pos < 4096. */
 static void rope(struct set *s)
 {
 	static const float bases[] = {10000.0f, 500000.0f};
@@ -137,9 +140,10 @@ static void rope(struct set *s)
 	for (int b = 0; b < 2; b++)
 		for (int d = 0; d < 3; d++)
 			for (int i = 0; i < dims[d] / 2; i++) {
-				float theta = powf(bases[b], -2.0f * (float)i / (float)dims[d]);
+				float a = (float)(2 * i) / (float)dims[d];
+				float freq = expf(-(a * logf(bases[b])));
 				for (int pos = 0; pos < 4096; pos++)
-					check(s, (float)pos * theta);
+					check(s, (float)pos * freq);
 			}
 }
 
@@ -180,6 +184,27 @@ int main(void)
 	by_bits(&e, 0xc2d00000u, 0xff800000u, 997);  /* beyond: 0 */
 	specials(&e);
 	report(&e);
+
+	struct set l = {.name = "logf", .mine = fl_logf, .ref = ref_logf, .exact = logl};
+	/* Every positive float by bit patterns (subnormals, normals, +inf), every
+	 * float in [1 - 2^-6, 1 + 2^-6] (the cancellation near 1), every 31st
+	 * subnormal, 2^-149..2^127 exactly and their neighbours, the RoPE
+	 * bases, and negatives (NaN, -0 -> -inf). */
+	by_bits(&l, 0x00000001u, 0x7f800000u, 1021);
+	by_bits(&l, 0x3f7c0000u, 0x3f820000u, 1);
+	by_bits(&l, 0x00000001u, 0x00800000u, 31);
+	for (int k = -149; k <= 127; k++) {
+		float x = ldexpf(1.0f, k);
+		check(&l, x);
+		check(&l, nextafterf(x, INFINITY));
+		check(&l, nextafterf(x, 0.0f));
+	}
+	static const float bases[] = {10000.0f, 500000.0f, 1000000.0f, 10000000.0f, 2.0f, 10.0f, 0.5f, 3.0f};
+	for (size_t i = 0; i < sizeof bases / sizeof bases[0]; i++)
+		check(&l, bases[i]);
+	by_bits(&l, 0x80000000u, 0xff800000u, 100003);
+	specials(&l);
+	report(&l);
 
 	struct set sn = {.name = "sinf", .mine = fl_sinf, .ref = ref_sinf, .exact = sinl}, snw = {.name = "sinf_wide", .mine = fl_sinf, .ref = ref_sinf, .exact = sinl};
 	trig(&sn, &snw);
