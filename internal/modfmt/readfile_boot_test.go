@@ -353,3 +353,50 @@ func TestBootReadFileNotChargedToDeadline(t *testing.T) {
 	}
 	t.Logf("read_file took %s ms against a deadline of 3 x 50 ms; the module's cycles: %s", took[1], cycles[1])
 }
+
+// TestBootReadFileHuge loads a file of $FLUID_READFILE_MIB MiB (say 1200,
+// the size of TinyLlama-1.1B Q8_0) with -m 3G on the pc machine, as a user's
+// own model is loaded, through the bigread module (testdata/files), which
+// checks its size and a CRC-32 of every 4093rd byte: it lands in the heap
+// (about 3 GiB there). Skipped unless FLUID_READFILE_MIB is set (it builds
+// an image of the file's size plus 64 MiB, at most image.MaxSize).
+func TestBootReadFileHuge(t *testing.T) {
+	mib, err := strconv.Atoi(os.Getenv("FLUID_READFILE_MIB"))
+	if err != nil || mib <= 0 {
+		t.Skip("FLUID_READFILE_MIB not set (MiB of the file to load, e.g. 1200)")
+	}
+	size := int64(mib+64) << 20
+	if size > image.MaxSize {
+		t.Fatalf("FLUID_READFILE_MIB=%d: the image would be %d MiB, over the %d MiB the image builder makes", mib, size>>20, image.MaxSize>>20)
+	}
+	data := blob(mib<<20, 6)
+	var sample []byte
+	for off := 0; off < len(data); off += 4093 {
+		sample = append(sample, data[off])
+	}
+	qemutest.Need(t)
+	b := buildtest.Builder(t)
+	unlock := buildtest.Lock(t, b)
+	kernel, err := b.Kernel(t.Context(), build.KernelNormal)
+	var img string
+	if err == nil {
+		img, err = b.Image(t.Context(), build.ImageSpec{Name: "fluid-modfmt-readfile-huge.img", Kernel: kernel, Size: size, Extra: []image.File{
+			{Path: "/modules/bigread.mod", Data: buildTestModule(t, b.Root(), "files", "bigread")},
+			{Path: "/data/blob.bin", Data: data},
+			{Path: "/data/expect.txt", Data: fmt.Appendf(nil, "%d %08x\n", len(data), crc32.ChecksumIEEE(sample))},
+		}})
+	}
+	unlock()
+	if err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	res, lines := qemutest.Boot(t, qemu.Options{Image: img, Memory: "3G", Timeout: 15 * time.Minute})
+	if res.Outcome != qemu.Passed {
+		t.Fatalf("outcome %v exit %d, want a pass:\n%s", res.Outcome, res.ExitStatus, strings.Join(lines, "\n"))
+	}
+	reads := readLines(lines)["/data/blob.bin"]
+	if len(reads) != 1 {
+		t.Fatalf("%d read lines for /data/blob.bin, want 1", len(reads))
+	}
+	t.Logf("%d MiB through read_file with -m 3G: %s us, %s MB/s (%s)", mib, reads[0][3], reads[0][4], diskMode(lines))
+}

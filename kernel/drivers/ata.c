@@ -83,7 +83,7 @@ struct prd {
 	uint16_t flags;
 } __attribute__((packed));
 #define PRD_EOT            0x8000u
-#define PRD_MAX            8u    /* 128 KiB straddles at most 3 boundaries */
+#define PRD_MAX            8u    /* 128 KiB touches at most 3 64 KiB pages */
 #define DMA_BOUNCE_BYTES   (ATA_MAX_PER_CMD * ATA_SECTOR_SIZE)
 
 static struct {
@@ -97,8 +97,8 @@ static struct {
 } ata;
 
 /* The PRD table (dword aligned, inside one 64 KiB page) and a bounce
- * buffer for destinations the controller cannot reach (above 4 GiB).
- * Both in .bss: physical = virtual - KERNEL_VMA. */
+ * buffer for destinations the controller cannot reach (above 4 GiB, or at
+ * an odd address). Both in .bss: physical = virtual - KERNEL_VMA. */
 static struct prd prdt[PRD_MAX] __attribute__((aligned(64)));
 static uint8_t bounce[DMA_BOUNCE_BYTES] __attribute__((aligned(4096)));
 
