@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -268,7 +267,7 @@ func (r *Report) Table() string {
 	}
 	fmt.Fprintf(&s, "%-44s %14d   %s\n", "guest instructions reset → kernel_main", r.ResetToMain, note)
 	fmt.Fprintf(&s, "%-44s %14d   the whole normal run (7 modules × 3 runs, export)\n", "guest instructions reset → end of run", r.ResetToEnd)
-	fmt.Fprintf(&s, "%-44s %14s   TCG, no icount; kernel reads by %s\n", fmt.Sprintf("%d MiB file through read_file", loadRateBytes>>20), fmt.Sprintf("%.2f MB/s", r.FileLoad), strings.TrimPrefix(r.FileLoadPath, diskModePrefix))
+	fmt.Fprintf(&s, "%-44s %14s   TCG, no icount; kernel reads by %s\n", fmt.Sprintf("%d MiB file through read_file", loadRateBytes>>20), fmt.Sprintf("%.2f MB/s", r.FileLoad), strings.TrimPrefix(r.FileLoadPath, serial.MarkerDiskPath))
 	fmt.Fprintf(&s, "%-44s %14d\n", "kernel.elf bytes", r.KernelELF)
 	fmt.Fprintf(&s, "%-44s %14d   (%d in memory incl. .bss)\n", "kernel payload bytes (loaded by stage 2)", r.KernelPayload, r.KernelMem)
 	fmt.Fprintf(&s, "%-44s %14d\n", "stage2.bin bytes", r.Stage2)
@@ -327,9 +326,6 @@ const (
 	loadRateBytes = 32 << 20
 	loadRateSeed  = 0x14
 	loadRatePath  = "/bench/blob.bin"
-	// diskModePrefix starts the kernel's line saying how it reads the disk
-	// (kernel/module/workload.c): "bus-master DMA (...)" or "PIO (...)".
-	diskModePrefix = "workload: disk reads by "
 )
 
 // loadRateSource is the load-rate module's source, repository-relative.
@@ -407,11 +403,13 @@ func loadRate(ctx context.Context, img string, runs int) (float64, string, error
 			return 0, "", fmt.Errorf("load-rate boot of %s did not pass: %s", img, res)
 		}
 		for _, l := range lines {
-			if strings.HasPrefix(l, diskModePrefix) {
+			if strings.HasPrefix(l, serial.MarkerDiskPath) {
 				path = l
 			}
-			if r, ok := fileReadRate(l, loadRatePath); ok {
-				rate = r
+		}
+		for _, f := range res.Files {
+			if f.Path == loadRatePath && f.Failed == "" {
+				rate = f.MBps
 			}
 		}
 		if rate == 0 {
@@ -421,24 +419,4 @@ func loadRate(ctx context.Context, img string, runs int) (float64, string, error
 	}
 	sort.Float64s(rates)
 	return rates[len(rates)/2], path, nil
-}
-
-// fileReadRE is the kernel's line for a file it read for a module
-// (kernel/fs/filecache.c), after the path.
-var fileReadRE = regexp.MustCompile(`^: read [0-9]+ bytes in [0-9]+ us \(([0-9]+\.[0-9]+) MB/s\)$`)
-
-// fileReadRate is the MB/s of the kernel's read line for path, if l is one.
-// At the merge with the serial parser's read_file lines (internal/serial,
-// ParseFileLine) this becomes a call to it.
-func fileReadRate(l, path string) (float64, bool) {
-	rest, ok := strings.CutPrefix(l, "file "+path)
-	if !ok {
-		return 0, false
-	}
-	m := fileReadRE.FindStringSubmatch(rest)
-	if m == nil {
-		return 0, false
-	}
-	v, err := strconv.ParseFloat(m[1], 64)
-	return v, err == nil
 }

@@ -7,27 +7,8 @@ import (
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/build/buildtest"
 	"github.com/fluid-os/fluid/internal/qemu/qemutest"
+	"github.com/fluid-os/fluid/internal/serial"
 )
-
-func TestFileReadRate(t *testing.T) {
-	for _, tt := range []struct {
-		line string
-		want float64
-		ok   bool
-	}{
-		{"file /bench/blob.bin: read 33554432 bytes in 254672 us (131.75 MB/s)", 131.75, true},
-		{"file /bench/blob.bin: read 0 bytes in 0 us (0.00 MB/s)", 0, true},
-		{"file /bench/blob.bin: not found", 0, false},
-		{"file /bench/blob.binx: read 1 bytes in 1 us (1.00 MB/s)", 0, false},
-		{"file /other.bin: read 1 bytes in 1 us (1.00 MB/s)", 0, false},
-		{"readfile: /bench/blob.bin at 0x1000", 0, false},
-	} {
-		got, ok := fileReadRate(tt.line, loadRatePath)
-		if got != tt.want || ok != tt.ok {
-			t.Errorf("fileReadRate(%q) = %v, %v; want %v, %v", tt.line, got, ok, tt.want, tt.ok)
-		}
-	}
-}
 
 // TestLoadRate builds the load-rate image and boots it once: the module
 // finds the 32 MiB file with the content loadRateBlob wrote (its own
@@ -50,7 +31,7 @@ func TestLoadRate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rate <= 0 || !strings.HasPrefix(path, diskModePrefix+"bus-master DMA") {
+	if rate <= 0 || !strings.HasPrefix(path, serial.MarkerDiskPath+"bus-master DMA") {
 		t.Errorf("rate %.2f MB/s by %q; want a rate and bus-master DMA", rate, path)
 	}
 	t.Logf("%d MiB through read_file: %.2f MB/s (%s)", loadRateBytes>>20, rate, path)
@@ -59,7 +40,7 @@ func TestLoadRate(t *testing.T) {
 // The table names the load rate and the disk path without the kernel's
 // line prefix.
 func TestTableFileLoad(t *testing.T) {
-	r := &Report{Runs: 5, FileLoad: 120.02, FileLoadPath: diskModePrefix + "bus-master DMA (PCI 00:01.1 8086:7010, registers at 0xc040)"}
+	r := &Report{Runs: 5, FileLoad: 120.02, FileLoadPath: serial.MarkerDiskPath + "bus-master DMA (PCI 00:01.1 8086:7010, registers at 0xc040)"}
 	want := "32 MiB file through read_file                   120.02 MB/s   TCG, no icount; kernel reads by bus-master DMA (PCI 00:01.1 8086:7010, registers at 0xc040)\n"
 	if tab := r.Table(); !strings.Contains(tab, want) {
 		t.Errorf("table lacks %q:\n%s", want, tab)

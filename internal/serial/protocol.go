@@ -96,6 +96,10 @@ const (
 	// (read_file): "file /<path>: read <n> bytes in <us> us (<mbps> MB/s)",
 	// or "file /<path>: <reason>" when it could not.
 	MarkerFile = "file /"
+	// MarkerDiskPath starts the kernel's line saying how it reads the disk
+	// (kernel/module/workload.c): "workload: disk reads by bus-master DMA
+	// (...)" or "workload: disk reads by PIO (rep insw): <why>".
+	MarkerDiskPath = "workload: disk reads by "
 	// MarkerLlama starts every line of the llama module.
 	MarkerLlama = "llama: "
 	// MarkerLlamaModel starts the llama module's line about the model it
