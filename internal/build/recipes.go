@@ -198,9 +198,14 @@ func (b *Builder) profileRuntime(ctx context.Context, moduleFlags []string) (str
 		}
 	}
 	obj := filepath.Join(dir, strings.TrimSuffix(ProfileRuntimeSourceName, ".c")+".o")
+	// The depfile makes the headers it includes (fluid_module.h) inputs:
+	// without it a services-table change left an object of the old table
+	// in the cache, and the packer refused the instrumented modules.
+	dep := b.rel(obj) + ".d"
 	argv := append([]string{b.tc.Path("clang")}, moduleFlags...)
-	argv = append(argv, "-ffile-prefix-map="+dir+"/=", "-c", src, "-o", obj)
-	if _, err := b.Step(ctx, "CC", b.rel(src), argv, []string{src}, []string{obj}); err != nil {
+	argv = append(argv, "-ffile-prefix-map="+dir+"/=", "-ffile-prefix-map="+b.rel(dir)+"/=", "-MD", "-MF", dep, "-c", b.rel(src), "-o", b.rel(obj))
+	if _, err := b.run(ctx, &step{tag: "CC", name: b.rel(src), argv: argv, inputs: []string{b.rel(src)},
+		outputs: []string{b.rel(obj)}, depfile: dep}); err != nil {
 		return "", fmt.Errorf("compile the module profile runtime: %w", err)
 	}
 	return obj, nil
