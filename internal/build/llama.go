@@ -63,6 +63,10 @@ type LlamaFiles struct {
 	// (LlamaImageSize).
 	ImageSize int64
 	tok       *llama.Tokenizer
+	// data is the model's bytes as checked: the image gets these, not a
+	// second read of Model, which may have changed since (or be a path
+	// the build's input hashing maps elsewhere, such as one under /usr/).
+	data []byte
 }
 
 // NewLlamaFiles checks the model at path (GGUF, architecture llama, the
@@ -82,7 +86,7 @@ func NewLlamaFiles(path string, run llamarun.Run, deadlineMS int) (*LlamaFiles, 
 	if _, err := run.Text(); err != nil {
 		return nil, fmt.Errorf("llama run for %s: %w", path, err)
 	}
-	lf := &LlamaFiles{Model: path, Run: run, DeadlineMS: deadlineMS, Config: cfg, ModelBytes: int64(len(data)), tok: tok}
+	lf := &LlamaFiles{Model: path, Run: run, DeadlineMS: deadlineMS, Config: cfg, ModelBytes: int64(len(data)), tok: tok, data: data}
 	lf.Memory = LlamaMemory(lf.ModelBytes, cfg)
 	if lf.ImageSize, err = LlamaImageSize(lf.ModelBytes); err != nil {
 		return nil, fmt.Errorf("llama model %s: %w", path, err)
@@ -213,7 +217,11 @@ func (b *Builder) llamaImageFiles() ([]image.File, int64, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("llama run.txt: %w", err)
 		}
-		return []image.File{{Path: llamarun.ModelPath, Src: lf.Model}, {Path: llamarun.RunPath, Data: run}}, lf.ImageSize, nil
+		model := image.File{Path: llamarun.ModelPath, Src: lf.Model}
+		if lf.data != nil {
+			model = image.File{Path: llamarun.ModelPath, Data: lf.data}
+		}
+		return []image.File{model, {Path: llamarun.RunPath, Data: run}}, lf.ImageSize, nil
 	}
 	b.llamaOnce.Do(func() {
 		var run llamarun.Run

@@ -197,3 +197,42 @@ func TestLlamaBootTimeout(t *testing.T) {
 		t.Error("the default files and files without a deadline keep the harness's timeout")
 	}
 }
+
+// TestByoLlamaImageGetsTheCheckedBytes: the image carries the model bytes
+// the build checked, not whatever the file holds when the image step runs
+// (a download still being written, a file replaced by another), and the
+// image step's key covers those bytes whatever the path (a model under
+// /usr/ is a toolchain-image path to the sandbox's input hashing).
+func TestByoLlamaImageGetsTheCheckedBytes(t *testing.T) {
+	p := writeModel(t, tinyKeyModel(), nil)
+	checked, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := ByoLlama(p, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file changes after the check.
+	if err := os.WriteFile(p, []byte("GGUF but no longer the model that was checked"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := &Builder{opt: Options{Llama: lf}}
+	files, _, err := b.llamaImageFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(files, func(f image.File) bool { return f.Path == llamarun.ModelPath })
+	if i < 0 {
+		t.Fatalf("no %s among %v", llamarun.ModelPath, files)
+	}
+	got := files[i].Data
+	if got == nil {
+		if got, err = os.ReadFile(files[i].Src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(got, checked) {
+		t.Errorf("the image's %s holds %d bytes that are not the %d bytes the build checked (it re-reads %s)", llamarun.ModelPath, len(got), len(checked), files[i].Src)
+	}
+}
