@@ -429,6 +429,9 @@ func testMalformedRun(t *testing.T, h *harness, model, good []byte) {
 		{"crlf", strings.ReplaceAll(string(good), "\n", "\r\n"), "line 1: a carriage return: write LF line ends"},
 		{"short expect", strings.Replace(string(good), "generate 24", "generate 25", 1), "expect lists 24 ids, fewer than generate 25"},
 		{"empty", "", "key fluid-llama-run is missing"},
+		// More than 19 digits (leading zeros): the module reads at most 19.
+		{"long count", strings.Replace(string(good), "generate 24", "generate 0000000000000000000024", 1), `line 3: generate "0000000000000000000024" is not a token count`},
+		{"long id", strings.Replace(string(good), "prompt_ids 1 ", "prompt_ids 00000000000000000001 ", 1), `prompt_ids: item 0 "00000000000000000001" is not a token id`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
