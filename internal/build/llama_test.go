@@ -236,3 +236,40 @@ func TestByoLlamaImageGetsTheCheckedBytes(t *testing.T) {
 		t.Errorf("the image's %s holds %d bytes that are not the %d bytes the build checked (it re-reads %s)", llamarun.ModelPath, len(got), len(checked), files[i].Src)
 	}
 }
+
+// TestByoLlamaRefusesAHugePromptFast: a prompt far longer than the context
+// is refused at once, naming the context, not after tokenizing it (the
+// tokenizer's merge loop is quadratic: 20 KB took 9 s, 100 KB minutes).
+func TestByoLlamaRefusesAHugePromptFast(t *testing.T) {
+	p := writeModel(t, tinyKeyModel(), nil)
+	prompt := strings.Repeat("once upon a time ", 100<<10/17)
+	t0 := time.Now()
+	_, err := ByoLlama(p, prompt, "")
+	if took := time.Since(t0); took > 5*time.Second {
+		t.Errorf("a %d-byte prompt took %v to refuse", len(prompt), took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "exceeds the model's context of 128 (llama.context_length)") {
+		t.Errorf("a %d-byte prompt: %v", len(prompt), err)
+	}
+}
+
+// TestMinPromptTokensIsALowerBound: the bound never exceeds the real count
+// (else a prompt that fits would be refused).
+func TestMinPromptTokensIsALowerBound(t *testing.T) {
+	p := writeModel(t, tinyKeyModel(), nil)
+	lf, err := ByoLlama(p, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"", "a", " ", "once upon a time", "the reader trusts nothing", "a  b   c", " leading", "trailing ",
+		"naïve café — ünïcode ✓", "\xff\x00 é", "thethethe therethere", "where there is a file there is a format",
+		strings.Repeat("the model ", 30), strings.Repeat("x", 300)} {
+		ids, err := lf.tok.Encode(s, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if least := minPromptTokens(lf.tok, s); least > len(ids) {
+			t.Errorf("%q: bound %d > %d tokens", s, least, len(ids))
+		}
+	}
+}
