@@ -390,6 +390,8 @@ func testMalformedGGUF(t *testing.T, h *harness, model, run []byte) {
 		{"bad magic", `magic at byte 0: got "GGUQ"`, mutate(func(b []byte) []byte { b[3] = 'Q'; return b })},
 		{"version", "version at byte 4: version 2, only 3 is supported", mutate(func(b []byte) []byte { le.PutUint32(b[4:], 2); return b })},
 		{"tensor count overflows", "tensor_count at byte 8: 18446744073709551615 tensors cannot fit", mutate(func(b []byte) []byte { le.PutUint64(b[8:], math.MaxUint64); return b })},
+		{"too many tensors", "tensor_count at byte 8: 4097 tensors, more than the 4096 this reader takes", mutate(func(b []byte) []byte { le.PutUint64(b[8:], 4097); return b })},
+		{"too many kvs", "metadata_kv_count at byte 16: 4097 pairs, more than the 4096 this reader takes", mutate(func(b []byte) []byte { le.PutUint64(b[16:], 4097); return b })},
 		{"kv count overflows", "metadata_kv_count at byte 16: 1152921504606846976 pairs cannot fit", mutate(func(b []byte) []byte { le.PutUint64(b[16:], 1<<60); return b })},
 		{"unknown tensor type", fmt.Sprintf("tensor_infos[0].type at byte %d: tensor type 2 is not supported (supported: F32=0, F16=1, Q8_0=8; tensor token_embd.weight)", emb+4+16), mutate(func(b []byte) []byte { le.PutUint32(b[emb+4+16:], 2); return b })},
 		{"offset past the end", fmt.Sprintf("tensor_infos[0].offset %d + %d bytes past the end of the data", 1<<40, 64*512*34/32), mutate(func(b []byte) []byte { le.PutUint64(b[emb+4+16+4:], 1<<40); return b })},
