@@ -138,6 +138,12 @@ type Options struct {
 // Run builds the three variants, boots each, and returns the report. It
 // fails if any module fails its checks or reports the wrong variant.
 func Run(ctx context.Context, o Options) (*Report, error) {
+	// The PGO variant is built from profiles/, the test model's run: with
+	// a user's model the comparison would measure another workload than
+	// the one profiled (and boot it under the harness's default timeout).
+	if lf := o.B.Options().Llama; lf != nil {
+		return nil, fmt.Errorf("bench: the llama module's model is %s, not the generated test model the profiles in profiles/ come from (unset %s)", lf.Model, build.EnvLlamaModel)
+	}
 	if o.Boot == nil {
 		o.Boot = profile.QEMUBootMemory(o.B.Memory())
 	}

@@ -63,6 +63,10 @@ type LlamaFiles struct {
 	// (LlamaImageSize).
 	ImageSize int64
 	tok       *llama.Tokenizer
+	// data is the model's bytes as checked: the image gets these, not a
+	// second read of Model, which may have changed since (or be a path
+	// the build's input hashing maps elsewhere, such as one under /usr/).
+	data []byte
 }
 
 // NewLlamaFiles checks the model at path (GGUF, architecture llama, the
@@ -82,7 +86,7 @@ func NewLlamaFiles(path string, run llamarun.Run, deadlineMS int) (*LlamaFiles, 
 	if _, err := run.Text(); err != nil {
 		return nil, fmt.Errorf("llama run for %s: %w", path, err)
 	}
-	lf := &LlamaFiles{Model: path, Run: run, DeadlineMS: deadlineMS, Config: cfg, ModelBytes: int64(len(data)), tok: tok}
+	lf := &LlamaFiles{Model: path, Run: run, DeadlineMS: deadlineMS, Config: cfg, ModelBytes: int64(len(data)), tok: tok, data: data}
 	lf.Memory = LlamaMemory(lf.ModelBytes, cfg)
 	if lf.ImageSize, err = LlamaImageSize(lf.ModelBytes); err != nil {
 		return nil, fmt.Errorf("llama model %s: %w", path, err)
@@ -193,7 +197,13 @@ func ByoLlama(model, prompt, tokens string) (*LlamaFiles, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", EnvLlamaModel, err)
 	}
-	// Refuse what the module would refuse, before anything is built.
+	// Refuse what the module would refuse, before anything is built. A
+	// prompt far over the context is refused before it is tokenized (the
+	// merge loop is quadratic in its length): no token spells more than
+	// the longest token's bytes of the text the tokenizer sees.
+	if least := minPromptTokens(lf.tok, prompt); least+n > lf.Config.Context {
+		return nil, fmt.Errorf("%s and %s: a prompt of at least %d tokens + %d to generate exceeds the model's context of %d (llama.context_length): shorten the prompt or generate fewer", EnvLlamaPrompt, EnvLlamaTokens, least, n, lf.Config.Context)
+	}
 	ids, err := lf.tok.Encode(prompt, true)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", EnvLlamaPrompt, err)
@@ -202,6 +212,24 @@ func ByoLlama(model, prompt, tokens string) (*LlamaFiles, error) {
 		return nil, fmt.Errorf("%s and %s: a prompt of %d tokens + %d to generate exceeds the model's context of %d (llama.context_length): shorten the prompt or generate fewer", EnvLlamaPrompt, EnvLlamaTokens, len(ids), n, lf.Config.Context)
 	}
 	return lf, nil
+}
+
+// minPromptTokens is a lower bound on len(tok.Encode(prompt, true)):
+// BOS, then the text as the tokenizer sees it (a leading "▁", each space
+// "▁": 3 bytes) in pieces of at most the longest token's length (a piece
+// that is no token becomes one byte token per byte).
+func minPromptTokens(tok *llama.Tokenizer, prompt string) int {
+	if prompt == "" {
+		return 1
+	}
+	longest := 1
+	for i, s := range tok.Tokens {
+		if tok.Types[i] != 6 { // byte tokens stand for one byte
+			longest = max(longest, len(s))
+		}
+	}
+	seen := 3 + len(prompt) + 2*strings.Count(prompt, " ")
+	return 1 + (seen+longest-1)/longest
 }
 
 // llamaImageFiles are the llama module's two files for an image, and the
@@ -213,7 +241,11 @@ func (b *Builder) llamaImageFiles() ([]image.File, int64, error) {
 		if err != nil {
 			return nil, 0, fmt.Errorf("llama run.txt: %w", err)
 		}
-		return []image.File{{Path: llamarun.ModelPath, Src: lf.Model}, {Path: llamarun.RunPath, Data: run}}, lf.ImageSize, nil
+		model := image.File{Path: llamarun.ModelPath, Src: lf.Model}
+		if lf.data != nil {
+			model = image.File{Path: llamarun.ModelPath, Data: lf.data}
+		}
+		return []image.File{model, {Path: llamarun.RunPath, Data: run}}, lf.ImageSize, nil
 	}
 	b.llamaOnce.Do(func() {
 		var run llamarun.Run

@@ -197,3 +197,79 @@ func TestLlamaBootTimeout(t *testing.T) {
 		t.Error("the default files and files without a deadline keep the harness's timeout")
 	}
 }
+
+// TestByoLlamaImageGetsTheCheckedBytes: the image carries the model bytes
+// the build checked, not whatever the file holds when the image step runs
+// (a download still being written, a file replaced by another), and the
+// image step's key covers those bytes whatever the path (a model under
+// /usr/ is a toolchain-image path to the sandbox's input hashing).
+func TestByoLlamaImageGetsTheCheckedBytes(t *testing.T) {
+	p := writeModel(t, tinyKeyModel(), nil)
+	checked, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, err := ByoLlama(p, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The file changes after the check.
+	if err := os.WriteFile(p, []byte("GGUF but no longer the model that was checked"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := &Builder{opt: Options{Llama: lf}}
+	files, _, err := b.llamaImageFiles()
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(files, func(f image.File) bool { return f.Path == llamarun.ModelPath })
+	if i < 0 {
+		t.Fatalf("no %s among %v", llamarun.ModelPath, files)
+	}
+	got := files[i].Data
+	if got == nil {
+		if got, err = os.ReadFile(files[i].Src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !slices.Equal(got, checked) {
+		t.Errorf("the image's %s holds %d bytes that are not the %d bytes the build checked (it re-reads %s)", llamarun.ModelPath, len(got), len(checked), files[i].Src)
+	}
+}
+
+// TestByoLlamaRefusesAHugePromptFast: a prompt far longer than the context
+// is refused at once, naming the context, not after tokenizing it (the
+// tokenizer's merge loop is quadratic: 20 KB took 9 s, 100 KB minutes).
+func TestByoLlamaRefusesAHugePromptFast(t *testing.T) {
+	p := writeModel(t, tinyKeyModel(), nil)
+	prompt := strings.Repeat("once upon a time ", 100<<10/17)
+	t0 := time.Now()
+	_, err := ByoLlama(p, prompt, "")
+	if took := time.Since(t0); took > 5*time.Second {
+		t.Errorf("a %d-byte prompt took %v to refuse", len(prompt), took)
+	}
+	if err == nil || !strings.Contains(err.Error(), "exceeds the model's context of 128 (llama.context_length)") {
+		t.Errorf("a %d-byte prompt: %v", len(prompt), err)
+	}
+}
+
+// TestMinPromptTokensIsALowerBound: the bound never exceeds the real count
+// (else a prompt that fits would be refused).
+func TestMinPromptTokensIsALowerBound(t *testing.T) {
+	p := writeModel(t, tinyKeyModel(), nil)
+	lf, err := ByoLlama(p, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"", "a", " ", "once upon a time", "the reader trusts nothing", "a  b   c", " leading", "trailing ",
+		"naïve café — ünïcode ✓", "\xff\x00 é", "thethethe therethere", "where there is a file there is a format",
+		strings.Repeat("the model ", 30), strings.Repeat("x", 300)} {
+		ids, err := lf.tok.Encode(s, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if least := minPromptTokens(lf.tok, s); least > len(ids) {
+			t.Errorf("%q: bound %d > %d tokens", s, least, len(ids))
+		}
+	}
+}

@@ -39,6 +39,16 @@ const Version = 3
 // DefaultAlignment applies when general.alignment is absent.
 const DefaultAlignment = 32
 
+// MaxKVs and MaxTensors are the most metadata pairs and tensors a file may
+// declare (modules/llama/gguf.h GGUF_MAX_KVS, GGUF_MAX_TENSORS): TinyLlama
+// has 23 and 201, the largest Llama files some hundreds. The module's C
+// reader checks duplicate names by comparing every pair; the bound keeps
+// that within a fraction of a second for any file.
+const (
+	MaxKVs     = 4096
+	MaxTensors = 4096
+)
+
 // AlignmentKey is the metadata key that sets the data alignment.
 const AlignmentKey = "general.alignment"
 

@@ -170,6 +170,16 @@ func TestMalformed(t *testing.T) {
 	t.Run("kv count overflows", func(t *testing.T) {
 		wantField(t, mutate(func(b []byte) []byte { le.PutUint64(b[16:], 1<<62); return b }), "metadata_kv_count", "cannot fit")
 	})
+	// Counts the rest of the file could hold, but more than the readers take.
+	padded := func(at int, n uint64) []byte {
+		return mutate(func(b []byte) []byte { le.PutUint64(b[at:], n); return append(b, make([]byte, 128<<10)...) })
+	}
+	t.Run("too many tensors", func(t *testing.T) {
+		wantField(t, padded(8, MaxTensors+1), "tensor_count", "more than the 4096 this reader takes")
+	})
+	t.Run("too many kvs", func(t *testing.T) {
+		wantField(t, padded(16, MaxKVs+1), "metadata_kv_count", "more than the 4096 this reader takes")
+	})
 	t.Run("unknown tensor type", func(t *testing.T) {
 		wantField(t, mutate(func(b []byte) []byte {
 			at := tensorInfoAt(t, b, "b.f16") + 4 + 8

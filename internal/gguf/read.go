@@ -129,6 +129,12 @@ func Parse(b []byte) (*File, error) {
 	if nTensors > r.remaining()/24 {
 		return nil, r.fail("tensor_count", 8, "%d tensors cannot fit in the %d bytes that follow the header", nTensors, r.remaining())
 	}
+	if nKV > MaxKVs {
+		return nil, r.fail("metadata_kv_count", 16, "%d pairs, more than the %d this reader takes", nKV, MaxKVs)
+	}
+	if nTensors > MaxTensors {
+		return nil, r.fail("tensor_count", 8, "%d tensors, more than the %d this reader takes", nTensors, MaxTensors)
+	}
 	f.KVs = make([]KV, 0, nKV)
 	for i := uint64(0); i < nKV; i++ {
 		field := fmt.Sprintf("kv[%d]", i)

@@ -249,3 +249,53 @@ func TestLoadRefusesMissingTensor(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestByteTokenSpelling: a token of the byte type must be spelled exactly
+// <0xNN> (six bytes, two hex digits of either case), as the C module's
+// byte_value (modules/llama/tok.c) reads it. fmt.Sscanf("<0x%02X>")
+// accepted "<0x-1>" (and then indexed bytes[-1]: a panic in the build's
+// model check), and "<0x4>", "<0x41>junk", "<0x 4>", "<0x+1>", which the
+// module refuses at run time after the build had accepted the file.
+func TestByteTokenSpelling(t *testing.T) {
+	withByteToken := func(s string) *gguf.File {
+		t.Helper()
+		b, err := testmodel.Build(testmodel.Small(gguf.F32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, kv := range b.KVs {
+			if kv.Key == "tokenizer.ggml.tokens" {
+				toks := slices.Clone(kv.Value.V.(gguf.Array).Values.([]string))
+				toks[3+0x41] = s // the byte token <0x41>
+				b.KVs[i].Value = gguf.ValueOf(toks)
+			}
+		}
+		data, err := b.Bytes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := gguf.Parse(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	for _, s := range []string{"<0x-1>", "<0x4>", "<0x41>junk", "<0x 4>", "<0x+1>", "<0x041>", "0x41", "<0X41>"} {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("byte token %q: NewTokenizer panics: %v", s, r)
+				}
+			}()
+			_, err := NewTokenizer(withByteToken(s))
+			if want := "has the byte type but is not <0xXX>"; err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("byte token %q: %v, want an error containing %q", s, err, want)
+			}
+		}()
+	}
+	for _, s := range []string{"<0x41>", "<0x4a>", "<0x4A>"} {
+		if _, err := NewTokenizer(withByteToken(s)); err != nil {
+			t.Errorf("byte token %q: %v", s, err)
+		}
+	}
+}

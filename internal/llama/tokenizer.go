@@ -2,6 +2,7 @@ package llama
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -66,8 +67,8 @@ func NewTokenizer(f *gguf.File) (*Tokenizer, error) {
 	}
 	for i, tok := range t.Tokens {
 		if t.Types[i] == 6 { // byte token <0xXX>
-			var b int
-			if _, err := fmt.Sscanf(tok, "<0x%02X>", &b); err != nil || b > 255 {
+			b, ok := byteValue(tok)
+			if !ok {
 				return nil, fmt.Errorf("tokenizer.ggml.tokens[%d] %q has the byte type but is not <0xXX>", i, tok)
 			}
 			t.bytes[b] = i
@@ -78,6 +79,19 @@ func NewTokenizer(f *gguf.File) (*Tokenizer, error) {
 		}
 	}
 	return t, nil
+}
+
+// byteValue reads a byte token: exactly "<0x" two hex digits (either
+// case) ">", as the C module's byte_value (modules/llama/tok.c) does.
+func byteValue(tok string) (byte, bool) {
+	if len(tok) != 6 || !strings.HasPrefix(tok, "<0x") || tok[5] != '>' {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(tok[3:5], 16, 8)
+	if err != nil {
+		return 0, false
+	}
+	return byte(v), true
 }
 
 // Encode tokenizes text; with bos the result starts with the BOS token.

@@ -143,6 +143,9 @@ var ErrUnfinished = errors.New("modules got no profile")
 // leaves profiles/ unchanged.
 func (p *Pipeline) Profile(ctx context.Context) error {
 	p.defaults()
+	if lf := p.B.Options().Llama; lf != nil {
+		return fmt.Errorf("profile: the llama module's model is %s, not the generated test model: profiles/ records the test model's run, the one every image and a release check (unset %s)\nprofiles/ was left unchanged", lf.Model, build.EnvLlamaModel)
+	}
 	col, logPath, archive, err := p.Capture(ctx)
 	if err != nil {
 		return fmt.Errorf("%w\nprofiles/ was left unchanged", err)

@@ -211,3 +211,37 @@ func TestLlamaLineMutations(t *testing.T) {
 		t.Errorf("%d mutations refused, %d accepted: the sweep did not exercise both", refused, accepted)
 	}
 }
+
+// TestParserLlamaNumbersAndOrder: a number too big for its field is a line
+// error, not a value silently clamped to the type's maximum; a prompt,
+// tokens, text or generated line that no model line opened a call for
+// (only a refusal may come without one: run.txt is read before the model)
+// is a line error, and so is a generated line whose count is not the
+// number of ids its tokens line listed.
+func TestParserLlamaNumbersAndOrder(t *testing.T) {
+	good := EncodeLlamaLines(llamaCall("ok"))
+	for _, c := range []struct {
+		name string
+		log  []string
+		line int
+	}{
+		{"model number", []string{strings.Replace(good[0], "dim 64", "dim 99999999999999999999999", 1)}, 2},
+		{"tsc", append(good[:4:4], "llama: generated 6 tokens in 99999999999999999999999 tsc (1 tsc/token, 0.000 ms/token)"), 6},
+		{"file bytes", []string{"file /llama/model.gguf: read 99999999999999999999999 bytes in 1 us (5.00 MB/s)"}, 2},
+		{"no model line", append(append([]string{}, good...), "llama: tokens 5", "llama: generated 1 tokens in 10 tsc (10 tsc/token, 0.000 ms/token)"), 2 + len(good)},
+		{"count", append(good[:4:4], "llama: generated 7 tokens in 3000000 tsc (428571 tsc/token, 1.000 ms/token)"), 6},
+	} {
+		log := append([]string{"Fluid OS dev (BareFlow-LLVM)"}, c.log...)
+		p, _ := ReadLog(strings.NewReader(strings.Join(log, "\n")))
+		err := p.LineErrors()
+		var le *LineError
+		if err == nil || !errors.As(err, &le) || le.Line != c.line {
+			t.Errorf("%s: line errors %v, want one for serial line %d (calls %+v)", c.name, err, c.line, p.Llama())
+		}
+	}
+	// A refusal without a model line is a whole call.
+	p, _ := ReadLog(strings.NewReader("llama: refused: /llama/run.txt: line 3: unknown key \"x\"\n" + strings.Join(good, "\n")))
+	if err := p.LineErrors(); err != nil || len(p.Llama()) != 2 {
+		t.Errorf("a refusal, then a good call: %v, %d calls", err, len(p.Llama()))
+	}
+}

@@ -234,6 +234,11 @@ func (p *Parser) workload(l string) {
 		cur = p.llama[n-1]
 	}
 	if cur == nil || cur.Done() || ll.Kind == MarkerLlamaModel {
+		if ll.Kind != MarkerLlamaModel && ll.Kind != MarkerLlamaRefused {
+			// Only a refusal comes before the model line (run.txt is read
+			// first): this call lost its model line.
+			p.lineErrs = append(p.lineErrs, &LineError{p.lines, fmt.Sprintf("a %q line with no %q line before it in its call", strings.TrimSpace(ll.Kind), strings.TrimSpace(MarkerLlamaModel))})
+		}
 		cur = &LlamaRun{Line: p.lines}
 		p.llama = append(p.llama, cur)
 		p.llamaHas = map[string]int{}
@@ -255,6 +260,9 @@ func (p *Parser) workload(l string) {
 	case MarkerLlamaGenerated:
 		cur.Generated, cur.TSC, cur.TSCPerToken, cur.MsPerToken = ll.Generated, ll.TSC, ll.TSCPerTok, ll.MsPerTok
 		cur.ended = true
+		if _, listed := p.llamaHas[MarkerLlamaTokens]; listed && len(cur.Tokens) != ll.Generated {
+			p.lineErrs = append(p.lineErrs, &LineError{p.lines, fmt.Sprintf("it counts %d generated tokens, the tokens line of its call lists %d", ll.Generated, len(cur.Tokens))})
+		}
 	case MarkerLlamaRefused:
 		cur.Refused, cur.ended = ll.Refused, true
 	}

@@ -15,6 +15,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -418,9 +419,13 @@ func ParseFileLine(l string) (f FileRead, ok bool, err error) {
 	rest := l[len(MarkerFile)-1:]
 	if m := fileReadRE.FindStringSubmatch(rest); m != nil {
 		f.Path = m[1]
-		f.Bytes, _ = strconv.ParseUint(m[2], 10, 64)
-		f.Micros, _ = strconv.ParseUint(m[3], 10, 64)
-		f.MBps, _ = strconv.ParseFloat(m[4], 64)
+		var e1, e2, e3 error
+		f.Bytes, e1 = strconv.ParseUint(m[2], 10, 64)
+		f.Micros, e2 = strconv.ParseUint(m[3], 10, 64)
+		f.MBps, e3 = strconv.ParseFloat(m[4], 64)
+		if err := errors.Join(e1, e2, e3); err != nil {
+			return f, true, fmt.Errorf("garbled file line %q: a number out of range: %v", clip(l), err)
+		}
 		return f, true, nil
 	}
 	path, why, found := strings.Cut(rest, ": ")
@@ -548,9 +553,18 @@ func ParseLlamaLine(l string) (ll LlamaLine, ok bool, err error) {
 		if m == nil {
 			return bad("want " + MarkerLlamaModel + "<path>: <n> layers, dim <n>, <n> heads (<n> kv), hidden <n>, vocab <n>, context <n>, <type>, <n> bytes")
 		}
-		n := func(i int) int { v, _ := strconv.Atoi(m[i]); return v }
+		var errs []error
+		n := func(i int) int {
+			v, err := strconv.ParseUint(m[i], 10, 32) // the module prints uint32s
+			errs = append(errs, err)
+			return int(v)
+		}
 		ll.Model = LlamaModel{Path: m[1], Layers: n(2), Dim: n(3), Heads: n(4), KVHeads: n(5), Hidden: n(6), Vocab: n(7), Context: n(8), Type: m[9]}
-		ll.Model.Bytes, _ = strconv.ParseUint(m[10], 10, 64)
+		var err error
+		ll.Model.Bytes, err = strconv.ParseUint(m[10], 10, 64)
+		if err := errors.Join(append(errs, err)...); err != nil {
+			return bad("a number out of range: " + err.Error())
+		}
 	case strings.HasPrefix(l, MarkerLlamaPrompt):
 		ll.Kind = MarkerLlamaPrompt
 		m := llamaPromptRE.FindStringSubmatch(l[len(MarkerLlamaPrompt):])
@@ -589,10 +603,15 @@ func ParseLlamaLine(l string) (ll LlamaLine, ok bool, err error) {
 		if m == nil {
 			return bad("want " + MarkerLlamaGenerated + "<n> tokens in <n> tsc (<n> tsc/token, <x.yyy> ms/token)")
 		}
-		ll.Generated, _ = strconv.Atoi(m[1])
-		ll.TSC, _ = strconv.ParseUint(m[2], 10, 64)
-		ll.TSCPerTok, _ = strconv.ParseUint(m[3], 10, 64)
-		ll.MsPerTok, _ = strconv.ParseFloat(m[4], 64)
+		gen, e1 := strconv.ParseUint(m[1], 10, 32)
+		var e2, e3, e4 error
+		ll.Generated = int(gen)
+		ll.TSC, e2 = strconv.ParseUint(m[2], 10, 64)
+		ll.TSCPerTok, e3 = strconv.ParseUint(m[3], 10, 64)
+		ll.MsPerTok, e4 = strconv.ParseFloat(m[4], 64)
+		if err := errors.Join(e1, e2, e3, e4); err != nil {
+			return bad("a number out of range: " + err.Error())
+		}
 	case strings.HasPrefix(l, MarkerLlamaRefused):
 		ll.Kind = MarkerLlamaRefused
 		ll.Refused = l[len(MarkerLlamaRefused):]

@@ -276,6 +276,12 @@ int gguf_parse(struct gguf_file *f, const void *buf, uint64_t size,
 	if (f->n_tensors > left(&r) / 24)
 		return fail(&r, "tensor_count at byte 8: %llu tensors cannot fit in the %llu bytes that follow the header",
 			    f->n_tensors, left(&r));
+	if (f->n_kv > GGUF_MAX_KVS)
+		return fail(&r, "metadata_kv_count at byte 16: %llu pairs, more than the %llu this reader takes",
+			    f->n_kv, (uint64_t)GGUF_MAX_KVS);
+	if (f->n_tensors > GGUF_MAX_TENSORS)
+		return fail(&r, "tensor_count at byte 8: %llu tensors, more than the %llu this reader takes",
+			    f->n_tensors, (uint64_t)GGUF_MAX_TENSORS);
 	f->kvs = svc->alloc((f->n_kv ? f->n_kv : 1) * sizeof *f->kvs);
 	f->tensors = svc->alloc((f->n_tensors ? f->n_tensors : 1) * sizeof *f->tensors);
 	if (!f->kvs || !f->tensors) {

@@ -20,6 +20,12 @@ enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q8_0 = 8 };
 #define GGUF_Q8_BLOCK       32u
 #define GGUF_Q8_BLOCK_BYTES 34u
 #define GGUF_MAX_DIMS       4u
+/* The most metadata pairs and tensors a file may declare (internal/gguf
+ * MaxKVs, MaxTensors): TinyLlama has 23 and 201, the largest Llama files
+ * some hundreds. The bound keeps the duplicate-name checks, which compare
+ * every pair, within a fraction of a second for any file. */
+#define GGUF_MAX_KVS        4096u
+#define GGUF_MAX_TENSORS    4096u
 
 /* A string inside the file: not NUL-terminated. */
 struct gguf_str {

@@ -407,6 +407,8 @@ func testMalformedGGUF(t *testing.T, h *harness, model, run []byte) {
 		{"bad magic", `magic at byte 0: got "GGUQ"`, mutate(func(b []byte) []byte { b[3] = 'Q'; return b })},
 		{"version", "version at byte 4: version 2, only 3 is supported", mutate(func(b []byte) []byte { le.PutUint32(b[4:], 2); return b })},
 		{"tensor count overflows", "tensor_count at byte 8: 18446744073709551615 tensors cannot fit", mutate(func(b []byte) []byte { le.PutUint64(b[8:], math.MaxUint64); return b })},
+		{"too many tensors", "tensor_count at byte 8: 4097 tensors, more than the 4096 this reader takes", mutate(func(b []byte) []byte { le.PutUint64(b[8:], 4097); return b })},
+		{"too many kvs", "metadata_kv_count at byte 16: 4097 pairs, more than the 4096 this reader takes", mutate(func(b []byte) []byte { le.PutUint64(b[16:], 4097); return b })},
 		{"kv count overflows", "metadata_kv_count at byte 16: 1152921504606846976 pairs cannot fit", mutate(func(b []byte) []byte { le.PutUint64(b[16:], 1<<60); return b })},
 		{"unknown tensor type", fmt.Sprintf("tensor_infos[0].type at byte %d: tensor type 2 is not supported (supported: F32=0, F16=1, Q8_0=8; tensor token_embd.weight)", emb+4+16), mutate(func(b []byte) []byte { le.PutUint32(b[emb+4+16:], 2); return b })},
 		{"offset past the end", fmt.Sprintf("tensor_infos[0].offset %d + %d bytes past the end of the data", 1<<40, 64*512*34/32), mutate(func(b []byte) []byte { le.PutUint64(b[emb+4+16+4:], 1<<40); return b })},
@@ -446,6 +448,9 @@ func testMalformedRun(t *testing.T, h *harness, model, good []byte) {
 		{"crlf", strings.ReplaceAll(string(good), "\n", "\r\n"), "line 1: a carriage return: write LF line ends"},
 		{"short expect", strings.Replace(string(good), "generate 24", "generate 25", 1), "expect lists 24 ids, fewer than generate 25"},
 		{"empty", "", "key fluid-llama-run is missing"},
+		// More than 19 digits (leading zeros): the module reads at most 19.
+		{"long count", strings.Replace(string(good), "generate 24", "generate 0000000000000000000024", 1), `line 3: generate "0000000000000000000024" is not a token count`},
+		{"long id", strings.Replace(string(good), "prompt_ids 1 ", "prompt_ids 00000000000000000001 ", 1), `prompt_ids: item 0 "00000000000000000001" is not a token id`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -164,9 +164,13 @@ func indexOf(xs []string, s string) int {
 	return -1
 }
 
+// maxDigits is the longest number the module reads (parse_uint in
+// modules/llama/llama.c): 19 digits, leading zeros included.
+const maxDigits = 19
+
 func count(s string) (int, error) {
 	n, err := strconv.ParseUint(s, 10, 32)
-	if err != nil || n == 0 || n > 1<<20 || strings.HasPrefix(s, "+") {
+	if err != nil || n == 0 || n > 1<<20 || len(s) > maxDigits || strings.HasPrefix(s, "+") {
 		return 0, fmt.Errorf("%q is not a token count (1..%d)", s, 1<<20)
 	}
 	return int(n), nil
@@ -176,7 +180,7 @@ func ids(s string) ([]int, error) {
 	var out []int
 	for i, f := range strings.Split(s, " ") {
 		n, err := strconv.ParseUint(f, 10, 32)
-		if err != nil || strings.HasPrefix(f, "+") {
+		if err != nil || len(f) > maxDigits || strings.HasPrefix(f, "+") {
 			return nil, fmt.Errorf("item %d %q is not a token id (a decimal number below 2^32, one space between ids)", i, f)
 		}
 		out = append(out, int(n))
