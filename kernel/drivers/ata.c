@@ -74,6 +74,7 @@
 #define BM_ST_ACTIVE       0x01
 #define BM_ST_ERROR        0x02
 #define BM_ST_IRQ          0x04
+#define BM_ST_CAPABLE      0x60  /* drive 0/1 DMA capable: the firmware's, kept */
 
 /* A PRD entry: a physical region below 4 GiB that does not cross a 64 KiB
  * boundary, byte count 0 meaning 64 KiB, EOT on the last one. */
@@ -131,6 +132,15 @@ static int wait_ready(int want_drq, const char *what)
 			return ATA_OK;
 	}
 	return set_detail(ATA_ERR_TIMEOUT, what, s);
+}
+
+/* Clear the bus-master status's error and interrupt bits (write 1 to
+ * clear) and keep its "DMA capable" bits 5 and 6, which are read/write
+ * flags the firmware set (SFF-8038i): writing 0 there would clear them. */
+static void bm_ack(void)
+{
+	uint8_t st = inb(ata.bm + BM_STATUS);
+	outb(ata.bm + BM_STATUS, (uint8_t)((st & BM_ST_CAPABLE) | BM_ST_ERROR | BM_ST_IRQ));
 }
 
 static uint32_t pci_read(uint32_t dev, uint32_t fn, uint32_t reg)
@@ -216,7 +226,10 @@ static int dma_read(uint32_t lba, uint32_t n, uint32_t phys)
 	if (rc)
 		return rc;
 	outb(ata.bm + BM_COMMAND, BM_CMD_TO_MEMORY); /* stopped, direction set */
-	outb(ata.bm + BM_STATUS, BM_ST_ERROR | BM_ST_IRQ); /* write 1 to clear */
+	bm_ack();
+	/* The PRD table's stores before the controller is told where it is
+	 * (outb/outl carry no memory clobber). */
+	__asm__ volatile("" ::: "memory");
 	outl(ata.bm + BM_PRDT, dma_phys(prdt, sizeof(prdt)));
 	outb(ATA_REG_DRIVE, (uint8_t)(ATA_DRIVE_LBA_MASTER | ((lba >> 24) & 0x0F)));
 	delay400ns();
@@ -237,7 +250,8 @@ static int dma_read(uint32_t lba, uint32_t n, uint32_t phys)
 			break;
 	}
 	outb(ata.bm + BM_COMMAND, BM_CMD_TO_MEMORY); /* stop the engine */
-	outb(ata.bm + BM_STATUS, BM_ST_ERROR | BM_ST_IRQ);
+	__asm__ volatile("" ::: "memory"); /* the bytes the controller wrote, not older ones */
+	bm_ack();
 	(void)inb(ATA_REG_STATUS); /* acknowledge the drive */
 	if (i == ATA_POLL_LIMIT)
 		return set_detail(ATA_ERR_TIMEOUT, "READ DMA did not finish", s);

@@ -7,6 +7,7 @@
  */
 #include "ata.h"
 #include "bootinfo.h"
+#include "cpu.h"
 #include "fat32.h"
 #include "heap.h"
 #include "ktest.h"
@@ -418,6 +419,35 @@ KTEST(ata_dma_and_pio_agree)
 	kfree(dma);
 	kfree(odd);
 	kfree(pio);
+}
+
+/* The bus-master status register's bits 5 and 6 ("drive 0/1 DMA
+ * capable", SFF-8038i) are the firmware's to set and every driver's to
+ * keep: a read clears the error and interrupt bits (write 1) and nothing
+ * else. The register block is the one ata_transfer_mode names. */
+KTEST(ata_dma_keeps_bus_master_capable_bits)
+{
+	const struct boot_info *bi = (const struct boot_info *)BOOTINFO_ADDR;
+	KT_EQ_U(ata_init(), ATA_OK);
+	const char *mode = ata_transfer_mode(), *at = NULL;
+	for (const char *p = mode; *p; p++)
+		if (strncmp(p, "registers at 0x", 15) == 0)
+			at = p + 15;
+	if (!at)
+		return; /* PIO only: no bus-master registers to look at */
+	uint16_t bm = 0;
+	for (; (*at >= '0' && *at <= '9') || (*at >= 'a' && *at <= 'f'); at++)
+		bm = (uint16_t)(bm * 16u + (uint16_t)(*at <= '9' ? *at - '0' : *at - 'a' + 10));
+	KT_ASSERT(bm != 0);
+	uint8_t before = inb((uint16_t)(bm + 2));
+	outb((uint16_t)(bm + 2), (uint8_t)(before | 0x60));
+	KT_EQ_U(inb((uint16_t)(bm + 2)) & 0x60u, 0x60u);
+	static uint8_t sec[2 * 512];
+	KT_EQ_U(ata_read(bi->part1_lba, 2, sec), ATA_OK);
+	uint8_t after = inb((uint16_t)(bm + 2));
+	outb((uint16_t)(bm + 2), (uint8_t)((before & 0x60) | 0x06)); /* as the firmware left them */
+	KT_EQ_U(after & 0x60u, 0x60u);
+	KT_EQ_U(after & 0x07u, 0); /* not active, no error, interrupt acknowledged */
 }
 
 static int ata_src(void *ctx, uint32_t lba, uint32_t count, void *buf)
