@@ -185,6 +185,14 @@ func TestHighMemory(t *testing.T) {
 	if r.Outcome == qemu.Crashed || r.Outcome == qemu.TimedOut || r.Outcome == qemu.StartFailed {
 		t.Fatalf("6 GiB guest did not finish its tests:\n%s", r)
 	}
+	// The in-kernel tests that need RAM above 4 GiB run only here: a
+	// failing one fails this test (a guest that ends in test-fail is not
+	// a crash or a timeout).
+	for _, l := range lines {
+		if strings.HasPrefix(l, "[ktest] FAIL") {
+			t.Errorf("failing in-kernel test with 6 GiB: %s", l)
+		}
+	}
 	wantHighMemory(t, lines, "3072 MiB at 0x0000000100000000-0x00000001c0000000")
 }
 

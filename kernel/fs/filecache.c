@@ -145,7 +145,9 @@ const void *filecache_get(const char *path, uint64_t *size)
 		kprintf("file %s: unreadable: %s\n", path, fat32_error(cache.fs));
 		if (on_heap)
 			kfree(buf);
-		return NULL; /* RAM above 4 GiB is not given back: never freed */
+		else
+			vm_high_release(buf, d.size); /* else a retry, or the next file, finds it gone */
+		return NULL;
 	}
 	uint64_t dt = rdtsc() - t0;
 	struct entry *e = &cache.ent[cache.n++];

@@ -61,6 +61,10 @@ void vm_high_range(uint64_t *base, uint64_t *end);
 /* Page-aligned memory above 4 GiB (direct map, RW+NX), never freed; NULL
  * when there is none left. */
 void *vm_high_alloc(size_t bytes);
+/* Give back the block vm_high_alloc(bytes) returned as p, if it is the
+ * last one handed out (the allocator only grows; a block with later ones
+ * after it stays taken). For a caller whose use of it failed at once. */
+void vm_high_release(void *p, size_t bytes);
 /* Bytes vm_high_alloc can still hand out (0 without RAM above 4 GiB). */
 uint64_t vm_high_left(void);
 

@@ -402,6 +402,14 @@ void *vm_high_alloc(size_t bytes)
 	return p;
 }
 
+void vm_high_release(void *p, size_t bytes)
+{
+	uint64_t n = ((uint64_t)bytes + PAGE_SIZE - 1) & ~(uint64_t)(PAGE_SIZE - 1);
+	uint64_t a = (uint64_t)(uintptr_t)p;
+	if (p && n && a + n == high_next && a >= high_base)
+		high_next = a;
+}
+
 uint64_t vm_high_left(void)
 {
 	return high_end - high_next;

@@ -11,6 +11,7 @@
 #include "heap.h"
 #include "ktest.h"
 #include "string.h"
+#include "vm.h"
 
 static struct fat32 cfs;
 
@@ -58,6 +59,83 @@ KTEST(filecache_reads_once_and_keeps)
 	memset(longpath, 'a', sizeof(longpath) - 1);
 	longpath[0] = '/';
 	KT_ASSERT(filecache_get(longpath, &n2) == NULL);
+	filecache_reset();
+	filecache_attach(NULL);
+}
+
+/* A tiny FAT32 in memory: LBA 0 the BPB, LBA 1 the FAT, cluster 2 the root
+ * directory, one sector per cluster; /BIG.BIN claims `big` bytes but its
+ * chain ends after one cluster, so every read of it fails. */
+static uint8_t vol[16 * 512];
+
+static void put16(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, v);
+	put16(p + 2, v >> 16);
+}
+
+static int vol_read(void *ctx, uint32_t lba, uint32_t count, void *buf)
+{
+	(void)ctx;
+	if (lba + count > sizeof(vol) / 512)
+		return -4;
+	memcpy(buf, vol + lba * 512, count * 512);
+	return 0;
+}
+
+static void build_broken_volume(uint32_t big)
+{
+	memset(vol, 0, sizeof(vol));
+	put16(vol + 11, 512);
+	vol[13] = 1;
+	put16(vol + 14, 1);
+	vol[16] = 1;
+	put32(vol + 32, sizeof(vol) / 512);
+	put32(vol + 36, 1);
+	put32(vol + 44, 2);
+	vol[510] = 0x55;
+	vol[511] = 0xAA;
+	uint8_t *fat = vol + 512;
+	put32(fat + 0, 0x0FFFFFF8);
+	put32(fat + 4, 0x0FFFFFFF);
+	put32(fat + 8, 0x0FFFFFFF);  /* root: one cluster */
+	put32(fat + 12, 0x0FFFFFFF); /* BIG.BIN: one cluster, far short of its size */
+	uint8_t *e = vol + 2 * 512;
+	memcpy(e, "BIG     BIN", 11);
+	e[11] = 0x20;
+	put16(e + 26, 3);
+	put32(e + 28, big);
+}
+
+/* A file the heap cannot hold goes to RAM above 4 GiB; when its read
+ * fails, that RAM is given back (a failed request adds nothing), so a
+ * retry fails for the same reason and not for want of memory, and a few
+ * failed requests do not use up the RAM above 4 GiB. */
+KTEST(filecache_failed_high_read_gives_ram_back)
+{
+	uint64_t base, end;
+	vm_high_range(&base, &end);
+	struct heap_stats st;
+	heap_stats(&st);
+	uint64_t big = (uint64_t)st.largest_free + (1u << 20);
+	if (base == end || big > 0xFFFFFFFFull || big > vm_high_left())
+		return; /* no RAM above 4 GiB, or not enough of it for the case */
+	static struct fat32 bfs;
+	build_broken_volume((uint32_t)big);
+	KT_EQ_U(fat32_mount(&bfs, vol_read, NULL, 0), 0);
+	filecache_reset();
+	filecache_attach(&bfs);
+	uint64_t left = vm_high_left(), n = 7;
+	KT_ASSERT(filecache_get("/big.bin", &n) == NULL);
+	KT_EQ_U(vm_high_left(), left);
+	KT_ASSERT(filecache_get("/big.bin", &n) == NULL);
+	KT_EQ_U(vm_high_left(), left);
 	filecache_reset();
 	filecache_attach(NULL);
 }
