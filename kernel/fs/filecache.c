@@ -84,11 +84,37 @@ static void report_read(const char *path, uint32_t size, uint64_t dt)
 		(unsigned long long)(centi / 100u), (unsigned long long)(centi % 100u));
 }
 
+static char lower_ascii(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+/* 1 if absolute paths a and b name the same file as fat32_lookup reads
+ * them: the same components, compared ignoring ASCII case (FAT's rule),
+ * empty components ("//", a trailing "/") skipped. */
+static int same_path(const char *a, const char *b)
+{
+	for (;;) {
+		while (*a == '/')
+			a++;
+		while (*b == '/')
+			b++;
+		if (!*a || !*b)
+			return !*a && !*b;
+		for (; *a && *a != '/'; a++, b++)
+			if (lower_ascii(*a) != lower_ascii(*b))
+				return 0;
+		if (*b && *b != '/')
+			return 0;
+	}
+}
+
 /*
  * filecache_get: the cached bytes of path, reading the file on a miss.
  * The path is validated before any disk access (absolute, shorter than
- * FILECACHE_PATH_MAX); a path already in the cache costs a string compare
- * per entry and no disk read, and prints nothing.
+ * FILECACHE_PATH_MAX); a path already in the cache, under any spelling
+ * fat32_lookup resolves the same way (case, doubled or trailing slashes),
+ * costs a path compare per entry and no disk read, and prints nothing.
  */
 const void *filecache_get(const char *path, uint64_t *size)
 {
@@ -99,14 +125,14 @@ const void *filecache_get(const char *path, uint64_t *size)
 		kprintf("file %.60s...: path longer than %u characters\n", path, FILECACHE_PATH_MAX - 1);
 		return NULL;
 	}
-	for (uint32_t i = 0; i < cache.n; i++)
-		if (strcmp(cache.ent[i].path, path) == 0) {
-			if (size)
-				*size = cache.ent[i].size;
-			return cache.ent[i].bytes;
-		}
 	if (path[0] != '/')
 		return fail(path, "not an absolute path (it must start with /)");
+	for (uint32_t i = 0; i < cache.n; i++)
+		if (same_path(cache.ent[i].path, path)) {
+			if (size)
+				*size = cache.ent[i].size;
+			return cache.ent[i].bytes; /* any spelling: no disk access */
+		}
 	if (!cache.fs)
 		return fail(path, "no FAT32 partition is mounted");
 	struct fat32_dirent d;

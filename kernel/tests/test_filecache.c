@@ -139,3 +139,42 @@ KTEST(filecache_failed_high_read_gives_ram_back)
 	filecache_reset();
 	filecache_attach(NULL);
 }
+
+/* The sector source with a count of the sectors it read. */
+static uint32_t counted;
+
+static int counting_source(void *ctx, uint32_t lba, uint32_t count, void *buf)
+{
+	(void)ctx;
+	counted += count;
+	return ata_read(lba, count, buf);
+}
+
+/* Once a file is in the cache, a request for it under any spelling
+ * fat32_lookup would resolve to it (another case, doubled or trailing
+ * slashes) gets the cached bytes without reading the disk at all: not the
+ * file, not a directory sector (CONTRACTS.md, read_file). */
+KTEST(filecache_other_spelling_reads_no_disk)
+{
+	const struct boot_info *bi = (const struct boot_info *)BOOTINFO_ADDR;
+	static struct fat32 sfs;
+	KT_EQ_U(ata_init(), ATA_OK);
+	KT_EQ_U(fat32_mount(&sfs, counting_source, NULL, bi->part1_lba), 0);
+	filecache_reset();
+	filecache_attach(&sfs);
+	uint64_t n = 0, n2 = 0;
+	const uint8_t *a = filecache_get("/kernel.elf", &n);
+	KT_ASSERT(a != NULL);
+	counted = 0;
+	static const char *const spellings[] = { "/kernel.elf", "/KERNEL.ELF", "//Kernel.Elf", "/kernel.elf/" };
+	for (unsigned i = 0; i < sizeof(spellings) / sizeof(spellings[0]); i++) {
+		KT_EQ_U((uintptr_t)filecache_get(spellings[i], &n2), (uintptr_t)a);
+		KT_EQ_U(n2, n);
+		KT_EQ_U(counted, 0);
+	}
+	/* A different name still goes to the disk. */
+	KT_ASSERT(filecache_get("/kernel.elg", &n2) == NULL);
+	KT_ASSERT(counted > 0);
+	filecache_reset();
+	filecache_attach(NULL);
+}
