@@ -162,6 +162,9 @@ void module_guard_service(void *ret);
  * so loading a file is not charged to the module's time. */
 void module_guard_pause(void);
 void module_guard_resume(void);
+/* 1 once the guarded module is past its deadline (a service then stops
+ * it); 0 when none is guarded. For the guard's in-kernel tests. */
+int module_guard_overdue(void);
 /* Put CR0/CR4 back as they were at the last module_guard_arm, the FPU in
  * the state fpu_init left, and disarm the debug registers (after every
  * module). */

@@ -45,7 +45,8 @@ extern char module_call_abort[];
 static struct {
 	uintptr_t lo, hi;          /* the module's image: code, data and bss */
 	uint64_t start, deadline;  /* ticks: when it started, when it is overdue */
-	uint64_t paused_at;        /* ticks at module_guard_pause, 0 = not paused */
+	uint64_t paused_at;        /* ticks at module_guard_pause (when paused) */
+	int paused;                /* between module_guard_pause and resume */
 	volatile int overdue;      /* the deadline passed (a service ends it) */
 	struct module_stop *stop;  /* where the reason goes                  */
 } g;
@@ -137,6 +138,7 @@ void module_guard_arm(struct module_record *r, uint32_t deadline_ms)
 	g.deadline = g.start + ((uint64_t)deadline_ms * TIMER_HZ + 999u) / 1000u;
 	g.overdue = 0;
 	g.paused_at = 0;
+	g.paused = 0;
 	g.stop = &r->stop;
 	__asm__ volatile("" ::: "memory");
 	backtrace_set_module(g.lo, g.hi, r->name);
@@ -166,20 +168,27 @@ void module_guard_disarm(void)
  */
 void module_guard_pause(void)
 {
-	if (g.stop)
-		g.paused_at = timer_ticks() | 1u; /* nonzero even at tick 0 */
+	if (g.stop) {
+		g.paused_at = timer_ticks(); /* held counts from this tick */
+		g.paused = 1;
+	}
 }
 
 void module_guard_resume(void)
 {
-	if (!g.stop || !g.paused_at)
+	if (!g.stop || !g.paused)
 		return;
 	uint64_t now = timer_ticks();
 	uint64_t held = now > g.paused_at ? now - g.paused_at : 0;
-	g.paused_at = 0;
+	g.paused = 0;
 	g.deadline += held;
 	g.start += held; /* "timed out after N ms" counts the module's time only */
 	g.overdue = now >= g.deadline;
+}
+
+int module_guard_overdue(void)
+{
+	return g.stop && g.overdue;
 }
 
 /* Called at the entry of every kernel service: if the module is overdue,

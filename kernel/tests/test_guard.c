@@ -19,6 +19,7 @@
 #include "ktest.h"
 #include "module.h"
 #include "string.h"
+#include "timer.h"
 #include "vm.h"
 #include <stddef.h>
 
@@ -476,4 +477,49 @@ KTEST(guard_module_rbp_into_guard_page_is_crashed)
 	struct module_record *next = run_code("after", code_ok, sizeof code_ok, 1000, &rc);
 	KT_EQ_U(rc, 0);
 	KT_EQ_U(next->result, MODULE_OK);
+}
+
+/* read_file's pause: every tick between module_guard_pause and
+ * module_guard_resume moves the deadline on, the first one too. Driven
+ * without a module: the guard watches an image nothing runs in (so a tick
+ * past the deadline only marks it overdue), with module_call_rsp set as
+ * while a module call is in progress. Armed at an even tick T with 2 ms,
+ * paused at once, resumed at T + 5: the module has used none of its 2
+ * ticks, so at T + 6 it has used 1 and is not overdue. */
+extern volatile uint64_t module_call_rsp;
+
+static uint64_t wait_tick_at_least(uint64_t t)
+{
+	uint64_t now;
+	while ((now = timer_ticks()) < t)
+		cpu_pause();
+	return now;
+}
+
+KTEST(guard_pause_moves_deadline_by_every_tick)
+{
+	static struct module_record r;
+	memset(&r, 0, sizeof(r));
+	r.base = 0x1000; /* page 0..: never RIP */
+	r.size = 16;
+	KT_ASSERT(read_eflags() & EFLAGS_IF);
+	uint64_t t;
+	do
+		t = wait_tick_at_least(timer_ticks() + 1);
+	while (t & 1);
+	module_call_rsp = 1;
+	module_guard_arm(&r, 2);
+	module_guard_pause();
+	uint64_t armed_at = timer_ticks();
+	wait_tick_at_least(t + 5);
+	module_guard_resume();
+	uint64_t resumed_at = timer_ticks();
+	wait_tick_at_least(t + 6);
+	int overdue = module_guard_overdue();
+	uint64_t checked_at = timer_ticks();
+	module_guard_disarm();
+	module_call_rsp = 0;
+	if (armed_at != t || resumed_at != t + 5 || checked_at != t + 6)
+		return; /* the ticks did not fall as planned: nothing to conclude */
+	KT_EQ_U(overdue, 0);
 }
