@@ -244,9 +244,11 @@ static int dma_read(uint32_t lba, uint32_t n, uint32_t phys)
 	for (; i < ATA_POLL_LIMIT; i++) {
 		bs = inb(ata.bm + BM_STATUS);
 		s = inb(ATA_REG_ALTSTATUS);
-		if ((bs & BM_ST_ERROR) || (s & (ATA_SR_ERR | ATA_SR_DF)))
-			break;
-		if (!(bs & BM_ST_ACTIVE) && !(s & (ATA_SR_BSY | ATA_SR_DRQ)))
+		if ((bs & BM_ST_ERROR) || s == 0xFF)
+			break; /* 0xFF: a floating bus, no drive answers */
+		if (s & ATA_SR_BSY)
+			continue; /* the other status bits mean nothing while BSY is set (ATA) */
+		if ((s & (ATA_SR_ERR | ATA_SR_DF)) || (!(bs & BM_ST_ACTIVE) && !(s & ATA_SR_DRQ)))
 			break;
 	}
 	outb(ata.bm + BM_COMMAND, BM_CMD_TO_MEMORY); /* stop the engine */
@@ -255,7 +257,9 @@ static int dma_read(uint32_t lba, uint32_t n, uint32_t phys)
 	(void)inb(ATA_REG_STATUS); /* acknowledge the drive */
 	if (i == ATA_POLL_LIMIT)
 		return set_detail(ATA_ERR_TIMEOUT, "READ DMA did not finish", s);
-	if ((bs & BM_ST_ERROR) || (s & (ATA_SR_ERR | ATA_SR_DF))) {
+	if (s == 0xFF && !(bs & BM_ST_ERROR))
+		return set_detail(ATA_ERR_NO_DRIVE, "READ DMA: the drive stopped answering", s);
+	if ((bs & BM_ST_ERROR) || (!(s & ATA_SR_BSY) && (s & (ATA_SR_ERR | ATA_SR_DF)))) {
 		ksnprintf(ata.detail, sizeof(ata.detail), "READ DMA at LBA %u: bus-master status 0x%02x, status 0x%02x, error 0x%02x",
 			  lba, (unsigned)bs, (unsigned)s, (unsigned)inb(ATA_REG_ERROR));
 		return ATA_ERR_DEVICE;
