@@ -1,6 +1,7 @@
 package modfmt_test
 
 import (
+	"bytes"
 	"fmt"
 	"hash/crc32"
 	"math/rand/v2"
@@ -399,4 +400,47 @@ func TestBootReadFileHuge(t *testing.T) {
 		t.Fatalf("%d read lines for /data/blob.bin, want 1", len(reads))
 	}
 	t.Logf("%d MiB through read_file with -m 3G: %s us, %s MB/s (%s)", mib, reads[0][3], reads[0][4], diskMode(lines))
+}
+
+// TestBootReadFileDMAErrorFallsBackToPIO fails one READ DMA of
+// /data/blob.bin with a disk error (QEMU's blkdebug, once): the kernel
+// says so, reads the same sectors again by PIO, and the run passes with
+// the right bytes. The failed command leaves ERR set in the drive's status
+// until the next command is written; the driver must not take that for a
+// failure of the next command (it did: every later read failed, by PIO
+// too, for the rest of the boot).
+func TestBootReadFileDMAErrorFallsBackToPIO(t *testing.T) {
+	data := blob(300*1024+123, 7)
+	img := readFileImage(t, "dmaerr", data, 0)
+	raw, err := os.ReadFile(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := -1
+	for off := 0; off+4096 <= len(raw); off += 512 {
+		if bytes.Equal(raw[off:off+4096], data[:4096]) {
+			at = off / 512
+			break
+		}
+	}
+	if at < 0 {
+		t.Fatal("/data/blob.bin's first sectors not found in the image")
+	}
+	cfg := filepath.Join(t.TempDir(), "blkdebug.conf")
+	rule := fmt.Sprintf("[inject-error]\nevent = \"read_aio\"\nerrno = \"5\"\nsector = \"%d\"\nonce = \"on\"\n", at+10)
+	if err := os.WriteFile(cfg, []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res, lines := qemutest.Boot(t, qemu.Options{Image: img, DiskErrors: cfg, Timeout: 3 * time.Minute})
+	log := strings.Join(lines, "\n")
+	if res.Outcome != qemu.Passed || res.ExitStatus != layout.StatusPass {
+		t.Fatalf("outcome %v exit %d, want a pass after one failed DMA read:\n%s", res.Outcome, res.ExitStatus, log)
+	}
+	want := fmt.Sprintf("ata: READ DMA at LBA %d: ", at)
+	if !strings.Contains(log, want) || !strings.Contains(log, "(device error); reading by PIO from now on") {
+		t.Errorf("no line %q...(device error); reading by PIO from now on: the injected error did not hit a DMA read:\n%s", want, log)
+	}
+	if reads := readLines(lines)["/data/blob.bin"]; len(reads) != 1 {
+		t.Errorf("/data/blob.bin: %d read lines, want 1:\n%s", len(reads), log)
+	}
 }

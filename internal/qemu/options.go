@@ -120,6 +120,13 @@ type Options struct {
 	// own under TCG (qemu64: x86_64 with NX), "host" under KVM.
 	CPU string
 
+	// DiskErrors, if set, is a QEMU blkdebug configuration file: the image
+	// is attached through the blkdebug driver, which fails the disk
+	// requests the file names (e.g. one read of a given sector with EIO,
+	// [inject-error] event = "read_aio", sector = "N", once = "on"), to
+	// test the kernel's disk error paths.
+	DiskErrors string
+
 	// Extra arguments appended to the command line.
 	Extra []string
 }
@@ -202,6 +209,10 @@ func (o Options) Cmdline() (argv []string, shell string, err error) {
 
 func (o Options) argv() []string {
 	drive := "file=" + qemuOptEscape(o.Image) + ",format=raw,if=ide"
+	if o.DiskErrors != "" {
+		drive = "driver=raw,file.driver=blkdebug,file.config=" + qemuOptEscape(o.DiskErrors) +
+			",file.image.filename=" + qemuOptEscape(o.Image) + ",if=ide"
+	}
 	if !o.Writable {
 		drive += ",snapshot=on"
 	}

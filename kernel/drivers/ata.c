@@ -143,6 +143,23 @@ static void bm_ack(void)
 	outb(ata.bm + BM_STATUS, (uint8_t)((st & BM_ST_CAPABLE) | BM_ST_ERROR | BM_ST_IRQ));
 }
 
+/* Before a command: wait until BSY clears. ERR and DF still describe the
+ * previous command (they stay set until the next one is written): they
+ * are that command's result, not a reason to refuse this one, or one
+ * failed command would fail every read after it. */
+static int wait_idle(const char *what)
+{
+	uint8_t s = 0;
+	for (uint32_t i = 0; i < ATA_POLL_LIMIT; i++) {
+		s = inb(ATA_REG_ALTSTATUS);
+		if (s == 0xFF)
+			return set_detail(ATA_ERR_NO_DRIVE, what, s);
+		if (!(s & ATA_SR_BSY))
+			return ATA_OK;
+	}
+	return set_detail(ATA_ERR_TIMEOUT, what, s);
+}
+
 static uint32_t pci_read(uint32_t dev, uint32_t fn, uint32_t reg)
 {
 	outl(PCI_CONFIG_ADDR, PCI_ENABLE | dev << 11 | fn << 8 | (reg & 0xFC));
@@ -222,7 +239,7 @@ static int dma_read(uint32_t lba, uint32_t n, uint32_t phys)
 		k++;
 	}
 	prdt[k - 1].flags = PRD_EOT;
-	int rc = wait_ready(0, "before READ DMA");
+	int rc = wait_idle("before READ DMA");
 	if (rc)
 		return rc;
 	outb(ata.bm + BM_COMMAND, BM_CMD_TO_MEMORY); /* stopped, direction set */
@@ -278,7 +295,7 @@ static void copy_qwords(void *dst, const void *src, size_t qwords)
 /* n sectors (1..256) by PIO: one rep insw per sector, after its DRQ. */
 static int pio_read(uint32_t lba, uint32_t n, uint16_t *dst)
 {
-	int rc = wait_ready(0, "before READ SECTORS");
+	int rc = wait_idle("before READ SECTORS");
 	if (rc)
 		return rc;
 	outb(ATA_REG_DRIVE, (uint8_t)(ATA_DRIVE_LBA_MASTER | ((lba >> 24) & 0x0F)));
