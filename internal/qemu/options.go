@@ -127,6 +127,10 @@ type Options struct {
 	// test the kernel's disk error paths.
 	DiskErrors string
 
+	// DriveOptions, if set, is appended to the disk's -drive option list
+	// (e.g. "throttling.bps-read=65536": a disk that reads 64 KiB/s).
+	DriveOptions string
+
 	// Extra arguments appended to the command line.
 	Extra []string
 }
@@ -215,6 +219,9 @@ func (o Options) argv() []string {
 	}
 	if !o.Writable {
 		drive += ",snapshot=on"
+	}
+	if o.DriveOptions != "" {
+		drive += "," + o.DriveOptions
 	}
 	com1 := "stdio" // COM1 is the harness's serial pipe
 	if o.NoSerial {

@@ -12,6 +12,7 @@
 #include "fmt.h"
 #include "string.h"
 #include "bootinfo.h"
+#include "timer.h"
 
 /* Primary bus I/O ports. */
 #define ATA_IO_BASE        0x1F0
@@ -45,10 +46,13 @@
 #define ATA_CMD_READ_DMA   0xC8
 #define ATA_CMD_IDENTIFY   0xEC
 
-/* Polls of the alternate status register before a wait gives up. Each
- * port read takes on the order of a microsecond (real hardware and QEMU
- * alike), so this is a few seconds, far beyond any healthy PIO command. */
+/* A wait gives up after ATA_TIMEOUT_MS by the TSC and at least
+ * ATA_POLL_LIMIT polls (the count alone if the TSC is not calibrated).
+ * The count alone is not a time: a poll under QEMU's TCG takes about
+ * 0.15 us, so 4,000,000 polls were 0.6 s, less than one 128 KiB READ DMA
+ * takes from a slow or busy host disk. */
 #define ATA_POLL_LIMIT     4000000u
+#define ATA_TIMEOUT_MS     5000u
 #define ATA_MAX_PER_CMD    256u  /* sector count 0 means 256 */
 
 /* PCI configuration mechanism 1. */
@@ -103,6 +107,20 @@ static struct {
 static struct prd prdt[PRD_MAX] __attribute__((aligned(64)));
 static uint8_t bounce[DMA_BOUNCE_BYTES] __attribute__((aligned(4096)));
 
+/* The TSC value at which a wait that starts now gives up, 0 if the TSC
+ * is not calibrated (then ATA_POLL_LIMIT polls alone bound it). */
+static uint64_t wait_end(void)
+{
+	uint64_t khz = tsc_khz();
+	return khz ? rdtsc() + khz * ATA_TIMEOUT_MS : 0;
+}
+
+/* 1 once a wait of i polls that started with wait_end() = end is over. */
+static int wait_over(uint32_t i, uint64_t end)
+{
+	return i >= ATA_POLL_LIMIT && (!end || rdtsc() >= end);
+}
+
 static void delay400ns(void)
 {
 	for (int i = 0; i < 4; i++)
@@ -120,7 +138,8 @@ static int set_detail(int err, const char *what, uint8_t status)
 static int wait_ready(int want_drq, const char *what)
 {
 	uint8_t s = 0;
-	for (uint32_t i = 0; i < ATA_POLL_LIMIT; i++) {
+	uint64_t end = wait_end();
+	for (uint32_t i = 0; !wait_over(i, end); i++) {
 		s = inb(ATA_REG_ALTSTATUS);
 		if (s == 0xFF)
 			return set_detail(ATA_ERR_NO_DRIVE, what, s);
@@ -150,7 +169,8 @@ static void bm_ack(void)
 static int wait_idle(const char *what)
 {
 	uint8_t s = 0;
-	for (uint32_t i = 0; i < ATA_POLL_LIMIT; i++) {
+	uint64_t end = wait_end();
+	for (uint32_t i = 0; !wait_over(i, end); i++) {
 		s = inb(ATA_REG_ALTSTATUS);
 		if (s == 0xFF)
 			return set_detail(ATA_ERR_NO_DRIVE, what, s);
@@ -223,7 +243,7 @@ static uint32_t dma_phys(const void *buf, uint32_t len)
  * the engine is stopped (command START clear) whenever this returns, so
  * the controller never writes memory after the caller moved on. The
  * drive is polled (nIEN): done when the engine is no longer active and
- * BSY and DRQ are clear, within ATA_POLL_LIMIT polls.
+ * BSY and DRQ are clear, within ATA_TIMEOUT_MS (wait_over).
  */
 static int dma_read(uint32_t lba, uint32_t n, uint32_t phys)
 {
@@ -258,21 +278,24 @@ static int dma_read(uint32_t lba, uint32_t n, uint32_t phys)
 	outb(ata.bm + BM_COMMAND, BM_CMD_TO_MEMORY | BM_CMD_START);
 	uint8_t bs = 0, s = 0;
 	uint32_t i = 0;
-	for (; i < ATA_POLL_LIMIT; i++) {
+	int timed_out = 1;
+	uint64_t end = wait_end();
+	for (; !wait_over(i, end); i++) {
 		bs = inb(ata.bm + BM_STATUS);
 		s = inb(ATA_REG_ALTSTATUS);
-		if ((bs & BM_ST_ERROR) || s == 0xFF)
-			break; /* 0xFF: a floating bus, no drive answers */
-		if (s & ATA_SR_BSY)
+		if ((s & ATA_SR_BSY) && !(bs & BM_ST_ERROR) && s != 0xFF)
 			continue; /* the other status bits mean nothing while BSY is set (ATA) */
-		if ((s & (ATA_SR_ERR | ATA_SR_DF)) || (!(bs & BM_ST_ACTIVE) && !(s & ATA_SR_DRQ)))
+		if ((bs & BM_ST_ERROR) || s == 0xFF || (s & (ATA_SR_ERR | ATA_SR_DF)) ||
+		    (!(bs & BM_ST_ACTIVE) && !(s & ATA_SR_DRQ))) {
+			timed_out = 0; /* 0xFF: a floating bus, no drive answers */
 			break;
+		}
 	}
 	outb(ata.bm + BM_COMMAND, BM_CMD_TO_MEMORY); /* stop the engine */
 	__asm__ volatile("" ::: "memory"); /* the bytes the controller wrote, not older ones */
 	bm_ack();
 	(void)inb(ATA_REG_STATUS); /* acknowledge the drive */
-	if (i == ATA_POLL_LIMIT)
+	if (timed_out)
 		return set_detail(ATA_ERR_TIMEOUT, "READ DMA did not finish", s);
 	if (s == 0xFF && !(bs & BM_ST_ERROR))
 		return set_detail(ATA_ERR_NO_DRIVE, "READ DMA: the drive stopped answering", s);
@@ -339,7 +362,8 @@ int ata_init(void)
 	if (inb(ATA_REG_STATUS) == 0)
 		return set_detail(ATA_ERR_NO_DRIVE, "IDENTIFY: no drive on primary master", 0);
 	/* Poll BSY first; a non-ATA device shows its signature in LBA mid/hi. */
-	for (uint32_t i = 0; i < ATA_POLL_LIMIT; i++) {
+	uint64_t end = wait_end();
+	for (uint32_t i = 0; !wait_over(i, end); i++) {
 		s = inb(ATA_REG_ALTSTATUS);
 		if (!(s & ATA_SR_BSY))
 			break;
