@@ -465,3 +465,29 @@ func TestBootReadFileSlowDisk(t *testing.T) {
 		}
 	}
 }
+
+// TestBootReadFileDMATimeoutStops: a disk so slow (16 KiB/s) that one
+// 128 KiB READ DMA overruns the 5 s timeout leaves the drive inside that
+// command. The kernel must not fall back to PIO then (a PIO read would be
+// handed the stuck command's data as its own: garbage taken for a FAT or a
+// file): it says so, every later read fails naming why, and the module's
+// read_file gets NULL with the reason, so the run fails cleanly.
+func TestBootReadFileDMATimeoutStops(t *testing.T) {
+	data := blob(200*1024+5, 9)
+	img := readFileImage(t, "stuck", data, 0)
+	res, lines := qemutest.Boot(t, qemu.Options{Image: img, DriveOptions: "throttling.bps-read=16384", Timeout: 3 * time.Minute})
+	log := strings.Join(lines, "\n")
+	if res.Outcome == qemu.Passed {
+		t.Fatalf("a read that timed out passed:\n%s", log)
+	}
+	for _, want := range []string{"READ DMA did not finish", "no more disk reads this boot", "file /data/blob.bin: unreadable:"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("the log lacks %q:\n%s", want, log)
+		}
+	}
+	for _, bad := range []string{"reading by PIO from now on", "invalid cluster"} {
+		if strings.Contains(log, bad) {
+			t.Errorf("the log has %q: a read after the timeout went on:\n%s", bad, log)
+		}
+	}
+}

@@ -98,6 +98,7 @@ static struct {
 	char detail[96];
 	uint16_t bm;          /* bus-master register base, 0 = PIO only */
 	int force_pio;        /* ata_force_pio: tests compare both paths */
+	int stuck;            /* a READ DMA timed out: the drive may still be in it */
 	char mode[96];        /* how data moves, for the boot log        */
 } ata;
 
@@ -407,8 +408,9 @@ int ata_read(uint32_t lba, uint32_t count, void *buf)
 {
 	uint16_t *dst = buf;
 	if (!ata.ready) {
-		ksnprintf(ata.detail, sizeof(ata.detail), "ata_read before a successful ata_init");
-		return ATA_ERR_NOT_READY;
+		ksnprintf(ata.detail, sizeof(ata.detail), ata.stuck ? "the drive is still in a READ DMA that timed out: no reads this boot"
+								     : "ata_read before a successful ata_init");
+		return ata.stuck ? ATA_ERR_TIMEOUT : ATA_ERR_NOT_READY;
 	}
 	if (count == 0)
 		return ATA_OK;
@@ -425,8 +427,20 @@ int ata_read(uint32_t lba, uint32_t count, void *buf)
 			rc = dma_read(lba, n, phys ? phys : dma_phys(bounce, sizeof(bounce)));
 			if (rc == ATA_OK && !phys)
 				copy_qwords(dst, bounce, n * ATA_SECTOR_SIZE / 8);
+			if (rc == ATA_ERR_TIMEOUT) {
+				/* The drive may still be inside that READ DMA (QEMU keeps
+				 * DRQ set until the request drains): a PIO read now would
+				 * be handed that command's data as its own. No fallback:
+				 * this read and every later one fail, naming why. */
+				kprintf("ata: %s (%s): the drive is still in that command; no more disk reads this boot\n",
+					ata_last_detail(), ata_strerror(rc));
+				ata.ready = 0;
+				ata.stuck = 1;
+				return rc;
+			}
 			if (rc != ATA_OK) {
-				/* Say so once and go on without DMA: PIO reads the same sectors. */
+				/* The command ended with an error status: say so once and
+				 * go on without DMA; PIO reads the same sectors. */
 				kprintf("ata: %s (%s); reading by PIO from now on\n", ata_last_detail(), ata_strerror(rc));
 				ata.bm = 0;
 				ksnprintf(ata.mode, sizeof(ata.mode), "PIO (rep insw): bus-master DMA failed");
