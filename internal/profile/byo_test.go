@@ -2,13 +2,10 @@ package profile
 
 import (
 	"io"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/build"
-	"github.com/fluid-os/fluid/internal/toolchain"
+	"github.com/fluid-os/fluid/internal/build/buildtest"
 )
 
 // TestProfileRefusesUsersModel: profiles/ records the generated test
@@ -19,17 +16,7 @@ import (
 // one of another workload, or, timing out under the boot's default
 // timeout, drop it from profiles/).
 func TestProfileRefusesUsersModel(t *testing.T) {
-	root := t.TempDir()
-	b, err := build.New(build.Options{Root: root, Toolchain: &toolchain.Toolchain{}, Log: io.Discard,
-		Llama: &build.LlamaFiles{Model: "/models/tinyllama.gguf"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = (&Pipeline{B: b, Log: io.Discard}).Profile(t.Context())
-	if err == nil || !strings.Contains(err.Error(), build.EnvLlamaModel) || !strings.Contains(err.Error(), "/models/tinyllama.gguf") {
-		t.Errorf("profile with a user's model: %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(root, "build")); err == nil {
-		t.Errorf("it built something before refusing")
-	}
+	buildtest.WantRefusesUsersModel(t, "profile", func(b *build.Builder) error {
+		return (&Pipeline{B: b, Log: io.Discard}).Profile(t.Context())
+	})
 }

@@ -5,10 +5,15 @@
 package buildtest
 
 import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/fluid-os/fluid/internal/build"
 	"github.com/fluid-os/fluid/internal/testutil"
+	"github.com/fluid-os/fluid/internal/toolchain"
 )
 
 // Builder returns a Builder for the repository the test runs in. Steps are
@@ -71,4 +76,23 @@ func Kernel(t testing.TB, b *build.Builder, v build.KernelVariant) string {
 func Image(t testing.TB, b *build.Builder, s build.ImageSpec) string {
 	t.Helper()
 	return Locked(t, b, "image "+s.Name, func() (string, error) { return b.Image(t.Context(), s) })
+}
+
+// WantRefusesUsersModel calls run with a Builder whose llama model is a
+// user's file (FLUID_LLAMA_MODEL) over an empty root, and fails t unless
+// run refuses it naming the knob and the file before building anything:
+// the targets whose output must come from the generated test model.
+func WantRefusesUsersModel(t *testing.T, what string, run func(*build.Builder) error) {
+	t.Helper()
+	root := t.TempDir()
+	const model = "/models/tinyllama.gguf"
+	b := New(t, build.Options{Root: root, Toolchain: &toolchain.Toolchain{}, Log: io.Discard,
+		Llama: &build.LlamaFiles{Model: model}})
+	err := run(b)
+	if err == nil || !strings.Contains(err.Error(), build.EnvLlamaModel) || !strings.Contains(err.Error(), model) {
+		t.Errorf("%s with a user's model: %v", what, err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "build")); err == nil {
+		t.Errorf("%s built something before refusing", what)
+	}
 }
