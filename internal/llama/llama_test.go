@@ -12,11 +12,7 @@ import (
 
 func load(t *testing.T, c testmodel.Config) *Model {
 	t.Helper()
-	b, err := testmodel.Build(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := b.Bytes()
+	data, err := testmodel.Bytes(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,6 +115,17 @@ func TestGolden(t *testing.T) {
 	}
 }
 
+// maxLogitDiff is the largest |a - b| over two runs' logits, step by step.
+func maxLogitDiff(a, b [][]float32) float64 {
+	var worst float64
+	for i := range a {
+		for j := range a[i] {
+			worst = max(worst, math.Abs(float64(a[i][j]-b[i][j])))
+		}
+	}
+	return worst
+}
+
 func TestQ8AgreesWithF32(t *testing.T) {
 	f32, q8 := load(t, testmodel.Small(gguf.F32)), load(t, testmodel.Small(gguf.Q8_0))
 	ids, _ := f32.Tok.Encode(goldenPrompt, true)
@@ -130,12 +137,7 @@ func TestQ8AgreesWithF32(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var worst float64
-	for i := range a.Logits {
-		for j := range a.Logits[i] {
-			worst = max(worst, math.Abs(float64(a.Logits[i][j]-b.Logits[i][j])))
-		}
-	}
+	worst := maxLogitDiff(a.Logits, b.Logits)
 	t.Logf("max |logit Q8_0 - logit F32| = %.5f (tolerance %g)", worst, Q8LogitTolerance)
 	if worst > Q8LogitTolerance {
 		t.Errorf("Q8_0 logits differ from F32 by %g, more than %g", worst, Q8LogitTolerance)
@@ -150,8 +152,7 @@ func TestQ8AgreesWithF32(t *testing.T) {
 // reads as a space) decodes back to itself; invalid UTF-8 goes through the
 // byte tokens.
 func FuzzTokenizerRoundTrip(f *testing.F) {
-	b, _ := testmodel.Build(testmodel.Small(gguf.F32))
-	data, _ := b.Bytes()
+	data, _ := testmodel.Bytes(testmodel.Small(gguf.F32))
 	file, err := gguf.Parse(data)
 	if err != nil {
 		f.Fatal(err)
@@ -190,12 +191,7 @@ func TestF16Model(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var worst float64
-	for i := range a.Logits {
-		for j := range a.Logits[i] {
-			worst = max(worst, math.Abs(float64(a.Logits[i][j]-b.Logits[i][j])))
-		}
-	}
+	worst := maxLogitDiff(a.Logits, b.Logits)
 	t.Logf("max |logit F16 - logit F32| = %.5f", worst)
 	if worst == 0 || worst > Q8LogitTolerance/4 {
 		t.Errorf("F16 logits differ from F32 by %g: want in (0, %g]", worst, Q8LogitTolerance/4)
@@ -236,8 +232,7 @@ func TestTinyLlamaMetadata(t *testing.T) {
 }
 
 func TestLoadRefusesMissingTensor(t *testing.T) {
-	b, _ := testmodel.Build(testmodel.Small(gguf.F32))
-	data, _ := b.Bytes()
+	data, _ := testmodel.Bytes(testmodel.Small(gguf.F32))
 	// rename one tensor so it is missing under its own name
 	i := strings.Index(string(data), "blk.3.ffn_up.weight")
 	data[i+4] = '9'

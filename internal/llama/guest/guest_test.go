@@ -155,11 +155,7 @@ func TestGuest(t *testing.T) {
 		c := testmodel.Small(gguf.Q8_0)
 		c.Layers = testmodel.TinyLlamaShapes.Layers
 		c.TinyLlamaKeys = true
-		b, err := testmodel.Build(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		model, err := b.Bytes()
+		model, err := testmodel.Bytes(c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -171,11 +167,7 @@ func TestGuest(t *testing.T) {
 	t.Run("model/head size 6", func(t *testing.T) {
 		c := testmodel.Small(gguf.Q8_0)
 		c.Dim, c.Heads, c.KVHeads = 96, 16, 4
-		b, err := testmodel.Build(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		model, err := b.Bytes()
+		model, err := testmodel.Bytes(c)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -215,11 +215,11 @@ func ForModel(model []byte, prompt string, generate, generateLight int) (Run, er
 
 // Model returns the bytes of the test model testmodel.Small(typ).
 func Model(typ gguf.TensorType) ([]byte, error) {
-	b, err := testmodel.Build(testmodel.Small(typ))
+	b, err := testmodel.Bytes(testmodel.Small(typ))
 	if err != nil {
 		return nil, fmt.Errorf("llama test model %s: %w", typ, err)
 	}
-	return b.Bytes()
+	return b, nil
 }
 
 // Default returns the default image's /llama files: testmodel.Small(Q8_0)

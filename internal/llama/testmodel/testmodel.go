@@ -202,6 +202,15 @@ func Build(c Config) (*gguf.Builder, error) {
 	return &b, nil
 }
 
+// Bytes is the GGUF file of config c.
+func Bytes(c Config) ([]byte, error) {
+	b, err := Build(c)
+	if err != nil {
+		return nil, err
+	}
+	return b.Bytes()
+}
+
 // Write writes the model of config c to path.
 func Write(path string, c Config) error {
 	b, err := Build(c)

@@ -30,11 +30,7 @@ func TestVocabularyLayout(t *testing.T) {
 
 func TestDeterministic(t *testing.T) {
 	enc := func(c Config) []byte {
-		b, err := Build(c)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := b.Bytes()
+		data, err := Bytes(c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,11 +54,7 @@ func TestTinyLlamaKeySet(t *testing.T) {
 	c := Small(gguf.Q8_0)
 	c.Layers = TinyLlamaShapes.Layers
 	c.TinyLlamaKeys = true
-	b, err := Build(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := b.Bytes()
+	data, err := Bytes(c)
 	if err != nil {
 		t.Fatal(err)
 	}
