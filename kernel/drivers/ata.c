@@ -237,6 +237,20 @@ static uint32_t dma_phys(const void *buf, uint32_t len)
 	return (uint32_t)a;
 }
 
+/* Select the master drive and issue cmd for n sectors (1..256; 256 goes
+ * out as 0) from LBA28 address lba. The caller has waited for the drive
+ * to be idle. */
+static void issue_lba28(uint32_t lba, uint32_t n, uint8_t cmd)
+{
+	outb(ATA_REG_DRIVE, (uint8_t)(ATA_DRIVE_LBA_MASTER | ((lba >> 24) & 0x0F)));
+	delay400ns();
+	outb(ATA_REG_SECCOUNT, (uint8_t)(n == ATA_MAX_PER_CMD ? 0 : n));
+	outb(ATA_REG_LBA_LO, (uint8_t)lba);
+	outb(ATA_REG_LBA_MID, (uint8_t)(lba >> 8));
+	outb(ATA_REG_LBA_HI, (uint8_t)(lba >> 16));
+	outb(ATA_REG_COMMAND, cmd);
+}
+
 /*
  * One READ DMA of n (1..256) sectors at lba into the physical region
  * [phys, phys + n * 512). Invariants: the PRD table covers exactly
@@ -269,13 +283,7 @@ static int dma_read(uint32_t lba, uint32_t n, uint32_t phys)
 	 * (outb/outl carry no memory clobber). */
 	__asm__ volatile("" ::: "memory");
 	outl(ata.bm + BM_PRDT, dma_phys(prdt, sizeof(prdt)));
-	outb(ATA_REG_DRIVE, (uint8_t)(ATA_DRIVE_LBA_MASTER | ((lba >> 24) & 0x0F)));
-	delay400ns();
-	outb(ATA_REG_SECCOUNT, (uint8_t)(n == ATA_MAX_PER_CMD ? 0 : n));
-	outb(ATA_REG_LBA_LO, (uint8_t)lba);
-	outb(ATA_REG_LBA_MID, (uint8_t)(lba >> 8));
-	outb(ATA_REG_LBA_HI, (uint8_t)(lba >> 16));
-	outb(ATA_REG_COMMAND, ATA_CMD_READ_DMA);
+	issue_lba28(lba, n, ATA_CMD_READ_DMA);
 	outb(ata.bm + BM_COMMAND, BM_CMD_TO_MEMORY | BM_CMD_START);
 	uint8_t bs = 0, s = 0;
 	uint32_t i = 0;
@@ -322,13 +330,7 @@ static int pio_read(uint32_t lba, uint32_t n, uint16_t *dst)
 	int rc = wait_idle("before READ SECTORS");
 	if (rc)
 		return rc;
-	outb(ATA_REG_DRIVE, (uint8_t)(ATA_DRIVE_LBA_MASTER | ((lba >> 24) & 0x0F)));
-	delay400ns();
-	outb(ATA_REG_SECCOUNT, (uint8_t)(n == ATA_MAX_PER_CMD ? 0 : n));
-	outb(ATA_REG_LBA_LO, (uint8_t)lba);
-	outb(ATA_REG_LBA_MID, (uint8_t)(lba >> 8));
-	outb(ATA_REG_LBA_HI, (uint8_t)(lba >> 16));
-	outb(ATA_REG_COMMAND, ATA_CMD_READ_PIO);
+	issue_lba28(lba, n, ATA_CMD_READ_PIO);
 	for (uint32_t s = 0; s < n; s++) {
 		delay400ns();
 		rc = wait_ready(1, "READ SECTORS");
