@@ -58,11 +58,7 @@ type reference struct {
 
 func referenceRun(t *testing.T, model []byte, prompt string, n int) reference {
 	t.Helper()
-	f, err := gguf.Parse(model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := llama.Load(f)
+	m, err := llama.LoadBytes(model)
 	if err != nil {
 		t.Fatal(err)
 	}

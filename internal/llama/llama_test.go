@@ -16,11 +16,7 @@ func load(t *testing.T, c testmodel.Config) *Model {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := gguf.Parse(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := Load(f)
+	m, err := LoadBytes(data)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -102,6 +102,15 @@ func ReadConfig(f *gguf.File) (Config, error) {
 	return c, nil
 }
 
+// LoadBytes parses a GGUF file's bytes and loads the model from it.
+func LoadBytes(data []byte) (*Model, error) {
+	f, err := gguf.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	return Load(f)
+}
+
 // Load reads the model and tokenizer from a parsed GGUF file.
 func Load(f *gguf.File) (*Model, error) {
 	c, err := ReadConfig(f)

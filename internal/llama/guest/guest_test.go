@@ -99,11 +99,7 @@ func runText(t *testing.T, r llamarun.Run) []byte {
 
 func load(t *testing.T, model []byte) *llama.Model {
 	t.Helper()
-	f, err := gguf.Parse(model)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := llama.Load(f)
+	m, err := llama.LoadBytes(model)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -194,11 +194,7 @@ func ids(s string) ([]int, error) {
 // the module then also reports).
 func ForModel(model []byte, prompt string, generate, generateLight int) (Run, error) {
 	r := Run{Prompt: prompt, Generate: generate, GenerateLight: generateLight}
-	f, err := gguf.Parse(model)
-	if err != nil {
-		return r, fmt.Errorf("llama run: parse the model: %w", err)
-	}
-	m, err := llama.Load(f)
+	m, err := llama.LoadBytes(model)
 	if err != nil {
 		return r, fmt.Errorf("llama run: load the model: %w", err)
 	}
